@@ -1,0 +1,5 @@
+"""Promo: campaign redemption service."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

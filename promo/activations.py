@@ -1,0 +1,137 @@
+"""Purchase evidence: activation records, imported from CSV and looked up by product key."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO
+
+from promo.catalog import Sku, normalize_sku
+from promo.countries import normalize_country
+from promo.db import select_in
+from promo.csvfile import ErrorList, open_text, rows
+from promo.errors import FieldError, InputError
+from promo.identifiers import normalize_email, normalize_product_key
+from promo.timeutil import Moment, db_time, moment_from_db, moment_not_before, moment_text, moment_to_db, parse_moment
+
+COLUMNS = ("product_key", "sku", "country", "purchased_at", "activated_at")
+OPTIONAL = ("account_email",)
+
+
+@dataclass(frozen=True)
+class Activation:
+    product_key: str
+    sku: str
+    country: str
+    purchased_at: Moment
+    activated_at: Moment
+    account_email: str | None
+
+
+def parse_activation(row: Mapping[str, str], catalog: Mapping[str, Sku]) -> Activation:
+    """Validate one record; raises InputError listing every bad field."""
+    errors: list[FieldError] = []
+    values: dict[str, object] = {}
+    checks = {
+        "product_key": lambda v: normalize_product_key(v, "product_key"),
+        "sku": lambda v: normalize_sku(v, dict(catalog), "sku").sku,
+        "country": lambda v: normalize_country(v, "country"),
+        "purchased_at": lambda v: parse_moment(v, "purchased_at"),
+        "activated_at": lambda v: parse_moment(v, "activated_at"),
+        "account_email": lambda v: normalize_email(v, "account_email") if v else None,
+    }
+    for name, check in checks.items():
+        try:
+            values[name] = check(row.get(name, ""))
+        except InputError as exc:
+            errors.extend(exc.errors)
+    if not errors and not moment_not_before(values["activated_at"], values["purchased_at"], UTC):  # type: ignore[arg-type]
+        errors.append(
+            FieldError(
+                "activated_at",
+                f"activation ({moment_text(values['activated_at'])}) is before purchase ({moment_text(values['purchased_at'])})",  # type: ignore[arg-type]
+            )
+        )
+    if errors:
+        raise InputError(errors)
+    return Activation(**values)  # type: ignore[arg-type]
+
+
+def import_activations(
+    conn: sqlite3.Connection, *, source: IO[bytes] | str, catalog: Mapping[str, Sku], now: datetime
+) -> int:
+    """All or nothing: any bad or duplicate row rolls the file back, reported by line."""
+    errors = ErrorList()
+    line_of: dict[str, int] = {}
+    imported_at = db_time(now)
+    batch = secrets.token_hex(8)  # tells this file's rows from earlier ones
+
+    def valid(stream: IO[str]) -> Iterator[dict[str, object]]:
+        for line, row in rows(stream, COLUMNS, OPTIONAL):
+            if "__error__" in row:
+                errors.add(FieldError("row", row["__error__"], line=line))
+                continue
+            try:
+                record = parse_activation(row, catalog)
+            except InputError as exc:
+                errors.extend(exc.errors, line)
+                continue
+            if record.product_key in line_of:
+                errors.add(FieldError("product_key", f"duplicate of line {line_of[record.product_key]}", line=line))
+                continue
+            line_of[record.product_key] = line
+            yield {
+                "product_key": record.product_key,
+                "sku": record.sku,
+                "country": record.country,
+                "purchased_at": moment_to_db(record.purchased_at),
+                "activated_at": moment_to_db(record.activated_at),
+                "account_email": record.account_email,
+                "imported_at": imported_at,
+                "batch": batch,
+            }
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        before = conn.execute("SELECT COUNT(*) FROM activations").fetchone()[0]
+        with open_text(source) as stream:
+            conn.executemany(
+                "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email, imported_at, import_batch)"
+                " VALUES (:product_key, :sku, :country, :purchased_at, :activated_at, :account_email, :imported_at, :batch)"
+                " ON CONFLICT (product_key) DO NOTHING",
+                valid(stream),
+            )
+        imported = conn.execute("SELECT COUNT(*) FROM activations").fetchone()[0] - before
+        if imported < len(line_of):
+            sql = "SELECT product_key FROM activations WHERE import_batch <> :batch AND product_key IN ({values})"
+            for row in select_in(conn, sql, list(line_of), {"batch": batch}):
+                errors.add(FieldError("product_key", "already has an activation record", line=line_of[row[0]]))
+        if not line_of and not errors.total:
+            errors.add(FieldError("file", "holds no activation records"))
+        errors.raise_if_any()
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return imported
+
+
+def get_activation(conn: sqlite3.Connection, product_key: str) -> Activation | None:
+    row = conn.execute(
+        "SELECT product_key, sku, country, purchased_at, activated_at, account_email FROM activations"
+        " WHERE product_key = :key",
+        {"key": product_key},
+    ).fetchone()
+    if row is None:
+        return None
+    return Activation(
+        product_key=row["product_key"],
+        sku=row["sku"],
+        country=row["country"],
+        purchased_at=moment_from_db(row["purchased_at"]),
+        activated_at=moment_from_db(row["activated_at"]),
+        account_email=row["account_email"],
+    )

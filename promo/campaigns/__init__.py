@@ -1,0 +1,74 @@
+"""Campaign kinds and campaign files.
+
+A kind is a class with `kind`, `from_dict(data, catalog)`, `to_dict()` and
+`evaluate(claim, now)`. Adding a kind (nonprofit donations, R-N*/R-V*) means adding a
+module and one line in KINDS; the purchase offer is not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from datetime import date
+from importlib import resources
+from typing import Any, Protocol
+
+import tomli_w
+
+from promo.campaigns import purchase_offer
+from promo.catalog import Sku
+from promo.errors import FieldError, InputError
+
+
+class Campaign(Protocol):
+    slug: str
+    kind: str
+    name: str
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+KINDS: dict[str, Any] = {
+    purchase_offer.KIND: purchase_offer.PurchaseOffer,
+}
+
+SHIPPED = ("office365-xbox-gold-2013",)
+
+
+def campaign_from_dict(data: Mapping[str, Any], catalog: Mapping[str, Sku]) -> Any:
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise InputError(FieldError("kind", f"unknown campaign kind {kind!r}; known: {', '.join(sorted(KINDS))}"))
+    return KINDS[kind].from_dict(data, catalog)
+
+
+def parse_campaign_file(text: str, catalog: Mapping[str, Sku]) -> Any:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(FieldError("file", f"not valid TOML: {exc}")) from None
+    return campaign_from_dict(data, catalog)
+
+
+def render_campaign_file(campaign: Campaign) -> str:
+    """The canonical campaign file: export writes this, and import of it gives it back."""
+    return tomli_w.dumps(campaign.to_dict(), multiline_strings=False, indent=4)
+
+
+def campaign_to_json(campaign: Campaign) -> str:
+    return json.dumps(campaign.to_dict(), default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def campaign_from_json(text: str, catalog: Mapping[str, Sku]) -> Any:
+    return campaign_from_dict(json.loads(text), catalog)
+
+
+def shipped_campaign_text(slug: str) -> str:
+    return resources.files("promo.campaigns").joinpath(f"{slug}.toml").read_text(encoding="utf-8")
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in a campaign definition")

@@ -1,0 +1,400 @@
+"""Campaign kind "purchase offer": buy and activate a qualifying product within a window
+in an eligible country, then redeem within the redemption window for one reward code
+per account. The Office 365 -> Xbox Live Gold offer (R-X1 … R-X9) is one of these."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from promo.campaigns.rules import Decision, Failure, matches_any
+from promo.catalog import ATTRIBUTES, CHANNELS, TERMS, Sku
+from promo.countries import country_name, normalize_country
+from promo.errors import FieldError, InputError
+from promo.timeutil import DayWindow, Moment, moment_not_before, moment_text, zone
+
+KIND = "purchase_offer"
+DEFAULT_CODE_PATTERN = r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a redemption asks for, resolved against the purchase evidence."""
+
+    account: str
+    product_key: str
+    sku: Sku
+    country: str  # where the product was bought and activated (from the evidence)
+    purchased_at: Moment
+    activated_at: Moment
+    declared_country: str | None = None  # what the consumer typed, if asked
+    terms_accepted: bool | None = None  # None: not asked (dry run)
+
+    def __post_init__(self) -> None:
+        # A claim whose activation precedes its purchase is bad input, not a refusal.
+        if not moment_not_before(self.activated_at, self.purchased_at, ZoneInfo("UTC")):
+            raise InputError.one(
+                "activated_at",
+                f"activation ({moment_text(self.activated_at)}) is before purchase ({moment_text(self.purchased_at)})",
+            )
+
+
+@dataclass(frozen=True)
+class ProductRules:
+    qualifying_skus: tuple[str, ...]
+    qualifying: tuple[Mapping[str, tuple[str, ...]], ...]
+    excluded_skus: tuple[str, ...]
+    excluded: tuple[Mapping[str, tuple[str, ...]], ...]
+    availability: Mapping[str, frozenset[str]]  # SKU -> the only countries it qualifies in
+
+    def is_excluded(self, sku: Sku) -> bool:
+        return sku.sku in self.excluded_skus or matches_any(_attrs(sku), self.excluded)
+
+    def is_qualifying(self, sku: Sku) -> bool:
+        return sku.sku in self.qualifying_skus or matches_any(_attrs(sku), self.qualifying)
+
+    def available_in(self, sku: Sku, country: str) -> bool:
+        allowed = self.availability.get(sku.sku)
+        return sku.sold_in(country) and (allowed is None or country in allowed)
+
+
+@dataclass(frozen=True)
+class Reward:
+    name: str
+    terms_url: str
+    code_expires_on: date  # R-X9: the code must be activated by this day
+    code_pattern: str
+
+
+@dataclass(frozen=True)
+class PurchaseOffer:
+    slug: str
+    name: str
+    timezone: str
+    eligibility: DayWindow  # R-X1: purchase *and* activation
+    redemption: DayWindow  # R-X1 / R-X7
+    countries: tuple[str, ...]  # R-X2
+    products: ProductRules  # R-X3 / R-X4
+    limit_per_account: int  # R-X6
+    reward: Reward  # R-X9
+    kind: str = KIND
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.eligibility.tz
+
+    @property
+    def code_expires_at(self) -> datetime:
+        """The last instant a code may be activated (end of code_expires_on, campaign zone)."""
+        day_after = datetime.combine(self.reward.code_expires_on + timedelta(days=1), time(0), tzinfo=self.tz)
+        return day_after.astimezone(UTC) - timedelta(microseconds=1)
+
+    def evaluate(self, claim: Claim, now: datetime) -> Decision:
+        """Every rule of the offer that this claim fails, at instant `now` (aware)."""
+        if now.tzinfo is None:
+            raise ValueError("now must be an aware datetime")
+        failures = self._product(claim) + self._country(claim) + self._eligibility_window(claim)
+        return Decision(tuple(failures + self.request_failures(now, claim.terms_accepted)))
+
+    def request_failures(self, now: datetime, terms_accepted: bool | None) -> list[Failure]:
+        """The rules about the request itself, which hold even without purchase evidence."""
+        return self._redemption_window(now) + self._terms(terms_accepted)
+
+    def _product(self, claim: Claim) -> list[Failure]:
+        sku, rules = claim.sku, self.products
+        if rules.is_excluded(sku):
+            return [Failure("R-X4", "product_excluded", f"{sku.name} ({sku.sku}) is excluded from this offer", {"sku": sku.sku})]
+        if not rules.is_qualifying(sku):
+            return [Failure("R-X3", "product_not_qualifying", f"{sku.name} ({sku.sku}) is not a qualifying product", {"sku": sku.sku})]
+        if not rules.available_in(sku, claim.country):
+            return [
+                Failure(
+                    "R-X3",
+                    "product_not_available_in_country",
+                    f"{sku.sku} is not part of this offer in {country_name(claim.country)} ({claim.country})",
+                    {"sku": sku.sku, "country": claim.country},
+                )
+            ]
+        return []
+
+    def _country(self, claim: Claim) -> list[Failure]:
+        failures = []
+        if claim.country not in self.countries:
+            failures.append(
+                Failure(
+                    "R-X2",
+                    "country_not_eligible",
+                    f"the product was bought and activated in {country_name(claim.country)} ({claim.country}), "
+                    f"which is not one of the offer's {len(self.countries)} countries",
+                    {"country": claim.country},
+                )
+            )
+        if claim.declared_country and claim.declared_country != claim.country:
+            failures.append(
+                Failure(
+                    "R-X17",
+                    "declared_country_mismatch",
+                    f"the country of purchase given ({claim.declared_country}) does not match the "
+                    f"activation record for this product key ({claim.country})",
+                    {"declared": claim.declared_country, "recorded": claim.country},
+                )
+            )
+        return failures
+
+    def _eligibility_window(self, claim: Claim) -> list[Failure]:
+        window, failures = self.eligibility, []
+        for what, moment in (("purchase", claim.purchased_at), ("activation", claim.activated_at)):
+            if not window.contains(moment):
+                failures.append(
+                    Failure(
+                        "R-X1",
+                        f"{what}_outside_window",
+                        f"the {what} ({moment_text(moment)}) is outside the eligibility window, "
+                        f"{window.first_day} to {window.last_day} inclusive ({self.timezone})",
+                        {"moment": moment_text(moment)},
+                    )
+                )
+        return failures
+
+    def _redemption_window(self, now: datetime) -> list[Failure]:
+        window = self.redemption
+        if window.is_before(now):
+            return [Failure("R-X1", "redemption_not_open", f"redemption opens on {window.first_day} ({self.timezone})")]
+        if not window.contains(now):
+            return [Failure("R-X7", "redemption_closed", f"the redemption window closed at the end of {window.last_day} ({self.timezone})")]
+        return []
+
+    def _terms(self, terms_accepted: bool | None) -> list[Failure]:
+        if terms_accepted is False:
+            return [Failure("R-X8", "terms_not_accepted", "the reward's terms of use must be accepted before redeeming")]
+        return []
+
+    # ---- the campaign file ---------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], catalog: Mapping[str, Sku]) -> PurchaseOffer:
+        return _Parser(data, catalog).parse()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The campaign file's content, in its canonical order (export writes this)."""
+        products: dict[str, Any] = {
+            "qualifying_skus": list(self.products.qualifying_skus),
+            "excluded_skus": list(self.products.excluded_skus),
+        }
+        if self.products.qualifying:
+            products["qualifying"] = [{k: list(v) for k, v in m.items()} for m in self.products.qualifying]
+        if self.products.excluded:
+            products["excluded"] = [{k: list(v) for k, v in m.items()} for m in self.products.excluded]
+        data: dict[str, Any] = {
+            "slug": self.slug,
+            "kind": self.kind,
+            "name": self.name,
+            "timezone": self.timezone,
+            "limit_per_account": self.limit_per_account,
+            "countries": list(self.countries),
+            "eligibility_window": {"first_day": self.eligibility.first_day, "last_day": self.eligibility.last_day},
+            "redemption_window": {"first_day": self.redemption.first_day, "last_day": self.redemption.last_day},
+            "products": products,
+        }
+        if self.products.availability:
+            data["availability"] = {sku: sorted(c) for sku, c in sorted(self.products.availability.items())}
+        data["reward"] = {
+            "name": self.reward.name,
+            "terms_url": self.reward.terms_url,
+            "code_expires_on": self.reward.code_expires_on,
+            "code_pattern": self.reward.code_pattern,
+        }
+        return data
+
+
+def _attrs(sku: Sku) -> dict[str, str]:
+    return {name: sku.attribute(name) for name in ATTRIBUTES}
+
+
+class _Parser:
+    """Validates a campaign file, collecting every field error before giving up."""
+
+    def __init__(self, data: Mapping[str, Any], catalog: Mapping[str, Sku]):
+        self.data, self.catalog = data, catalog
+        self.errors: list[FieldError] = []
+
+    def fail(self, field: str, message: str) -> None:
+        self.errors.append(FieldError(field, message))
+
+    def text(self, field: str, source: Mapping[str, Any] | None = None, key: str | None = None) -> str:
+        value = (self.data if source is None else source).get(key or field)
+        if not isinstance(value, str) or not value.strip():
+            self.fail(field, "is required")
+            return ""
+        return value.strip()
+
+    def day(self, field: str, section: Mapping[str, Any], key: str) -> date | None:
+        value = section.get(key)
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        self.fail(field, "must be a date such as 2013-07-18 (an inclusive day in the campaign's time zone)")
+        return None
+
+    def table(self, field: str) -> Mapping[str, Any]:
+        value = self.data.get(field)
+        if not isinstance(value, Mapping):
+            self.fail(field, "is required (a table)")
+            return {}
+        return value
+
+    def window(self, field: str, tz: ZoneInfo | None) -> DayWindow | None:
+        section = self.table(field)
+        first = self.day(f"{field}.first_day", section, "first_day")
+        last = self.day(f"{field}.last_day", section, "last_day")
+        if first and last and last < first:
+            self.fail(f"{field}.last_day", f"the window ends ({last}) before it starts ({first})")
+            return None
+        return DayWindow(first, last, tz) if first and last and tz else None
+
+    def sku_list(self, field: str, section: Mapping[str, Any], key: str) -> tuple[str, ...]:
+        values = section.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            self.fail(field, "must be a list of SKU ids")
+            return ()
+        unknown = [v for v in values if v.upper() not in self.catalog]
+        if unknown:
+            self.fail(field, f"unknown SKU {', '.join(unknown)}: not in the product catalog")
+        return tuple(v.upper() for v in values)
+
+    def matchers(self, field: str, section: Mapping[str, Any], key: str) -> tuple[Mapping[str, tuple[str, ...]], ...]:
+        known = {"channel": CHANNELS, "term": TERMS}
+        out = []
+        for i, matcher in enumerate(section.get(key, [])):
+            where = f"{field}[{i}]"
+            if not isinstance(matcher, Mapping) or not matcher:
+                self.fail(where, "must be a table of attributes, e.g. { channel = [\"trial\"] }")
+                continue
+            parsed = {}
+            for name, values in matcher.items():
+                if name not in ATTRIBUTES:
+                    self.fail(f"{where}.{name}", f"unknown attribute; use {', '.join(ATTRIBUTES)}")
+                    continue
+                values = [values] if isinstance(values, str) else values
+                if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+                    self.fail(f"{where}.{name}", "must be a non-empty list of values")
+                    continue
+                bad = [v for v in values if name in known and v not in known[name]]
+                if bad:
+                    self.fail(f"{where}.{name}", f"unknown {name} {', '.join(bad)}; use {', '.join(known[name])}")
+                parsed[name] = tuple(values)
+            out.append(parsed)
+        return tuple(out)
+
+    def parse(self) -> PurchaseOffer:
+        d = self.data
+        if d.get("kind", KIND) != KIND:
+            self.fail("kind", f"must be {KIND!r} for this campaign kind")
+        slug = self.text("slug")
+        if slug and not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug):
+            self.fail("slug", "must be lower-case letters, digits and single dashes")
+        name = self.text("name")
+        tz_name = self.text("timezone")
+        tz = None
+        if tz_name:
+            try:
+                tz = zone(tz_name)
+            except InputError as exc:
+                self.errors.extend(exc.errors)
+        eligibility = self.window("eligibility_window", tz)
+        redemption = self.window("redemption_window", tz)
+        if eligibility and redemption and redemption.last_day < eligibility.first_day:
+            self.fail("redemption_window.last_day", "the redemption window closes before the eligibility window opens")
+
+        countries: list[str] = []
+        raw_countries = d.get("countries")
+        if not isinstance(raw_countries, list) or not raw_countries:
+            self.fail("countries", "must list at least one ISO country code (R-X2)")
+        else:
+            for value in raw_countries:
+                try:
+                    countries.append(normalize_country(str(value), "countries"))
+                except InputError as exc:
+                    self.errors.extend(exc.errors)
+
+        limit = d.get("limit_per_account", 1)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            self.fail("limit_per_account", "must be a whole number of at least 1 (R-X6)")
+            limit = 1
+
+        section = d.get("products") if isinstance(d.get("products"), Mapping) else {}
+        if not section:
+            self.fail("products", "is required: qualifying_skus and/or qualifying attribute rules (R-X3)")
+        products = ProductRules(
+            qualifying_skus=self.sku_list("products.qualifying_skus", section, "qualifying_skus"),
+            qualifying=self.matchers("products.qualifying", section, "qualifying"),
+            excluded_skus=self.sku_list("products.excluded_skus", section, "excluded_skus"),
+            excluded=self.matchers("products.excluded", section, "excluded"),
+            availability=self.availability(),
+        )
+        if section and not products.qualifying_skus and not products.qualifying:
+            self.fail("products", "names no qualifying product (R-X3)")
+
+        reward_section = self.table("reward")
+        pattern = reward_section.get("code_pattern", DEFAULT_CODE_PATTERN)
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError):
+            self.fail("reward.code_pattern", "is not a valid regular expression")
+        terms_url = self.text("reward.terms_url", reward_section, "terms_url")
+        if terms_url and not terms_url.startswith(("https://", "http://")):
+            self.fail("reward.terms_url", "must be an http(s) link")
+        reward = Reward(
+            name=self.text("reward.name", reward_section, "name"),
+            terms_url=terms_url,
+            code_expires_on=self.day("reward.code_expires_on", reward_section, "code_expires_on") or date.min,
+            code_pattern=pattern if isinstance(pattern, str) else DEFAULT_CODE_PATTERN,
+        )
+        if redemption and reward.code_expires_on != date.min and reward.code_expires_on < redemption.last_day:
+            self.fail("reward.code_expires_on", "codes would expire before the redemption window closes (R-X9)")
+
+        unknown = set(d) - {"slug", "kind", "name", "timezone", "limit_per_account", "countries",
+                            "eligibility_window", "redemption_window", "products", "availability", "reward"}
+        for key in sorted(unknown):
+            self.fail(key, "unknown setting for a purchase offer")
+
+        if self.errors or eligibility is None or redemption is None:
+            raise InputError(self.errors or [FieldError("campaign", "is incomplete")])
+        return PurchaseOffer(
+            slug=slug,
+            name=name,
+            timezone=tz_name,
+            eligibility=eligibility,
+            redemption=redemption,
+            countries=tuple(sorted(set(countries))),
+            products=products,
+            limit_per_account=limit,
+            reward=reward,
+        )
+
+    def availability(self) -> Mapping[str, frozenset[str]]:
+        section = self.data.get("availability", {})
+        if not isinstance(section, Mapping):
+            self.fail("availability", "must be a table of SKU = [countries]")
+            return {}
+        out = {}
+        for sku, countries in section.items():
+            field = f"availability.{sku}"
+            if sku.upper() not in self.catalog:
+                self.fail(field, f"unknown SKU {sku}: not in the product catalog")
+            if not isinstance(countries, list) or not countries:
+                self.fail(field, "must be a non-empty list of country codes")
+                continue
+            try:
+                out[sku.upper()] = frozenset(normalize_country(str(c), field) for c in countries)
+            except InputError as exc:
+                self.errors.extend(exc.errors)
+        return out

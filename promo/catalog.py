@@ -1,0 +1,126 @@
+"""The SKU catalog: products and their attributes (family, edition, channel, term, and
+where they are sold). Campaigns qualify or exclude products by SKU id or by attribute."""
+
+from __future__ import annotations
+
+import sqlite3
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from promo.countries import normalize_country
+from promo.errors import FieldError, InputError, NotFound
+
+CHANNELS = ("fpp", "posa", "esd", "subscription", "military", "trial", "nfr", "volume")
+TERMS = ("annual", "monthly", "perpetual")
+ATTRIBUTES = ("family", "edition", "channel", "term")
+
+
+@dataclass(frozen=True)
+class Sku:
+    sku: str
+    name: str
+    family: str
+    edition: str
+    channel: str
+    term: str
+    countries: frozenset[str] | None = None  # None: sold everywhere
+
+    def attribute(self, name: str) -> str:
+        return str(getattr(self, name))
+
+    def sold_in(self, country: str) -> bool:
+        return self.countries is None or country in self.countries
+
+
+def sku_from_dict(data: dict[str, Any], where: str = "sku") -> Sku:
+    errors = []
+    for key in ("sku", "name", *ATTRIBUTES):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            errors.append(FieldError(f"{where}.{key}", "is required"))
+    if errors:
+        raise InputError(errors)
+    if data["channel"] not in CHANNELS:
+        errors.append(FieldError(f"{where}.channel", f"must be one of {', '.join(CHANNELS)}"))
+    if data["term"] not in TERMS:
+        errors.append(FieldError(f"{where}.term", f"must be one of {', '.join(TERMS)}"))
+    if errors:
+        raise InputError(errors)
+    countries = data.get("countries")
+    return Sku(
+        sku=data["sku"].strip().upper(),
+        name=data["name"],
+        family=data["family"],
+        edition=data["edition"],
+        channel=data["channel"],
+        term=data["term"],
+        countries=None
+        if countries is None
+        else frozenset(normalize_country(c, f"{where}.countries") for c in countries),
+    )
+
+
+def shipped_catalog() -> list[Sku]:
+    text = resources.files("promo.data").joinpath("catalog.toml").read_text(encoding="utf-8")
+    return [sku_from_dict(entry, f"sku[{i}]") for i, entry in enumerate(tomllib.loads(text)["sku"])]
+
+
+# ---- storage ----------------------------------------------------------------------------
+
+
+def upsert_skus(conn: sqlite3.Connection, skus: list[Sku]) -> None:
+    """Insert or update (call inside a transaction)."""
+    for sku in skus:
+        params = {a: getattr(sku, a) for a in ("sku", "name", *ATTRIBUTES)}
+        conn.execute(
+            "INSERT INTO skus (sku, name, family, edition, channel, term)"
+            " VALUES (:sku, :name, :family, :edition, :channel, :term)"
+            " ON CONFLICT (sku) DO UPDATE SET name = excluded.name, family = excluded.family,"
+            " edition = excluded.edition, channel = excluded.channel, term = excluded.term",
+            params,
+        )
+        conn.execute("DELETE FROM sku_countries WHERE sku = :sku", {"sku": sku.sku})
+        for country in sorted(sku.countries or ()):
+            conn.execute(
+                "INSERT INTO sku_countries (sku, country) VALUES (:sku, :country)",
+                {"sku": sku.sku, "country": country},
+            )
+
+
+def load_catalog(conn: sqlite3.Connection) -> dict[str, Sku]:
+    countries: dict[str, set[str]] = {}
+    for row in conn.execute("SELECT sku, country FROM sku_countries"):
+        countries.setdefault(row["sku"], set()).add(row["country"])
+    return {
+        row["sku"]: Sku(
+            sku=row["sku"],
+            name=row["name"],
+            family=row["family"],
+            edition=row["edition"],
+            channel=row["channel"],
+            term=row["term"],
+            countries=frozenset(countries[row["sku"]]) if row["sku"] in countries else None,
+        )
+        for row in conn.execute("SELECT sku, name, family, edition, channel, term FROM skus ORDER BY sku")
+    }
+
+
+def normalize_sku(value: str, catalog: dict[str, Sku], field: str = "sku") -> Sku:
+    code = (value or "").strip().upper()
+    if not code:
+        raise InputError.one(field, "is required (a SKU id such as O365-HOME-ESD)")
+    if code not in catalog:
+        raise InputError.one(field, f"unknown SKU {value!r}: not in the product catalog")
+    return catalog[code]
+
+
+def get_sku(conn: sqlite3.Connection, sku: str) -> Sku:
+    """One SKU with its countries (the redemption needs only the claimed one)."""
+    row = conn.execute(
+        "SELECT sku, name, family, edition, channel, term FROM skus WHERE sku = :sku", {"sku": sku}
+    ).fetchone()
+    if row is None:
+        raise NotFound("SKU", sku)
+    countries = {r[0] for r in conn.execute("SELECT country FROM sku_countries WHERE sku = :sku", {"sku": sku})}
+    return Sku(**dict(row), countries=frozenset(countries) if countries else None)

@@ -1,0 +1,255 @@
+"""The `promo` command. Exit codes: 0 eligible / redeemed / done, 1 refused, 2 bad input.
+
+Commands run the same storage and rule functions as the web service, on a synchronous
+connection: SQLite's write lock (BEGIN IMMEDIATE) keeps them safe beside a running server.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from promo.activations import import_activations
+from promo.campaign_store import get_campaign, list_campaigns, save_campaign
+from promo.campaigns import parse_campaign_file, render_campaign_file, shipped_campaign_text
+from promo.catalog import load_catalog, shipped_catalog, upsert_skus
+from promo.codes import import_codes, stock
+from promo.config import Settings, load_settings
+from promo.db import connect, migrate, pending_migrations, transaction
+from promo.errors import ConfigError, InputError, NotFound
+from promo.evaluation import DryRun, evaluate_dry_run
+from promo.redemption import RedeemRequest, redeem_sync
+from promo.timeutil import parse_instant, utcnow
+
+EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
+CLI_ACTOR = "cli"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def handles_errors(fn: F) -> F:
+    """Turn domain errors into a clear message and exit code 2, never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            for error in exc.errors:
+                click.echo(f"error: {error}", err=True)
+            if exc.total > len(exc.errors):
+                click.echo(f"error: … and {exc.total - len(exc.errors)} more", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except (NotFound, ConfigError) as exc:
+            fail(str(exc))
+        except sqlite3.OperationalError as exc:
+            fail(f"database: {exc} (has `promo migrate` been run?)")
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[sqlite3.Connection]:
+    settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(settings.database_path, busy_timeout_ms=settings.database_busy_timeout_ms,
+                   synchronous=settings.database_synchronous)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def migrated(conn: sqlite3.Connection) -> sqlite3.Connection:
+    pending = pending_migrations(conn)
+    if pending:
+        fail(f"the database needs migrations ({', '.join(n for _, n, _ in pending)}): run `promo migrate`")
+    return conn
+
+
+def instant_option(value: str | None, field: str) -> Any:
+    return parse_instant(value, field) if value else utcnow()
+
+
+def emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@click.group()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="config file (default: $PROMO_CONFIG or ./config.toml)")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """Promo: campaign redemption service."""
+    try:
+        ctx.obj = load_settings(config_path)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+@main.command()
+@click.option("--host", default=None, help="override server.host")
+@click.option("--port", type=int, default=None, help="override server.port")
+@click.pass_obj
+@handles_errors
+def serve(settings: Settings, host: str | None, port: int | None) -> None:
+    """Run the web service (uvicorn, uvloop + httptools when available)."""
+    import uvicorn
+
+    from promo.app import create_app
+    from promo.logs import configure_logging
+
+    settings.require_secret_key()
+    configure_logging(settings.logging_format, settings.logging_level)
+    with database(settings) as conn:
+        migrated(conn)
+    uvicorn.run(create_app(settings), host=host or settings.server_host, port=port or settings.server_port,
+                access_log=False, log_level=settings.logging_level.lower(), server_header=False)
+
+
+@main.command("migrate")
+@click.pass_obj
+@handles_errors
+def migrate_command(settings: Settings) -> None:
+    """Apply pending schema migrations and load the shipped SKU catalog."""
+    with database(settings) as conn:
+        applied = migrate(conn)
+        with transaction(conn):
+            upsert_skus(conn, shipped_catalog())
+    click.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
+
+
+@main.group()
+def campaigns() -> None:
+    """Campaign definitions (TOML files)."""
+
+
+@campaigns.command("import")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--shipped", metavar="SLUG", help="import a campaign shipped with Promo instead of a file")
+@click.pass_obj
+@handles_errors
+def campaigns_import(settings: Settings, file: Path | None, shipped: str | None) -> None:
+    """Load a campaign file (insert, or update by slug; every change is audited)."""
+    if (file is None) == (shipped is None):
+        fail("give a FILE or --shipped SLUG")
+    try:
+        text = file.read_text(encoding="utf-8") if file else shipped_campaign_text(str(shipped))
+    except (FileNotFoundError, UnicodeDecodeError) as exc:
+        raise InputError.one("file", f"cannot be read: {exc}") from None
+    with database(settings) as conn:
+        migrated(conn)
+        campaign = parse_campaign_file(text, load_catalog(conn))
+        with transaction(conn):
+            _, changes = save_campaign(conn, campaign, actor=CLI_ACTOR, now=utcnow())
+    click.echo(f"{campaign.slug}: {len(changes)} field(s) changed" if changes else f"{campaign.slug}: unchanged")
+
+
+@campaigns.command("export")
+@click.argument("slug")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="write to a file instead of stdout")
+@click.pass_obj
+@handles_errors
+def campaigns_export(settings: Settings, slug: str, output: Path | None) -> None:
+    """Write a campaign back as its TOML file."""
+    with database(settings) as conn:
+        text = render_campaign_file(get_campaign(migrated(conn), slug).campaign)
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@campaigns.command("list")
+@click.pass_obj
+@handles_errors
+def campaigns_list(settings: Settings) -> None:
+    """Campaigns with their windows and code stock."""
+    now = utcnow()
+    with database(settings) as conn:
+        for s in list_campaigns(migrated(conn)):
+            c = s.campaign
+            counts = stock(conn, campaign_id=s.id, not_expiring_before=c.code_expires_at, now=now)
+            click.echo(
+                f"{c.slug}\t{c.kind}\tredeem {c.redemption.first_day}..{c.redemption.last_day} {c.timezone}\t"
+                + " ".join(f"{k}={v}" for k, v in counts.items())
+            )
+
+
+@main.command("import-activations")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+@handles_errors
+def import_activations_command(settings: Settings, file: Path) -> None:
+    """Import activation records (CSV: product_key,sku,country,purchased_at,activated_at,account_email)."""
+    with database(settings) as conn:
+        count = import_activations(migrated(conn), source=str(file), catalog=load_catalog(conn), now=utcnow())
+    click.echo(f"imported {count} activation record(s)")
+
+
+@main.command("import-codes")
+@click.option("--campaign", "slug", required=True)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+@handles_errors
+def import_codes_command(settings: Settings, slug: str, file: Path) -> None:
+    """Import reward codes (CSV: code, optional expires_at); all or nothing."""
+    with database(settings) as conn:
+        stored = get_campaign(migrated(conn), slug)
+        report = import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=str(file),
+                              source_name=file.name, now=utcnow())
+    click.echo(f"imported {report.imported} code(s) into {slug} (batch {report.batch_id})")
+
+
+@main.command()
+@click.option("--campaign", "slug", required=True)
+@click.option("--sku", required=True)
+@click.option("--country", required=True, help="ISO country code where the product was bought")
+@click.option("--purchased-at", required=True, help="a date (2013-08-01) or a time with an offset")
+@click.option("--activated-at", required=True)
+@click.option("--at", "at", default=None, help="evaluate as of this instant (e.g. 2013-10-01T12:00:00Z); default now")
+@click.pass_obj
+@handles_errors
+def evaluate(settings: Settings, slug: str, sku: str, country: str, purchased_at: str, activated_at: str, at: str | None) -> None:
+    """Dry run: would this purchase qualify? Prints the decision as JSON."""
+    now = instant_option(at, "at")
+    with database(settings) as conn:
+        decision = evaluate_dry_run(migrated(conn), DryRun(slug, sku, country, purchased_at, activated_at), now)
+    emit(decision.as_dict())
+    sys.exit(EXIT_OK if decision.eligible else EXIT_REFUSED)
+
+
+@main.command()
+@click.option("--campaign", "slug", required=True)
+@click.option("--account", required=True, help="the account's email address (the code is emailed there)")
+@click.option("--product-key", required=True)
+@click.option("--country", default=None, help="country of purchase as the customer states it (optional)")
+@click.option("--accept-terms", is_flag=True, help="the customer has accepted the reward's terms (R-X8)")
+@click.option("--idempotency-key", default=None, help="repeat-safe: the same key returns the first result")
+@click.pass_obj
+@handles_errors
+def redeem(settings: Settings, slug: str, account: str, product_key: str, country: str | None,
+           accept_terms: bool, idempotency_key: str | None) -> None:
+    """Redeem for a customer (support): the same path as the web. Prints the result, code masked."""
+    request = RedeemRequest(campaign=slug, account_email=account, product_key=product_key,
+                            terms_accepted=accept_terms, declared_country=country,
+                            idempotency_key=idempotency_key, client_ip=None).normalized()
+    with database(settings) as conn:
+        result = redeem_sync(migrated(conn), request, utcnow())
+    emit(result.as_dict())
+    sys.exit(EXIT_OK if result.redeemed else EXIT_REFUSED)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

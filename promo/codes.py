@@ -1,0 +1,145 @@
+"""Reward code pools: import (all or nothing), claiming one code, stock by status."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import IO
+
+from promo.db import select_in
+from promo.csvfile import ErrorList, open_text, rows
+from promo.errors import FieldError, InputError
+from promo.identifiers import normalize_code
+from promo.timeutil import db_time, from_db_time, parse_moment
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    batch_id: int
+    imported: int
+
+
+@dataclass(frozen=True)
+class ClaimedCode:
+    id: int
+    code: str
+    expires_at: datetime
+
+
+def import_codes(
+    conn: sqlite3.Connection,
+    *,
+    campaign_id: int,
+    campaign: object,
+    source: IO[bytes] | str,
+    source_name: str,
+    now: datetime,
+) -> ImportReport:
+    """Import a CSV (header `code`, optional `expires_at`) into the campaign's pool.
+
+    Everything is checked while rows stream into one transaction; any error (format,
+    duplicate in the file or in the database) rolls the whole file back and is reported
+    with its line number. Call on a connection outside any transaction.
+    """
+    pattern = re.compile(campaign.reward.code_pattern)  # type: ignore[attr-defined]
+    default_expiry = db_time(campaign.code_expires_at)  # type: ignore[attr-defined]
+    tz = campaign.tz  # type: ignore[attr-defined]
+    errors = ErrorList()
+    line_of: dict[str, int] = {}
+
+    def valid_rows(stream: IO[str], batch_id: int) -> Iterator[tuple[int, int, str, str]]:
+        for line, row in rows(stream, ("code",), ("expires_at",)):
+            if "__error__" in row:
+                errors.add(FieldError("row", row["__error__"], line=line))
+                continue
+            code = normalize_code(row["code"])
+            if not pattern.fullmatch(code):
+                errors.add(FieldError("code", f"does not match the pool's pattern {pattern.pattern}", line=line))
+                continue
+            if code in line_of:
+                errors.add(FieldError("code", f"duplicate of line {line_of[code]}", line=line))
+                continue
+            line_of[code] = line
+            expires = default_expiry
+            if row.get("expires_at"):
+                try:
+                    expires = _expiry(row["expires_at"], tz)
+                except InputError as exc:
+                    errors.extend(exc.errors, line)
+                    continue
+            yield campaign_id, batch_id, code, expires
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        batch_id = conn.execute(
+            "INSERT INTO code_batches (campaign_id, source, code_count, imported_at) VALUES (:c, :s, 0, :t)",
+            {"c": campaign_id, "s": source_name, "t": db_time(now)},
+        ).lastrowid
+        assert batch_id is not None
+        with open_text(source) as stream:
+            conn.executemany(
+                "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (code) DO NOTHING",
+                valid_rows(stream, batch_id),
+            )
+        imported = conn.execute("SELECT COUNT(*) FROM reward_codes WHERE batch_id = :b", {"b": batch_id}).fetchone()[0]
+        if imported < len(line_of):
+            sql = "SELECT code FROM reward_codes WHERE batch_id <> :batch AND code IN ({values})"
+            for row in select_in(conn, sql, list(line_of), {"batch": batch_id}):
+                errors.add(FieldError("code", "already in a code pool", line=line_of[row[0]]))
+        if not line_of and not errors.total:
+            errors.add(FieldError("file", "holds no codes"))
+        errors.raise_if_any()
+        conn.execute("UPDATE code_batches SET code_count = :n WHERE id = :b", {"n": imported, "b": batch_id})
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return ImportReport(batch_id=batch_id, imported=imported)
+
+
+def _expiry(value: str, tz: object) -> str:
+    moment = parse_moment(value, "expires_at")
+    if isinstance(moment, datetime):
+        return db_time(moment)
+    # A bare day: the code is valid through that whole day in the campaign's zone.
+    end = datetime.combine(moment + timedelta(days=1), time(0), tzinfo=tz)  # type: ignore[arg-type]
+    return db_time(end.astimezone(UTC) - timedelta(microseconds=1))
+
+
+
+def claim_code(conn: sqlite3.Connection, *, campaign_id: int, not_expiring_before: datetime, now: datetime) -> ClaimedCode | None:
+    """Take the earliest-expiring code that is still valid at `not_expiring_before`
+    (the campaign's stated expiry, R-X9). Call inside the redemption's transaction."""
+    row = conn.execute(
+        "SELECT id, code, expires_at FROM reward_codes"
+        " WHERE campaign_id = :campaign AND issued_at IS NULL AND voided_at IS NULL AND expires_at >= :min_expiry"
+        " ORDER BY expires_at, id LIMIT 1",
+        {"campaign": campaign_id, "min_expiry": db_time(max(not_expiring_before, now))},
+    ).fetchone()
+    if row is None:
+        return None
+    updated = conn.execute(
+        "UPDATE reward_codes SET issued_at = :now WHERE id = :id AND issued_at IS NULL",
+        {"now": db_time(now), "id": row["id"]},
+    ).rowcount
+    if updated != 1:  # cannot happen under the write lock; never hand out a taken code
+        raise RuntimeError(f"reward code {row['id']} was claimed concurrently")
+    return ClaimedCode(id=row["id"], code=row["code"], expires_at=from_db_time(row["expires_at"]))
+
+
+def stock(conn: sqlite3.Connection, *, campaign_id: int, not_expiring_before: datetime, now: datetime) -> dict[str, int]:
+    """Codes by status: available (issuable), issued, expired (too early to issue), voided."""
+    row = conn.execute(
+        "SELECT"
+        " SUM(CASE WHEN issued_at IS NULL AND voided_at IS NULL AND expires_at >= :min THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN issued_at IS NOT NULL THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN issued_at IS NULL AND voided_at IS NULL AND expires_at < :min THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN issued_at IS NULL AND voided_at IS NOT NULL THEN 1 ELSE 0 END)"
+        " FROM reward_codes WHERE campaign_id = :campaign",
+        {"campaign": campaign_id, "min": db_time(max(not_expiring_before, now))},
+    ).fetchone()
+    return dict(zip(("available", "issued", "expired", "voided"), (v or 0 for v in row), strict=True))

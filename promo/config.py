@@ -1,0 +1,180 @@
+"""Settings: config.toml, overridden by PROMO_* environment variables, read once.
+
+Every setting has a default here and a documented line in config.toml. Secrets are never
+read from config.toml itself: only from the environment or a file the config names.
+A missing or malformed setting raises ConfigError naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from promo.errors import ConfigError
+
+ENV_PREFIX = "PROMO_"
+CONFIG_ENV = "PROMO_CONFIG"
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a whole number") from None
+
+
+def _port(value: Any) -> int:
+    port = _int(value)
+    if not 0 < port < 65536:
+        raise ValueError("must be between 1 and 65535")
+    return port
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        return value.lower() in {"1", "true", "yes", "on"}
+    raise ValueError("must be true or false")
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return str(value)
+
+    return check
+
+
+def _optional_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+# setting name -> (default, parser). The names are "section.key" as in config.toml.
+SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+    "environment": ("development", _choice("development", "production")),
+    "database.path": ("var/promo.sqlite3", _str),
+    "database.busy_timeout_ms": (5000, _int),
+    "database.synchronous": ("FULL", _choice("FULL", "NORMAL")),
+    "server.host": ("127.0.0.1", _str),
+    "server.port": (8000, _port),
+    "logging.format": ("console", _choice("console", "json")),
+    "logging.level": ("INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    "security.secret_key_file": ("var/secret_key", _optional_str),
+}
+SECRET_NAMES = {"security.secret_key"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str
+    database_path: Path
+    database_busy_timeout_ms: int
+    database_synchronous: str
+    server_host: str
+    server_port: int
+    logging_format: str
+    logging_level: str
+    secret_key: str | None
+
+    def require_secret_key(self) -> str:
+        if not self.secret_key:
+            raise ConfigError(
+                "security.secret_key: not set. Set PROMO_SECRET_KEY or write it to the file "
+                "named by security.secret_key_file (scripts/serve creates one for development)."
+            )
+        return self.secret_key
+
+    def replace(self, **changes: Any) -> Settings:
+        return Settings(**{**self.__dict__, **changes})
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def env_name(setting: str) -> str:
+    return ENV_PREFIX + setting.replace(".", "_").upper()
+
+
+def load_settings(config_path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    path = Path(config_path or environ.get(CONFIG_ENV) or "config.toml")
+    base = path.resolve().parent
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = _flatten(tomllib.loads(path.read_text(encoding="utf-8")))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    elif config_path is not None or CONFIG_ENV in environ:
+        raise ConfigError(f"{path}: config file not found")
+
+    for name in raw:
+        if name in SECRET_NAMES:
+            raise ConfigError(f"{name}: secrets are not read from {path.name}; use {env_name(name)} or a file")
+        if name not in SCHEMA:
+            raise ConfigError(f"{name}: unknown setting in {path.name}")
+
+    values: dict[str, Any] = {}
+    for name, (default, parse) in SCHEMA.items():
+        value = environ.get(env_name(name), raw.get(name, default))
+        try:
+            values[name] = parse(value)
+        except ValueError as exc:
+            source = env_name(name) if env_name(name) in environ else f"{name} in {path.name}"
+            raise ConfigError(f"{name}: {exc} (got {value!r} from {source})") from None
+
+    return Settings(
+        environment=values["environment"],
+        database_path=_resolve(base, values["database.path"]),
+        database_busy_timeout_ms=values["database.busy_timeout_ms"],
+        database_synchronous=values["database.synchronous"],
+        server_host=values["server.host"],
+        server_port=values["server.port"],
+        logging_format=values["logging.format"],
+        logging_level=values["logging.level"],
+        secret_key=_read_secret(environ, base, values["security.secret_key_file"]),
+    )
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else base / path
+
+
+def _read_secret(environ: Mapping[str, str], base: Path, file_setting: str) -> str | None:
+    from_env = environ.get(env_name("security.secret_key"))
+    if from_env:
+        return from_env
+    if not file_setting:
+        return None
+    path = _resolve(base, file_setting)
+    if not path.exists():
+        return None
+    secret = path.read_text(encoding="utf-8").strip()
+    if len(secret) < 32:
+        raise ConfigError(f"security.secret_key_file: {path} holds fewer than 32 characters")
+    return secret

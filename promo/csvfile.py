@@ -1,0 +1,73 @@
+"""Streaming CSV input with a checked header, for imports that are all or nothing.
+
+Rows come out one at a time with their line number, so a million-row file is never
+held as text; errors are collected per line and reported together (capped)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from promo.errors import FieldError, InputError
+
+MAX_REPORTED_ERRORS = 100
+MAX_FIELD = 4096  # a longer cell is not a product key, code or date
+
+
+class ErrorList:
+    """Collects line errors; keeps the first MAX_REPORTED_ERRORS, counts them all."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self.total = 0
+
+    def add(self, error: FieldError) -> None:
+        self.total += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(error)
+
+    def extend(self, errors: list[FieldError], line: int) -> None:
+        for e in errors:
+            self.add(FieldError(e.field, e.message, line=line, rule=e.rule))
+
+    def raise_if_any(self) -> None:
+        if self.total:
+            raise InputError(self.errors, total=self.total)
+
+
+def open_text(source: Path | str | IO[bytes]) -> IO[str]:
+    # utf-8-sig: spreadsheets often write a byte-order mark.
+    if isinstance(source, (str, Path)):
+        return open(source, encoding="utf-8-sig", newline="")
+    return io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
+
+
+def rows(stream: IO[str], required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (line number, {column: value}) for each non-blank row."""
+    csv.field_size_limit(MAX_FIELD)
+    reader = csv.reader(stream)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise InputError(FieldError("file", "is empty: expected a header row", line=1))
+        header = [h.strip().lower() for h in header]
+        missing = [c for c in required if c not in header]
+        unknown = [c for c in header if c not in required + optional]
+        if missing or unknown:
+            expected = ",".join(required + optional)
+            what = f"missing column {', '.join(missing)}" if missing else f"unknown column {', '.join(unknown)}"
+            raise InputError(FieldError("header", f"{what}; expected {expected}", line=1))
+        for record in reader:
+            if not any(cell.strip() for cell in record):
+                continue
+            if len(record) != len(header):
+                yield reader.line_num, {"__error__": f"has {len(record)} fields, the header has {len(header)}"}
+                continue
+            yield reader.line_num, {name: cell.strip() for name, cell in zip(header, record, strict=True)}
+    except UnicodeDecodeError:
+        raise InputError(FieldError("file", "is not UTF-8 text", line=reader.line_num + 1)) from None
+    except csv.Error as exc:
+        raise InputError(FieldError("file", f"is not valid CSV: {exc}", line=reader.line_num)) from None

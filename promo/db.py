@@ -1,0 +1,189 @@
+"""Connections, transactions and migrations.
+
+Storage functions are plain synchronous functions that take a `sqlite3.Connection`; all
+SQL lives in them. `Database` runs such a function on aiosqlite's connection thread as
+*one* queued call, so a whole transaction costs one hop between the event loop and the
+database thread instead of one per statement (see ../shared/PERF_NOTES.md).
+
+One writer connection: SQLite has one writer anyway, and a single queue keeps writes in
+order without a lock; every write is a short `BEGIN IMMEDIATE … COMMIT`. A separate
+reader connection serves reads concurrently (WAL).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import aiosqlite
+
+from promo.timeutil import db_now
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+MIGRATIONS_PACKAGE = "promo.migrations"
+
+
+def connect(path: Path | str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A configured synchronous connection (CLI tools, worker processes, tests)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    configure(conn, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+    return conn
+
+
+def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    if synchronous not in {"FULL", "NORMAL"}:
+        raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A short write transaction. IMMEDIATE takes the write lock up front, so two writers
+    never both read and then collide on upgrade (which SQLite would fail with SQLITE_BUSY)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class Database:
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"):
+        self.path = Path(path)
+        self._options = {"busy_timeout_ms": busy_timeout_ms, "synchronous": synchronous}
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+
+    async def open(self) -> Database:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        self._reader = await self._connect()
+        return self
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
+        await self._call(conn, configure, **self._options)
+        return conn
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+
+    async def __aenter__(self) -> Database:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @staticmethod
+    async def _call(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # aiosqlite's queue-a-callable primitive: the one place we reach past its public
+        # API, because it is what makes a transaction one hop (pinned version, tested).
+        def run() -> T:
+            return fn(conn._conn, *args, **kwargs)
+
+        return await conn._execute(run)
+
+    async def run_writer(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run fn(conn, ...) on the writer thread; fn manages its own transaction(s)."""
+        if self._writer is None:
+            raise RuntimeError("database is not open")
+        return await self._call(self._writer, fn, *args, **kwargs)
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run fn(conn, ...) inside one BEGIN IMMEDIATE transaction on the writer thread."""
+
+        def in_transaction(conn: sqlite3.Connection) -> T:
+            with transaction(conn):
+                return fn(conn, *args, **kwargs)
+
+        return await self.run_writer(in_transaction)
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run fn(conn, ...) on the reader connection (sees the last committed state)."""
+        if self._reader is None:
+            raise RuntimeError("database is not open")
+        return await self._call(self._reader, fn, *args, **kwargs)
+
+
+def select_in(conn: sqlite3.Connection, sql: str, values: list[str], params: dict[str, Any] | None = None) -> Iterator[Any]:
+    """Run `sql` (which ends in `IN ({values})`) over `values` in chunks, yielding rows.
+    Chunks keep every query under the databases' parameter limits."""
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        names = {f"v{i}": v for i, v in enumerate(chunk)}
+        placeholders = ", ".join(f":{n}" for n in names)
+        yield from conn.execute(sql.format(values=placeholders), {**(params or {}), **names})
+
+
+# ---- migrations -------------------------------------------------------------------------
+
+
+def available_migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for each numbered file in promo/migrations, in order."""
+    found = []
+    for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def applied_versions(conn: sqlite3.Connection) -> set[int]:
+    try:
+        return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    except sqlite3.OperationalError:  # a database never migrated: nothing applied
+        return set()
+
+
+def pending_migrations(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
+    done = applied_versions(conn)
+    return [m for m in available_migrations() if m[0] not in done]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply pending migrations, each in its own transaction. Returns the names applied."""
+    applied = []
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    for version, name, sql in pending_migrations(conn):
+        with transaction(conn):
+            # executescript would COMMIT our transaction first; run statement by statement.
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)",
+                {"v": version, "n": name, "t": db_now()},
+            )
+        applied.append(name)
+    return applied
+
+
+def _statements(script: str) -> Iterator[str]:
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"incomplete SQL statement at end of migration: {buffer.strip()[:80]!r}")

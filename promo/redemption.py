@@ -1,0 +1,230 @@
+"""The redemption: one transaction that decides, claims one code and records everything.
+
+Inside one `BEGIN IMMEDIATE` (one hop to the writer thread) it re-checks every rule
+against the purchase evidence, enforces the per-account limit (R-X6) and one redemption
+per product key, claims the earliest-expiring valid code (R-X9), records the terms
+acceptance (R-X8), and writes the redemption, an outbox row, an audit event and the
+decision-log entry together. Refusals are logged the same way. UNIQUE constraints in
+the schema are the last line of defence should any check here ever be wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from promo.activations import get_activation
+from promo.audit import append_event
+from promo.campaign_store import StoredCampaign, get_campaign
+from promo.campaigns.purchase_offer import Claim
+from promo.campaigns.rules import STOCK, Decision, Failure
+from promo.catalog import get_sku
+from promo.codes import claim_code
+from promo.countries import normalize_country
+from promo.db import Database, transaction
+from promo.errors import InputError
+from promo.identifiers import mask_code, mask_product_key, normalize_email, normalize_product_key
+from promo.outbox import enqueue
+from promo.timeutil import db_time, from_db_time, iso
+
+REWARD_EMAIL = "reward_code"
+
+
+@dataclass(frozen=True)
+class RedeemRequest:
+    campaign: str
+    account_email: str
+    product_key: str
+    terms_accepted: bool
+    declared_country: str | None = None
+    idempotency_key: str | None = None
+    client_ip: str | None = None
+
+    def normalized(self) -> RedeemRequest:
+        """Check and normalise input before taking the write lock; InputError on bad input."""
+        errors = []
+        values: dict[str, Any] = {}
+        for name, check in (
+            ("account_email", normalize_email),
+            ("product_key", normalize_product_key),
+            ("declared_country", lambda v, f: normalize_country(v, f) if v else None),
+        ):
+            try:
+                values[name] = check(getattr(self, name), name)
+            except InputError as exc:
+                errors.extend(exc.errors)
+        key = (self.idempotency_key or "").strip() or None
+        if key is not None and len(key) > 200:
+            errors.append(InputError.one("idempotency_key", "is longer than 200 characters").errors[0])
+        if errors:
+            raise InputError(errors)
+        return replace(self, idempotency_key=key, **values)
+
+
+@dataclass(frozen=True)
+class RedemptionResult:
+    outcome: str  # "redeemed" | "refused"
+    decision: Decision
+    redemption_id: int | None = None
+    code: str | None = None  # the whole code: show it to its owner only
+    code_expires_at: datetime | None = None
+    replayed: bool = False
+
+    @property
+    def redeemed(self) -> bool:
+        return self.outcome == "redeemed"
+
+    def as_dict(self, *, reveal_code: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"outcome": self.outcome, **self.decision.as_dict()}
+        if self.redemption_id is not None:
+            out["redemption_id"] = self.redemption_id
+        if self.code is not None:
+            out["code"] = self.code if reveal_code else mask_code(self.code)
+            out["code_expires_at"] = iso(self.code_expires_at) if self.code_expires_at else None
+        if self.replayed:
+            out["replayed"] = True
+        return out
+
+
+async def redeem(db: Database, request: RedeemRequest, now: datetime) -> RedemptionResult:
+    """Redeem through the one writer: a single hop for the whole transaction."""
+    return await db.run_writer(redeem_sync, request.normalized(), now)
+
+
+def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime) -> RedemptionResult:
+    """The redemption on a connection (writer thread, CLI, or a worker process).
+    `request` must be normalized. Manages its own transaction."""
+    try:
+        with transaction(conn):
+            return _decide_and_record(conn, request, now)
+    except sqlite3.IntegrityError:
+        # A schema constraint caught what the checks did not: refuse and log that instead.
+        failure = Failure("R-X6", "already_redeemed", "this account or product key has already redeemed this offer")
+        with transaction(conn):
+            stored = get_campaign(conn, request.campaign)
+            return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
+
+
+def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime) -> RedemptionResult:
+    stored = get_campaign(conn, request.campaign)
+    campaign = stored.campaign
+    if request.idempotency_key:
+        replay = _replay(conn, stored.id, request)
+        if replay is not None:
+            return replay
+
+    activation = get_activation(conn, request.product_key)
+    sku = country = None
+    if activation is None:
+        decision = Decision(
+            (Failure("R-X11", "no_activation_record",
+                     "no purchase or activation is recorded for this product key; check the key, "
+                     "or keep your dated receipt and ask for a manual review"),)
+        ).plus(campaign.request_failures(now, request.terms_accepted))
+    else:
+        sku, country = activation.sku, activation.country
+        claim = Claim(
+            account=request.account_email,
+            product_key=request.product_key,
+            sku=get_sku(conn, activation.sku),
+            country=activation.country,
+            purchased_at=activation.purchased_at,
+            activated_at=activation.activated_at,
+            declared_country=request.declared_country,
+            terms_accepted=request.terms_accepted,
+        )
+        decision = campaign.evaluate(claim, now)
+        if activation.account_email and activation.account_email != request.account_email:
+            decision = decision.plus([Failure("R-X5", "key_bound_to_other_account",
+                                              "this product key belongs to another account")])
+
+    prior = conn.execute(
+        "SELECT COUNT(*) FROM redemptions WHERE campaign_id = :c AND account_email = :a",
+        {"c": stored.id, "a": request.account_email},
+    ).fetchone()[0]
+    if prior >= campaign.limit_per_account:
+        decision = decision.plus([Failure("R-X6", "account_limit_reached",
+                                          "this account has already received its reward code for this offer")])
+    used = conn.execute(
+        "SELECT 1 FROM redemptions WHERE campaign_id = :c AND product_key = :k",
+        {"c": stored.id, "k": request.product_key},
+    ).fetchone()
+    if used:
+        decision = decision.plus([Failure("R-X5", "key_already_redeemed",
+                                          "this product key has already been used to redeem this offer")])
+    if not decision.eligible:
+        return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
+
+    code = claim_code(conn, campaign_id=stored.id, not_expiring_before=campaign.code_expires_at, now=now)
+    if code is None:
+        decision = Decision((Failure(STOCK, "no_codes_left", "no codes left: every reward code of this offer has been given out"),))
+        return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
+
+    redemption_id = conn.execute(
+        "INSERT INTO redemptions (campaign_id, account_email, slot, product_key, code_id, terms_url,"
+        " terms_accepted_at, redeemed_at, client_ip)"
+        " VALUES (:c, :a, :slot, :k, :code, :terms, :now, :now, :ip)",
+        {"c": stored.id, "a": request.account_email, "slot": prior + 1, "k": request.product_key,
+         "code": code.id, "terms": campaign.reward.terms_url, "now": db_time(now), "ip": request.client_ip},
+    ).lastrowid
+    assert redemption_id is not None
+    enqueue(conn, template=REWARD_EMAIL, recipient=request.account_email, subject_ref=f"redemption:{redemption_id}", at=now)
+    result = RedemptionResult("redeemed", decision, redemption_id, code.code, code.expires_at)
+    append_event(conn, tag="redemption:code:issued", actor=f"account:{request.account_email}",
+                 subject=f"redemption:{redemption_id}", ip=request.client_ip, at=now,
+                 data={"campaign": campaign.slug, "sku": sku, "country": country,
+                       "product_key": mask_product_key(request.product_key), "code": mask_code(code.code),
+                       "terms_url": campaign.reward.terms_url, "terms_accepted": True})
+    _log_attempt(conn, stored, request, result, now, sku=sku, country=country)
+    return result
+
+
+def _refuse(conn: sqlite3.Connection, stored: StoredCampaign, request: RedeemRequest, decision: Decision,
+            now: datetime, *, sku: str | None, country: str | None) -> RedemptionResult:
+    result = RedemptionResult("refused", decision)
+    append_event(conn, tag="redemption:claim:refused", actor=f"account:{request.account_email}",
+                 subject=f"campaign:{stored.campaign.slug}", ip=request.client_ip, at=now,
+                 data={"campaign": stored.campaign.slug, "sku": sku, "country": country,
+                       "product_key": mask_product_key(request.product_key),
+                       "failures": [f.as_dict() for f in decision.failures]})
+    _log_attempt(conn, stored, request, result, now, sku=sku, country=country)
+    return result
+
+
+def _log_attempt(conn: sqlite3.Connection, stored: StoredCampaign, request: RedeemRequest, result: RedemptionResult,
+                 now: datetime, *, sku: str | None, country: str | None) -> None:
+    conn.execute(
+        "INSERT INTO redemption_attempts (campaign_id, account_email, idempotency_key, product_key, sku, country,"
+        " outcome, failed_rules, result, redemption_id, attempted_at, client_ip)"
+        " VALUES (:c, :a, :ik, :k, :sku, :country, :outcome, :rules, :result, :rid, :now, :ip)",
+        {"c": stored.id, "a": request.account_email, "ik": request.idempotency_key, "k": request.product_key,
+         "sku": sku, "country": country, "outcome": result.outcome,
+         "rules": "".join(f" {r} " for r in result.decision.rules),
+         "result": json.dumps(result.as_dict()), "rid": result.redemption_id, "now": db_time(now),
+         "ip": request.client_ip},
+    )
+
+
+def _replay(conn: sqlite3.Connection, campaign_id: int, request: RedeemRequest) -> RedemptionResult | None:
+    """The first result for this idempotency key, if there was one (same account only)."""
+    row = conn.execute(
+        "SELECT a.result, a.redemption_id, c.code, c.expires_at FROM redemption_attempts a"
+        " LEFT JOIN redemptions r ON r.id = a.redemption_id LEFT JOIN reward_codes c ON c.id = r.code_id"
+        " WHERE a.campaign_id = :c AND a.account_email = :a AND a.idempotency_key = :k",
+        {"c": campaign_id, "a": request.account_email, "k": request.idempotency_key},
+    ).fetchone()
+    if row is None:
+        return None
+    first = json.loads(row["result"])
+    decision = Decision(tuple(Failure(f["rule"], f["reason"], f["message"]) for f in first["failures"]))
+    return RedemptionResult(
+        outcome=first["outcome"],
+        decision=decision,
+        redemption_id=row["redemption_id"],
+        code=row["code"],
+        code_expires_at=from_db_time(row["expires_at"]) if row["expires_at"] else None,
+        replayed=True,
+    )

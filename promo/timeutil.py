@@ -1,0 +1,130 @@
+"""Time: aware datetimes only, UTC in storage, windows of inclusive days in a named zone.
+
+A "moment" of purchase or activation is either a `date` (the evidence names a day, in the
+campaign's zone) or an aware `datetime` (an instant). Naive datetimes are refused at the
+edge: we never guess a zone, and never compare naive with aware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from promo.errors import InputError
+
+Moment = date | datetime  # datetime is a subclass of date: test datetime first
+
+_DB_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def db_time(value: datetime) -> str:
+    """Fixed-width UTC text, so text order is time order in any database."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("refusing to store a naive datetime")
+    return value.astimezone(UTC).strftime(_DB_FORMAT)
+
+
+def db_now() -> str:
+    return db_time(utcnow())
+
+
+def from_db_time(text: str) -> datetime:
+    return datetime.strptime(text, _DB_FORMAT).replace(tzinfo=UTC)
+
+
+def iso(value: datetime) -> str:
+    """Readable UTC for output: 2013-10-01T12:00:00Z."""
+    utc = value.astimezone(UTC)
+    text = utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def zone(name: str, field: str = "timezone") -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise InputError.one(field, f"unknown time zone {name!r} (use an IANA name such as Europe/Copenhagen)") from None
+
+
+def parse_instant(value: str, field: str) -> datetime:
+    """An instant with an explicit offset or Z, e.g. 2013-10-01T12:00:00Z."""
+    text = (value or "").strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError.one(field, f"{value!r} is not a date and time (use e.g. 2013-10-01T12:00:00Z)") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise InputError.one(field, f"{value!r} has no time zone: add Z or an offset such as +02:00")
+    return parsed.astimezone(UTC)
+
+
+def parse_moment(value: str, field: str) -> Moment:
+    """A day (2013-08-01) or an instant with an offset (2013-08-01T10:00:00+02:00)."""
+    text = (value or "").strip()
+    if not text:
+        raise InputError.one(field, "is required (a date such as 2013-08-01)")
+    if len(text) == 10:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise InputError.one(field, f"{value!r} is not a valid date (use YYYY-MM-DD)") from None
+    return parse_instant(text, field)
+
+
+def moment_to_db(value: Moment) -> str:
+    return db_time(value) if isinstance(value, datetime) else value.isoformat()
+
+
+def moment_from_db(text: str) -> Moment:
+    return date.fromisoformat(text) if len(text) == 10 else from_db_time(text)
+
+
+def moment_text(value: Moment) -> str:
+    return iso(value) if isinstance(value, datetime) else value.isoformat()
+
+
+def moment_not_before(later: Moment, earlier: Moment, tz: ZoneInfo) -> bool:
+    """Is `later` at or after `earlier`? A bare day covers the whole day in zone tz."""
+    if isinstance(later, datetime) and isinstance(earlier, datetime):
+        return later.astimezone(UTC) >= earlier.astimezone(UTC)
+    return _day(later, tz) >= _day(earlier, tz)
+
+
+def _day(value: Moment, tz: ZoneInfo) -> date:
+    return value.astimezone(tz).date() if isinstance(value, datetime) else value
+
+
+@dataclass(frozen=True)
+class DayWindow:
+    """Inclusive days [first_day, last_day] in a named zone (R-X1)."""
+
+    first_day: date
+    last_day: date
+    tz: ZoneInfo
+
+    @property
+    def start(self) -> datetime:
+        """The first instant inside the window, in UTC."""
+        return datetime.combine(self.first_day, time(0), tzinfo=self.tz).astimezone(UTC)
+
+    @property
+    def end(self) -> datetime:
+        """The first instant after the window (exclusive), in UTC: midnight after last_day."""
+        return datetime.combine(self.last_day + timedelta(days=1), time(0), tzinfo=self.tz).astimezone(UTC)
+
+    def contains(self, moment: Moment) -> bool:
+        if isinstance(moment, datetime):
+            instant = moment.astimezone(UTC)  # compare in UTC: same-tzinfo compares wall clocks
+            return self.start <= instant < self.end
+        return self.first_day <= moment <= self.last_day
+
+    def is_before(self, moment: Moment) -> bool:
+        """True when moment falls before the window opens."""
+        if isinstance(moment, datetime):
+            return moment.astimezone(UTC) < self.start
+        return moment < self.first_day
