@@ -1,0 +1,29 @@
+# Shared by scripts/serve and scripts/test: make .venv with Python 3.11+ and install
+# Promo with exact pins. Re-installs only when pyproject.toml or the constraints change.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+find_python() {
+  for candidate in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "Promo needs Python 3.11 or newer on PATH (or set PYTHON=...)" >&2
+  return 1
+}
+
+ensure_env() {  # $1: extras, e.g. "dev" or ""
+  local extras="$1" spec="." stamp
+  [ -n "$extras" ] && spec=".[$extras]"
+  if [ ! -x .venv/bin/python ]; then
+    "$(find_python)" -m venv .venv
+  fi
+  stamp="$(cat pyproject.toml requirements/constraints.txt | .venv/bin/python -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')-$extras"
+  if [ "$(cat .venv/.promo-installed 2>/dev/null)" != "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e "$spec"
+    echo "$stamp" > .venv/.promo-installed
+  fi
+}

@@ -1,0 +1,72 @@
+"""Shared fixtures: every test gets its own SQLite file under tmp_path, migrated, with the
+shipped catalog and the shipped Office 365 -> Xbox Live Gold campaign loaded."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promo.campaign_store import StoredCampaign, get_campaign, save_campaign
+from promo.campaigns import parse_campaign_file, shipped_campaign_text
+from promo.catalog import load_catalog, shipped_catalog, upsert_skus
+from promo.config import Settings, load_settings
+from promo.db import connect, migrate, transaction
+
+SLUG = "office365-xbox-gold-2013"
+# An instant inside both windows of the shipped campaign.
+DURING = datetime(2013, 9, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    config = tmp_path / "config.toml"
+    config.write_text('[database]\npath = "promo.sqlite3"\n', encoding="utf-8")
+    return load_settings(config, environ={"PROMO_SECURITY_SECRET_KEY": "x" * 40})
+
+
+def prepare_database(path: Path) -> sqlite3.Connection:
+    conn = connect(path)
+    migrate(conn)
+    with transaction(conn):
+        upsert_skus(conn, shipped_catalog())
+        campaign = parse_campaign_file(shipped_campaign_text(SLUG), load_catalog(conn))
+        save_campaign(conn, campaign, actor="test", now=datetime(2013, 7, 1, tzinfo=UTC))
+    return conn
+
+
+@pytest.fixture
+def conn(settings: Settings) -> Iterator[sqlite3.Connection]:
+    connection = prepare_database(settings.database_path)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def stored(conn: sqlite3.Connection) -> StoredCampaign:
+    return get_campaign(conn, SLUG)
+
+
+def csv_bytes(header: list[str], rows: list[list[Any]]) -> io.BytesIO:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return io.BytesIO(text.getvalue().encode("utf-8"))
+
+
+def product_key(n: int) -> str:
+    """A valid, distinct 25-character product key, formatted as printed on a card."""
+    raw = f"PK{n:023d}"
+    return "-".join(raw[i : i + 5] for i in range(0, 25, 5))
+
+
+def reward_code(n: int) -> str:
+    raw = f"XB{n:023d}"
+    return "-".join(raw[i : i + 5] for i in range(0, 25, 5))

@@ -1,0 +1,155 @@
+"""Activation records and reward codes: CSV imports that are all or nothing."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from datetime import UTC, date, datetime
+
+import pytest
+
+from promo.activations import get_activation, import_activations
+from promo.campaign_store import StoredCampaign
+from promo.catalog import load_catalog
+from promo.codes import claim_code, import_codes, stock
+from promo.errors import InputError
+from tests.conftest import csv_bytes, product_key, reward_code
+
+NOW = datetime(2013, 7, 10, tzinfo=UTC)
+HEADER = ["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"]
+
+
+def activations(conn: sqlite3.Connection, rows: list[list[str]], header: list[str] = HEADER) -> int:
+    return import_activations(conn, source=csv_bytes(header, rows), catalog=load_catalog(conn), now=NOW)
+
+
+def codes(conn: sqlite3.Connection, stored: StoredCampaign, rows: list[list[str]], header: list[str] | None = None) -> int:
+    report = import_codes(conn, campaign_id=stored.id, campaign=stored.campaign,
+                          source=csv_bytes(header or ["code"], rows), source_name="test.csv", now=NOW)
+    return report.imported
+
+
+def count(conn: sqlite3.Connection, table: str) -> int:
+    return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+# ---- activations
+
+def test_activation_import_normalises_keys_emails_and_times(conn: sqlite3.Connection) -> None:
+    rows = [
+        [product_key(1).lower(), "o365-home-esd", "dk", "2013-08-01", "2013-08-02T10:00:00+02:00", "Ann@Example.COM"],
+        [product_key(2).replace("-", " "), "O365-UNI-FPP", "NO", "2013-08-01T09:00:00Z", "2013-08-01T09:30:00Z", ""],
+    ]
+    assert activations(conn, rows) == 2
+    first = get_activation(conn, product_key(1).replace("-", ""))
+    assert first is not None
+    assert (first.sku, first.country, first.account_email) == ("O365-HOME-ESD", "DK", "ann@example.com")
+    assert first.purchased_at == date(2013, 8, 1)
+    assert first.activated_at == datetime(2013, 8, 2, 8, 0, tzinfo=UTC)
+    second = get_activation(conn, product_key(2).replace("-", ""))
+    assert second is not None and second.account_email is None
+
+
+def test_activation_import_reports_every_bad_row_and_imports_nothing(conn: sqlite3.Connection) -> None:
+    rows = [
+        [product_key(1), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""],
+        [product_key(2), "NOT-A-SKU", "DK", "2013-08-01", "2013-08-02", ""],
+        [product_key(3), "O365-HOME-ESD", "XX", "2013-08-01", "2013-08-02", ""],
+        [product_key(4), "O365-HOME-ESD", "DK", "2013-08-05", "2013-08-02", ""],
+        [product_key(5), "O365-HOME-ESD", "DK", "2013-08-01T10:00:00", "2013-08-02", ""],
+        [product_key(1), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""],
+        ["SHORT", "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", "not-an-email"],
+    ]
+    with pytest.raises(InputError) as info:
+        activations(conn, rows)
+    found = {(e.line, e.field) for e in info.value.errors}
+    assert found == {(3, "sku"), (4, "country"), (5, "activated_at"), (6, "purchased_at"), (7, "product_key"),
+                     (8, "product_key"), (8, "account_email")}
+    messages = {(e.line, e.field): e.message for e in info.value.errors}
+    assert messages[(7, "product_key")] == "duplicate of line 2"
+    assert "no time zone" in messages[(6, "purchased_at")]
+    assert count(conn, "activations") == 0
+
+
+def test_activation_already_recorded_is_reported_with_its_line(conn: sqlite3.Connection) -> None:
+    activations(conn, [[product_key(1), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""]])
+    with pytest.raises(InputError) as info:
+        activations(conn, [[product_key(9), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""],
+                           [product_key(1), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""]])
+    assert [(e.line, e.message) for e in info.value.errors] == [(3, "already has an activation record")]
+    assert count(conn, "activations") == 1
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "empty"),
+    (b"product_key,sku\n", "missing column country"),
+    (b"product_key,sku,country,purchased_at,activated_at,colour\n", "unknown column colour"),
+    (b"\xff\xfe\x00garbage", "not UTF-8"),
+])
+def test_activation_file_problems_are_clear(conn: sqlite3.Connection, content: bytes, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        import_activations(conn, source=io.BytesIO(content), catalog=load_catalog(conn), now=NOW)
+
+
+def test_bom_and_blank_lines_are_accepted(conn: sqlite3.Connection) -> None:
+    text = "\ufeffproduct_key,sku,country,purchased_at,activated_at\r\n\r\n" + \
+           f"{product_key(1)},O365-HOME-ESD,DK,2013-08-01,2013-08-02\r\n\r\n"
+    assert import_activations(conn, source=io.BytesIO(text.encode()), catalog=load_catalog(conn), now=NOW) == 1
+
+
+# ---- reward codes
+
+def test_codes_import_and_stock(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    assert codes(conn, stored, [[reward_code(i).lower()] for i in range(5)]) == 5
+    assert stock(conn, campaign_id=stored.id, not_expiring_before=stored.campaign.code_expires_at, now=NOW) == {
+        "available": 5, "issued": 0, "expired": 0, "voided": 0}
+    # Codes are stored in upper case, as printed.
+    assert conn.execute("SELECT code FROM reward_codes ORDER BY id LIMIT 1").fetchone()[0] == reward_code(0)
+
+
+def test_duplicates_in_file_and_in_pool_are_reported_by_line(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    codes(conn, stored, [[reward_code(1)]])
+    with pytest.raises(InputError) as info:
+        codes(conn, stored, [[reward_code(2)], [reward_code(3)], [reward_code(2)], [reward_code(1)], ["BAD-CODE"]])
+    assert sorted((e.line, e.message) for e in info.value.errors) == [
+        (4, "duplicate of line 2"),
+        (5, "already in a code pool"),
+        (6, "does not match the pool's pattern ^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$"),
+    ]
+    assert count(conn, "reward_codes") == 1 and count(conn, "code_batches") == 1  # nothing half-imported
+
+
+def test_error_report_is_capped_but_counts_everything(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    with pytest.raises(InputError) as info:
+        codes(conn, stored, [["bad"] for _ in range(250)])
+    assert len(info.value.errors) == 100 and info.value.total == 250
+
+
+def test_earliest_expiring_valid_code_is_issued_first(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    campaign = stored.campaign
+    codes(conn, stored, [
+        [reward_code(1), ""],  # no own expiry: the campaign's stated one (2014-10-31)
+        [reward_code(2), "2015-06-30"],
+        [reward_code(3), "2014-10-30"],  # expires before the stated expiry: never issued (R-X9)
+        [reward_code(4), "2014-10-31"],  # valid through the stated day: issuable, earliest
+        [reward_code(5), "2014-12-01T00:00:00Z"],
+    ], header=["code", "expires_at"])
+    order = []
+    while (code := claim_code(conn, campaign_id=stored.id, not_expiring_before=campaign.code_expires_at, now=NOW)):
+        order.append(code.code)
+    assert order == [reward_code(1), reward_code(4), reward_code(5), reward_code(2)]
+    assert stock(conn, campaign_id=stored.id, not_expiring_before=campaign.code_expires_at, now=NOW) == {
+        "available": 0, "issued": 4, "expired": 1, "voided": 0}
+
+
+def test_code_expiry_without_zone_is_refused(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    with pytest.raises(InputError, match="line 2: expires_at: .* has no time zone"):
+        codes(conn, stored, [[reward_code(1), "2015-01-01T00:00:00"]], header=["code", "expires_at"])
+
+
+@pytest.mark.slow
+def test_a_million_codes_import_in_one_go(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    data = io.BytesIO(("code\n" + "\n".join(reward_code(i) for i in range(1_000_000)) + "\n").encode())
+    report = import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=data,
+                          source_name="million.csv", now=NOW)
+    assert report.imported == 1_000_000 == count(conn, "reward_codes")

@@ -1,0 +1,195 @@
+"""The one redemption transaction, through a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from promo.activations import import_activations
+from promo.audit import verify_chain
+from promo.campaign_store import StoredCampaign
+from promo.catalog import load_catalog
+from promo.codes import import_codes
+from promo.errors import InputError
+from promo.redemption import RedeemRequest, RedemptionResult, redeem_sync
+from tests.conftest import DURING, csv_bytes, product_key, reward_code
+
+CPH = ZoneInfo("Europe/Copenhagen")
+ANN = "ann@example.com"
+
+
+def add_activations(conn: sqlite3.Connection, rows: list[tuple[int, str, str, str | None]]) -> None:
+    """rows: (key number, sku, country, bound account email or None)."""
+    import_activations(
+        conn,
+        source=csv_bytes(["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],
+                         [[product_key(n), sku, country, "2013-08-01", "2013-08-02", email or ""]
+                          for n, sku, country, email in rows]),
+        catalog=load_catalog(conn), now=DURING)
+
+
+def add_codes(conn: sqlite3.Connection, stored: StoredCampaign, n: int, start: int = 0) -> None:
+    import_codes(conn, campaign_id=stored.id, campaign=stored.campaign,
+                 source=csv_bytes(["code"], [[reward_code(i)] for i in range(start, start + n)]),
+                 source_name="t.csv", now=DURING)
+
+
+def redeem(conn: sqlite3.Connection, key: int = 1, account: str = ANN, *, now: datetime = DURING,
+           terms: bool = True, **extra: object) -> RedemptionResult:
+    request = RedeemRequest(campaign="office365-xbox-gold-2013", account_email=account,
+                            product_key=product_key(key), terms_accepted=terms, **extra)  # type: ignore[arg-type]
+    return redeem_sync(conn, request.normalized(), now)
+
+
+@pytest.fixture
+def ready(conn: sqlite3.Connection, stored: StoredCampaign) -> sqlite3.Connection:
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None), (2, "O365-UNI-FPP", "NO", None),
+                           (3, "O365-HOME-TRIAL", "DK", None), (4, "O365-HOME-ESD", "US", None),
+                           (5, "O365-HOME-ESD", "DK", "bob@example.com")])
+    add_codes(conn, stored, 10)
+    return conn
+
+
+def one(conn: sqlite3.Connection, sql: str, **params: object) -> sqlite3.Row:
+    return conn.execute(sql, params).fetchone()
+
+
+def test_a_redemption_records_everything_in_one_transaction(ready: sqlite3.Connection) -> None:
+    result = redeem(ready, client_ip="192.0.2.7", declared_country="dk")
+    assert result.redeemed and result.code == reward_code(0)
+    assert result.code_expires_at == datetime(2014, 10, 31, 22, 59, 59, 999999, tzinfo=UTC)
+    red = one(ready, "SELECT * FROM redemptions WHERE id = :id", id=result.redemption_id)
+    assert (red["account_email"], red["slot"], red["client_ip"]) == (ANN, 1, "192.0.2.7")
+    assert red["terms_url"] == "https://www.xbox.com/live/termsofuse" and red["terms_accepted_at"]  # R-X8
+    code = one(ready, "SELECT * FROM reward_codes WHERE id = :id", id=red["code_id"])
+    assert code["issued_at"] is not None and code["code"] == result.code
+    mail = one(ready, "SELECT * FROM outbox")
+    assert (mail["recipient"], mail["status"], mail["subject_ref"]) == (ANN, "queued", f"redemption:{red['id']}")
+    assert mail["message_id"].startswith("<redemption-")
+    event = one(ready, "SELECT * FROM audit_events WHERE tag = 'redemption:code:issued'")
+    assert reward_code(0) not in event["data"]  # codes are masked in the audit log
+    assert json.loads(event["data"])["code"] == "*****-*****-*****-*****-*0000"
+    attempt = one(ready, "SELECT * FROM redemption_attempts")
+    assert (attempt["outcome"], attempt["redemption_id"]) == ("redeemed", red["id"])
+    assert reward_code(0) not in attempt["result"]
+    assert verify_chain(ready).ok
+
+
+def test_the_result_masks_the_code_unless_shown_to_its_owner(ready: sqlite3.Connection) -> None:
+    result = redeem(ready)
+    assert result.as_dict()["code"] == "*****-*****-*****-*****-*0000"
+    assert result.as_dict(reveal_code=True)["code"] == reward_code(0)
+
+
+def test_keys_and_emails_are_accepted_as_people_type_them(ready: sqlite3.Connection) -> None:
+    request = RedeemRequest(campaign="office365-xbox-gold-2013", account_email="  Ann@Example.com ",
+                            product_key=" " + product_key(1).lower().replace("-", " ") + " ", terms_accepted=True)
+    assert redeem_sync(ready, request.normalized(), DURING).redeemed
+    assert one(ready, "SELECT account_email FROM redemptions")[0] == ANN
+
+
+def test_one_reward_per_account_r_x6(ready: sqlite3.Connection) -> None:
+    assert redeem(ready, key=1).redeemed
+    second = redeem(ready, key=2, account="ANN@example.com")
+    assert not second.redeemed and second.decision.rules == ["R-X6"]
+    assert one(ready, "SELECT COUNT(*) FROM redemptions")[0] == 1
+
+
+def test_a_product_key_redeems_once(ready: sqlite3.Connection) -> None:
+    assert redeem(ready, key=1, account=ANN).redeemed
+    again = redeem(ready, key=1, account="carl@example.com")
+    assert again.decision.rules == ["R-X5"]
+    assert again.decision.failures[0].reason == "key_already_redeemed"
+
+
+def test_a_key_bound_to_another_account_is_refused(ready: sqlite3.Connection) -> None:
+    assert redeem(ready, key=5, account=ANN).decision.rules == ["R-X5"]
+    assert redeem(ready, key=5, account="Bob@Example.com").redeemed
+
+
+@pytest.mark.parametrize(("key", "rules"), [(3, ["R-X4"]), (4, ["R-X2"]), (99, ["R-X11"])])
+def test_refusals_are_logged_with_their_rules(ready: sqlite3.Connection, key: int, rules: list[str]) -> None:
+    result = redeem(ready, key=key)
+    assert not result.redeemed and result.decision.rules == rules
+    attempt = one(ready, "SELECT * FROM redemption_attempts")
+    assert attempt["outcome"] == "refused" and attempt["failed_rules"] == "".join(f" {r} " for r in rules)
+    assert one(ready, "SELECT tag FROM audit_events ORDER BY seq DESC LIMIT 1")[0] == "redemption:claim:refused"
+    assert one(ready, "SELECT COUNT(*) FROM reward_codes WHERE issued_at IS NOT NULL")[0] == 0
+    assert one(ready, "SELECT COUNT(*) FROM outbox")[0] == 0
+
+
+def test_terms_not_accepted_r_x8(ready: sqlite3.Connection) -> None:
+    assert redeem(ready, terms=False).decision.rules == ["R-X8"]
+
+
+def test_unknown_key_still_reports_the_window_and_terms(ready: sqlite3.Connection) -> None:
+    late = datetime(2013, 11, 1, 0, 0, tzinfo=CPH).astimezone(UTC)
+    assert redeem(ready, key=99, now=late, terms=False).decision.rules == ["R-X11", "R-X7", "R-X8"]
+
+
+@pytest.mark.parametrize(("now", "redeemed"), [
+    (datetime(2013, 11, 1, 0, 0, tzinfo=CPH) - timedelta(seconds=1), True),
+    (datetime(2013, 11, 1, 0, 0, tzinfo=CPH), False),
+    (datetime(2013, 11, 1, 0, 0, 1, tzinfo=CPH), False),
+])
+def test_redemption_window_closes_at_midnight_in_the_campaign_zone(ready: sqlite3.Connection, now: datetime, redeemed: bool) -> None:
+    result = redeem(ready, now=now.astimezone(UTC))
+    assert result.redeemed is redeemed
+    if not redeemed:
+        assert result.decision.rules == ["R-X7"]
+
+
+def test_an_empty_pool_says_no_codes_left(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None), (2, "O365-HOME-ESD", "SE", None)])
+    add_codes(conn, stored, 1)
+    assert redeem(conn, key=1, account="a@example.com").redeemed
+    empty = redeem(conn, key=2, account="b@example.com")
+    assert empty.decision.rules == ["STOCK"] and "no codes left" in empty.decision.failures[0].message
+
+
+def test_codes_expiring_before_the_stated_expiry_are_never_issued(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None)])
+    import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, now=DURING, source_name="t.csv",
+                 source=csv_bytes(["code", "expires_at"], [[reward_code(1), "2014-06-30"], [reward_code(2), "2013-08-01"]]))
+    assert redeem(conn, key=1).decision.rules == ["STOCK"]
+
+
+def test_the_same_idempotency_key_returns_the_first_result(ready: sqlite3.Connection) -> None:
+    first = redeem(ready, key=1, idempotency_key="form-123")
+    again = redeem(ready, key=1, idempotency_key="form-123")
+    assert again.replayed and again.redeemed and again.code == first.code
+    assert again.redemption_id == first.redemption_id
+    assert one(ready, "SELECT COUNT(*) FROM redemption_attempts")[0] == 1
+    # A refusal is replayed as a refusal, even if the situation has changed since.
+    refused = redeem(ready, key=2, account="c@example.com", terms=False, idempotency_key="k2")
+    replay = redeem(ready, key=2, account="c@example.com", terms=True, idempotency_key="k2")
+    assert replay.replayed and replay.decision.rules == refused.decision.rules == ["R-X8"]
+    # The key belongs to the account: another account with the same key gets its own result.
+    assert redeem(ready, key=2, account="d@example.com", idempotency_key="k2").redeemed
+
+
+def test_bad_input_names_every_field() -> None:
+    request = RedeemRequest(campaign="office365-xbox-gold-2013", account_email="nope", product_key="123",
+                            terms_accepted=True, declared_country="XX")
+    with pytest.raises(InputError) as info:
+        request.normalized()
+    assert {e.field for e in info.value.errors} == {"account_email", "product_key", "declared_country"}
+
+
+def test_the_schema_refuses_a_second_code_for_an_account_even_if_checks_were_bypassed(ready: sqlite3.Connection) -> None:
+    assert redeem(ready, key=1).redeemed
+    red = one(ready, "SELECT * FROM redemptions")
+    with pytest.raises(sqlite3.IntegrityError):
+        ready.execute(
+            "INSERT INTO redemptions (campaign_id, account_email, slot, product_key, code_id, terms_url,"
+            " terms_accepted_at, redeemed_at) VALUES (:c, :a, 1, 'OTHERKEY', 2, 't', 'x', 'x')",
+            {"c": red["campaign_id"], "a": ANN})
+    with pytest.raises(sqlite3.IntegrityError):
+        ready.execute(
+            "INSERT INTO redemptions (campaign_id, account_email, slot, product_key, code_id, terms_url,"
+            " terms_accepted_at, redeemed_at) VALUES (:c, 'x@example.com', 1, 'OTHERKEY', :code, 't', 'x', 'x')",
+            {"c": red["campaign_id"], "code": red["code_id"]})
