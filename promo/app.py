@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -120,7 +121,10 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.database_path, busy_timeout_ms=settings.database_busy_timeout_ms,
                       synchronous=settings.database_synchronous)
-        await db.open()
+        try:
+            await db.open()
+        except (sqlite3.Error, OSError) as exc:
+            log.error("database.open_failed", error=str(exc), path=str(settings.database_path))
         app.state.db = db
         try:
             yield

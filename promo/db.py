@@ -68,9 +68,23 @@ class Database:
 
     async def open(self) -> Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
-        self._reader = await self._connect()
+        try:
+            self._writer = await self._connect()
+            self._reader = await self._connect()
+        except BaseException:
+            await self.close()
+            raise
         return self
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None and self._reader is not None
+
+    async def _ensure_open(self) -> None:
+        # A database that could not be opened at start-up is retried on use, so the
+        # service reports "not ready" instead of dying (and recovers when it can).
+        if not self.is_open:
+            await self.open()
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -100,8 +114,8 @@ class Database:
 
     async def run_writer(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run fn(conn, ...) on the writer thread; fn manages its own transaction(s)."""
-        if self._writer is None:
-            raise RuntimeError("database is not open")
+        await self._ensure_open()
+        assert self._writer is not None
         return await self._call(self._writer, fn, *args, **kwargs)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -115,8 +129,8 @@ class Database:
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run fn(conn, ...) on the reader connection (sees the last committed state)."""
-        if self._reader is None:
-            raise RuntimeError("database is not open")
+        await self._ensure_open()
+        assert self._reader is not None
         return await self._call(self._reader, fn, *args, **kwargs)
 
 

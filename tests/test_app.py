@@ -1,0 +1,113 @@
+"""Operations endpoints: /healthz, /readyz, /metrics, request ids, error responses, logs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from promo.app import create_app
+from promo.config import Settings
+from promo.db import connect
+from tests.conftest import SLUG, reward_code
+from tests.test_redemption import add_codes
+
+
+@pytest.fixture
+def client(settings: Settings, conn: sqlite3.Connection) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def test_healthz(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_when_migrated(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "pending_migrations": []}
+
+
+def test_readyz_is_503_when_migrations_are_pending(settings: Settings) -> None:
+    connect(settings.database_path).close()  # an empty, unmigrated database
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["pending_migrations"] == ["0001_init.sql"]
+
+
+def test_readyz_is_503_when_the_database_is_unreachable(settings: Settings, tmp_path: Path) -> None:
+    unreadable = settings.replace(database_path=tmp_path / "not-a-db")
+    unreadable.database_path.write_bytes(b"this is not sqlite" * 100)
+    with TestClient(create_app(unreadable)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503 and response.json()["database"] == "unreachable"
+
+
+def test_metrics_expose_requests_and_code_stock(client: TestClient, conn: sqlite3.Connection) -> None:
+    from promo.campaign_store import get_campaign
+    add_codes(conn, get_campaign(conn, SLUG), 7)
+    client.get("/healthz")
+    body = client.get("/metrics").text
+    assert 'promo_http_requests_total{method="GET",route="ops.healthz",status="200"} 1.0' in body
+    # /metrics is read in 2026, after the shipped campaign's codes expired (2014-10-31): they count as expired.
+    assert f'promo_code_stock{{campaign="{SLUG}",status="expired"}} 7.0' in body
+    assert f'promo_code_stock{{campaign="{SLUG}",status="available"}} 0.0' in body
+
+
+def test_every_response_carries_a_request_id(client: TestClient) -> None:
+    assert len(client.get("/healthz").headers["x-request-id"]) == 32
+    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
+
+
+def test_unknown_route_is_a_404_not_a_500(client: TestClient) -> None:
+    assert client.get("/nope").status_code == 404
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_promo_serve_over_real_http_logs_json_without_secrets(settings: Settings, conn: sqlite3.Connection, tmp_path: Path) -> None:
+    from promo.campaign_store import get_campaign
+    add_codes(conn, get_campaign(conn, SLUG), 3)
+    port = free_port()
+    env = {**os.environ, "PROMO_CONFIG": str(tmp_path / "config.toml"), "PROMO_SECURITY_SECRET_KEY": "k" * 40,
+           "PROMO_LOGGING_FORMAT": "json", "PROMO_ENVIRONMENT": "production"}
+    log_path = tmp_path / "server.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([str(Path(sys.executable).parent / "promo"), "serve", "--port", str(port)],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.time() < deadline, log_path.read_text()
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            assert b"promo_code_stock" in response.read()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    logged = log_path.read_text()
+    assert '"event": "http.request"' in logged and '"route": "ops.readyz"' in logged and '"request_id"' in logged
+    for i in range(3):
+        assert reward_code(i) not in logged

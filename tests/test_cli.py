@@ -1,0 +1,150 @@
+"""The `promo` command, run as a real process against a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from promo.campaigns import shipped_campaign_text
+from tests.conftest import SLUG, product_key, reward_code
+
+PROMO = str(Path(sys.executable).parent / "promo")
+
+
+class Cli:
+    def __init__(self, tmp_path: Path):
+        self.dir = tmp_path
+        (tmp_path / "config.toml").write_text('[database]\npath = "cli.sqlite3"\n', encoding="utf-8")
+        self.env = {**os.environ, "PROMO_CONFIG": str(tmp_path / "config.toml")}
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([PROMO, *args], env=self.env, cwd=self.dir, capture_output=True, text=True, timeout=60)
+
+    def write(self, name: str, text: str) -> str:
+        (self.dir / name).write_text(text, encoding="utf-8")
+        return str(self.dir / name)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    run = Cli(tmp_path)
+    assert run("migrate").stdout.strip() == "applied 0001_init.sql"
+    assert run("migrate").stdout.strip() == "database is up to date"
+    return run
+
+
+def test_import_then_export_writes_the_file_back_identically(cli: Cli) -> None:
+    path = cli.write("offer.toml", shipped_campaign_text(SLUG))
+    imported = cli("campaigns", "import", path)
+    assert imported.returncode == 0, imported.stderr
+    exported = cli("campaigns", "export", SLUG)
+    assert exported.returncode == 0 and exported.stdout == shipped_campaign_text(SLUG)
+    assert cli("campaigns", "export", SLUG, "-o", str(cli.dir / "out.toml")).returncode == 0
+    assert (cli.dir / "out.toml").read_text(encoding="utf-8") == shipped_campaign_text(SLUG)
+    assert cli("campaigns", "import", path).stdout.strip() == f"{SLUG}: unchanged"
+    assert SLUG in cli("campaigns", "list").stdout
+
+
+def test_the_issue_example_evaluates_eligible(cli: Cli) -> None:
+    cli("campaigns", "import", "--shipped", SLUG)
+    result = cli("evaluate", "--campaign", SLUG, "--sku", "O365-HOME-ESD", "--country", "DK",
+                 "--purchased-at", "2013-08-01", "--activated-at", "2013-08-02", "--at", "2013-10-01T12:00:00Z")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"eligible": True, "failed_rules": [], "failures": []}
+
+
+def test_evaluate_refused_exits_1_with_every_rule(cli: Cli) -> None:
+    cli("campaigns", "import", "--shipped", SLUG)
+    result = cli("evaluate", "--campaign", SLUG, "--sku", "O365-HOME-MONTHLY", "--country", "US",
+                 "--purchased-at", "2013-08-01", "--activated-at", "2013-08-02", "--at", "2013-11-01T00:00:00+01:00")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["failed_rules"] == ["R-X2", "R-X4", "R-X7"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--sku", "NOPE"], "sku: unknown SKU 'NOPE'"),
+    (["--country", "Denmark"], "country: 'Denmark' is not an ISO 3166-1 country code"),
+    (["--purchased-at", "01/08/2013"], "purchased_at: '01/08/2013' is not a valid date (use YYYY-MM-DD)"),
+    (["--activated-at", "2013-07-30"], "activated_at: activation (2013-07-30) is before purchase (2013-08-01)"),
+    (["--at", "2013-10-01T12:00:00"], "at: '2013-10-01T12:00:00' has no time zone"),
+    (["--campaign", "nope"], "campaign 'nope' not found"),
+])
+def test_evaluate_bad_input_exits_2_with_a_clear_message(cli: Cli, args: list[str], message: str) -> None:
+    cli("campaigns", "import", "--shipped", SLUG)
+    base = {"--campaign": SLUG, "--sku": "O365-HOME-ESD", "--country": "DK", "--purchased-at": "2013-08-01",
+            "--activated-at": "2013-08-02", "--at": "2013-10-01T12:00:00Z"}
+    base[args[0]] = args[1]
+    result = cli("evaluate", *[x for pair in base.items() for x in pair])
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_imports_and_support_redeem_end_to_end(cli: Cli) -> None:
+    # A copy of the offer whose windows are open today, so the real clock applies.
+    data = tomllib.loads(shipped_campaign_text(SLUG))
+    today = datetime.now(UTC).date()
+    data.update(slug="open-today", timezone="UTC")
+    data["eligibility_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
+    data["redemption_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
+    data["reward"]["code_expires_on"] = today + timedelta(days=365)
+    assert cli("campaigns", "import", cli.write("open.toml", tomli_w.dumps(data))).returncode == 0
+
+    day = (today - timedelta(days=2)).isoformat()
+    activations = cli.write("act.csv", "product_key,sku,country,purchased_at,activated_at,account_email\n"
+                            f"{product_key(1)},O365-HOME-ESD,DK,{day},{day},\n{product_key(2)},O365-HOME-ESD,DK,{day},{day},\n")
+    result = cli("import-activations", activations)
+    assert result.returncode == 0 and "imported 2" in result.stdout
+    assert cli("import-activations", activations).returncode == 2  # already recorded: all or nothing
+    codes = cli.write("codes.csv", "code\n" + "\n".join(reward_code(i) for i in range(3)) + "\n")
+    assert "imported 3 code(s)" in cli("import-codes", "--campaign", "open-today", codes).stdout
+
+    redeem = ["redeem", "--campaign", "open-today", "--account", "Ann@Example.com", "--accept-terms"]
+    first = cli(*redeem, "--product-key", product_key(1).lower())
+    assert first.returncode == 0, first.stderr
+    body = json.loads(first.stdout)
+    assert body["outcome"] == "redeemed" and body["code"] == "*****-*****-*****-*****-*0000"
+    assert reward_code(0) not in first.stdout + first.stderr  # support never sees the whole code
+    second = cli(*redeem, "--product-key", product_key(2))
+    assert second.returncode == 1 and json.loads(second.stdout)["failed_rules"] == ["R-X6"]
+    no_terms = cli("redeem", "--campaign", "open-today", "--account", "bob@example.com", "--product-key", product_key(2))
+    assert no_terms.returncode == 1 and json.loads(no_terms.stdout)["failed_rules"] == ["R-X8"]
+    bad = cli("redeem", "--campaign", "open-today", "--account", "bob", "--product-key", "x", "--accept-terms")
+    assert bad.returncode == 2 and "account_email" in bad.stderr and "product_key" in bad.stderr
+    assert "available=2 issued=1" in cli("campaigns", "list").stdout
+
+
+def test_import_codes_reports_lines_and_exits_2(cli: Cli) -> None:
+    cli("campaigns", "import", "--shipped", SLUG)
+    path = cli.write("codes.csv", f"code\n{reward_code(1)}\n{reward_code(1)}\nnope\n")
+    result = cli("import-codes", "--campaign", SLUG, path)
+    assert result.returncode == 2
+    assert "line 3: code: duplicate of line 2" in result.stderr
+    assert "line 4: code: does not match" in result.stderr
+
+
+def test_commands_refuse_an_unmigrated_database(tmp_path: Path) -> None:
+    run = Cli(tmp_path)
+    result = run("campaigns", "list")
+    assert result.returncode == 2 and "run `promo migrate`" in result.stderr
+
+
+def test_a_malformed_setting_stops_start_up_naming_it(tmp_path: Path) -> None:
+    run = Cli(tmp_path)
+    run.env["PROMO_SERVER_PORT"] = "eighty"
+    result = run("serve")
+    assert result.returncode == 2 and "server.port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_without_a_secret_names_the_setting(tmp_path: Path) -> None:
+    run = Cli(tmp_path)
+    run("migrate")
+    result = run("serve")
+    assert result.returncode == 2 and "security.secret_key" in result.stderr
