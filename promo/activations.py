@@ -11,8 +11,8 @@ from typing import IO
 
 from promo.catalog import Sku, normalize_sku
 from promo.countries import normalize_country
-from promo.db import select_in
 from promo.csvfile import ErrorList, open_text, rows
+from promo.db import select_in
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_email, normalize_product_key
 from promo.timeutil import Moment, db_time, moment_from_db, moment_not_before, moment_text, moment_to_db, parse_moment

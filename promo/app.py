@@ -21,7 +21,7 @@ from promo.db import Database
 from promo.errors import InputError, NotFound, PromoError
 from promo.logs import get_logger
 from promo.metrics import Metrics
-from promo.operations import readiness, stock_by_campaign
+from promo.operations import operations_snapshot, readiness
 from promo.timeutil import utcnow
 
 log = get_logger("promo.http")
@@ -47,9 +47,9 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     app_metrics: Metrics = request.app.state.metrics
     try:
-        app_metrics.set_stock(await request.app.state.db.read(stock_by_campaign, utcnow()))
+        app_metrics.set_from_database(await request.app.state.db.read(operations_snapshot, utcnow()))
     except Exception as exc:  # metrics must still answer when the database does not
-        log.warning("metrics.stock_unavailable", error=type(exc).__name__)
+        log.warning("metrics.database_unavailable", error=type(exc).__name__)
     return Response(app_metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

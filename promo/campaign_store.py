@@ -30,7 +30,9 @@ class StoredCampaign:
     updated_at: str
 
 
-def save_campaign(conn: sqlite3.Connection, campaign: Any, *, actor: str, now: datetime, ip: str | None = None) -> tuple[int, dict[str, Any]]:
+def save_campaign(
+    conn: sqlite3.Connection, campaign: Any, *, actor: str, now: datetime, ip: str | None = None
+) -> tuple[int, dict[str, Any]]:
     """Insert or update by slug (inside a transaction). Returns (id, {field: [before, after]})."""
     definition = campaign_to_json(campaign)
     row = conn.execute("SELECT id, definition FROM campaigns WHERE slug = :slug", {"slug": campaign.slug}).fetchone()

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import IO
 
-from promo.db import select_in
 from promo.csvfile import ErrorList, open_text, rows
+from promo.db import select_in
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_code
 from promo.timeutil import db_time, from_db_time, parse_moment
@@ -50,7 +50,7 @@ def import_codes(
     errors = ErrorList()
     line_of: dict[str, int] = {}
 
-    def valid_rows(stream: IO[str], batch_id: int) -> Iterator[tuple[int, int, str, str]]:
+    def valid_rows(stream: IO[str], batch_id: int) -> Iterator[dict[str, object]]:
         for line, row in rows(stream, ("code",), ("expires_at",)):
             if "__error__" in row:
                 errors.add(FieldError("row", row["__error__"], line=line))
@@ -70,7 +70,7 @@ def import_codes(
                 except InputError as exc:
                     errors.extend(exc.errors, line)
                     continue
-            yield campaign_id, batch_id, code, expires
+            yield {"campaign": campaign_id, "batch": batch_id, "code": code, "expires": expires}
 
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -81,7 +81,7 @@ def import_codes(
         assert batch_id is not None
         with open_text(source) as stream:
             conn.executemany(
-                "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at) VALUES (?, ?, ?, ?)"
+                "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at) VALUES (:campaign, :batch, :code, :expires)"
                 " ON CONFLICT (code) DO NOTHING",
                 valid_rows(stream, batch_id),
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -18,7 +19,7 @@ SECRET_KEYS = {"code", "token", "password", "secret", "secret_key", "product_key
 _CODE_SHAPE = re.compile(r"\b[A-Za-z0-9]{5}(?:-[A-Za-z0-9]{5}){3,}\b")
 
 
-def redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
         if key.lower() in SECRET_KEYS and value is not None:
             event[key] = mask_code(str(value))

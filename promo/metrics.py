@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from promo.redemption import RedemptionResult
+from promo.operations import OperationsSnapshot
 
 
 class Metrics:
@@ -17,25 +17,28 @@ class Metrics:
             "promo_http_request_seconds", "HTTP request latency", ["route"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
-        self.redemptions = Counter(
-            "promo_redemptions", "Redemption decisions by outcome", ["campaign", "outcome"], registry=self.registry
+        # Read from the decision log at scrape time, so redemptions made by any process
+        # (the CLI, another server) count, not only this process's.
+        self.redemptions = Gauge(
+            "promo_redemption_decisions", "Redemption decisions by outcome (from the decision log)",
+            ["campaign", "outcome"], registry=self.registry,
         )
-        self.refusal_rules = Counter(
-            "promo_refusal_rules", "Failing rules in refused redemptions", ["campaign", "rule"], registry=self.registry
+        self.refusal_rules = Gauge(
+            "promo_refusals_by_rule", "Refused redemptions by failing rule id (from the decision log)",
+            ["campaign", "rule"], registry=self.registry,
         )
         self.code_stock = Gauge(
             "promo_code_stock", "Reward codes by status (read at scrape time)", ["campaign", "status"], registry=self.registry
         )
 
-    def record_redemption(self, campaign: str, result: RedemptionResult) -> None:
-        self.redemptions.labels(campaign, result.outcome).inc()
-        for rule in result.decision.rules:
-            self.refusal_rules.labels(campaign, rule).inc()
-
-    def set_stock(self, stock_by_campaign: dict[str, dict[str, int]]) -> None:
-        for campaign, counts in stock_by_campaign.items():
+    def set_from_database(self, snapshot: OperationsSnapshot) -> None:
+        for campaign, counts in snapshot.stock.items():
             for status, count in counts.items():
                 self.code_stock.labels(campaign, status).set(count)
+        for (campaign, outcome), count in snapshot.decisions.items():
+            self.redemptions.labels(campaign, outcome).set(count)
+        for (campaign, rule), count in snapshot.refusals_by_rule.items():
+            self.refusal_rules.labels(campaign, rule).set(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

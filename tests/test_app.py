@@ -67,6 +67,22 @@ def test_metrics_expose_requests_and_code_stock(client: TestClient, conn: sqlite
     assert f'promo_code_stock{{campaign="{SLUG}",status="available"}} 0.0' in body
 
 
+def test_metrics_count_decisions_by_outcome_and_rule_from_any_process(client: TestClient, conn: sqlite3.Connection) -> None:
+    from promo.campaign_store import get_campaign
+    from tests.test_redemption import add_activations, redeem
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None), (2, "O365-HOME-TRIAL", "US", None)])
+    add_codes(conn, get_campaign(conn, SLUG), 2)
+    assert redeem(conn, key=1).redeemed  # on another connection, as the CLI would
+    assert not redeem(conn, key=2, account="bob@example.com").redeemed
+    assert not redeem(conn, key=1, account="bob@example.com").redeemed
+    body = client.get("/metrics").text
+    assert f'promo_redemption_decisions{{campaign="{SLUG}",outcome="redeemed"}} 1.0' in body
+    assert f'promo_redemption_decisions{{campaign="{SLUG}",outcome="refused"}} 2.0' in body
+    assert f'promo_refusals_by_rule{{campaign="{SLUG}",rule="R-X2"}} 1.0' in body
+    assert f'promo_refusals_by_rule{{campaign="{SLUG}",rule="R-X4"}} 1.0' in body
+    assert f'promo_refusals_by_rule{{campaign="{SLUG}",rule="R-X5"}} 1.0' in body
+
+
 def test_every_response_carries_a_request_id(client: TestClient) -> None:
     assert len(client.get("/healthz").headers["x-request-id"]) == 32
     assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
@@ -111,3 +127,12 @@ def test_promo_serve_over_real_http_logs_json_without_secrets(settings: Settings
     assert '"event": "http.request"' in logged and '"route": "ops.readyz"' in logged and '"request_id"' in logged
     for i in range(3):
         assert reward_code(i) not in logged
+
+
+def test_log_redaction_masks_codes_and_secrets_whatever_the_key() -> None:
+    from promo.logs import redact
+    event = redact(None, "info", {"event": f"sent {reward_code(5)} to ann", "code": reward_code(6),
+                                  "token": "abcdefghijkl", "product_key": "PK000000000000000000000001"})
+    text = repr(event)
+    assert reward_code(5) not in text and reward_code(6) not in text and "abcdefghijkl" not in text
+    assert "*****-*****-*****-*****-*0005" in event["event"]

@@ -330,7 +330,8 @@ class _Parser:
             self.fail("limit_per_account", "must be a whole number of at least 1 (R-X6)")
             limit = 1
 
-        section = d.get("products") if isinstance(d.get("products"), Mapping) else {}
+        raw_products = d.get("products")
+        section: Mapping[str, Any] = raw_products if isinstance(raw_products, Mapping) else {}
         if not section:
             self.fail("products", "is required: qualifying_skus and/or qualifying attribute rules (R-X3)")
         products = ProductRules(
