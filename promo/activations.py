@@ -12,7 +12,7 @@ from typing import IO
 from promo.catalog import Sku, normalize_sku
 from promo.countries import normalize_country
 from promo.csvfile import ErrorList, open_text, rows
-from promo.db import select_in
+from promo.db import select_in, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_email, normalize_product_key
 from promo.timeutil import Moment, db_time, moment_from_db, moment_not_before, moment_text, moment_to_db, parse_moment
@@ -94,28 +94,23 @@ def import_activations(
                 "batch": batch,
             }
 
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):  # all or nothing: any error below rolls the file back
         before = conn.execute("SELECT COUNT(*) FROM activations").fetchone()[0]
         with open_text(source) as stream:
             conn.executemany(
-                "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email, imported_at, import_batch)"
-                " VALUES (:product_key, :sku, :country, :purchased_at, :activated_at, :account_email, :imported_at, :batch)"
-                " ON CONFLICT (product_key) DO NOTHING",
+                "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email, imported_at,"
+                " import_batch) VALUES (:product_key, :sku, :country, :purchased_at, :activated_at, :account_email,"
+                " :imported_at, :batch) ON CONFLICT (product_key) DO NOTHING",
                 valid(stream),
             )
         imported = conn.execute("SELECT COUNT(*) FROM activations").fetchone()[0] - before
         if imported < len(line_of):
             sql = "SELECT product_key FROM activations WHERE import_batch <> :batch AND product_key IN ({values})"
-            for row in select_in(conn, sql, list(line_of), {"batch": batch}):
-                errors.add(FieldError("product_key", "already has an activation record", line=line_of[row[0]]))
+            existing = (row[0] for row in select_in(conn, sql, list(line_of), {"batch": batch}))
+            errors.add_for_each(existing, line_of, "product_key", "already has an activation record")
         if not line_of and not errors.total:
             errors.add(FieldError("file", "holds no activation records"))
         errors.raise_if_any()
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return imported
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import IO
 
 from promo.csvfile import ErrorList, open_text, rows
-from promo.db import select_in
+from promo.db import select_in, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_code
 from promo.timeutil import db_time, from_db_time, parse_moment
@@ -72,8 +72,7 @@ def import_codes(
                     continue
             yield {"campaign": campaign_id, "batch": batch_id, "code": code, "expires": expires}
 
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):  # all or nothing: any error below rolls the file back
         batch_id = conn.execute(
             "INSERT INTO code_batches (campaign_id, source, code_count, imported_at) VALUES (:c, :s, 0, :t)",
             {"c": campaign_id, "s": source_name, "t": db_time(now)},
@@ -88,16 +87,12 @@ def import_codes(
         imported = conn.execute("SELECT COUNT(*) FROM reward_codes WHERE batch_id = :b", {"b": batch_id}).fetchone()[0]
         if imported < len(line_of):
             sql = "SELECT code FROM reward_codes WHERE batch_id <> :batch AND code IN ({values})"
-            for row in select_in(conn, sql, list(line_of), {"batch": batch_id}):
-                errors.add(FieldError("code", "already in a code pool", line=line_of[row[0]]))
+            existing = (row[0] for row in select_in(conn, sql, list(line_of), {"batch": batch_id}))
+            errors.add_for_each(existing, line_of, "code", "already in a code pool")
         if not line_of and not errors.total:
             errors.add(FieldError("file", "holds no codes"))
         errors.raise_if_any()
         conn.execute("UPDATE code_batches SET code_count = :n WHERE id = :b", {"n": imported, "b": batch_id})
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return ImportReport(batch_id=batch_id, imported=imported)
 
 
