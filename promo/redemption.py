@@ -141,10 +141,7 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
             decision = decision.plus([Failure("R-X5", "key_bound_to_other_account",
                                               "this product key belongs to another account")])
 
-    prior = conn.execute(
-        "SELECT COUNT(*) FROM redemptions WHERE campaign_id = :c AND account_email = :a",
-        {"c": stored.id, "a": request.account_email},
-    ).fetchone()[0]
+    prior = redemptions_of_account(conn, stored.id, request.account_email)
     if prior >= campaign.limit_per_account:
         decision = decision.plus([Failure("R-X6", "account_limit_reached",
                                           "this account has already received its reward code for this offer")])
@@ -180,6 +177,13 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
                        "terms_url": campaign.reward.terms_url, "terms_accepted": True})
     _log_attempt(conn, stored, request, result, now, sku=sku, country=country)
     return result
+
+
+def redemptions_of_account(conn: sqlite3.Connection, campaign_id: int, account_email: str) -> int:
+    return int(conn.execute(
+        "SELECT COUNT(*) FROM redemptions WHERE campaign_id = :c AND account_email = :a",
+        {"c": campaign_id, "a": account_email},
+    ).fetchone()[0])
 
 
 def _refuse(conn: sqlite3.Connection, stored: StoredCampaign, request: RedeemRequest, decision: Decision,

@@ -193,3 +193,19 @@ def test_the_schema_refuses_a_second_code_for_an_account_even_if_checks_were_byp
             "INSERT INTO redemptions (campaign_id, account_email, slot, product_key, code_id, terms_url,"
             " terms_accepted_at, redeemed_at) VALUES (:c, 'x@example.com', 1, 'OTHERKEY', :code, 't', 'x', 'x')",
             {"c": red["campaign_id"], "code": red["code_id"]})
+
+
+def test_a_stale_count_is_stopped_by_the_schema_and_logged_as_r_x6(ready: sqlite3.Connection,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the per-account count were ever stale (a race the lock should prevent), the UNIQUE
+    (campaign, account, slot) constraint refuses the insert; the claimed code is rolled back."""
+    import promo.redemption
+    assert redeem(ready, key=1).redeemed
+    monkeypatch.setattr(promo.redemption, "redemptions_of_account", lambda *args: 0)
+    second = redeem(ready, key=2)
+    assert not second.redeemed and second.decision.rules == ["R-X6"]
+    assert one(ready, "SELECT COUNT(*) FROM redemptions")[0] == 1
+    assert one(ready, "SELECT COUNT(*) FROM reward_codes WHERE issued_at IS NOT NULL")[0] == 1
+    assert one(ready, "SELECT COUNT(*) FROM outbox")[0] == 1
+    assert one(ready, "SELECT outcome FROM redemption_attempts ORDER BY id DESC LIMIT 1")[0] == "refused"
+    assert verify_chain(ready).ok
