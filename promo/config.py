@@ -76,8 +76,42 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "logging.format": ("console", _choice("console", "json")),
     "logging.level": ("INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
     "security.secret_key_file": ("var/secret_key", _optional_str),
+    "security.signin_link_minutes": (15, _int),
+    "security.session_idle_minutes": (30, _int),
+    "security.session_max_hours": (12, _int),
+    "server.public_url": ("http://127.0.0.1:8000", _str),
+    "mail.host": ("127.0.0.1", _str),
+    "mail.port": (8025, _port),
+    "mail.starttls": (False, _bool),
+    "mail.username": ("", _optional_str),
+    "mail.password_file": ("", _optional_str),
+    "mail.timeout_seconds": (10, _int),
+    "mail.from_address": ("Promo <no-reply@promo.invalid>", _str),
+    "mail.message_id_domain": ("promo.invalid", _str),
+    "mail.max_attempts": (8, _int),
+    "mail.retry_base_seconds": (5, _int),
+    "mail.resend_per_hour": (3, _int),
+    "mail.sink": (True, _bool),
+    "mail.sink_port": (8025, _port),
 }
-SECRET_NAMES = {"security.secret_key"}
+SECRET_NAMES = {"security.secret_key", "mail.password"}
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    host: str
+    port: int
+    starttls: bool
+    username: str
+    password: str | None
+    timeout_seconds: int
+    from_address: str
+    message_id_domain: str
+    max_attempts: int
+    retry_base_seconds: int
+    resend_per_hour: int
+    sink: bool  # run the local development sink (aiosmtpd) inside `promo serve`
+    sink_port: int
 
 
 @dataclass(frozen=True)
@@ -91,6 +125,11 @@ class Settings:
     logging_format: str
     logging_level: str
     secret_key: str | None
+    signin_link_minutes: int
+    session_idle_minutes: int
+    session_max_hours: int
+    public_url: str
+    mail: MailSettings
 
     def require_secret_key(self) -> str:
         if not self.secret_key:
@@ -157,6 +196,25 @@ def load_settings(config_path: Path | str | None = None, environ: Mapping[str, s
         logging_format=values["logging.format"],
         logging_level=values["logging.level"],
         secret_key=_read_secret(environ, base, values["security.secret_key_file"]),
+        signin_link_minutes=values["security.signin_link_minutes"],
+        session_idle_minutes=values["security.session_idle_minutes"],
+        session_max_hours=values["security.session_max_hours"],
+        public_url=values["server.public_url"].rstrip("/"),
+        mail=MailSettings(
+            host=values["mail.host"],
+            port=values["mail.port"],
+            starttls=values["mail.starttls"],
+            username=values["mail.username"],
+            password=_read_file_secret(environ, base, "mail.password", values["mail.password_file"], min_length=1),
+            timeout_seconds=values["mail.timeout_seconds"],
+            from_address=values["mail.from_address"],
+            message_id_domain=values["mail.message_id_domain"],
+            max_attempts=values["mail.max_attempts"],
+            retry_base_seconds=values["mail.retry_base_seconds"],
+            resend_per_hour=values["mail.resend_per_hour"],
+            sink=values["mail.sink"],
+            sink_port=values["mail.sink_port"],
+        ),
     )
 
 
@@ -166,7 +224,12 @@ def _resolve(base: Path, value: str) -> Path:
 
 
 def _read_secret(environ: Mapping[str, str], base: Path, file_setting: str) -> str | None:
-    from_env = environ.get(env_name("security.secret_key"))
+    return _read_file_secret(environ, base, "security.secret_key", file_setting, min_length=32)
+
+
+def _read_file_secret(environ: Mapping[str, str], base: Path, name: str, file_setting: str, *, min_length: int) -> str | None:
+    """A secret from PROMO_<NAME> or from the file the config names (None if neither)."""
+    from_env = environ.get(env_name(name))
     if from_env:
         return from_env
     if not file_setting:
@@ -175,6 +238,6 @@ def _read_secret(environ: Mapping[str, str], base: Path, file_setting: str) -> s
     if not path.exists():
         return None
     secret = path.read_text(encoding="utf-8").strip()
-    if len(secret) < 32:
-        raise ConfigError(f"security.secret_key_file: {path} holds fewer than 32 characters")
+    if len(secret) < min_length:
+        raise ConfigError(f"{name}_file: {path} holds fewer than {min_length} characters")
     return secret

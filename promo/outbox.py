@@ -4,20 +4,93 @@ when the row is written, so a resend after an uncertain delivery carries the sam
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from promo.timeutil import db_time
 
 
 def enqueue(
-    conn: sqlite3.Connection, *, template: str, recipient: str, subject_ref: str, at: datetime, domain: str = "promo.invalid"
+    conn: sqlite3.Connection,
+    *,
+    template: str,
+    recipient: str,
+    subject_ref: str,
+    at: datetime,
+    locale: str = "en",
+    payload: dict[str, Any] | None = None,
+    domain: str = "promo.invalid",
 ) -> str:
+    """Queue an email (call inside the transaction that makes the change it announces)."""
     message_id = f"<{subject_ref.replace(':', '-')}.{secrets.token_hex(8)}@{domain}>"
     conn.execute(
-        "INSERT INTO outbox (message_id, template, recipient, subject_ref, status, attempts, next_attempt_at, created_at)"
-        " VALUES (:message_id, :template, :recipient, :subject_ref, 'queued', 0, :now, :now)",
-        {"message_id": message_id, "template": template, "recipient": recipient, "subject_ref": subject_ref, "now": db_time(at)},
+        "INSERT INTO outbox (message_id, template, recipient, subject_ref, status, attempts, next_attempt_at,"
+        " created_at, locale, payload)"
+        " VALUES (:message_id, :template, :recipient, :subject_ref, 'queued', 0, :now, :now, :locale, :payload)",
+        {"message_id": message_id, "template": template, "recipient": recipient, "subject_ref": subject_ref,
+         "now": db_time(at), "locale": locale, "payload": json.dumps(payload) if payload is not None else None},
     )
     return message_id
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    message_id: str
+    template: str
+    recipient: str
+    subject_ref: str
+    attempts: int
+    locale: str
+    payload: dict[str, Any] | None
+
+
+def claim_due(conn: sqlite3.Connection, *, now: datetime, lease: timedelta, limit: int) -> list[OutboxMessage]:
+    """Take up to `limit` due messages and lease them (push next_attempt_at forward) so no
+    other relay sends them meanwhile. Call inside a transaction."""
+    rows = conn.execute(
+        "SELECT id, message_id, template, recipient, subject_ref, attempts, locale, payload FROM outbox"
+        " WHERE status = 'queued' AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :limit",
+        {"now": db_time(now), "limit": limit},
+    ).fetchall()
+    for row in rows:
+        conn.execute("UPDATE outbox SET next_attempt_at = :lease WHERE id = :id", {"lease": db_time(now + lease), "id": row["id"]})
+    return [
+        OutboxMessage(row["id"], row["message_id"], row["template"], row["recipient"], row["subject_ref"], row["attempts"],
+                      row["locale"], json.loads(row["payload"]) if row["payload"] else None)
+        for row in rows
+    ]
+
+
+def mark_sent(conn: sqlite3.Connection, message_id: int, *, now: datetime, clear_payload: bool) -> None:
+    conn.execute(
+        "UPDATE outbox SET status = 'sent', sent_at = :now, attempts = attempts + 1, last_error = NULL"
+        + (", payload = NULL" if clear_payload else "") + " WHERE id = :id",
+        {"now": db_time(now), "id": message_id},
+    )
+
+
+def mark_deferred(conn: sqlite3.Connection, message_id: int, *, error: str, retry_at: datetime) -> None:
+    conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = :error, next_attempt_at = :retry WHERE id = :id",
+        {"error": error[:500], "retry": db_time(retry_at), "id": message_id},
+    )
+
+
+def mark_failed(conn: sqlite3.Connection, message_id: int, *, error: str, now: datetime) -> None:
+    conn.execute(
+        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = :error, payload = NULL,"
+        " next_attempt_at = :now WHERE id = :id",
+        {"error": error[:500], "now": db_time(now), "id": message_id},
+    )
+
+
+def sends_since(conn: sqlite3.Connection, *, template: str, subject_ref: str, since: datetime) -> int:
+    return int(conn.execute(
+        "SELECT COUNT(*) FROM outbox WHERE template = :t AND subject_ref = :s AND created_at >= :since",
+        {"t": template, "s": subject_ref, "since": db_time(since)},
+    ).fetchone()[0])

@@ -223,7 +223,7 @@ def _replay(conn: sqlite3.Connection, campaign_id: int, request: RedeemRequest) 
     if row is None:
         return None
     first = json.loads(row["result"])
-    decision = Decision(tuple(Failure(f["rule"], f["reason"], f["message"]) for f in first["failures"]))
+    decision = Decision(tuple(Failure(f["rule"], f["reason"], f["message"], f.get("params", {})) for f in first["failures"]))
     return RedemptionResult(
         outcome=first["outcome"],
         decision=decision,

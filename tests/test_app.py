@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from promo.app import create_app
 from promo.config import Settings
-from promo.db import connect
+from promo.db import available_migrations, connect
 from tests.conftest import SLUG, reward_code
 from tests.test_redemption import add_codes
 
@@ -45,7 +45,7 @@ def test_readyz_is_503_when_migrations_are_pending(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
         response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["pending_migrations"] == ["0001_init.sql"]
+    assert response.json()["pending_migrations"] == [name for _, name, _ in available_migrations()]
 
 
 def test_readyz_is_503_when_the_database_is_unreachable(settings: Settings, tmp_path: Path) -> None:

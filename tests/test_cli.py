@@ -14,6 +14,7 @@ import pytest
 import tomli_w
 
 from promo.campaigns import shipped_campaign_text
+from promo.db import available_migrations
 from tests.conftest import SLUG, product_key, reward_code
 
 PROMO = str(Path(sys.executable).parent / "promo")
@@ -36,7 +37,8 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     run = Cli(tmp_path)
-    assert run("migrate").stdout.strip() == "applied 0001_init.sql"
+    names = ", ".join(name for _, name, _ in available_migrations())
+    assert run("migrate").stdout.strip() == f"applied {names}"
     assert run("migrate").stdout.strip() == "database is up to date"
     return run
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -71,6 +71,27 @@ class Reward:
 
 
 @dataclass(frozen=True)
+class Sponsor:
+    """R-X13: who sponsors the offer, and under which law, for customers in these countries."""
+
+    region: str
+    name: str
+    law: str
+    countries: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Support:
+    """R-X16: customer-service contact per country, with a default."""
+
+    default: str
+    countries: Mapping[str, str]
+
+    def for_country(self, country: str) -> str:
+        return self.countries.get(country, self.default)
+
+
+@dataclass(frozen=True)
 class PurchaseOffer:
     slug: str
     name: str
@@ -81,7 +102,19 @@ class PurchaseOffer:
     products: ProductRules  # R-X3 / R-X4
     limit_per_account: int  # R-X6
     reward: Reward  # R-X9
+    names: Mapping[str, str] = field(default_factory=dict)  # the offer's name per language
+    sponsors: tuple[Sponsor, ...] = ()  # R-X13
+    support: Support | None = None  # R-X16
     kind: str = KIND
+
+    def name_in(self, lang: str) -> str:
+        return self.names.get(lang, self.name)
+
+    def sponsor_for(self, country: str) -> Sponsor | None:
+        return next((s for s in self.sponsors if country in s.countries), None)
+
+    def is_open(self, now: datetime) -> bool:
+        return self.redemption.contains(now)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -208,6 +241,13 @@ class PurchaseOffer:
             "code_expires_on": self.reward.code_expires_on,
             "code_pattern": self.reward.code_pattern,
         }
+        if self.names:
+            data["names"] = dict(sorted(self.names.items()))
+        if self.sponsors:
+            data["sponsors"] = [{"region": s.region, "name": s.name, "law": s.law, "countries": list(s.countries)}
+                                for s in self.sponsors]
+        if self.support:
+            data["support"] = {"default": self.support.default, "countries": dict(sorted(self.support.countries.items()))}
         return data
 
 
@@ -363,7 +403,11 @@ class _Parser:
             self.fail("reward.code_expires_on", "codes would expire before the redemption window closes (R-X9)")
 
         unknown = set(d) - {"slug", "kind", "name", "timezone", "limit_per_account", "countries",
-                            "eligibility_window", "redemption_window", "products", "availability", "reward"}
+                            "eligibility_window", "redemption_window", "products", "availability", "reward",
+                            "names", "sponsors", "support"}
+        names = self.names()
+        sponsors = self.sponsors()
+        support = self.support()
         for key in sorted(unknown):
             self.fail(key, "unknown setting for a purchase offer")
 
@@ -379,7 +423,58 @@ class _Parser:
             products=products,
             limit_per_account=limit,
             reward=reward,
+            names=names,
+            sponsors=sponsors,
+            support=support,
         )
+
+    def names(self) -> Mapping[str, str]:
+        section = self.data.get("names", {})
+        if not isinstance(section, Mapping) or not all(isinstance(v, str) and v.strip() for v in section.values()):
+            self.fail("names", "must be a table of language = \"name\"")
+            return {}
+        return dict(section)
+
+    def sponsors(self) -> tuple[Sponsor, ...]:
+        entries = self.data.get("sponsors", [])
+        out, seen = [], {}
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            where = f"sponsors[{i}]"
+            if not isinstance(entry, Mapping):
+                self.fail(where, "must be a table with region, name, law and countries")
+                continue
+            texts = [self.text(f"{where}.{k}", entry, k) for k in ("region", "name", "law")]
+            countries = []
+            for value in entry.get("countries", []):
+                try:
+                    code = normalize_country(str(value), f"{where}.countries")
+                except InputError as exc:
+                    self.errors.extend(exc.errors)
+                    continue
+                if code in seen:
+                    self.fail(f"{where}.countries", f"{code} already has a sponsor (sponsors[{seen[code]}])")
+                seen[code] = i
+                countries.append(code)
+            out.append(Sponsor(*texts, countries=tuple(countries)))
+        if not isinstance(entries, list):
+            self.fail("sponsors", "must be a list of tables ([[sponsors]])")
+        return tuple(out)
+
+    def support(self) -> Support | None:
+        section = self.data.get("support")
+        if section is None:
+            return None
+        if not isinstance(section, Mapping):
+            self.fail("support", "must be a table with default and countries")
+            return None
+        default = self.text("support.default", section, "default")
+        countries = {}
+        for code, contact in (section.get("countries") or {}).items():
+            try:
+                countries[normalize_country(code, f"support.countries.{code}")] = str(contact)
+            except InputError as exc:
+                self.errors.extend(exc.errors)
+        return Support(default, countries)
 
     def availability(self) -> Mapping[str, frozenset[str]]:
         section = self.data.get("availability", {})

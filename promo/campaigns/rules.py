@@ -23,7 +23,7 @@ class Failure:
     params: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "reason": self.reason, "message": self.message}
+        return {"rule": self.rule, "reason": self.reason, "message": self.message, "params": dict(self.params)}
 
 
 @dataclass(frozen=True)

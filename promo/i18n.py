@@ -1,0 +1,100 @@
+"""Languages: gettext catalogs (Babel .po files, compiled in memory at start-up, so adding a
+language is adding promo/locale/<lang>/LC_MESSAGES/messages.po), negotiation, and
+locale-aware dates and country names from Babel's CLDR data."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache, lru_cache
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+from babel import Locale, dates
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+
+DEFAULT = "en"
+
+
+def N_(message: str) -> str:
+    """Mark a string for extraction; it is translated where it is shown."""
+    return message
+
+
+@lru_cache(maxsize=1)
+def languages() -> tuple[str, ...]:
+    """English (the source language) plus every catalog under promo/locale."""
+    found = [entry.name for entry in resources.files("promo.locale").iterdir()
+             if entry.is_dir() and entry.joinpath("LC_MESSAGES", "messages.po").is_file()]
+    return (DEFAULT, *sorted(found))
+
+
+@cache
+def translations(lang: str) -> NullTranslations:
+    if lang == DEFAULT:
+        return NullTranslations()
+    po = resources.files("promo.locale").joinpath(lang, "LC_MESSAGES", "messages.po")
+    with po.open("rb") as handle:
+        catalog = read_po(handle, locale=lang)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(buffer)
+
+
+def negotiate(choice: str | None, accept_language: str | None) -> str:
+    """The user's explicit choice, else the best Accept-Language match, else English."""
+    available = languages()
+    if choice in available:
+        return str(choice)
+    for tag, _quality in _parse_accept(accept_language or ""):
+        primary = tag.split("-")[0]
+        # Norwegian: "no" and "nn" readers are served Bokmål, the catalog we have.
+        for candidate in (tag, primary, "nb" if primary in ("no", "nn") else None):
+            if candidate in available:
+                return candidate
+    return DEFAULT
+
+
+def _parse_accept(header: str) -> list[tuple[str, float]]:
+    out = []
+    for part in header.split(","):
+        pieces = part.strip().split(";")
+        tag = pieces[0].strip().lower()
+        if not tag or tag == "*":
+            continue
+        quality = 1.0
+        for param in pieces[1:]:
+            if param.strip().startswith("q="):
+                try:
+                    quality = float(param.strip()[2:])
+                except ValueError:
+                    quality = 0.0
+        out.append((tag, quality))
+    return sorted((t for t in out if t[1] > 0), key=lambda t: -t[1])
+
+
+@dataclass(frozen=True)
+class Localizer:
+    """What a page or email needs to speak the user's language."""
+
+    lang: str
+
+    def gettext(self, message: str) -> str:
+        return translations(self.lang).gettext(message)
+
+    def date(self, value: date) -> str:
+        return dates.format_date(value, format="long", locale=self.lang)
+
+    def datetime(self, value: datetime, tz: ZoneInfo) -> str:
+        return dates.format_datetime(value.astimezone(tz), format="medium", tzinfo=tz, locale=self.lang) + \
+            " " + dates.get_timezone_name(tz, width="short", locale=self.lang, zone_variant=None)
+
+    def country(self, code: str) -> str:
+        return Locale.parse(self.lang).territories.get(code, code)
+
+    def language_name(self, lang: str) -> str:
+        return Locale.parse(lang).get_display_name(lang) or lang

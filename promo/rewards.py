@@ -1,0 +1,41 @@
+"""A consumer's rewards: the redemptions of an account, with their codes (storage)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+from promo.timeutil import from_db_time
+
+
+@dataclass(frozen=True)
+class Reward:
+    redemption_id: int
+    campaign_slug: str
+    account_email: str
+    code: str
+    code_expires_at: datetime
+    redeemed_at: datetime
+    country: str | None  # where the product was bought (activation record)
+
+
+_SELECT = (
+    "SELECT r.id, c.slug, r.account_email, k.code, k.expires_at, r.redeemed_at, a.country"
+    " FROM redemptions r JOIN campaigns c ON c.id = r.campaign_id JOIN reward_codes k ON k.id = r.code_id"
+    " LEFT JOIN activations a ON a.product_key = r.product_key"
+)
+
+
+def _reward(row: sqlite3.Row) -> Reward:
+    return Reward(row[0], row[1], row[2], row[3], from_db_time(row[4]), from_db_time(row[5]), row[6])
+
+
+def get_reward(conn: sqlite3.Connection, redemption_id: int) -> Reward | None:
+    row = conn.execute(_SELECT + " WHERE r.id = :id", {"id": redemption_id}).fetchone()
+    return _reward(row) if row else None
+
+
+def rewards_of(conn: sqlite3.Connection, account_email: str) -> list[Reward]:
+    rows = conn.execute(_SELECT + " WHERE r.account_email = :a ORDER BY r.redeemed_at DESC", {"a": account_email})
+    return [_reward(row) for row in rows]

@@ -1,0 +1,39 @@
+"""Jinja2 environments, one per language, with gettext installed (newstyle) so templates
+use {% trans %} and _(); found from specific to general as in Datasette."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from promo.i18n import Localizer, languages, translations
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+class Templates:
+    def __init__(self, directory: Path = TEMPLATES_DIR):
+        self.directory = directory
+
+    @cached_property
+    def _environments(self) -> dict[str, Environment]:
+        envs = {}
+        for lang in languages():
+            env = Environment(
+                loader=FileSystemLoader(self.directory),
+                autoescape=select_autoescape(["html"]),
+                extensions=["jinja2.ext.i18n"],
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+            env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+            envs[lang] = env
+        return envs
+
+    def render(self, names: str | list[str], lang: str, **context: Any) -> str:
+        env = self._environments.get(lang) or self._environments["en"]
+        template = env.select_template([names] if isinstance(names, str) else names)
+        return template.render(lang=lang, l10n=Localizer(lang), **context)

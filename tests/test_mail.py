@@ -1,0 +1,195 @@
+"""The outbox relay against a real local SMTP server that misbehaves on purpose."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import aiosmtplib
+import pytest
+
+from promo.config import Settings
+from promo.db import Database
+from promo.mail import MailRelay
+from promo.mailsink import start_sink
+from promo.outbox import enqueue
+from promo.templating import Templates
+from tests.conftest import DURING, reward_code
+from tests.mailserver import MailServer, free_port
+from tests.test_redemption import add_activations, add_codes, redeem
+
+
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def smtp() -> Iterator[MailServer]:
+    server = MailServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redeemed(conn: sqlite3.Connection, stored: object) -> sqlite3.Connection:
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None)])
+    add_codes(conn, stored, 3)  # type: ignore[arg-type]
+    assert redeem(conn, key=1, account="ann@example.com").redeemed
+    return conn
+
+
+@pytest.fixture
+async def db(settings: Settings, redeemed: sqlite3.Connection) -> AsyncIterator[Database]:
+    async with Database(settings.database_path) as database:
+        yield database
+
+
+def relay_for(db: Database, settings: Settings, port: int, clock: Clock, **mail: object) -> MailRelay:
+    options = replace(settings.mail, host="127.0.0.1", port=port, timeout_seconds=2, retry_base_seconds=5, **mail)
+    return MailRelay(db, options, Templates(), "http://promo.test", clock=clock)
+
+
+def outbox(conn: sqlite3.Connection) -> sqlite3.Row:
+    return conn.execute("SELECT * FROM outbox ORDER BY id DESC LIMIT 1").fetchone()
+
+
+async def test_the_reward_email_says_everything_the_rules_require(db: Database, settings: Settings, smtp: MailServer,
+                                                                  redeemed: sqlite3.Connection) -> None:
+    relay = relay_for(db, settings, smtp.port, Clock(DURING))
+    assert await relay.deliver_once() == 1
+    assert await relay.deliver_once() == 0  # nothing left: sent once
+    [email] = smtp.received
+    row = outbox(redeemed)
+    assert row["status"] == "sent" and row["attempts"] == 1 and row["sent_at"]
+    assert email["Message-ID"] == row["message_id"] and email["To"] == "ann@example.com"
+    assert email.get_content_type() == "multipart/alternative"
+    text = email.get_body(("plain",)).get_content()
+    html = email.get_body(("html",)).get_content()
+    for body in (text, html):
+        assert reward_code(0) in body  # the code, to its owner
+        assert "October 31, 2014" in body  # R-X9
+        assert "will not be replaced if it is lost" in body  # R-X10
+        assert "https://www.xbox.com/live/termsofuse" in body
+        assert "Microsoft Luxembourg S.à.r.l." in body and "Luxembourg" in body  # R-X13, Denmark is in Europe
+        assert "https://support.microsoft.com/da-dk/contactus" in body  # R-X16, Denmark's contact
+        assert "under 13" in body  # R-X14
+
+
+async def test_smtp_down_then_up_delivers_with_backoff(db: Database, settings: Settings, redeemed: sqlite3.Connection) -> None:
+    port, clock = free_port(), Clock(DURING)
+    relay = relay_for(db, settings, port, clock)
+    assert await relay.deliver_once() == 1
+    row = outbox(redeemed)
+    assert (row["status"], row["attempts"]) == ("queued", 1) and row["last_error"].startswith("connect:")
+    assert await relay.deliver_once() == 0  # not due before the backoff (5 s) has passed
+    server = MailServer(port).start()
+    try:
+        clock.now += timedelta(seconds=5)
+        assert await relay.deliver_once() == 1
+        assert outbox(redeemed)["status"] == "sent" and len(server.received) == 1
+    finally:
+        server.stop()
+
+
+async def test_a_message_queued_before_a_restart_goes_out_after_it(settings: Settings, redeemed: sqlite3.Connection,
+                                                                  smtp: MailServer) -> None:
+    # A "restart": the queued row is all there is; a brand-new relay and Database send it.
+    async with Database(settings.database_path) as fresh:
+        assert await relay_for(fresh, settings, smtp.port, Clock(DURING)).deliver_once() == 1
+    assert len(smtp.received) == 1 and outbox(redeemed)["status"] == "sent"
+
+
+async def test_temporary_4xx_then_success(db: Database, settings: Settings, smtp: MailServer, redeemed: sqlite3.Connection) -> None:
+    smtp.handler.replies.extend(["451 4.3.0 try again later", "421 4.7.0 too busy"])
+    clock = Clock(DURING)
+    relay = relay_for(db, settings, smtp.port, clock)
+    await relay.deliver_once()
+    assert outbox(redeemed)["last_error"] == "451 4.3.0 try again later"
+    clock.now += timedelta(seconds=5)
+    await relay.deliver_once()
+    assert outbox(redeemed)["attempts"] == 2 and outbox(redeemed)["status"] == "queued"
+    clock.now += timedelta(seconds=9)
+    assert await relay.deliver_once() == 0  # second backoff is 10 s
+    clock.now += timedelta(seconds=1)
+    await relay.deliver_once()
+    row = outbox(redeemed)
+    assert (row["status"], row["attempts"]) == ("sent", 3) and len(smtp.received) == 1
+
+
+async def test_permanent_5xx_is_recorded_as_failed(db: Database, settings: Settings, smtp: MailServer, redeemed: sqlite3.Connection) -> None:
+    smtp.handler.replies.append("554 5.7.1 rejected")
+    await relay_for(db, settings, smtp.port, Clock(DURING)).deliver_once()
+    row = outbox(redeemed)
+    assert (row["status"], row["last_error"]) == ("failed", "554 5.7.1 rejected") and not smtp.received
+
+
+@pytest.mark.parametrize(("reply", "status"), [("550 5.1.1 no such user", "failed"), ("450 4.2.1 mailbox busy", "queued")])
+async def test_a_refused_recipient(db: Database, settings: Settings, smtp: MailServer, redeemed: sqlite3.Connection,
+                                   reply: str, status: str) -> None:
+    smtp.handler.refuse["ann@example.com"] = reply
+    await relay_for(db, settings, smtp.port, Clock(DURING)).deliver_once()
+    assert outbox(redeemed)["status"] == status and reply[:3] in outbox(redeemed)["last_error"]
+
+
+async def test_a_partially_refused_recipient_list_is_a_permanent_failure(db: Database, settings: Settings, smtp: MailServer,
+                                                                        redeemed: sqlite3.Connection) -> None:
+    from promo.db import transaction
+    with transaction(redeemed):
+        redeemed.execute("UPDATE outbox SET status = 'sent'")
+        enqueue(redeemed, template="signin_link", recipient="ann@example.com, bob@example.com", subject_ref="signin:x",
+                at=DURING, payload={"link": "http://promo.test/signin/t", "minutes": 15})
+    smtp.handler.refuse["bob@example.com"] = "550 5.1.1 no such user"
+    await relay_for(db, settings, smtp.port, Clock(DURING)).deliver_once()
+    row = outbox(redeemed)
+    assert row["status"] == "failed" and "partially refused" in row["last_error"] and "bob@example.com" in row["last_error"]
+
+
+async def test_a_slow_server_times_out_and_is_retried(db: Database, settings: Settings, smtp: MailServer,
+                                                      redeemed: sqlite3.Connection) -> None:
+    smtp.handler.stall_seconds = 4  # longer than the relay's 2 s timeout
+    await relay_for(db, settings, smtp.port, Clock(DURING)).deliver_once()
+    row = outbox(redeemed)
+    assert row["status"] == "queued" and "Timeout" in row["last_error"]
+
+
+async def test_temporary_failures_stop_after_max_attempts(db: Database, settings: Settings, redeemed: sqlite3.Connection) -> None:
+    clock = Clock(DURING)
+    relay = relay_for(db, settings, free_port(), clock, max_attempts=3)
+    for _ in range(3):
+        await relay.deliver_once()
+        clock.now += timedelta(hours=1)
+    row = outbox(redeemed)
+    assert (row["status"], row["attempts"]) == ("failed", 3) and row["last_error"].startswith("gave up after 3 attempts")
+
+
+async def test_the_sign_in_link_is_cleared_from_the_outbox_once_sent(db: Database, settings: Settings, smtp: MailServer,
+                                                                     redeemed: sqlite3.Connection) -> None:
+    from promo.db import transaction
+    with transaction(redeemed):
+        redeemed.execute("UPDATE outbox SET status = 'sent'")
+        enqueue(redeemed, template="signin_link", recipient="ann@example.com", subject_ref="signin:abc", at=DURING, locale="da",
+                payload={"link": "http://promo.test/signin/SECRET", "minutes": 15})
+    await relay_for(db, settings, smtp.port, Clock(DURING)).deliver_once()
+    row = outbox(redeemed)
+    assert row["status"] == "sent" and row["payload"] is None
+    assert "http://promo.test/signin/SECRET" in smtp.received[0].get_body(("plain",)).get_content()
+    assert smtp.received[0]["Content-Language"] == "da"
+
+
+async def test_the_development_sink_keeps_what_it_receives() -> None:
+    port = free_port()
+    server, sink = await start_sink("127.0.0.1", port)
+    try:
+        await aiosmtplib.send("From: a@example.com\r\nTo: b@example.com\r\nSubject: Hi\r\n\r\nHello\r\n",
+                              sender="a@example.com", recipients=["b@example.com"], hostname="127.0.0.1", port=port)
+    finally:
+        server.close()
+        await server.wait_closed()
+    [message] = sink.messages
+    assert (message.subject, message.recipients, message.text.strip()) == ("Hi", ("b@example.com",), "Hello")
