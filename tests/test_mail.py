@@ -122,7 +122,9 @@ async def test_temporary_4xx_then_success(db: Database, settings: Settings, smtp
     assert (row["status"], row["attempts"]) == ("sent", 3) and len(smtp.received) == 1
 
 
-async def test_permanent_5xx_is_recorded_as_failed(db: Database, settings: Settings, smtp: MailServer, redeemed: sqlite3.Connection) -> None:
+async def test_permanent_5xx_is_recorded_as_failed(
+    db: Database, settings: Settings, smtp: MailServer, redeemed: sqlite3.Connection
+) -> None:
     smtp.handler.replies.append("554 5.7.1 rejected")
     await relay_for(db, settings, smtp.port, Clock(DURING)).deliver_once()
     row = outbox(redeemed)

@@ -437,13 +437,14 @@ class _Parser:
 
     def sponsors(self) -> tuple[Sponsor, ...]:
         entries = self.data.get("sponsors", [])
-        out, seen = [], {}
+        out: list[Sponsor] = []
+        seen: dict[str, int] = {}
         for i, entry in enumerate(entries if isinstance(entries, list) else []):
             where = f"sponsors[{i}]"
             if not isinstance(entry, Mapping):
                 self.fail(where, "must be a table with region, name, law and countries")
                 continue
-            texts = [self.text(f"{where}.{k}", entry, k) for k in ("region", "name", "law")]
+            region, name, law = (self.text(f"{where}.{k}", entry, k) for k in ("region", "name", "law"))
             countries = []
             for value in entry.get("countries", []):
                 try:
@@ -455,7 +456,7 @@ class _Parser:
                     self.fail(f"{where}.countries", f"{code} already has a sponsor (sponsors[{seen[code]}])")
                 seen[code] = i
                 countries.append(code)
-            out.append(Sponsor(*texts, countries=tuple(countries)))
+            out.append(Sponsor(region, name, law, tuple(countries)))
         if not isinstance(entries, list):
             self.fail("sponsors", "must be a list of tables ([[sponsors]])")
         return tuple(out)
