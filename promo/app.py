@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from promo.auth import SigninLinks
 from promo.config import Settings
 from promo.db import Database
 from promo.errors import InputError, NotFound, PromoError
+from promo.i18n import languages
 from promo.logs import get_logger
+from promo.mail import MailRelay
+from promo.mailsink import start_sink
 from promo.metrics import Metrics
 from promo.operations import operations_snapshot, readiness
+from promo.templating import Templates
 from promo.timeutil import utcnow
+from promo.views import consumer, devmail
 
 log = get_logger("promo.http")
 
@@ -62,8 +74,26 @@ def problem(status: int, title: str, errors: list[dict[str, Any]] | None = None,
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
+_MACHINE_PATHS = ("/api/", "/healthz", "/readyz", "/metrics")
+
+
+async def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+    from promo.views.context import page_context, render
+
+    try:
+        ctx = await page_context(request)
+        return render(request, ctx, "error.html", status, title=ctx.l10n.gettext(title), message=ctx.l10n.gettext(message))
+    except Exception:  # the error page must never fail: fall back to plain text
+        return PlainTextResponse(title, status_code=status)
+
+
 async def on_promo_error(request: Request, exc: Exception) -> Response:
     request_id = request.scope.get("state", {}).get("request_id")
+    if not request.url.path.startswith(_MACHINE_PATHS):
+        if isinstance(exc, NotFound):
+            return await _error_page(request, 404, "Page not found", "There is nothing at this address.")
+        if isinstance(exc, InputError):
+            return await _error_page(request, 400, "Something is wrong with the request", str(exc))
     if isinstance(exc, InputError):
         return problem(400, "invalid input", [e.as_dict() for e in exc.errors], request_id)
     if isinstance(exc, NotFound):
@@ -75,6 +105,24 @@ async def on_server_error(request: Request, exc: Exception) -> Response:
     request_id = request.scope.get("state", {}).get("request_id")
     log.error("http.unhandled_error", error=type(exc).__name__, path=request.url.path)
     return PlainTextResponse(f"Internal error. Reference: {request_id}", status_code=500)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    if status == 404 and not request.url.path.startswith(_MACHINE_PATHS):
+        return await _error_page(request, 404, "Page not found", "There is nothing at this address.")
+    if status == 405:
+        return PlainTextResponse("Method not allowed", status_code=405)
+    return PlainTextResponse(str(getattr(exc, "detail", "")), status_code=status)
+
+
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+     b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),  # sign-in links must never leak through Referer
+    (b"x-frame-options", b"DENY"),
+]
 
 
 class RequestContext:
@@ -98,7 +146,11 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(SECURITY_HEADERS)
+                if scope.get("scheme") == "https":
+                    headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -114,7 +166,10 @@ class RequestContext:
             structlog.contextvars.unbind_contextvars("request_id")
 
 
-def create_app(settings: Settings) -> Starlette:
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     app_metrics = Metrics()
 
     @asynccontextmanager
@@ -126,9 +181,25 @@ def create_app(settings: Settings) -> Starlette:
         except (sqlite3.Error, OSError) as exc:
             log.error("database.open_failed", error=str(exc), path=str(settings.database_path))
         app.state.db = db
+        background: list[asyncio.Task[None]] = []
+        sink_server = None
+        if settings.mail.sink:
+            sink_server, app.state.sink = await start_sink("127.0.0.1", settings.mail.sink_port)
+            log.info("mail.sink_started", port=settings.mail.sink_port, page="/dev/mail")
+        if start_relay:
+            relay = MailRelay(db, settings.mail, app.state.templates, settings.public_url)
+            app.state.wake_relay = relay.wake
+            background.append(asyncio.create_task(relay.run(), name="mail-relay"))
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if sink_server is not None:
+                sink_server.close()
+                await sink_server.wait_closed()
             await db.close()
 
     app = Starlette(
@@ -136,11 +207,20 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz, name="ops.healthz"),
             Route("/readyz", readyz, name="ops.readyz"),
             Route("/metrics", metrics, name="ops.metrics"),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+            *consumer.routes,
+            *devmail.routes,
         ],
-        exception_handlers={PromoError: on_promo_error, Exception: on_server_error},
+        exception_handlers={PromoError: on_promo_error, HTTPException: on_http_error, Exception: on_server_error},
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.metrics = app_metrics
+    app.state.templates = Templates()
+    app.state.languages = languages()
+    app.state.sink = None
+    app.state.wake_relay = lambda: None
+    if settings.secret_key:
+        app.state.signin_links = SigninLinks(settings.secret_key, timedelta(minutes=settings.signin_link_minutes))
     app.add_middleware(RequestContext, metrics=app_metrics)
     return app

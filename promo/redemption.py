@@ -42,6 +42,7 @@ class RedeemRequest:
     declared_country: str | None = None
     idempotency_key: str | None = None
     client_ip: str | None = None
+    locale: str = "en"  # the language of the email
 
     def normalized(self) -> RedeemRequest:
         """Check and normalise input before taking the write lock; InputError on bad input."""
@@ -168,7 +169,8 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
          "code": code.id, "terms": campaign.reward.terms_url, "now": db_time(now), "ip": request.client_ip},
     ).lastrowid
     assert redemption_id is not None
-    enqueue(conn, template=REWARD_EMAIL, recipient=request.account_email, subject_ref=f"redemption:{redemption_id}", at=now)
+    enqueue(conn, template=REWARD_EMAIL, recipient=request.account_email, subject_ref=f"redemption:{redemption_id}", at=now,
+            locale=request.locale)
     result = RedemptionResult("redeemed", decision, redemption_id, code.code, code.expires_at)
     append_event(conn, tag="redemption:code:issued", actor=f"account:{request.account_email}",
                  subject=f"redemption:{redemption_id}", ip=request.client_ip, at=now,

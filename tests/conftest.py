@@ -70,3 +70,19 @@ def product_key(n: int) -> str:
 def reward_code(n: int) -> str:
     raw = f"XB{n:023d}"
     return "-".join(raw[i : i + 5] for i in range(0, 25, 5))
+
+
+def open_campaign_text(slug: str = "open-today") -> str:
+    """The shipped offer with windows around today (UTC), for tests that use the real clock."""
+    import tomllib
+
+    import tomli_w
+
+    data = tomllib.loads(shipped_campaign_text(SLUG))
+    today = datetime.now(UTC).date()
+    from datetime import timedelta
+    data.update(slug=slug, timezone="UTC")
+    data["eligibility_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
+    data["redemption_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
+    data["reward"]["code_expires_on"] = today + timedelta(days=365)
+    return tomli_w.dumps(data)

@@ -1,0 +1,279 @@
+"""Consumer pages: offers, sign-in by email link, redeem, My rewards. Thin: every decision
+is made by the services (auth, redemption, outbox); this module speaks HTTP and HTML."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from promo.auth import SigninLinks, TokenExpired, TokenInvalid, consume_signin, end_session, request_signin, same_token
+from promo.campaign_store import get_campaign, list_campaigns
+from promo.countries import country_codes
+from promo.db import Database
+from promo.errors import InputError, NotFound
+from promo.identifiers import mask_code, normalize_email
+from promo.outbox import enqueue, sends_since
+from promo.redemption import REWARD_EMAIL, RedeemRequest, redeem
+from promo.rewards import Reward, get_reward, rewards_of
+from promo.timeutil import utcnow
+from promo.views.context import (
+    COUNTRY_COOKIE,
+    LANG_COOKIE,
+    SESSION_COOKIE,
+    PageContext,
+    client_ip,
+    local_path,
+    page_context,
+    redirect,
+    render,
+    set_cookie,
+)
+from promo.views.refusals import explain
+
+YEAR = 365 * 24 * 3600
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def _csrf_ok(ctx: PageContext, form: Any) -> bool:
+    return same_token(ctx.csrf_token, form.get("csrf"))
+
+
+def _forbidden(request: Request, ctx: PageContext) -> Response:
+    return render(request, ctx, "error.html", 403, title=ctx.l10n.gettext("This form has expired"),
+                  message=ctx.l10n.gettext("Please go back, reload the page and try again."))
+
+
+async def home(request: Request) -> Response:
+    ctx = await page_context(request)
+    now = utcnow()
+    chosen = (request.query_params.get("country") or "").upper()
+    if chosen in country_codes():
+        ctx.country = chosen
+    offers = [s.campaign for s in await _db(request).read(list_campaigns)
+              if s.campaign.is_open(now) and (ctx.country is None or ctx.country in s.campaign.countries)]
+    response = render(request, ctx, "consumer/home.html", offers=offers, all_countries=sorted(country_codes()))
+    if chosen in country_codes():
+        set_cookie(response, ctx, COUNTRY_COOKIE, chosen, YEAR)
+    return response
+
+
+async def _campaign(request: Request) -> Any:
+    return (await _db(request).read(get_campaign, request.path_params["slug"])).campaign
+
+
+async def offer(request: Request) -> Response:
+    ctx = await page_context(request)
+    campaign = await _campaign(request)
+    countries = sorted(campaign.countries, key=ctx.l10n.country)
+    return render(request, ctx, "consumer/offer.html", campaign=campaign, countries=countries,
+                  sponsor=campaign.sponsor_for(ctx.country or ""), is_open=campaign.is_open(utcnow()))
+
+
+def _sign_in_first(request: Request) -> Response:
+    return redirect(f"/signin?next={request.url.path}")
+
+
+async def redeem_form(request: Request) -> Response:
+    ctx = await page_context(request)
+    if ctx.session is None:
+        return _sign_in_first(request)
+    return _redeem_page(request, ctx, await _campaign(request))
+
+
+def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int = 200, *, values: dict[str, str] | None = None,
+                 errors: dict[str, str] | None = None, refusals: list[Any] | None = None) -> Response:
+    countries = sorted(campaign.countries, key=ctx.l10n.country)
+    values = values or {"country": ctx.country if ctx.country in campaign.countries else ""}
+    return render(request, ctx, "consumer/redeem.html", status, campaign=campaign, countries=countries, values=values,
+                  errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16))
+
+
+async def redeem_submit(request: Request) -> Response:
+    ctx = await page_context(request)
+    if ctx.session is None:
+        return _sign_in_first(request)
+    form = await request.form()
+    if not _csrf_ok(ctx, form):
+        return _forbidden(request, ctx)
+    campaign = await _campaign(request)
+    values = {name: str(form.get(name) or "") for name in ("product_key", "country", "accept_terms")}
+    attempt = RedeemRequest(
+        campaign=campaign.slug, account_email=ctx.session.account_email, product_key=values["product_key"],
+        terms_accepted=values["accept_terms"] == "yes", declared_country=values["country"] or None,
+        idempotency_key=str(form.get("idempotency_key") or "") or None, client_ip=client_ip(request), locale=ctx.lang)
+    try:
+        result = await redeem(_db(request), attempt, utcnow())
+    except InputError as exc:
+        errors = {e.field: _field_message(ctx, e.field) for e in exc.errors}
+        return _redeem_page(request, ctx, campaign, 422, values=values, errors=errors)
+    if result.redeemed:
+        request.app.state.wake_relay()
+        return redirect(f"/rewards/{result.redemption_id}")
+    return _redeem_page(request, ctx, campaign, 422, values=values,
+                        refusals=explain(result.decision.failures, campaign, ctx.l10n))
+
+
+def _field_message(ctx: PageContext, field: str) -> str:
+    messages = {
+        "product_key": ctx.l10n.gettext("Enter the 25-character product key from your Office 365 product."),
+        "declared_country": ctx.l10n.gettext("Choose the country where you bought the product."),
+    }
+    return messages.get(field, ctx.l10n.gettext("Check this field."))
+
+
+async def _owned_reward(request: Request, ctx: PageContext) -> Reward:
+    try:
+        redemption_id = int(request.path_params["redemption_id"])
+    except ValueError:
+        raise NotFound("reward", str(request.path_params["redemption_id"])) from None
+    reward = await _db(request).read(get_reward, redemption_id)
+    # Somebody else's reward is "not found": a code is shown to its owner only.
+    if reward is None or ctx.session is None or reward.account_email != ctx.session.account_email:
+        raise NotFound("reward", str(redemption_id))
+    return reward
+
+
+async def reward_page(request: Request) -> Response:
+    ctx = await page_context(request)
+    if ctx.session is None:
+        return _sign_in_first(request)
+    reward = await _owned_reward(request, ctx)
+    campaign = (await _db(request).read(get_campaign, reward.campaign_slug)).campaign
+    return render(request, ctx, "consumer/reward.html", reward=reward, campaign=campaign,
+                  resent=request.query_params.get("resent"), sponsor=campaign.sponsor_for(reward.country or ""))
+
+
+async def rewards_page(request: Request) -> Response:
+    ctx = await page_context(request)
+    if ctx.session is None:
+        return _sign_in_first(request)
+    rewards = await _db(request).read(rewards_of, ctx.session.account_email)
+    names = {s.campaign.slug: s.campaign for s in await _db(request).read(list_campaigns)}
+    return render(request, ctx, "consumer/rewards.html", rewards=rewards, campaigns=names, mask=mask_code)
+
+
+async def resend(request: Request) -> Response:
+    """R-X10: re-send the *same* code to the *same* address (support, not replacement)."""
+    ctx = await page_context(request)
+    if ctx.session is None:
+        return _sign_in_first(request)
+    form = await request.form()
+    if not _csrf_ok(ctx, form):
+        return _forbidden(request, ctx)
+    reward = await _owned_reward(request, ctx)
+    limit = request.app.state.settings.mail.resend_per_hour
+    ref = f"redemption:{reward.redemption_id}"
+
+    def queue_if_allowed(conn: Any) -> bool:
+        now = utcnow()
+        if sends_since(conn, template=REWARD_EMAIL, subject_ref=ref, since=now - timedelta(hours=1)) > limit:
+            return False
+        enqueue(conn, template=REWARD_EMAIL, recipient=reward.account_email, subject_ref=ref, at=now, locale=ctx.lang,
+                domain=request.app.state.settings.mail.message_id_domain)
+        return True
+
+    queued = await _db(request).write(queue_if_allowed)
+    if queued:
+        request.app.state.wake_relay()
+    return redirect(f"/rewards/{reward.redemption_id}?resent={'yes' if queued else 'limited'}")
+
+
+async def signin_form(request: Request) -> Response:
+    ctx = await page_context(request)
+    return render(request, ctx, "consumer/signin.html", next=local_path(request.query_params.get("next")), error=None, email="")
+
+
+async def signin_submit(request: Request) -> Response:
+    ctx = await page_context(request)
+    form = await request.form()
+    if not _csrf_ok(ctx, form):
+        return _forbidden(request, ctx)
+    next_path = local_path(str(form.get("next") or ""))
+    try:
+        email = normalize_email(str(form.get("email") or ""), "email")
+    except InputError:
+        return render(request, ctx, "consumer/signin.html", 422, next=next_path, email=str(form.get("email") or ""),
+                      error=ctx.l10n.gettext("Enter an email address, such as name@example.com."))
+    settings = request.app.state.settings
+    links: SigninLinks = request.app.state.signin_links
+    await _db(request).write(request_signin, email=email, links=links, public_url=settings.public_url, locale=ctx.lang,
+                             now=utcnow(), ip=client_ip(request))
+    request.app.state.wake_relay()
+    # The same page whether the address is known, new or rate-limited: no enumeration.
+    response = redirect("/signin/sent")
+    set_cookie(response, ctx, "promo_next", next_path, 3600)
+    return response
+
+
+async def signin_sent(request: Request) -> Response:
+    ctx = await page_context(request)
+    return render(request, ctx, "consumer/signin_sent.html")
+
+
+async def signin_link(request: Request) -> Response:
+    ctx = await page_context(request)
+    links: SigninLinks = request.app.state.signin_links
+    try:
+        email, jti = links.read(request.path_params["token"])
+    except TokenExpired:
+        return _link_failed(request, ctx, ctx.l10n.gettext("This sign-in link has expired. Ask for a new one."))
+    except TokenInvalid:
+        return _link_failed(request, ctx, ctx.l10n.gettext("This sign-in link is not valid. Ask for a new one."))
+    started = await _db(request).write(consume_signin, email=email, jti=jti, now=utcnow(), ip=client_ip(request))
+    if started is None:
+        return _link_failed(request, ctx, ctx.l10n.gettext("This sign-in link has already been used. Ask for a new one."))
+    raw, _session = started
+    response = redirect(local_path(request.cookies.get("promo_next"), "/"))
+    set_cookie(response, ctx, SESSION_COOKIE, raw)  # a session cookie: gone when the browser closes
+    response.delete_cookie("promo_next", path="/")
+    return response
+
+
+def _link_failed(request: Request, ctx: PageContext, message: str) -> Response:
+    return render(request, ctx, "consumer/signin.html", 400, next="/", email="", error=message)
+
+
+async def signout(request: Request) -> Response:
+    ctx = await page_context(request)
+    form = await request.form()
+    if ctx.session is not None:
+        if not _csrf_ok(ctx, form):
+            return _forbidden(request, ctx)
+        await _db(request).write(end_session, ctx.session.id_hash, now=utcnow(), ip=client_ip(request))
+    response = redirect("/")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def language(request: Request) -> Response:
+    ctx = await page_context(request)
+    response = redirect(local_path(request.query_params.get("next")))
+    chosen = request.query_params.get("lang", "")
+    if chosen in request.app.state.languages:
+        set_cookie(response, ctx, LANG_COOKIE, chosen, YEAR)
+    return response
+
+
+routes = [
+    Route("/", home, name="consumer.home"),
+    Route("/offers/{slug}", offer, name="consumer.offer"),
+    Route("/offers/{slug}/redeem", redeem_form, methods=["GET"], name="consumer.redeem_form"),
+    Route("/offers/{slug}/redeem", redeem_submit, methods=["POST"], name="consumer.redeem"),
+    Route("/rewards", rewards_page, name="consumer.rewards"),
+    Route("/rewards/{redemption_id}", reward_page, name="consumer.reward"),
+    Route("/rewards/{redemption_id}/resend", resend, methods=["POST"], name="consumer.resend"),
+    Route("/signin", signin_form, methods=["GET"], name="consumer.signin_form"),
+    Route("/signin", signin_submit, methods=["POST"], name="consumer.signin"),
+    Route("/signin/sent", signin_sent, name="consumer.signin_sent"),
+    Route("/signin/{token}", signin_link, name="consumer.signin_link"),
+    Route("/signout", signout, methods=["POST"], name="consumer.signout"),
+    Route("/language", language, name="consumer.language"),
+]

@@ -1,0 +1,138 @@
+"""Per-request context for pages: language, country, signed-in session, CSRF token;
+and the small helpers every page view shares (render, redirects, cookies)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from babel.core import get_global
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from promo.auth import Session, load_session, needs_touch, touch_session
+from promo.countries import country_codes
+from promo.i18n import Localizer, languages, negotiate
+from promo.timeutil import utcnow
+
+SESSION_COOKIE = "promo_session"
+CSRF_COOKIE = "promo_csrf"
+LANG_COOKIE = "promo_lang"
+COUNTRY_COOKIE = "promo_country"
+# Where zone.tab's first zone is not where most people live.
+_MAIN_ZONE = {"AU": "Australia/Sydney", "BR": "America/Sao_Paulo", "CA": "America/Toronto", "MX": "America/Mexico_City",
+              "RU": "Europe/Moscow", "US": "America/New_York", "CL": "America/Santiago", "ES": "Europe/Madrid",
+              "PT": "Europe/Lisbon", "NZ": "Pacific/Auckland"}
+
+
+@lru_cache(maxsize=1)
+def _zones_by_country() -> dict[str, str]:
+    table = resources.files("tzdata.zoneinfo").joinpath("zone.tab").read_text(encoding="utf-8")
+    first: dict[str, str] = {}
+    for line in table.splitlines():
+        if line and not line.startswith("#"):
+            parts = line.split("\t")
+            first.setdefault(parts[0], parts[2])
+    return {**first, **_MAIN_ZONE}
+
+
+def country_zone(country: str | None) -> ZoneInfo | None:
+    name = _zones_by_country().get(country or "")
+    return ZoneInfo(name) if name else None
+
+
+@dataclass
+class PageContext:
+    lang: str
+    country: str | None
+    session: Session | None
+    csrf_token: str
+    secure: bool
+    set_csrf_cookie: bool = False
+
+    @property
+    def account(self) -> str | None:
+        return self.session.account_email if self.session else None
+
+    @property
+    def l10n(self) -> Localizer:
+        return Localizer(self.lang)
+
+    @property
+    def zone(self) -> ZoneInfo | None:
+        return country_zone(self.country)
+
+
+async def page_context(request: Request) -> PageContext:
+    settings = request.app.state.settings
+    lang = negotiate(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+    session = None
+    raw = request.cookies.get(SESSION_COOKIE)
+    if raw:
+        now = utcnow()
+        session = await request.app.state.db.read(
+            load_session, raw, now=now, idle=timedelta(minutes=settings.session_idle_minutes),
+            absolute=timedelta(hours=settings.session_max_hours))
+        if session and needs_touch(session, now):
+            await request.app.state.db.write(touch_session, session.id_hash, now)
+    anonymous_csrf = request.cookies.get(CSRF_COOKIE)
+    context = PageContext(
+        lang=lang,
+        country=_country(request, lang),
+        session=session,
+        csrf_token=session.csrf_token if session else (anonymous_csrf or secrets.token_urlsafe(32)),
+        secure=request.url.scheme == "https",
+    )
+    context.set_csrf_cookie = session is None and not anonymous_csrf
+    return context
+
+
+def _country(request: Request, lang: str) -> str | None:
+    chosen = (request.cookies.get(COUNTRY_COOKIE) or "").upper()
+    if chosen in country_codes():
+        return chosen
+    for part in (request.headers.get("accept-language") or "").split(","):
+        tag = part.split(";")[0].strip().replace("_", "-")
+        if "-" in tag and tag.split("-")[-1].upper() in country_codes():
+            return tag.split("-")[-1].upper()
+    likely = get_global("likely_subtags").get(lang, "")
+    region = likely.split("_")[-1] if likely else ""
+    return region if region in country_codes() and lang != "en" else None
+
+
+def set_cookie(response: Response, ctx: PageContext, name: str, value: str, max_age: int | None = None) -> None:
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax", secure=ctx.secure, path="/")
+
+
+def render(request: Request, ctx: PageContext, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    html = request.app.state.templates.render(
+        template, ctx.lang, ctx=ctx, request=request, languages=languages(), url_for=request.url_for, **values)
+    response = HTMLResponse(html, status_code=status)
+    if ctx.set_csrf_cookie:
+        set_cookie(response, ctx, CSRF_COOKIE, ctx.csrf_token)
+    response.headers["Cache-Control"] = "no-store"  # pages are per user
+    return response
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def local_path(target: str | None, default: str = "/") -> str:
+    """Only follow `next` to a path on this site (no open redirects)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None

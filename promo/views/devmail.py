@@ -1,0 +1,41 @@
+"""Development only: the messages the local SMTP sink received (mail.sink = true)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from promo.errors import NotFound
+from promo.views.context import page_context, render
+
+
+def _sink(request: Request):  # type: ignore[no-untyped-def]
+    sink = getattr(request.app.state, "sink", None)
+    if sink is None:
+        raise NotFound("page", request.url.path)
+    return sink
+
+
+async def mailbox(request: Request) -> Response:
+    sink = _sink(request)
+    ctx = await page_context(request)
+    return render(request, ctx, "dev/mail.html", messages=list(sink.messages))
+
+
+async def message(request: Request) -> Response:
+    sink = _sink(request)
+    ctx = await page_context(request)
+    try:
+        found = sink.get(int(request.path_params["number"]))
+    except ValueError:
+        found = None
+    if found is None:
+        raise NotFound("message", str(request.path_params["number"]))
+    return render(request, ctx, "dev/mail_message.html", message=found)
+
+
+routes = [
+    Route("/dev/mail", mailbox, name="dev.mail"),
+    Route("/dev/mail/{number}", message, name="dev.mail_message"),
+]

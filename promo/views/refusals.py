@@ -1,0 +1,57 @@
+"""Refusals in plain words, in the user's language, each citing its rule id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from promo.campaigns.rules import Failure
+from promo.i18n import N_, Localizer
+from promo.timeutil import moment_from_db
+
+MESSAGES = {
+    "product_excluded": N_("%(sku)s is excluded from this offer."),
+    "product_not_qualifying": N_("%(sku)s is not a qualifying product for this offer."),
+    "product_not_available_in_country": N_("%(sku)s is not part of this offer in %(country)s."),
+    "country_not_eligible": N_("The product was bought and activated in %(country)s, which is not one of the offer's countries."),
+    "declared_country_mismatch": N_(
+        "The country of purchase you gave (%(declared)s) does not match our activation record for this product key (%(recorded)s)."),
+    "purchase_outside_window": N_("The product was bought outside the offer period, %(first)s to %(last)s."),
+    "activation_outside_window": N_("The product was activated outside the offer period, %(first)s to %(last)s."),
+    "redemption_not_open": N_("Redemption opens on %(first_redeem)s."),
+    "redemption_closed": N_("The redemption period ended on %(last_redeem)s."),
+    "terms_not_accepted": N_("You must accept the terms of use of the reward before redeeming."),
+    "account_limit_reached": N_("This account has already received its reward code for this offer."),
+    "key_bound_to_other_account": N_(
+        "This product key belongs to another account. Sign in with the account your subscription is tied to."),
+    "key_already_redeemed": N_("This product key has already been used to redeem this offer."),
+    "no_activation_record": N_(
+        "We have no record of a purchase and activation for this product key. Check the key, and keep your dated receipt."),
+    "no_codes_left": N_("No codes left: every reward code of this offer has been given out."),
+    "already_redeemed": N_("This account or product key has already redeemed this offer."),
+}
+
+
+@dataclass(frozen=True)
+class Explained:
+    rule: str
+    text: str
+
+
+def explain(failures: tuple[Failure, ...], campaign: Any, l10n: Localizer) -> list[Explained]:
+    values = {
+        "first": l10n.date(campaign.eligibility.first_day), "last": l10n.date(campaign.eligibility.last_day),
+        "first_redeem": l10n.date(campaign.redemption.first_day), "last_redeem": l10n.date(campaign.redemption.last_day),
+    }
+    out = []
+    for failure in failures:
+        params = dict(failure.params)
+        for key in ("country", "declared", "recorded"):
+            if key in params:
+                params[key] = l10n.country(str(params[key]))
+        if "moment" in params:
+            params["moment"] = l10n.date(moment_from_db(str(params["moment"])[:10]))
+        template = MESSAGES.get(failure.reason)
+        text = l10n.gettext(template) % {**values, **params} if template else failure.message
+        out.append(Explained(failure.rule, text))
+    return out

@@ -1,0 +1,264 @@
+"""The consumer journey through real HTTP (the ASGI app with its lifespan, relay included)
+and a real SMTP server: sign in with the link read from the email, redeem, get the code."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+
+import pytest
+from freezegun import freeze_time
+from starlette.testclient import TestClient
+
+from promo.app import create_app
+from promo.campaign_store import get_campaign, save_campaign
+from promo.campaigns import parse_campaign_file
+from promo.catalog import load_catalog
+from promo.config import Settings
+from promo.db import transaction
+from tests.conftest import csv_bytes, open_campaign_text, product_key, reward_code
+from tests.mailserver import MailServer
+from tests.test_redemption import add_codes
+
+OFFER = "/offers/open-today"
+ANN = "ann@example.com"
+
+
+@pytest.fixture
+def smtp() -> Iterator[MailServer]:
+    server = MailServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def web_settings(settings: Settings, smtp: MailServer) -> Settings:
+    return replace(settings, public_url="http://testserver",
+                   mail=replace(settings.mail, port=smtp.port, sink=False, timeout_seconds=3, retry_base_seconds=1))
+
+
+@pytest.fixture
+def shop(conn: sqlite3.Connection) -> sqlite3.Connection:
+    with transaction(conn):
+        save_campaign(conn, parse_campaign_file(open_campaign_text(), load_catalog(conn)), actor="test", now=datetime.now(UTC))
+    day = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
+    from promo.activations import import_activations
+    import_activations(conn, catalog=load_catalog(conn), now=datetime.now(UTC), source=csv_bytes(
+        ["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],
+        [[product_key(1), "O365-HOME-ESD", "DK", day, day, ""], [product_key(2), "O365-HOME-TRIAL", "DK", day, day, ""],
+         [product_key(3), "O365-UNI-FPP", "NO", day, day, ""]]))
+    add_codes(conn, get_campaign(conn, "open-today"), 5)
+    return conn
+
+
+@pytest.fixture
+def client(web_settings: Settings, shop: sqlite3.Connection) -> Iterator[TestClient]:
+    with TestClient(create_app(web_settings), follow_redirects=False) as test_client:
+        yield test_client
+
+
+def hidden(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"no hidden field {name}"
+    return match.group(1)
+
+
+def wait_for_mail(smtp: MailServer, count: int, timeout: float = 10) -> list[EmailMessage]:
+    deadline = time.time() + timeout
+    while len(smtp.received) < count:
+        assert time.time() < deadline, f"expected {count} email(s), got {len(smtp.received)}"
+        time.sleep(0.05)
+    return smtp.received
+
+
+def text_of(email: EmailMessage) -> str:
+    return email.get_body(("plain",)).get_content()
+
+
+def sign_in(client: TestClient, smtp: MailServer, email: str = ANN, next_path: str = "/") -> str:
+    form = client.get(f"/signin?next={next_path}")
+    assert form.status_code == 200 and "Email address" in form.text and "Send sign-in link" in form.text
+    sent = client.post("/signin", data={"csrf": hidden(form.text, "csrf"), "email": email, "next": next_path})
+    assert sent.status_code == 303 and sent.headers["location"] == "/signin/sent"
+    mail = wait_for_mail(smtp, len(smtp.received) + 1)[-1]
+    assert mail["To"] == email.lower()
+    link = re.search(r"http://testserver(/signin/\S+)", text_of(mail))
+    assert link
+    return link.group(1)
+
+
+def follow_link(client: TestClient, path: str) -> str:
+    response = client.get(path)
+    assert response.status_code == 303, response.text
+    return response.headers["location"]
+
+
+def redeem_form(client: TestClient) -> str:
+    page = client.get(f"{OFFER}/redeem")
+    assert page.status_code == 200
+    for label in ("Product key", "Country of purchase", "I accept the terms of use", ">Redeem<"):
+        assert label in page.text
+    return page.text
+
+
+def submit(client: TestClient, page: str, key: str, country: str = "DK", terms: bool = True):  # type: ignore[no-untyped-def]
+    data = {"csrf": hidden(page, "csrf"), "idempotency_key": hidden(page, "idempotency_key"),
+            "product_key": key, "country": country}
+    if terms:
+        data["accept_terms"] = "yes"
+    return client.post(f"{OFFER}/redeem", data=data)
+
+
+def test_the_whole_journey(client: TestClient, smtp: MailServer, shop: sqlite3.Connection) -> None:
+    assert client.get(f"{OFFER}/redeem").headers["location"] == f"/signin?next={OFFER}/redeem"
+    link = sign_in(client, smtp, "Ann@Example.com", f"{OFFER}/redeem")
+    assert follow_link(client, link) == f"{OFFER}/redeem"
+    page = redeem_form(client)
+    assert "Signed in as ann@example.com" in page
+    result = submit(client, page, product_key(1).lower().replace("-", " "))
+    assert result.status_code == 303 and result.headers["location"].startswith("/rewards/")
+    reward = client.get(result.headers["location"])
+    assert reward_code(0) in reward.text  # the owner sees the whole code
+    mail = wait_for_mail(smtp, 2)[-1]
+    assert reward_code(0) in text_of(mail) and mail["To"] == ANN
+    mine = client.get("/rewards")
+    assert reward_code(0) not in mine.text and "*****-*****-*****-*****-*0000" in mine.text  # masked in the list
+    row = shop.execute("SELECT status FROM outbox WHERE template = 'reward_code'").fetchone()
+    assert row["status"] == "sent"
+
+
+def test_refusals_explain_every_rule_in_plain_words(client: TestClient, smtp: MailServer) -> None:
+    follow_link(client, sign_in(client, smtp))
+    page = redeem_form(client)
+    refused = submit(client, page, product_key(2), country="NO", terms=False)
+    assert refused.status_code == 422
+    text = refused.text
+    assert "O365-HOME-TRIAL is excluded from this offer." in text and "R-X4" in text
+    assert "does not match our activation record" in text and "R-X17" in text
+    assert "You must accept the terms of use" in text and "R-X8" in text
+    unknown = submit(client, redeem_form(client), "ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ")
+    assert "We have no record of a purchase" in unknown.text and "R-X11" in unknown.text
+    bad = submit(client, redeem_form(client), "123")
+    assert bad.status_code == 422 and 'aria-invalid="true"' in bad.text and "Enter the 25-character product key" in bad.text
+
+
+def test_a_second_code_for_the_same_account_is_refused(client: TestClient, smtp: MailServer) -> None:
+    follow_link(client, sign_in(client, smtp))
+    assert submit(client, redeem_form(client), product_key(1)).status_code == 303
+    second = submit(client, redeem_form(client), product_key(3), country="NO")
+    assert "already received its reward code" in second.text and "R-X6" in second.text
+
+
+def test_double_submit_redeems_once_and_shows_no_error(client: TestClient, smtp: MailServer, shop: sqlite3.Connection) -> None:
+    follow_link(client, sign_in(client, smtp))
+    page = redeem_form(client)
+    first, second = submit(client, page, product_key(1)), submit(client, page, product_key(1))
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+    assert shop.execute("SELECT COUNT(*) FROM redemptions").fetchone()[0] == 1
+
+
+def test_sign_in_links_work_once(client: TestClient, smtp: MailServer) -> None:
+    link = sign_in(client, smtp)
+    follow_link(client, link)
+    reused = client.get(link)
+    assert reused.status_code == 400 and "already been used" in reused.text
+    tampered = client.get(link[:-3] + "xyz")
+    assert tampered.status_code == 400 and "not valid" in tampered.text
+
+
+def test_an_expired_sign_in_link_is_refused(client: TestClient, web_settings: Settings) -> None:
+    links = client.app.state.signin_links  # type: ignore[attr-defined]
+    with freeze_time(datetime.now(UTC) - timedelta(minutes=web_settings.signin_link_minutes, seconds=1), real_asyncio=True):
+        token = links.create(ANN, "some-jti")
+    response = client.get(f"/signin/{token}")
+    assert response.status_code == 400 and "expired" in response.text
+
+
+def test_forms_without_the_csrf_token_are_rejected(client: TestClient, smtp: MailServer, shop: sqlite3.Connection) -> None:
+    assert client.post("/signin", data={"email": ANN}).status_code == 403
+    follow_link(client, sign_in(client, smtp))
+    page = redeem_form(client)
+    forged = client.post(f"{OFFER}/redeem", data={"csrf": "forged", "product_key": product_key(1), "country": "DK",
+                                                  "accept_terms": "yes", "idempotency_key": hidden(page, "idempotency_key")})
+    assert forged.status_code == 403
+    assert shop.execute("SELECT COUNT(*) FROM redemptions").fetchone()[0] == 0
+
+
+def test_sign_in_does_not_reveal_whether_an_address_is_known(client: TestClient, smtp: MailServer) -> None:
+    follow_link(client, sign_in(client, smtp, ANN))
+    client.cookies.clear()
+    pages = []
+    for address in (ANN, "nobody-ever@example.com"):
+        form = client.get("/signin")
+        sent = client.post("/signin", data={"csrf": hidden(form.text, "csrf"), "email": address, "next": "/"})
+        pages.append((sent.status_code, sent.headers["location"], client.get(sent.headers["location"]).text))
+    assert pages[0] == pages[1]
+
+
+def test_sessions_are_new_at_sign_in_and_end_on_the_server_at_sign_out(client: TestClient, smtp: MailServer) -> None:
+    follow_link(client, sign_in(client, smtp))
+    first = client.cookies.get("promo_session")
+    follow_link(client, sign_in(client, smtp))
+    second = client.cookies.get("promo_session")
+    assert first and second and first != second
+    page = client.get("/rewards")
+    out = client.post("/signout", data={"csrf": hidden(page.text, "csrf")})
+    assert out.status_code == 303
+    client.cookies.set("promo_session", second)  # replaying the old cookie does not work
+    assert client.get("/rewards").headers["location"].startswith("/signin")
+
+
+def test_session_cookie_flags(client: TestClient, smtp: MailServer) -> None:
+    response = client.get(sign_in(client, smtp))
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie  # plain HTTP here
+
+
+def test_the_idle_timeout_ends_a_session(client: TestClient, smtp: MailServer, web_settings: Settings) -> None:
+    follow_link(client, sign_in(client, smtp))
+    assert client.get("/rewards").status_code == 200
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=web_settings.session_idle_minutes, seconds=1), real_asyncio=True):
+        assert client.get("/rewards").status_code == 303
+
+
+def test_resend_sends_the_same_code_again_rate_limited(client: TestClient, smtp: MailServer, web_settings: Settings) -> None:
+    follow_link(client, sign_in(client, smtp))
+    location = submit(client, redeem_form(client), product_key(1)).headers["location"]
+    wait_for_mail(smtp, 2)
+    page = client.get(location).text
+    for _ in range(web_settings.mail.resend_per_hour):
+        assert client.post(f"{location}/resend", data={"csrf": hidden(page, "csrf")}).headers["location"].endswith("resent=yes")
+    assert client.post(f"{location}/resend", data={"csrf": hidden(page, "csrf")}).headers["location"].endswith("resent=limited")
+    mails = wait_for_mail(smtp, 2 + web_settings.mail.resend_per_hour)
+    codes = [m for m in mails if reward_code(0) in text_of(m)]
+    assert len(codes) == 1 + web_settings.mail.resend_per_hour and all(m["To"] == ANN for m in codes)
+
+
+def test_somebody_elses_reward_is_not_found(client: TestClient, smtp: MailServer) -> None:
+    follow_link(client, sign_in(client, smtp))
+    location = submit(client, redeem_form(client), product_key(1)).headers["location"]
+    client.cookies.clear()
+    follow_link(client, sign_in(client, smtp, "mallory@example.com"))
+    assert client.get(location).status_code == 404
+
+
+def test_pages_carry_security_headers(client: TestClient) -> None:
+    headers = client.get("/").headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"] and "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
+
+
+def test_home_and_offer_pages(client: TestClient) -> None:
+    home = client.get("/?country=DK")
+    assert home.status_code == 200 and "/offers/open-today" in home.text
+    assert "/offers/open-today" not in client.get("/?country=US").text  # not an offer country
+    offer = client.get(OFFER)
+    assert "Denmark" in offer.text and "Under" not in offer.text
+    assert "Children under 13 need a parent" in offer.text and "may differ from the language" in offer.text
+    assert client.get("/offers/nope").status_code == 404
