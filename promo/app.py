@@ -26,7 +26,7 @@ from promo.auth import SigninLinks
 from promo.config import Settings
 from promo.db import Database
 from promo.errors import InputError, NotFound, PromoError
-from promo.i18n import languages
+from promo.i18n import N_, languages
 from promo.logs import get_logger
 from promo.mail import MailRelay
 from promo.mailsink import start_sink
@@ -91,9 +91,9 @@ async def on_promo_error(request: Request, exc: Exception) -> Response:
     request_id = request.scope.get("state", {}).get("request_id")
     if not request.url.path.startswith(_MACHINE_PATHS):
         if isinstance(exc, NotFound):
-            return await _error_page(request, 404, "Page not found", "There is nothing at this address.")
+            return await _error_page(request, 404, N_("Page not found"), N_("There is nothing at this address."))
         if isinstance(exc, InputError):
-            return await _error_page(request, 400, "Something is wrong with the request", str(exc))
+            return await _error_page(request, 400, N_("Something is wrong with the request"), str(exc))
     if isinstance(exc, InputError):
         return problem(400, "invalid input", [e.as_dict() for e in exc.errors], request_id)
     if isinstance(exc, NotFound):
@@ -110,7 +110,7 @@ async def on_server_error(request: Request, exc: Exception) -> Response:
 async def on_http_error(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 500)
     if status == 404 and not request.url.path.startswith(_MACHINE_PATHS):
-        return await _error_page(request, 404, "Page not found", "There is nothing at this address.")
+        return await _error_page(request, 404, N_("Page not found"), N_("There is nothing at this address."))
     if status == 405:
         return PlainTextResponse("Method not allowed", status_code=405)
     return PlainTextResponse(str(getattr(exc, "detail", "")), status_code=status)

@@ -27,7 +27,8 @@ DURING = datetime(2013, 9, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     config = tmp_path / "config.toml"
-    config.write_text('[database]\npath = "promo.sqlite3"\n', encoding="utf-8")
+    # No development sink in tests unless a test starts one on a free port.
+    config.write_text('[database]\npath = "promo.sqlite3"\n[mail]\nsink = false\n', encoding="utf-8")
     return load_settings(config, environ={"PROMO_SECURITY_SECRET_KEY": "x" * 40})
 
 

@@ -103,6 +103,7 @@ def test_promo_serve_over_real_http_logs_json_without_secrets(settings: Settings
     add_codes(conn, get_campaign(conn, SLUG), 3)
     port = free_port()
     env = {**os.environ, "PROMO_CONFIG": str(tmp_path / "config.toml"), "PROMO_SECURITY_SECRET_KEY": "k" * 40,
+           "PROMO_MAIL_PORT": str(free_port()),
            "PROMO_LOGGING_FORMAT": "json", "PROMO_ENVIRONMENT": "production"}
     log_path = tmp_path / "server.log"
     with open(log_path, "w") as log:

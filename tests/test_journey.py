@@ -262,3 +262,30 @@ def test_home_and_offer_pages(client: TestClient) -> None:
     assert "Denmark" in offer.text and "Under" not in offer.text
     assert "Children under 13 need a parent" in offer.text and "may differ from the language" in offer.text
     assert client.get("/offers/nope").status_code == 404
+
+
+def test_the_journey_in_danish(client: TestClient, smtp: MailServer) -> None:
+    client.headers["Accept-Language"] = "da-DK,da;q=0.9"
+    form = client.get("/signin")
+    assert "E-mailadresse" in form.text and "Send link til at logge på" in form.text and 'lang="da"' in form.text
+    client.post("/signin", data={"csrf": hidden(form.text, "csrf"), "email": ANN, "next": f"{OFFER}/redeem"})
+    mail = wait_for_mail(smtp, 1)[-1]
+    assert mail["Subject"] == "Dit link til at logge på" and mail["Content-Language"] == "da"
+    follow_link(client, re.search(r"http://testserver(/signin/\S+)", text_of(mail)).group(1))  # type: ignore[union-attr]
+    page = client.get(f"{OFFER}/redeem").text
+    for label in ("Produktnøgle", "Købsland", "Jeg accepterer vilkårene for anvendelse", ">Indløs<", ">Danmark<"):
+        assert label in page
+    refused = submit(client, page, product_key(2), terms=False)
+    assert "O365-HOME-TRIAL er udelukket fra dette tilbud." in refused.text and "R-X4" in refused.text
+    assert submit(client, client.get(f"{OFFER}/redeem").text, product_key(1)).status_code == 303
+    reward_mail = wait_for_mail(smtp, 2)[-1]
+    body = text_of(reward_mail)
+    assert reward_code(0) in body and "erstattes ikke" in body and "Aktivér koden senest den" in body
+    assert "Microsoft Luxembourg" in body and "da-dk/contactus" in body
+
+
+def test_the_language_can_be_chosen(client: TestClient) -> None:
+    response = client.get("/language?lang=nb&next=/signin")
+    assert response.headers["location"] == "/signin"
+    assert "Send påloggingslenke" in client.get("/signin").text
+    assert client.get("/language?lang=nb&next=https://evil.example/").headers["location"] == "/"  # no open redirect

@@ -91,7 +91,7 @@ async def redeem_form(request: Request) -> Response:
 def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int = 200, *, values: dict[str, str] | None = None,
                  errors: dict[str, str] | None = None, refusals: list[Any] | None = None) -> Response:
     countries = sorted(campaign.countries, key=ctx.l10n.country)
-    values = values or {"country": ctx.country if ctx.country in campaign.countries else ""}
+    values = values or {"country": ctx.country if ctx.country and ctx.country in campaign.countries else ""}
     return render(request, ctx, "consumer/redeem.html", status, campaign=campaign, countries=countries, values=values,
                   errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16))
 
