@@ -182,6 +182,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             log.error("database.open_failed", error=str(exc), path=str(settings.database_path))
         app.state.db = db
         background: list[asyncio.Task[None]] = []
+        relay: MailRelay | None = None
         sink_server = None
         if settings.mail.sink:
             sink_server, app.state.sink = await start_sink("127.0.0.1", settings.mail.sink_port)
@@ -193,10 +194,14 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
         try:
             yield
         finally:
-            for task in background:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if relay is not None:
+                relay.stop()  # finish the message in hand, then leave the loop
+            if background:
+                _done, pending = await asyncio.wait(background, timeout=5)
+                for task in pending:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if sink_server is not None:
                 sink_server.close()
                 await sink_server.wait_closed()

@@ -78,21 +78,29 @@ class MailRelay:
         self.db, self.settings, self.templates, self.public_url = db, settings, templates, public_url
         self.clock, self.batch_size, self.poll_seconds = clock, batch_size, poll_seconds
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """Something was queued: send now instead of at the next poll."""
         self._wake.set()
 
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 handled = await self.deliver_once()
             except (sqlite3.Error, OSError) as exc:  # the database is away: try again later
                 log.warning("mail.relay_error", error=type(exc).__name__)
                 handled = 0
-            if handled == 0:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            if handled == 0 and not self._stopping:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the event fires, and shutdown would then wait forever.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
                 self._wake.clear()
 
     def backoff(self, attempts: int) -> timedelta:
@@ -119,6 +127,7 @@ class MailRelay:
         finally:
             with contextlib.suppress(Exception):
                 await smtp.quit()
+            smtp.close()  # whatever quit managed, never leave the socket open
         return len(batch)
 
     async def _connect(self) -> aiosmtplib.SMTP:
