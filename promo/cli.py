@@ -130,6 +130,19 @@ def migrate_command(settings: Settings) -> None:
     click.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
 
 
+@main.command()
+@click.pass_obj
+@handles_errors
+def demo(settings: Settings) -> None:
+    """Create or refresh the demo offer (open today, 50 codes, the README's product keys)."""
+    from promo.demo import DEMO_KEYS, DEMO_SLUG, install_demo
+
+    with database(settings) as conn:
+        result = install_demo(migrated(conn), utcnow())
+    click.echo(f"{DEMO_SLUG}: open today; {result['codes_added']} code(s) added; product keys: "
+               + ", ".join(key for key, _, _ in DEMO_KEYS))
+
+
 @main.group()
 def campaigns() -> None:
     """Campaign definitions (TOML files)."""

@@ -1,0 +1,77 @@
+"""Demo data for the default run: an offer open today, a small code pool and a few
+documented product keys, so a newcomer goes from `scripts/serve` to an emailed code in a
+minute. Safe to run again: windows move to include today, codes are topped up."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import string
+import tomllib
+from datetime import datetime, timedelta
+from typing import Any
+
+from promo.campaign_store import get_campaign, save_campaign
+from promo.campaigns import campaign_from_dict, shipped_campaign_text
+from promo.catalog import load_catalog
+from promo.db import transaction
+from promo.timeutil import db_time, moment_to_db
+
+DEMO_SLUG = "demo-xbox-gold"
+POOL_SIZE = 50
+# (product key, SKU, country): the README lists these for newcomers.
+DEMO_KEYS = [
+    ("DEMO1-AAAAA-BBBBB-CCCCC-00001", "O365-HOME-ESD", "DK"),  # qualifies
+    ("DEMO2-AAAAA-BBBBB-CCCCC-00002", "O365-UNI-FPP", "NO"),  # qualifies
+    ("DEMO3-AAAAA-BBBBB-CCCCC-00003", "O365-HOME-FPP", "GB"),  # qualifies
+    ("DEMO4-AAAAA-BBBBB-CCCCC-00004", "O365-HOME-TRIAL", "DK"),  # refused: R-X4
+    ("DEMO5-AAAAA-BBBBB-CCCCC-00005", "O365-HOME-ESD", "US"),  # refused: R-X2
+]
+
+
+def demo_definition(now: datetime) -> dict[str, Any]:
+    data = tomllib.loads(shipped_campaign_text("office365-xbox-gold-2013"))
+    today = now.date()
+    data.update(slug=DEMO_SLUG, name="Demo: free 12-month Xbox Live Gold with Office 365")
+    data["names"] = {"da": "Demo: gratis 12 måneders Xbox Live Gold med Office 365",
+                     "nb": "Demo: gratis 12 måneders Xbox Live Gold med Office 365"}
+    data["eligibility_window"] = {"first_day": today - timedelta(days=60), "last_day": today + timedelta(days=30)}
+    data["redemption_window"] = {"first_day": today - timedelta(days=60), "last_day": today + timedelta(days=60)}
+    data["reward"]["code_expires_on"] = today + timedelta(days=365)
+    return data
+
+
+def _demo_code() -> str:
+    alphabet = string.ascii_uppercase + string.digits
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(5))
+
+
+def install_demo(conn: sqlite3.Connection, now: datetime) -> dict[str, int]:
+    """Create or refresh the demo offer (call outside a transaction)."""
+    with transaction(conn):
+        campaign = campaign_from_dict(demo_definition(now), load_catalog(conn))
+        save_campaign(conn, campaign, actor="demo", now=now)
+        stored = get_campaign(conn, DEMO_SLUG)
+        day = moment_to_db((now - timedelta(days=3)).date())
+        for key, sku, country in DEMO_KEYS:
+            conn.execute(
+                "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email,"
+                " imported_at, import_batch) VALUES (:k, :sku, :c, :d, :d, NULL, :now, 'demo')"
+                " ON CONFLICT (product_key) DO UPDATE SET purchased_at = excluded.purchased_at,"
+                " activated_at = excluded.activated_at",
+                {"k": key.replace("-", ""), "sku": sku, "c": country, "d": day, "now": db_time(now)},
+            )
+        available = conn.execute(
+            "SELECT COUNT(*) FROM reward_codes WHERE campaign_id = :c AND issued_at IS NULL AND voided_at IS NULL",
+            {"c": stored.id}).fetchone()[0]
+        added = max(0, POOL_SIZE - available)
+        if added:
+            batch = conn.execute(
+                "INSERT INTO code_batches (campaign_id, source, code_count, imported_at) VALUES (:c, 'demo', :n, :t)",
+                {"c": stored.id, "n": added, "t": db_time(now)}).lastrowid
+            expires = db_time(campaign.code_expires_at)
+            for _ in range(added):
+                conn.execute(
+                    "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at) VALUES (:c, :b, :code, :e)",
+                    {"c": stored.id, "b": batch, "code": _demo_code(), "e": expires})
+    return {"codes_added": added, "keys": len(DEMO_KEYS)}
