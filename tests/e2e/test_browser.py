@@ -1,0 +1,122 @@
+"""The consumer journey in a real browser (Playwright driving Debian's chromium) against a
+real `promo serve` with its default configuration, by the visible labels, in English and
+Danish. Screenshots of every page go to test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_serve_defaults import Served, start_default_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        pytest.fail("Debian's chromium is missing: scripts/test installs it (apt-get install chromium)", pytrace=False)
+    pytest.skip("Debian's chromium is not installed (scripts/test installs it when run as root)", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Served]:
+    process, served = start_default_server(tmp_path)
+    yield served
+    process.terminate()
+    process.wait(timeout=15)
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def open_newest_mail(page: Page, server: Served, subject: str) -> None:
+    page.goto(server.url + "/dev/mail")
+    page.get_by_role("link", name=subject).first.click()
+
+
+LABELS = {
+    "en": {"email": "Email address", "send": "Send sign-in link", "key": "Product key", "country": "Country of purchase",
+           "terms": "I accept the terms of use", "redeem": "Redeem", "signin_subject": "Your sign-in link",
+           "code_heading": "Your code", "country_name": "Denmark", "refused": "We could not give you a code"},
+    "da": {"email": "E-mailadresse", "send": "Send link til at logge på", "key": "Produktnøgle", "country": "Købsland",
+           "terms": "Jeg accepterer vilkårene for anvendelse", "redeem": "Indløs", "signin_subject": "Dit link til at logge på",
+           "code_heading": "Din kode", "country_name": "Norge", "refused": "Vi kunne ikke give dig en kode"},
+}
+
+
+@pytest.mark.parametrize(("lang", "key", "account"), [
+    ("en", "DEMO1-AAAAA-BBBBB-CCCCC-00001", "browser-en@example.com"),
+    ("da", "DEMO2-AAAAA-BBBBB-CCCCC-00002", "browser-da@example.com"),
+])
+def test_journey_by_visible_labels(browser: Browser, server: Served, lang: str, key: str, account: str) -> None:
+    text = LABELS[lang]
+    context = browser.new_context(locale={"en": "en-GB", "da": "da-DK"}[lang], viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(server.url + "/offers/demo-xbox-gold")
+    shot(page, f"{lang}-01-offer")
+    page.goto(server.url + "/offers/demo-xbox-gold/redeem")  # not signed in: sent to sign-in
+    page.get_by_label(text["email"]).fill(account)
+    shot(page, f"{lang}-02-signin")
+    page.get_by_role("button", name=text["send"]).click()
+    shot(page, f"{lang}-03-check-email")
+    open_newest_mail(page, server, text["signin_subject"])
+    shot(page, f"{lang}-04-signin-email")
+    page.locator("pre.mail a[href*='/signin/']").click()
+    expect(page.get_by_label(text["key"])).to_be_visible()
+    # First without accepting the terms: refused, with the rule cited (R-X8).
+    page.get_by_label(text["key"]).fill(key.lower())
+    page.get_by_label(text["country"]).select_option(label=text["country_name"])
+    page.get_by_role("button", name=text["redeem"], exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("R-X8")
+    expect(page.get_by_role("heading", name=text["refused"])).to_be_visible()
+    shot(page, f"{lang}-05-refused")
+    page.get_by_label(text["key"]).fill(key)
+    page.get_by_label(text["terms"]).check()
+    shot(page, f"{lang}-06-redeem-form")
+    page.get_by_role("button", name=text["redeem"], exact=True).click()
+    expect(page.get_by_role("heading", name=text["code_heading"])).to_be_visible()
+    code = page.locator(".code").inner_text().strip()
+    assert re.fullmatch(r"[A-Z0-9]{5}(-[A-Z0-9]{5}){4}", code)
+    shot(page, f"{lang}-07-result")
+    page.goto(server.url + "/rewards")
+    expect(page.locator(".masked")).to_have_text(re.compile(r"\*{5}-\*{5}-\*{5}-\*{5}-\*" + code[-4:]))
+    shot(page, f"{lang}-08-my-rewards")
+    open_newest_mail(page, server, {"en": "Your Xbox Live Gold, 12-month membership code",
+                                    "da": "Din kode til Xbox Live Gold, 12-month membership"}[lang])
+    expect(page.locator("pre.mail")).to_contain_text(code)
+    shot(page, f"{lang}-09-reward-email")
+    context.close()
+
+
+def test_pages_fit_a_320_pixel_screen_and_work_by_keyboard(browser: Browser, server: Served) -> None:
+    context = browser.new_context(viewport={"width": 320, "height": 640})
+    page = context.new_page()
+    for path in ("/", "/offers/demo-xbox-gold", "/signin"):
+        page.goto(server.url + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320, path
+    shot(page, "en-320-signin")
+    page.keyboard.press("Tab")  # the skip link comes first
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.get_by_label("Email address").focus()
+    page.keyboard.type("keyboard@example.com")
+    page.keyboard.press("Enter")  # submits the form without a mouse
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    context.close()
