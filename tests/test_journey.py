@@ -87,7 +87,7 @@ def sign_in(client: TestClient, smtp: MailServer, email: str = ANN, next_path: s
     assert sent.status_code == 303 and sent.headers["location"] == "/signin/sent"
     mail = wait_for_mail(smtp, len(smtp.received) + 1)[-1]
     assert mail["To"] == email.lower()
-    link = re.search(r"http://testserver(/signin/\S+)", text_of(mail))
+    link = re.search(r"https?://testserver(/signin/\S+)", text_of(mail))
     assert link
     return link.group(1)
 
@@ -289,3 +289,26 @@ def test_the_language_can_be_chosen(client: TestClient) -> None:
     assert response.headers["location"] == "/signin"
     assert "Send påloggingslenke" in client.get("/signin").text
     assert client.get("/language?lang=nb&next=https://evil.example/").headers["location"] == "/"  # no open redirect
+
+
+def test_the_absolute_timeout_ends_a_session_even_when_active(client: TestClient, smtp: MailServer,
+                                                              web_settings: Settings) -> None:
+    follow_link(client, sign_in(client, smtp))
+    start = datetime.now(UTC)
+    step = timedelta(minutes=web_settings.session_idle_minutes - 1)
+    moment = start
+    while moment + step < start + timedelta(hours=web_settings.session_max_hours):
+        moment += step
+        with freeze_time(moment, real_asyncio=True):
+            assert client.get("/rewards").status_code == 200  # active: the idle timer keeps resetting
+    with freeze_time(start + timedelta(hours=web_settings.session_max_hours, seconds=1), real_asyncio=True):
+        assert client.get("/rewards").status_code == 303
+
+
+def test_cookies_are_secure_over_https(web_settings: Settings, shop: sqlite3.Connection, smtp: MailServer) -> None:
+    with TestClient(create_app(replace(web_settings, public_url="https://testserver")), base_url="https://testserver",
+                    follow_redirects=False) as secure_client:
+        link = sign_in(secure_client, smtp).replace("https://testserver", "")
+        response = secure_client.get(link)
+        assert "Secure" in response.headers["set-cookie"]
+        assert "max-age=31536000" in response.headers["strict-transport-security"]

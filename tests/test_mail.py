@@ -195,3 +195,4 @@ async def test_the_development_sink_keeps_what_it_receives() -> None:
         await server.wait_closed()
     [message] = sink.messages
     assert (message.subject, message.recipients, message.text.strip()) == ("Hi", ("b@example.com",), "Hello")
+
