@@ -87,3 +87,24 @@ def open_campaign_text(slug: str = "open-today") -> str:
     data["redemption_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
     data["reward"]["code_expires_on"] = today + timedelta(days=365)
     return tomli_w.dumps(data)
+
+
+@pytest.fixture
+def smtp() -> Iterator[Any]:
+    """A real SMTP server on a free port (aiosmtpd), scriptable to misbehave."""
+    from tests.mailserver import MailServer
+
+    server = MailServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def default_server(tmp_path: Path) -> Iterator[Any]:
+    """`promo serve` as a process with the shipped config.toml (sink on, demo offer)."""
+    from tests.served import start_default_server
+
+    process, served = start_default_server(tmp_path)
+    yield served
+    process.terminate()
+    process.wait(timeout=15)

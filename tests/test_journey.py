@@ -29,12 +29,6 @@ OFFER = "/offers/open-today"
 ANN = "ann@example.com"
 
 
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    server = MailServer().start()
-    yield server
-    server.stop()
-
 
 @pytest.fixture
 def web_settings(settings: Settings, smtp: MailServer) -> Settings:

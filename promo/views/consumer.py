@@ -46,6 +46,17 @@ def _csrf_ok(ctx: PageContext, form: Any) -> bool:
     return same_token(ctx.csrf_token, form.get("csrf"))
 
 
+async def _signed_in_post(request: Request) -> tuple[PageContext, Any] | Response:
+    """The prelude of every signed-in form: a session, else sign in; a valid CSRF token, else 403."""
+    ctx = await page_context(request)
+    if ctx.session is None:
+        return _sign_in_first(request)
+    form = await request.form()
+    if not _csrf_ok(ctx, form):
+        return _forbidden(request, ctx)
+    return ctx, form
+
+
 def _forbidden(request: Request, ctx: PageContext) -> Response:
     return render(request, ctx, "error.html", 403, title=ctx.l10n.gettext("This form has expired"),
                   message=ctx.l10n.gettext("Please go back, reload the page and try again."))
@@ -97,12 +108,11 @@ def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int 
 
 
 async def redeem_submit(request: Request) -> Response:
-    ctx = await page_context(request)
-    if ctx.session is None:
-        return _sign_in_first(request)
-    form = await request.form()
-    if not _csrf_ok(ctx, form):
-        return _forbidden(request, ctx)
+    checked = await _signed_in_post(request)
+    if isinstance(checked, Response):
+        return checked
+    ctx, form = checked
+    assert ctx.session is not None
     campaign = await _campaign(request)
     values = {name: str(form.get(name) or "") for name in ("product_key", "country", "accept_terms")}
     attempt = RedeemRequest(
@@ -162,12 +172,10 @@ async def rewards_page(request: Request) -> Response:
 
 async def resend(request: Request) -> Response:
     """R-X10: re-send the *same* code to the *same* address (support, not replacement)."""
-    ctx = await page_context(request)
-    if ctx.session is None:
-        return _sign_in_first(request)
-    form = await request.form()
-    if not _csrf_ok(ctx, form):
-        return _forbidden(request, ctx)
+    checked = await _signed_in_post(request)
+    if isinstance(checked, Response):
+        return checked
+    ctx, _form = checked
     reward = await _owned_reward(request, ctx)
     limit = request.app.state.settings.mail.resend_per_hour
     ref = f"redemption:{reward.redemption_id}"

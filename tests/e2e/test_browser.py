@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_serve_defaults import Served, start_default_server
+from tests.served import Served
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -35,11 +35,8 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Served]:
-    process, served = start_default_server(tmp_path)
-    yield served
-    process.terminate()
-    process.wait(timeout=15)
+def server(default_server: Served) -> Served:
+    return default_server
 
 
 def shot(page: Page, name: str) -> None:
