@@ -13,6 +13,8 @@ from typing import Any
 
 from promo.timeutil import db_time
 
+DEFAULT_MAIL_DOMAIN = "promo.invalid"
+
 
 def enqueue(
     conn: sqlite3.Connection,
@@ -23,7 +25,7 @@ def enqueue(
     at: datetime,
     locale: str = "en",
     payload: dict[str, Any] | None = None,
-    domain: str = "promo.invalid",
+    domain: str = DEFAULT_MAIL_DOMAIN,
 ) -> str:
     """Queue an email (call inside the transaction that makes the change it announces)."""
     message_id = f"<{subject_ref.replace(':', '-')}.{secrets.token_hex(8)}@{domain}>"

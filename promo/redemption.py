@@ -27,7 +27,7 @@ from promo.countries import normalize_country
 from promo.db import Database, transaction
 from promo.errors import InputError
 from promo.identifiers import mask_code, mask_product_key, normalize_email, normalize_product_key
-from promo.outbox import enqueue
+from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.timeutil import db_time, from_db_time, iso
 
 REWARD_EMAIL = "reward_code"
@@ -90,17 +90,19 @@ class RedemptionResult:
         return out
 
 
-async def redeem(db: Database, request: RedeemRequest, now: datetime) -> RedemptionResult:
+async def redeem(db: Database, request: RedeemRequest, now: datetime, *, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> RedemptionResult:
     """Redeem through the one writer: a single hop for the whole transaction."""
-    return await db.run_writer(redeem_sync, request.normalized(), now)
+    return await db.run_writer(redeem_sync, request.normalized(), now, mail_domain=mail_domain)
 
 
-def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime) -> RedemptionResult:
+def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, *,
+                mail_domain: str = DEFAULT_MAIL_DOMAIN) -> RedemptionResult:
     """The redemption on a connection (writer thread, CLI, or a worker process).
-    `request` must be normalized. Manages its own transaction."""
+    `request` must be normalized. Manages its own transaction. `mail_domain` is the
+    right-hand side of the email's Message-ID (mail.message_id_domain)."""
     try:
         with transaction(conn):
-            return _decide_and_record(conn, request, now)
+            return _decide_and_record(conn, request, now, mail_domain)
     except sqlite3.IntegrityError:
         # A schema constraint caught what the checks did not: refuse and log that instead.
         failure = Failure("R-X6", "already_redeemed", "this account or product key has already redeemed this offer")
@@ -109,7 +111,7 @@ def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime)
             return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
 
 
-def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime) -> RedemptionResult:
+def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, mail_domain: str) -> RedemptionResult:
     stored = get_campaign(conn, request.campaign)
     campaign = stored.campaign
     if request.idempotency_key:
@@ -170,7 +172,7 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
     ).lastrowid
     assert redemption_id is not None
     enqueue(conn, template=REWARD_EMAIL, recipient=request.account_email, subject_ref=f"redemption:{redemption_id}", at=now,
-            locale=request.locale)
+            locale=request.locale, domain=mail_domain)
     result = RedemptionResult("redeemed", decision, redemption_id, code.code, code.expires_at)
     append_event(conn, tag="redemption:code:issued", actor=f"account:{request.account_email}",
                  subject=f"redemption:{redemption_id}", ip=request.client_ip, at=now,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import warnings
 from collections import deque
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -45,13 +46,36 @@ class ScriptedHandler:
         return reply
 
 
+class _PlainAuthController(Controller):
+    """AUTH without TLS is deliberate on this loopback test server: aiosmtpd warns about it
+    each time it builds a connection's SMTP object, so exactly that warning is muted there."""
+
+    def factory(self) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
+            return super().factory()
+
+
 class MailServer:
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, login: tuple[str, str] | None = None):
         self.port = port or free_port()
         self.handler = ScriptedHandler()
+        self.login = login
         self._controller: Controller | None = None
 
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login.decode(), auth_data.password.decode()) == self.login
+        # handled=False: let aiosmtpd answer (235 or 535); True would mean "I replied myself".
+        return AuthResult(success=ok, handled=False)
+
     def start(self) -> MailServer:
+        if self.login:  # a server that insists on AUTH (plain text allowed: loopback only)
+            self._controller = _PlainAuthController(self.handler, hostname="127.0.0.1", port=self.port, auth_required=True,
+                                                    auth_require_tls=False, authenticator=self._authenticate)
+            self._controller.start()
+            return self
         self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
         self._controller.start()
         return self

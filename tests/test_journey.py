@@ -33,7 +33,8 @@ ANN = "ann@example.com"
 @pytest.fixture
 def web_settings(settings: Settings, smtp: MailServer) -> Settings:
     return replace(settings, public_url="http://testserver",
-                   mail=replace(settings.mail, port=smtp.port, sink=False, timeout_seconds=3, retry_base_seconds=1))
+                   mail=replace(settings.mail, port=smtp.port, sink=False, timeout_seconds=3, retry_base_seconds=1,
+                                message_id_domain="mail.promo.test"))
 
 
 @pytest.fixture
@@ -120,6 +121,7 @@ def test_the_whole_journey(client: TestClient, smtp: MailServer, shop: sqlite3.C
     assert reward_code(0) in reward.text  # the owner sees the whole code
     mail = wait_for_mail(smtp, 2)[-1]
     assert reward_code(0) in text_of(mail) and mail["To"] == ANN
+    assert all(m["Message-ID"].endswith("@mail.promo.test>") for m in smtp.received)  # mail.message_id_domain
     mine = client.get("/rewards")
     assert reward_code(0) not in mine.text and "*****-*****-*****-*****-*0000" in mine.text  # masked in the list
     row = shop.execute("SELECT status FROM outbox WHERE template = 'reward_code'").fetchone()

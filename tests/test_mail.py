@@ -190,3 +190,18 @@ async def test_the_development_sink_keeps_what_it_receives() -> None:
     [message] = sink.messages
     assert (message.subject, message.recipients, message.text.strip()) == ("Hi", ("b@example.com",), "Hello")
 
+
+
+async def test_the_relay_logs_in_when_configured(db: Database, settings: Settings, redeemed: sqlite3.Connection) -> None:
+    server = MailServer(login=("promo", "s3cret")).start()
+    try:
+        clock = Clock(DURING)
+        await relay_for(db, settings, server.port, clock, username="promo", password="wrong").deliver_once()
+        row = outbox(redeemed)
+        assert row["status"] == "queued" and "535" in row["last_error"] and not server.received  # kept for a retry
+        clock.now += timedelta(minutes=1)
+        await relay_for(db, settings, server.port, clock, username="promo", password="s3cret").deliver_once()
+        assert outbox(redeemed)["status"] == "sent" and len(server.received) == 1
+        await relay_for(db, settings, server.port, clock).deliver_once()  # no login configured: nothing due, no error
+    finally:
+        server.stop()

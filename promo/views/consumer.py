@@ -120,7 +120,7 @@ async def redeem_submit(request: Request) -> Response:
         terms_accepted=values["accept_terms"] == "yes", declared_country=values["country"] or None,
         idempotency_key=str(form.get("idempotency_key") or "") or None, client_ip=client_ip(request), locale=ctx.lang)
     try:
-        result = await redeem(_db(request), attempt, utcnow())
+        result = await redeem(_db(request), attempt, utcnow(), mail_domain=request.app.state.settings.mail.message_id_domain)
     except InputError as exc:
         errors = {e.field: _field_message(ctx, e.field) for e in exc.errors}
         return _redeem_page(request, ctx, campaign, 422, values=values, errors=errors)
@@ -213,7 +213,7 @@ async def signin_submit(request: Request) -> Response:
     settings = request.app.state.settings
     links: SigninLinks = request.app.state.signin_links
     await _db(request).write(request_signin, email=email, links=links, public_url=settings.public_url, locale=ctx.lang,
-                             now=utcnow(), ip=client_ip(request))
+                             now=utcnow(), ip=client_ip(request), mail_domain=settings.mail.message_id_domain)
     request.app.state.wake_relay()
     # The same page whether the address is known, new or rate-limited: no enumeration.
     response = redirect("/signin/sent")
