@@ -143,6 +143,23 @@ def demo(settings: Settings) -> None:
                + ", ".join(key for key, _, _ in DEMO_KEYS))
 
 
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+@handles_errors
+def backup(settings: Settings, file: Path) -> None:
+    """Consistent online copy of the database (safe while the service runs), verified."""
+    from promo.backup import backup_database
+
+    with database(settings) as conn:
+        try:
+            report = backup_database(migrated(conn), file)
+        except (FileExistsError, ValueError) as exc:
+            fail(str(exc))
+    click.echo(f"backed up to {report.path}: {report.pages} pages, {report.redemptions} redemptions, "
+               f"{report.audit_events} audit events; integrity and audit chain verified")
+
+
 @main.group()
 def campaigns() -> None:
     """Campaign definitions (TOML files)."""

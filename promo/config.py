@@ -79,6 +79,7 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "security.signin_link_minutes": (15, _int),
     "security.session_idle_minutes": (30, _int),
     "security.session_max_hours": (12, _int),
+    "security.key_attempts_per_hour": (10, _int),
     "server.public_url": ("http://127.0.0.1:8000", _str),
     "mail.host": ("127.0.0.1", _str),
     "mail.port": (8025, _port),
@@ -128,6 +129,7 @@ class Settings:
     signin_link_minutes: int
     session_idle_minutes: int
     session_max_hours: int
+    key_attempts_per_hour: int
     public_url: str
     mail: MailSettings
 
@@ -199,6 +201,7 @@ def load_settings(config_path: Path | str | None = None, environ: Mapping[str, s
         signin_link_minutes=values["security.signin_link_minutes"],
         session_idle_minutes=values["security.session_idle_minutes"],
         session_max_hours=values["security.session_max_hours"],
+        key_attempts_per_hour=values["security.key_attempts_per_hour"],
         public_url=values["server.public_url"].rstrip("/"),
         mail=MailSettings(
             host=values["mail.host"],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from promo.activations import get_activation
@@ -31,6 +31,9 @@ from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.timeutil import db_time, from_db_time, iso
 
 REWARD_EMAIL = "reward_code"
+GUESS_WINDOW = timedelta(hours=1)
+# Refusals that a key guesser collects: no such key (R-X11), somebody else's key (R-X5).
+_GUESS_RULES = ("R-X11", "R-X5")
 
 
 @dataclass(frozen=True)
@@ -90,19 +93,21 @@ class RedemptionResult:
         return out
 
 
-async def redeem(db: Database, request: RedeemRequest, now: datetime, *, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> RedemptionResult:
+async def redeem(db: Database, request: RedeemRequest, now: datetime, *, mail_domain: str = DEFAULT_MAIL_DOMAIN,
+                 guess_limit: int | None = None) -> RedemptionResult:
     """Redeem through the one writer: a single hop for the whole transaction."""
-    return await db.run_writer(redeem_sync, request.normalized(), now, mail_domain=mail_domain)
+    return await db.run_writer(redeem_sync, request.normalized(), now, mail_domain=mail_domain, guess_limit=guess_limit)
 
 
 def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, *,
-                mail_domain: str = DEFAULT_MAIL_DOMAIN) -> RedemptionResult:
+                mail_domain: str = DEFAULT_MAIL_DOMAIN, guess_limit: int | None = None) -> RedemptionResult:
     """The redemption on a connection (writer thread, CLI, or a worker process).
     `request` must be normalized. Manages its own transaction. `mail_domain` is the
-    right-hand side of the email's Message-ID (mail.message_id_domain)."""
+    right-hand side of the email's Message-ID (mail.message_id_domain); `guess_limit`
+    caps failed key attempts per account and per IP per hour (None: no cap, for support)."""
     try:
         with transaction(conn):
-            return _decide_and_record(conn, request, now, mail_domain)
+            return _decide_and_record(conn, request, now, mail_domain, guess_limit)
     except sqlite3.IntegrityError:
         # A schema constraint caught what the checks did not: refuse and log that instead.
         failure = Failure("R-X6", "already_redeemed", "this account or product key has already redeemed this offer")
@@ -111,13 +116,19 @@ def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
             return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
 
 
-def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, mail_domain: str) -> RedemptionResult:
+def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, mail_domain: str,
+                       guess_limit: int | None) -> RedemptionResult:
     stored = get_campaign(conn, request.campaign)
     campaign = stored.campaign
     if request.idempotency_key:
         replay = _replay(conn, stored.id, request)
         if replay is not None:
             return replay
+    if guess_limit is not None and failed_key_attempts(conn, request, since=now - GUESS_WINDOW) >= guess_limit:
+        # Checked before the key is looked up, so a guesser learns nothing more (R-X12).
+        failure = Failure("R-X12", "too_many_attempts", "too many attempts with product keys that could not be "
+                          "used; try again in an hour or contact customer service")
+        return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
 
     activation = get_activation(conn, request.product_key)
     sku = country = None
@@ -181,6 +192,21 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
                        "terms_url": campaign.reward.terms_url, "terms_accepted": True})
     _log_attempt(conn, stored, request, result, now, sku=sku, country=country)
     return result
+
+
+def failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, since: datetime) -> int:
+    """The most failed key attempts (R-X11, R-X5) in the window, by this account or this IP."""
+    rule_match = " OR ".join(f"failed_rules LIKE '% {rule} %'" for rule in _GUESS_RULES)
+    worst = 0
+    for column, value in (("account_email", request.account_email), ("client_ip", request.client_ip)):
+        if value is None:
+            continue
+        count = conn.execute(
+            f"SELECT COUNT(*) FROM redemption_attempts WHERE {column} = :v AND attempted_at >= :since AND ({rule_match})",
+            {"v": value, "since": db_time(since)},
+        ).fetchone()[0]
+        worst = max(worst, int(count))
+    return worst
 
 
 def redemptions_of_account(conn: sqlite3.Connection, campaign_id: int, account_email: str) -> int:

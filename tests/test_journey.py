@@ -308,3 +308,37 @@ def test_cookies_are_secure_over_https(web_settings: Settings, shop: sqlite3.Con
         response = secure_client.get(link)
         assert "Secure" in response.headers["set-cookie"]
         assert "max-age=31536000" in response.headers["strict-transport-security"]
+
+
+def unknown_key(n: int) -> str:
+    return f"GUESS{n:020d}"
+
+
+def test_guessing_product_keys_does_not_pay(client: TestClient, smtp: MailServer, web_settings: Settings,
+                                             shop: sqlite3.Connection) -> None:
+    follow_link(client, sign_in(client, smtp))
+    limit = web_settings.key_attempts_per_hour
+    for n in range(limit):
+        assert "R-X11" in submit(client, redeem_form(client), unknown_key(n)).text
+    # Over the limit even a genuine key is refused, before it is looked up (R-X12).
+    limited = submit(client, redeem_form(client), product_key(1))
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "3600"
+    assert "Too many attempts" in limited.text and "R-X12" in limited.text and "R-X11" not in limited.text
+    assert shop.execute("SELECT COUNT(*) FROM redemptions").fetchone()[0] == 0
+    # Another account from the same address is limited too (per IP).
+    client.cookies.clear()
+    follow_link(client, sign_in(client, smtp, "accomplice@example.com"))
+    assert submit(client, redeem_form(client), product_key(1)).status_code == 429
+    # An hour later the account may try again.
+    with freeze_time(datetime.now(UTC) + timedelta(hours=1, seconds=1), real_asyncio=True):
+        client.cookies.clear()
+        follow_link(client, sign_in(client, smtp, "later@example.com"))
+        assert submit(client, redeem_form(client), product_key(1)).status_code == 303
+
+
+def test_support_redeeming_through_the_cli_is_not_limited(shop: sqlite3.Connection) -> None:
+    from promo.redemption import RedeemRequest, redeem_sync
+    now = datetime.now(UTC)
+    for n in range(15):
+        request = RedeemRequest("open-today", ANN, unknown_key(n), terms_accepted=True).normalized()
+        assert redeem_sync(shop, request, now).decision.rules == ["R-X11"]  # guess_limit=None: never R-X12

@@ -120,15 +120,21 @@ async def redeem_submit(request: Request) -> Response:
         terms_accepted=values["accept_terms"] == "yes", declared_country=values["country"] or None,
         idempotency_key=str(form.get("idempotency_key") or "") or None, client_ip=client_ip(request), locale=ctx.lang)
     try:
-        result = await redeem(_db(request), attempt, utcnow(), mail_domain=request.app.state.settings.mail.message_id_domain)
+        settings = request.app.state.settings
+        result = await redeem(_db(request), attempt, utcnow(), mail_domain=settings.mail.message_id_domain,
+                              guess_limit=settings.key_attempts_per_hour)
     except InputError as exc:
         errors = {e.field: _field_message(ctx, e.field) for e in exc.errors}
         return _redeem_page(request, ctx, campaign, 422, values=values, errors=errors)
     if result.redeemed:
         request.app.state.wake_relay()
         return redirect(f"/rewards/{result.redemption_id}")
-    return _redeem_page(request, ctx, campaign, 422, values=values,
+    limited = "R-X12" in result.decision.rules
+    page = _redeem_page(request, ctx, campaign, 429 if limited else 422, values=values,
                         refusals=explain(result.decision.failures, campaign, ctx.l10n))
+    if limited:
+        page.headers["Retry-After"] = "3600"
+    return page
 
 
 def _field_message(ctx: PageContext, field: str) -> str:
