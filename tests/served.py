@@ -1,15 +1,21 @@
-"""`promo serve` as a newcomer runs it, for end-to-end tests (HTTP and browser)."""
+"""`promo serve` as a real process, for end-to-end tests (HTTP, browser, races, crashes)."""
 
 from __future__ import annotations
 
 import os
+import secrets
+import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx2 as httpx
 
+from promo.auth import consume_signin
+from promo.db import transaction
+from promo.timeutil import db_time
 from tests.mailserver import free_port
 
 PROMO = str(Path(sys.executable).parent / "promo")
@@ -17,27 +23,28 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Served:
-    def __init__(self, url: str, log: Path):
-        self.url, self.log = url, log
+    def __init__(self, url: str, log: Path, env: dict[str, str]):
+        self.url, self.log, self.env = url, log, env
 
 
-def start_default_server(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Served]:
-    """The shipped config.toml, moved to free ports and a private database file."""
+def write_config(tmp_path: Path, database: Path) -> Path:
+    """The shipped config.toml with a private database and secret."""
     config = (ROOT / "config.toml").read_text(encoding="utf-8")
-    config = config.replace('path = "var/promo.sqlite3"', f'path = "{tmp_path}/promo.sqlite3"')
+    config = config.replace('path = "var/promo.sqlite3"', f'path = "{database}"')
     config = config.replace('secret_key_file = "var/secret_key"', f'secret_key_file = "{tmp_path}/secret"')
     (tmp_path / "secret").write_text("s" * 48, encoding="utf-8")
-    (tmp_path / "config.toml").write_text(config, encoding="utf-8")
-    port, mail_port = free_port(), free_port()
-    env = {**os.environ, "PROMO_CONFIG": str(tmp_path / "config.toml"), "PROMO_SERVER_PORT": str(port),
-           "PROMO_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}", "PROMO_MAIL_PORT": str(mail_port),
-           "PROMO_MAIL_SINK_PORT": str(mail_port)}
-    for command in (["migrate"], ["campaigns", "import", "--shipped", "office365-xbox-gold-2013"], ["demo"]):
-        subprocess.run([PROMO, *command], env=env, check=True, capture_output=True, timeout=60)
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
+    (tmp_path / "served.toml").write_text(config, encoding="utf-8")
+    return tmp_path / "served.toml"
+
+
+def start_server(config: Path, log: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], Served]:
+    """Start `promo serve` on a free port and wait until /readyz answers 200."""
+    port = free_port()
+    env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_SERVER_PORT": str(port),
+           "PROMO_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}", **overrides}
+    with open(log, "ab") as out:
         process = subprocess.Popen([PROMO, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    served = Served(f"http://127.0.0.1:{port}", log)
+    served = Served(f"http://127.0.0.1:{port}", log, env)
     deadline = time.time() + 30
     while True:
         try:
@@ -47,3 +54,30 @@ def start_default_server(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Serve
             pass
         assert process.poll() is None and time.time() < deadline, log.read_text()
         time.sleep(0.1)
+
+
+def start_default_server(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Served]:
+    """As a newcomer runs it: shipped config, sink on (on a free port), demo offer loaded."""
+    config = write_config(tmp_path, tmp_path / "promo.sqlite3")
+    mail_port = str(free_port())
+    env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_MAIL_PORT": mail_port, "PROMO_MAIL_SINK_PORT": mail_port}
+    for command in (["migrate"], ["campaigns", "import", "--shipped", "office365-xbox-gold-2013"], ["demo"]):
+        subprocess.run([PROMO, *command], env=env, check=True, capture_output=True, timeout=60)
+    return start_server(config, tmp_path / "server.log", PROMO_MAIL_PORT=mail_port, PROMO_MAIL_SINK_PORT=mail_port)
+
+
+def mint_sessions(conn: sqlite3.Connection, accounts: list[str]) -> dict[str, tuple[str, str]]:
+    """Sign accounts in through the application's own code (a used sign-in token and a new
+    session each). Returns {account: (session cookie value, csrf token)}."""
+    now = datetime.now(UTC)
+    out = {}
+    with transaction(conn):
+        for account in accounts:
+            jti = secrets.token_urlsafe(12)
+            conn.execute("INSERT INTO signin_tokens (jti, account_email, created_at) VALUES (:j, :e, :t)",
+                         {"j": jti, "e": account, "t": db_time(now)})
+            started = consume_signin(conn, email=account, jti=jti, now=now, ip="127.0.0.1")
+            assert started is not None
+            raw, session = started
+            out[account] = (raw, session.csrf_token)
+    return out

@@ -37,6 +37,18 @@ def web_settings(settings: Settings, smtp: MailServer) -> Settings:
                                 message_id_domain="mail.promo.test"))
 
 
+def add_open_campaign(conn: sqlite3.Connection, *, keys: int, codes: int) -> None:
+    """The "open-today" offer with `keys` activation records (DK) and `codes` codes."""
+    with transaction(conn):
+        save_campaign(conn, parse_campaign_file(open_campaign_text(), load_catalog(conn)), actor="test", now=datetime.now(UTC))
+    day = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
+    from promo.activations import import_activations
+    import_activations(conn, catalog=load_catalog(conn), now=datetime.now(UTC), source=csv_bytes(
+        ["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],
+        [[product_key(n), "O365-HOME-ESD", "DK", day, day, ""] for n in range(keys)]))
+    add_codes(conn, get_campaign(conn, "open-today"), codes)
+
+
 @pytest.fixture
 def shop(conn: sqlite3.Connection) -> sqlite3.Connection:
     with transaction(conn):
