@@ -107,7 +107,9 @@ class MailRelay:
         return min(timedelta(seconds=self.settings.retry_base_seconds * 2 ** attempts), MAX_BACKOFF)
 
     async def deliver_once(self) -> int:
-        """Send what is due; returns how many messages were handled (sent, deferred or failed)."""
+        """Send what is due; returns how many messages were handled (sent, deferred or failed).
+        The batch is leased first, so a second relay never sends it at the same time; if this
+        process dies mid-batch, the rest goes out when the lease ends (3 x timeout + 30 s)."""
         lease = timedelta(seconds=self.settings.timeout_seconds * 3 + 30)
         batch = await self.db.write(claim_due, now=self.clock(), lease=lease, limit=self.batch_size)
         if not batch:
