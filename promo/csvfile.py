@@ -61,9 +61,11 @@ def rows(stream: IO[str], required: tuple[str, ...], optional: tuple[str, ...] =
         header = [h.strip().lower() for h in header]
         missing = [c for c in required if c not in header]
         unknown = [c for c in header if c not in required + optional]
-        if missing or unknown:
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if missing or unknown or repeated:
             expected = ",".join(required + optional)
-            what = f"missing column {', '.join(missing)}" if missing else f"unknown column {', '.join(unknown)}"
+            what = (f"missing column {', '.join(missing)}" if missing else f"unknown column {', '.join(unknown)}"
+                    if unknown else f"column {', '.join(repeated)} appears more than once")
             raise InputError(FieldError("header", f"{what}; expected {expected}", line=1))
         for record in reader:
             if not any(cell.strip() for cell in record):

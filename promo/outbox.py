@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from promo.audit import append_event
 from promo.timeutil import db_time
 
 DEFAULT_MAIL_DOMAIN = "promo.invalid"
@@ -84,11 +85,16 @@ def mark_deferred(conn: sqlite3.Connection, message_id: int, *, error: str, retr
 
 
 def mark_failed(conn: sqlite3.Connection, message_id: int, *, error: str, now: datetime) -> None:
+    """Give up on a message (inside a transaction); recorded in the audit chain for auditors."""
     conn.execute(
         "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = :error, payload = NULL,"
         " next_attempt_at = :now WHERE id = :id",
         {"error": error[:500], "now": db_time(now), "id": message_id},
     )
+    row = conn.execute("SELECT message_id, template, subject_ref, attempts FROM outbox WHERE id = :id", {"id": message_id}).fetchone()
+    append_event(conn, tag="mail:message:failed", actor="system:mail-relay", subject=row["subject_ref"], at=now,
+                 data={"message_id": row["message_id"], "template": row["template"], "attempts": row["attempts"],
+                       "error": error[:500]})
 
 
 def sends_since(conn: sqlite3.Connection, *, template: str, subject_ref: str, since: datetime) -> int:

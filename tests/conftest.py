@@ -19,6 +19,8 @@ from promo.catalog import load_catalog, shipped_catalog, upsert_skus
 from promo.config import Settings, load_settings
 from promo.db import connect, migrate, transaction
 
+pytest_plugins = ["tests.web"]  # web fixtures: client, shop, web_settings
+
 SLUG = "office365-xbox-gold-2013"
 # An instant inside both windows of the shipped campaign.
 DURING = datetime(2013, 9, 1, 12, 0, tzinfo=UTC)

@@ -21,7 +21,7 @@ from tests.conftest import prepare_database, product_key
 from tests.mailserver import MailServer
 from tests.served import mint_sessions, start_server, write_config
 from tests.test_concurrency import assert_invariants
-from tests.test_journey import add_open_campaign
+from tests.web import add_open_campaign
 
 ACCOUNTS = 600
 

@@ -205,3 +205,47 @@ async def test_the_relay_logs_in_when_configured(db: Database, settings: Setting
         await relay_for(db, settings, server.port, clock).deliver_once()  # no login configured: nothing due, no error
     finally:
         server.stop()
+
+
+async def test_a_server_going_down_mid_batch_loses_nothing(db: Database, settings: Settings, redeemed: sqlite3.Connection,
+                                                           stored: object) -> None:
+    add_activations(redeemed, [(n, "O365-HOME-ESD", "DK", None) for n in range(10, 14)])
+    add_codes(redeemed, stored, 4, start=100)  # type: ignore[arg-type]
+    for n in range(10, 14):
+        assert redeem(redeemed, key=n, account=f"user{n}@example.com").redeemed
+    smtp = MailServer().start()
+    clock = Clock(DURING)
+    relay = relay_for(db, settings, smtp.port, clock)
+    smtp.handler.replies.extend(["250 OK", "250 OK"])
+    original = smtp.handler.handle_DATA
+
+    async def die_on_third(server: object, session: object, envelope: object) -> str:
+        if len(smtp.received) == 2:
+            server.transport.close()  # type: ignore[attr-defined]  # the server goes away mid-batch
+            return "421 closing"
+        return await original(server, session, envelope)
+
+    smtp.handler.handle_DATA = die_on_third  # type: ignore[method-assign]
+    assert await relay.deliver_once() == 5
+    rows = redeemed.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
+    assert dict((r[0], r[1]) for r in rows) == {"sent": 2, "queued": 3}
+    smtp.stop()
+    restarted = MailServer(smtp.port).start()
+    try:
+        clock.now += timedelta(minutes=5)
+        assert await relay.deliver_once() == 3
+        assert redeemed.execute("SELECT COUNT(*) FROM outbox WHERE status = 'sent'").fetchone()[0] == 5
+        assert len(restarted.received) == 3  # nothing sent twice
+    finally:
+        restarted.stop()
+
+
+async def test_a_failed_email_is_visible_to_auditors(db: Database, settings: Settings, smtp: MailServer,
+                                                     redeemed: sqlite3.Connection) -> None:
+    from promo.audit import verify_chain
+    smtp.handler.replies.append("550 5.1.1 mailbox unavailable")
+    await relay_for(db, settings, smtp.port, Clock(DURING)).deliver_once()
+    event = redeemed.execute("SELECT tag, subject, data FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+    assert event["tag"] == "mail:message:failed" and event["subject"].startswith("redemption:")
+    assert "550 5.1.1 mailbox unavailable" in event["data"] and reward_code(0) not in event["data"]
+    assert verify_chain(redeemed).ok

@@ -18,7 +18,7 @@ from promo.config import Settings
 from tests.conftest import prepare_database, product_key
 from tests.served import Served, mint_sessions, start_server, write_config
 from tests.test_concurrency import assert_invariants
-from tests.test_journey import add_open_campaign
+from tests.web import add_open_campaign
 
 OFFER = "/offers/open-today/redeem"
 

@@ -1,0 +1,70 @@
+"""Security properties of the web side, checked through HTTP."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from tests.conftest import product_key
+from tests.mailserver import MailServer
+from tests.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, wait_for_mail
+
+
+def post_routes(client: TestClient) -> list[str]:
+    return sorted({r.path for r in client.app.routes if isinstance(r, Route) and "POST" in (r.methods or set())})  # type: ignore[attr-defined]
+
+
+def test_every_form_rejects_a_missing_or_wrong_csrf_token(client: TestClient, smtp: MailServer,
+                                                           shop: sqlite3.Connection) -> None:
+    follow_link(client, sign_in(client, smtp))
+    location = submit(client, redeem_form(client), product_key(1)).headers["location"]
+    redemption_id = location.rsplit("/", 1)[1]
+    routes = post_routes(client)
+    assert routes == ["/offers/{slug}/redeem", "/rewards/{redemption_id}/resend", "/signin", "/signout"]
+    before = shop.execute("SELECT (SELECT COUNT(*) FROM redemptions), (SELECT COUNT(*) FROM outbox)").fetchone()
+    for path in routes:
+        url = path.format(slug="open-today", redemption_id=redemption_id)
+        for token in (None, "forged"):
+            data = {"email": ANN, "product_key": product_key(3), "country": "NO", "accept_terms": "yes"}
+            if token:
+                data["csrf"] = token
+            assert client.post(url, data=data).status_code == 403, (url, token)
+    after = shop.execute("SELECT (SELECT COUNT(*) FROM redemptions), (SELECT COUNT(*) FROM outbox)").fetchone()
+    assert tuple(before) == tuple(after)  # nothing happened
+    assert client.get("/rewards").status_code == 200  # and the forged sign-out did not end the session
+
+
+def test_a_session_id_chosen_by_an_attacker_is_never_used(client: TestClient, smtp: MailServer) -> None:
+    client.cookies.set("promo_session", "attacker-chosen-value")
+    assert client.get("/rewards").headers["location"].startswith("/signin")  # not a session
+    response = client.get(sign_in(client, smtp))
+    issued = re.search(r"promo_session=([^;]+)", response.headers["set-cookie"])
+    assert issued and issued.group(1) != "attacker-chosen-value"  # a fresh id from the server, never the planted one
+    stranger = TestClient(client.app, follow_redirects=False)
+    stranger.cookies.set("promo_session", "attacker-chosen-value")
+    assert stranger.get("/rewards").status_code == 303
+
+
+def test_sign_in_requests_are_limited_per_address_without_saying_so(client: TestClient, smtp: MailServer) -> None:
+    from promo.auth import SIGNIN_REQUESTS_PER_WINDOW
+    pages = set()
+    for _ in range(SIGNIN_REQUESTS_PER_WINDOW + 3):
+        form = client.get("/signin")
+        sent = client.post("/signin", data={"csrf": hidden(form.text, "csrf"), "email": ANN, "next": "/"})
+        pages.add((sent.status_code, sent.headers["location"]))
+    assert pages == {(303, "/signin/sent")}  # the same answer every time
+    wait_for_mail(smtp, SIGNIN_REQUESTS_PER_WINDOW)
+    import time
+    time.sleep(0.5)
+    assert len(smtp.received) == SIGNIN_REQUESTS_PER_WINDOW  # but no more emails
+
+
+def test_pages_never_show_a_traceback_or_a_500(client: TestClient) -> None:
+    for path in ("/offers/%00", "/offers/" + "x" * 5000, "/rewards/abc", "/signin/" + "A" * 3000, "/signin/..%2f..",
+                 "/language?lang=<script>&next=//evil", "/?country=' OR 1=1 --", "/dev/mail/1"):
+        response = client.get(path)
+        assert response.status_code < 500 and "Traceback" not in response.text, path
+    assert not re.search(r"<script", client.get("/?country=<script>alert(1)</script>").text)

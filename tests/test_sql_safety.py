@@ -1,0 +1,47 @@
+"""SQL only with parameters: every execute() in promo/ gets a literal SQL string, or is one of
+the reviewed places below that build SQL from code-controlled pieces only (never input)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PROMO = Path(__file__).resolve().parent.parent / "promo"
+# (module, function): why its SQL is built, and from what.
+REVIEWED_DYNAMIC_SQL = {
+    ("db.py", "configure"): "PRAGMA values: an int() and a value checked against FULL/NORMAL",
+    ("db.py", "select_in"): "IN (...) placeholders :v0..:vN generated here; values stay parameters",
+    ("db.py", "migrate"): "statements of the numbered migration files shipped in the package",
+    ("redemption.py", "failed_key_attempts"): "column from a fixed tuple; rule ids are constants",
+    ("outbox.py", "mark_sent"): "an optional fixed clause",
+    ("rewards.py", "get_reward"): "a constant SELECT plus a constant WHERE",
+    ("rewards.py", "rewards_of"): "a constant SELECT plus a constant WHERE",
+}
+
+
+def _is_literal(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return True
+    # Adjacent literals joined by +: still a literal.
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and _is_literal(node.left) and _is_literal(node.right)
+
+
+def dynamic_sql_sites() -> set[tuple[str, str]]:
+    found = set()
+    for path in PROMO.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for function in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]:
+            for call in [n for n in ast.walk(function) if isinstance(n, ast.Call)]:
+                if isinstance(call.func, ast.Attribute) and call.func.attr in ("execute", "executemany") and call.args:
+                    if not _is_literal(call.args[0]):
+                        found.add((path.name, function.name))
+    return found
+
+
+def test_sql_is_literal_except_in_reviewed_places() -> None:
+    unreviewed = dynamic_sql_sites() - set(REVIEWED_DYNAMIC_SQL)
+    assert not unreviewed, f"SQL built at run time here; use parameters, or review and list it: {sorted(unreviewed)}"
+
+
+def test_the_reviewed_list_has_no_stale_entries() -> None:
+    assert set(REVIEWED_DYNAMIC_SQL) <= dynamic_sql_sites()
