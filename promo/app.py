@@ -187,7 +187,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
         if settings.mail.sink:
             sink_server, app.state.sink = await start_sink("127.0.0.1", settings.mail.sink_port)
             log.info("mail.sink_started", port=settings.mail.sink_port, page="/dev/mail")
-        if start_relay:
+        if start_relay and settings.mail.relay:
             relay = MailRelay(db, settings.mail, app.state.templates, settings.public_url)
             app.state.wake_relay = relay.wake
             background.append(asyncio.create_task(relay.run(), name="mail-relay"))

@@ -92,6 +92,7 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "mail.max_attempts": (8, _int),
     "mail.retry_base_seconds": (5, _int),
     "mail.resend_per_hour": (3, _int),
+    "mail.relay": (True, _bool),
     "mail.sink": (True, _bool),
     "mail.sink_port": (8025, _port),
 }
@@ -111,6 +112,7 @@ class MailSettings:
     max_attempts: int
     retry_base_seconds: int
     resend_per_hour: int
+    relay: bool  # run the outbox relay inside `promo serve`
     sink: bool  # run the local development sink (aiosmtpd) inside `promo serve`
     sink_port: int
 
@@ -215,6 +217,7 @@ def load_settings(config_path: Path | str | None = None, environ: Mapping[str, s
             max_attempts=values["mail.max_attempts"],
             retry_base_seconds=values["mail.retry_base_seconds"],
             resend_per_hour=values["mail.resend_per_hour"],
+            relay=values["mail.relay"],
             sink=values["mail.sink"],
             sink_port=values["mail.sink_port"],
         ),

@@ -1,0 +1,258 @@
+"""Promo benchmark: one command (scripts/bench), figures printed and written to
+bench/results.json. See bench/README.md for what each figure means and the targets.
+
+Everything targets 127.0.0.1 and stops by itself (wrk runs are bounded in time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx2 as httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from promo.activations import import_activations  # noqa: E402
+from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
+from promo.campaigns import campaign_from_dict  # noqa: E402
+from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
+from promo.codes import import_codes  # noqa: E402
+from promo.config import load_settings  # noqa: E402
+from promo.db import Database, connect, migrate, transaction  # noqa: E402
+from promo.demo import demo_definition  # noqa: E402
+from promo.mail import MailRelay  # noqa: E402
+from promo.redemption import RedeemRequest, redeem_sync  # noqa: E402
+from promo.templating import Templates  # noqa: E402
+from tests.mailserver import MailServer, free_port  # noqa: E402
+from tests.served import mint_sessions  # noqa: E402
+
+PROMO = str(Path(sys.executable).parent / "promo")
+UVICORN = str(Path(sys.executable).parent / "uvicorn")
+LUA = ROOT / "bench" / "post.lua"
+SLUG = "bench"
+CODES, ACTIVATIONS = 1_000_000, 200_000
+
+
+def key(n: int) -> str:
+    return f"BK{n:023d}"
+
+
+def code(n: int) -> str:
+    raw = f"XB{n:023d}"
+    return "-".join(raw[i : i + 5] for i in range(0, 25, 5))
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            assert process.poll() is None, "server exited"
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def wrk(url: str, path: str, connections: int, seconds: int, lines: Path | None) -> dict[str, float]:
+    threads = 2
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(LUA), url,
+         "--", str(lines) if lines else "-", str(threads), path],
+        capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCH "))
+    result = json.loads(line[6:])
+    result["per_second"] = round(result["requests"] / result["seconds"])
+    return result
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def write_lines(path: Path, sessions: dict[str, tuple[str, str]], accounts: list[str], keys: list[str], country: str) -> Path:
+    with open(path, "w") as out:
+        for account, product_key in zip(accounts, keys, strict=True):
+            cookie, csrf = sessions[account]
+            out.write(f"{cookie} {csrf} {product_key} {country}\n")
+    return path
+
+
+def verify(db_path: Path) -> dict[str, object]:
+    conn = sqlite3.connect(db_path)
+    one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+    checks = {
+        "integrity": one("PRAGMA integrity_check") == "ok",
+        "issued_codes_equal_redemptions": one("SELECT COUNT(*) FROM reward_codes WHERE issued_at IS NOT NULL")
+        == one("SELECT COUNT(*) FROM redemptions") == one("SELECT COUNT(DISTINCT code_id) FROM redemptions"),
+        "no_account_twice": (one("SELECT MAX(n) FROM (SELECT COUNT(*) n FROM redemptions GROUP BY campaign_id, account_email)") or 1) == 1,
+        "every_redemption_has_outbox_row": one("SELECT COUNT(*) FROM redemptions r WHERE NOT EXISTS (SELECT 1 FROM outbox o"
+                                               " WHERE o.subject_ref = 'redemption:' || r.id)") == 0,
+        "every_redemption_has_audit_event": one("SELECT COUNT(*) FROM audit_events WHERE tag = 'redemption:code:issued'")
+        == one("SELECT COUNT(*) FROM redemptions"),
+        "redemptions": one("SELECT COUNT(*) FROM redemptions"),
+    }
+    conn.close()
+    return checks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default=None,
+                        help="database.synchronous for this run (default: config.toml's)")
+    args = parser.parse_args()
+    results: dict[str, object] = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "cores": os.cpu_count()}
+    work = Path(tempfile.mkdtemp(prefix="promo-bench-"))
+    db_path = work / "bench.sqlite3"
+    (work / "secret").write_text("b" * 48)
+    config = (ROOT / "config.toml").read_text().replace('path = "var/promo.sqlite3"', f'path = "{db_path}"') \
+        .replace('secret_key_file = "var/secret_key"', f'secret_key_file = "{work}/secret"')
+    (work / "config.toml").write_text(config)
+    settings = load_settings(work / "config.toml")
+    synchronous = args.synchronous or settings.database_synchronous
+    results["synchronous"] = synchronous
+
+    print("loading data…", flush=True)
+    conn = connect(db_path, synchronous=synchronous)
+    migrate(conn)
+    now = datetime.now(UTC)
+    with transaction(conn):
+        upsert_skus(conn, shipped_catalog())
+        definition = demo_definition(now) | {"slug": SLUG}
+        save_campaign(conn, campaign_from_dict(definition, load_catalog(conn)), actor="bench", now=now)
+    stored = get_campaign(conn, SLUG)
+    data = ("code\n" + "\n".join(code(i) for i in range(CODES)) + "\n").encode()
+    started = time.perf_counter()
+    import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=io.BytesIO(data), source_name="bench", now=now)
+    results["import_1m_codes_s"] = round(time.perf_counter() - started, 2)
+    day = (now - timedelta(days=3)).date().isoformat()
+    # Most keys qualify (DK); the last 20,000 are a trial SKU, for refusals (R-X4).
+    rows = "".join(f"{key(i)},{'O365-HOME-TRIAL' if i >= ACTIVATIONS - 20_000 else 'O365-HOME-ESD'},DK,{day},{day},\n"
+                   for i in range(ACTIVATIONS))
+    started = time.perf_counter()
+    import_activations(conn, source=io.BytesIO(("product_key,sku,country,purchased_at,activated_at,account_email\n" + rows).encode()),
+                       catalog=load_catalog(conn), now=now)
+    results["import_200k_activations_s"] = round(time.perf_counter() - started, 2)
+    accounts = [f"u{i}@bench.example" for i in range(150_000)]
+    started = time.perf_counter()
+    sessions = mint_sessions(conn, accounts)
+    results["mint_150k_sessions_s"] = round(time.perf_counter() - started, 2)
+    conn.close()
+
+    run64 = write_lines(work / "run64.txt", sessions, accounts[:70_000], [key(i) for i in range(70_000)], "DK")
+    run512 = write_lines(work / "run512.txt", sessions, accounts[70_000:140_000], [key(i) for i in range(70_000, 140_000)], "DK")
+    refuse = work / "refuse.txt"
+    with open(refuse, "w") as out:  # three kinds of refusal, interleaved
+        for i in range(20_000):
+            account = accounts[140_000 + i % 10_000]
+            cookie, csrf = sessions[account]
+            kind = i % 3
+            if kind == 0:  # ineligible SKU (R-X4)
+                out.write(f"{cookie} {csrf} {key(ACTIVATIONS - 20_000 + i)} DK\n")
+            elif kind == 1:  # wrong country declared (R-X17)
+                out.write(f"{cookie} {csrf} {key(150_000 + i)} NO\n")
+            else:  # a second redemption for an account that has one (R-X6)
+                c2, s2 = sessions[accounts[i]]
+                out.write(f"{c2} {s2} {key(160_000 + i)} DK\n")
+
+    env = {**os.environ, "PROMO_CONFIG": str(work / "config.toml"), "PROMO_LOGGING_LEVEL": "WARNING",
+           "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false", "PROMO_DATABASE_SYNCHRONOUS": synchronous,
+           "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
+
+    print("baseline…", flush=True)
+    port = free_port()
+    hello = subprocess.Popen([UVICORN, "bench.hello:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+                              "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/", hello)
+        results["baseline_hello_post"] = wrk(f"http://127.0.0.1:{port}", "/hello", 64, args.seconds, None)
+    finally:
+        hello.send_signal(signal.SIGINT)
+        hello.wait(timeout=15)
+
+    print("redemptions over HTTP…", flush=True)
+    port = free_port()
+    env["PROMO_SERVER_PORT"] = str(port)
+    server = subprocess.Popen([PROMO, "serve"], env=env)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/healthz", server)
+        url, path = f"http://127.0.0.1:{port}", f"/offers/{SLUG}/redeem"
+        results["redeem_64"] = wrk(url, path, 64, args.seconds, run64)
+        results["redeem_512"] = wrk(url, path, 512, args.seconds, run512)
+        results["refusals_64"] = wrk(url, path, 64, args.seconds, refuse)
+        results["server_peak_rss_mb"] = peak_rss_mb(server.pid)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    results["verify"] = verify(db_path)
+
+    print("storage ceiling…", flush=True)
+    conn = connect(db_path, synchronous=synchronous)
+    start_key = 170_000
+    requests = [RedeemRequest(SLUG, f"s{i}@bench.example", key(start_key + i), terms_accepted=True).normalized()
+                for i in range(10_000)]
+    started = time.perf_counter()
+    for request in requests:
+        redeem_sync(conn, request, datetime.now(UTC))
+    results["storage_redeem_per_s"] = round(len(requests) / (time.perf_counter() - started))
+    queued = conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'queued'").fetchone()[0]
+    conn.close()
+
+    print("mail relay…", flush=True)
+    sink = MailServer().start()
+
+    async def relay_all() -> float:
+        mail = settings.mail.__class__(**{**settings.mail.__dict__, "port": sink.port, "host": "127.0.0.1"})
+        async with Database(db_path, synchronous=synchronous) as db:
+            relay = MailRelay(db, mail, Templates(), "http://127.0.0.1")
+            target = min(10_000, queued)
+            started = time.perf_counter()
+            while len(sink.received) < target:
+                await relay.deliver_once()
+            return target / (time.perf_counter() - started)
+
+    try:
+        results["mail_relay_msgs_per_s"] = round(asyncio.run(relay_all()))
+    finally:
+        sink.stop()
+
+    base = results["baseline_hello_post"]["per_second"]  # type: ignore[index]
+    results["ratio_redeem64_to_baseline"] = round(results["redeem_64"]["per_second"] / base, 3)  # type: ignore[index]
+    results["ratio_refusals_to_baseline"] = round(results["refusals_64"]["per_second"] / base, 3)  # type: ignore[index]
+    results["ratio_redeem64_to_storage"] = round(results["redeem_64"]["per_second"] / results["storage_redeem_per_s"], 3)  # type: ignore[index,operator]
+
+    print()
+    print(f"{'figure':<36} {'value':>12}  p50/p95/p99 ms, errors")
+    for name, value in results.items():
+        if isinstance(value, dict) and "per_second" in value:
+            print(f"{name:<36} {value['per_second']:>10}/s  {value['p50_ms']}/{value['p95_ms']}/{value['p99_ms']}, "
+                  f"status {value['status_errors']}, socket {value['socket_errors']}")
+        elif not isinstance(value, dict):
+            print(f"{name:<36} {value:>12}")
+    print(f"{'verify':<36} {results['verify']}")
+    out = ROOT / "bench" / "results.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {out}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
