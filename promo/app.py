@@ -221,7 +221,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     )
     app.state.settings = settings
     app.state.metrics = app_metrics
-    app.state.templates = Templates()
+    app.state.templates = Templates(auto_reload=settings.environment == "development")
     app.state.languages = languages()
     app.state.sink = None
     app.state.wake_relay = lambda: None

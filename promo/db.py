@@ -12,6 +12,7 @@ reader connection serves reads concurrently (WAL).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,12 +60,37 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+MAX_GROUP = 128  # jobs in one group commit
+
+
+def run_group(conn: sqlite3.Connection, jobs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> list[tuple[bool, Any]]:
+    """Run jobs in one transaction, each inside its own SAVEPOINT: a job that raises is
+    rolled back alone; the rest commit together with one COMMIT (one fsync)."""
+    outcomes: list[tuple[bool, Any]] = []
+    with transaction(conn):
+        for fn, args, kwargs in jobs:
+            conn.execute("SAVEPOINT job")
+            try:
+                value = fn(conn, *args, **kwargs)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((False, exc))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append((True, value))
+    return outcomes
+
+
 class Database:
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"):
         self.path = Path(path)
         self._options = {"busy_timeout_ms": busy_timeout_ms, "synchronous": synchronous}
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._group: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self.group_commits = 0  # how many shared COMMITs write_grouped has made (observability)
 
     async def open(self) -> Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +152,41 @@ class Database:
                 return fn(conn, *args, **kwargs)
 
         return await self.run_writer(in_transaction)
+
+    async def write_grouped(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Group commit: run fn(conn, ...) in a SAVEPOINT of a transaction shared with the
+        writes that arrive meanwhile. fn must not BEGIN or COMMIT. Returns only after the
+        shared COMMIT, so durability is the same as write(); a job's exception is raised
+        to its own caller and rolls back its own work only."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._group.append((fn, args, kwargs, future))
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_groups())
+        return await future
+
+    async def _commit_groups(self) -> None:
+        try:
+            while self._group:
+                batch, self._group = self._group[:MAX_GROUP], self._group[MAX_GROUP:]
+                try:
+                    outcomes = await self.run_writer(run_group, [(fn, a, kw) for fn, a, kw, _ in batch])
+                except BaseException as exc:  # the COMMIT itself failed: nobody's work is saved
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                self.group_commits += 1
+                for (*_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._committer = None
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run fn(conn, ...) on the reader connection (sees the last committed state)."""

@@ -77,6 +77,11 @@ def _parse_accept(header: str) -> list[tuple[str, float]]:
     return sorted((t for t in out if t[1] > 0), key=lambda t: -t[1])
 
 
+@cache
+def _locale(lang: str) -> Locale:
+    return Locale.parse(lang)
+
+
 @dataclass(frozen=True)
 class Localizer:
     """What a page or email needs to speak the user's language."""
@@ -94,7 +99,7 @@ class Localizer:
             " " + dates.get_timezone_name(tz, width="short", locale=self.lang, zone_variant=None)
 
     def country(self, code: str) -> str:
-        return Locale.parse(self.lang).territories.get(code, code)
+        return _locale(self.lang).territories.get(code, code)
 
     def language_name(self, lang: str) -> str:
-        return Locale.parse(lang).get_display_name(lang) or lang
+        return _locale(lang).get_display_name(lang) or lang

@@ -95,8 +95,9 @@ class RedemptionResult:
 
 async def redeem(db: Database, request: RedeemRequest, now: datetime, *, mail_domain: str = DEFAULT_MAIL_DOMAIN,
                  guess_limit: int | None = None) -> RedemptionResult:
-    """Redeem through the one writer: a single hop for the whole transaction."""
-    return await db.run_writer(redeem_sync, request.normalized(), now, mail_domain=mail_domain, guess_limit=guess_limit)
+    """Redeem through the one writer with group commit: concurrent redemptions share one
+    COMMIT, each in its own savepoint, and each returns only once that COMMIT is done."""
+    return await db.write_grouped(redeem_unit, request.normalized(), now, mail_domain=mail_domain, guess_limit=guess_limit)
 
 
 def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, *,
@@ -105,15 +106,29 @@ def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
     `request` must be normalized. Manages its own transaction. `mail_domain` is the
     right-hand side of the email's Message-ID (mail.message_id_domain); `guess_limit`
     caps failed key attempts per account and per IP per hour (None: no cap, for support)."""
+    with transaction(conn):
+        return redeem_unit(conn, request, now, mail_domain=mail_domain, guess_limit=guess_limit)
+
+
+def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, *,
+                mail_domain: str = DEFAULT_MAIL_DOMAIN, guess_limit: int | None = None) -> RedemptionResult:
+    """The redemption inside a transaction the caller holds (alone, or in a group commit)."""
+    conn.execute("SAVEPOINT redeem")
     try:
-        with transaction(conn):
-            return _decide_and_record(conn, request, now, mail_domain, guess_limit)
+        result = _decide_and_record(conn, request, now, mail_domain, guess_limit)
     except sqlite3.IntegrityError:
-        # A schema constraint caught what the checks did not: refuse and log that instead.
+        # A schema constraint caught what the checks did not: undo, then refuse and log that.
+        conn.execute("ROLLBACK TO redeem")
+        conn.execute("RELEASE redeem")
         failure = Failure("R-X6", "already_redeemed", "this account or product key has already redeemed this offer")
-        with transaction(conn):
-            stored = get_campaign(conn, request.campaign)
-            return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
+        stored = get_campaign(conn, request.campaign)
+        return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
+    except BaseException:
+        conn.execute("ROLLBACK TO redeem")
+        conn.execute("RELEASE redeem")
+        raise
+    conn.execute("RELEASE redeem")
+    return result
 
 
 def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, mail_domain: str,
@@ -195,17 +210,17 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
 
 
 def failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, since: datetime) -> int:
-    """The most failed key attempts (R-X11, R-X5) in the window, by this account or this IP."""
-    rule_match = " OR ".join(f"failed_rules LIKE '% {rule} %'" for rule in _GUESS_RULES)
-    worst = 0
-    for column, value in (("account_email", request.account_email), ("client_ip", request.client_ip)):
-        if value is None:
-            continue
-        count = conn.execute(
-            f"SELECT COUNT(*) FROM redemption_attempts WHERE {column} = :v AND attempted_at >= :since AND ({rule_match})",
-            {"v": value, "since": db_time(since)},
-        ).fetchone()[0]
-        worst = max(worst, int(count))
+    """The most failed key attempts (R-X11, R-X5) in the window, by this account or this IP
+    (partial indexes hold only those attempts, so this stays cheap under any traffic)."""
+    worst = int(conn.execute(
+        "SELECT COUNT(*) FROM redemption_attempts WHERE guess_failure = 1 AND account_email = :v AND attempted_at >= :since",
+        {"v": request.account_email, "since": db_time(since)},
+    ).fetchone()[0])
+    if request.client_ip is not None:
+        worst = max(worst, int(conn.execute(
+            "SELECT COUNT(*) FROM redemption_attempts WHERE guess_failure = 1 AND client_ip = :v AND attempted_at >= :since",
+            {"v": request.client_ip, "since": db_time(since)},
+        ).fetchone()[0]))
     return worst
 
 
@@ -232,13 +247,13 @@ def _log_attempt(conn: sqlite3.Connection, stored: StoredCampaign, request: Rede
                  now: datetime, *, sku: str | None, country: str | None) -> None:
     conn.execute(
         "INSERT INTO redemption_attempts (campaign_id, account_email, idempotency_key, product_key, sku, country,"
-        " outcome, failed_rules, result, redemption_id, attempted_at, client_ip)"
-        " VALUES (:c, :a, :ik, :k, :sku, :country, :outcome, :rules, :result, :rid, :now, :ip)",
+        " outcome, failed_rules, result, redemption_id, attempted_at, client_ip, guess_failure)"
+        " VALUES (:c, :a, :ik, :k, :sku, :country, :outcome, :rules, :result, :rid, :now, :ip, :guess)",
         {"c": stored.id, "a": request.account_email, "ik": request.idempotency_key, "k": request.product_key,
          "sku": sku, "country": country, "outcome": result.outcome,
          "rules": "".join(f" {r} " for r in result.decision.rules),
          "result": json.dumps(result.as_dict()), "rid": result.redemption_id, "now": db_time(now),
-         "ip": request.client_ip},
+         "ip": request.client_ip, "guess": int(any(rule in _GUESS_RULES for rule in result.decision.rules))},
     )
 
 

@@ -15,8 +15,9 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
 class Templates:
-    def __init__(self, directory: Path = TEMPLATES_DIR):
+    def __init__(self, directory: Path = TEMPLATES_DIR, *, auto_reload: bool = True):
         self.directory = directory
+        self.auto_reload = auto_reload  # re-read changed templates (development); off saves a stat per render
 
     @cached_property
     def _environments(self) -> dict[str, Environment]:
@@ -28,6 +29,7 @@ class Templates:
                 extensions=["jinja2.ext.i18n"],
                 trim_blocks=True,
                 lstrip_blocks=True,
+                auto_reload=self.auto_reload,
             )
             env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
             envs[lang] = env

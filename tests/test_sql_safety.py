@@ -12,7 +12,6 @@ REVIEWED_DYNAMIC_SQL = {
     ("db.py", "configure"): "PRAGMA values: an int() and a value checked against FULL/NORMAL",
     ("db.py", "select_in"): "IN (...) placeholders :v0..:vN generated here; values stay parameters",
     ("db.py", "migrate"): "statements of the numbered migration files shipped in the package",
-    ("redemption.py", "failed_key_attempts"): "column from a fixed tuple; rule ids are constants",
     ("outbox.py", "mark_sent"): "an optional fixed clause",
     ("rewards.py", "get_reward"): "a constant SELECT plus a constant WHERE",
     ("rewards.py", "rewards_of"): "a constant SELECT plus a constant WHERE",
