@@ -34,10 +34,11 @@ from promo.codes import import_codes  # noqa: E402
 from promo.config import load_settings  # noqa: E402
 from promo.db import Database, connect, migrate, transaction  # noqa: E402
 from promo.demo import demo_definition  # noqa: E402
+from promo.logs import configure_logging  # noqa: E402
 from promo.mail import MailRelay  # noqa: E402
 from promo.redemption import RedeemRequest, redeem_sync  # noqa: E402
 from promo.templating import Templates  # noqa: E402
-from tests.mailserver import MailServer, free_port  # noqa: E402
+from tests.mailserver import free_port  # noqa: E402
 from tests.served import mint_sessions  # noqa: E402
 
 PROMO = str(Path(sys.executable).parent / "promo")
@@ -78,6 +79,17 @@ def wrk(url: str, path: str, connections: int, seconds: int, lines: Path | None)
     result = json.loads(line[6:])
     result["per_second"] = round(result["requests"] / result["seconds"])
     return result
+
+
+def wait_port(port: int) -> None:
+    import socket
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -233,22 +245,29 @@ def main() -> None:
     conn.close()
 
     print("mail relay…", flush=True)
-    sink = MailServer().start()
+    configure_logging("json", "WARNING")  # no per-message log lines in the measurement
+    sink_port = free_port()
+    sink = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sink.py"), str(sink_port), "300"])
 
     async def relay_all() -> float:
-        mail = settings.mail.__class__(**{**settings.mail.__dict__, "port": sink.port, "host": "127.0.0.1"})
+        mail = settings.mail.__class__(**{**settings.mail.__dict__, "port": sink_port, "host": "127.0.0.1"})
         async with Database(db_path, synchronous=synchronous) as db:
-            relay = MailRelay(db, mail, Templates(), "http://127.0.0.1")
+            relay = MailRelay(db, mail, Templates(auto_reload=False), "http://127.0.0.1")
             target = min(10_000, queued)
+            sent = 0
             started = time.perf_counter()
-            while len(sink.received) < target:
-                await relay.deliver_once()
-            return target / (time.perf_counter() - started)
+            while sent < target:
+                sent += await relay.deliver_once(keep_open=True)  # as relay.run() does
+            elapsed = time.perf_counter() - started
+            await relay.close()
+            return sent / elapsed
 
     try:
+        wait_port(sink_port)
         results["mail_relay_msgs_per_s"] = round(asyncio.run(relay_all()))
     finally:
-        sink.stop()
+        sink.terminate()
+        sink.wait(timeout=10)
 
     base = results["baseline_hello_post"]["per_second"]  # type: ignore[index]
     results["ratio_redeem64_to_baseline"] = round(results["redeem_64"]["per_second"] / base, 3)  # type: ignore[index]

@@ -93,6 +93,7 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "mail.retry_base_seconds": (5, _int),
     "mail.resend_per_hour": (3, _int),
     "mail.relay": (True, _bool),
+    "mail.connections": (4, _int),
     "mail.sink": (True, _bool),
     "mail.sink_port": (8025, _port),
 }
@@ -113,6 +114,7 @@ class MailSettings:
     retry_base_seconds: int
     resend_per_hour: int
     relay: bool  # run the outbox relay inside `promo serve`
+    connections: int  # SMTP connections the relay sends on in parallel
     sink: bool  # run the local development sink (aiosmtpd) inside `promo serve`
     sink_port: int
 
@@ -218,6 +220,7 @@ def load_settings(config_path: Path | str | None = None, environ: Mapping[str, s
             retry_base_seconds=values["mail.retry_base_seconds"],
             resend_per_hour=values["mail.resend_per_hour"],
             relay=values["mail.relay"],
+            connections=values["mail.connections"],
             sink=values["mail.sink"],
             sink_port=values["mail.sink_port"],
         ),

@@ -72,6 +72,20 @@ def build_email(message: OutboxMessage, context: dict[str, Any], templates: Temp
     return email
 
 
+def email_contexts(conn: sqlite3.Connection, messages: list[OutboxMessage]) -> list[dict[str, Any] | PermanentFailure]:
+    """Every message's template data in one read (one hop for the batch)."""
+    out: list[dict[str, Any] | PermanentFailure] = []
+    for message in messages:
+        try:
+            out.append(email_context(conn, message))
+        except PermanentFailure as exc:
+            out.append(exc)
+    return out
+
+
+Outcome = tuple[OutboxMessage, str, str]  # (message, "sent" | "temporary" | "failed", error)
+
+
 class MailRelay:
     def __init__(self, db: Database, settings: MailSettings, templates: Templates, public_url: str, *,
                  clock: Callable[[], datetime] = utcnow, batch_size: int = 50, poll_seconds: float = 1.0):
@@ -79,6 +93,9 @@ class MailRelay:
         self.clock, self.batch_size, self.poll_seconds = clock, batch_size, poll_seconds
         self._wake = asyncio.Event()
         self._stopping = False
+        # One kept-alive connection per lane; a batch is split across the lanes, which send
+        # concurrently (SMTP round trips overlap; rendering stays on the one event loop).
+        self._lanes: list[aiosmtplib.SMTP | None] = [None] * max(1, settings.connections)
 
     def wake(self) -> None:
         """Something was queued: send now instead of at the next poll."""
@@ -89,102 +106,132 @@ class MailRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        while not self._stopping:
-            try:
-                handled = await self.deliver_once()
-            except (sqlite3.Error, OSError) as exc:  # the database is away: try again later
-                log.warning("mail.relay_error", error=type(exc).__name__)
-                handled = 0
-            if handled == 0 and not self._stopping:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-                # that arrives as the event fires, and shutdown would then wait forever.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_seconds):
-                        await self._wake.wait()
-                self._wake.clear()
+        try:
+            while not self._stopping:
+                try:
+                    handled = await self.deliver_once(keep_open=True)
+                except (sqlite3.Error, OSError) as exc:  # the database is away: try again later
+                    log.warning("mail.relay_error", error=type(exc).__name__)
+                    handled = 0
+                if handled == 0 and not self._stopping:
+                    await self.close()  # idle: do not hold the server's connection
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                    # that arrives as the event fires, and shutdown would then wait forever.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.poll_seconds):
+                            await self._wake.wait()
+                    self._wake.clear()
+        finally:
+            await self.close()
 
     def backoff(self, attempts: int) -> timedelta:
         return min(timedelta(seconds=self.settings.retry_base_seconds * 2 ** attempts), MAX_BACKOFF)
 
-    async def deliver_once(self) -> int:
+    async def deliver_once(self, *, keep_open: bool = False) -> int:
         """Send what is due; returns how many messages were handled (sent, deferred or failed).
         The batch is leased first, so a second relay never sends it at the same time; if this
-        process dies mid-batch, the rest goes out when the lease ends (3 x timeout + 30 s)."""
+        process dies mid-batch, the rest goes out when the lease ends (3 x timeout + 30 s).
+        Three database hops per batch: lease, read every message's data, record every outcome."""
         lease = timedelta(seconds=self.settings.timeout_seconds * 3 + 30)
         batch = await self.db.write(claim_due, now=self.clock(), lease=lease, limit=self.batch_size)
         if not batch:
             return 0
+        contexts = await self.db.read(email_contexts, batch)
+        lanes = len(self._lanes)
+        work = list(zip(batch, contexts, strict=True))
         try:
-            smtp = await self._connect()
-        except _TEMPORARY + (aiosmtplib.SMTPException,) as exc:
-            for message in batch:
-                await self._temporary(message, f"connect: {_describe(exc)}")
-            return len(batch)
-        try:
-            for index, message in enumerate(batch):
-                if not await self._send_one(smtp, message):  # the connection broke: the rest wait
-                    for rest in batch[index + 1:]:
-                        await self._temporary(rest, "connection lost earlier in the batch")
-                    break
+            results = await asyncio.gather(*(self._send_lane(lane, work[lane::lanes]) for lane in range(lanes)))
         finally:
-            with contextlib.suppress(Exception):
-                await smtp.quit()
-            smtp.close()  # whatever quit managed, never leave the socket open
+            if not keep_open:
+                await self.close()
+        outcomes = [outcome for lane_outcomes in results for outcome in lane_outcomes]
+        await self.db.write(self._record, outcomes)
         return len(batch)
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _send_lane(self, lane: int, work: list[tuple[OutboxMessage, dict[str, Any] | PermanentFailure]]) -> list[Outcome]:
+        """Send one lane's share of a batch over that lane's connection, in order."""
+        outcomes: list[Outcome] = []
+        try:
+            for index, (message, context) in enumerate(work):
+                if isinstance(context, PermanentFailure):
+                    outcomes.append((message, "failed", str(context)))
+                    continue
+                email = build_email(message, context, self.templates, self.settings, self.public_url, self.clock())
+                outcome, usable = await self._send(lane, message, email)
+                outcomes.append(outcome)
+                if not usable:  # the connection broke: the rest of this lane waits for the next round
+                    outcomes.extend((rest, "temporary", "connection lost earlier in the batch") for rest, _ in work[index + 1:])
+                    break
+        except _TEMPORARY + (aiosmtplib.SMTPException,) as exc:  # could not connect at all
+            done = {m.id for m, _, _ in outcomes}
+            outcomes.extend((m, "temporary", f"connect: {_describe(exc)}") for m, _ in work if m.id not in done)
+        return outcomes
+
+    def _record(self, conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:
+        now = self.clock()
+        for message, kind, error in outcomes:
+            if kind == "sent":
+                mark_sent(conn, message.id, now=now, clear_payload=message.template in SECRET_PAYLOAD_TEMPLATES)
+            elif kind == "temporary" and message.attempts + 1 < self.settings.max_attempts:
+                mark_deferred(conn, message.id, error=error, retry_at=now + self.backoff(message.attempts))
+                log.warning("mail.deferred", outbox_id=message.id, error=error, attempts=message.attempts + 1)
+            else:
+                if kind == "temporary":
+                    error = f"gave up after {message.attempts + 1} attempts: {error}"
+                mark_failed(conn, message.id, error=error, now=now)
+                log.error("mail.failed", outbox_id=message.id, error=error)
+
+    async def _connection(self, lane: int) -> aiosmtplib.SMTP:
+        current = self._lanes[lane]
+        if current is not None and current.is_connected:
+            return current
         s = self.settings
         smtp = aiosmtplib.SMTP(hostname=s.host, port=s.port, timeout=s.timeout_seconds, start_tls=s.starttls)
-        await smtp.connect()
-        if s.username:
-            await smtp.login(s.username, s.password or "")
+        try:
+            await smtp.connect()
+            if s.username:
+                await smtp.login(s.username, s.password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        self._lanes[lane] = smtp
         return smtp
 
-    async def _send_one(self, smtp: aiosmtplib.SMTP, message: OutboxMessage) -> bool:
-        """Returns False when the connection is no longer usable."""
-        try:
-            context = await self.db.read(email_context, message)
-            email = build_email(message, context, self.templates, self.settings, self.public_url, self.clock())
-        except PermanentFailure as exc:
-            await self._failed(message, str(exc))
-            return True
+    async def close(self, lane: int | None = None) -> None:
+        for index in range(len(self._lanes)) if lane is None else (lane,):
+            smtp = self._lanes[index]
+            if smtp is not None:
+                with contextlib.suppress(Exception):
+                    await smtp.quit()
+                smtp.close()  # whatever quit managed, never leave the socket open
+                self._lanes[index] = None
+
+    async def _send(self, lane: int, message: OutboxMessage, email: EmailMessage) -> tuple[Outcome, bool]:
+        """Send one message; returns its outcome and whether the connection is still usable."""
+        reused = self._lanes[lane] is not None
+        smtp = await self._connection(lane)
         try:
             refused, _reply = await smtp.send_message(email)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
-            if all(400 <= c < 500 for c in codes):
-                await self._temporary(message, f"recipient deferred: {codes}")
-            else:
-                await self._failed(message, f"recipient refused: {codes}")
-            return True
+            kind = "temporary" if all(400 <= c < 500 for c in codes) else "failed"
+            return (message, kind, f"recipient {'deferred' if kind == 'temporary' else 'refused'}: {codes}"), True
         except aiosmtplib.SMTPResponseException as exc:
             if 400 <= exc.code < 500:
-                await self._temporary(message, _describe(exc))
-                return exc.code != 421  # 421: the server is closing the connection
-            await self._failed(message, _describe(exc))
-            return True
+                if exc.code == 421:  # the server is closing the connection
+                    await self.close(lane)
+                return (message, "temporary", _describe(exc)), exc.code != 421
+            return (message, "failed", _describe(exc)), True
         except _TEMPORARY as exc:
-            await self._temporary(message, _describe(exc))
-            return False
+            await self.close(lane)
+            if reused and isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+                # A kept-alive connection the server had dropped: one fresh try, now.
+                return await self._send(lane, message, email)
+            return (message, "temporary", _describe(exc)), False
         if refused:  # some recipients took it, some did not: a permanent, partial failure
-            await self._failed(message, f"partially refused: {sorted(refused)}")
-            return True
-        await self.db.write(mark_sent, message.id, now=self.clock(),
-                            clear_payload=message.template in SECRET_PAYLOAD_TEMPLATES)
+            return (message, "failed", f"partially refused: {sorted(refused)}"), True
         log.info("mail.sent", outbox_id=message.id, template=message.template, attempts=message.attempts + 1)
-        return True
-
-    async def _temporary(self, message: OutboxMessage, error: str) -> None:
-        if message.attempts + 1 >= self.settings.max_attempts:
-            await self._failed(message, f"gave up after {message.attempts + 1} attempts: {error}")
-            return
-        retry_at = self.clock() + self.backoff(message.attempts)
-        await self.db.write(mark_deferred, message.id, error=error, retry_at=retry_at)
-        log.warning("mail.deferred", outbox_id=message.id, error=error, attempts=message.attempts + 1)
-
-    async def _failed(self, message: OutboxMessage, error: str) -> None:
-        await self.db.write(mark_failed, message.id, error=error, now=self.clock())
-        log.error("mail.failed", outbox_id=message.id, error=error)
+        return (message, "sent", ""), True
 
 
 def _describe(exc: BaseException) -> str:

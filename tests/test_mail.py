@@ -45,7 +45,9 @@ async def db(settings: Settings, redeemed: sqlite3.Connection) -> AsyncIterator[
 
 
 def relay_for(db: Database, settings: Settings, port: int, clock: Clock, **mail: object) -> MailRelay:
-    options = replace(settings.mail, host="127.0.0.1", port=port, timeout_seconds=2, retry_base_seconds=5, **mail)
+    # One lane by default: fault tests then see messages in a fixed order.
+    options = replace(settings.mail, **{"host": "127.0.0.1", "port": port, "timeout_seconds": 2, "retry_base_seconds": 5,
+                                        "connections": 1, **mail})
     return MailRelay(db, options, Templates(), "http://promo.test", clock=clock)
 
 
@@ -249,3 +251,18 @@ async def test_a_failed_email_is_visible_to_auditors(db: Database, settings: Set
     assert event["tag"] == "mail:message:failed" and event["subject"].startswith("redemption:")
     assert "550 5.1.1 mailbox unavailable" in event["data"] and reward_code(0) not in event["data"]
     assert verify_chain(redeemed).ok
+
+
+async def test_parallel_lanes_send_every_message_once(db: Database, settings: Settings, smtp: MailServer,
+                                                      redeemed: sqlite3.Connection, stored: object) -> None:
+    add_activations(redeemed, [(n, "O365-HOME-ESD", "DK", None) for n in range(20, 30)])
+    add_codes(redeemed, stored, 10, start=200)  # type: ignore[arg-type]
+    for n in range(20, 30):
+        assert redeem(redeemed, key=n, account=f"user{n}@example.com").redeemed
+    relay = relay_for(db, settings, smtp.port, Clock(DURING), connections=4)
+    assert await relay.deliver_once(keep_open=True) == 11
+    assert sum(1 for lane in relay._lanes if lane is not None) == 4  # four connections were used
+    await relay.close()
+    assert redeemed.execute("SELECT COUNT(*) FROM outbox WHERE status = 'sent'").fetchone()[0] == 11
+    ids = [m["Message-ID"] for m in smtp.received]
+    assert len(ids) == len(set(ids)) == 11
