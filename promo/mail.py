@@ -131,7 +131,8 @@ class MailRelay:
         """Send what is due; returns how many messages were handled (sent, deferred or failed).
         The batch is leased first, so a second relay never sends it at the same time; if this
         process dies mid-batch, the rest goes out when the lease ends (3 x timeout + 30 s).
-        Three database hops per batch: lease, read every message's data, record every outcome."""
+        One hop leases the batch and one reads every message's data; outcomes are recorded
+        as they happen (see _send_lane)."""
         lease = timedelta(seconds=self.settings.timeout_seconds * 3 + 30)
         batch = await self.db.write(claim_due, now=self.clock(), lease=lease, limit=self.batch_size)
         if not batch:
@@ -144,27 +145,32 @@ class MailRelay:
         finally:
             if not keep_open:
                 await self.close()
-        outcomes = [outcome for lane_outcomes in results for outcome in lane_outcomes]
-        await self.db.write(self._record, outcomes)
-        return len(batch)
+        return sum(len(lane_outcomes) for lane_outcomes in results)
 
     async def _send_lane(self, lane: int, work: list[tuple[OutboxMessage, dict[str, Any] | PermanentFailure]]) -> list[Outcome]:
-        """Send one lane's share of a batch over that lane's connection, in order."""
+        """Send one lane's share of a batch over that lane's connection, in order. Each
+        outcome is recorded before the next send (group commit merges the lanes' records),
+        so a crash leaves at most one sent-but-unrecorded message per lane to go out twice."""
         outcomes: list[Outcome] = []
+
+        async def record(*new: Outcome) -> None:
+            outcomes.extend(new)
+            await self.db.write_grouped(self._record, list(new))
+
         try:
             for index, (message, context) in enumerate(work):
                 if isinstance(context, PermanentFailure):
-                    outcomes.append((message, "failed", str(context)))
+                    await record((message, "failed", str(context)))
                     continue
                 email = build_email(message, context, self.templates, self.settings, self.public_url, self.clock())
                 outcome, usable = await self._send(lane, message, email)
-                outcomes.append(outcome)
+                await record(outcome)
                 if not usable:  # the connection broke: the rest of this lane waits for the next round
-                    outcomes.extend((rest, "temporary", "connection lost earlier in the batch") for rest, _ in work[index + 1:])
+                    await record(*((rest, "temporary", "connection lost earlier in the batch") for rest, _ in work[index + 1:]))
                     break
         except _TEMPORARY + (aiosmtplib.SMTPException,) as exc:  # could not connect at all
             done = {m.id for m, _, _ in outcomes}
-            outcomes.extend((m, "temporary", f"connect: {_describe(exc)}") for m, _ in work if m.id not in done)
+            await record(*((m, "temporary", f"connect: {_describe(exc)}") for m, _ in work if m.id not in done))
         return outcomes
 
     def _record(self, conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:

@@ -108,7 +108,8 @@ def test_sigkill_mid_load_then_restart(settings: Settings, tmp_path: Path) -> No
         expected = {r["message_id"] for r in rows}
         assert set(received) == expected  # every queued email arrived after the restart
         duplicates = {mid: n for mid, n in received.items() if n > 1}
-        assert sum(duplicates.values()) - len(duplicates) <= 1  # at most the one in flight at the kill
+        # At most the messages in flight at the kill: one per relay lane (mail.connections).
+        assert sum(duplicates.values()) - len(duplicates) <= 4
         for message in smtp.received:  # a duplicate is the same email to the same person
             assert {r["recipient"] for r in rows if r["message_id"] == message["Message-ID"]} == {message["To"]}
     finally:
