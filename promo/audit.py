@@ -68,8 +68,46 @@ class ChainState:
     problem: str | None = None
 
 
-def verify_chain(conn: sqlite3.Connection) -> ChainState:
-    """Recompute every hash in order; name the first event that does not fit."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """A head kept elsewhere ("seq:hash"), so a verify can tell a truncated log."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        seq, sep, digest = text.strip().partition(":")
+        if not sep or not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("a checkpoint looks like 1234:<64 hex digits>, as printed by `promo audit checkpoint`")
+        return cls(int(seq), digest)
+
+
+def head(conn: sqlite3.Connection) -> Checkpoint:
+    row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+    return Checkpoint(row[0], row[1]) if row else Checkpoint(0, GENESIS_HASH)
+
+
+def verify_chain(conn: sqlite3.Connection, checkpoint: Checkpoint | None = None) -> ChainState:
+    """Recompute every hash in order; name the first event that does not fit. With a
+    checkpoint, the log must still reach it with the same hash (else: truncated or rewritten)."""
+    state = _verify_links(conn)
+    if not state.ok or checkpoint is None or checkpoint.seq == 0:
+        return state
+    if state.head_seq < checkpoint.seq:
+        return ChainState(False, state.events, state.head_seq, state.head_hash, state.head_seq + 1,
+                          f"the log ends at event {state.head_seq} but the checkpoint names event {checkpoint.seq} (truncated)")
+    at = conn.execute("SELECT hash FROM audit_events WHERE seq = :s", {"s": checkpoint.seq}).fetchone()
+    if at is None or at[0] != checkpoint.hash:
+        return ChainState(False, state.events, state.head_seq, state.head_hash, checkpoint.seq,
+                          "the event at the checkpoint has another hash (the log was rewritten)")
+    return state
+
+
+def _verify_links(conn: sqlite3.Connection) -> ChainState:
     prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
     rows = conn.execute(
         "SELECT seq, tag, actor, subject, ip, data, created_at, prev_hash, hash FROM audit_events ORDER BY seq"
