@@ -34,7 +34,7 @@ from promo.metrics import Metrics
 from promo.operations import operations_snapshot, readiness
 from promo.templating import Templates
 from promo.timeutil import utcnow
-from promo.views import consumer, devmail
+from promo.views import auditor, consumer, devmail, staffauth
 
 log = get_logger("promo.http")
 
@@ -214,6 +214,8 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             Route("/metrics", metrics, name="ops.metrics"),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
             *consumer.routes,
+            *staffauth.routes,
+            *auditor.routes,
             *devmail.routes,
         ],
         exception_handlers={PromoError: on_promo_error, HTTPException: on_http_error, Exception: on_server_error},

@@ -162,6 +162,28 @@ def backup(settings: Settings, file: Path) -> None:
 
 
 @main.group()
+def staff() -> None:
+    """Staff accounts (admin, marketer, auditor, support)."""
+
+
+@staff.command("add")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(["admin", "marketer", "auditor", "support"]))
+@click.option("--password", envvar="PROMO_STAFF_PASSWORD", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="asked for if not given (or PROMO_STAFF_PASSWORD)")
+@click.pass_obj
+@handles_errors
+def staff_add(settings: Settings, email: str, role: str, password: str) -> None:
+    """Create a staff account; the first admin is bootstrapped this way."""
+    from promo.staff import add_staff
+
+    with database(settings) as conn:
+        with transaction(migrated(conn)):
+            member = add_staff(conn, email=email, role=role, password=password, now=utcnow(), actor=CLI_ACTOR)
+    click.echo(f"staff account {member.email} ({member.role}) created")
+
+
+@main.group()
 def audit() -> None:
     """The tamper-evident audit log."""
 

@@ -22,7 +22,7 @@ def test_every_form_rejects_a_missing_or_wrong_csrf_token(client: TestClient, sm
     follow_link(client, sign_in(client, smtp))
     location = submit(client, redeem_form(client), product_key(1)).headers["location"]
     redemption_id = location.rsplit("/", 1)[1]
-    routes = post_routes(client)
+    routes = [r for r in post_routes(client) if not r.startswith("/staff/")]  # staff forms: the next test
     assert routes == ["/offers/{slug}/redeem", "/rewards/{redemption_id}/resend", "/signin", "/signout"]
     before = shop.execute("SELECT (SELECT COUNT(*) FROM redemptions), (SELECT COUNT(*) FROM outbox)").fetchone()
     for path in routes:
@@ -68,3 +68,19 @@ def test_pages_never_show_a_traceback_or_a_500(client: TestClient) -> None:
         response = client.get(path)
         assert response.status_code < 500 and "Traceback" not in response.text, path
     assert not re.search(r"<script", client.get("/?country=<script>alert(1)</script>").text)
+
+
+def test_staff_forms_reject_a_missing_or_wrong_csrf_token(client: TestClient, shop: sqlite3.Connection) -> None:
+    from tests.test_auditor import staff, staff_sign_in
+    staff(shop, "auditor@example.com", "auditor")
+    assert [r for r in post_routes(client) if r.startswith("/staff/")] == ["/staff/signin", "/staff/signout"]
+    for token in (None, "forged"):
+        data = {"email": "auditor@example.com", "password": "correct horse battery"}
+        if token:
+            data["csrf"] = token
+        assert client.post("/staff/signin", data=data).status_code == 403
+    assert shop.execute("SELECT COUNT(*) FROM staff_sessions").fetchone()[0] == 0
+    assert staff_sign_in(client, "auditor@example.com").status_code == 303
+    for token in (None, "forged"):
+        assert client.post("/staff/signout", data={"csrf": token} if token else {}).status_code == 403
+    assert client.get("/audit/").status_code == 200  # still signed in

@@ -15,6 +15,9 @@ REVIEWED_DYNAMIC_SQL = {
     ("outbox.py", "mark_sent"): "an optional fixed clause",
     ("rewards.py", "get_reward"): "a constant SELECT plus a constant WHERE",
     ("rewards.py", "rewards_of"): "a constant SELECT plus a constant WHERE",
+    ("decision_log.py", "query_attempts"): "WHERE joins fixed clauses chosen by AttemptFilter; every value is a parameter",
+    ("decision_log.py", "count_attempts"): "the same fixed clauses as query_attempts",
+    ("decision_log.py", "attempt_detail"): "a constant SELECT plus a constant WHERE",
 }
 
 

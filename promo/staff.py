@@ -1,0 +1,145 @@
+"""Staff accounts, roles, and their sign-in (separate from consumers).
+
+Passwords are hashed with argon2id. Sign-in is limited per IP and locks an account after
+repeated failures; every attempt, success or failure, and every lockout is an audit event.
+Roles are checked on the server for every staff route (see views/staffauth.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from promo.audit import append_event
+from promo.errors import InputError
+from promo.identifiers import normalize_email
+from promo.timeutil import db_time, from_db_time
+
+ROLES = ("admin", "marketer", "auditor", "support")
+MIN_PASSWORD = 12
+LOCK_AFTER = 5  # consecutive failures
+LOCK_FOR = timedelta(minutes=15)
+IP_FAILURES_PER_WINDOW = 20
+IP_WINDOW = timedelta(minutes=15)
+_hasher = PasswordHasher()
+# Verifying against this when the address is unknown keeps timing the same (no enumeration).
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    id: int
+    email: str
+    role: str
+
+
+@dataclass(frozen=True)
+class StaffSession:
+    id_hash: str
+    staff: StaffMember
+    csrf_token: str
+    last_seen_at: datetime | None = None
+
+
+def add_staff(conn: sqlite3.Connection, *, email: str, role: str, password: str, now: datetime, actor: str) -> StaffMember:
+    """Create a staff account (inside a transaction)."""
+    address = normalize_email(email, "email")
+    if role not in ROLES:
+        raise InputError.one("role", f"must be one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD:
+        raise InputError.one("password", f"must have at least {MIN_PASSWORD} characters")
+    if conn.execute("SELECT 1 FROM staff WHERE email = :e", {"e": address}).fetchone():
+        raise InputError.one("email", f"{address} already has a staff account")
+    staff_id = conn.execute(
+        "INSERT INTO staff (email, role, password_hash, created_at) VALUES (:e, :r, :h, :t)",
+        {"e": address, "r": role, "h": _hasher.hash(password), "t": db_time(now)},
+    ).lastrowid
+    assert staff_id is not None
+    append_event(conn, tag="staff:account:created", actor=actor, subject=f"staff:{address}", data={"role": role}, at=now)
+    return StaffMember(staff_id, address, role)
+
+
+def sign_in(conn: sqlite3.Connection, *, email: str, password: str, now: datetime, ip: str | None) -> tuple[str, StaffSession] | str:
+    """Check a password (inside a transaction). Returns (raw session id, session) or the
+    reason it failed: "invalid" (wrong address or password), "locked", or "too_many"."""
+    address = (email or "").strip().lower()
+    failures_from_ip = conn.execute(
+        "SELECT COUNT(*) FROM staff_signin_attempts WHERE succeeded = 0 AND ip = :ip AND attempted_at >= :since",
+        {"ip": ip, "since": db_time(now - IP_WINDOW)},
+    ).fetchone()[0] if ip else 0
+    if failures_from_ip >= IP_FAILURES_PER_WINDOW:
+        _attempt(conn, address, ip, False, now, "too_many")
+        return "too_many"
+    row = conn.execute(
+        "SELECT id, email, role, password_hash, failed_attempts, locked_until FROM staff"
+        " WHERE email = :e AND disabled_at IS NULL", {"e": address},
+    ).fetchone()
+    if row is not None and row["locked_until"] and from_db_time(row["locked_until"]) > now:
+        _attempt(conn, address, ip, False, now, "locked")
+        return "locked"
+    try:
+        _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password or "")
+        ok = row is not None
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok:
+        _attempt(conn, address, ip, False, now, "invalid")
+        if row is not None:
+            failures = row["failed_attempts"] + 1
+            locked_until = db_time(now + LOCK_FOR) if failures >= LOCK_AFTER else None
+            conn.execute("UPDATE staff SET failed_attempts = :f, locked_until = :l WHERE id = :id",
+                         {"f": 0 if locked_until else failures, "l": locked_until, "id": row["id"]})
+            if locked_until:
+                append_event(conn, tag="staff:account:locked", actor="system", subject=f"staff:{address}", ip=ip, at=now,
+                             data={"after_failures": failures, "until": locked_until})
+        return "invalid"
+    conn.execute("UPDATE staff SET failed_attempts = 0, locked_until = NULL WHERE id = :id", {"id": row["id"]})
+    _attempt(conn, address, ip, True, now, "ok")
+    raw = secrets.token_urlsafe(32)
+    session = StaffSession(_hash(raw), StaffMember(row["id"], row["email"], row["role"]), secrets.token_urlsafe(32))
+    conn.execute(
+        "INSERT INTO staff_sessions (id_hash, staff_id, csrf_token, created_at, last_seen_at) VALUES (:h, :s, :c, :t, :t)",
+        {"h": session.id_hash, "s": row["id"], "c": session.csrf_token, "t": db_time(now)},
+    )
+    return raw, session
+
+
+def _attempt(conn: sqlite3.Connection, email: str, ip: str | None, succeeded: bool, now: datetime, outcome: str) -> None:
+    conn.execute("INSERT INTO staff_signin_attempts (email, ip, succeeded, attempted_at) VALUES (:e, :ip, :s, :t)",
+                 {"e": email, "ip": ip, "s": int(succeeded), "t": db_time(now)})
+    append_event(conn, tag=f"staff:signin:{'succeeded' if succeeded else 'failed'}", actor=f"staff:{email}",
+                 subject=f"staff:{email}", ip=ip, at=now, data={"outcome": outcome})
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def load_staff_session(conn: sqlite3.Connection, raw: str, *, now: datetime, idle: timedelta, absolute: timedelta) -> StaffSession | None:
+    row = conn.execute(
+        "SELECT s.id_hash, s.csrf_token, s.created_at, s.last_seen_at, f.id, f.email, f.role FROM staff_sessions s"
+        " JOIN staff f ON f.id = s.staff_id WHERE s.id_hash = :h AND s.ended_at IS NULL AND f.disabled_at IS NULL",
+        {"h": _hash(raw)},
+    ).fetchone()
+    if row is None:
+        return None
+    if now - from_db_time(row["created_at"]) >= absolute or now - from_db_time(row["last_seen_at"]) >= idle:
+        return None
+    return StaffSession(row["id_hash"], StaffMember(row["id"], row["email"], row["role"]), row["csrf_token"],
+                        from_db_time(row["last_seen_at"]))
+
+
+def touch_staff_session(conn: sqlite3.Connection, id_hash: str, now: datetime) -> None:
+    conn.execute("UPDATE staff_sessions SET last_seen_at = :t WHERE id_hash = :h AND ended_at IS NULL",
+                 {"t": db_time(now), "h": id_hash})
+
+
+def end_staff_session(conn: sqlite3.Connection, id_hash: str, *, now: datetime) -> None:
+    conn.execute("UPDATE staff_sessions SET ended_at = :t WHERE id_hash = :h AND ended_at IS NULL",
+                 {"t": db_time(now), "h": id_hash})

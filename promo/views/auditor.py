@@ -1,0 +1,121 @@
+"""Auditor pages under /audit/ (roles auditor and admin), read-only: the decision log with
+filters, one attempt in detail, streamed CSV/JSON exports, and the audit chain's state."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from promo.audit import verify_chain
+from promo.campaign_store import list_campaigns
+from promo.decision_log import AttemptFilter, AttemptRow, attempt_detail, count_attempts, query_attempts
+from promo.errors import InputError, NotFound
+from promo.staff import StaffSession
+from promo.views.staffauth import require_role, staff_render
+
+READERS = ("auditor", "admin")
+PAGE = 100
+EXPORT_CHUNK = 1000
+CSV_COLUMNS = ("id", "attempted_at", "campaign", "account", "product_key", "sku", "country", "outcome", "rules",
+               "code", "email_status", "email_error", "client_ip")
+
+
+def csv_safe(value: Any) -> str:
+    """No spreadsheet formulas from data (=cmd, +, -, @, tab, CR): prefix them with a quote."""
+    text = " ".join(value) if isinstance(value, list) else ("" if value is None else str(value))
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+async def _filter(request: Request) -> AttemptFilter:
+    return AttemptFilter.from_query(dict(request.query_params))
+
+
+@require_role(*READERS)
+async def log_page(request: Request, session: StaffSession) -> Response:
+    db = request.app.state.db
+    try:
+        flt = await _filter(request)
+    except InputError as exc:
+        return staff_render(request, "audit/log.html", 400, session=session, errors={e.field: e.message for e in exc.errors},
+                            rows=[], total=0, flt=AttemptFilter(), query={}, chain=None, campaigns=[], next_before=None)
+    before = request.query_params.get("before")
+    rows = await db.read(query_attempts, flt, before_id=int(before) if before and before.isdigit() else None, limit=PAGE)
+    campaigns = {s.campaign.slug: s.campaign for s in await db.read(list_campaigns)}
+    return staff_render(request, "audit/log.html", session=session, errors={}, rows=rows, flt=flt, query=flt.as_query(),
+                        total=await db.read(count_attempts, flt), chain=await db.read(verify_chain),
+                        campaigns=campaigns, next_before=rows[-1].id if len(rows) == PAGE else None)
+
+
+@require_role(*READERS)
+async def attempt_page(request: Request, session: StaffSession) -> Response:
+    raw = request.path_params["attempt_id"]
+    detail = await request.app.state.db.read(attempt_detail, int(raw)) if raw.isdigit() else None
+    if detail is None:
+        raise NotFound("attempt", raw)
+    campaigns = {s.campaign.slug: s.campaign for s in await request.app.state.db.read(list_campaigns)}
+    return staff_render(request, "audit/attempt.html", session=session, campaigns=campaigns, **detail)
+
+
+async def _rows(request: Request, flt: AttemptFilter) -> AsyncIterator[list[AttemptRow]]:
+    before = None
+    while True:
+        chunk = await request.app.state.db.read(query_attempts, flt, before_id=before, limit=EXPORT_CHUNK)
+        if not chunk:
+            return
+        yield chunk
+        before = chunk[-1].id
+
+
+@require_role(*READERS)
+async def export_csv(request: Request, session: StaffSession) -> Response:
+    flt = await _filter(request)
+
+    async def body() -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        async for chunk in _rows(request, flt):
+            for row in chunk:
+                data = row.as_dict()
+                writer.writerow([csv_safe(data[column] if column != "rules" else row.rules) for column in CSV_COLUMNS])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="decisions.csv"'})
+
+
+@require_role(*READERS)
+async def export_json(request: Request, session: StaffSession) -> Response:
+    flt = await _filter(request)
+
+    async def body() -> AsyncIterator[str]:
+        yield "["
+        first = True
+        async for chunk in _rows(request, flt):
+            parts = []
+            for row in chunk:
+                parts.append(("" if first else ",") + "\n" + json.dumps(row.as_dict(), ensure_ascii=False))
+                first = False
+            yield "".join(parts)
+        yield "\n]\n"
+
+    return StreamingResponse(body(), media_type="application/json",
+                             headers={"Content-Disposition": 'attachment; filename="decisions.json"'})
+
+
+routes = [
+    Route("/audit/", log_page, name="auditor.log"),
+    Route("/audit/attempts/{attempt_id}", attempt_page, name="auditor.attempt"),
+    Route("/audit/export.csv", export_csv, name="auditor.export_csv"),
+    Route("/audit/export.json", export_json, name="auditor.export_json"),
+]

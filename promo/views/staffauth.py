@@ -1,0 +1,112 @@
+"""Staff sign-in and the role check every staff route goes through (server-side)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from promo.auth import same_token
+from promo.staff import StaffSession, end_staff_session, load_staff_session, sign_in, touch_staff_session
+from promo.timeutil import utcnow
+from promo.views.context import client_ip, local_path, redirect
+
+STAFF_COOKIE = "promo_staff"
+STAFF_CSRF_COOKIE = "promo_staff_csrf"
+TOUCH_AFTER = timedelta(seconds=60)
+View = Callable[[Request], Awaitable[Response]]
+
+
+def staff_render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    html = request.app.state.templates.render(template, "en", request=request, **values)
+    response = HTMLResponse(html, status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _cookie(response: Response, request: Request, name: str, value: str) -> None:
+    response.set_cookie(name, value, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/")
+
+
+async def current_staff(request: Request) -> StaffSession | None:
+    raw = request.cookies.get(STAFF_COOKIE)
+    if not raw:
+        return None
+    settings, now = request.app.state.settings, utcnow()
+    session = await request.app.state.db.read(load_staff_session, raw, now=now,
+                                              idle=timedelta(minutes=settings.session_idle_minutes),
+                                              absolute=timedelta(hours=settings.session_max_hours))
+    if session and session.last_seen_at and now - session.last_seen_at >= TOUCH_AFTER:
+        await request.app.state.db.write(touch_staff_session, session.id_hash, now)
+    return session
+
+
+def require_role(*roles: str) -> Callable[[Callable[[Request, StaffSession], Awaitable[Response]]], View]:
+    """Signed-in staff with one of `roles`, else sign-in (401-ish redirect) or 403."""
+
+    def decorate(view: Callable[[Request, StaffSession], Awaitable[Response]]) -> View:
+        @wraps(view)
+        async def wrapper(request: Request) -> Response:
+            session = await current_staff(request)
+            if session is None:
+                return redirect(f"/staff/signin?next={request.url.path}")
+            if session.staff.role not in roles:
+                return staff_render(request, "staff/forbidden.html", 403, session=session)
+            return await view(request, session)
+
+        return wrapper
+
+    return decorate
+
+
+async def signin_form(request: Request) -> Response:
+    token = request.cookies.get(STAFF_CSRF_COOKIE) or secrets.token_urlsafe(32)
+    response = staff_render(request, "staff/signin.html", csrf=token, next=local_path(request.query_params.get("next")), error=None)
+    _cookie(response, request, STAFF_CSRF_COOKIE, token)
+    return response
+
+
+async def signin_submit(request: Request) -> Response:
+    form = await request.form()
+    token = request.cookies.get(STAFF_CSRF_COOKIE)
+    if not same_token(token, str(form.get("csrf") or "")):
+        return staff_render(request, "staff/signin.html", 403, csrf=token or "", next="/audit/",
+                            error="This form has expired. Reload the page and try again.")
+    result = await request.app.state.db.write(sign_in, email=str(form.get("email") or ""), password=str(form.get("password") or ""),
+                                              now=utcnow(), ip=client_ip(request))
+    next_path = local_path(str(form.get("next") or ""), "/audit/")
+    if isinstance(result, str):
+        messages = {"invalid": "The email address or password is not right.",
+                    "locked": "Too many failed attempts: this account is locked for a while.",
+                    "too_many": "Too many failed attempts from your address: try again later."}
+        status = 401 if result == "invalid" else 429
+        return staff_render(request, "staff/signin.html", status, csrf=token, next=next_path, error=messages[result])
+    raw, _session = result
+    response = redirect(next_path)
+    _cookie(response, request, STAFF_COOKIE, raw)
+    return response
+
+
+async def signout(request: Request) -> Response:
+    session = await current_staff(request)
+    form = await request.form()
+    if session is not None:
+        if not same_token(session.csrf_token, str(form.get("csrf") or "")):
+            return staff_render(request, "staff/forbidden.html", 403, session=session)
+        await request.app.state.db.write(end_staff_session, session.id_hash, now=utcnow())
+    response = redirect("/staff/signin")
+    response.delete_cookie(STAFF_COOKIE, path="/")
+    return response
+
+
+routes = [
+    Route("/staff/signin", signin_form, methods=["GET"], name="staff.signin_form"),
+    Route("/staff/signin", signin_submit, methods=["POST"], name="staff.signin"),
+    Route("/staff/signout", signout, methods=["POST"], name="staff.signout"),
+]
