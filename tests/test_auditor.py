@@ -74,7 +74,7 @@ def test_failed_sign_ins_are_audited_and_lock_the_account(client: TestClient, sh
 
 def test_roles_are_enforced_on_every_audit_route(client: TestClient, shop: sqlite3.Connection) -> None:
     audit_routes = [r.path for r in client.app.routes if isinstance(r, Route) and r.path.startswith("/audit/")]  # type: ignore[attr-defined]
-    assert len(audit_routes) == 4
+    assert len(audit_routes) == 5
     for path in audit_routes:  # not signed in
         assert client.get(path.replace("{attempt_id}", "1")).headers["location"].startswith("/staff/signin")
     for role in ("marketer", "support"):
@@ -144,3 +144,19 @@ def test_an_export_of_100000_rows_streams(client: TestClient, shop: sqlite3.Conn
         assert "content-length" not in response.headers  # streamed, not built in memory
         lines = sum(chunk.count("\n") for chunk in response.iter_text())
     assert lines == 100_001
+
+
+def test_reconciliation_balances_and_shows_what_does_not(client: TestClient, activity: sqlite3.Connection) -> None:
+    staff(activity, "auditor@example.com", "auditor")
+    staff_sign_in(client, "auditor@example.com")
+    page = client.get("/audit/reconciliation?campaign=open-today")
+    assert page.status_code == 200 and "Everything balances." in page.text and "MISMATCH" not in page.text
+    assert "imported 5" in page.text and "available 4 + issued 1" in page.text
+    # A code marked issued behind the system's back: the books no longer balance, and the row shows.
+    with transaction(activity):
+        activity.execute("UPDATE reward_codes SET issued_at = '2026-01-01T00:00:00.000000Z' WHERE id = "
+                         "(SELECT MAX(id) FROM reward_codes WHERE issued_at IS NULL)")
+    broken = client.get("/audit/reconciliation?campaign=open-today").text
+    assert "MISMATCH" in broken and "without a redemption" in broken and reward_code(4) not in broken
+    assert "*****-*****-*****-*****-*0004" in broken
+    assert client.get("/audit/reconciliation?campaign=nope").status_code == 404

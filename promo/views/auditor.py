@@ -113,9 +113,24 @@ async def export_json(request: Request, session: StaffSession) -> Response:
                              headers={"Content-Disposition": 'attachment; filename="decisions.json"'})
 
 
+@require_role(*READERS)
+async def reconciliation_page(request: Request, session: StaffSession) -> Response:
+    from promo.reconciliation import reconcile
+    from promo.timeutil import utcnow
+
+    db = request.app.state.db
+    slugs = [s.campaign.slug for s in await db.read(list_campaigns)]
+    chosen = request.query_params.get("campaign") or (slugs[0] if slugs else None)
+    if chosen and chosen not in slugs:
+        raise NotFound("campaign", chosen)
+    report = await db.read(reconcile, chosen, utcnow()) if chosen else None
+    return staff_render(request, "audit/reconciliation.html", session=session, slugs=slugs, chosen=chosen, report=report)
+
+
 routes = [
     Route("/audit/", log_page, name="auditor.log"),
     Route("/audit/attempts/{attempt_id}", attempt_page, name="auditor.attempt"),
     Route("/audit/export.csv", export_csv, name="auditor.export_csv"),
     Route("/audit/export.json", export_json, name="auditor.export_json"),
+    Route("/audit/reconciliation", reconciliation_page, name="auditor.reconciliation"),
 ]
