@@ -81,6 +81,8 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "security.session_max_hours": (12, _int),
     "security.key_attempts_per_hour": (10, _int),
     "server.public_url": ("http://127.0.0.1:8000", _str),
+    "reviews.receipts_dir": ("var/receipts", _str),
+    "reviews.max_receipt_bytes": (5_000_000, _int),
     "mail.host": ("127.0.0.1", _str),
     "mail.port": (8025, _port),
     "mail.starttls": (False, _bool),
@@ -135,6 +137,8 @@ class Settings:
     session_max_hours: int
     key_attempts_per_hour: int
     public_url: str
+    receipts_dir: Path
+    max_receipt_bytes: int
     mail: MailSettings
 
     def require_secret_key(self) -> str:
@@ -207,6 +211,8 @@ def load_settings(config_path: Path | str | None = None, environ: Mapping[str, s
         session_max_hours=values["security.session_max_hours"],
         key_attempts_per_hour=values["security.key_attempts_per_hour"],
         public_url=values["server.public_url"].rstrip("/"),
+        receipts_dir=_resolve(base, values["reviews.receipts_dir"]),
+        max_receipt_bytes=values["reviews.max_receipt_bytes"],
         mail=MailSettings(
             host=values["mail.host"],
             port=values["mail.port"],

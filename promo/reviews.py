@@ -1,0 +1,193 @@
+"""Manual review (R-X11 proof of purchase, R-X12 fraud): claims without an activation
+record, with a receipt, decided by support or an admin.
+
+Approval writes the activation record (bound to the account) and runs the redemption in the
+same transaction, so the code and its email commit together. Rejection emails the reason.
+Nobody reviews their own claim. Receipts are checked by content and kept outside the web root.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from promo.audit import append_event
+from promo.campaign_store import get_campaign
+from promo.errors import InputError, NotFound
+from promo.identifiers import mask_product_key
+from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
+from promo.redemption import RedeemRequest, RedemptionResult, redeem_unit
+from promo.timeutil import db_time, from_db_time, moment_to_db
+
+RECEIPT_TYPES = {b"%PDF-": "application/pdf", b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
+SUSPICIOUS_ACCOUNTS_PER_IP = 3
+REVIEWER_ROLES = ("support", "admin")
+
+
+def receipt_type(head: bytes) -> str:
+    """The receipt's type from its first bytes (never from its name or declared type)."""
+    for magic, kind in RECEIPT_TYPES.items():
+        if head.startswith(magic):
+            return kind
+    raise InputError.one("receipt", "must be a PDF, JPEG or PNG file")
+
+
+def store_receipt(directory: Path, content: bytes, max_bytes: int) -> tuple[str, str]:
+    """Check and save a receipt; returns (file name, type). The name is random."""
+    if not content:
+        raise InputError.one("receipt", "is required: a photo or scan of your dated receipt (R-X11)")
+    if len(content) > max_bytes:
+        raise InputError.one("receipt", f"is larger than {max_bytes // 1_000_000} MB")
+    kind = receipt_type(content[:16])
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    name = secrets.token_hex(16)
+    path = directory / name
+    with open(path, "xb") as handle:
+        handle.write(content)
+    path.chmod(0o600)
+    return name, kind
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    campaign: str
+    account_email: str
+    product_key: str
+    sku: str
+    country: str
+    purchased_at: str
+    activated_at: str
+    receipt_file: str
+    receipt_type: str
+    locale: str
+    status: str
+    reason: str | None
+    reviewer_email: str | None
+    created_at: datetime
+    client_ip: str | None
+    flags: tuple[str, ...] = ()
+
+
+def submit_claim(conn: sqlite3.Connection, *, campaign: str, account_email: str, activation: Any, receipt_file: str,
+                 kind: str, locale: str, ip: str | None, now: datetime) -> int:
+    """Queue a claim for review (inside a transaction)."""
+    stored = get_campaign(conn, campaign)
+    if conn.execute("SELECT 1 FROM activations WHERE product_key = :k", {"k": activation.product_key}).fetchone():
+        raise InputError.one("product_key", "this product key has an activation record: redeem it directly")
+    try:
+        claim_id = conn.execute(
+            "INSERT INTO review_claims (campaign_id, account_email, product_key, sku, country, purchased_at, activated_at,"
+            " receipt_file, receipt_type, locale, status, client_ip, created_at)"
+            " VALUES (:c, :a, :k, :sku, :country, :p, :act, :f, :t, :l, 'pending', :ip, :now)",
+            {"c": stored.id, "a": account_email, "k": activation.product_key, "sku": activation.sku,
+             "country": activation.country, "p": moment_to_db(activation.purchased_at),
+             "act": moment_to_db(activation.activated_at), "f": receipt_file, "t": kind, "l": locale,
+             "ip": ip, "now": db_time(now)},
+        ).lastrowid
+    except sqlite3.IntegrityError:
+        raise InputError.one("product_key", "a review of this product key is already waiting") from None
+    assert claim_id is not None
+    append_event(conn, tag="review:claim:submitted", actor=f"account:{account_email}", subject=f"review:{claim_id}", ip=ip,
+                 at=now, data={"campaign": campaign, "product_key": mask_product_key(activation.product_key),
+                               "sku": activation.sku, "country": activation.country})
+    return claim_id
+
+
+_SELECT = (
+    "SELECT r.id, c.slug, r.account_email, r.product_key, r.sku, r.country, r.purchased_at, r.activated_at, r.receipt_file,"
+    " r.receipt_type, r.locale, r.status, r.reason, r.reviewer_email, r.created_at, r.client_ip"
+    " FROM review_claims r JOIN campaigns c ON c.id = r.campaign_id"
+)
+
+
+def _flags(conn: sqlite3.Connection, row: sqlite3.Row) -> tuple[str, ...]:
+    """R-X12 hints for the reviewer: many accounts from one address, one key tried by many."""
+    flags = []
+    if row[15]:
+        accounts = conn.execute(
+            "SELECT COUNT(DISTINCT account_email) FROM (SELECT account_email FROM redemption_attempts WHERE client_ip = :ip"
+            " UNION SELECT account_email FROM review_claims WHERE client_ip = :ip)", {"ip": row[15]}).fetchone()[0]
+        if accounts > SUSPICIOUS_ACCOUNTS_PER_IP:
+            flags.append(f"{accounts} accounts from this address")
+    tried = conn.execute("SELECT COUNT(DISTINCT account_email) FROM redemption_attempts WHERE product_key = :k",
+                         {"k": row[3]}).fetchone()[0]
+    if tried > 1:
+        flags.append(f"this key was tried by {tried} accounts")
+    return tuple(flags)
+
+
+def _claim(conn: sqlite3.Connection, row: sqlite3.Row) -> Claim:
+    return Claim(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10], row[11], row[12],
+                 row[13], from_db_time(row[14]), row[15], _flags(conn, row))
+
+
+def pending_claims(conn: sqlite3.Connection) -> list[Claim]:
+    return [_claim(conn, r) for r in conn.execute(_SELECT + " WHERE r.status = 'pending' ORDER BY r.id")]
+
+
+def get_claim(conn: sqlite3.Connection, claim_id: int) -> Claim:
+    row = conn.execute(_SELECT + " WHERE r.id = :id", {"id": claim_id}).fetchone()
+    if row is None:
+        raise NotFound("review claim", str(claim_id))
+    return _claim(conn, row)
+
+
+class NotAllowed(Exception):
+    """The reviewer may not decide this claim (their own, or already decided)."""
+
+
+def _open_claim(conn: sqlite3.Connection, claim_id: int, reviewer: str) -> Claim:
+    claim = get_claim(conn, claim_id)
+    if claim.status != "pending":
+        raise NotAllowed(f"this claim was already {claim.status}")
+    if claim.account_email == reviewer:
+        raise NotAllowed("nobody reviews their own claim")
+    return claim
+
+
+def approve(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, now: datetime, ip: str | None,
+            mail_domain: str = DEFAULT_MAIL_DOMAIN) -> RedemptionResult:
+    """Record the evidence and redeem, in the caller's transaction. If the rules still refuse
+    (say, no codes left), nothing is written and the claim stays pending."""
+    claim = _open_claim(conn, claim_id, reviewer)
+    conn.execute("SAVEPOINT approve")
+    conn.execute(
+        "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email, imported_at, import_batch)"
+        " VALUES (:k, :sku, :c, :p, :a, :e, :now, :batch)",
+        {"k": claim.product_key, "sku": claim.sku, "c": claim.country, "p": claim.purchased_at, "a": claim.activated_at,
+         "e": claim.account_email, "now": db_time(now), "batch": f"review:{claim_id}"},
+    )
+    request = RedeemRequest(campaign=claim.campaign, account_email=claim.account_email, product_key=claim.product_key,
+                            terms_accepted=True, declared_country=claim.country, client_ip=claim.client_ip, locale=claim.locale)
+    result = redeem_unit(conn, request, now, mail_domain=mail_domain)
+    if not result.redeemed:
+        conn.execute("ROLLBACK TO approve")
+        conn.execute("RELEASE approve")
+        return result
+    conn.execute("UPDATE review_claims SET status = 'approved', reviewer_email = :r, redemption_id = :rid, decided_at = :now"
+                 " WHERE id = :id", {"r": reviewer, "rid": result.redemption_id, "now": db_time(now), "id": claim_id})
+    append_event(conn, tag="review:claim:approved", actor=f"staff:{reviewer}", subject=f"review:{claim_id}", ip=ip, at=now,
+                 data={"redemption": result.redemption_id})
+    conn.execute("RELEASE approve")
+    return result
+
+
+def reject(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, reason: str, now: datetime, ip: str | None,
+           mail_domain: str = DEFAULT_MAIL_DOMAIN) -> None:
+    """Refuse with a reason the consumer receives by email (inside a transaction)."""
+    text = (reason or "").strip()
+    if not 3 <= len(text) <= 1000:
+        raise InputError.one("reason", "say why in a few words (up to 1,000 characters): the customer receives it")
+    claim = _open_claim(conn, claim_id, reviewer)
+    conn.execute("UPDATE review_claims SET status = 'rejected', reason = :reason, reviewer_email = :r, decided_at = :now"
+                 " WHERE id = :id", {"reason": text, "r": reviewer, "now": db_time(now), "id": claim_id})
+    enqueue(conn, template="review_rejected", recipient=claim.account_email, subject_ref=f"review:{claim_id}", at=now,
+            locale=claim.locale, domain=mail_domain,
+            payload={"reason": text, "campaign": claim.campaign, "product_key": mask_product_key(claim.product_key)})
+    append_event(conn, tag="review:claim:rejected", actor=f"staff:{reviewer}", subject=f"review:{claim_id}", ip=ip, at=now,
+                 data={"reason": text})
