@@ -18,6 +18,8 @@ REVIEWED_DYNAMIC_SQL = {
     ("decision_log.py", "query_attempts"): "WHERE joins fixed clauses chosen by AttemptFilter; every value is a parameter",
     ("decision_log.py", "count_attempts"): "the same fixed clauses as query_attempts",
     ("decision_log.py", "attempt_detail"): "a constant SELECT plus a constant WHERE",
+    ("reviews.py", "get_claim"): "a constant SELECT plus a constant WHERE",
+    ("reviews.py", "pending_claims"): "a constant SELECT plus a constant WHERE",
 }
 
 
