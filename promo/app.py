@@ -34,7 +34,7 @@ from promo.metrics import Metrics
 from promo.operations import operations_snapshot, readiness
 from promo.templating import Templates
 from promo.timeutil import utcnow
-from promo.views import auditor, consumer, devmail, staffauth
+from promo.views import auditor, consumer, devmail, review, staffauth
 
 log = get_logger("promo.http")
 
@@ -216,6 +216,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             *consumer.routes,
             *staffauth.routes,
             *auditor.routes,
+            *review.routes,
             *devmail.routes,
         ],
         exception_handlers={PromoError: on_promo_error, HTTPException: on_http_error, Exception: on_server_error},

@@ -276,11 +276,80 @@ async def language(request: Request) -> Response:
     return response
 
 
+async def review_form(request: Request) -> Response:
+    """R-X11: no activation record for the key: ask for a manual review with a receipt."""
+    ctx = await page_context(request)
+    if ctx.session is None:
+        return _sign_in_first(request)
+    campaign = await _campaign(request)
+    return await _review_page(request, ctx, campaign, values={"product_key": request.query_params.get("product_key", "")})
+
+
+async def _review_page(request: Request, ctx: PageContext, campaign: Any, status: int = 200, *, values: dict[str, str],
+                       errors: dict[str, str] | None = None) -> Response:
+    from promo.catalog import load_catalog
+
+    catalog = await _db(request).read(load_catalog)
+    products = [sku for sku in catalog.values() if campaign.products.is_qualifying(sku) and not campaign.products.is_excluded(sku)]
+    return render(request, ctx, "consumer/review.html", status, campaign=campaign, values=values, errors=errors or {},
+                  products=products, countries=sorted(campaign.countries, key=ctx.l10n.country))
+
+
+async def review_submit(request: Request) -> Response:
+    from promo.activations import parse_activation
+    from promo.catalog import load_catalog
+    from promo.reviews import store_receipt, submit_claim
+
+    checked = await _signed_in_post(request)
+    if isinstance(checked, Response):
+        return checked
+    ctx, form = checked
+    assert ctx.session is not None
+    campaign = await _campaign(request)
+    settings = request.app.state.settings
+    values = {name: str(form.get(name) or "") for name in ("product_key", "sku", "country", "purchased_at", "activated_at")}
+    messages = {
+        "product_key": ctx.l10n.gettext("Enter the 25-character product key from your Office 365 product."),
+        "sku": ctx.l10n.gettext("Choose the product you bought."),
+        "country": ctx.l10n.gettext("Choose the country where you bought the product."),
+        "purchased_at": ctx.l10n.gettext("Enter the date on your receipt, such as 2013-08-01."),
+        "activated_at": ctx.l10n.gettext("Enter the date you activated the product, on or after the purchase date."),
+        "receipt": ctx.l10n.gettext("Attach your dated receipt as a PDF, JPEG or PNG file of up to 5 MB."),
+    }
+    errors: dict[str, str] = {}
+    try:
+        evidence = parse_activation({**values, "account_email": ""}, await _db(request).read(load_catalog))
+    except InputError as exc:
+        errors.update({e.field: messages.get(e.field, e.message) for e in exc.errors})
+    upload = form.get("receipt")
+    content = await upload.read(settings.max_receipt_bytes + 1) if hasattr(upload, "read") else b""
+    await form.close()  # the upload's temporary file
+    receipt_name = kind = ""
+    if not errors:
+        try:
+            receipt_name, kind = store_receipt(settings.receipts_dir, content, settings.max_receipt_bytes)
+        except InputError:
+            errors["receipt"] = messages["receipt"]
+    if errors:
+        return await _review_page(request, ctx, campaign, 422, values=values, errors=errors)
+    try:
+        await _db(request).write(submit_claim, campaign=campaign.slug, account_email=ctx.session.account_email,
+                                 activation=evidence, receipt_file=receipt_name, kind=kind, locale=ctx.lang,
+                                 ip=client_ip(request), now=utcnow())
+    except InputError:
+        (settings.receipts_dir / receipt_name).unlink(missing_ok=True)
+        return await _review_page(request, ctx, campaign, 422, values=values, errors={"product_key": ctx.l10n.gettext(
+            "This product key cannot be reviewed: it may already be waiting for review, or it can be redeemed directly.")})
+    return render(request, ctx, "consumer/review_sent.html", campaign=campaign)
+
+
 routes = [
     Route("/", home, name="consumer.home"),
     Route("/offers/{slug}", offer, name="consumer.offer"),
     Route("/offers/{slug}/redeem", redeem_form, methods=["GET"], name="consumer.redeem_form"),
     Route("/offers/{slug}/redeem", redeem_submit, methods=["POST"], name="consumer.redeem"),
+    Route("/offers/{slug}/review", review_form, methods=["GET"], name="consumer.review_form"),
+    Route("/offers/{slug}/review", review_submit, methods=["POST"], name="consumer.review"),
     Route("/rewards", rewards_page, name="consumer.rewards"),
     Route("/rewards/{redemption_id}", reward_page, name="consumer.reward"),
     Route("/rewards/{redemption_id}/resend", resend, methods=["POST"], name="consumer.resend"),
