@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
+from promo.audit import append_event
 from promo.catalog import Sku, normalize_sku
 from promo.countries import normalize_country
 from promo.csvfile import ErrorList, open_text, rows
@@ -61,7 +62,7 @@ def parse_activation(row: Mapping[str, str], catalog: Mapping[str, Sku]) -> Acti
 
 
 def import_activations(
-    conn: sqlite3.Connection, *, source: IO[bytes] | str, catalog: Mapping[str, Sku], now: datetime
+    conn: sqlite3.Connection, *, source: IO[bytes] | str, catalog: Mapping[str, Sku], now: datetime, actor: str = "cli"
 ) -> int:
     """All or nothing: any bad or duplicate row rolls the file back, reported by line."""
     errors = ErrorList()
@@ -111,6 +112,8 @@ def import_activations(
         if not line_of and not errors.total:
             errors.add(FieldError("file", "holds no activation records"))
         errors.raise_if_any()
+        append_event(conn, tag="activations:batch:imported", actor=actor, subject="activations", at=now,
+                     data={"batch": batch, "records": imported})
     return imported
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import IO
 
+from promo.audit import append_event
 from promo.csvfile import ErrorList, open_text, rows
 from promo.db import select_in, transaction
 from promo.errors import FieldError, InputError
@@ -37,6 +38,7 @@ def import_codes(
     source: IO[bytes] | str,
     source_name: str,
     now: datetime,
+    actor: str = "cli",
 ) -> ImportReport:
     """Import a CSV (header `code`, optional `expires_at`) into the campaign's pool.
 
@@ -93,6 +95,8 @@ def import_codes(
             errors.add(FieldError("file", "holds no codes"))
         errors.raise_if_any()
         conn.execute("UPDATE code_batches SET code_count = :n WHERE id = :b", {"n": imported, "b": batch_id})
+        append_event(conn, tag="codes:batch:imported", actor=actor, subject=f"campaign:{campaign.slug}", at=now,  # type: ignore[attr-defined]
+                     data={"batch": batch_id, "source": source_name, "codes": imported})
     return ImportReport(batch_id=batch_id, imported=imported)
 
 

@@ -155,3 +155,14 @@ def attempt_detail(conn: sqlite3.Connection, attempt_id: int) -> dict[str, Any] 
     return {"attempt": attempt, "failures": json.loads(raw["result"]).get("failures", []),
             "activation": dict(activation) if activation else None,
             "emails": [dict(e) for e in emails], "events": [dict(e) for e in events]}
+
+
+def staff_actions(conn: sqlite3.Connection, *, tag_prefix: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Audit events other than consumer redemptions, newest first: campaign changes, imports,
+    review decisions, staff sign-ins, lockouts, mail failures."""
+    rows = conn.execute(
+        "SELECT seq, tag, actor, subject, ip, data, created_at FROM audit_events"
+        " WHERE tag NOT LIKE 'redemption:%' AND tag LIKE :prefix ORDER BY seq DESC LIMIT :limit",
+        {"prefix": f"{tag_prefix or ''}%", "limit": limit},
+    ).fetchall()
+    return [{**dict(r), "created_at": from_db_time(r["created_at"])} for r in rows]

@@ -74,7 +74,7 @@ def test_failed_sign_ins_are_audited_and_lock_the_account(client: TestClient, sh
 
 def test_roles_are_enforced_on_every_audit_route(client: TestClient, shop: sqlite3.Connection) -> None:
     audit_routes = [r.path for r in client.app.routes if isinstance(r, Route) and r.path.startswith("/audit/")]  # type: ignore[attr-defined]
-    assert len(audit_routes) == 5
+    assert len(audit_routes) == 6
     for path in audit_routes:  # not signed in
         assert client.get(path.replace("{attempt_id}", "1")).headers["location"].startswith("/staff/signin")
     for role in ("marketer", "support"):
@@ -160,3 +160,15 @@ def test_reconciliation_balances_and_shows_what_does_not(client: TestClient, act
     assert "MISMATCH" in broken and "without a redemption" in broken and reward_code(4) not in broken
     assert "*****-*****-*****-*****-*0004" in broken
     assert client.get("/audit/reconciliation?campaign=nope").status_code == 404
+
+
+def test_staff_actions_are_listed_for_auditors(client: TestClient, activity: sqlite3.Connection) -> None:
+    staff(activity, "auditor@example.com", "auditor")
+    staff_sign_in(client, "auditor@example.com", "wrong password!")
+    staff_sign_in(client, "auditor@example.com")
+    page = client.get("/audit/actions").text
+    for tag in ("campaign:definition:created", "codes:batch:imported", "activations:batch:imported",
+                "staff:account:created", "staff:signin:failed", "staff:signin:succeeded"):
+        assert tag in page, tag
+    assert "redemption:code:issued" not in page  # consumer decisions live in the decision log
+    assert "staff:signin:failed" not in client.get("/audit/actions?tag=codes:").text

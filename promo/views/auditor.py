@@ -127,10 +127,20 @@ async def reconciliation_page(request: Request, session: StaffSession) -> Respon
     return staff_render(request, "audit/reconciliation.html", session=session, slugs=slugs, chosen=chosen, report=report)
 
 
+@require_role(*READERS)
+async def staff_actions_page(request: Request, session: StaffSession) -> Response:
+    from promo.decision_log import staff_actions
+
+    prefix = (request.query_params.get("tag") or "").strip()[:60] or None
+    events = await request.app.state.db.read(staff_actions, tag_prefix=prefix)
+    return staff_render(request, "audit/actions.html", session=session, events=events, prefix=prefix or "")
+
+
 routes = [
     Route("/audit/", log_page, name="auditor.log"),
     Route("/audit/attempts/{attempt_id}", attempt_page, name="auditor.attempt"),
     Route("/audit/export.csv", export_csv, name="auditor.export_csv"),
     Route("/audit/export.json", export_json, name="auditor.export_json"),
     Route("/audit/reconciliation", reconciliation_page, name="auditor.reconciliation"),
+    Route("/audit/actions", staff_actions_page, name="auditor.actions"),
 ]
