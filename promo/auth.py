@@ -66,7 +66,8 @@ class Session:
     last_seen_at: datetime
 
 
-def _hash(raw: str) -> str:
+def session_hash(raw: str) -> str:
+    """What is stored for a session id (consumer or staff): never the id itself."""
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -101,7 +102,7 @@ def consume_signin(conn: sqlite3.Connection, *, email: str, jti: str, now: datet
     if used != 1:
         return None
     raw = secrets.token_urlsafe(32)
-    session = Session(_hash(raw), email, secrets.token_urlsafe(32), now, now)
+    session = Session(session_hash(raw), email, secrets.token_urlsafe(32), now, now)
     conn.execute(
         "INSERT INTO sessions (id_hash, account_email, csrf_token, created_at, last_seen_at)"
         " VALUES (:h, :e, :csrf, :now, :now)",
@@ -116,7 +117,7 @@ def load_session(conn: sqlite3.Connection, raw: str, *, now: datetime, idle: tim
     row = conn.execute(
         "SELECT id_hash, account_email, csrf_token, created_at, last_seen_at FROM sessions"
         " WHERE id_hash = :h AND ended_at IS NULL",
-        {"h": _hash(raw)},
+        {"h": session_hash(raw)},
     ).fetchone()
     if row is None:
         return None

@@ -18,14 +18,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from promo.timeutil import db_now
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 MIGRATIONS_PACKAGE = "promo.migrations"
 

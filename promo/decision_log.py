@@ -12,7 +12,7 @@ from typing import Any
 
 from promo.errors import FieldError, InputError
 from promo.identifiers import mask_code, mask_product_key
-from promo.timeutil import from_db_time
+from promo.timeutil import db_time, from_db_time
 
 RULE_ID = re.compile(r"^(R-[A-Z]{1,2}\d{1,2}|STOCK)$")
 OUTCOMES = ("redeemed", "refused")
@@ -77,10 +77,10 @@ class AttemptFilter:
             params["account"] = self.account
         if self.since:
             clauses.append("a.attempted_at >= :since")
-            params["since"] = datetime.combine(self.since, time(0), tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            params["since"] = db_time(datetime.combine(self.since, time(0), tzinfo=UTC))
         if self.until:
             clauses.append("a.attempted_at < :until")
-            params["until"] = datetime.combine(self.until + timedelta(days=1), time(0), tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            params["until"] = db_time(datetime.combine(self.until + timedelta(days=1), time(0), tzinfo=UTC))
         return " AND ".join(clauses) or "1 = 1", params
 
 
@@ -151,7 +151,7 @@ def attempt_detail(conn: sqlite3.Connection, attempt_id: int) -> dict[str, Any] 
     events = conn.execute(
         "SELECT seq, tag, actor, created_at, data FROM audit_events WHERE subject = :s OR (subject = :c AND created_at = :t) ORDER BY seq",
         {"s": f"redemption:{raw['redemption_id']}", "c": f"campaign:{attempt.campaign}",
-         "t": attempt.attempted_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}).fetchall()
+         "t": db_time(attempt.attempted_at)}).fetchall()
     return {"attempt": attempt, "failures": json.loads(raw["result"]).get("failures", []),
             "activation": dict(activation) if activation else None,
             "emails": [dict(e) for e in emails], "events": [dict(e) for e in events]}

@@ -25,10 +25,6 @@ def normalize_product_key(value: str, field: str = "product_key") -> str:
     return key
 
 
-def format_product_key(key: str) -> str:
-    return "-".join(key[i : i + 5] for i in range(0, len(key), 5))
-
-
 def mask_product_key(key: str) -> str:
     return "*****-*****-*****-*****-" + key[-5:] if len(key) == PRODUCT_KEY_LENGTH else "*" * len(key)
 

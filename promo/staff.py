@@ -7,7 +7,6 @@ Roles are checked on the server for every staff route (see views/staffauth.py).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import sqlite3
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from promo.audit import append_event
+from promo.auth import session_hash
 from promo.errors import InputError
 from promo.identifiers import normalize_email
 from promo.timeutil import db_time, from_db_time
@@ -102,7 +102,7 @@ def sign_in(conn: sqlite3.Connection, *, email: str, password: str, now: datetim
     conn.execute("UPDATE staff SET failed_attempts = 0, locked_until = NULL WHERE id = :id", {"id": row["id"]})
     _attempt(conn, address, ip, True, now, "ok")
     raw = secrets.token_urlsafe(32)
-    session = StaffSession(_hash(raw), StaffMember(row["id"], row["email"], row["role"]), secrets.token_urlsafe(32))
+    session = StaffSession(session_hash(raw), StaffMember(row["id"], row["email"], row["role"]), secrets.token_urlsafe(32))
     conn.execute(
         "INSERT INTO staff_sessions (id_hash, staff_id, csrf_token, created_at, last_seen_at) VALUES (:h, :s, :c, :t, :t)",
         {"h": session.id_hash, "s": row["id"], "c": session.csrf_token, "t": db_time(now)},
@@ -117,15 +117,11 @@ def _attempt(conn: sqlite3.Connection, email: str, ip: str | None, succeeded: bo
                  subject=f"staff:{email}", ip=ip, at=now, data={"outcome": outcome})
 
 
-def _hash(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
 def load_staff_session(conn: sqlite3.Connection, raw: str, *, now: datetime, idle: timedelta, absolute: timedelta) -> StaffSession | None:
     row = conn.execute(
         "SELECT s.id_hash, s.csrf_token, s.created_at, s.last_seen_at, f.id, f.email, f.role FROM staff_sessions s"
         " JOIN staff f ON f.id = s.staff_id WHERE s.id_hash = :h AND s.ended_at IS NULL AND f.disabled_at IS NULL",
-        {"h": _hash(raw)},
+        {"h": session_hash(raw)},
     ).fetchone()
     if row is None:
         return None

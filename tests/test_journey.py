@@ -251,3 +251,12 @@ def test_support_redeeming_through_the_cli_is_not_limited(shop: sqlite3.Connecti
     for n in range(15):
         request = RedeemRequest("open-today", ANN, unknown_key(n), terms_accepted=True).normalized()
         assert redeem_sync(shop, request, now).decision.rules == ["R-X11"]  # guess_limit=None: never R-X12
+
+
+def test_redeeming_an_unknown_offer_is_a_404(client: TestClient, smtp: MailServer) -> None:
+    follow_link(client, sign_in(client, smtp))
+    page = redeem_form(client)
+    response = client.post("/offers/no-such-offer/redeem", data={
+        "csrf": hidden(page, "csrf"), "idempotency_key": hidden(page, "idempotency_key"),
+        "product_key": product_key(1), "country": "DK", "accept_terms": "yes"})
+    assert response.status_code == 404 and "Traceback" not in response.text

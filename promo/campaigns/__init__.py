@@ -33,8 +33,6 @@ KINDS: dict[str, Any] = {
     purchase_offer.KIND: purchase_offer.PurchaseOffer,
 }
 
-SHIPPED = ("office365-xbox-gold-2013",)
-
 
 def campaign_from_dict(data: Mapping[str, Any], catalog: Mapping[str, Sku]) -> Any:
     kind = data.get("kind")

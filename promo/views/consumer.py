@@ -113,10 +113,11 @@ async def redeem_submit(request: Request) -> Response:
         return checked
     ctx, form = checked
     assert ctx.session is not None
-    campaign = await _campaign(request)
+    # The redemption loads its campaign inside its own transaction (an unknown slug is a 404
+    # from there); the view reads the campaign only when it has a page to render again.
     values = {name: str(form.get(name) or "") for name in ("product_key", "country", "accept_terms")}
     attempt = RedeemRequest(
-        campaign=campaign.slug, account_email=ctx.session.account_email, product_key=values["product_key"],
+        campaign=request.path_params["slug"], account_email=ctx.session.account_email, product_key=values["product_key"],
         terms_accepted=values["accept_terms"] == "yes", declared_country=values["country"] or None,
         idempotency_key=str(form.get("idempotency_key") or "") or None, client_ip=client_ip(request), locale=ctx.lang)
     try:
@@ -125,11 +126,12 @@ async def redeem_submit(request: Request) -> Response:
                               guess_limit=settings.key_attempts_per_hour)
     except InputError as exc:
         errors = {e.field: _field_message(ctx, e.field) for e in exc.errors}
-        return _redeem_page(request, ctx, campaign, 422, values=values, errors=errors)
+        return _redeem_page(request, ctx, await _campaign(request), 422, values=values, errors=errors)
     if result.redeemed:
         request.app.state.wake_relay()
         return redirect(f"/rewards/{result.redemption_id}")
     limited = "R-X12" in result.decision.rules
+    campaign = await _campaign(request)
     page = _redeem_page(request, ctx, campaign, 429 if limited else 422, values=values,
                         refusals=explain(result.decision.failures, campaign, ctx.l10n))
     if limited:

@@ -12,14 +12,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from promo.auth import same_token
+from promo.auth import TOUCH_AFTER, same_token
 from promo.staff import StaffSession, end_staff_session, load_staff_session, sign_in, touch_staff_session
 from promo.timeutil import utcnow
 from promo.views.context import client_ip, local_path, redirect
 
 STAFF_COOKIE = "promo_staff"
 STAFF_CSRF_COOKIE = "promo_staff_csrf"
-TOUCH_AFTER = timedelta(seconds=60)
 View = Callable[[Request], Awaitable[Response]]
 
 
