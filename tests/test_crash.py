@@ -26,6 +26,17 @@ from tests.web import add_open_campaign
 ACCOUNTS = 600
 
 
+async def _until_redeemed(path: Path, count: int, timeout: float = 30) -> None:
+    """Wait until `count` redemptions are committed (the load is well under way), read-only."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as peek:
+            if peek.execute("SELECT COUNT(*) FROM redemptions").fetchone()[0] >= count:
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"fewer than {count} redemptions after {timeout} s")
+
+
 async def load(url: str, sessions: dict[str, tuple[str, str]]) -> Counter[str]:
     """Redeem for every account at once; connection errors are expected when the server dies."""
     outcomes: Counter[str] = Counter()
@@ -63,7 +74,7 @@ def test_sigkill_mid_load_then_restart(settings: Settings, tmp_path: Path) -> No
 
         async def load_then_kill() -> Counter[str]:
             task = asyncio.create_task(load(served.url, sessions))
-            await asyncio.sleep(0.4)  # in the middle of the load
+            await _until_redeemed(settings.database_path, ACCOUNTS // 10)  # in the middle of the load
             process.send_signal(signal.SIGKILL)
             return await task
 
@@ -77,7 +88,7 @@ def test_sigkill_mid_load_then_restart(settings: Settings, tmp_path: Path) -> No
         redeemed = check.execute("SELECT COUNT(*) FROM redemptions").fetchone()[0]
         queued = check.execute("SELECT COUNT(*) FROM outbox WHERE status = 'queued'").fetchone()[0]
         check.close()
-        assert 0 < redeemed < ACCOUNTS and queued > 0, (redeemed, queued)
+        assert 0 < redeemed < ACCOUNTS and queued > 0, (redeemed, queued, outcomes)
         assert_invariants(settings.database_path)
 
         smtp.handler.stall_seconds = 0
