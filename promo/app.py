@@ -27,6 +27,7 @@ from promo.config import Settings
 from promo.db import Database
 from promo.errors import InputError, NotFound, PromoError
 from promo.i18n import N_, languages
+from promo.jobs import ImportJobs
 from promo.logs import get_logger
 from promo.mail import MailRelay
 from promo.mailsink import start_sink
@@ -34,7 +35,7 @@ from promo.metrics import Metrics
 from promo.operations import operations_snapshot, readiness
 from promo.templating import Templates
 from promo.timeutil import utcnow
-from promo.views import auditor, consumer, devmail, review, staffauth
+from promo.views import api, auditor, console, console_staff, consumer, devmail, review, staffauth
 
 log = get_logger("promo.http")
 
@@ -66,12 +67,7 @@ async def metrics(request: Request) -> Response:
 
 
 def problem(status: int, title: str, errors: list[dict[str, Any]] | None = None, request_id: str | None = None) -> Response:
-    body: dict[str, Any] = {"status": status, "title": title}
-    if errors:
-        body["errors"] = errors
-    if request_id:
-        body["request_id"] = request_id
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return api.problem(status, title, errors, request_id)
 
 
 _MACHINE_PATHS = ("/api/", "/healthz", "/readyz", "/metrics")
@@ -181,6 +177,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
         except (sqlite3.Error, OSError) as exc:
             log.error("database.open_failed", error=str(exc), path=str(settings.database_path))
         app.state.db = db
+        app.state.jobs = ImportJobs(db)
         background: list[asyncio.Task[None]] = []
         relay: MailRelay | None = None
         sink_server = None
@@ -202,6 +199,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            await app.state.jobs.close()
             if sink_server is not None:
                 sink_server.close()
                 await sink_server.wait_closed()
@@ -217,6 +215,9 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             *staffauth.routes,
             *auditor.routes,
             *review.routes,
+            *console.routes,
+            *console_staff.routes,
+            *api.routes,
             *devmail.routes,
         ],
         exception_handlers={PromoError: on_promo_error, HTTPException: on_http_error, Exception: on_server_error},

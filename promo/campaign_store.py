@@ -16,11 +16,15 @@ from typing import Any
 from promo.audit import append_event
 from promo.campaigns import campaign_from_json, campaign_to_json
 from promo.catalog import load_catalog
-from promo.errors import NotFound
+from promo.errors import InputError, NotFound
 from promo.timeutil import db_time
 
 _CACHE_SIZE = 64
 _parsed: OrderedDict[str, Any] = OrderedDict()
+
+
+STATES = ("draft", "scheduled", "live", "paused", "ended")
+STATE_ACTIONS = ("publish", "pause", "resume")
 
 
 @dataclass(frozen=True)
@@ -28,23 +32,57 @@ class StoredCampaign:
     id: int
     campaign: Any  # a campaign kind instance, e.g. PurchaseOffer
     updated_at: str
+    published_at: str | None = None
+    paused_at: str | None = None
+
+    @property
+    def published(self) -> bool:
+        return self.published_at is not None
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
+
+    def status(self, now: datetime) -> str:
+        """draft, scheduled, live, paused or ended: what a marketer sees in the console."""
+        if not self.published:
+            return "draft"
+        window = self.campaign.redemption
+        if window.is_before(now):
+            return "scheduled"
+        if not window.contains(now):
+            return "ended"
+        return "paused" if self.paused else "live"
+
+    @property
+    def consumer_visible(self) -> bool:
+        return self.published
 
 
 def save_campaign(
-    conn: sqlite3.Connection, campaign: Any, *, actor: str, now: datetime, ip: str | None = None
+    conn: sqlite3.Connection, campaign: Any, *, actor: str, now: datetime, ip: str | None = None,
+    publish: bool = True, expected_updated_at: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Insert or update by slug (inside a transaction). Returns (id, {field: [before, after]})."""
+    """Insert or update by slug (inside a transaction). Returns (id, {field: [before, after]}).
+    A new campaign is published at once (`publish`, the CLI) or starts as a draft (the
+    console); an update keeps its state. `expected_updated_at` refuses an edit made on
+    top of a version that someone else has changed meanwhile."""
     definition = campaign_to_json(campaign)
-    row = conn.execute("SELECT id, definition FROM campaigns WHERE slug = :slug", {"slug": campaign.slug}).fetchone()
+    row = conn.execute("SELECT id, definition, updated_at FROM campaigns WHERE slug = :slug",
+                       {"slug": campaign.slug}).fetchone()
+    if row is not None and expected_updated_at is not None and row["updated_at"] != expected_updated_at:
+        raise InputError.one("campaign", "was changed by someone else while you edited it; reload it and apply your change again")
     if row is None:
         campaign_id = conn.execute(
-            "INSERT INTO campaigns (slug, kind, definition, created_at, updated_at) VALUES (:slug, :kind, :d, :t, :t)",
-            {"slug": campaign.slug, "kind": campaign.kind, "d": definition, "t": db_time(now)},
+            "INSERT INTO campaigns (slug, kind, definition, created_at, updated_at, published_at)"
+            " VALUES (:slug, :kind, :d, :t, :t, :published)",
+            {"slug": campaign.slug, "kind": campaign.kind, "d": definition, "t": db_time(now),
+             "published": db_time(now) if publish else None},
         ).lastrowid
         assert campaign_id is not None
         changes = {k: [None, v] for k, v in _flatten(json.loads(definition)).items()}
         append_event(conn, tag="campaign:definition:created", actor=actor, subject=f"campaign:{campaign.slug}",
-                     data={"changes": changes}, at=now, ip=ip)
+                     data={"changes": changes, "state": "published" if publish else "draft"}, at=now, ip=ip)
         return campaign_id, changes
     changes = diff(json.loads(row["definition"]), json.loads(definition))
     if changes:
@@ -57,18 +95,44 @@ def save_campaign(
     return row["id"], changes
 
 
+_COLUMNS = "id, definition, updated_at, published_at, paused_at"
+
+
 def get_campaign(conn: sqlite3.Connection, slug: str) -> StoredCampaign:
-    row = conn.execute(
-        "SELECT id, definition, updated_at FROM campaigns WHERE slug = :slug", {"slug": slug}
-    ).fetchone()
+    row = conn.execute(f"SELECT {_COLUMNS} FROM campaigns WHERE slug = :slug", {"slug": slug}).fetchone()
     if row is None:
         raise NotFound("campaign", slug)
-    return StoredCampaign(id=row["id"], campaign=_parse(conn, row["definition"]), updated_at=row["updated_at"])
+    return _stored(conn, row)
 
 
 def list_campaigns(conn: sqlite3.Connection) -> list[StoredCampaign]:
-    rows = conn.execute("SELECT id, definition, updated_at FROM campaigns ORDER BY slug").fetchall()
-    return [StoredCampaign(id=r["id"], campaign=_parse(conn, r["definition"]), updated_at=r["updated_at"]) for r in rows]
+    return [_stored(conn, r) for r in conn.execute(f"SELECT {_COLUMNS} FROM campaigns ORDER BY slug").fetchall()]
+
+
+def _stored(conn: sqlite3.Connection, row: sqlite3.Row) -> StoredCampaign:
+    return StoredCampaign(id=row["id"], campaign=_parse(conn, row["definition"]), updated_at=row["updated_at"],
+                          published_at=row["published_at"], paused_at=row["paused_at"])
+
+
+def change_state(conn: sqlite3.Connection, slug: str, action: str, *, actor: str, now: datetime,
+                 ip: str | None = None) -> StoredCampaign:
+    """Publish a draft, pause or resume (inside a transaction); audited with before and after."""
+    stored = get_campaign(conn, slug)
+    before = stored.status(now)
+    allowed = {"publish": not stored.published, "pause": stored.published and not stored.paused,
+               "resume": stored.paused}
+    if action not in allowed:
+        raise InputError.one("action", f"must be one of {', '.join(STATE_ACTIONS)}")
+    if not allowed[action]:
+        raise InputError.one("action", f"cannot {action} a campaign that is {before}")
+    column, value = {"publish": ("published_at", db_time(now)), "pause": ("paused_at", db_time(now)),
+                     "resume": ("paused_at", None)}[action]
+    conn.execute(f"UPDATE campaigns SET {column} = :v, updated_at = :t WHERE id = :id",
+                 {"v": value, "t": db_time(now), "id": stored.id})
+    after = get_campaign(conn, slug)
+    append_event(conn, tag=f"campaign:state:{action}", actor=actor, subject=f"campaign:{slug}", at=now, ip=ip,
+                 data={"changes": {"status": [before, after.status(now)]}})
+    return after
 
 
 def _parse(conn: sqlite3.Connection, definition: str) -> Any:

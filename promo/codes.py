@@ -142,3 +142,44 @@ def stock(conn: sqlite3.Connection, *, campaign_id: int, not_expiring_before: da
         {"campaign": campaign_id, "min": db_time(max(not_expiring_before, now))},
     ).fetchone()
     return dict(zip(("available", "issued", "expired", "voided"), (v or 0 for v in row), strict=True))
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    source: str
+    code_count: int
+    imported_at: str
+    issued: int
+    voided: int
+
+    @property
+    def voidable(self) -> int:
+        return self.code_count - self.issued - self.voided
+
+
+def batches(conn: sqlite3.Connection, campaign_id: int) -> list[Batch]:
+    rows = conn.execute(
+        "SELECT b.id, b.source, b.code_count, b.imported_at,"
+        " (SELECT COUNT(*) FROM reward_codes c WHERE c.batch_id = b.id AND c.issued_at IS NOT NULL),"
+        " (SELECT COUNT(*) FROM reward_codes c WHERE c.batch_id = b.id AND c.issued_at IS NULL AND c.voided_at IS NOT NULL)"
+        " FROM code_batches b WHERE b.campaign_id = :c ORDER BY b.id DESC",
+        {"c": campaign_id},
+    ).fetchall()
+    return [Batch(*row) for row in rows]
+
+
+def void_batch(conn: sqlite3.Connection, *, campaign_id: int, slug: str, batch_id: int, actor: str, now: datetime,
+               ip: str | None = None) -> int:
+    """Void the batch's codes that were not issued (inside a transaction); issued codes
+    stay with their owners (R-X10: codes are not taken back). Returns how many."""
+    if conn.execute("SELECT 1 FROM code_batches WHERE id = :b AND campaign_id = :c",
+                    {"b": batch_id, "c": campaign_id}).fetchone() is None:
+        raise InputError.one("batch", f"batch {batch_id} is not one of this campaign's code batches")
+    voided = conn.execute(
+        "UPDATE reward_codes SET voided_at = :now WHERE batch_id = :b AND issued_at IS NULL AND voided_at IS NULL",
+        {"now": db_time(now), "b": batch_id},
+    ).rowcount
+    append_event(conn, tag="codes:batch:voided", actor=actor, subject=f"campaign:{slug}", at=now, ip=ip,
+                 data={"batch": batch_id, "voided": voided})
+    return voided

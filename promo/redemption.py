@@ -20,7 +20,7 @@ from promo.activations import get_activation
 from promo.audit import append_event
 from promo.campaign_store import StoredCampaign, get_campaign
 from promo.campaigns.purchase_offer import Claim
-from promo.campaigns.rules import STOCK, Decision, Failure
+from promo.campaigns.rules import CAMPAIGN, STOCK, Decision, Failure
 from promo.catalog import get_sku
 from promo.codes import claim_code
 from promo.countries import normalize_country
@@ -28,6 +28,7 @@ from promo.db import Database, transaction
 from promo.errors import InputError
 from promo.identifiers import mask_code, mask_product_key, normalize_email, normalize_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
+from promo.stock import alert_if_low
 from promo.timeutil import db_time, from_db_time, iso
 
 REWARD_EMAIL = "reward_code"
@@ -181,9 +182,17 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
     if used:
         decision = decision.plus([Failure("R-X5", "key_already_redeemed",
                                           "this product key has already been used to redeem this offer")])
+    if not stored.published:
+        decision = decision.plus([Failure(CAMPAIGN, "campaign_not_published", "this offer has not been published")])
+    elif stored.paused:
+        decision = decision.plus([Failure(CAMPAIGN, "campaign_paused", "this offer is paused for now; try again later")])
     if not decision.eligible:
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
 
+    if campaign.total_cap is not None and redeemed_in_total(conn, stored.id) >= campaign.total_cap:
+        decision = Decision((Failure(STOCK, "total_cap_reached", f"all {campaign.total_cap} rewards of this offer "
+                                     "have been given out", {"cap": campaign.total_cap}),))
+        return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
     code = claim_code(conn, campaign_id=stored.id, not_expiring_before=campaign.code_expires_at, now=now)
     if code is None:
         decision = Decision((Failure(STOCK, "no_codes_left", "no codes left: every reward code of this offer has been given out"),))
@@ -197,6 +206,13 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
          "code": code.id, "terms": campaign.reward.terms_url, "now": db_time(now), "ip": request.client_ip},
     ).lastrowid
     assert redemption_id is not None
+    conn.execute(
+        "INSERT INTO campaign_totals (campaign_id, redeemed) VALUES (:c, 1)"
+        " ON CONFLICT (campaign_id) DO UPDATE SET redeemed = campaign_totals.redeemed + 1",
+        {"c": stored.id},
+    )
+    if campaign.low_stock_threshold is not None:
+        alert_if_low(conn, stored, now=now, mail_domain=mail_domain)
     enqueue(conn, template=REWARD_EMAIL, recipient=request.account_email, subject_ref=f"redemption:{redemption_id}", at=now,
             locale=request.locale, domain=mail_domain)
     result = RedemptionResult("redeemed", decision, redemption_id, code.code, code.expires_at)
@@ -222,6 +238,11 @@ def failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, sin
             {"v": request.client_ip, "since": db_time(since)},
         ).fetchone()[0]))
     return worst
+
+
+def redeemed_in_total(conn: sqlite3.Connection, campaign_id: int) -> int:
+    row = conn.execute("SELECT redeemed FROM campaign_totals WHERE campaign_id = :c", {"c": campaign_id}).fetchone()
+    return int(row[0]) if row else 0
 
 
 def redemptions_of_account(conn: sqlite3.Connection, campaign_id: int, account_email: str) -> int:

@@ -17,7 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from promo.audit import append_event
 from promo.auth import session_hash
-from promo.errors import InputError
+from promo.errors import InputError, NotFound
 from promo.identifiers import normalize_email
 from promo.timeutil import db_time, from_db_time
 
@@ -139,3 +139,46 @@ def touch_staff_session(conn: sqlite3.Connection, id_hash: str, now: datetime) -
 def end_staff_session(conn: sqlite3.Connection, id_hash: str, *, now: datetime) -> None:
     conn.execute("UPDATE staff_sessions SET ended_at = :t WHERE id_hash = :h AND ended_at IS NULL",
                  {"t": db_time(now), "h": id_hash})
+
+
+def list_staff(conn: sqlite3.Connection) -> list[dict[str, object]]:
+    rows = conn.execute("SELECT id, email, role, created_at, disabled_at, locked_until FROM staff ORDER BY email").fetchall()
+    return [dict(row) for row in rows]
+
+
+def update_staff(conn: sqlite3.Connection, staff_id: int, *, role: str | None, disabled: bool | None, actor: StaffMember,
+                 now: datetime, ip: str | None) -> dict[str, list[object]]:
+    """Change a role or disable/enable an account (admins, inside a transaction); audited
+    with before and after. Disabling ends the account's sessions; its API tokens stop
+    working with it. Nobody changes their own account here, so an admin cannot lock
+    everyone out, and the last active admin stays an admin."""
+    row = conn.execute("SELECT id, email, role, disabled_at FROM staff WHERE id = :id", {"id": staff_id}).fetchone()
+    if row is None:
+        raise NotFound("staff account", str(staff_id))
+    if row["id"] == actor.id:
+        raise InputError.one("account", "you cannot change your own role or disable yourself; ask another admin")
+    if role is not None and role not in ROLES:
+        raise InputError.one("role", f"must be one of {', '.join(ROLES)}")
+    changes: dict[str, list[object]] = {}
+    if role is not None and role != row["role"]:
+        changes["role"] = [row["role"], role]
+    if disabled is not None and disabled != (row["disabled_at"] is not None):
+        changes["disabled"] = [row["disabled_at"] is not None, disabled]
+    losing_admin = row["role"] == "admin" and row["disabled_at"] is None and ("role" in changes or disabled)
+    if losing_admin:
+        admins = conn.execute("SELECT COUNT(*) FROM staff WHERE role = 'admin' AND disabled_at IS NULL").fetchone()[0]
+        if admins <= 1:
+            raise InputError.one("role", "this is the last active admin; make another admin first")
+    if not changes:
+        return changes
+    conn.execute(
+        "UPDATE staff SET role = :role, disabled_at = :disabled WHERE id = :id",
+        {"role": role or row["role"], "id": staff_id,
+         "disabled": (db_time(now) if disabled else None) if disabled is not None else row["disabled_at"]},
+    )
+    if disabled:
+        conn.execute("UPDATE staff_sessions SET ended_at = :t WHERE staff_id = :id AND ended_at IS NULL",
+                     {"t": db_time(now), "id": staff_id})
+    append_event(conn, tag="staff:account:changed", actor=f"staff:{actor.email}", subject=f"staff:{row['email']}",
+                 ip=ip, at=now, data={"changes": changes})
+    return changes

@@ -20,6 +20,11 @@ REVIEWED_DYNAMIC_SQL = {
     ("decision_log.py", "attempt_detail"): "a constant SELECT plus a constant WHERE",
     ("reviews.py", "get_claim"): "a constant SELECT plus a constant WHERE",
     ("reviews.py", "pending_claims"): "a constant SELECT plus a constant WHERE",
+    ("jobs.py", "get_job"): "a constant SELECT plus a constant WHERE",
+    ("jobs.py", "recent_jobs"): "a constant SELECT plus a constant WHERE",
+    ("campaign_store.py", "get_campaign"): "a constant column list plus a constant WHERE",
+    ("campaign_store.py", "list_campaigns"): "a constant column list",
+    ("campaign_store.py", "change_state"): "the column is one of two names fixed in the function; values are parameters",
 }
 
 

@@ -105,6 +105,8 @@ class PurchaseOffer:
     names: Mapping[str, str] = field(default_factory=dict)  # the offer's name per language
     sponsors: tuple[Sponsor, ...] = ()  # R-X13
     support: Support | None = None  # R-X16
+    total_cap: int | None = None  # at most this many rewards in all (None: the pool is the limit)
+    low_stock_threshold: int | None = None  # marketers are emailed once when available codes fall below
     kind: str = KIND
 
     def name_in(self, lang: str) -> str:
@@ -228,6 +230,12 @@ class PurchaseOffer:
             "name": self.name,
             "timezone": self.timezone,
             "limit_per_account": self.limit_per_account,
+        }
+        if self.total_cap is not None:
+            data["total_cap"] = self.total_cap
+        if self.low_stock_threshold is not None:
+            data["low_stock_threshold"] = self.low_stock_threshold
+        data |= {
             "countries": list(self.countries),
             "eligibility_window": {"first_day": self.eligibility.first_day, "last_day": self.eligibility.last_day},
             "redemption_window": {"first_day": self.redemption.first_day, "last_day": self.redemption.last_day},
@@ -249,6 +257,10 @@ class PurchaseOffer:
         if self.support:
             data["support"] = {"default": self.support.default, "countries": dict(sorted(self.support.countries.items()))}
         return data
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _attrs(sku: Sku) -> dict[str, str]:
@@ -366,9 +378,16 @@ class _Parser:
                     self.errors.extend(exc.errors)
 
         limit = d.get("limit_per_account", 1)
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        if not _whole(limit):
             self.fail("limit_per_account", "must be a whole number of at least 1 (R-X6)")
             limit = 1
+        total_cap, threshold = d.get("total_cap"), d.get("low_stock_threshold")
+        if total_cap is not None and not _whole(total_cap):
+            self.fail("total_cap", "must be a whole number of at least 1, or left out for no cap")
+            total_cap = None
+        if threshold is not None and not _whole(threshold):
+            self.fail("low_stock_threshold", "must be a whole number of at least 1, or left out for no alert")
+            threshold = None
 
         raw_products = d.get("products")
         section: Mapping[str, Any] = raw_products if isinstance(raw_products, Mapping) else {}
@@ -402,7 +421,8 @@ class _Parser:
         if redemption and reward.code_expires_on != date.min and reward.code_expires_on < redemption.last_day:
             self.fail("reward.code_expires_on", "codes would expire before the redemption window closes (R-X9)")
 
-        unknown = set(d) - {"slug", "kind", "name", "timezone", "limit_per_account", "countries",
+        unknown = set(d) - {"slug", "kind", "name", "timezone", "limit_per_account", "total_cap",
+                            "low_stock_threshold", "countries",
                             "eligibility_window", "redemption_window", "products", "availability", "reward",
                             "names", "sponsors", "support"}
         names = self.names()
@@ -426,6 +446,8 @@ class _Parser:
             names=names,
             sponsors=sponsors,
             support=support,
+            total_cap=total_cap,
+            low_stock_threshold=threshold,
         )
 
     def names(self) -> Mapping[str, str]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Reasons that are not business rules of the documents but still refuse a claim.
-STOCK = "STOCK"  # the code pool is empty
+STOCK = "STOCK"  # the code pool is empty, or the campaign's total cap is reached
+CAMPAIGN = "CAMPAIGN"  # the campaign is a draft or paused by its marketers
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ async def home(request: Request) -> Response:
     if chosen in country_codes():
         ctx.country = chosen
     offers = [s.campaign for s in await _db(request).read(list_campaigns)
-              if s.campaign.is_open(now) and (ctx.country is None or ctx.country in s.campaign.countries)]
+              if s.published and s.campaign.is_open(now) and (ctx.country is None or ctx.country in s.campaign.countries)]
     response = render(request, ctx, "consumer/home.html", offers=offers, all_countries=sorted(country_codes()))
     if chosen in country_codes():
         set_cookie(response, ctx, COUNTRY_COOKIE, chosen, YEAR)
@@ -77,7 +77,11 @@ async def home(request: Request) -> Response:
 
 
 async def _campaign(request: Request) -> Any:
-    return (await _db(request).read(get_campaign, request.path_params["slug"])).campaign
+    """The offer behind the URL; a draft does not exist for consumers."""
+    stored = await _db(request).read(get_campaign, request.path_params["slug"])
+    if not stored.published:
+        raise NotFound("offer", request.path_params["slug"])
+    return stored.campaign
 
 
 async def offer(request: Request) -> Response:

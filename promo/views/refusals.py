@@ -29,6 +29,9 @@ MESSAGES = {
         "We have no record of a purchase and activation for this product key. Check the key, and keep your dated receipt."),
     "no_codes_left": N_("No codes left: every reward code of this offer has been given out."),
     "already_redeemed": N_("This account or product key has already redeemed this offer."),
+    "campaign_not_published": N_("This offer has not started."),
+    "campaign_paused": N_("This offer is paused for the moment. Please try again later."),
+    "total_cap_reached": N_("No codes left: every reward of this offer has been given out."),
     "too_many_attempts": N_(
         "Too many attempts with product keys that could not be used. Try again in an hour, or contact customer service."),
 }

@@ -1,0 +1,149 @@
+"""The console's campaign form <-> a campaign definition (the same dict a campaign file holds).
+
+The form only turns text into the definition's shape; every rule about what a valid
+campaign is lives in the campaign kind's parser, so the console, the CLI and the API
+give the same field-level messages. Fields the form does not edit (sponsors, support)
+are carried over from the campaign being edited."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from promo.catalog import ATTRIBUTES
+from promo.errors import FieldError, InputError
+
+TEXTAREAS = ("products.qualifying", "products.excluded", "availability")
+OPTIONAL_NUMBERS = ("total_cap", "low_stock_threshold")
+# Where each field of the definition is edited on the form (errors are shown there).
+FORM_FIELDS = ("slug", "name", "names", "timezone", "eligibility_window.first_day", "eligibility_window.last_day",
+               "redemption_window.first_day", "redemption_window.last_day", "countries", "products.qualifying_skus",
+               "products.excluded_skus", *TEXTAREAS, "products", "limit_per_account", *OPTIONAL_NUMBERS,
+               "reward.name", "reward.terms_url", "reward.code_expires_on", "reward.code_pattern")
+
+
+def definition_from_form(form: Mapping[str, Any], base: Mapping[str, Any] | None, languages: tuple[str, ...]) -> dict[str, Any]:
+    """The definition a submitted form describes; InputError for text the form cannot read
+    (a malformed attribute line), before the campaign's own validation runs."""
+    get = lambda name: str(form.get(name) or "").strip()  # noqa: E731
+    getlist = form.getlist if hasattr(form, "getlist") else lambda name: list(form.get(name) or [])
+    errors: list[FieldError] = []
+    data: dict[str, Any] = {
+        "slug": get("slug") or (base or {}).get("slug", ""),
+        "kind": (base or {}).get("kind", "purchase_offer"),
+        "name": get("name"),
+        "timezone": get("timezone"),
+        "limit_per_account": _number(get("limit_per_account")) if get("limit_per_account") else 1,
+        "countries": [str(c) for c in getlist("countries")],
+        "eligibility_window": {"first_day": get("eligibility_window.first_day"), "last_day": get("eligibility_window.last_day")},
+        "redemption_window": {"first_day": get("redemption_window.first_day"), "last_day": get("redemption_window.last_day")},
+        "products": {
+            "qualifying_skus": [str(s) for s in getlist("products.qualifying_skus")],
+            "excluded_skus": [str(s) for s in getlist("products.excluded_skus")],
+            "qualifying": _matchers(get("products.qualifying"), "products.qualifying", errors),
+            "excluded": _matchers(get("products.excluded"), "products.excluded", errors),
+        },
+        "reward": {"name": get("reward.name"), "terms_url": get("reward.terms_url"),
+                   "code_expires_on": get("reward.code_expires_on"), "code_pattern": get("reward.code_pattern")},
+    }
+    for name in OPTIONAL_NUMBERS:
+        if get(name):
+            data[name] = _number(get(name))
+    availability = _availability(get("availability"), errors)
+    if availability:
+        data["availability"] = availability
+    names = {lang: get(f"names.{lang}") for lang in languages if get(f"names.{lang}")}
+    if names:
+        data["names"] = names
+    if not data["reward"]["code_pattern"]:
+        del data["reward"]["code_pattern"]  # the kind's default (Xbox: XXXXX-XXXXX-XXXXX-XXXXX-XXXXX)
+    for key in ("sponsors", "support"):
+        if base and key in base:
+            data[key] = base[key]
+    if errors:
+        raise InputError(errors)
+    return data
+
+
+def form_from_definition(data: Mapping[str, Any], languages: tuple[str, ...]) -> dict[str, Any]:
+    """Values to fill the form with (lists stay lists, for checkboxes)."""
+    products = data.get("products", {})
+    reward = data.get("reward", {})
+    values: dict[str, Any] = {
+        "slug": data.get("slug", ""), "name": data.get("name", ""), "timezone": data.get("timezone", ""),
+        "limit_per_account": str(data.get("limit_per_account", 1)),
+        "countries": list(data.get("countries", [])),
+        "products.qualifying_skus": list(products.get("qualifying_skus", [])),
+        "products.excluded_skus": list(products.get("excluded_skus", [])),
+        "products.qualifying": _matcher_text(products.get("qualifying", [])),
+        "products.excluded": _matcher_text(products.get("excluded", [])),
+        "availability": "\n".join(f"{sku}: {', '.join(c)}" for sku, c in data.get("availability", {}).items()),
+        "reward.name": reward.get("name", ""), "reward.terms_url": reward.get("terms_url", ""),
+        "reward.code_expires_on": str(reward.get("code_expires_on", "")), "reward.code_pattern": reward.get("code_pattern", ""),
+    }
+    for window in ("eligibility_window", "redemption_window"):
+        for end in ("first_day", "last_day"):
+            values[f"{window}.{end}"] = str(data.get(window, {}).get(end, ""))
+    for name in OPTIONAL_NUMBERS:
+        values[name] = str(data[name]) if name in data else ""
+    for lang in languages:
+        values[f"names.{lang}"] = data.get("names", {}).get(lang, "")
+    return values
+
+
+def errors_by_field(errors: list[FieldError]) -> dict[str, list[str]]:
+    """Each error under the form field it belongs to ('products.qualifying[0].channel' is
+    shown at 'products.qualifying'); anything else under '' (top of the form)."""
+    out: dict[str, list[str]] = {}
+    for error in errors:
+        where = error.field.split("[")[0]
+        target = next((f for f in FORM_FIELDS if where == f or where.startswith(f + ".")), "")
+        if where.startswith("availability"):
+            target = "availability"
+        line = f"line {error.line}: " if error.line is not None else ""
+        detail = f"{error.field}: " if target and error.field != target else ""
+        out.setdefault(target, []).append(f"{line}{detail}{error.message}")
+    return out
+
+
+def _number(text: str) -> int | str:
+    # Digits become a number; anything else goes to the parser as is, which names the field.
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _matchers(text: str, field: str, errors: list[FieldError]) -> list[dict[str, list[str]]]:
+    """One rule per line: `channel=trial,nfr; term=monthly` (every attribute must match)."""
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        matcher: dict[str, list[str]] = {}
+        for part in line.split(";"):
+            name, sep, values = part.partition("=")
+            name = name.strip().lower()
+            if not sep or not name:
+                errors.append(FieldError(field, f"write each rule as attribute=value[,value] joined by ';' "
+                                         f"(attributes: {', '.join(ATTRIBUTES)})", line=number))
+                break
+            matcher[name] = [v.strip() for v in values.split(",") if v.strip()]
+        else:
+            out.append(matcher)
+    return out
+
+
+def _matcher_text(matchers: list[Mapping[str, list[str]]]) -> str:
+    return "\n".join("; ".join(f"{name}={','.join(values)}" for name, values in m.items()) for m in matchers)
+
+
+def _availability(text: str, errors: list[FieldError]) -> dict[str, list[str]]:
+    """One SKU per line: `O365-HOME-MIL: US, GB`."""
+    out: dict[str, list[str]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        sku, sep, countries = line.partition(":")
+        if not sep or not sku.strip():
+            errors.append(FieldError("availability", "write each line as SKU: country, country", line=number))
+            continue
+        out[sku.strip().upper()] = [c.strip() for c in countries.split(",") if c.strip()]
+    return out

@@ -1,0 +1,216 @@
+"""The JSON API for automation under /api/v1/: campaigns, code and activation uploads,
+dry-run evaluation, stock. Authenticated by per-staff API tokens (Bearer), scoped by the
+owner's role exactly like the console; errors are problem+json naming the field and rule.
+The OpenAPI description is promo/views/openapi.py, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from promo.api_tokens import needs_touch, staff_for_token, touch_token
+from promo.campaign_store import STATE_ACTIONS, change_state, get_campaign, list_campaigns, save_campaign
+from promo.campaigns import campaign_from_dict, parse_campaign_file
+from promo.catalog import load_catalog
+from promo.errors import FieldError, InputError
+from promo.evaluation import DryRun, evaluate_dry_run
+from promo.jobs import get_job
+from promo.staff import StaffMember
+from promo.stock import rearm_if_restocked, stock_report
+from promo.timeutil import utcnow
+from promo.views.console import EDITORS, MAX_UPLOAD_BYTES, READERS
+from promo.views.context import client_ip
+from promo.views.openapi import OPENAPI
+
+ApiView = Callable[[Request, StaffMember, str], Awaitable[Response]]
+
+
+def problem(status: int, title: str, errors: list[dict[str, Any]] | None = None, request_id: str | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "status": status, "title": title}
+    if errors:
+        body["errors"] = errors
+    if request_id:
+        body["request_id"] = request_id
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def api_role(*roles: str) -> Callable[[ApiView], Callable[[Request], Awaitable[Response]]]:
+    """A live token whose owner has one of `roles`: else 401 (no or bad token) or 403."""
+
+    def decorate(view: ApiView) -> Callable[[Request], Awaitable[Response]]:
+        @wraps(view)
+        async def wrapper(request: Request) -> Response:
+            scheme, _, raw = request.headers.get("authorization", "").partition(" ")
+            found = await request.app.state.db.read(staff_for_token, raw.strip()) if scheme.lower() == "bearer" else None
+            if found is None:
+                return problem(401, "a valid API token is required (Authorization: Bearer …)",
+                               headers={"WWW-Authenticate": 'Bearer realm="promo"'})
+            token_id, staff, last_used = found
+            if staff.role not in roles:
+                return problem(403, f"the {staff.role} role cannot do this; it needs one of: {', '.join(roles)}")
+            now = utcnow()
+            if needs_touch(last_used, now):
+                await request.app.state.db.write(touch_token, token_id, now)
+            return await view(request, staff, f"staff:{staff.email} (API token {token_id})")
+
+        return wrapper
+
+    return decorate
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError.one("body", "is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InputError.one("body", "must be a JSON object")
+    return body
+
+
+def _campaign_json(stored: Any, now: Any) -> dict[str, Any]:
+    return {"slug": stored.campaign.slug, "kind": stored.campaign.kind, "name": stored.campaign.name,
+            "status": stored.status(now), "updated_at": stored.updated_at,
+            "definition": json.loads(json.dumps(stored.campaign.to_dict(), default=str))}
+
+
+@api_role(*READERS)
+async def campaigns_list(request: Request, staff: StaffMember, actor: str) -> Response:
+    now = utcnow()
+    return JSONResponse({"campaigns": [_campaign_json(s, now) for s in await request.app.state.db.read(list_campaigns)]})
+
+
+@api_role(*READERS)
+async def campaign_read(request: Request, staff: StaffMember, actor: str) -> Response:
+    return JSONResponse(_campaign_json(await request.app.state.db.read(get_campaign, request.path_params["slug"]), utcnow()))
+
+
+@api_role(*EDITORS)
+async def campaign_write(request: Request, staff: StaffMember, actor: str) -> Response:
+    """Create (as a draft) or replace a campaign: JSON (the definition) or TOML (a campaign file)."""
+    slug = request.path_params["slug"]
+    catalog = await request.app.state.db.read(load_catalog)
+    if request.headers.get("content-type", "").startswith("application/toml"):
+        try:
+            campaign = parse_campaign_file((await request.body()).decode("utf-8"), catalog)
+        except UnicodeDecodeError:
+            raise InputError.one("body", "is not UTF-8 text") from None
+    else:
+        campaign = campaign_from_dict(await _json_body(request), catalog)
+    if campaign.slug != slug:
+        raise InputError.one("slug", f"is {campaign.slug!r} in the body but {slug!r} in the address")
+    now = utcnow()
+
+    def save(conn: Any) -> tuple[bool, dict[str, Any]]:
+        existed = conn.execute("SELECT 1 FROM campaigns WHERE slug = :s", {"s": slug}).fetchone() is not None
+        _id, changes = save_campaign(conn, campaign, actor=actor, now=now, ip=client_ip(request), publish=False)
+        rearm_if_restocked(conn, get_campaign(conn, slug), now=now, actor=actor)
+        return existed, changes
+
+    existed, changes = await request.app.state.db.write(save)
+    stored = await request.app.state.db.read(get_campaign, slug)
+    return JSONResponse({**_campaign_json(stored, now), "changes": changes}, status_code=200 if existed else 201)
+
+
+@api_role(*EDITORS)
+async def campaign_state(request: Request, staff: StaffMember, actor: str) -> Response:
+    action = (await _json_body(request)).get("action")
+    if action not in STATE_ACTIONS:
+        raise InputError.one("action", f"must be one of {', '.join(STATE_ACTIONS)}")
+    stored = await request.app.state.db.write(change_state, request.path_params["slug"], action, actor=actor, now=utcnow(),
+                                              ip=client_ip(request))
+    return JSONResponse(_campaign_json(stored, utcnow()))
+
+
+@api_role(*READERS)
+async def evaluate(request: Request, staff: StaffMember, actor: str) -> Response:
+    body = await _json_body(request)
+    dry = DryRun(campaign=request.path_params["slug"], **{k: str(body.get(k) or "") for k in
+                                                          ("sku", "country", "purchased_at", "activated_at")})
+    decision = await request.app.state.db.read(evaluate_dry_run, dry, utcnow())
+    return JSONResponse(decision.as_dict())
+
+
+@api_role(*READERS)
+async def stock(request: Request, staff: StaffMember, actor: str) -> Response:
+    now = utcnow()
+
+    def report(conn: Any) -> dict[str, Any]:
+        return stock_report(conn, get_campaign(conn, request.path_params["slug"]), now).as_dict()
+
+    return JSONResponse(await request.app.state.db.read(report))
+
+
+async def _upload(request: Request, actor: str, kind: str, slug: str | None) -> Response:
+    """Stream the CSV body to a temporary file, import it (all or nothing) and answer with
+    the outcome: 201 with the count, or 422 with every error by line."""
+    if slug is not None:
+        await request.app.state.db.read(get_campaign, slug)  # 404 before reading the body
+    fd, path = tempfile.mkstemp(prefix="promo-upload-", suffix=".csv")
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_UPLOAD_BYTES:
+                    return problem(413, f"uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+                out.write(chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    if size > MAX_UPLOAD_BYTES:
+        os.unlink(path)
+        return problem(413, f"uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+    source = request.query_params.get("source") or f"api-{kind}.csv"
+    jobs = request.app.state.jobs
+    job = await jobs.wait(await jobs.start(kind=kind, path=path, size=size, source=source, actor=actor, campaign_slug=slug))
+    if job.status != "done":
+        errors = [FieldError(**{k: e.get(k) for k in ("field", "message", "line", "rule")}).as_dict() for e in job.errors]
+        return problem(422, f"nothing was imported: {job.error_total} problem(s)", errors)
+    return JSONResponse(job.as_dict(1.0), status_code=201)
+
+
+@api_role(*EDITORS)
+async def upload_codes(request: Request, staff: StaffMember, actor: str) -> Response:
+    return await _upload(request, actor, "codes", request.path_params["slug"])
+
+
+@api_role(*EDITORS)
+async def upload_activations(request: Request, staff: StaffMember, actor: str) -> Response:
+    return await _upload(request, actor, "activations", None)
+
+
+@api_role(*READERS)
+async def job(request: Request, staff: StaffMember, actor: str) -> Response:
+    raw = request.path_params["job_id"]
+    if not raw.isdigit():
+        return problem(404, f"import job {raw!r} not found")
+    found = await request.app.state.db.read(get_job, int(raw))
+    return JSONResponse(found.as_dict(request.app.state.jobs.progress(found)))
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+routes = [
+    Route("/api/v1/openapi.json", openapi, name="api.openapi"),
+    Route("/api/v1/campaigns", campaigns_list, name="api.campaigns"),
+    Route("/api/v1/campaigns/{slug}", campaign_read, methods=["GET"], name="api.campaign"),
+    Route("/api/v1/campaigns/{slug}", campaign_write, methods=["PUT"], name="api.campaign_write"),
+    Route("/api/v1/campaigns/{slug}/state", campaign_state, methods=["POST"], name="api.campaign_state"),
+    Route("/api/v1/campaigns/{slug}/evaluate", evaluate, methods=["POST"], name="api.evaluate"),
+    Route("/api/v1/campaigns/{slug}/stock", stock, name="api.stock"),
+    Route("/api/v1/campaigns/{slug}/codes", upload_codes, methods=["POST"], name="api.codes"),
+    Route("/api/v1/activations", upload_activations, methods=["POST"], name="api.activations"),
+    Route("/api/v1/jobs/{job_id}", job, name="api.job"),
+]

@@ -1,0 +1,334 @@
+"""The marketer console under /console/: campaigns (create, edit, clone, publish, pause,
+resume, export, import), the "would this qualify?" preview and replay, code pools (upload
+with progress, void, stock), and activation uploads.
+
+Marketers and admins change things; auditors see every page marketers see and change
+nothing. Every change goes through the same functions as the CLI and the API, which
+write the audit events."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from zoneinfo import available_timezones
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from promo.auth import same_token
+from promo.campaign_form import definition_from_form, errors_by_field, form_from_definition
+from promo.campaign_store import STATE_ACTIONS, StoredCampaign, change_state, get_campaign, list_campaigns, save_campaign
+from promo.campaigns import campaign_from_dict, parse_campaign_file, render_campaign_file
+from promo.catalog import load_catalog
+from promo.codes import batches, void_batch
+from promo.countries import country_codes, country_name
+from promo.errors import InputError, NotFound
+from promo.evaluation import DryRun, evaluate_dry_run
+from promo.i18n import languages
+from promo.jobs import get_job, recent_jobs, spool
+from promo.replay import replay
+from promo.staff import StaffSession
+from promo.stock import rearm_if_restocked, stock_report
+from promo.timeutil import utcnow
+from promo.views.context import client_ip, redirect
+from promo.views.staffauth import require_role, staff_render
+
+READERS = ("admin", "marketer", "auditor")
+EDITORS = ("admin", "marketer")
+MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # a million codes is about 30 MB
+
+
+def actor(session: StaffSession) -> str:
+    return f"staff:{session.staff.email}"
+
+
+async def checked_form(request: Request, session: StaffSession) -> FormData | Response:
+    """The posted form if its CSRF token is the session's, else the 403 page."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_UPLOAD_BYTES:
+        return staff_render(request, "console/message.html", 413, session=session, title="File too large",
+                            message=f"Uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+    form = await request.form(max_part_size=4 * 1024 * 1024)
+    if not same_token(session.csrf_token, str(form.get("csrf") or "")):
+        return staff_render(request, "staff/forbidden.html", 403, session=session)
+    return form
+
+
+async def _catalog(request: Request) -> dict[str, Any]:
+    return await request.app.state.db.read(load_catalog)  # type: ignore[no-any-return]
+
+
+def _slug(request: Request) -> str:
+    return str(request.path_params["slug"])
+
+
+def _int_param(request: Request, name: str) -> int:
+    raw = str(request.path_params[name])
+    if not raw.isdigit():
+        raise NotFound(name.replace("_", " "), raw)
+    return int(raw)
+
+
+# ---- campaigns --------------------------------------------------------------------------
+
+@require_role(*READERS)
+async def index(request: Request, session: StaffSession) -> Response:
+    db, now = request.app.state.db, utcnow()
+
+    def overview(conn: Any) -> list[tuple[StoredCampaign, Any]]:
+        return [(s, stock_report(conn, s, now)) for s in list_campaigns(conn)]
+
+    rows = await db.read(overview)
+    return staff_render(request, "console/index.html", session=session, rows=rows, now=now,
+                        can_edit=session.staff.role in EDITORS)
+
+
+async def _form_page(request: Request, session: StaffSession, *, values: dict[str, Any], mode: str, status: int = 200,
+               errors: dict[str, list[str]] | None = None, stored: StoredCampaign | None = None,
+               replayed: Any = None) -> Response:
+    catalog = await _catalog(request)
+    countries = sorted(((c, country_name(c)) for c in country_codes()), key=lambda pair: pair[1])
+    return staff_render(request, "console/edit.html", status, session=session, values=values, mode=mode,
+                        errors=errors or {}, stored=stored, replayed=replayed, catalog=catalog, countries=countries,
+                        languages=languages(), timezones=sorted(available_timezones()))
+
+
+@require_role(*EDITORS)
+async def new_form(request: Request, session: StaffSession) -> Response:
+    clone_of = request.query_params.get("from")
+    if clone_of:
+        stored = await request.app.state.db.read(get_campaign, clone_of)
+        values = form_from_definition(stored.campaign.to_dict(), languages())
+        values["slug"] = f"{stored.campaign.slug}-copy"
+        values["name"] = f"{stored.campaign.name} (copy)"
+        values["clone_of"] = stored.campaign.slug
+    else:
+        values = form_from_definition({}, languages())
+    return await _form_page(request, session, values=values, mode="new")
+
+
+@require_role(*EDITORS)
+async def create(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    clone_of = str(form.get("clone_of") or "")
+    base = (await request.app.state.db.read(get_campaign, clone_of)).campaign.to_dict() if clone_of else None
+    values = {**form_from_definition({}, languages()), **_posted_values(form)}
+    try:
+        data = definition_from_form(form, base and {k: base[k] for k in ("sponsors", "support") if k in base}, languages())
+        campaign = campaign_from_dict(data, await _catalog(request))
+
+        def insert(conn: Any) -> None:
+            if conn.execute("SELECT 1 FROM campaigns WHERE slug = :s", {"s": campaign.slug}).fetchone():
+                raise InputError.one("slug", f"{campaign.slug} is already taken by another campaign")
+            save_campaign(conn, campaign, actor=actor(session), now=utcnow(), ip=client_ip(request), publish=False)
+
+        await request.app.state.db.write(insert)
+    except InputError as exc:
+        return await _form_page(request, session, values=values, mode="new", status=422, errors=errors_by_field(exc.errors))
+    return redirect(f"/console/campaigns/{campaign.slug}")
+
+
+@require_role(*READERS)
+async def campaign_page(request: Request, session: StaffSession) -> Response:
+    db, now, slug = request.app.state.db, utcnow(), _slug(request)
+
+    def load(conn: Any) -> dict[str, Any]:
+        stored = get_campaign(conn, slug)
+        return {"stored": stored, "stock": stock_report(conn, stored, now), "batches": batches(conn, stored.id),
+                "jobs": recent_jobs(conn, campaign_slug=slug, kind="codes", limit=5)}
+
+    data = await db.read(load)
+    preview, preview_errors = None, {}
+    query = request.query_params
+    if "sku" in query:
+        dry = DryRun(campaign=slug, sku=query.get("sku", ""), country=query.get("country", ""),
+                     purchased_at=query.get("purchased_at", ""), activated_at=query.get("activated_at", ""))
+        try:
+            preview = await db.read(evaluate_dry_run, dry, now)
+        except InputError as exc:
+            preview_errors = {e.field: e.message for e in exc.errors}
+    return staff_render(request, "console/campaign.html", session=session, now=now, status=data["stored"].status(now),
+                        can_edit=session.staff.role in EDITORS, preview=preview, preview_errors=preview_errors,
+                        query=dict(query), catalog=await _catalog(request), **data)
+
+
+@require_role(*EDITORS)
+async def edit_form(request: Request, session: StaffSession) -> Response:
+    stored = await request.app.state.db.read(get_campaign, _slug(request))
+    values = form_from_definition(stored.campaign.to_dict(), languages())
+    values["updated_at"] = stored.updated_at
+    return await _form_page(request, session, values=values, mode="edit", stored=stored)
+
+
+@require_role(*EDITORS)
+async def edit_submit(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    db = request.app.state.db
+    stored = await db.read(get_campaign, _slug(request))
+    values = {**_posted_values(form), "slug": stored.campaign.slug}
+    try:
+        data = definition_from_form(form, stored.campaign.to_dict(), languages())
+        data["slug"] = stored.campaign.slug  # the slug is the campaign's address: it does not change
+        campaign = campaign_from_dict(data, await _catalog(request))
+    except InputError as exc:
+        return await _form_page(request, session, values=values, mode="edit", status=422, stored=stored,
+                          errors=errors_by_field(exc.errors))
+    if form.get("action") == "replay":
+        report = await db.read(replay, stored.id, campaign)
+        return await _form_page(request, session, values=values, mode="edit", stored=stored, replayed=report)
+
+    def update(conn: Any) -> None:
+        save_campaign(conn, campaign, actor=actor(session), now=utcnow(), ip=client_ip(request),
+                      expected_updated_at=str(form.get("updated_at") or "") or None)
+        rearm_if_restocked(conn, get_campaign(conn, campaign.slug), now=utcnow(), actor=actor(session))
+
+    try:
+        await db.write(update)
+    except InputError as exc:
+        return await _form_page(request, session, values=values, mode="edit", status=409, stored=stored,
+                          errors=errors_by_field(exc.errors))
+    return redirect(f"/console/campaigns/{campaign.slug}")
+
+
+def _posted_values(form: FormData) -> dict[str, Any]:
+    """What was typed, to show the form again as it was sent."""
+    values: dict[str, Any] = {}
+    for key in form.keys():
+        if key in ("countries", "products.qualifying_skus", "products.excluded_skus"):
+            values[key] = [str(v) for v in form.getlist(key)]
+        elif key != "csrf":
+            values[key] = str(form.get(key) or "")
+    for key in ("countries", "products.qualifying_skus", "products.excluded_skus"):
+        values.setdefault(key, [])
+    return values
+
+
+@require_role(*EDITORS)
+async def state_submit(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    action = str(form.get("action") or "")
+    if action not in STATE_ACTIONS:
+        raise InputError.one("action", f"must be one of {', '.join(STATE_ACTIONS)}")
+    await request.app.state.db.write(change_state, _slug(request), action, actor=actor(session), now=utcnow(),
+                                     ip=client_ip(request))
+    return redirect(f"/console/campaigns/{_slug(request)}")
+
+
+@require_role(*READERS)
+async def export_file(request: Request, session: StaffSession) -> Response:
+    stored = await request.app.state.db.read(get_campaign, _slug(request))
+    return Response(render_campaign_file(stored.campaign), media_type="application/toml; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{stored.campaign.slug}.toml"'})
+
+
+@require_role(*EDITORS)
+async def import_file(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    upload = form.get("file")
+    try:
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise InputError.one("file", "choose a campaign file (.toml) to import")
+        raw = await upload.read(MAX_UPLOAD_BYTES)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError.one("file", "is not UTF-8 text") from None
+        campaign = parse_campaign_file(text, await _catalog(request))
+        # A new campaign arrives as a draft; an existing one keeps its state (the CLI publishes).
+        await request.app.state.db.write(save_campaign, campaign, actor=actor(session), now=utcnow(),
+                                         ip=client_ip(request), publish=False)
+    except InputError as exc:
+        return staff_render(request, "console/message.html", 422, session=session, title="The campaign file was not imported",
+                            errors=[str(e) for e in exc.errors])
+    return redirect(f"/console/campaigns/{campaign.slug}")
+
+
+# ---- code pools and activation records -----------------------------------------------------
+
+async def _start_upload(request: Request, session: StaffSession, form: FormData, kind: str, slug: str | None) -> Response:
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return staff_render(request, "console/message.html", 422, session=session, title="Nothing was uploaded",
+                            errors=["file: choose a CSV file to upload"])
+    await upload.seek(0)
+    path, size = await asyncio.to_thread(spool, upload.file)
+    job_id = await request.app.state.jobs.start(kind=kind, path=path, size=size, source=upload.filename,
+                                                actor=actor(session), campaign_slug=slug)
+    return redirect(f"/console/jobs/{job_id}")
+
+
+@require_role(*EDITORS)
+async def upload_codes(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    await request.app.state.db.read(get_campaign, _slug(request))  # 404 before anything is stored
+    return await _start_upload(request, session, form, "codes", _slug(request))
+
+
+@require_role(*EDITORS)
+async def void_codes(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    slug, batch_id = _slug(request), _int_param(request, "batch_id")
+
+    def void(conn: Any) -> int:
+        stored = get_campaign(conn, slug)
+        return void_batch(conn, campaign_id=stored.id, slug=slug, batch_id=batch_id, actor=actor(session),
+                          now=utcnow(), ip=client_ip(request))
+
+    await request.app.state.db.write(void)
+    return redirect(f"/console/campaigns/{slug}")
+
+
+@require_role(*READERS)
+async def activations_page(request: Request, session: StaffSession) -> Response:
+    jobs = await request.app.state.db.read(recent_jobs, kind="activations", limit=10)
+    return staff_render(request, "console/activations.html", session=session, jobs=jobs,
+                        can_edit=session.staff.role in EDITORS)
+
+
+@require_role(*EDITORS)
+async def upload_activations(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    return await _start_upload(request, session, form, "activations", None)
+
+
+@require_role(*READERS)
+async def job_page(request: Request, session: StaffSession) -> Response:
+    job = await request.app.state.db.read(get_job, _int_param(request, "job_id"))
+    jobs = request.app.state.jobs
+    return staff_render(request, "console/job.html", session=session, job=job, progress=jobs.progress(job),
+                        running_here=jobs.running_here(job.id))
+
+
+routes = [
+    Route("/console/", index, name="console.index"),
+    Route("/console/campaigns/new", new_form, methods=["GET"], name="console.new_form"),
+    Route("/console/campaigns/new", create, methods=["POST"], name="console.create"),
+    Route("/console/campaigns/import", import_file, methods=["POST"], name="console.import"),
+    Route("/console/campaigns/{slug}", campaign_page, name="console.campaign"),
+    Route("/console/campaigns/{slug}/edit", edit_form, methods=["GET"], name="console.edit_form"),
+    Route("/console/campaigns/{slug}/edit", edit_submit, methods=["POST"], name="console.edit"),
+    Route("/console/campaigns/{slug}/state", state_submit, methods=["POST"], name="console.state"),
+    Route("/console/campaigns/{slug}/export.toml", export_file, name="console.export"),
+    Route("/console/campaigns/{slug}/codes", upload_codes, methods=["POST"], name="console.upload_codes"),
+    Route("/console/campaigns/{slug}/batches/{batch_id}/void", void_codes, methods=["POST"], name="console.void"),
+    Route("/console/activations", activations_page, methods=["GET"], name="console.activations"),
+    Route("/console/activations", upload_activations, methods=["POST"], name="console.upload_activations"),
+    Route("/console/jobs/{job_id}", job_page, name="console.job"),
+]
+

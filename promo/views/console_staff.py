@@ -1,0 +1,102 @@
+"""Console pages for people rather than campaigns: staff accounts (admins only) and each
+staff member's own API tokens (anyone who may use the console)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from promo.api_tokens import create_token, revoke_token, tokens_of
+from promo.errors import InputError
+from promo.staff import ROLES, StaffSession, add_staff, list_staff, update_staff
+from promo.timeutil import utcnow
+from promo.views.console import READERS, actor, checked_form
+from promo.views.context import client_ip, redirect
+from promo.views.staffauth import require_role, staff_render
+
+
+@require_role("admin")
+async def staff_page(request: Request, session: StaffSession, *, status: int = 200, errors: dict[str, str] | None = None,
+                     values: dict[str, str] | None = None) -> Response:
+    members = await request.app.state.db.read(list_staff)
+    return staff_render(request, "console/staff.html", status, session=session, members=members, roles=ROLES,
+                        errors=errors or {}, values=values or {})
+
+
+@require_role("admin")
+async def staff_add(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    values = {k: str(form.get(k) or "") for k in ("email", "role")}
+    try:
+        await request.app.state.db.write(add_staff, email=values["email"], role=values["role"],
+                                         password=str(form.get("password") or ""), now=utcnow(), actor=actor(session))
+    except InputError as exc:
+        return await staff_page.__wrapped__(request, session, status=422, values=values,  # type: ignore[attr-defined]
+                                            errors={e.field: e.message for e in exc.errors})
+    return redirect("/console/staff")
+
+
+@require_role("admin")
+async def staff_update(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    raw = str(request.path_params["staff_id"])
+    action = str(form.get("action") or "")
+    role = str(form.get("role") or "") if action == "role" else None
+    disabled = {"disable": True, "enable": False}.get(action)
+    try:
+        if not raw.isdigit() or (role is None and disabled is None):
+            raise InputError.one("action", "must be role, disable or enable")
+        await request.app.state.db.write(update_staff, int(raw), role=role, disabled=disabled, actor=session.staff,
+                                         now=utcnow(), ip=client_ip(request))
+    except InputError as exc:
+        return await staff_page.__wrapped__(request, session, status=422,  # type: ignore[attr-defined]
+                                            errors={e.field: e.message for e in exc.errors})
+    return redirect("/console/staff")
+
+
+@require_role(*READERS)
+async def tokens_page(request: Request, session: StaffSession, *, status: int = 200, new_token: str | None = None,
+                      error: str | None = None) -> Response:
+    tokens = await request.app.state.db.read(tokens_of, session.staff)
+    return staff_render(request, "console/tokens.html", status, session=session, tokens=tokens, new_token=new_token,
+                        error=error)
+
+
+@require_role(*READERS)
+async def token_create(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    try:
+        raw, _id = await request.app.state.db.write(create_token, session.staff, str(form.get("name") or ""),
+                                                    now=utcnow(), ip=client_ip(request))
+    except InputError as exc:
+        return await tokens_page.__wrapped__(request, session, status=422, error=str(exc))  # type: ignore[attr-defined]
+    # Shown once, on this response only; the database keeps a hash.
+    return await tokens_page.__wrapped__(request, session, status=201, new_token=raw)  # type: ignore[attr-defined]
+
+
+@require_role(*READERS)
+async def token_revoke(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    raw = str(request.path_params["token_id"])
+    if raw.isdigit():
+        await request.app.state.db.write(revoke_token, session.staff, int(raw), now=utcnow(), ip=client_ip(request))
+    return redirect("/console/tokens")
+
+
+routes = [
+    Route("/console/staff", staff_page, methods=["GET"], name="console.staff"),
+    Route("/console/staff", staff_add, methods=["POST"], name="console.staff_add"),
+    Route("/console/staff/{staff_id}", staff_update, methods=["POST"], name="console.staff_update"),
+    Route("/console/tokens", tokens_page, methods=["GET"], name="console.tokens"),
+    Route("/console/tokens", token_create, methods=["POST"], name="console.token_create"),
+    Route("/console/tokens/{token_id}/revoke", token_revoke, methods=["POST"], name="console.token_revoke"),
+]

@@ -1,0 +1,103 @@
+"""The OpenAPI 3.1 description of /api/v1/, served at /api/v1/openapi.json.
+tests/test_api.py checks that it names every API route and that answers match it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_PROBLEM = {"description": "Problem (RFC 9457) naming the field, line and rule at fault",
+            "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+_ERRORS = {"401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM}
+_SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"}}
+_CSV = {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+_SOURCE = {"name": "source", "in": "query", "required": False, "schema": {"type": "string"},
+           "description": "a file name for the upload's record"}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Promo API", "version": "1",
+             "description": "Automation for campaigns, code pools and activation records. A token acts with its "
+                            "owner's role: admin and marketer read and write; auditor reads only."},
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/v1/campaigns": {"get": {"operationId": "listCampaigns", "summary": "Every campaign with its status",
+                                      "responses": {"200": _json({"type": "object", "properties": {
+                                          "campaigns": {"type": "array", "items": _ref("Campaign")}}}, "Campaigns"), **_ERRORS}}},
+        "/api/v1/campaigns/{slug}": {
+            "parameters": [_SLUG],
+            "get": {"operationId": "getCampaign", "responses": {"200": _json(_ref("Campaign"), "The campaign"), **_ERRORS}},
+            "put": {"operationId": "putCampaign", "summary": "Create (as a draft) or replace a campaign's definition",
+                    "requestBody": {"required": True, "content": {
+                        "application/json": {"schema": {"type": "object", "description": "the campaign file's content as JSON"}},
+                        "application/toml": {"schema": {"type": "string", "description": "a campaign file"}}}},
+                    "responses": {"200": _json(_ref("Campaign"), "Replaced; `changes` lists field-level before/after"),
+                                  "201": _json(_ref("Campaign"), "Created as a draft"), "400": _PROBLEM, **_ERRORS}},
+        },
+        "/api/v1/campaigns/{slug}/state": {"parameters": [_SLUG], "post": {
+            "operationId": "changeCampaignState",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["action"],
+                "properties": {"action": {"enum": ["publish", "pause", "resume"]}}}}}},
+            "responses": {"200": _json(_ref("Campaign"), "The campaign in its new state"), "400": _PROBLEM, **_ERRORS}}},
+        "/api/v1/campaigns/{slug}/evaluate": {"parameters": [_SLUG], "post": {
+            "operationId": "evaluate", "summary": "Would this qualify? The same rules as a redemption; nothing is written",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["sku", "country", "purchased_at", "activated_at"],
+                "properties": {"sku": {"type": "string"}, "country": {"type": "string"},
+                               "purchased_at": {"type": "string", "description": "a day or an instant with its zone"},
+                               "activated_at": {"type": "string"}}}}}},
+            "responses": {"200": _json(_ref("Decision"), "The decision with every failing rule"), "400": _PROBLEM, **_ERRORS}}},
+        "/api/v1/campaigns/{slug}/stock": {"parameters": [_SLUG], "get": {
+            "operationId": "stock", "responses": {"200": _json(_ref("Stock"), "Codes by status and the run-out projection"), **_ERRORS}}},
+        "/api/v1/campaigns/{slug}/codes": {"parameters": [_SLUG, _SOURCE], "post": {
+            "operationId": "uploadCodes", "summary": "Import a code CSV (header `code`, optional `expires_at`), all or nothing",
+            "requestBody": _CSV,
+            "responses": {"201": _json(_ref("Job"), "Imported"), "413": _PROBLEM, "422": _PROBLEM, **_ERRORS}}},
+        "/api/v1/activations": {"parameters": [_SOURCE], "post": {
+            "operationId": "uploadActivations", "summary": "Import activation records (the CSV of `promo import-activations`)",
+            "requestBody": _CSV,
+            "responses": {"201": _json(_ref("Job"), "Imported"), "413": _PROBLEM, "422": _PROBLEM, **_ERRORS}}},
+        "/api/v1/jobs/{job_id}": {"parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                                  "get": {"operationId": "getJob", "responses": {"200": _json(_ref("Job"), "An upload"), **_ERRORS}}},
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "an API token from /console/tokens"}},
+        "schemas": {
+            "Problem": {"type": "object", "required": ["status", "title"], "properties": {
+                "type": {"type": "string"}, "status": {"type": "integer"}, "title": {"type": "string"},
+                "request_id": {"type": "string"},
+                "errors": {"type": "array", "items": {"type": "object", "required": ["field", "message"], "properties": {
+                    "field": {"type": "string"}, "message": {"type": "string"}, "line": {"type": "integer"},
+                    "rule": {"type": "string"}}}}}},
+            "Campaign": {"type": "object", "required": ["slug", "kind", "name", "status", "definition"], "properties": {
+                "slug": {"type": "string"}, "kind": {"type": "string"}, "name": {"type": "string"},
+                "status": {"enum": ["draft", "scheduled", "live", "paused", "ended"]}, "updated_at": {"type": "string"},
+                "definition": {"type": "object"}, "changes": {"type": "object"}}},
+            "Decision": {"type": "object", "required": ["eligible", "failed_rules", "failures"], "properties": {
+                "eligible": {"type": "boolean"}, "failed_rules": {"type": "array", "items": {"type": "string"}},
+                "failures": {"type": "array", "items": {"type": "object", "properties": {
+                    "rule": {"type": "string"}, "reason": {"type": "string"}, "message": {"type": "string"},
+                    "params": {"type": "object"}}}}}},
+            "Stock": {"type": "object", "required": ["available", "issued", "expired", "voided"], "properties": {
+                "available": {"type": "integer"}, "issued": {"type": "integer"}, "expired": {"type": "integer"},
+                "voided": {"type": "integer"}, "low_stock_threshold": {"type": ["integer", "null"]}, "low": {"type": "boolean"},
+                "rate_per_day": {"type": "number"}, "projected_run_out": {"type": ["string", "null"]},
+                "redemptions_per_day": {"type": "array", "items": {"type": "object"}}}},
+            "Job": {"type": "object", "required": ["id", "kind", "status"], "properties": {
+                "id": {"type": "integer"}, "kind": {"enum": ["codes", "activations"]}, "campaign": {"type": ["string", "null"]},
+                "source": {"type": "string"}, "size_bytes": {"type": "integer"},
+                "status": {"enum": ["running", "done", "failed"]}, "imported": {"type": ["integer", "null"]},
+                "errors": {"type": "array"}, "error_total": {"type": "integer"}, "progress": {"type": ["number", "null"]}}},
+        },
+    },
+}
