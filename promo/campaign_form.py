@@ -38,8 +38,8 @@ def definition_from_form(form: Mapping[str, Any], base: Mapping[str, Any] | None
         "eligibility_window": {"first_day": get("eligibility_window.first_day"), "last_day": get("eligibility_window.last_day")},
         "redemption_window": {"first_day": get("redemption_window.first_day"), "last_day": get("redemption_window.last_day")},
         "products": {
-            "qualifying_skus": [str(s) for s in getlist("products.qualifying_skus")],
-            "excluded_skus": [str(s) for s in getlist("products.excluded_skus")],
+            "qualifying_skus": _in_base_order(getlist("products.qualifying_skus"), base, "qualifying_skus"),
+            "excluded_skus": _in_base_order(getlist("products.excluded_skus"), base, "excluded_skus"),
             "qualifying": _matchers(get("products.qualifying"), "products.qualifying", errors),
             "excluded": _matchers(get("products.excluded"), "products.excluded", errors),
         },
@@ -104,6 +104,14 @@ def errors_by_field(errors: list[FieldError]) -> dict[str, list[str]]:
         detail = f"{error.field}: " if target and error.field != target else ""
         out.setdefault(target, []).append(f"{line}{detail}{error.message}")
     return out
+
+
+def _in_base_order(checked: list[Any], base: Mapping[str, Any] | None, key: str) -> list[str]:
+    """Checkboxes come back in catalog order; keep the campaign's own order for SKUs it
+    already listed, so saving an unchanged form records no change."""
+    before = list((base or {}).get("products", {}).get(key, []))
+    chosen = [str(s) for s in checked]
+    return [s for s in before if s in chosen] + [s for s in chosen if s not in before]
 
 
 def _number(text: str) -> int | str:

@@ -118,7 +118,7 @@ async def create(request: Request, session: StaffSession) -> Response:
     base = (await request.app.state.db.read(get_campaign, clone_of)).campaign.to_dict() if clone_of else None
     values = {**form_from_definition({}, languages()), **_posted_values(form)}
     try:
-        data = definition_from_form(form, base and {k: base[k] for k in ("sponsors", "support") if k in base}, languages())
+        data = definition_from_form(form, base, languages())
         campaign = campaign_from_dict(data, await _catalog(request))
 
         def insert(conn: Any) -> None:
@@ -151,7 +151,7 @@ async def campaign_page(request: Request, session: StaffSession) -> Response:
             preview = await db.read(evaluate_dry_run, dry, now)
         except InputError as exc:
             preview_errors = {e.field: e.message for e in exc.errors}
-    return staff_render(request, "console/campaign.html", session=session, now=now, status=data["stored"].status(now),
+    return staff_render(request, "console/campaign.html", session=session, now=now, state=data["stored"].status(now),
                         can_edit=session.staff.role in EDITORS, preview=preview, preview_errors=preview_errors,
                         query=dict(query), catalog=await _catalog(request), **data)
 

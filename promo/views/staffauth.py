@@ -57,7 +57,10 @@ def require_role(*roles: str) -> Callable[[Callable[[Request, StaffSession], Awa
                 return redirect(f"/staff/signin?next={request.url.path}")
             if session.staff.role not in roles:
                 return staff_render(request, "staff/forbidden.html", 403, session=session)
-            return await view(request, session)
+            try:
+                return await view(request, session)
+            finally:
+                await request.close()  # an uploaded file's temporary copy, if the view read a form
 
         return wrapper
 

@@ -1,0 +1,66 @@
+"""Console test helpers: staff signed in through the real sign-in form, the campaign form
+as a marketer fills it in, and waiting for a background upload to finish."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from tests.test_auditor import staff, staff_sign_in
+from tests.web import hidden
+
+SUMMER = {
+    "slug": "summer-2026", "name": "Summer offer", "names.da": "Sommertilbud", "timezone": "Europe/Copenhagen",
+    "eligibility_window.first_day": "2026-06-01", "eligibility_window.last_day": "2026-08-31",
+    "redemption_window.first_day": "2026-06-01", "redemption_window.last_day": "2026-09-30",
+    "countries": ["DK", "NO"], "products.qualifying_skus": ["O365-HOME-ESD", "O365-UNI-ESD"],
+    "products.excluded": "term=monthly", "limit_per_account": "1",
+    "reward.name": "Xbox Live Gold 12 months", "reward.terms_url": "https://example.com/terms",
+    "reward.code_expires_on": "2027-01-31",
+}
+
+
+def signed_in(client: TestClient, conn: sqlite3.Connection, role: str, email: str | None = None) -> str:
+    """Create a staff member with `role` and sign them in on `client`; returns the address."""
+    address = email or f"{role}@example.com"
+    staff(conn, address, role)
+    client.cookies.clear()
+    assert staff_sign_in(client, address).status_code == 303
+    return address
+
+
+def csrf(client: TestClient, path: str = "/console/tokens") -> str:
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    return hidden(page.text, "csrf")
+
+
+def post_form(client: TestClient, path: str, values: dict[str, Any], token: str | None = None):  # type: ignore[no-untyped-def]
+    return client.post(path, data={"csrf": token or csrf(client), **values})
+
+
+def field_error(html: str, field: str) -> str:
+    """The message shown next to a form field (the element the field's aria-describedby names)."""
+    match = re.search(rf'id="{re.escape(field.replace(".", "-"))}-error">([^<]*)<', html)
+    assert match, f"no error shown at {field}"
+    return match.group(1)
+
+
+def wait_for_job(client: TestClient, job_path: str, timeout: float = 60) -> str:
+    deadline = time.time() + timeout
+    while True:
+        page = client.get(job_path)
+        assert page.status_code == 200
+        if "Done:" in page.text or "Nothing was imported" in page.text:
+            return page.text
+        assert time.time() < deadline, "upload still running"
+        time.sleep(0.05)
+
+
+def audit_changes(conn: sqlite3.Connection, tag: str) -> list[dict[str, Any]]:
+    return [json.loads(row[0]) for row in conn.execute("SELECT data FROM audit_events WHERE tag = ? ORDER BY seq", (tag,))]
