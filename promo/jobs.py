@@ -8,6 +8,7 @@ outcome, with errors by line, is stored in `import_jobs` for everyone to see."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import shutil
@@ -62,10 +63,26 @@ def spool(upload: IO[bytes]) -> tuple[str, int]:
     return path, os.path.getsize(path)
 
 
+class CountingReader(io.RawIOBase):
+    """A file that counts the bytes read from it (progress, read from another thread)."""
+
+    def __init__(self, raw: IO[bytes]):
+        self.raw, self.count = raw, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self.count += len(data)
+        return len(data)
+
+
 class ImportJobs:
     def __init__(self, db: Database):
         self.db = db
-        self._reading: dict[int, IO[bytes]] = {}  # job id -> the file being imported
+        self._reading: dict[int, CountingReader] = {}  # job id -> the file being imported
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     async def start(self, *, kind: str, path: str, size: int, source: str, actor: str,
@@ -88,15 +105,12 @@ class ImportJobs:
 
     def progress(self, job: Job) -> float | None:
         """Share of the file read so far (0..1), or None when this instance is not running it."""
-        stream = self._reading.get(job.id)
         if job.status != "running":
             return 1.0
-        if stream is None or stream.closed:
-            return None
-        try:
-            return min(1.0, os.lseek(stream.fileno(), 0, os.SEEK_CUR) / max(job.size_bytes, 1))
-        except (OSError, ValueError):
-            return None
+        counter = self._reading.get(job.id)
+        if counter is None:
+            return 0.0 if job.id in self._tasks else None
+        return min(1.0, counter.count / max(job.size_bytes, 1))
 
     def running_here(self, job_id: int) -> bool:
         return job_id in self._tasks
@@ -110,9 +124,9 @@ class ImportJobs:
         def work(conn: sqlite3.Connection) -> None:
             now = utcnow()
             try:
-                with open(path, "rb") as stream:
-                    self._reading[job_id] = stream
-                    imported = _import(conn, kind, stream, source, actor, slug, now)
+                with open(path, "rb") as raw:
+                    counter = self._reading[job_id] = CountingReader(raw)
+                    imported = _import(conn, kind, io.BufferedReader(counter, COPY_CHUNK), source, actor, slug, now)
             except InputError as exc:
                 _finish(conn, job_id, "failed", None, [e.as_dict() for e in exc.errors], exc.total or len(exc.errors))
                 return
