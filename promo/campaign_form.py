@@ -102,7 +102,8 @@ def errors_by_field(errors: list[FieldError]) -> dict[str, list[str]]:
             target = "availability"
         line = f"line {error.line}: " if error.line is not None else ""
         detail = f"{error.field}: " if target and error.field != target else ""
-        out.setdefault(target, []).append(f"{line}{detail}{error.message}")
+        rule = f" ({error.rule})" if error.rule else ""
+        out.setdefault(target, []).append(f"{line}{detail}{error.message}{rule}")
     return out
 
 

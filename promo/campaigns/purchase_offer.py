@@ -19,6 +19,7 @@ from promo.timeutil import DayWindow, Moment, moment_not_before, moment_text, zo
 
 KIND = "purchase_offer"
 DEFAULT_CODE_PATTERN = r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$"
+_RULE_AT_END = re.compile(r" \((R-[A-Z]+\d+)\)$")
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,10 @@ class _Parser:
         self.errors: list[FieldError] = []
 
     def fail(self, field: str, message: str) -> None:
-        self.errors.append(FieldError(field, message))
+        # "… (R-X6)" at the end of a message is the rule: kept apart for the API's problem details.
+        found = _RULE_AT_END.search(message)
+        rule = found.group(1) if found else None
+        self.errors.append(FieldError(field, message[: found.start()] if found else message, rule=rule))
 
     def text(self, field: str, source: Mapping[str, Any] | None = None, key: str | None = None) -> str:
         value = (self.data if source is None else source).get(key or field)
