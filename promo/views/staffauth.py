@@ -22,6 +22,14 @@ STAFF_CSRF_COOKIE = "promo_staff_csrf"
 View = Callable[[Request], Awaitable[Response]]
 
 
+HOMES = {"admin": "/console/", "marketer": "/console/", "auditor": "/audit/", "support": "/review/"}
+
+
+def home_of(role: str) -> str:
+    """Where a role starts after signing in without a page to go back to."""
+    return HOMES.get(role, "/audit/")
+
+
 def staff_render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     html = request.app.state.templates.render(template, "en", request=request, **values)
     response = HTMLResponse(html, status_code=status)
@@ -82,15 +90,15 @@ async def signin_submit(request: Request) -> Response:
                             error="This form has expired. Reload the page and try again.")
     result = await request.app.state.db.write(sign_in, email=str(form.get("email") or ""), password=str(form.get("password") or ""),
                                               now=utcnow(), ip=client_ip(request))
-    next_path = local_path(str(form.get("next") or ""), "/audit/")
+    next_path = local_path(str(form.get("next") or ""), "/")
     if isinstance(result, str):
         messages = {"invalid": "The email address or password is not right.",
                     "locked": "Too many failed attempts: this account is locked for a while.",
                     "too_many": "Too many failed attempts from your address: try again later."}
         status = 401 if result == "invalid" else 429
         return staff_render(request, "staff/signin.html", status, csrf=token, next=next_path, error=messages[result])
-    raw, _session = result
-    response = redirect(next_path)
+    raw, session = result
+    response = redirect(next_path if next_path != "/" else home_of(session.staff.role))
     _cookie(response, request, STAFF_COOKIE, raw)
     return response
 
