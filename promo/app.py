@@ -35,7 +35,7 @@ from promo.metrics import Metrics
 from promo.operations import operations_snapshot, readiness
 from promo.templating import Templates
 from promo.timeutil import utcnow
-from promo.views import api, auditor, console, console_staff, consumer, devmail, review, staffauth
+from promo.views import api, auditor, console, console_nonprofit, console_staff, consumer, devmail, nonprofit, review, staffauth
 
 log = get_logger("promo.http")
 
@@ -217,6 +217,8 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             *review.routes,
             *console.routes,
             *console_staff.routes,
+            *console_nonprofit.routes,
+            *nonprofit.routes,
             *api.routes,
             *devmail.routes,
         ],

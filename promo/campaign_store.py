@@ -47,7 +47,9 @@ class StoredCampaign:
         """draft, scheduled, live, paused or ended: what a marketer sees in the console."""
         if not self.published:
             return "draft"
-        window = self.campaign.redemption
+        window = getattr(self.campaign, "redemption", None)  # a donation program has no window
+        if window is None:
+            return "paused" if self.paused else "live"
         if window.is_before(now):
             return "scheduled"
         if not window.contains(now):

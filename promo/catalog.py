@@ -15,6 +15,7 @@ from promo.errors import FieldError, InputError, NotFound
 CHANNELS = ("fpp", "posa", "esd", "subscription", "military", "trial", "nfr", "volume")
 TERMS = ("annual", "monthly", "perpetual")
 ATTRIBUTES = ("family", "edition", "channel", "term")
+PRODUCT_CLASSES = ("desktop", "cal", "windows_server_standard", "server")  # donation limits (R-N2)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Sku:
     channel: str
     term: str
     countries: frozenset[str] | None = None  # None: sold everywhere
+    product_class: str | None = None  # donation products only (R-N2)
 
     def attribute(self, name: str) -> str:
         return str(getattr(self, name))
@@ -45,6 +47,9 @@ def sku_from_dict(data: dict[str, Any], where: str = "sku") -> Sku:
         errors.append(FieldError(f"{where}.channel", f"must be one of {', '.join(CHANNELS)}"))
     if data["term"] not in TERMS:
         errors.append(FieldError(f"{where}.term", f"must be one of {', '.join(TERMS)}"))
+    product_class = data.get("product_class")
+    if product_class is not None and product_class not in PRODUCT_CLASSES:
+        errors.append(FieldError(f"{where}.product_class", f"must be one of {', '.join(PRODUCT_CLASSES)}"))
     if errors:
         raise InputError(errors)
     countries = data.get("countries")
@@ -58,6 +63,7 @@ def sku_from_dict(data: dict[str, Any], where: str = "sku") -> Sku:
         countries=None
         if countries is None
         else frozenset(normalize_country(c, f"{where}.countries") for c in countries),
+        product_class=product_class,
     )
 
 
@@ -72,12 +78,13 @@ def shipped_catalog() -> list[Sku]:
 def upsert_skus(conn: sqlite3.Connection, skus: list[Sku]) -> None:
     """Insert or update (call inside a transaction)."""
     for sku in skus:
-        params = {a: getattr(sku, a) for a in ("sku", "name", *ATTRIBUTES)}
+        params = {a: getattr(sku, a) for a in ("sku", "name", *ATTRIBUTES, "product_class")}
         conn.execute(
-            "INSERT INTO skus (sku, name, family, edition, channel, term)"
-            " VALUES (:sku, :name, :family, :edition, :channel, :term)"
+            "INSERT INTO skus (sku, name, family, edition, channel, term, product_class)"
+            " VALUES (:sku, :name, :family, :edition, :channel, :term, :product_class)"
             " ON CONFLICT (sku) DO UPDATE SET name = excluded.name, family = excluded.family,"
-            " edition = excluded.edition, channel = excluded.channel, term = excluded.term",
+            " edition = excluded.edition, channel = excluded.channel, term = excluded.term,"
+            " product_class = excluded.product_class",
             params,
         )
         conn.execute("DELETE FROM sku_countries WHERE sku = :sku", {"sku": sku.sku})
@@ -101,8 +108,9 @@ def load_catalog(conn: sqlite3.Connection) -> dict[str, Sku]:
             channel=row["channel"],
             term=row["term"],
             countries=frozenset(countries[row["sku"]]) if row["sku"] in countries else None,
+            product_class=row["product_class"],
         )
-        for row in conn.execute("SELECT sku, name, family, edition, channel, term FROM skus ORDER BY sku")
+        for row in conn.execute("SELECT sku, name, family, edition, channel, term, product_class FROM skus ORDER BY sku")
     }
 
 
@@ -118,7 +126,7 @@ def normalize_sku(value: str, catalog: dict[str, Sku], field: str = "sku") -> Sk
 def get_sku(conn: sqlite3.Connection, sku: str) -> Sku:
     """One SKU with its countries (the redemption needs only the claimed one)."""
     row = conn.execute(
-        "SELECT sku, name, family, edition, channel, term FROM skus WHERE sku = :sku", {"sku": sku}
+        "SELECT sku, name, family, edition, channel, term, product_class FROM skus WHERE sku = :sku", {"sku": sku}
     ).fetchone()
     if row is None:
         raise NotFound("SKU", sku)

@@ -184,6 +184,25 @@ def staff_add(settings: Settings, email: str, role: str, password: str) -> None:
 
 
 @main.group()
+def partners() -> None:
+    """Partners that verify nonprofit validation codes (R-V6)."""
+
+
+@partners.command("add")
+@click.argument("name")
+@click.pass_obj
+@handles_errors
+def partners_add(settings: Settings, name: str) -> None:
+    """Register a partner and print its API token (shown once; only a hash is kept)."""
+    from promo.nonprofit import add_partner
+
+    with database(settings) as conn:
+        with transaction(migrated(conn)):
+            token = add_partner(conn, name, now=utcnow(), actor=CLI_ACTOR)
+    click.echo(token)
+
+
+@main.group()
 def audit() -> None:
     """The tamper-evident audit log."""
 
@@ -274,8 +293,10 @@ def campaigns_list(settings: Settings) -> None:
         for s in list_campaigns(migrated(conn)):
             c = s.campaign
             counts = stock(conn, campaign_id=s.id, not_expiring_before=c.code_expires_at, now=now)
+            window = (f"redeem {c.redemption.first_day}..{c.redemption.last_day}" if hasattr(c, "redemption")
+                      else f"opens after {c.program_start}")
             click.echo(
-                f"{c.slug}\t{c.kind}\tredeem {c.redemption.first_day}..{c.redemption.last_day} {c.timezone}\t"
+                f"{c.slug}\t{c.kind}\t{window} {c.timezone}\t"
                 + " ".join(f"{k}={v}" for k, v in counts.items())
             )
 

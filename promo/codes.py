@@ -46,14 +46,17 @@ def import_codes(
     duplicate in the file or in the database) rolls the whole file back and is reported
     with its line number. Call on a connection outside any transaction.
     """
-    pattern = re.compile(campaign.reward.code_pattern)  # type: ignore[attr-defined]
+    pattern = re.compile(campaign.code_pattern)  # type: ignore[attr-defined]
+    # A donation program keeps one pool per product: its files name each key's SKU.
+    per_product = getattr(campaign, "kind", "") == "donation_program"
+    products = set(campaign.products) if per_product else set()  # type: ignore[attr-defined]
     default_expiry = db_time(campaign.code_expires_at)  # type: ignore[attr-defined]
     tz = campaign.tz  # type: ignore[attr-defined]
     errors = ErrorList()
     line_of: dict[str, int] = {}
 
     def valid_rows(stream: IO[str], batch_id: int) -> Iterator[dict[str, object]]:
-        for line, row in rows(stream, ("code",), ("expires_at",)):
+        for line, row in rows(stream, ("code", "sku") if per_product else ("code",), ("expires_at",)):
             if "__error__" in row:
                 errors.add(FieldError("row", row["__error__"], line=line))
                 continue
@@ -72,7 +75,11 @@ def import_codes(
                 except InputError as exc:
                     errors.extend(exc.errors, line)
                     continue
-            yield {"campaign": campaign_id, "batch": batch_id, "code": code, "expires": expires}
+            sku = row.get("sku", "").upper() or None
+            if per_product and sku not in products:
+                errors.add(FieldError("sku", f"{row.get('sku')!r} is not one of the program's products", line=line))
+                continue
+            yield {"campaign": campaign_id, "batch": batch_id, "code": code, "expires": expires, "sku": sku}
 
     with transaction(conn):  # all or nothing: any error below rolls the file back
         batch_id = conn.execute(
@@ -82,7 +89,8 @@ def import_codes(
         assert batch_id is not None
         with open_text(source) as stream:
             conn.executemany(
-                "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at) VALUES (:campaign, :batch, :code, :expires)"
+                "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at, sku)"
+                " VALUES (:campaign, :batch, :code, :expires, :sku)"
                 " ON CONFLICT (code) DO NOTHING",
                 valid_rows(stream, batch_id),
             )

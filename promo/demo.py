@@ -74,4 +74,29 @@ def install_demo(conn: sqlite3.Connection, now: datetime) -> dict[str, int]:
                 conn.execute(
                     "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at) VALUES (:c, :b, :code, :e)",
                     {"c": stored.id, "b": batch, "code": _demo_code(), "e": expires})
+    install_donation_program(conn, now)
     return {"codes_added": added, "keys": len(DEMO_KEYS)}
+
+
+DONATION_KEYS_PER_PRODUCT = 20
+
+
+def install_donation_program(conn: sqlite3.Connection, now: datetime) -> None:
+    """The shipped nonprofit program, with licence keys to hand out (call outside a transaction)."""
+    with transaction(conn):
+        program = campaign_from_dict(tomllib.loads(shipped_campaign_text("nonprofit-donations")), load_catalog(conn))
+        save_campaign(conn, program, actor="demo", now=now)
+        stored = get_campaign(conn, program.slug)
+        batch = None
+        for sku in program.products:
+            have = conn.execute("SELECT COUNT(*) FROM reward_codes WHERE campaign_id = :c AND sku = :s AND issued_at IS NULL"
+                                " AND voided_at IS NULL", {"c": stored.id, "s": sku}).fetchone()[0]
+            for _ in range(max(0, DONATION_KEYS_PER_PRODUCT - have)):
+                if batch is None:
+                    batch = conn.execute("INSERT INTO code_batches (campaign_id, source, code_count, imported_at)"
+                                         " VALUES (:c, 'demo', 0, :t)", {"c": stored.id, "t": db_time(now)}).lastrowid
+                conn.execute("INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at, sku) VALUES (:c, :b, :k, :e, :s)",
+                             {"c": stored.id, "b": batch, "k": _demo_code(), "e": db_time(program.code_expires_at), "s": sku})
+        if batch is not None:
+            conn.execute("UPDATE code_batches SET code_count = (SELECT COUNT(*) FROM reward_codes WHERE batch_id = :b)"
+                         " WHERE id = :b", {"b": batch})

@@ -50,6 +50,10 @@ def email_context(conn: sqlite3.Connection, message: OutboxMessage) -> dict[str,
         return {"reward": reward, "campaign": campaign, "country": country,
                 "sponsor": campaign.sponsor_for(country),
                 "support": campaign.support.for_country(country) if campaign.support else None}
+    if message.template == "donation_keys" and kind == "donation":
+        from promo.nonprofit import get_request  # the keys are read when sending, never stored in the outbox
+
+        return {"request": get_request(conn, int(ref))}
     if message.payload is not None:
         return dict(message.payload)
     raise PermanentFailure(f"no data for template {message.template!r} ({message.subject_ref})")

@@ -43,6 +43,8 @@ def reconcile(conn: sqlite3.Connection, slug: str, now: datetime) -> Reconciliat
     imported = int(conn.execute("SELECT COUNT(*) FROM reward_codes WHERE campaign_id = :c", {"c": stored.id}).fetchone()[0])
     codes = Check("codes", ("imported", imported), [(k, v) for k, v in counts.items()])
 
+    if stored.campaign.kind == "donation_program":
+        return Reconciliation(slug, [codes, *_donation_checks(conn, stored.id, counts["issued"])])
     redemptions = int(conn.execute("SELECT COUNT(*) FROM redemptions WHERE campaign_id = :c", {"c": stored.id}).fetchone()[0])
     issued = counts["issued"]
     orphans = [f"code {mask_code(r[0])} issued at {r[1]} without a redemption" for r in conn.execute(
@@ -62,3 +64,23 @@ def reconcile(conn: sqlite3.Connection, slug: str, now: datetime) -> Reconciliat
     mail = Check("emails", ("issued codes", issued),
                  [("emails sent", emails["sent"]), ("pending", emails["queued"]), ("failed", emails["failed"])], missing)
     return Reconciliation(slug, [codes, issuance, mail])
+
+
+def _donation_checks(conn: sqlite3.Connection, campaign_id: int, issued: int) -> list[Check]:
+    """The donation program: issued licence keys = request lines; one email per request."""
+    lines = int(conn.execute(
+        "SELECT COUNT(*) FROM donation_lines l JOIN reward_codes k ON k.id = l.code_id WHERE k.campaign_id = :c",
+        {"c": campaign_id}).fetchone()[0])
+    orphans = [f"licence key {mask_code(r[0])} issued at {r[1]} without a donation request" for r in conn.execute(
+        "SELECT k.code, k.issued_at FROM reward_codes k WHERE k.campaign_id = :c AND k.issued_at IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM donation_lines l WHERE l.code_id = k.id) ORDER BY k.id LIMIT 50", {"c": campaign_id})]
+    keys = Check("issued", ("donation request lines", lines), [("issued licence keys", issued)], orphans)
+    requests = int(conn.execute("SELECT COUNT(*) FROM donation_requests").fetchone()[0])
+    emails = {status: 0 for status in ("sent", "queued", "failed")}
+    for status, n in conn.execute(
+        "SELECT o.status, COUNT(*) FROM donation_requests r JOIN outbox o ON o.id ="
+        " (SELECT MIN(id) FROM outbox WHERE subject_ref = 'donation:' || r.id) GROUP BY o.status"):
+        emails[status] = n
+    mail = Check("emails", ("donation requests", requests),
+                 [("emails sent", emails["sent"]), ("pending", emails["queued"]), ("failed", emails["failed"])])
+    return [keys, mail]

@@ -55,7 +55,7 @@ def stock_report(conn: sqlite3.Connection, stored: Any, now: datetime) -> StockR
     runs_out = None
     if rate > 0:
         runs_out = today + timedelta(days=math.ceil(by_status["available"] / rate))
-    return StockReport(by_status, per_day, rate, runs_out, campaign.low_stock_threshold)
+    return StockReport(by_status, per_day, rate, runs_out, getattr(campaign, "low_stock_threshold", None))
 
 
 def available_at_least(conn: sqlite3.Connection, stored: Any, n: int, now: datetime) -> bool:
@@ -71,7 +71,7 @@ def available_at_least(conn: sqlite3.Connection, stored: Any, n: int, now: datet
 def alert_if_low(conn: sqlite3.Connection, stored: Any, *, now: datetime, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> bool:
     """Fire the low-stock alert if it is armed and stock is below the threshold (inside
     the transaction that took a code). Returns whether it fired."""
-    threshold = stored.campaign.low_stock_threshold
+    threshold = getattr(stored.campaign, "low_stock_threshold", None)
     if threshold is None:
         return False
     if conn.execute("SELECT 1 FROM stock_alerts WHERE campaign_id = :c AND rearmed_at IS NULL",
@@ -100,7 +100,7 @@ def rearm_if_restocked(conn: sqlite3.Connection, stored: Any, *, now: datetime, 
     the threshold, so the next crossing emails again."""
     row = conn.execute("SELECT id FROM stock_alerts WHERE campaign_id = :c AND rearmed_at IS NULL",
                        {"c": stored.id}).fetchone()
-    threshold = stored.campaign.low_stock_threshold
+    threshold = getattr(stored.campaign, "low_stock_threshold", None)
     if row is None or (threshold is not None and not available_at_least(conn, stored, threshold, now)):
         return False
     conn.execute("UPDATE stock_alerts SET rearmed_at = :now WHERE id = :id", {"now": db_time(now), "id": row["id"]})

@@ -95,7 +95,8 @@ def test_an_auditor_cannot_change_anything(client: TestClient, activity: sqlite3
         if path == "/staff/signout" or path == "/staff/signin":
             continue  # the auditor's own session
         url = re.sub(r":\w+}", "}", path).format(slug="open-today", redemption_id=1, claim_id=1, decision="approve",
-                                                   batch_id=1, staff_id=1, token_id=1)
+                                                   batch_id=1, staff_id=1, token_id=1, org_id=1, return_id=1,
+                                                   code_id=1, request_id=1)
         response = client.post(url, data={"product_key": product_key(3), "country": "NO", "accept_terms": "yes", "email": "x@example.com"})
         # The API ignores the staff cookie: without a token it is 401 (tests/test_api.py covers tokens).
         allowed = (401,) if path.startswith("/api/") else (303, 403)

@@ -38,6 +38,9 @@ CONSOLE = {
     ("GET", "/console/tokens"): READ,
     ("POST", "/console/tokens"): READ,
     ("POST", "/console/tokens/{token_id}/revoke"): READ,
+    ("GET", "/console/nonprofit/"): READ,
+    ("POST", "/console/nonprofit/organisations/{org_id}/{decision}"): EDIT,
+    ("POST", "/console/nonprofit/returns/{return_id}/{decision}"): EDIT,
 }
 API = {
     ("GET", "/api/v1/campaigns"): READ,
@@ -51,6 +54,7 @@ API = {
     ("GET", "/api/v1/jobs/{job_id}"): READ,
 }
 PUBLIC = {("GET", "/api/v1/openapi.json")}
+PARTNER = {("POST", "/api/v1/validation-codes/verify")}  # partner tokens, not staff: tests/test_nonprofit_web.py
 
 
 def routes_of(client: TestClient, prefix: str) -> set[tuple[str, str]]:
@@ -59,7 +63,7 @@ def routes_of(client: TestClient, prefix: str) -> set[tuple[str, str]]:
 
 
 def url(path: str, ids: dict[str, int]) -> str:
-    return path.format(slug="open-today", **ids)
+    return path.format(slug="open-today", decision="approve", org_id=1, return_id=1, **ids)
 
 
 @pytest.fixture
@@ -81,7 +85,7 @@ def ids(shop: sqlite3.Connection) -> dict[str, int]:
 
 def test_the_tables_name_every_route(client: TestClient) -> None:
     assert routes_of(client, "/console/") == set(CONSOLE)
-    assert routes_of(client, "/api/") == set(API) | PUBLIC
+    assert routes_of(client, "/api/") == set(API) | PUBLIC | PARTNER
 
 
 def test_without_a_session_every_console_route_asks_to_sign_in(client: TestClient, ids: dict[str, int]) -> None:

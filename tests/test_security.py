@@ -24,10 +24,12 @@ def test_every_form_rejects_a_missing_or_wrong_csrf_token(client: TestClient, sm
     redemption_id = location.rsplit("/", 1)[1]
     # Staff forms: tested below and in test_console_roles.py; the API takes no cookies (test_api.py).
     routes = [r for r in post_routes(client) if not r.startswith(("/staff/", "/review/", "/console/", "/api/"))]
-    assert routes == ["/offers/{slug}/redeem", "/offers/{slug}/review", "/rewards/{redemption_id}/resend", "/signin", "/signout"]
+    assert routes == ["/nonprofit/codes/{code_id}/refresh", "/nonprofit/organisations/{org_id}/codes", "/nonprofit/register",
+                      "/nonprofit/request", "/nonprofit/requests/{request_id}/return",
+                      "/offers/{slug}/redeem", "/offers/{slug}/review", "/rewards/{redemption_id}/resend", "/signin", "/signout"]
     before = shop.execute("SELECT (SELECT COUNT(*) FROM redemptions), (SELECT COUNT(*) FROM outbox)").fetchone()
     for path in routes:
-        url = path.format(slug="open-today", redemption_id=redemption_id)
+        url = path.format(slug="open-today", redemption_id=redemption_id, code_id=1, org_id=1, request_id=1)
         for token in (None, "forged"):
             data = {"email": ANN, "product_key": product_key(3), "country": "NO", "accept_terms": "yes"}
             if token:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import tomli_w
 
-from promo.campaigns import purchase_offer
+from promo.campaigns import donation_program, purchase_offer
 from promo.catalog import Sku
 from promo.errors import FieldError, InputError
 
@@ -31,6 +31,7 @@ class Campaign(Protocol):
 
 KINDS: dict[str, Any] = {
     purchase_offer.KIND: purchase_offer.PurchaseOffer,
+    donation_program.KIND: donation_program.DonationProgram,
 }
 
 

@@ -124,6 +124,10 @@ class PurchaseOffer:
         return self.eligibility.tz
 
     @property
+    def code_pattern(self) -> str:
+        return self.reward.code_pattern
+
+    @property
     def code_expires_at(self) -> datetime:
         """The last instant a code may be activated (end of code_expires_on, campaign zone)."""
         day_after = datetime.combine(self.reward.code_expires_on + timedelta(days=1), time(0), tzinfo=self.tz)

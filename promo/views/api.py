@@ -198,6 +198,23 @@ async def job(request: Request, staff: StaffMember, actor: str) -> Response:
     return JSONResponse(found.as_dict(request.app.state.jobs.progress(found)))
 
 
+async def verify_validation_code(request: Request) -> Response:
+    """R-V6: a partner confirms that a validation code is valid, and for which organisation.
+    Authenticated with a partner token (`promo partners add`); every use is recorded."""
+    from promo.nonprofit import partner_for_token, verify_code
+
+    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
+    partner = await request.app.state.db.read(partner_for_token, raw.strip()) if scheme.lower() == "bearer" else None
+    if partner is None:
+        return problem(401, "a valid partner token is required (Authorization: Bearer partner_…)",
+                       headers={"WWW-Authenticate": 'Bearer realm="promo-partners"'})
+    code = (await _json_body(request)).get("code")
+    if not isinstance(code, str) or not code.strip():
+        raise InputError.one("code", "is required, e.g. 123a4567@MyNGOname", rule="R-V1")
+    answer = await request.app.state.db.write(verify_code, partner[0], code.strip(), now=utcnow())
+    return JSONResponse(answer, status_code=429 if answer.get("reason") == "too_many_failures" else 200)
+
+
 async def openapi(request: Request) -> Response:
     return JSONResponse(OPENAPI)
 
@@ -213,4 +230,5 @@ routes = [
     Route("/api/v1/campaigns/{slug}/codes", upload_codes, methods=["POST"], name="api.codes"),
     Route("/api/v1/activations", upload_activations, methods=["POST"], name="api.activations"),
     Route("/api/v1/jobs/{job_id}", job, name="api.job"),
+    Route("/api/v1/validation-codes/verify", verify_validation_code, methods=["POST"], name="api.verify_code"),
 ]

@@ -35,6 +35,7 @@ from promo.timeutil import utcnow
 from promo.views.context import client_ip, redirect
 from promo.views.staffauth import require_role, staff_render
 
+OFFER = "purchase_offer"  # the kind these pages edit; the donation program has /console/nonprofit/
 READERS = ("admin", "marketer", "auditor")
 EDITORS = ("admin", "marketer")
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # a million codes is about 30 MB
@@ -54,6 +55,13 @@ async def checked_form(request: Request, session: StaffSession) -> FormData | Re
     if not same_token(session.csrf_token, str(form.get("csrf") or "")):
         return staff_render(request, "staff/forbidden.html", 403, session=session)
     return form
+
+
+def get_offer(conn: Any, slug: str) -> StoredCampaign:
+    stored = get_campaign(conn, slug)
+    if stored.campaign.kind != OFFER:
+        raise NotFound("campaign", slug)
+    return stored
 
 
 async def _catalog(request: Request) -> dict[str, Any]:
@@ -78,7 +86,7 @@ async def index(request: Request, session: StaffSession) -> Response:
     db, now = request.app.state.db, utcnow()
 
     def overview(conn: Any) -> list[tuple[StoredCampaign, Any]]:
-        return [(s, stock_report(conn, s, now)) for s in list_campaigns(conn)]
+        return [(s, stock_report(conn, s, now)) for s in list_campaigns(conn) if s.campaign.kind == OFFER]
 
     rows = await db.read(overview)
     return staff_render(request, "console/index.html", session=session, rows=rows, now=now,
@@ -99,7 +107,7 @@ async def _form_page(request: Request, session: StaffSession, *, values: dict[st
 async def new_form(request: Request, session: StaffSession) -> Response:
     clone_of = request.query_params.get("from")
     if clone_of:
-        stored = await request.app.state.db.read(get_campaign, clone_of)
+        stored = await request.app.state.db.read(get_offer, clone_of)
         values = form_from_definition(stored.campaign.to_dict(), languages())
         values["slug"] = f"{stored.campaign.slug}-copy"
         values["name"] = f"{stored.campaign.name} (copy)"
@@ -115,7 +123,7 @@ async def create(request: Request, session: StaffSession) -> Response:
     if isinstance(form, Response):
         return form
     clone_of = str(form.get("clone_of") or "")
-    base = (await request.app.state.db.read(get_campaign, clone_of)).campaign.to_dict() if clone_of else None
+    base = (await request.app.state.db.read(get_offer, clone_of)).campaign.to_dict() if clone_of else None
     values = {**form_from_definition({}, languages()), **_posted_values(form)}
     try:
         data = definition_from_form(form, base, languages())
@@ -137,7 +145,7 @@ async def campaign_page(request: Request, session: StaffSession) -> Response:
     db, now, slug = request.app.state.db, utcnow(), _slug(request)
 
     def load(conn: Any) -> dict[str, Any]:
-        stored = get_campaign(conn, slug)
+        stored = get_offer(conn, slug)
         return {"stored": stored, "stock": stock_report(conn, stored, now), "batches": batches(conn, stored.id),
                 "jobs": recent_jobs(conn, campaign_slug=slug, kind="codes", limit=5)}
 
@@ -158,7 +166,7 @@ async def campaign_page(request: Request, session: StaffSession) -> Response:
 
 @require_role(*EDITORS)
 async def edit_form(request: Request, session: StaffSession) -> Response:
-    stored = await request.app.state.db.read(get_campaign, _slug(request))
+    stored = await request.app.state.db.read(get_offer, _slug(request))
     values = form_from_definition(stored.campaign.to_dict(), languages())
     values["updated_at"] = stored.updated_at
     return await _form_page(request, session, values=values, mode="edit", stored=stored)
@@ -170,7 +178,7 @@ async def edit_submit(request: Request, session: StaffSession) -> Response:
     if isinstance(form, Response):
         return form
     db = request.app.state.db
-    stored = await db.read(get_campaign, _slug(request))
+    stored = await db.read(get_offer, _slug(request))
     values = {**_posted_values(form), "slug": stored.campaign.slug}
     try:
         data = definition_from_form(form, stored.campaign.to_dict(), languages())
@@ -224,7 +232,7 @@ async def state_submit(request: Request, session: StaffSession) -> Response:
 
 @require_role(*READERS)
 async def export_file(request: Request, session: StaffSession) -> Response:
-    stored = await request.app.state.db.read(get_campaign, _slug(request))
+    stored = await request.app.state.db.read(get_offer, _slug(request))
     return Response(render_campaign_file(stored.campaign), media_type="application/toml; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{stored.campaign.slug}.toml"'})
 
@@ -272,7 +280,7 @@ async def upload_codes(request: Request, session: StaffSession) -> Response:
     form = await checked_form(request, session)
     if isinstance(form, Response):
         return form
-    await request.app.state.db.read(get_campaign, _slug(request))  # 404 before anything is stored
+    await request.app.state.db.read(get_offer, _slug(request))  # 404 before anything is stored
     return await _start_upload(request, session, form, "codes", _slug(request))
 
 
@@ -284,7 +292,7 @@ async def void_codes(request: Request, session: StaffSession) -> Response:
     slug, batch_id = _slug(request), _int_param(request, "batch_id")
 
     def void(conn: Any) -> int:
-        stored = get_campaign(conn, slug)
+        stored = get_offer(conn, slug)
         return void_batch(conn, campaign_id=stored.id, slug=slug, batch_id=batch_id, actor=actor(session),
                           now=utcnow(), ip=client_ip(request))
 

@@ -69,7 +69,8 @@ async def home(request: Request) -> Response:
     if chosen in country_codes():
         ctx.country = chosen
     offers = [s.campaign for s in await _db(request).read(list_campaigns)
-              if s.published and s.campaign.is_open(now) and (ctx.country is None or ctx.country in s.campaign.countries)]
+              if s.published and s.campaign.kind == "purchase_offer" and s.campaign.is_open(now)
+              and (ctx.country is None or ctx.country in s.campaign.countries)]
     response = render(request, ctx, "consumer/home.html", offers=offers, all_countries=sorted(country_codes()))
     if chosen in country_codes():
         set_cookie(response, ctx, COUNTRY_COOKIE, chosen, YEAR)
@@ -79,7 +80,7 @@ async def home(request: Request) -> Response:
 async def _campaign(request: Request) -> Any:
     """The offer behind the URL; a draft does not exist for consumers."""
     stored = await _db(request).read(get_campaign, request.path_params["slug"])
-    if not stored.published:
+    if not stored.published or stored.campaign.kind != "purchase_offer":
         raise NotFound("offer", request.path_params["slug"])
     return stored.campaign
 

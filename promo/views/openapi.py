@@ -69,9 +69,18 @@ OPENAPI: dict[str, Any] = {
             "responses": {"201": _json(_ref("Job"), "Imported"), "413": _PROBLEM, "422": _PROBLEM, **_ERRORS}}},
         "/api/v1/jobs/{job_id}": {"parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
                                   "get": {"operationId": "getJob", "responses": {"200": _json(_ref("Job"), "An upload"), **_ERRORS}}},
+        "/api/v1/validation-codes/verify": {"post": {
+            "operationId": "verifyValidationCode", "security": [{"partner": []}],
+            "summary": "Partners: is this nonprofit validation code valid, and for which organisation? (R-V6; each use is recorded)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["code"], "properties": {"code": {"type": "string", "examples": ["123a4567@MyNGOname"]}}}}}},
+            "responses": {"200": _json(_ref("Verification"), "The answer (valid or not, with the rule)"),
+                          "400": _PROBLEM, "401": _PROBLEM,
+                          "429": _json(_ref("Verification"), "Too many failed verifications in the last hour")}}},
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "an API token from /console/tokens"}},
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "an API token from /console/tokens"},
+                            "partner": {"type": "http", "scheme": "bearer", "description": "a partner token (promo partners add)"}},
         "schemas": {
             "Problem": {"type": "object", "required": ["status", "title"], "properties": {
                 "type": {"type": "string"}, "status": {"type": "integer"}, "title": {"type": "string"},
@@ -93,6 +102,11 @@ OPENAPI: dict[str, Any] = {
                 "voided": {"type": "integer"}, "low_stock_threshold": {"type": ["integer", "null"]}, "low": {"type": "boolean"},
                 "rate_per_day": {"type": "number"}, "projected_run_out": {"type": ["string", "null"]},
                 "redemptions_per_day": {"type": "array", "items": {"type": "object"}}}},
+            "Verification": {"type": "object", "required": ["valid"], "properties": {
+                "valid": {"type": "boolean"}, "expires_at": {"type": "string"}, "rule": {"type": "string"},
+                "reason": {"type": "string"}, "message": {"type": "string"},
+                "organisation": {"type": "object", "properties": {"name": {"type": "string"}, "short_name": {"type": "string"},
+                                                                   "country": {"type": "string"}}}}},
             "Job": {"type": "object", "required": ["id", "kind", "status"], "properties": {
                 "id": {"type": "integer"}, "kind": {"enum": ["codes", "activations"]}, "campaign": {"type": ["string", "null"]},
                 "source": {"type": "string"}, "size_bytes": {"type": "integer"},

@@ -1,0 +1,80 @@
+"""Staff pages of the nonprofit program: review organisations against R-N5/R-N6/R-N7 and
+process returns (R-N9). Same roles as the marketer console: marketers and admins decide,
+auditors read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from promo.errors import InputError, NotFound
+from promo.nonprofit import decide_return, organisations_by_status, pending_returns, review_organisation
+from promo.staff import StaffSession
+from promo.timeutil import utcnow
+from promo.views.console import EDITORS, READERS, checked_form
+from promo.views.context import client_ip, redirect
+from promo.views.nonprofit import LABELS
+from promo.views.staffauth import require_role, staff_render
+
+
+async def _page(request: Request, session: StaffSession, status: int = 200, error: str | None = None) -> Response:
+    def load(conn: Any) -> dict[str, Any]:
+        return {"pending": organisations_by_status(conn, "pending"), "approved": organisations_by_status(conn, "approved"),
+                "returns": pending_returns(conn)}
+
+    return staff_render(request, "console/nonprofit.html", status, session=session, labels=LABELS, error=error,
+                        can_edit=session.staff.role in EDITORS, **await request.app.state.db.read(load))
+
+
+@require_role(*READERS)
+async def overview(request: Request, session: StaffSession) -> Response:
+    return await _page(request, session)
+
+
+def _target(request: Request, name: str, decisions: tuple[str, ...]) -> tuple[int, str]:
+    raw, decision = str(request.path_params[name]), str(request.path_params["decision"])
+    if not raw.isdigit() or decision not in decisions:
+        raise NotFound("page", request.url.path)
+    return int(raw), decision
+
+
+@require_role(*EDITORS)
+async def review(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    org_id, decision = _target(request, "org_id", ("approve", "reject"))
+    try:
+        await request.app.state.db.write(review_organisation, org_id, decision=decision, reviewer=session.staff.email,
+                                         reason=str(form.get("reason") or ""), now=utcnow(), ip=client_ip(request))
+    except InputError as exc:
+        return await _page(request, session, exc.status if exc.status != 400 else 422, "; ".join(
+            f"{e.message} ({e.rule})" if e.rule else e.message for e in exc.errors))
+    return redirect("/console/nonprofit/")
+
+
+@require_role(*EDITORS)
+async def process_return(request: Request, session: StaffSession) -> Response:
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    return_id, decision = _target(request, "return_id", ("complete", "reject"))
+    settings = request.app.state.settings
+    try:
+        await request.app.state.db.write(decide_return, return_id, decision=decision, reviewer=session.staff.email,
+                                         reason=str(form.get("reason") or ""), now=utcnow(), ip=client_ip(request),
+                                         mail_domain=settings.mail.message_id_domain)
+    except InputError as exc:
+        return await _page(request, session, 422, "; ".join(e.message for e in exc.errors))
+    request.app.state.wake_relay()
+    return redirect("/console/nonprofit/")
+
+
+routes = [
+    Route("/console/nonprofit/", overview, name="console.nonprofit"),
+    Route("/console/nonprofit/organisations/{org_id}/{decision}", review, methods=["POST"], name="console.nonprofit_review"),
+    Route("/console/nonprofit/returns/{return_id}/{decision}", process_return, methods=["POST"], name="console.nonprofit_return"),
+]

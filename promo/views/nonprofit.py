@@ -1,0 +1,338 @@
+"""Nonprofit program pages (en/da/nb): register an organisation, issue and refresh
+validation codes (the account holder), request donations with a code (a representative),
+see the licence keys, and ask for a return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from promo.campaigns.donation_program import HEALTH_EXCEPTIONS, INELIGIBLE_TYPES, MISSIONS, ORG_TYPES
+from promo.campaigns.rules import Failure
+from promo.catalog import load_catalog
+from promo.countries import country_codes
+from promo.errors import InputError, NotFound
+from promo.i18n import N_
+from promo.nonprofit import (
+    NotAllowed,
+    ask_return,
+    codes_held_by,
+    codes_of_organisation,
+    current_cycle,
+    get_organisation,
+    get_request,
+    issue_code,
+    organisations_of,
+    parse_quantities,
+    parse_registration,
+    program,
+    refresh_code,
+    register_organisation,
+    request_donation,
+    requests_of,
+    used_in_cycle,
+)
+from promo.timeutil import utcnow
+from promo.views.consumer import _sign_in_first, _signed_in_post
+from promo.views.context import PageContext, client_ip, page_context, redirect, render
+
+LABELS = {
+    "relieving_poverty": N_("Relieving poverty"), "advancing_education": N_("Advancing education"),
+    "social_welfare": N_("Improving social welfare"), "preserving_culture": N_("Preserving culture"),
+    "environment": N_("Preserving or restoring the environment"), "human_rights": N_("Promoting human rights"),
+    "civil_society": N_("Establishing civil society"), "other_mission": N_("Something else"),
+    "charity": N_("Charity"), "association": N_("Voluntary association"), "foundation": N_("Foundation"),
+    "community_group": N_("Community group"), "faith_based": N_("Faith-based organisation"),
+    "healthcare": N_("Health-care organisation"), "government": N_("Government body"),
+    "educational_institution": N_("School, college or university"), "library": N_("Library"),
+    "trade_association": N_("Professional trade association"), "sports": N_("Professional or semi-professional sports club"),
+    "political": N_("Political organisation"), "labour": N_("Labour union"), "fraternal": N_("Fraternal organisation"),
+    "refurbisher": N_("Computer refurbisher"),
+    "community_clinic": N_("Community clinic"), "behavioural_health_clinic": N_("Behavioural health clinic"),
+    "womens_health_clinic": N_("Women's health clinic"), "hospice": N_("Hospice"), "emergency_services": N_("Emergency services"),
+    "blood_tissue_organ_bank": N_("Blood, tissue or organ bank"), "other": N_("Other health care (hospital, practice, …)"),
+    "pending": N_("Waiting for review"), "approved": N_("Approved"), "rejected": N_("Not approved"),
+}
+REASONS = {
+    "mission_not_eligible": N_("The mission is not one of the program's missions serving the local community."),
+    "organisation_type_not_eligible": N_("Organisations of this type are not eligible for the program."),
+    "healthcare_not_eligible": N_("Health-care organisations are eligible only as independent nonprofit clinics, hospices, "
+                                  "emergency services, or blood, tissue or organ banks."),
+    "no_non_discrimination_declaration": N_("The organisation must declare that it has no discriminatory policy."),
+    "program_not_open": N_("Donation requests are not open yet."),
+    "code_unknown": N_("There is no such validation code. Check it with your organisation."),
+    "code_expired": N_("This validation code has expired. Ask your organisation to refresh it."),
+    "code_replaced": N_("This validation code was replaced by a newer one. Ask your organisation for it."),
+    "not_the_representative": N_("This validation code was issued to someone else. Sign in with the address it was sent to."),
+    "organisation_not_approved": N_("The organisation is not approved."),
+    "allocation_exceeded": N_("You asked for %(requested)s of %(what)s, but only %(remaining)s of %(limit)s are left in "
+                              "this two-year period."),
+    "no_keys_left": N_("No licence keys are left for %(sku)s at the moment. Please try again later."),
+}
+FIELD_MESSAGES = {
+    "name": N_("Enter the organisation's name."),
+    "short_name": N_("Enter a short name of 2 to 30 letters or digits, without spaces."),
+    "registration_number": N_("Enter the organisation's registration number."),
+    "country": N_("Choose the country where the organisation is registered."),
+    "org_type": N_("Choose the kind of organisation."),
+    "health_kind": N_("Choose the kind of health-care organisation."),
+    "mission": N_("Choose the organisation's mission."),
+    "first_name": N_("Enter the first name."), "last_name": N_("Enter the last name."),
+    "email": N_("Enter an email address, such as name@example.org."),
+    "products": N_("Choose at least one product and how many."),
+}
+RULE_MESSAGES = {  # refusals raised as NotAllowed, by rule
+    "R-V2": N_("Only the organisation's account holder can do this."),
+    "R-V4": N_("Only an expired or unused code can be refreshed."),
+    "R-V8": N_("Validation codes can be created once the organisation is approved."),
+}
+
+
+def explain(failures: list[Failure] | tuple[Failure, ...], ctx: PageContext) -> list[tuple[str, str]]:
+    out = []
+    for f in failures:
+        template = REASONS.get(f.reason)
+        out.append((f.rule, ctx.l10n.gettext(template) % dict(f.params) if template else f.message))
+    return out
+
+
+def _field_errors(exc: InputError, ctx: PageContext) -> dict[str, str]:
+    out = {}
+    for e in exc.errors:
+        key = e.field.split(".")[0] if e.field.startswith("qty.") else e.field
+        message = FIELD_MESSAGES.get(e.field)
+        out[e.field if e.field.startswith("qty.") else key] = ctx.l10n.gettext(message) if message else e.message
+    return out
+
+
+def _db(request: Request) -> Any:
+    return request.app.state.db
+
+
+async def home(request: Request) -> Response:
+    ctx = await page_context(request)
+    data: dict[str, Any] = {"organisations": [], "codes": [], "requests": []}
+    if ctx.session:
+        email = ctx.session.account_email
+
+        def load(conn: Any) -> dict[str, Any]:
+            return {"organisations": organisations_of(conn, email), "codes": codes_held_by(conn, email),
+                    "requests": requests_of(conn, email), "program": program(conn)[1]}
+
+        data = await _db(request).read(load)
+    else:
+        data["program"] = (await _db(request).read(program))[1]
+    return render(request, ctx, "nonprofit/home.html", now=utcnow(), labels=LABELS, **data)
+
+
+def _registration_page(request: Request, ctx: PageContext, status: int = 200, values: dict[str, str] | None = None,
+                       errors: dict[str, str] | None = None) -> Response:
+    return render(request, ctx, "nonprofit/register.html", status, values=values or {}, errors=errors or {},
+                  missions=MISSIONS, org_types=ORG_TYPES, ineligible=INELIGIBLE_TYPES, health_kinds=HEALTH_EXCEPTIONS + ("other",),
+                  labels=LABELS, countries=sorted(country_codes(), key=ctx.l10n.country))
+
+
+async def register_form(request: Request) -> Response:
+    ctx = await page_context(request)
+    if ctx.session is None:
+        return _sign_in_first(request)
+    return _registration_page(request, ctx, values={"country": ctx.country or ""})
+
+
+async def register_submit(request: Request) -> Response:
+    checked = await _signed_in_post(request)
+    if isinstance(checked, Response):
+        return checked
+    ctx, form = checked
+    assert ctx.session is not None
+    values = {k: str(form.get(k) or "") for k in ("name", "short_name", "country", "registration_number", "mission",
+                                                   "org_type", "health_kind", "non_discrimination")}
+    try:
+        registration = parse_registration(values)
+        org_id = await _db(request).write(register_organisation, holder_email=ctx.session.account_email,
+                                          registration=registration, now=utcnow(), ip=client_ip(request))
+    except InputError as exc:
+        return _registration_page(request, ctx, 422, values, _field_errors(exc, ctx))
+    return redirect(f"/nonprofit/organisations/{org_id}")
+
+
+def _id(request: Request, name: str) -> int:
+    raw = str(request.path_params[name])
+    if not raw.isdigit():
+        raise NotFound(name, raw)
+    return int(raw)
+
+
+async def _organisation_page(request: Request, ctx: PageContext, status: int = 200, *, values: dict[str, str] | None = None,
+                             errors: dict[str, str] | None = None, new_code: str | None = None) -> Response:
+    assert ctx.session is not None
+    org_id = _id(request, "org_id")
+
+    def load(conn: Any) -> tuple[Any, Any]:
+        org = get_organisation(conn, org_id)
+        if org.holder_email != ctx.session.account_email:  # type: ignore[union-attr]
+            raise NotFound("organisation", str(org_id))  # not yours: as if it did not exist
+        return org, codes_of_organisation(conn, org_id)
+
+    org, codes = await _db(request).read(load)
+    failures = [Failure(rule, "", "") for rule in org.failed_rules]
+    return render(request, ctx, "nonprofit/organisation.html", status, org=org, codes=codes, now=utcnow(), labels=LABELS,
+                  values=values or {}, errors=errors or {}, new_code=new_code, failed_rules=[f.rule for f in failures])
+
+
+async def organisation_page(request: Request) -> Response:
+    ctx = await page_context(request)
+    if ctx.session is None:
+        return _sign_in_first(request)
+    return await _organisation_page(request, ctx)
+
+
+async def issue_submit(request: Request) -> Response:
+    checked = await _signed_in_post(request)
+    if isinstance(checked, Response):
+        return checked
+    ctx, form = checked
+    assert ctx.session is not None
+    values = {k: str(form.get(k) or "") for k in ("first_name", "last_name", "email")}
+    try:
+        code = await _db(request).write(issue_code, _id(request, "org_id"), holder_email=ctx.session.account_email,
+                                        now=utcnow(), ip=client_ip(request), **values)
+    except NotAllowed as exc:
+        return await _organisation_page(request, ctx, 403, values=values, errors=_rule_errors(exc, ctx))
+    except InputError as exc:
+        return await _organisation_page(request, ctx, 422, values=values, errors=_field_errors(exc, ctx))
+    return await _organisation_page(request, ctx, 201, new_code=code)
+
+
+def _rule_errors(exc: InputError, ctx: PageContext) -> dict[str, str]:
+    out = {}
+    for e in exc.errors:
+        message = RULE_MESSAGES.get(e.rule or "")
+        out["rule"] = f"{ctx.l10n.gettext(message) if message else e.message} ({e.rule})"
+    return out
+
+
+async def refresh_submit(request: Request) -> Response:
+    checked = await _signed_in_post(request)
+    if isinstance(checked, Response):
+        return checked
+    ctx, _form = checked
+    assert ctx.session is not None
+    code_id = _id(request, "code_id")
+    try:
+        code = await _db(request).write(refresh_code, code_id, holder_email=ctx.session.account_email, now=utcnow(),
+                                        ip=client_ip(request))
+    except NotAllowed as exc:
+        request.path_params["org_id"] = str(await _db(request).read(_org_of_code, code_id))
+        return await _organisation_page(request, ctx, 403, errors=_rule_errors(exc, ctx))
+    request.path_params["org_id"] = str(await _db(request).read(_org_of_code, code_id))
+    return await _organisation_page(request, ctx, 201, new_code=code)
+
+
+def _org_of_code(conn: Any, code_id: int) -> int:
+    from promo.nonprofit import get_code
+    return get_code(conn, code_id).organisation_id
+
+
+async def _request_page(request: Request, ctx: PageContext, status: int = 200, *, values: dict[str, str] | None = None,
+                        errors: dict[str, str] | None = None, refusals: list[tuple[str, str]] | None = None,
+                        allowances: list[Any] | None = None) -> Response:
+    def load(conn: Any) -> tuple[Any, Any]:
+        return program(conn)[1], load_catalog(conn)
+
+    prog, catalog = await _db(request).read(load)
+    return render(request, ctx, "nonprofit/request.html", status, program=prog, catalog=catalog, values=values or {},
+                  errors=errors or {}, refusals=refusals or [], allowances=allowances or [])
+
+
+async def request_form(request: Request) -> Response:
+    ctx = await page_context(request)
+    if ctx.session is None:
+        return _sign_in_first(request)
+    return await _request_page(request, ctx, values={"code": request.query_params.get("code", "")})
+
+
+async def request_submit(request: Request) -> Response:
+    checked = await _signed_in_post(request)
+    if isinstance(checked, Response):
+        return checked
+    ctx, form = checked
+    assert ctx.session is not None
+    values = {k: str(v) for k, v in form.items() if k != "csrf"}
+    _, prog = await _db(request).read(program)
+    try:
+        quantities = parse_quantities(values, prog.products)
+        settings = request.app.state.settings
+        result = await _db(request).write(request_donation, account_email=ctx.session.account_email,
+                                          code=values.get("code", ""), quantities=quantities, now=utcnow(), locale=ctx.lang,
+                                          ip=client_ip(request), mail_domain=settings.mail.message_id_domain)
+    except InputError as exc:
+        return await _request_page(request, ctx, 422, values=values, errors=_field_errors(exc, ctx))
+    if not result.fulfilled:
+        return await _request_page(request, ctx, 422, values=values, refusals=explain(result.decision.failures, ctx),
+                                   allowances=result.allowances)
+    request.app.state.wake_relay()
+    return redirect(f"/nonprofit/requests/{result.request_id}")
+
+
+async def _donation_page(request: Request, ctx: PageContext, status: int = 200, error: str | None = None) -> Response:
+    assert ctx.session is not None
+    request_id = _id(request, "request_id")
+
+    def load(conn: Any) -> tuple[Any, Any]:
+        found = get_request(conn, request_id)
+        if found.account_email != ctx.session.account_email:  # type: ignore[union-attr]
+            raise NotFound("donation request", str(request_id))
+        cycle = current_cycle(conn, found.organisation_id, utcnow())
+        return found, used_in_cycle(conn, cycle[0] if cycle else None)
+
+    found, _used = await _db(request).read(load)
+    _, prog = await _db(request).read(program)
+    return render(request, ctx, "nonprofit/donation.html", status, donation=found, program=prog, error=error)
+
+
+async def donation_page(request: Request) -> Response:
+    ctx = await page_context(request)
+    if ctx.session is None:
+        return _sign_in_first(request)
+    return await _donation_page(request, ctx)
+
+
+async def return_submit(request: Request) -> Response:
+    checked = await _signed_in_post(request)
+    if isinstance(checked, Response):
+        return checked
+    ctx, form = checked
+    assert ctx.session is not None
+    try:
+        await _db(request).write(ask_return, _id(request, "request_id"), account_email=ctx.session.account_email,
+                                 not_installed=form.get("not_installed") == "yes", now=utcnow(), ip=client_ip(request))
+    except NotAllowed as exc:
+        texts = [ctx.l10n.gettext(RETURN_REASONS.get(e.message, e.message)) + f" ({e.rule})" for e in exc.errors]
+        return await _donation_page(request, ctx, 403, error=" ".join(texts))
+    except InputError as exc:
+        return await _donation_page(request, ctx, 409, error=str(exc.errors[0].message))
+    return redirect(f"/nonprofit/requests/{_id(request, 'request_id')}")
+
+
+RETURN_REASONS = {
+    "a return must be asked for less than 60 days after the products were received":
+        N_("A return must be asked for less than 60 days after the products were received."),
+    "products that were installed cannot be returned": N_("Products that were installed cannot be returned."),
+}
+
+routes = [
+    Route("/nonprofit/", home, name="nonprofit.home"),
+    Route("/nonprofit/register", register_form, methods=["GET"], name="nonprofit.register_form"),
+    Route("/nonprofit/register", register_submit, methods=["POST"], name="nonprofit.register"),
+    Route("/nonprofit/organisations/{org_id}", organisation_page, name="nonprofit.organisation"),
+    Route("/nonprofit/organisations/{org_id}/codes", issue_submit, methods=["POST"], name="nonprofit.issue_code"),
+    Route("/nonprofit/codes/{code_id}/refresh", refresh_submit, methods=["POST"], name="nonprofit.refresh_code"),
+    Route("/nonprofit/request", request_form, methods=["GET"], name="nonprofit.request_form"),
+    Route("/nonprofit/request", request_submit, methods=["POST"], name="nonprofit.request"),
+    Route("/nonprofit/requests/{request_id}", donation_page, name="nonprofit.donation"),
+    Route("/nonprofit/requests/{request_id}/return", return_submit, methods=["POST"], name="nonprofit.return"),
+]
