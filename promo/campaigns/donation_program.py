@@ -145,7 +145,7 @@ class DonationProgram:
         out = []
         for sku in self.products:
             if catalog[sku].product_class in ("desktop", "cal"):
-                out.append(Allowance(sku, (sku,), self.limits.each_desktop_or_cal, used.get(sku, 0)))
+                out.append(Allowance(catalog[sku].name, (sku,), self.limits.each_desktop_or_cal, used.get(sku, 0)))
         for klass, label, limit in (("windows_server_standard", "Windows Server Standard", self.limits.windows_server_standard),
                                     ("server", "other server products", self.limits.other_servers_total)):
             skus = tuple(s for s in self.products if catalog[s].product_class == klass)

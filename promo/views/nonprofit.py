@@ -91,11 +91,22 @@ RULE_MESSAGES = {  # refusals raised as NotAllowed, by rule
 }
 
 
+GROUPS = {"Windows Server Standard": N_("Windows Server Standard"), "other server products": N_("other server products, in total")}
+
+
+def group_label(label: str, ctx: PageContext) -> str:
+    """Limits named after a group of products are translated; a product keeps its catalog name."""
+    return ctx.l10n.gettext(GROUPS[label]) if label in GROUPS else label
+
+
 def explain(failures: list[Failure] | tuple[Failure, ...], ctx: PageContext) -> list[tuple[str, str]]:
     out = []
     for f in failures:
         template = REASONS.get(f.reason)
-        out.append((f.rule, ctx.l10n.gettext(template) % dict(f.params) if template else f.message))
+        params = dict(f.params)
+        if "what" in params:
+            params["what"] = group_label(str(params["what"]), ctx)
+        out.append((f.rule, ctx.l10n.gettext(template) % params if template else f.message))
     return out
 
 
@@ -245,6 +256,7 @@ async def _request_page(request: Request, ctx: PageContext, status: int = 200, *
 
     prog, catalog = await _db(request).read(load)
     return render(request, ctx, "nonprofit/request.html", status, program=prog, catalog=catalog, values=values or {},
+                  label=lambda text: group_label(text, ctx),
                   errors=errors or {}, refusals=refusals or [], allowances=allowances or [])
 
 
