@@ -167,10 +167,7 @@ def review_organisation(conn: sqlite3.Connection, org_id: int, *, decision: str,
             raise NotAllowed([FieldError("decision", f"cannot approve: {f.message}", rule=f.rule) for f in failures])
         status, why = "approved", None
     elif decision == "reject":
-        why = reason.strip()
-        if not why:
-            raise InputError.one("reason", "say why the organisation is rejected (the holder sees it)")
-        status = "rejected"
+        status, why = "rejected", _reason(reason, "the organisation is rejected (the holder sees it)")
     else:
         raise InputError.one("decision", "must be approve or reject")
     conn.execute("UPDATE organisations SET status = :s, reason = :r, reviewer_email = :who, decided_at = :now WHERE id = :id",
@@ -178,6 +175,13 @@ def review_organisation(conn: sqlite3.Connection, org_id: int, *, decision: str,
     append_event(conn, tag=f"nonprofit:organisation:{status}", actor=f"staff:{reviewer}", subject=f"organisation:{org_id}",
                  ip=ip, at=now, data={"changes": {"status": ["pending", status]}, "reason": why})
     return get_organisation(conn, org_id)
+
+
+def _reason(reason: str, what: str) -> str:
+    """A rejection always says why: the person it concerns is told."""
+    if not reason.strip():
+        raise InputError.one("reason", f"say why {what}")
+    return reason.strip()
 
 
 def _registration_of(conn: sqlite3.Connection, org_id: int) -> Registration:
@@ -572,10 +576,7 @@ def decide_return(conn: sqlite3.Connection, return_id: int, *, decision: str, re
         conn.execute("UPDATE reward_codes SET voided_at = :now WHERE id IN (SELECT code_id FROM donation_lines"
                      " WHERE request_id = :id)", {"now": db_time(now), "id": request.id})
     elif decision == "reject":
-        why = reason.strip()
-        if not why:
-            raise InputError.one("reason", "say why the return is rejected (the requester is told)")
-        status = "rejected"
+        status, why = "rejected", _reason(reason, "the return is rejected (the requester is told)")
     else:
         raise InputError.one("decision", "must be complete or reject")
     conn.execute("UPDATE donation_returns SET status = :s, reason = :r, reviewer_email = :who, decided_at = :now WHERE id = :id",
@@ -585,6 +586,20 @@ def decide_return(conn: sqlite3.Connection, return_id: int, *, decision: str, re
             payload={"request": request.id, "status": status, "reason": why, "organisation": request.organisation})
     append_event(conn, tag=f"nonprofit:return:{status}", actor=f"staff:{reviewer}", subject=f"donation:{request.id}", ip=ip,
                  at=now, data={"return": return_id, "changes": {"status": ["pending", status]}, "reason": why})
+
+
+def key_stock(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Licence keys per product of the program: available, issued, voided (returned)."""
+    campaign_id, prog = program(conn)
+    counts = {row[0]: row for row in conn.execute(
+        "SELECT sku, SUM(CASE WHEN issued_at IS NULL AND voided_at IS NULL THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN issued_at IS NOT NULL AND voided_at IS NULL THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN voided_at IS NOT NULL THEN 1 ELSE 0 END) FROM reward_codes WHERE campaign_id = :c GROUP BY sku",
+        {"c": campaign_id})}
+    catalog = load_catalog(conn)
+    return [{"sku": sku, "name": catalog[sku].name, "class": catalog[sku].product_class,
+             "available": counts[sku][1] if sku in counts else 0, "issued": counts[sku][2] if sku in counts else 0,
+             "voided": counts[sku][3] if sku in counts else 0} for sku in prog.products]
 
 
 def pending_returns(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -177,3 +177,23 @@ def test_partner_verification_over_http(client: TestClient, charity: sqlite3.Con
         client.post(url, headers=headers, json={"code": "guess@HarbourFood"})
     limited = client.post(url, headers=headers, json={"code": code})  # even a good code, once guessing is capped
     assert limited.status_code == 429 and limited.json()["valid"] is False
+
+
+def test_licence_keys_upload_into_per_product_pools(client: TestClient, charity: sqlite3.Connection) -> None:
+    from tests.console import csrf, wait_for_job
+    signed_in(client, charity, "marketer")
+    page = client.get("/console/nonprofit/").text
+    assert re.search(r'data-sku="DON-SQL-SRV">5<', page)
+    content = "code,sku\n" + "".join(f"{lk('DON-SQL-SRV', 100 + i)},DON-SQL-SRV\n" for i in range(3))
+    posted = client.post("/console/nonprofit/keys", data={"csrf": csrf(client, "/console/nonprofit/")},
+                         files={"file": ("keys.csv", content.encode(), "text/csv")})
+    assert posted.status_code == 303
+    done = wait_for_job(client, posted.headers["location"])
+    assert "Done:</strong> 3 codes imported" in done and 'href="/console/nonprofit/"' in done
+    assert re.search(r'data-sku="DON-SQL-SRV">8<', client.get("/console/nonprofit/").text)
+    wrong = "code,sku\n" + f"{lk('X', 1)},O365-HOME-ESD\n" + f"{lk('X', 2)}\n"
+    posted = client.post("/console/nonprofit/keys", data={"csrf": csrf(client, "/console/nonprofit/")},
+                         files={"file": ("wrong.csv", wrong.encode(), "text/csv")})
+    failed = wait_for_job(client, posted.headers["location"])
+    assert "line 2: sku: &#39;O365-HOME-ESD&#39; is not one of the program&#39;s products" in failed
+    assert "line 3: row: has 1 fields, the header has 2" in failed

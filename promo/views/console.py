@@ -263,7 +263,7 @@ async def import_file(request: Request, session: StaffSession) -> Response:
 
 # ---- code pools and activation records -----------------------------------------------------
 
-async def _start_upload(request: Request, session: StaffSession, form: FormData, kind: str, slug: str | None) -> Response:
+async def start_upload(request: Request, session: StaffSession, form: FormData, kind: str, slug: str | None) -> Response:
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         return staff_render(request, "console/message.html", 422, session=session, title="Nothing was uploaded",
@@ -281,7 +281,7 @@ async def upload_codes(request: Request, session: StaffSession) -> Response:
     if isinstance(form, Response):
         return form
     await request.app.state.db.read(get_offer, _slug(request))  # 404 before anything is stored
-    return await _start_upload(request, session, form, "codes", _slug(request))
+    return await start_upload(request, session, form, "codes", _slug(request))
 
 
 @require_role(*EDITORS)
@@ -312,15 +312,19 @@ async def upload_activations(request: Request, session: StaffSession) -> Respons
     form = await checked_form(request, session)
     if isinstance(form, Response):
         return form
-    return await _start_upload(request, session, form, "activations", None)
+    return await start_upload(request, session, form, "activations", None)
 
 
 @require_role(*READERS)
 async def job_page(request: Request, session: StaffSession) -> Response:
     job = await request.app.state.db.read(get_job, _int_param(request, "job_id"))
     jobs = request.app.state.jobs
+    back = "/console/activations"
+    if job.campaign_slug:
+        stored = await request.app.state.db.read(get_campaign, job.campaign_slug)
+        back = f"/console/campaigns/{job.campaign_slug}" if stored.campaign.kind == OFFER else "/console/nonprofit/"
     return staff_render(request, "console/job.html", session=session, job=job, progress=jobs.progress(job),
-                        running_here=jobs.running_here(job.id))
+                        running_here=jobs.running_here(job.id), back=back)
 
 
 routes = [

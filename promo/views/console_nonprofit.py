@@ -11,10 +11,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from promo.errors import InputError, NotFound
-from promo.nonprofit import decide_return, organisations_by_status, pending_returns, review_organisation
+from promo.jobs import recent_jobs
+from promo.nonprofit import PROGRAM, decide_return, key_stock, organisations_by_status, pending_returns, review_organisation
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
-from promo.views.console import EDITORS, READERS, checked_form
+from promo.views.console import EDITORS, READERS, checked_form, start_upload
 from promo.views.context import client_ip, redirect
 from promo.views.nonprofit import LABELS
 from promo.views.staffauth import require_role, staff_render
@@ -22,8 +23,13 @@ from promo.views.staffauth import require_role, staff_render
 
 async def _page(request: Request, session: StaffSession, status: int = 200, error: str | None = None) -> Response:
     def load(conn: Any) -> dict[str, Any]:
+        try:
+            keys = key_stock(conn)
+        except NotFound:  # the program is not installed (`promo demo` or `promo campaigns import`)
+            keys = []
         return {"pending": organisations_by_status(conn, "pending"), "approved": organisations_by_status(conn, "approved"),
-                "returns": pending_returns(conn)}
+                "returns": pending_returns(conn), "keys": keys,
+                "jobs": recent_jobs(conn, campaign_slug=PROGRAM, kind="codes", limit=5)}
 
     return staff_render(request, "console/nonprofit.html", status, session=session, labels=LABELS, error=error,
                         can_edit=session.staff.role in EDITORS, **await request.app.state.db.read(load))
@@ -73,8 +79,18 @@ async def process_return(request: Request, session: StaffSession) -> Response:
     return redirect("/console/nonprofit/")
 
 
+@require_role(*EDITORS)
+async def upload_keys(request: Request, session: StaffSession) -> Response:
+    """Licence keys for the program's per-product pools: a CSV with `code,sku`, all or nothing."""
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
+    return await start_upload(request, session, form, "codes", PROGRAM)
+
+
 routes = [
     Route("/console/nonprofit/", overview, name="console.nonprofit"),
+    Route("/console/nonprofit/keys", upload_keys, methods=["POST"], name="console.nonprofit_keys"),
     Route("/console/nonprofit/organisations/{org_id}/{decision}", review, methods=["POST"], name="console.nonprofit_review"),
     Route("/console/nonprofit/returns/{return_id}/{decision}", process_return, methods=["POST"], name="console.nonprofit_return"),
 ]

@@ -4,7 +4,9 @@ is made by the services (auth, redemption, outbox); this module speaks HTTP and 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import wraps
 from typing import Any
 
 from starlette.requests import Request
@@ -55,6 +57,31 @@ async def _signed_in_post(request: Request) -> tuple[PageContext, Any] | Respons
     if not _csrf_ok(ctx, form):
         return _forbidden(request, ctx)
     return ctx, form
+
+
+def signed_in_page(view: Callable[[Request, PageContext], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """A page for signed-in accounts: the view gets the context; anyone else signs in first."""
+    @wraps(view)
+    async def wrapper(request: Request) -> Response:
+        ctx = await page_context(request)
+        if ctx.session is None:
+            return _sign_in_first(request)
+        return await view(request, ctx)
+
+    return wrapper
+
+
+def signed_in_form(view: Callable[[Request, PageContext, Any], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """A form post of a signed-in account with a valid CSRF token (else sign-in, or 403)."""
+    @wraps(view)
+    async def wrapper(request: Request) -> Response:
+        checked = await _signed_in_post(request)
+        if isinstance(checked, Response):
+            return checked
+        ctx, form = checked
+        return await view(request, ctx, form)
+
+    return wrapper
 
 
 def _forbidden(request: Request, ctx: PageContext) -> Response:

@@ -36,7 +36,7 @@ from promo.nonprofit import (
     used_in_cycle,
 )
 from promo.timeutil import utcnow
-from promo.views.consumer import _sign_in_first, _signed_in_post
+from promo.views.consumer import signed_in_form, signed_in_page
 from promo.views.context import PageContext, client_ip, page_context, redirect, render
 
 LABELS = {
@@ -146,18 +146,13 @@ def _registration_page(request: Request, ctx: PageContext, status: int = 200, va
                   labels=LABELS, countries=sorted(country_codes(), key=ctx.l10n.country))
 
 
-async def register_form(request: Request) -> Response:
-    ctx = await page_context(request)
-    if ctx.session is None:
-        return _sign_in_first(request)
+@signed_in_page
+async def register_form(request: Request, ctx: PageContext) -> Response:
     return _registration_page(request, ctx, values={"country": ctx.country or ""})
 
 
-async def register_submit(request: Request) -> Response:
-    checked = await _signed_in_post(request)
-    if isinstance(checked, Response):
-        return checked
-    ctx, form = checked
+@signed_in_form
+async def register_submit(request: Request, ctx: PageContext, form: Any) -> Response:
     assert ctx.session is not None
     values = {k: str(form.get(k) or "") for k in ("name", "short_name", "country", "registration_number", "mission",
                                                    "org_type", "health_kind", "non_discrimination")}
@@ -194,18 +189,13 @@ async def _organisation_page(request: Request, ctx: PageContext, status: int = 2
                   values=values or {}, errors=errors or {}, new_code=new_code, failed_rules=[f.rule for f in failures])
 
 
-async def organisation_page(request: Request) -> Response:
-    ctx = await page_context(request)
-    if ctx.session is None:
-        return _sign_in_first(request)
+@signed_in_page
+async def organisation_page(request: Request, ctx: PageContext) -> Response:
     return await _organisation_page(request, ctx)
 
 
-async def issue_submit(request: Request) -> Response:
-    checked = await _signed_in_post(request)
-    if isinstance(checked, Response):
-        return checked
-    ctx, form = checked
+@signed_in_form
+async def issue_submit(request: Request, ctx: PageContext, form: Any) -> Response:
     assert ctx.session is not None
     values = {k: str(form.get(k) or "") for k in ("first_name", "last_name", "email")}
     try:
@@ -226,11 +216,8 @@ def _rule_errors(exc: InputError, ctx: PageContext) -> dict[str, str]:
     return out
 
 
-async def refresh_submit(request: Request) -> Response:
-    checked = await _signed_in_post(request)
-    if isinstance(checked, Response):
-        return checked
-    ctx, _form = checked
+@signed_in_form
+async def refresh_submit(request: Request, ctx: PageContext, _form: Any) -> Response:
     assert ctx.session is not None
     code_id = _id(request, "code_id")
     try:
@@ -260,18 +247,13 @@ async def _request_page(request: Request, ctx: PageContext, status: int = 200, *
                   errors=errors or {}, refusals=refusals or [], allowances=allowances or [])
 
 
-async def request_form(request: Request) -> Response:
-    ctx = await page_context(request)
-    if ctx.session is None:
-        return _sign_in_first(request)
+@signed_in_page
+async def request_form(request: Request, ctx: PageContext) -> Response:
     return await _request_page(request, ctx, values={"code": request.query_params.get("code", "")})
 
 
-async def request_submit(request: Request) -> Response:
-    checked = await _signed_in_post(request)
-    if isinstance(checked, Response):
-        return checked
-    ctx, form = checked
+@signed_in_form
+async def request_submit(request: Request, ctx: PageContext, form: Any) -> Response:
     assert ctx.session is not None
     values = {k: str(v) for k, v in form.items() if k != "csrf"}
     _, prog = await _db(request).read(program)
@@ -306,18 +288,13 @@ async def _donation_page(request: Request, ctx: PageContext, status: int = 200, 
     return render(request, ctx, "nonprofit/donation.html", status, donation=found, program=prog, error=error)
 
 
-async def donation_page(request: Request) -> Response:
-    ctx = await page_context(request)
-    if ctx.session is None:
-        return _sign_in_first(request)
+@signed_in_page
+async def donation_page(request: Request, ctx: PageContext) -> Response:
     return await _donation_page(request, ctx)
 
 
-async def return_submit(request: Request) -> Response:
-    checked = await _signed_in_post(request)
-    if isinstance(checked, Response):
-        return checked
-    ctx, form = checked
+@signed_in_form
+async def return_submit(request: Request, ctx: PageContext, form: Any) -> Response:
     assert ctx.session is not None
     try:
         await _db(request).write(ask_return, _id(request, "request_id"), account_email=ctx.session.account_email,

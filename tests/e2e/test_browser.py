@@ -45,8 +45,15 @@ def shot(page: Page, name: str) -> None:
 
 
 def open_newest_mail(page: Page, server: Served, subject: str) -> None:
-    page.goto(server.url + "/dev/mail")
-    page.get_by_role("link", name=subject).first.click()
+    """The relay sends after the request that queued the email: reload until it is there."""
+    for _ in range(40):
+        page.goto(server.url + "/dev/mail")
+        link = page.get_by_role("link", name=subject)
+        if link.count():
+            link.first.click()
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"no email {subject!r} in /dev/mail after 10 s")
 
 
 LABELS = {
