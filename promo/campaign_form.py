@@ -16,7 +16,7 @@ from promo.errors import FieldError, InputError
 TEXTAREAS = ("products.qualifying", "products.excluded", "availability")
 OPTIONAL_NUMBERS = ("total_cap", "low_stock_threshold")
 # Where each field of the definition is edited on the form (errors are shown there).
-FORM_FIELDS = ("slug", "name", "names", "timezone", "eligibility_window.first_day", "eligibility_window.last_day",
+FORM_FIELDS = ("slug", "name", "names", "descriptions", "timezone", "eligibility_window.first_day", "eligibility_window.last_day",
                "redemption_window.first_day", "redemption_window.last_day", "countries", "products.qualifying_skus",
                "products.excluded_skus", *TEXTAREAS, "products", "limit_per_account", *OPTIONAL_NUMBERS,
                "reward.name", "reward.terms_url", "reward.code_expires_on", "reward.code_pattern")
@@ -52,9 +52,10 @@ def definition_from_form(form: Mapping[str, Any], base: Mapping[str, Any] | None
     availability = _availability(get("availability"), errors)
     if availability:
         data["availability"] = availability
-    names = {lang: get(f"names.{lang}") for lang in languages if get(f"names.{lang}")}
-    if names:
-        data["names"] = names
+    for key in ("names", "descriptions"):
+        texts = {lang: get(f"{key}.{lang}") for lang in languages if get(f"{key}.{lang}")}
+        if texts:
+            data[key] = texts
     if not data["reward"]["code_pattern"]:
         del data["reward"]["code_pattern"]  # the kind's default (Xbox: XXXXX-XXXXX-XXXXX-XXXXX-XXXXX)
     for key in ("sponsors", "support"):
@@ -88,6 +89,7 @@ def form_from_definition(data: Mapping[str, Any], languages: tuple[str, ...]) ->
         values[name] = str(data[name]) if name in data else ""
     for lang in languages:
         values[f"names.{lang}"] = data.get("names", {}).get(lang, "")
+        values[f"descriptions.{lang}"] = data.get("descriptions", {}).get(lang, "")
     return values
 
 

@@ -75,7 +75,7 @@ def rows(stream: IO[str], required: tuple[str, ...], optional: tuple[str, ...] =
             if len(values) != width:
                 yield reader.line_num, {"__error__": f"has {len(record)} fields, the header has {width}"}
                 continue
-            yield reader.line_num, dict(zip(header, values))
+            yield reader.line_num, dict(zip(header, values, strict=True))
     except UnicodeDecodeError:
         raise InputError(FieldError("file", "is not UTF-8 text", line=reader.line_num + 1)) from None
     except csv.Error as exc:

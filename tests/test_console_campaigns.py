@@ -231,3 +231,21 @@ def _values_of(campaign: object) -> dict[str, object]:
     from promo.campaign_form import form_from_definition
     from promo.i18n import languages
     return {k: v for k, v in form_from_definition(campaign.to_dict(), languages()).items() if v != ""}  # type: ignore[attr-defined]
+
+
+def test_names_and_descriptions_per_language_reach_the_offer_page(marketer: TestClient, shop: sqlite3.Connection) -> None:
+    values = _values_of(get_campaign(shop, "open-today").campaign)
+    saved = post_form(marketer, "/console/campaigns/open-today/edit", {
+        **values, "names.da": "Gratis Xbox-medlemskab", "descriptions.en": "Twelve months of Xbox Live Gold, on us.",
+        "descriptions.da": "Tolv måneders Xbox Live Gold, gratis.", "action": "save"})
+    assert saved.status_code == 303
+    changes = audit_changes(shop, "campaign:definition:changed")[-1]["changes"]
+    assert changes["descriptions.da"] == [None, "Tolv måneders Xbox Live Gold, gratis."]
+    marketer.cookies.clear()
+    english = marketer.get("/offers/open-today").text
+    assert '<p id="description">Twelve months of Xbox Live Gold, on us.</p>' in english
+    marketer.get("/language?lang=da&next=/")
+    danish = marketer.get("/offers/open-today").text
+    assert "<h1>Gratis Xbox-medlemskab</h1>" in danish and "Tolv måneders Xbox Live Gold, gratis." in danish
+    marketer.get("/language?lang=nb&next=/")
+    assert "Twelve months of Xbox Live Gold, on us." in marketer.get("/offers/open-today").text  # no nb text: English

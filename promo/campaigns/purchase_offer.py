@@ -104,6 +104,7 @@ class PurchaseOffer:
     limit_per_account: int  # R-X6
     reward: Reward  # R-X9
     names: Mapping[str, str] = field(default_factory=dict)  # the offer's name per language
+    descriptions: Mapping[str, str] = field(default_factory=dict)  # a short text per language, shown on the offer page
     sponsors: tuple[Sponsor, ...] = ()  # R-X13
     support: Support | None = None  # R-X16
     total_cap: int | None = None  # at most this many rewards in all (None: the pool is the limit)
@@ -112,6 +113,9 @@ class PurchaseOffer:
 
     def name_in(self, lang: str) -> str:
         return self.names.get(lang, self.name)
+
+    def description_in(self, lang: str) -> str:
+        return self.descriptions.get(lang) or self.descriptions.get("en", "")
 
     def sponsor_for(self, country: str) -> Sponsor | None:
         return next((s for s in self.sponsors if country in s.countries), None)
@@ -256,6 +260,8 @@ class PurchaseOffer:
         }
         if self.names:
             data["names"] = dict(sorted(self.names.items()))
+        if self.descriptions:
+            data["descriptions"] = dict(sorted(self.descriptions.items()))
         if self.sponsors:
             data["sponsors"] = [{"region": s.region, "name": s.name, "law": s.law, "countries": list(s.countries)}
                                 for s in self.sponsors]
@@ -432,8 +438,9 @@ class _Parser:
         unknown = set(d) - {"slug", "kind", "name", "timezone", "limit_per_account", "total_cap",
                             "low_stock_threshold", "countries",
                             "eligibility_window", "redemption_window", "products", "availability", "reward",
-                            "names", "sponsors", "support"}
+                            "names", "descriptions", "sponsors", "support"}
         names = self.names()
+        descriptions = self.names("descriptions")
         sponsors = self.sponsors()
         support = self.support()
         for key in sorted(unknown):
@@ -452,16 +459,18 @@ class _Parser:
             limit_per_account=limit,
             reward=reward,
             names=names,
+            descriptions=descriptions,
             sponsors=sponsors,
             support=support,
             total_cap=total_cap,
             low_stock_threshold=threshold,
         )
 
-    def names(self) -> Mapping[str, str]:
-        section = self.data.get("names", {})
+    def names(self, key: str = "names") -> Mapping[str, str]:
+        """A text per language (names, descriptions): language = "text"."""
+        section = self.data.get(key, {})
         if not isinstance(section, Mapping) or not all(isinstance(v, str) and v.strip() for v in section.values()):
-            self.fail("names", "must be a table of language = \"name\"")
+            self.fail(key, "must be a table of language = \"text\"")
             return {}
         return dict(section)
 
