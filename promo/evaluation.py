@@ -28,6 +28,8 @@ class DryRun:
 
 def evaluate_dry_run(conn: sqlite3.Connection, request: DryRun, now: datetime) -> Decision:
     stored = get_campaign(conn, request.campaign)
+    if stored.campaign.kind != "purchase_offer":
+        raise InputError.one("campaign", f"{request.campaign} is a {stored.campaign.kind}; dry runs are for purchase offers")
     catalog = load_catalog(conn)
     errors: list[FieldError] = []
     values: dict[str, object] = {}

@@ -25,7 +25,7 @@ from promo.catalog import get_sku
 from promo.codes import claim_code
 from promo.countries import normalize_country
 from promo.db import Database, transaction
-from promo.errors import InputError
+from promo.errors import InputError, NotFound
 from promo.identifiers import mask_code, mask_product_key, normalize_email, normalize_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.stock import alert_if_low
@@ -136,6 +136,8 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
                        guess_limit: int | None) -> RedemptionResult:
     stored = get_campaign(conn, request.campaign)
     campaign = stored.campaign
+    if campaign.kind != "purchase_offer":  # a donation program is asked through /nonprofit/, not redeemed
+        raise NotFound("offer", request.campaign)
     if request.idempotency_key:
         replay = _replay(conn, stored.id, request)
         if replay is not None:

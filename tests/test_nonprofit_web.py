@@ -197,3 +197,25 @@ def test_licence_keys_upload_into_per_product_pools(client: TestClient, charity:
     failed = wait_for_job(client, posted.headers["location"])
     assert "line 2: sku: &#39;O365-HOME-ESD&#39; is not one of the program&#39;s products" in failed
     assert "line 3: row: has 1 fields, the header has 2" in failed
+
+
+def test_the_program_is_not_an_offer(client: TestClient, charity: sqlite3.Connection, smtp: MailServer) -> None:
+    """Routes of the purchase offer answer plainly for the donation program, never with a 500."""
+    as_consumer(client, smtp, REP, "/")
+    page = client.get("/offers/open-today/redeem")
+    assert client.get("/offers/nonprofit-donations").status_code == 404
+    redeemed = client.post("/offers/nonprofit-donations/redeem", data={"csrf": hidden(page.text, "csrf"),
+                                                                       "product_key": "X" * 25, "accept_terms": "yes"})
+    assert redeemed.status_code == 404
+    assert "Software donations" not in client.get("/").text
+    signed_in(client, charity, "marketer")
+    assert client.get("/console/campaigns/nonprofit-donations").status_code == 404
+    assert "Software donations" not in client.get("/console/").text
+    token = re.search(r'id="new-token">([^<]+)<', post_form(client, "/console/tokens", {"name": "t"}).text).group(1)  # type: ignore[union-attr]
+    dry = client.post("/api/v1/campaigns/nonprofit-donations/evaluate", headers={"Authorization": f"Bearer {token}"},
+                      json={"sku": "DON-SQL-SRV", "country": "DK", "purchased_at": "2026-01-01", "activated_at": "2026-01-01"})
+    assert dry.status_code == 400 and dry.json()["errors"][0]["field"] == "campaign"
+    listed = client.get("/api/v1/campaigns", headers={"Authorization": f"Bearer {token}"}).json()["campaigns"]
+    assert {c["slug"]: c["status"] for c in listed}["nonprofit-donations"] == "live"
+    stock = client.get("/api/v1/campaigns/nonprofit-donations/stock", headers={"Authorization": f"Bearer {token}"}).json()
+    assert stock["available"] == 30
