@@ -125,6 +125,26 @@ def verify(db_path: Path) -> dict[str, object]:
     return checks
 
 
+def write_refusals(path: Path, db_path: Path, sessions: dict[str, tuple[str, str]], accounts: list[str]) -> Path:
+    """Three kinds of refusal, interleaved. "A second redemption" uses accounts that the
+    redemption runs did redeem for (read back from the database), so none of them can succeed."""
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as peek:
+        redeemed = [row[0] for row in peek.execute("SELECT account_email FROM redemptions ORDER BY id LIMIT 20000")]
+    with open(path, "w") as out:
+        for i in range(20_000):
+            account = accounts[140_000 + i % 10_000]
+            cookie, csrf = sessions[account]
+            kind = i % 3
+            if kind == 0:  # ineligible SKU (R-X4)
+                out.write(f"{cookie} {csrf} {key(ACTIVATIONS - 20_000 + i)} DK\n")
+            elif kind == 1:  # wrong country declared (R-X17)
+                out.write(f"{cookie} {csrf} {key(150_000 + i)} NO\n")
+            else:  # a second redemption for an account that has one (R-X6)
+                c2, s2 = sessions[redeemed[i % len(redeemed)]]
+                out.write(f"{c2} {s2} {key(160_000 + i)} DK\n")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
@@ -171,19 +191,6 @@ def main() -> None:
 
     run64 = write_lines(work / "run64.txt", sessions, accounts[:70_000], [key(i) for i in range(70_000)], "DK")
     run512 = write_lines(work / "run512.txt", sessions, accounts[70_000:140_000], [key(i) for i in range(70_000, 140_000)], "DK")
-    refuse = work / "refuse.txt"
-    with open(refuse, "w") as out:  # three kinds of refusal, interleaved
-        for i in range(20_000):
-            account = accounts[140_000 + i % 10_000]
-            cookie, csrf = sessions[account]
-            kind = i % 3
-            if kind == 0:  # ineligible SKU (R-X4)
-                out.write(f"{cookie} {csrf} {key(ACTIVATIONS - 20_000 + i)} DK\n")
-            elif kind == 1:  # wrong country declared (R-X17)
-                out.write(f"{cookie} {csrf} {key(150_000 + i)} NO\n")
-            else:  # a second redemption for an account that has one (R-X6)
-                c2, s2 = sessions[accounts[i]]
-                out.write(f"{c2} {s2} {key(160_000 + i)} DK\n")
 
     env = {**os.environ, "PROMO_CONFIG": str(work / "config.toml"), "PROMO_LOGGING_LEVEL": "WARNING",
            "PROMO_ENVIRONMENT": "production",
@@ -210,7 +217,10 @@ def main() -> None:
         url, path = f"http://127.0.0.1:{port}", f"/offers/{SLUG}/redeem"
         results["redeem_64"] = wrk(url, path, 64, args.seconds, run64)
         results["redeem_512"] = wrk(url, path, 512, args.seconds, run512)
+        refuse = write_refusals(work / "refuse.txt", db_path, sessions, accounts)
         results["refusals_64"] = wrk(url, path, 64, args.seconds, refuse)
+        # Every answer must be a refusal (4xx): a 303 would mean a line redeemed after all.
+        results["refusals_64"]["all_refused"] = results["refusals_64"]["status_errors"] == results["refusals_64"]["requests"]
         results["server_peak_rss_mb"] = peak_rss_mb(server.pid)
     finally:
         server.send_signal(signal.SIGINT)

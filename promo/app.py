@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -95,6 +95,12 @@ async def on_promo_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, NotFound):
         return problem(404, str(exc), request_id=request_id)
     return problem(getattr(exc, "status", 500), "error", request_id=request_id)
+
+
+async def on_client_disconnect(request: Request, exc: Exception) -> Response:
+    """The client went away while sending its body: nothing to answer, nothing done."""
+    log.info("http.client_disconnected", path=request.url.path)
+    return Response(status_code=400)
 
 
 async def on_server_error(request: Request, exc: Exception) -> Response:
@@ -222,7 +228,8 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             *api.routes,
             *devmail.routes,
         ],
-        exception_handlers={PromoError: on_promo_error, HTTPException: on_http_error, Exception: on_server_error},
+        exception_handlers={PromoError: on_promo_error, HTTPException: on_http_error, ClientDisconnect: on_client_disconnect,
+                            Exception: on_server_error},
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -137,3 +137,23 @@ def test_log_redaction_masks_codes_and_secrets_whatever_the_key() -> None:
     text = repr(event)
     assert reward_code(5) not in text and reward_code(6) not in text and "abcdefghijkl" not in text
     assert "*****-*****-*****-*****-*0005" in event["event"]
+
+
+async def test_a_client_that_leaves_mid_body_gets_no_500_and_no_traceback(settings: Settings) -> None:
+    """wrk and real browsers hang up mid-upload; that is not a server error."""
+    app = create_app(settings, start_relay=False)
+    messages = iter([{"type": "http.request", "body": b"csrf=abc&email=", "more_body": True}, {"type": "http.disconnect"}])
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return next(messages)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/signin", "raw_path": b"/signin", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", b"1000")],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
