@@ -7,16 +7,15 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from promo.audit import append_event
-from promo.auth import session_hash
+from promo.auth import TOUCH_AFTER, session_hash  # last_used_at, like sessions: not written per call
 from promo.errors import InputError, NotFound
 from promo.staff import StaffMember
 from promo.timeutil import db_time, from_db_time
 
 PREFIX = "promo_"  # recognisable in a leaked secret scan
-TOUCH_AFTER = timedelta(minutes=5)  # last_used_at is kept to the nearest few minutes, not written per call
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,19 @@ KEYS_EMAIL = "donation_keys"
 RETURN_EMAIL = "donation_return"
 
 
+NOT_HOLDER = Failure("R-V2", "not_the_holder", "only the organisation's account holder manages its validation codes")
+NOT_APPROVED = Failure("R-V8", "codes_need_approval", "validation codes can be created once the organisation is approved")
+
+
 class NotAllowed(InputError):
-    """A rule forbids this (with the rule id); shown to the user, nothing is written."""
+    """Rules forbid this; nothing is written. Carries the failures (rule id and a reason
+    key the pages translate) and, for the API and the console, field errors with the rule."""
 
     status = 403
+
+    def __init__(self, field: str, failures: list[Failure], prefix: str = ""):
+        self.failures = failures
+        super().__init__([FieldError(field, prefix + f.message, rule=f.rule) for f in failures])
 
 
 @dataclass(frozen=True)
@@ -53,10 +62,17 @@ class Organisation:
     mission: str
     org_type: str
     health_kind: str | None
+    non_discrimination: bool
     status: str
     failed_rules: tuple[str, ...]
     reason: str | None
     created_at: str
+
+    @property
+    def registration(self) -> Registration:
+        """What it stated when it registered, for the rules (R-N5, R-N6, R-N7)."""
+        return Registration(self.name, self.short_name, self.country, self.registration_number, self.mission,
+                            self.org_type, self.health_kind, self.non_discrimination)
 
 
 @dataclass(frozen=True)
@@ -162,9 +178,9 @@ def review_organisation(conn: sqlite3.Connection, org_id: int, *, decision: str,
     if org.status != "pending":
         raise InputError.one("decision", f"this organisation was already {org.status}")
     if decision == "approve":
-        failures = registration_failures(_registration_of(conn, org_id))
+        failures = registration_failures(org.registration)
         if failures:
-            raise NotAllowed([FieldError("decision", f"cannot approve: {f.message}", rule=f.rule) for f in failures])
+            raise NotAllowed("decision", failures, prefix="cannot approve: ")
         status, why = "approved", None
     elif decision == "reject":
         status, why = "rejected", _reason(reason, "the organisation is rejected (the holder sees it)")
@@ -184,20 +200,14 @@ def _reason(reason: str, what: str) -> str:
     return reason.strip()
 
 
-def _registration_of(conn: sqlite3.Connection, org_id: int) -> Registration:
-    row = conn.execute("SELECT name, short_name, country, registration_number, mission, org_type, health_kind,"
-                       " non_discrimination FROM organisations WHERE id = :id", {"id": org_id}).fetchone()
-    return Registration(row["name"], row["short_name"], row["country"], row["registration_number"], row["mission"],
-                        row["org_type"], row["health_kind"], bool(row["non_discrimination"]))
-
-
 _ORG_SELECT = ("SELECT id, holder_email, name, short_name, country, registration_number, mission, org_type, health_kind,"
-               " status, failed_rules, reason, created_at FROM organisations")
+               " non_discrimination, status, failed_rules, reason, created_at FROM organisations")
 
 
 def _organisation(row: sqlite3.Row) -> Organisation:
     return Organisation(row["id"], row["holder_email"], row["name"], row["short_name"], row["country"],
-                        row["registration_number"], row["mission"], row["org_type"], row["health_kind"], row["status"],
+                        row["registration_number"], row["mission"], row["org_type"], row["health_kind"],
+                        bool(row["non_discrimination"]), row["status"],
                         tuple(row["failed_rules"].split()), row["reason"], row["created_at"])
 
 
@@ -233,10 +243,9 @@ def issue_code(conn: sqlite3.Connection, org_id: int, *, holder_email: str, firs
     """R-V2, R-V5, R-V8: the approved organisation's holder issues a code to a named representative."""
     org = get_organisation(conn, org_id)
     if org.holder_email != holder_email:
-        raise NotAllowed([FieldError("organisation", "only the organisation's account holder issues validation codes", rule="R-V2")])
+        raise NotAllowed("organisation", [NOT_HOLDER])
     if org.status != "approved":
-        raise NotAllowed([FieldError("organisation", "validation codes can be created once the organisation is approved",
-                                     rule="R-V8")])
+        raise NotAllowed("organisation", [NOT_APPROVED])
     errors = [FieldError(f, "is required") for f, v in (("first_name", first_name), ("last_name", last_name)) if not v.strip()]
     try:
         address = normalize_email(email, "email")
@@ -269,13 +278,13 @@ def refresh_code(conn: sqlite3.Connection, code_id: int, *, holder_email: str, n
     code = get_code(conn, code_id)
     org = get_organisation(conn, code.organisation_id)
     if org.holder_email != holder_email:
-        raise NotAllowed([FieldError("code", "only the organisation's account holder refreshes its codes", rule="R-V2")])
+        raise NotAllowed("code", [NOT_HOLDER])
     if org.status != "approved":
-        raise NotAllowed([FieldError("code", "the organisation is not approved", rule="R-V8")])
+        raise NotAllowed("code", [NOT_APPROVED])
     if code.replaced:
-        raise NotAllowed([FieldError("code", "this code was already replaced", rule="R-V4")])
+        raise NotAllowed("code", [Failure("R-V4", "code_replaced", "this code was already replaced")])
     if code.used and now < code.expires_at:
-        raise NotAllowed([FieldError("code", "only an expired or unused code can be refreshed", rule="R-V4")])
+        raise NotAllowed("code", [Failure("R-V4", "code_in_use", "only an expired or unused code can be refreshed")])
     conn.execute("UPDATE validation_codes SET replaced_at = :now WHERE id = :id", {"now": db_time(now), "id": code_id})
     _, prog = program(conn)
     return _insert_code(conn, org, code.first_name, code.last_name, code.email, now, prog, code_id, ip, holder_email)
@@ -476,7 +485,8 @@ def request_donation(conn: sqlite3.Connection, *, account_email: str, code: str,
     append_event(conn, tag="nonprofit:donation:fulfilled", actor=f"account:{account_email}", subject=f"organisation:{org.id}",
                  ip=ip, at=now, data={"request": request_id, "cycle": cycle_id, "lines": quantities,
                                       "code": mask_validation_code(found.code)})
-    return DonationResult(Decision(), request_id, prog.allowances(catalog, used_in_cycle(conn, cycle_id)))
+    after = {sku: used.get(sku, 0) + quantities.get(sku, 0) for sku in prog.products}
+    return DonationResult(Decision(), request_id, prog.allowances(catalog, after))
 
 
 def _refuse_request(conn: sqlite3.Connection, org: Organisation | None, found: ValidationCode | None, account: str,
@@ -550,7 +560,7 @@ def ask_return(conn: sqlite3.Connection, request_id: int, *, account_email: str,
     _, prog = program(conn)
     failures = prog.return_failures(received_at=request.requested_at, now=now, not_installed=not_installed)
     if failures:
-        raise NotAllowed([FieldError("return", f.message, rule=f.rule) for f in failures])
+        raise NotAllowed("return", failures)
     return_id = conn.execute(
         "INSERT INTO donation_returns (request_id, declared_not_installed, status, created_at)"
         " VALUES (:r, 1, 'pending', :now)", {"r": request_id, "now": db_time(now)}).lastrowid

@@ -160,3 +160,15 @@ def test_the_openapi_description_names_every_endpoint(client: TestClient) -> Non
     assert described == served
     refs = re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(openapi))
     assert set(refs) <= set(openapi["components"]["schemas"])
+
+
+def test_an_upload_over_the_limit_is_refused_and_leaves_no_file(api: tuple[TestClient, dict[str, str]], tmp_path,  # type: ignore[no-untyped-def]
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    client, headers = api
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's own temporary directory
+    monkeypatch.setattr("promo.views.api.MAX_UPLOAD_BYTES", 100)
+    too_big = client.post("/api/v1/campaigns/open-today/codes", headers=headers, content=b"code\n" + b"X" * 500)
+    assert too_big.status_code == 413 and too_big.headers["content-type"] == "application/problem+json"
+    assert list(tmp_path.glob("promo-upload-*")) == []

@@ -20,7 +20,7 @@ from promo.api_tokens import needs_touch, staff_for_token, touch_token
 from promo.campaign_store import STATE_ACTIONS, change_state, get_campaign, list_campaigns, save_campaign
 from promo.campaigns import campaign_from_dict, parse_campaign_file
 from promo.catalog import load_catalog
-from promo.errors import FieldError, InputError
+from promo.errors import InputError
 from promo.evaluation import DryRun, evaluate_dry_run
 from promo.jobs import get_job
 from promo.staff import StaffMember
@@ -43,14 +43,19 @@ def problem(status: int, title: str, errors: list[dict[str, Any]] | None = None,
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer …` header, if there is one."""
+    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
+    return (raw.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def api_role(*roles: str) -> Callable[[ApiView], Callable[[Request], Awaitable[Response]]]:
     """A live token whose owner has one of `roles`: else 401 (no or bad token) or 403."""
 
     def decorate(view: ApiView) -> Callable[[Request], Awaitable[Response]]:
         @wraps(view)
         async def wrapper(request: Request) -> Response:
-            scheme, _, raw = request.headers.get("authorization", "").partition(" ")
-            found = await request.app.state.db.read(staff_for_token, raw.strip()) if scheme.lower() == "bearer" else None
+            found = await request.app.state.db.read(staff_for_token, raw) if (raw := bearer_token(request)) else None
             if found is None:
                 return problem(401, "a valid API token is required (Authorization: Bearer …)",
                                headers={"WWW-Authenticate": 'Bearer realm="promo"'})
@@ -162,20 +167,19 @@ async def _upload(request: Request, actor: str, kind: str, slug: str | None) -> 
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_UPLOAD_BYTES:
-                    return problem(413, f"uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+                    break
                 out.write(chunk)
     except BaseException:
         os.unlink(path)
         raise
-    if size > MAX_UPLOAD_BYTES:
+    if size > MAX_UPLOAD_BYTES:  # the job never starts, so its cleanup will not remove the file
         os.unlink(path)
         return problem(413, f"uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
     source = request.query_params.get("source") or f"api-{kind}.csv"
     jobs = request.app.state.jobs
     job = await jobs.wait(await jobs.start(kind=kind, path=path, size=size, source=source, actor=actor, campaign_slug=slug))
-    if job.status != "done":
-        errors = [FieldError(**{k: e.get(k) for k in ("field", "message", "line", "rule")}).as_dict() for e in job.errors]
-        return problem(422, f"nothing was imported: {job.error_total} problem(s)", errors)
+    if job.status != "done":  # the job stored its errors as FieldError.as_dict()
+        return problem(422, f"nothing was imported: {job.error_total} problem(s)", job.errors)
     return JSONResponse(job.as_dict(1.0), status_code=201)
 
 
@@ -203,8 +207,7 @@ async def verify_validation_code(request: Request) -> Response:
     Authenticated with a partner token (`promo partners add`); every use is recorded."""
     from promo.nonprofit import partner_for_token, verify_code
 
-    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
-    partner = await request.app.state.db.read(partner_for_token, raw.strip()) if scheme.lower() == "bearer" else None
+    partner = await request.app.state.db.read(partner_for_token, raw) if (raw := bearer_token(request)) else None
     if partner is None:
         return problem(401, "a valid partner token is required (Authorization: Bearer partner_…)",
                        headers={"WWW-Authenticate": 'Bearer realm="promo-partners"'})

@@ -9,6 +9,8 @@ write the audit events."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from functools import wraps
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -32,11 +34,12 @@ from promo.replay import replay
 from promo.staff import StaffSession
 from promo.stock import rearm_if_restocked, stock_report
 from promo.timeutil import utcnow
-from promo.views.context import client_ip, redirect
+from promo.views.context import client_ip, path_id, redirect
 from promo.views.staffauth import require_role, staff_render
 
 OFFER = "purchase_offer"  # the kind these pages edit; the donation program has /console/nonprofit/
 READERS = ("admin", "marketer", "auditor")
+FormView = Callable[[Request, StaffSession, FormData], Awaitable[Response]]
 EDITORS = ("admin", "marketer")
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # a million codes is about 30 MB
 
@@ -68,15 +71,25 @@ async def _catalog(request: Request) -> dict[str, Any]:
     return await request.app.state.db.read(load_catalog)  # type: ignore[no-any-return]
 
 
+def staff_form(*roles: str) -> Callable[[FormView], Callable[[Request], Awaitable[Response]]]:
+    """A form post by staff with one of `roles` and the session's CSRF token: the view gets the form."""
+
+    def decorate(view: FormView) -> Callable[[Request], Awaitable[Response]]:
+        @require_role(*roles)
+        @wraps(view)
+        async def wrapper(request: Request, session: StaffSession) -> Response:
+            form = await checked_form(request, session)
+            if isinstance(form, Response):
+                return form
+            return await view(request, session, form)
+
+        return wrapper
+
+    return decorate
+
+
 def _slug(request: Request) -> str:
     return str(request.path_params["slug"])
-
-
-def _int_param(request: Request, name: str) -> int:
-    raw = str(request.path_params[name])
-    if not raw.isdigit():
-        raise NotFound(name.replace("_", " "), raw)
-    return int(raw)
 
 
 # ---- campaigns --------------------------------------------------------------------------
@@ -117,11 +130,8 @@ async def new_form(request: Request, session: StaffSession) -> Response:
     return await _form_page(request, session, values=values, mode="new")
 
 
-@require_role(*EDITORS)
-async def create(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
+@staff_form(*EDITORS)
+async def create(request: Request, session: StaffSession, form: FormData) -> Response:
     clone_of = str(form.get("clone_of") or "")
     base = (await request.app.state.db.read(get_offer, clone_of)).campaign.to_dict() if clone_of else None
     values = {**form_from_definition({}, languages()), **_posted_values(form)}
@@ -172,11 +182,8 @@ async def edit_form(request: Request, session: StaffSession) -> Response:
     return await _form_page(request, session, values=values, mode="edit", stored=stored)
 
 
-@require_role(*EDITORS)
-async def edit_submit(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
+@staff_form(*EDITORS)
+async def edit_submit(request: Request, session: StaffSession, form: FormData) -> Response:
     db = request.app.state.db
     stored = await db.read(get_offer, _slug(request))
     values = {**_posted_values(form), "slug": stored.campaign.slug}
@@ -217,11 +224,8 @@ def _posted_values(form: FormData) -> dict[str, Any]:
     return values
 
 
-@require_role(*EDITORS)
-async def state_submit(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
+@staff_form(*EDITORS)
+async def state_submit(request: Request, session: StaffSession, form: FormData) -> Response:
     action = str(form.get("action") or "")
     if action not in STATE_ACTIONS:
         raise InputError.one("action", f"must be one of {', '.join(STATE_ACTIONS)}")
@@ -237,11 +241,8 @@ async def export_file(request: Request, session: StaffSession) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{stored.campaign.slug}.toml"'})
 
 
-@require_role(*EDITORS)
-async def import_file(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
+@staff_form(*EDITORS)
+async def import_file(request: Request, session: StaffSession, form: FormData) -> Response:
     upload = form.get("file")
     try:
         if not isinstance(upload, UploadFile) or not upload.filename:
@@ -275,21 +276,15 @@ async def start_upload(request: Request, session: StaffSession, form: FormData, 
     return redirect(f"/console/jobs/{job_id}")
 
 
-@require_role(*EDITORS)
-async def upload_codes(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
+@staff_form(*EDITORS)
+async def upload_codes(request: Request, session: StaffSession, form: FormData) -> Response:
     await request.app.state.db.read(get_offer, _slug(request))  # 404 before anything is stored
     return await start_upload(request, session, form, "codes", _slug(request))
 
 
-@require_role(*EDITORS)
-async def void_codes(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
-    slug, batch_id = _slug(request), _int_param(request, "batch_id")
+@staff_form(*EDITORS)
+async def void_codes(request: Request, session: StaffSession, form: FormData) -> Response:
+    slug, batch_id = _slug(request), path_id(request, "batch_id", "batch")
 
     def void(conn: Any) -> int:
         stored = get_offer(conn, slug)
@@ -307,17 +302,14 @@ async def activations_page(request: Request, session: StaffSession) -> Response:
                         can_edit=session.staff.role in EDITORS)
 
 
-@require_role(*EDITORS)
-async def upload_activations(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
+@staff_form(*EDITORS)
+async def upload_activations(request: Request, session: StaffSession, form: FormData) -> Response:
     return await start_upload(request, session, form, "activations", None)
 
 
 @require_role(*READERS)
 async def job_page(request: Request, session: StaffSession) -> Response:
-    job = await request.app.state.db.read(get_job, _int_param(request, "job_id"))
+    job = await request.app.state.db.read(get_job, path_id(request, "job_id", "import job"))
     jobs = request.app.state.jobs
     back = "/console/activations"
     if job.campaign_slug:

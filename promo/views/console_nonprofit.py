@@ -4,8 +4,10 @@ auditors read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -15,8 +17,8 @@ from promo.jobs import recent_jobs
 from promo.nonprofit import PROGRAM, decide_return, key_stock, organisations_by_status, pending_returns, review_organisation
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
-from promo.views.console import EDITORS, READERS, checked_form, start_upload
-from promo.views.context import client_ip, redirect
+from promo.views.console import EDITORS, READERS, staff_form, start_upload
+from promo.views.context import client_ip, path_id, redirect
 from promo.views.nonprofit import LABELS
 from promo.views.staffauth import require_role, staff_render
 
@@ -40,51 +42,36 @@ async def overview(request: Request, session: StaffSession) -> Response:
     return await _page(request, session)
 
 
-def _target(request: Request, name: str, decisions: tuple[str, ...]) -> tuple[int, str]:
-    raw, decision = str(request.path_params[name]), str(request.path_params["decision"])
-    if not raw.isdigit() or decision not in decisions:
+async def _decide(request: Request, session: StaffSession, form: FormData, decide: Callable[..., Any], name: str,
+                  decisions: tuple[str, ...], **extra: Any) -> Response:
+    """A staff decision on one organisation or return: audited by `decide`, errors shown with their rule."""
+    target, decision = path_id(request, name, "page"), str(request.path_params["decision"])
+    if decision not in decisions:
         raise NotFound("page", request.url.path)
-    return int(raw), decision
-
-
-@require_role(*EDITORS)
-async def review(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
-    org_id, decision = _target(request, "org_id", ("approve", "reject"))
     try:
-        await request.app.state.db.write(review_organisation, org_id, decision=decision, reviewer=session.staff.email,
-                                         reason=str(form.get("reason") or ""), now=utcnow(), ip=client_ip(request))
+        await request.app.state.db.write(decide, target, decision=decision, reviewer=session.staff.email,
+                                         reason=str(form.get("reason") or ""), now=utcnow(), ip=client_ip(request), **extra)
     except InputError as exc:
         return await _page(request, session, exc.status if exc.status != 400 else 422, "; ".join(
             f"{e.message} ({e.rule})" if e.rule else e.message for e in exc.errors))
+    request.app.state.wake_relay()  # the requester of a return is emailed
     return redirect("/console/nonprofit/")
 
 
-@require_role(*EDITORS)
-async def process_return(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
-    return_id, decision = _target(request, "return_id", ("complete", "reject"))
-    settings = request.app.state.settings
-    try:
-        await request.app.state.db.write(decide_return, return_id, decision=decision, reviewer=session.staff.email,
-                                         reason=str(form.get("reason") or ""), now=utcnow(), ip=client_ip(request),
-                                         mail_domain=settings.mail.message_id_domain)
-    except InputError as exc:
-        return await _page(request, session, 422, "; ".join(e.message for e in exc.errors))
-    request.app.state.wake_relay()
-    return redirect("/console/nonprofit/")
+@staff_form(*EDITORS)
+async def review(request: Request, session: StaffSession, form: FormData) -> Response:
+    return await _decide(request, session, form, review_organisation, "org_id", ("approve", "reject"))
 
 
-@require_role(*EDITORS)
-async def upload_keys(request: Request, session: StaffSession) -> Response:
+@staff_form(*EDITORS)
+async def process_return(request: Request, session: StaffSession, form: FormData) -> Response:
+    return await _decide(request, session, form, decide_return, "return_id", ("complete", "reject"),
+                         mail_domain=request.app.state.settings.mail.message_id_domain)
+
+
+@staff_form(*EDITORS)
+async def upload_keys(request: Request, session: StaffSession, form: FormData) -> Response:
     """Licence keys for the program's per-product pools: a CSV with `code,sku`, all or nothing."""
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
     return await start_upload(request, session, form, "codes", PROGRAM)
 
 

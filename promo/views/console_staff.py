@@ -3,6 +3,7 @@ staff member's own API tokens (anyone who may use the console)."""
 
 from __future__ import annotations
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -11,7 +12,7 @@ from promo.api_tokens import create_token, revoke_token, tokens_of
 from promo.errors import InputError
 from promo.staff import ROLES, StaffSession, add_staff, list_staff, update_staff
 from promo.timeutil import utcnow
-from promo.views.console import READERS, actor, checked_form
+from promo.views.console import READERS, actor, staff_form
 from promo.views.context import client_ip, redirect
 from promo.views.staffauth import require_role, staff_render
 
@@ -24,11 +25,8 @@ async def staff_page(request: Request, session: StaffSession, *, status: int = 2
                         errors=errors or {}, values=values or {})
 
 
-@require_role("admin")
-async def staff_add(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
+@staff_form("admin")
+async def staff_add(request: Request, session: StaffSession, form: FormData) -> Response:
     values = {k: str(form.get(k) or "") for k in ("email", "role")}
     try:
         await request.app.state.db.write(add_staff, email=values["email"], role=values["role"],
@@ -39,11 +37,8 @@ async def staff_add(request: Request, session: StaffSession) -> Response:
     return redirect("/console/staff")
 
 
-@require_role("admin")
-async def staff_update(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
+@staff_form("admin")
+async def staff_update(request: Request, session: StaffSession, form: FormData) -> Response:
     raw = str(request.path_params["staff_id"])
     action = str(form.get("action") or "")
     role = str(form.get("role") or "") if action == "role" else None
@@ -67,11 +62,8 @@ async def tokens_page(request: Request, session: StaffSession, *, status: int = 
                         error=error)
 
 
-@require_role(*READERS)
-async def token_create(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
+@staff_form(*READERS)
+async def token_create(request: Request, session: StaffSession, form: FormData) -> Response:
     try:
         raw, _id = await request.app.state.db.write(create_token, session.staff, str(form.get("name") or ""),
                                                     now=utcnow(), ip=client_ip(request))
@@ -81,11 +73,8 @@ async def token_create(request: Request, session: StaffSession) -> Response:
     return await tokens_page.__wrapped__(request, session, status=201, new_token=raw)  # type: ignore[attr-defined]
 
 
-@require_role(*READERS)
-async def token_revoke(request: Request, session: StaffSession) -> Response:
-    form = await checked_form(request, session)
-    if isinstance(form, Response):
-        return form
+@staff_form(*READERS)
+async def token_revoke(request: Request, session: StaffSession, form: FormData) -> Response:
     raw = str(request.path_params["token_id"])
     if raw.isdigit():
         await request.app.state.db.write(revoke_token, session.staff, int(raw), now=utcnow(), ip=client_ip(request))

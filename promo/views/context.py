@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from promo.auth import Session, load_session, needs_touch, touch_session
 from promo.countries import country_codes
+from promo.errors import NotFound
 from promo.i18n import Localizer, languages, negotiate
 from promo.timeutil import utcnow
 
@@ -132,6 +133,14 @@ def local_path(target: str | None, default: str = "/") -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
     return target
+
+
+def path_id(request: Request, name: str, what: str) -> int:
+    """A numeric id from the URL; anything else is a page that does not exist."""
+    raw = str(request.path_params[name])
+    if not raw.isdigit():
+        raise NotFound(what, raw)
+    return int(raw)
 
 
 def client_ip(request: Request) -> str | None:

@@ -21,7 +21,7 @@ from promo.nonprofit import (
     ask_return,
     codes_held_by,
     codes_of_organisation,
-    current_cycle,
+    get_code,
     get_organisation,
     get_request,
     issue_code,
@@ -33,11 +33,10 @@ from promo.nonprofit import (
     register_organisation,
     request_donation,
     requests_of,
-    used_in_cycle,
 )
 from promo.timeutil import utcnow
 from promo.views.consumer import signed_in_form, signed_in_page
-from promo.views.context import PageContext, client_ip, page_context, redirect, render
+from promo.views.context import PageContext, client_ip, page_context, path_id, redirect, render
 
 LABELS = {
     "relieving_poverty": N_("Relieving poverty"), "advancing_education": N_("Advancing education"),
@@ -71,6 +70,11 @@ REASONS = {
     "allocation_exceeded": N_("You asked for %(requested)s of %(what)s, but only %(remaining)s of %(limit)s are left in "
                               "this two-year period."),
     "no_keys_left": N_("No licence keys are left for %(sku)s at the moment. Please try again later."),
+    "not_the_holder": N_("Only the organisation's account holder can do this."),
+    "codes_need_approval": N_("Validation codes can be created once the organisation is approved."),
+    "code_in_use": N_("Only an expired or unused code can be refreshed."),
+    "return_too_late": N_("A return must be asked for less than 60 days after the products were received."),
+    "return_installed": N_("Products that were installed cannot be returned."),
 }
 FIELD_MESSAGES = {
     "name": N_("Enter the organisation's name."),
@@ -84,12 +88,6 @@ FIELD_MESSAGES = {
     "email": N_("Enter an email address, such as name@example.org."),
     "products": N_("Choose at least one product and how many."),
 }
-RULE_MESSAGES = {  # refusals raised as NotAllowed, by rule
-    "R-V2": N_("Only the organisation's account holder can do this."),
-    "R-V4": N_("Only an expired or unused code can be refreshed."),
-    "R-V8": N_("Validation codes can be created once the organisation is approved."),
-}
-
 
 GROUPS = {"Windows Server Standard": N_("Windows Server Standard"), "other server products": N_("other server products, in total")}
 
@@ -111,12 +109,13 @@ def explain(failures: list[Failure] | tuple[Failure, ...], ctx: PageContext) -> 
 
 
 def _field_errors(exc: InputError, ctx: PageContext) -> dict[str, str]:
-    out = {}
-    for e in exc.errors:
-        key = e.field.split(".")[0] if e.field.startswith("qty.") else e.field
-        message = FIELD_MESSAGES.get(e.field)
-        out[e.field if e.field.startswith("qty.") else key] = ctx.l10n.gettext(message) if message else e.message
-    return out
+    return {e.field: ctx.l10n.gettext(FIELD_MESSAGES[e.field]) if e.field in FIELD_MESSAGES else e.message
+            for e in exc.errors}
+
+
+def _refused(exc: NotAllowed, ctx: PageContext) -> str:
+    """A refusal by rule, in the reader's language, each with its rule id."""
+    return " ".join(f"{text} ({rule})" for rule, text in explain(exc.failures, ctx))
 
 
 def _db(request: Request) -> Any:
@@ -165,17 +164,10 @@ async def register_submit(request: Request, ctx: PageContext, form: Any) -> Resp
     return redirect(f"/nonprofit/organisations/{org_id}")
 
 
-def _id(request: Request, name: str) -> int:
-    raw = str(request.path_params[name])
-    if not raw.isdigit():
-        raise NotFound(name, raw)
-    return int(raw)
-
-
-async def _organisation_page(request: Request, ctx: PageContext, status: int = 200, *, values: dict[str, str] | None = None,
-                             errors: dict[str, str] | None = None, new_code: str | None = None) -> Response:
+async def _organisation_page(request: Request, ctx: PageContext, org_id: int, status: int = 200, *,
+                             values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
+                             new_code: str | None = None) -> Response:
     assert ctx.session is not None
-    org_id = _id(request, "org_id")
 
     def load(conn: Any) -> tuple[Any, Any]:
         org = get_organisation(conn, org_id)
@@ -184,55 +176,41 @@ async def _organisation_page(request: Request, ctx: PageContext, status: int = 2
         return org, codes_of_organisation(conn, org_id)
 
     org, codes = await _db(request).read(load)
-    failures = [Failure(rule, "", "") for rule in org.failed_rules]
     return render(request, ctx, "nonprofit/organisation.html", status, org=org, codes=codes, now=utcnow(), labels=LABELS,
-                  values=values or {}, errors=errors or {}, new_code=new_code, failed_rules=[f.rule for f in failures])
+                  values=values or {}, errors=errors or {}, new_code=new_code)
 
 
 @signed_in_page
 async def organisation_page(request: Request, ctx: PageContext) -> Response:
-    return await _organisation_page(request, ctx)
+    return await _organisation_page(request, ctx, path_id(request, "org_id", "organisation"))
 
 
 @signed_in_form
 async def issue_submit(request: Request, ctx: PageContext, form: Any) -> Response:
     assert ctx.session is not None
     values = {k: str(form.get(k) or "") for k in ("first_name", "last_name", "email")}
+    org_id = path_id(request, "org_id", "organisation")
     try:
-        code = await _db(request).write(issue_code, _id(request, "org_id"), holder_email=ctx.session.account_email,
+        code = await _db(request).write(issue_code, org_id, holder_email=ctx.session.account_email,
                                         now=utcnow(), ip=client_ip(request), **values)
     except NotAllowed as exc:
-        return await _organisation_page(request, ctx, 403, values=values, errors=_rule_errors(exc, ctx))
+        return await _organisation_page(request, ctx, org_id, 403, values=values, errors={"rule": _refused(exc, ctx)})
     except InputError as exc:
-        return await _organisation_page(request, ctx, 422, values=values, errors=_field_errors(exc, ctx))
-    return await _organisation_page(request, ctx, 201, new_code=code)
-
-
-def _rule_errors(exc: InputError, ctx: PageContext) -> dict[str, str]:
-    out = {}
-    for e in exc.errors:
-        message = RULE_MESSAGES.get(e.rule or "")
-        out["rule"] = f"{ctx.l10n.gettext(message) if message else e.message} ({e.rule})"
-    return out
+        return await _organisation_page(request, ctx, org_id, 422, values=values, errors=_field_errors(exc, ctx))
+    return await _organisation_page(request, ctx, org_id, 201, new_code=code)
 
 
 @signed_in_form
 async def refresh_submit(request: Request, ctx: PageContext, _form: Any) -> Response:
     assert ctx.session is not None
-    code_id = _id(request, "code_id")
+    code_id = path_id(request, "code_id", "validation code")
+    org_id = (await _db(request).read(get_code, code_id)).organisation_id
     try:
         code = await _db(request).write(refresh_code, code_id, holder_email=ctx.session.account_email, now=utcnow(),
                                         ip=client_ip(request))
     except NotAllowed as exc:
-        request.path_params["org_id"] = str(await _db(request).read(_org_of_code, code_id))
-        return await _organisation_page(request, ctx, 403, errors=_rule_errors(exc, ctx))
-    request.path_params["org_id"] = str(await _db(request).read(_org_of_code, code_id))
-    return await _organisation_page(request, ctx, 201, new_code=code)
-
-
-def _org_of_code(conn: Any, code_id: int) -> int:
-    from promo.nonprofit import get_code
-    return get_code(conn, code_id).organisation_id
+        return await _organisation_page(request, ctx, org_id, 403, errors={"rule": _refused(exc, ctx)})
+    return await _organisation_page(request, ctx, org_id, 201, new_code=code)
 
 
 async def _request_page(request: Request, ctx: PageContext, status: int = 200, *, values: dict[str, str] | None = None,
@@ -274,18 +252,11 @@ async def request_submit(request: Request, ctx: PageContext, form: Any) -> Respo
 
 async def _donation_page(request: Request, ctx: PageContext, status: int = 200, error: str | None = None) -> Response:
     assert ctx.session is not None
-    request_id = _id(request, "request_id")
-
-    def load(conn: Any) -> tuple[Any, Any]:
-        found = get_request(conn, request_id)
-        if found.account_email != ctx.session.account_email:  # type: ignore[union-attr]
-            raise NotFound("donation request", str(request_id))
-        cycle = current_cycle(conn, found.organisation_id, utcnow())
-        return found, used_in_cycle(conn, cycle[0] if cycle else None)
-
-    found, _used = await _db(request).read(load)
-    _, prog = await _db(request).read(program)
-    return render(request, ctx, "nonprofit/donation.html", status, donation=found, program=prog, error=error)
+    request_id = path_id(request, "request_id", "donation request")
+    found = await _db(request).read(get_request, request_id)
+    if found.account_email != ctx.session.account_email:
+        raise NotFound("donation request", str(request_id))  # not yours: as if it did not exist
+    return render(request, ctx, "nonprofit/donation.html", status, donation=found, error=error)
 
 
 @signed_in_page
@@ -296,22 +267,15 @@ async def donation_page(request: Request, ctx: PageContext) -> Response:
 @signed_in_form
 async def return_submit(request: Request, ctx: PageContext, form: Any) -> Response:
     assert ctx.session is not None
+    request_id = path_id(request, "request_id", "donation request")
     try:
-        await _db(request).write(ask_return, _id(request, "request_id"), account_email=ctx.session.account_email,
+        await _db(request).write(ask_return, request_id, account_email=ctx.session.account_email,
                                  not_installed=form.get("not_installed") == "yes", now=utcnow(), ip=client_ip(request))
     except NotAllowed as exc:
-        texts = [ctx.l10n.gettext(RETURN_REASONS.get(e.message, e.message)) + f" ({e.rule})" for e in exc.errors]
-        return await _donation_page(request, ctx, 403, error=" ".join(texts))
+        return await _donation_page(request, ctx, 403, error=_refused(exc, ctx))
     except InputError as exc:
         return await _donation_page(request, ctx, 409, error=str(exc.errors[0].message))
-    return redirect(f"/nonprofit/requests/{_id(request, 'request_id')}")
-
-
-RETURN_REASONS = {
-    "a return must be asked for less than 60 days after the products were received":
-        N_("A return must be asked for less than 60 days after the products were received."),
-    "products that were installed cannot be returned": N_("Products that were installed cannot be returned."),
-}
+    return redirect(f"/nonprofit/requests/{request_id}")
 
 routes = [
     Route("/nonprofit/", home, name="nonprofit.home"),

@@ -12,15 +12,12 @@ from promo.errors import InputError, NotFound
 from promo.reviews import REVIEWER_ROLES, NotAllowed, approve, get_claim, pending_claims, reject
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
-from promo.views.context import client_ip, redirect
+from promo.views.context import client_ip, path_id, redirect
 from promo.views.staffauth import require_role, staff_render
 
 
 def _claim_id(request: Request) -> int:
-    raw = request.path_params["claim_id"]
-    if not raw.isdigit():
-        raise NotFound("review claim", raw)
-    return int(raw)
+    return path_id(request, "claim_id", "review claim")
 
 
 @require_role(*REVIEWER_ROLES)
