@@ -56,10 +56,6 @@ class StoredCampaign:
             return "ended"
         return "paused" if self.paused else "live"
 
-    @property
-    def consumer_visible(self) -> bool:
-        return self.published
-
 
 def save_campaign(
     conn: sqlite3.Connection, campaign: Any, *, actor: str, now: datetime, ip: str | None = None,

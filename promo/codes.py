@@ -47,9 +47,8 @@ def import_codes(
     with its line number. Call on a connection outside any transaction.
     """
     pattern = re.compile(campaign.code_pattern)  # type: ignore[attr-defined]
-    # A donation program keeps one pool per product: its files name each key's SKU.
-    per_product = getattr(campaign, "kind", "") == "donation_program"
-    products = set(campaign.products) if per_product else set()  # type: ignore[attr-defined]
+    products = set(campaign.code_products)  # type: ignore[attr-defined]  # empty: one pool for the campaign
+    per_product = bool(products)
     default_expiry = db_time(campaign.code_expires_at)  # type: ignore[attr-defined]
     tz = campaign.tz  # type: ignore[attr-defined]
     errors = ErrorList()

@@ -169,6 +169,8 @@ def test_export_and_import_use_the_cli_campaign_file(marketer: TestClient, shop:
     assert imported.status_code == 303 and imported.headers["location"] == "/console/campaigns/open-again"
     again = get_campaign(shop, "open-again")
     assert not again.published and render_campaign_file(again.campaign) == renamed
+    created = audit_changes(shop, "campaign:definition:created")[-1]
+    assert created["state"] == "draft" and created["changes"]["slug"] == [None, "open-again"]
     broken = marketer.post("/console/campaigns/import", data={"csrf": token},
                            files={"file": ("bad.toml", renamed.replace("limit_per_account = 1", "limit_per_account = 0").encode())})
     assert broken.status_code == 422 and "limit_per_account: must be a whole number of at least 1 (R-X6)" in broken.text

@@ -189,6 +189,8 @@ def test_activation_records_upload_in_the_console(marketer: TestClient, shop: sq
         f"{product_key(40)},O365-HOME-ESD,DK,2026-11-01,2026-11-02T10:00:00+01:00\n".encode() + \
         f"{product_key(41)},O365-UNI-FPP,NO,2026-11-01,2026-11-01\n".encode()
     assert "Done:</strong> 2 activation records imported" in upload(marketer, "/console/activations", good, "acts.csv")
+    imported = shop.execute("SELECT actor, data FROM audit_events WHERE tag = 'activations:batch:imported' ORDER BY seq DESC").fetchone()
+    assert imported[0] == "staff:marketer@example.com" and '"records":2' in imported[1].replace(" ", "")
     bad = b"product_key,sku,country,purchased_at,activated_at\n" + \
         f"{product_key(42)},NOPE,DK,2026-11-01,2026-11-02T10:00:00\n".encode()
     page = upload(marketer, "/console/activations", bad, "bad.csv")

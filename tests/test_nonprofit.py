@@ -53,17 +53,21 @@ def lk(sku: str, i: int) -> str:
     return "-".join(raw[j: j + 5] for j in range(0, 25, 5))
 
 
-@pytest.fixture
-def program(conn: sqlite3.Connection) -> sqlite3.Connection:
-    """The shipped program, 200 licence keys for each product."""
+def install_program(conn: sqlite3.Connection, *, keys_per_product: int, now: datetime) -> sqlite3.Connection:
+    """The shipped program, with licence keys for each product imported as staff would."""
     with transaction(conn):
         save_campaign(conn, parse_campaign_file(shipped_campaign_text("nonprofit-donations"), load_catalog(conn)),
-                      actor="test", now=T0)
+                      actor="test", now=now)
     stored = get_campaign(conn, "nonprofit-donations")
-    rows = [[lk(sku, i), sku] for sku in stored.campaign.products for i in range(200)]
+    rows = [[lk(sku, i), sku] for sku in stored.campaign.products for i in range(keys_per_product)]
     import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=csv_bytes(["code", "sku"], rows),
-                 source_name="keys.csv", now=T0)
+                 source_name="keys.csv", now=now)
     return conn
+
+
+@pytest.fixture
+def program(conn: sqlite3.Connection) -> sqlite3.Connection:
+    return install_program(conn, keys_per_product=200, now=T0)
 
 
 def approved_org(conn: sqlite3.Connection, **changes: Any) -> int:

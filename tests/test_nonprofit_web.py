@@ -12,16 +12,11 @@ from datetime import UTC, datetime
 import pytest
 from starlette.testclient import TestClient
 
-from promo.campaign_store import get_campaign, save_campaign
-from promo.campaigns import parse_campaign_file, shipped_campaign_text
-from promo.catalog import load_catalog
-from promo.codes import import_codes
 from promo.db import transaction
 from promo.nonprofit import VERIFY_FAILURES_PER_HOUR, add_partner
-from tests.conftest import csv_bytes
 from tests.console import post_form, signed_in
 from tests.mailserver import MailServer
-from tests.test_nonprofit import lk
+from tests.test_nonprofit import install_program, lk
 from tests.web import follow_link, hidden, sign_in, text_of, wait_for_mail_to
 
 HOLDER, REP = "holder@ngo.example", "rep@ngo.example"
@@ -29,15 +24,8 @@ HOLDER, REP = "holder@ngo.example", "rep@ngo.example"
 
 @pytest.fixture
 def charity(shop: sqlite3.Connection) -> sqlite3.Connection:
-    now = datetime.now(UTC)
-    with transaction(shop):
-        save_campaign(shop, parse_campaign_file(shipped_campaign_text("nonprofit-donations"), load_catalog(shop)),
-                      actor="test", now=now)
-    stored = get_campaign(shop, "nonprofit-donations")
-    rows = [[lk(sku, i), sku] for sku in stored.campaign.products for i in range(5)]
-    import_codes(shop, campaign_id=stored.id, campaign=stored.campaign, source=csv_bytes(["code", "sku"], rows),
-                 source_name="keys.csv", now=now)
-    return shop
+    """The shop's offer and the nonprofit program, 5 licence keys per product."""
+    return install_program(shop, keys_per_product=5, now=datetime.now(UTC))
 
 
 def as_consumer(client: TestClient, smtp: MailServer, email: str, next_path: str = "/nonprofit/") -> None:

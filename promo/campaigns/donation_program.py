@@ -122,6 +122,11 @@ class DonationProgram:
         return zone(self.timezone)
 
     @property
+    def code_products(self) -> tuple[str, ...]:
+        """One pool of licence keys per product: code files name each key's SKU."""
+        return self.products
+
+    @property
     def code_expires_at(self) -> datetime:
         """Licence keys in the pool do not expire (import_codes' default expiry)."""
         return datetime.combine(NEVER, time(0), tzinfo=UTC)

@@ -132,6 +132,11 @@ class PurchaseOffer:
         return self.reward.code_pattern
 
     @property
+    def code_products(self) -> tuple[str, ...]:
+        """One pool for the whole offer: code files name no product."""
+        return ()
+
+    @property
     def code_expires_at(self) -> datetime:
         """The last instant a code may be activated (end of code_expires_on, campaign zone)."""
         day_after = datetime.combine(self.reward.code_expires_on + timedelta(days=1), time(0), tzinfo=self.tz)

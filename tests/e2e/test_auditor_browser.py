@@ -7,21 +7,12 @@ from __future__ import annotations
 import csv
 import subprocess
 
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, expect  # noqa: E402
 
-from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, FLAGS, shot  # noqa: F401  (skips without chromium)
+from tests.e2e.test_browser import ARTIFACTS, shot  # importing it skips these tests without chromium
 from tests.served import PROMO, Served
 
 PASSWORD = "auditor passphrase 1"
-
-
-@pytest.fixture(scope="module")
-def browser() -> object:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield launched
-        launched.close()
 
 
 def test_an_auditor_filters_refusals_by_rule_and_exports_them(browser: Browser, default_server: Served) -> None:

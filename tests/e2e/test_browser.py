@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,7 @@ if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: scripts/test installs it (apt-get install chromium)", pytrace=False)
     pytest.skip("Debian's chromium is not installed (scripts/test installs it when run as root)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield launched
-        launched.close()
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 
 @pytest.fixture

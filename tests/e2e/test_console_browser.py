@@ -7,23 +7,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, expect  # noqa: E402
 
 from tests.conftest import reward_code
-from tests.e2e.test_browser import CHROMIUM, FLAGS, shot  # noqa: F401  (skips without chromium)
+from tests.e2e.test_browser import shot  # importing it skips these tests without chromium
 from tests.served import PROMO, Served
 
 PASSWORD = "marketer passphrase 1"
 CODES = 5000
-
-
-@pytest.fixture(scope="module")
-def browser() -> object:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield launched
-        launched.close()
 
 
 def test_a_marketer_creates_a_campaign_uploads_codes_and_sees_the_stock(browser: Browser, default_server: Served,

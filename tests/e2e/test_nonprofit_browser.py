@@ -9,24 +9,15 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, expect  # noqa: E402
 
 from promo.campaigns.donation_program import Registration
 from promo.db import connect, transaction
 from promo.nonprofit import issue_code, register_organisation, review_organisation
-from tests.e2e.test_browser import CHROMIUM, FLAGS, open_newest_mail, shot  # noqa: F401  (skips without chromium)
+from tests.e2e.test_browser import open_newest_mail, shot  # importing it skips these tests without chromium
 from tests.served import Served
 
 REP = "rita@harbourfood.example"
-
-
-@pytest.fixture(scope="module")
-def browser() -> object:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield launched
-        launched.close()
 
 
 def approved_code(database: Path) -> str:
