@@ -33,6 +33,7 @@ from promo.db import connect, migrate, transaction  # noqa: E402
 from promo.demo import demo_definition  # noqa: E402
 from promo.staff import add_staff  # noqa: E402
 from tests.mailserver import free_port  # noqa: E402
+from tests.served import write_config  # noqa: E402
 
 CODES = 1_000_000
 PASSWORD = "bench marketer passphrase"
@@ -41,10 +42,7 @@ PASSWORD = "bench marketer passphrase"
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="promo-bench-upload-"))
     db_path = work / "bench.sqlite3"
-    (work / "secret").write_text("b" * 48)
-    config = (ROOT / "config.toml").read_text().replace('path = "var/promo.sqlite3"', f'path = "{db_path}"') \
-        .replace('secret_key_file = "var/secret_key"', f'secret_key_file = "{work}/secret"')
-    (work / "config.toml").write_text(config)
+    config = write_config(work, db_path)
     conn = connect(db_path)
     migrate(conn)
     now = datetime.now(UTC)
@@ -60,7 +58,7 @@ def main() -> None:
     size = csv_path.stat().st_size
 
     port = free_port()
-    env = {**os.environ, "PROMO_CONFIG": str(work / "config.toml"), "PROMO_LOGGING_LEVEL": "WARNING",
+    env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
            "PROMO_ENVIRONMENT": "production", "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false",
            "PROMO_SERVER_PORT": str(port)}
     server = subprocess.Popen([PROMO, "serve"], env=env)

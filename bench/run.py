@@ -39,7 +39,7 @@ from promo.mail import MailRelay  # noqa: E402
 from promo.redemption import RedeemRequest, redeem_sync  # noqa: E402
 from promo.templating import Templates  # noqa: E402
 from tests.mailserver import free_port  # noqa: E402
-from tests.served import mint_sessions  # noqa: E402
+from tests.served import mint_sessions, write_config  # noqa: E402
 
 PROMO = str(Path(sys.executable).parent / "promo")
 UVICORN = str(Path(sys.executable).parent / "uvicorn")
@@ -154,11 +154,8 @@ def main() -> None:
     results: dict[str, object] = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "cores": os.cpu_count()}
     work = Path(tempfile.mkdtemp(prefix="promo-bench-"))
     db_path = work / "bench.sqlite3"
-    (work / "secret").write_text("b" * 48)
-    config = (ROOT / "config.toml").read_text().replace('path = "var/promo.sqlite3"', f'path = "{db_path}"') \
-        .replace('secret_key_file = "var/secret_key"', f'secret_key_file = "{work}/secret"')
-    (work / "config.toml").write_text(config)
-    settings = load_settings(work / "config.toml")
+    config = write_config(work, db_path)
+    settings = load_settings(config)
     synchronous = args.synchronous or settings.database_synchronous
     results["synchronous"] = synchronous
 
@@ -192,7 +189,7 @@ def main() -> None:
     run64 = write_lines(work / "run64.txt", sessions, accounts[:70_000], [key(i) for i in range(70_000)], "DK")
     run512 = write_lines(work / "run512.txt", sessions, accounts[70_000:140_000], [key(i) for i in range(70_000, 140_000)], "DK")
 
-    env = {**os.environ, "PROMO_CONFIG": str(work / "config.toml"), "PROMO_LOGGING_LEVEL": "WARNING",
+    env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
            "PROMO_ENVIRONMENT": "production",
            "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false", "PROMO_DATABASE_SYNCHRONOUS": synchronous,
            "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
