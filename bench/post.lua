@@ -27,8 +27,10 @@ function request()
     return wrk.format("POST", path, {["Content-Type"] = "application/x-www-form-urlencoded"}, "x=1")
   end
   local cookie, csrf, key, country = lines[(n - 1) % #lines + 1]:match("(%S+) (%S+) (%S+) (%S+)")
+  -- The idempotency key names the product key, so a refusal line can never replay an
+  -- earlier run's redemption that happened to share a thread id and request number.
   local body = "csrf=" .. csrf .. "&product_key=" .. key .. "&country=" .. country ..
-               "&accept_terms=yes&idempotency_key=t" .. id .. "-" .. n
+               "&accept_terms=yes&idempotency_key=" .. key .. "-" .. id .. "-" .. n
   return wrk.format("POST", path, {["Cookie"] = "promo_session=" .. cookie,
                                    ["Content-Type"] = "application/x-www-form-urlencoded"}, body)
 end
