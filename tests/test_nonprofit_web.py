@@ -207,3 +207,27 @@ def test_the_program_is_not_an_offer(client: TestClient, charity: sqlite3.Connec
     assert {c["slug"]: c["status"] for c in listed}["nonprofit-donations"] == "live"
     stock = client.get("/api/v1/campaigns/nonprofit-donations/stock", headers={"Authorization": f"Bearer {token}"}).json()
     assert stock["available"] == 30
+
+
+def test_the_keys_email_speaks_the_requester_s_language(client: TestClient, charity: sqlite3.Connection,
+                                                       smtp: MailServer) -> None:
+    from promo.campaigns.donation_program import Registration
+    from promo.nonprofit import issue_code, register_organisation, review_organisation
+
+    now = datetime.now(UTC)
+    with transaction(charity):
+        org_id = register_organisation(charity, holder_email=HOLDER, now=now, ip=None, registration=Registration(
+            "Havnens Madbank", "Madbank", "DK", "DK-777", "relieving_poverty", "charity", None, True))
+        review_organisation(charity, org_id, decision="approve", reviewer="s@example.com", reason="", now=now, ip=None)
+        code = issue_code(charity, org_id, holder_email=HOLDER, first_name="R", last_name="R", email=REP, now=now, ip=None)
+    as_consumer(client, smtp, REP)
+    for lang, subject in (("da", "Jeres donerede software: anmodning"), ("nb", "Den donerte programvaren deres: forespørsel")):
+        client.get(f"/language?lang={lang}&next=/")
+        form = client.get("/nonprofit/request")
+        already = len(smtp.received)
+        granted = client.post("/nonprofit/request", data={"csrf": hidden(form.text, "csrf"), "code": code,
+                                                          "qty.DON-WINSRV-CAL": "1"})
+        assert granted.status_code == 303
+        email = wait_for_mail_to(smtp, REP, after=already)
+        assert email["Subject"].startswith(subject) and email["Content-Language"] == lang
+        assert "Havnens Madbank" in text_of(email)
