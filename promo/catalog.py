@@ -125,10 +125,13 @@ def normalize_sku(value: str, catalog: dict[str, Sku], field: str = "sku") -> Sk
 
 def get_sku(conn: sqlite3.Connection, sku: str) -> Sku:
     """One SKU with its countries (the redemption needs only the claimed one)."""
-    row = conn.execute(
-        "SELECT sku, name, family, edition, channel, term, product_class FROM skus WHERE sku = :sku", {"sku": sku}
-    ).fetchone()
-    if row is None:
+    rows = conn.execute(  # one statement: a row per country (one row, country NULL: sold everywhere)
+        "SELECT s.sku, s.name, s.family, s.edition, s.channel, s.term, s.product_class, c.country"
+        " FROM skus s LEFT JOIN sku_countries c ON c.sku = s.sku WHERE s.sku = :sku", {"sku": sku}
+    ).fetchall()
+    if not rows:
         raise NotFound("SKU", sku)
-    countries = {r[0] for r in conn.execute("SELECT country FROM sku_countries WHERE sku = :sku", {"sku": sku})}
-    return Sku(**dict(row), countries=frozenset(countries) if countries else None)
+    first = rows[0]
+    countries = frozenset(r[7] for r in rows if r[7] is not None)
+    return Sku(sku=first[0], name=first[1], family=first[2], edition=first[3], channel=first[4], term=first[5],
+               product_class=first[6], countries=countries or None)

@@ -173,14 +173,10 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
             decision = decision.plus([Failure("R-X5", "key_bound_to_other_account",
                                               "this product key belongs to another account")])
 
-    prior = redemptions_of_account(conn, stored.id, request.account_email)
+    prior, used = prior_redemptions(conn, stored.id, request.account_email, request.product_key)
     if prior >= campaign.limit_per_account:
         decision = decision.plus([Failure("R-X6", "account_limit_reached",
                                           "this account has already received its reward code for this offer")])
-    used = conn.execute(
-        "SELECT 1 FROM redemptions WHERE campaign_id = :c AND product_key = :k",
-        {"c": stored.id, "k": request.product_key},
-    ).fetchone()
     if used:
         decision = decision.plus([Failure("R-X5", "key_already_redeemed",
                                           "this product key has already been used to redeem this offer")])
@@ -230,16 +226,13 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
 def failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, since: datetime) -> int:
     """The most failed key attempts (R-X11, R-X5) in the window, by this account or this IP
     (partial indexes hold only those attempts, so this stays cheap under any traffic)."""
-    worst = int(conn.execute(
-        "SELECT COUNT(*) FROM redemption_attempts WHERE guess_failure = 1 AND account_email = :v AND attempted_at >= :since",
-        {"v": request.account_email, "since": db_time(since)},
-    ).fetchone()[0])
-    if request.client_ip is not None:
-        worst = max(worst, int(conn.execute(
-            "SELECT COUNT(*) FROM redemption_attempts WHERE guess_failure = 1 AND client_ip = :v AND attempted_at >= :since",
-            {"v": request.client_ip, "since": db_time(since)},
-        ).fetchone()[0]))
-    return worst
+    by_account, by_ip = conn.execute(
+        "SELECT (SELECT COUNT(*) FROM redemption_attempts WHERE guess_failure = 1 AND account_email = :a"
+        " AND attempted_at >= :since),"
+        " (SELECT COUNT(*) FROM redemption_attempts WHERE guess_failure = 1 AND client_ip = :ip AND attempted_at >= :since)",
+        {"a": request.account_email, "ip": request.client_ip, "since": db_time(since)},
+    ).fetchone()
+    return max(int(by_account), int(by_ip))  # no IP (CLI, support): client_ip = NULL counts nothing
 
 
 def redeemed_in_total(conn: sqlite3.Connection, campaign_id: int) -> int:
@@ -247,11 +240,15 @@ def redeemed_in_total(conn: sqlite3.Connection, campaign_id: int) -> int:
     return int(row[0]) if row else 0
 
 
-def redemptions_of_account(conn: sqlite3.Connection, campaign_id: int, account_email: str) -> int:
-    return int(conn.execute(
-        "SELECT COUNT(*) FROM redemptions WHERE campaign_id = :c AND account_email = :a",
-        {"c": campaign_id, "a": account_email},
-    ).fetchone()[0])
+def prior_redemptions(conn: sqlite3.Connection, campaign_id: int, account_email: str, product_key: str) -> tuple[int, bool]:
+    """How many rewards this account has from the campaign (R-X6), and whether this product
+    key has already redeemed it (R-X5): one statement, both on unique indexes."""
+    prior, used = conn.execute(
+        "SELECT (SELECT COUNT(*) FROM redemptions WHERE campaign_id = :c AND account_email = :a),"
+        " EXISTS (SELECT 1 FROM redemptions WHERE campaign_id = :c AND product_key = :k)",
+        {"c": campaign_id, "a": account_email, "k": product_key},
+    ).fetchone()
+    return int(prior), bool(used)
 
 
 def _refuse(conn: sqlite3.Connection, stored: StoredCampaign, request: RedeemRequest, decision: Decision,

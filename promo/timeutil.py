@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from promo.errors import InputError
 
 Moment = date | datetime  # datetime is a subclass of date: test datetime first
 
-_DB_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_DB_LENGTH = len("2013-10-01T12:00:00.000000Z")  # db_time's fixed width
 
 
 def utcnow() -> datetime:
@@ -24,9 +25,23 @@ def utcnow() -> datetime:
 
 def db_time(value: datetime) -> str:
     """Fixed-width UTC text, so text order is time order in any database."""
+    last = _last_db_time
+    if last[0] is value:  # one write stores its `now` five or six times
+        return last[1]
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("refusing to store a naive datetime")
-    return value.astimezone(UTC).strftime(_DB_FORMAT)
+    # isoformat is several times faster than strftime, and it is on every write's path.
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    _remember(value, text)
+    return text
+
+
+_last_db_time: tuple[datetime | None, str] = (None, "")
+
+
+def _remember(value: datetime, text: str) -> None:
+    global _last_db_time
+    _last_db_time = (value, text)  # one tuple, swapped whole: safe across threads
 
 
 def db_now() -> str:
@@ -34,7 +49,9 @@ def db_now() -> str:
 
 
 def from_db_time(text: str) -> datetime:
-    return datetime.strptime(text, _DB_FORMAT).replace(tzinfo=UTC)
+    if len(text) != _DB_LENGTH or text[-1] != "Z":  # only what db_time writes
+        raise ValueError(f"not a stored time: {text!r}")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)  # strptime is ~10x slower
 
 
 def iso(value: datetime) -> str:
@@ -107,12 +124,12 @@ class DayWindow:
     last_day: date
     tz: ZoneInfo
 
-    @property
+    @cached_property  # frozen: computed once per window, not on every check
     def start(self) -> datetime:
         """The first instant inside the window, in UTC."""
         return datetime.combine(self.first_day, time(0), tzinfo=self.tz).astimezone(UTC)
 
-    @property
+    @cached_property
     def end(self) -> datetime:
         """The first instant after the window (exclusive), in UTC: midnight after last_day."""
         return datetime.combine(self.last_day + timedelta(days=1), time(0), tzinfo=self.tz).astimezone(UTC)

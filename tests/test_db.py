@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
-from promo.db import Database, applied_versions, available_migrations, connect, migrate
+from promo.db import Database, applied_versions, available_migrations, connect, migrate, transaction
 
 
 def test_wal_mode_and_idempotent_migrations(tmp_path: Path) -> None:
@@ -51,3 +52,55 @@ async def test_a_grouped_job_must_not_manage_the_transaction(tmp_path: Path) -> 
         with pytest.raises(sqlite3.OperationalError):
             await db.write_grouped(lambda conn: conn.execute("BEGIN"))
         assert await db.write_grouped(lambda conn: 42) == 42  # the writer is still usable
+
+
+async def test_a_group_runs_on_the_event_loop_when_the_writer_thread_is_idle(tmp_path: Path) -> None:
+    """The hot path makes no thread hop (and so no GIL convoy): see promo/db.py."""
+    async with Database(tmp_path / "i.sqlite3") as db:
+        assert await db.write_grouped(lambda conn: threading.get_ident()) == threading.get_ident()
+        assert await db.lookup(lambda conn: threading.get_ident()) == threading.get_ident()
+        assert await db.read(lambda conn: threading.get_ident()) != threading.get_ident()
+
+
+async def test_a_group_waits_behind_a_busy_writer_thread_in_order(tmp_path: Path) -> None:
+    """While a long write (an import) runs on the writer thread, the connection is that
+    thread's: a group must queue behind it, not run beside it on the loop."""
+    release = threading.Event()
+
+    def long_write(conn: sqlite3.Connection) -> None:
+        with transaction(conn):
+            conn.execute("INSERT INTO t (n) VALUES (1)")
+            assert release.wait(10)
+
+    async with Database(tmp_path / "j.sqlite3") as db:
+        await db.write(_table)
+        long = asyncio.create_task(db.run_writer(long_write))
+        await asyncio.sleep(0.05)
+        grouped = asyncio.create_task(db.write_grouped(lambda conn: conn.execute("INSERT INTO t (n) VALUES (2)").lastrowid))
+        done, _ = await asyncio.wait([grouped], timeout=0.2)
+        assert not done  # queued behind the long write
+        assert await db.lookup(lambda conn: conn.execute("SELECT COUNT(*) FROM t").fetchone()[0]) == 0
+        release.set()
+        await long
+        assert await grouped == 2
+        assert await db.lookup(lambda conn: [r[0] for r in conn.execute("SELECT n FROM t ORDER BY rowid")]) == [1, 2]
+
+
+async def test_a_group_never_stalls_the_loop_when_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "k.sqlite3"
+    async with Database(path, busy_timeout_ms=5000) as db:
+        await db.write(_table)
+        other = connect(path)  # another process, say a CLI import
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO t (n) VALUES (1)")
+        grouped = asyncio.create_task(db.write_grouped(lambda conn: conn.execute("INSERT INTO t (n) VALUES (2)").lastrowid))
+        ticks = 0
+        for _ in range(10):  # the loop keeps running while the group waits on the writer thread
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 10 and not grouped.done()
+        assert await db.lookup(lambda conn: conn.execute("SELECT COUNT(*) FROM t").fetchone()[0]) == 0
+        other.execute("COMMIT")
+        assert await grouped == 2
+        assert await db.run_writer(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0]) == 5000  # restored
+        other.close()

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -136,7 +137,7 @@ class PurchaseOffer:
         """One pool for the whole offer: code files name no product."""
         return ()
 
-    @property
+    @cached_property  # frozen: computed once per parsed offer
     def code_expires_at(self) -> datetime:
         """The last instant a code may be activated (end of code_expires_on, campaign zone)."""
         day_after = datetime.combine(self.reward.code_expires_on + timedelta(days=1), time(0), tzinfo=self.tz)

@@ -106,7 +106,7 @@ async def home(request: Request) -> Response:
 
 async def _campaign(request: Request) -> Any:
     """The offer behind the URL; a draft does not exist for consumers."""
-    stored = await _db(request).read(get_campaign, request.path_params["slug"])
+    stored = await _db(request).lookup(get_campaign, request.path_params["slug"])
     if not stored.published or stored.campaign.kind != "purchase_offer":
         raise NotFound("offer", request.path_params["slug"])
     return stored.campaign

@@ -77,7 +77,7 @@ async def page_context(request: Request) -> PageContext:
     raw = request.cookies.get(SESSION_COOKIE)
     if raw:
         now = utcnow()
-        session = await request.app.state.db.read(
+        session = await request.app.state.db.lookup(
             load_session, raw, now=now, idle=timedelta(minutes=settings.session_idle_minutes),
             absolute=timedelta(hours=settings.session_max_hours))
         if session and needs_touch(session, now):
