@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import secrets
 import sqlite3
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -132,6 +133,10 @@ class RequestContext:
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app, self.metrics = app, metrics
+        # Unique without a syscall per request (uuid4 reads os.urandom): this process's
+        # random prefix and a counter. Ids tie log lines together; they are not secrets.
+        prefix = secrets.token_hex(8)
+        self._ids = (f"{prefix}{n:016x}" for n in itertools.count(1))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -139,7 +144,7 @@ class RequestContext:
             return
         headers = dict(scope.get("headers") or [])
         supplied = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = supplied if 0 < len(supplied) <= 64 and supplied.isprintable() else uuid.uuid4().hex
+        request_id = supplied if 0 < len(supplied) <= 64 and supplied.isprintable() else next(self._ids)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = time.perf_counter()
@@ -162,8 +167,7 @@ class RequestContext:
             route = scope.get("route")
             name = getattr(route, "name", None) or "unmatched"
             elapsed = time.perf_counter() - started
-            self.metrics.requests.labels(scope["method"], name, str(status)).inc()
-            self.metrics.latency.labels(name).observe(elapsed)
+            self.metrics.observe_request(scope["method"], name, status, elapsed)
             log.info("http.request", method=scope["method"], route=name, status=status, ms=round(elapsed * 1000, 2))
             structlog.contextvars.unbind_contextvars("request_id")
 

@@ -92,14 +92,31 @@ class Localizer:
         return translations(self.lang).gettext(message)
 
     def date(self, value: date) -> str:
-        return dates.format_date(value, format="long", locale=self.lang)
+        return _long_date(self.lang, value)
 
     def datetime(self, value: datetime, tz: ZoneInfo) -> str:
         return dates.format_datetime(value.astimezone(tz), format="medium", tzinfo=tz, locale=self.lang) + \
             " " + dates.get_timezone_name(tz, width="short", locale=self.lang, zone_variant=None)
 
     def country(self, code: str) -> str:
-        return _locale(self.lang).territories.get(code, code)
+        return _country_name(self.lang, code)
 
     def language_name(self, lang: str) -> str:
-        return _locale(lang).get_display_name(lang) or lang
+        return _language_name(lang)
+
+
+# Pages show the same few dates and names over and over (a form lists 38 countries, a
+# refusal names the windows' days); Babel takes tens of microseconds for each.
+@lru_cache(maxsize=4096)
+def _long_date(lang: str, value: date) -> str:
+    return dates.format_date(value, format="long", locale=lang)
+
+
+@lru_cache(maxsize=4096)
+def _country_name(lang: str, code: str) -> str:
+    return _locale(lang).territories.get(code, code)
+
+
+@cache
+def _language_name(lang: str) -> str:
+    return _locale(lang).get_display_name(lang) or lang

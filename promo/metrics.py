@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from promo.operations import OperationsSnapshot
@@ -10,6 +12,7 @@ from promo.operations import OperationsSnapshot
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "promo_http_requests", "HTTP requests handled", ["method", "route", "status"], registry=self.registry
         )
@@ -30,6 +33,16 @@ class Metrics:
         self.code_stock = Gauge(
             "promo_code_stock", "Reward codes by status (read at scrape time)", ["campaign", "status"], registry=self.registry
         )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        # The labelled children are looked up once per (method, route, status), not per request.
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (self.requests.labels(method, route, str(status)),
+                                                       self.latency.labels(route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def set_from_database(self, snapshot: OperationsSnapshot) -> None:
         for campaign, counts in snapshot.stock.items():

@@ -3,14 +3,20 @@ each is checked against the straightforward version it replaced, over arbitrary 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import quote_plus
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
 from promo.identifiers import mask_code
 from promo.timeutil import db_time, from_db_time
+from promo.views.context import read_form
 
 
 def reference_mask(code: str) -> str:
@@ -56,3 +62,33 @@ def test_db_time_refuses_naive_datetimes() -> None:
 def test_from_db_time_reads_only_what_db_time_writes(text: str) -> None:
     with pytest.raises(ValueError, match="not a stored time"):
         from_db_time(text)
+
+
+def _request(body: bytes, content_type: str = "application/x-www-form-urlencoded") -> Request:
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-type", content_type.encode())]}
+    return Request(scope, receive)
+
+
+async def _starlette_form(request: Request) -> FormData:
+    return await request.form()
+
+
+form_text = st.text(alphabet=st.characters(codec="latin-1"), max_size=80)
+
+
+@given(st.one_of(form_text, st.lists(st.tuples(form_text, form_text), max_size=6).map(
+    lambda pairs: "&".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in pairs))))
+def test_read_form_reads_urlencoded_bodies_exactly_as_starlette_does(body: str) -> None:
+    raw = body.encode("latin-1")
+    ours = asyncio.run(read_form(_request(raw)))
+    theirs = asyncio.run(_starlette_form(_request(raw)))
+    assert ours.multi_items() == theirs.multi_items()
+
+
+def test_read_form_refuses_a_flood_of_fields_with_a_400() -> None:
+    with pytest.raises(HTTPException) as refused:
+        asyncio.run(read_form(_request(b"&".join(b"f%d=1" % i for i in range(1001)))))
+    assert refused.value.status_code == 400 and "1000" in refused.value.detail

@@ -31,6 +31,7 @@ from promo.views.context import (
     client_ip,
     local_path,
     page_context,
+    read_form,
     redirect,
     render,
     set_cookie,
@@ -53,7 +54,7 @@ async def _signed_in_post(request: Request) -> tuple[PageContext, Any] | Respons
     ctx = await page_context(request)
     if ctx.session is None:
         return _sign_in_first(request)
-    form = await request.form()
+    form = await read_form(request)
     if not _csrf_ok(ctx, form):
         return _forbidden(request, ctx)
     return ctx, form
@@ -241,7 +242,7 @@ async def signin_form(request: Request) -> Response:
 
 async def signin_submit(request: Request) -> Response:
     ctx = await page_context(request)
-    form = await request.form()
+    form = await read_form(request)
     if not _csrf_ok(ctx, form):
         return _forbidden(request, ctx)
     next_path = local_path(str(form.get("next") or ""))
@@ -291,7 +292,7 @@ def _link_failed(request: Request, ctx: PageContext, message: str) -> Response:
 
 async def signout(request: Request) -> Response:
     ctx = await page_context(request)
-    form = await request.form()
+    form = await read_form(request)
     if ctx.session is not None:
         if not _csrf_ok(ctx, form):
             return _forbidden(request, ctx)
