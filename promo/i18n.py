@@ -104,6 +104,10 @@ class Localizer:
     def language_name(self, lang: str) -> str:
         return _language_name(lang)
 
+    def countries(self, codes: tuple[str, ...] | frozenset[str]) -> tuple[tuple[str, str], ...]:
+        """(code, name) pairs sorted by name in this language, for a form's country list."""
+        return _countries_by_name(self.lang, tuple(codes))
+
 
 # Pages show the same few dates and names over and over (a form lists 38 countries, a
 # refusal names the windows' days); Babel takes tens of microseconds for each.
@@ -115,6 +119,11 @@ def _long_date(lang: str, value: date) -> str:
 @lru_cache(maxsize=4096)
 def _country_name(lang: str, code: str) -> str:
     return _locale(lang).territories.get(code, code)
+
+
+@lru_cache(maxsize=256)
+def _countries_by_name(lang: str, codes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(((code, _country_name(lang, code)) for code in codes), key=lambda pair: pair[1]))
 
 
 @cache

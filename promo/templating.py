@@ -3,15 +3,30 @@ use {% trans %} and _(); found from specific to general as in Datasette."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_eval_context, select_autoescape
+from jinja2.nodes import EvalContext
+from markupsafe import Markup
 
 from promo.i18n import Localizer, languages, translations
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _direct_gettext(translate: Callable[[str], str]) -> Callable[..., str]:
+    """`_()` as Jinja's newstyle gettext does it (autoescaped, always %-formatted), minus its
+    two indirections (a context lookup of `gettext`, then a second context call): a page
+    calls `_()` twenty times, and those made up a third of its render time."""
+    @pass_eval_context
+    def gettext(eval_ctx: EvalContext, string: str, **variables: Any) -> str:
+        text: str = Markup(translate(string)) if eval_ctx.autoescape else translate(string)
+        return text % variables
+
+    return gettext
 
 
 class Templates:
@@ -32,6 +47,7 @@ class Templates:
                 auto_reload=self.auto_reload,
             )
             env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+            env.globals["_"] = _direct_gettext(translations(lang).gettext)
             envs[lang] = env
         return envs
 

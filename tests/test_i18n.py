@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
+from jinja2 import Environment
 
 from promo.i18n import Localizer, languages, negotiate, translations
+from promo.templating import Templates
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "promo" / "locale"
@@ -70,3 +72,19 @@ def test_dates_and_country_names_follow_the_language() -> None:
         ("Tyskland", "Tyskland", "Germany")
     assert translations("da").gettext("Product key") == "Produktnøgle"
     assert translations("nb").gettext("Product key") == "Produktnøkkel"
+
+
+@pytest.mark.parametrize("lang", ["en", "da", "nb"])
+@pytest.mark.parametrize("autoescape", [True, False])
+def test_the_direct_gettext_renders_as_jinjas_newstyle_gettext(lang: str, autoescape: bool) -> None:
+    """Pages use a faster `_()` (promo/templating.py); it must escape and format exactly as
+    Jinja's own newstyle gettext, in HTML (escaped) and in plain-text emails (not escaped)."""
+    source = ('{{ _("Signed in as %(email)s", email=who) }}|{{ _("Sign out") }}|{{ _("100%% sure") }}'
+              '|{% trans %}Redeem{% endtrans %}')
+    ours = Templates(auto_reload=False)._environments[lang].overlay(autoescape=autoescape)
+    stock = Environment(extensions=["jinja2.ext.i18n"], autoescape=autoescape)
+    stock.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    values = {"who": "<b>a&b@example.com</b>"}
+    rendered = ours.from_string(source).render(values)
+    assert rendered == stock.from_string(source).render(values)
+    assert ("&lt;b&gt;" in rendered) is autoescape

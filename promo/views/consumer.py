@@ -116,7 +116,7 @@ async def _campaign(request: Request) -> Any:
 async def offer(request: Request) -> Response:
     ctx = await page_context(request)
     campaign = await _campaign(request)
-    countries = sorted(campaign.countries, key=ctx.l10n.country)
+    countries = ctx.l10n.countries(campaign.countries)
     return render(request, ctx, "consumer/offer.html", campaign=campaign, countries=countries,
                   sponsor=campaign.sponsor_for(ctx.country or ""), is_open=campaign.is_open(utcnow()))
 
@@ -134,7 +134,7 @@ async def redeem_form(request: Request) -> Response:
 
 def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int = 200, *, values: dict[str, str] | None = None,
                  errors: dict[str, str] | None = None, refusals: list[Any] | None = None) -> Response:
-    countries = sorted(campaign.countries, key=ctx.l10n.country)
+    countries = ctx.l10n.countries(campaign.countries)
     values = values or {"country": ctx.country if ctx.country and ctx.country in campaign.countries else ""}
     return render(request, ctx, "consumer/redeem.html", status, campaign=campaign, countries=countries, values=values,
                   errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16))
@@ -327,7 +327,7 @@ async def _review_page(request: Request, ctx: PageContext, campaign: Any, status
     catalog = await _db(request).read(load_catalog)
     products = [sku for sku in catalog.values() if campaign.products.is_qualifying(sku) and not campaign.products.is_excluded(sku)]
     return render(request, ctx, "consumer/review.html", status, campaign=campaign, values=values, errors=errors or {},
-                  products=products, countries=sorted(campaign.countries, key=ctx.l10n.country))
+                  products=products, countries=ctx.l10n.countries(campaign.countries))
 
 
 async def review_submit(request: Request) -> Response:
