@@ -11,7 +11,10 @@ import contextlib
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime
 from typing import Any
 
@@ -60,19 +63,36 @@ def email_context(conn: sqlite3.Connection, message: OutboxMessage) -> dict[str,
 
 
 def build_email(message: OutboxMessage, context: dict[str, Any], templates: Templates, settings: MailSettings,
-                public_url: str, now: datetime) -> EmailMessage:
+                public_url: str, now: datetime) -> Message:
+    """multipart/alternative (text and HTML) with the headers every email carries."""
     base = f"email/{message.template}"
     ctx = {**context, "public_url": public_url, "recipient": message.recipient}
+    subject = " ".join(templates.render(f"{base}/subject.txt", message.locale, **ctx).split())  # one line, always
+    text = templates.render(f"{base}/body.txt", message.locale, **ctx)
+    html = templates.render(f"{base}/body.html", message.locale, **ctx)
+    headers = {"From": settings.from_address, "To": message.recipient, "Subject": subject,
+               "Message-ID": message.message_id, "Date": format_datetime(now), "Auto-Submitted": "auto-generated",
+               "Content-Language": message.locale}
+    if not (settings.from_address + message.recipient).isascii():
+        return _modern_email(headers, text, html)  # UTF-8 addresses need the modern API's SMTPUTF8 handling
+    # The email package's compat32 classes build and flatten this about four times faster
+    # than EmailMessage, whose header registry parsed every header (most of the relay's time).
+    email = MIMEMultipart("alternative")
+    for name, value in headers.items():
+        email[name] = value if value.isascii() else Header(value, "utf-8")  # type: ignore[assignment]
+    email.attach(MIMEText(text, "plain", "utf-8"))
+    email.attach(MIMEText(html, "html", "utf-8"))
+    return email
+
+
+def _modern_email(headers: dict[str, str], text: str, html: str) -> EmailMessage:
     email = EmailMessage()
-    email["From"] = settings.from_address
-    email["To"] = message.recipient
-    email["Subject"] = templates.render(f"{base}/subject.txt", message.locale, **ctx).strip()
-    email["Message-ID"] = message.message_id
-    email["Date"] = format_datetime(now)
-    email["Auto-Submitted"] = "auto-generated"
-    email.set_content(templates.render(f"{base}/body.txt", message.locale, **ctx))
-    email.add_alternative(templates.render(f"{base}/body.html", message.locale, **ctx), subtype="html")
-    email["Content-Language"] = message.locale  # after set_content, which drops Content-* headers
+    for name, value in headers.items():
+        if name != "Content-Language":
+            email[name] = value
+    email.set_content(text)
+    email.add_alternative(html, subtype="html")
+    email["Content-Language"] = headers["Content-Language"]  # after set_content, which drops Content-* headers
     return email
 
 
@@ -216,7 +236,7 @@ class MailRelay:
                 smtp.close()  # whatever quit managed, never leave the socket open
                 self._lanes[index] = None
 
-    async def _send(self, lane: int, message: OutboxMessage, email: EmailMessage) -> tuple[Outcome, bool]:
+    async def _send(self, lane: int, message: OutboxMessage, email: Message) -> tuple[Outcome, bool]:
         """Send one message; returns its outcome and whether the connection is still usable."""
         reused = self._lanes[lane] is not None
         smtp = await self._connection(lane)

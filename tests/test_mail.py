@@ -6,15 +6,19 @@ import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
+from aiosmtplib.email import flatten_message
 
 from promo.config import Settings
 from promo.db import Database
-from promo.mail import MailRelay
+from promo.mail import MailRelay, build_email
 from promo.mailsink import start_sink
-from promo.outbox import enqueue
+from promo.outbox import OutboxMessage, enqueue
 from promo.templating import Templates
 from tests.conftest import DURING, reward_code
 from tests.mailserver import MailServer, free_port
@@ -266,3 +270,30 @@ async def test_parallel_lanes_send_every_message_once(db: Database, settings: Se
     assert redeemed.execute("SELECT COUNT(*) FROM outbox WHERE status = 'sent'").fetchone()[0] == 11
     ids = [m["Message-ID"] for m in smtp.received]
     assert len(ids) == len(set(ids)) == 11
+
+
+def _built(settings: Settings, recipient: str, locale: str) -> EmailMessage:
+    """build_email's message as a mail client reads it (flattened, then parsed)."""
+    message = OutboxMessage(id=1, message_id="<signin-x.1@promo.test>", template="signin_link", recipient=recipient,
+                            subject_ref="signin:x", attempts=0, locale=locale,
+                            payload={"link": "http://promo.test/signin/T", "minutes": 15})
+    built = build_email(message, dict(message.payload or {}), Templates(auto_reload=False), settings.mail,
+                        "http://promo.test", DURING)
+    parsed = message_from_bytes(flatten_message(built), policy=email_policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+@pytest.mark.parametrize("recipient", ["ann@example.com", "ærø@example.dk"])
+def test_built_emails_carry_every_header_and_both_parts_in_the_readers_language(settings: Settings, recipient: str) -> None:
+    """ASCII addresses take the fast compat32 builder, UTF-8 addresses EmailMessage; a
+    reader cannot tell them apart."""
+    email = _built(settings, recipient, "da")
+    assert email["To"] == recipient and email["From"] == settings.mail.from_address
+    assert email["Subject"] == "Dit link til at logge på" and email["Content-Language"] == "da"
+    assert email["Message-ID"] == "<signin-x.1@promo.test>" and email["Auto-Submitted"] == "auto-generated"
+    assert email["Date"] == "Sun, 01 Sep 2013 12:00:00 +0000"
+    assert email.get_content_type() == "multipart/alternative"
+    assert "http://promo.test/signin/T" in email.get_body(("plain",)).get_content()
+    assert 'href="http://promo.test/signin/T"' in email.get_body(("html",)).get_content()
+    assert "15 minutter" in email.get_body(("plain",)).get_content()
