@@ -68,25 +68,31 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 MAX_GROUP = 128  # jobs in one group commit
+SLICE = 8  # jobs run on the event loop between two turns of the loop (1-2 ms)
 LOOKUP_BUSY_MS = 100  # the longest a lookup may hold up the event loop
 
 
 def run_group(conn: sqlite3.Connection, jobs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> list[tuple[bool, Any]]:
     """Run jobs in one transaction, each inside its own SAVEPOINT: a job that raises is
     rolled back alone; the rest commit together with one COMMIT (one fsync)."""
-    outcomes: list[tuple[bool, Any]] = []
     with transaction(conn):
-        for fn, args, kwargs in jobs:
-            conn.execute("SAVEPOINT job")
-            try:
-                value = fn(conn, *args, **kwargs)
-            except Exception as exc:
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-                outcomes.append((False, exc))
-            else:
-                conn.execute("RELEASE job")
-                outcomes.append((True, value))
+        return run_jobs(conn, jobs)
+
+
+def run_jobs(conn: sqlite3.Connection, jobs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> list[tuple[bool, Any]]:
+    """Inside a transaction: each job in its own SAVEPOINT, so one that raises undoes only itself."""
+    outcomes: list[tuple[bool, Any]] = []
+    for fn, args, kwargs in jobs:
+        conn.execute("SAVEPOINT job")
+        try:
+            value = fn(conn, *args, **kwargs)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            outcomes.append((False, exc))
+        else:
+            conn.execute("RELEASE job")
+            outcomes.append((True, value))
     return outcomes
 
 
@@ -98,6 +104,7 @@ class Database:
         self._reader: aiosqlite.Connection | None = None
         self._inline: sqlite3.Connection | None = None  # the event loop's own, for lookups
         self._writer_calls = 0  # calls queued on or running in the writer thread
+        self._loop_transaction: asyncio.Event | None = None  # set when the loop's group transaction ends
         self._group: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
         self._committer: asyncio.Task[None] | None = None
         self.group_commits = 0  # how many shared COMMITs write_grouped has made (observability)
@@ -160,6 +167,8 @@ class Database:
         assert self._writer is not None
         self._writer_calls += 1
         try:
+            while self._loop_transaction is not None:  # the loop holds the connection: wait for its COMMIT
+                await self._loop_transaction.wait()
             return await self._call(self._writer, fn, *args, **kwargs)
         finally:
             self._writer_calls -= 1
@@ -188,46 +197,81 @@ class Database:
         try:
             await asyncio.sleep(0)  # requests that arrived with this one join its group
             while self._group:
+                if not self._writer_calls and await self._commit_on_loop():
+                    continue
+                await asyncio.sleep(0)  # a write that waited for the loop's COMMIT queues first
                 batch, self._group = self._group[:MAX_GROUP], self._group[MAX_GROUP:]
-                jobs = [(fn, a, kw) for fn, a, kw, _ in batch]
                 try:
-                    outcomes = self._run_group_inline(jobs)
-                    if outcomes is None:
-                        outcomes = await self.run_writer(run_group, jobs)
-                except BaseException as exc:  # the COMMIT itself failed: nobody's work is saved
-                    for *_, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    outcomes = await self.run_writer(run_group, [(fn, a, kw) for fn, a, kw, _ in batch])
+                except BaseException as exc:
+                    self._settle(batch, exc)
                     if isinstance(exc, asyncio.CancelledError):
                         raise
                     continue
-                self.group_commits += 1
-                for (*_, future), (ok, value) in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
+                self._settle(batch, outcomes)
         finally:
             self._committer = None
 
-    def _run_group_inline(self, jobs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> list[tuple[bool, Any]] | None:
-        """The group on the event loop, on the writer's connection while its thread is idle
-        (so the connection is used by one thread at a time). None: not now (the thread is
-        busy, or another process holds the write lock); the caller queues it on the thread."""
-        if self._writer_calls or self._writer is None:
-            return None
+    async def _commit_on_loop(self) -> bool:
+        """One group transaction on the event loop, on the writer's connection while its
+        thread is idle (run_writer waits for our COMMIT meanwhile). The jobs run SLICE at a
+        time with a turn of the loop in between, and jobs that arrive meanwhile join: uvloop
+        accepts one new connection per turn, so a loop held for a whole group (20-30 ms)
+        let hundreds of new connections wait seconds. False: the write lock is held by
+        another process; the caller queues the group on the writer thread, which may wait."""
+        assert self._writer is not None
         conn = self._writer._conn
         conn.execute("PRAGMA busy_timeout=0")  # never wait on the loop: fall back instead
         try:
-            return run_group(conn, jobs)
+            conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) and not conn.in_transaction:
-                return None
+            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return False
             raise
         finally:
             conn.execute(f"PRAGMA busy_timeout={int(self._options['busy_timeout_ms'])}")
+        ended = self._loop_transaction = asyncio.Event()
+        done: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            while self._group and len(done) < MAX_GROUP:
+                if done:
+                    await asyncio.sleep(0)
+                batch, self._group = self._group[:min(SLICE, MAX_GROUP - len(done))], self._group[min(SLICE, MAX_GROUP - len(done)):]
+                done.extend(batch)
+                outcomes.extend(run_jobs(conn, [(fn, a, kw) for fn, a, kw, _ in batch]))
+                if self._writer_calls:  # a long write is waiting for the connection: let it in
+                    break
+            conn.execute("COMMIT")
+        except BaseException as exc:  # nobody's work in this transaction is saved
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._settle(done, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return True
+        finally:
+            self._loop_transaction = None
+            ended.set()
+        self._settle(done, outcomes)
+        return True
+
+    def _settle(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]],
+                outcomes: list[tuple[bool, Any]] | BaseException) -> None:
+        """Tell each job's caller its outcome, once its transaction has committed (or failed)."""
+        if isinstance(outcomes, BaseException):
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(outcomes)
+            return
+        self.group_commits += 1
+        for (*_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
     async def lookup(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a short point read (a few index lookups, no scans) at once, on the event

@@ -104,3 +104,32 @@ async def test_a_group_never_stalls_the_loop_when_another_process_holds_the_writ
         assert await grouped == 2
         assert await db.run_writer(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0]) == 5000  # restored
         other.close()
+
+
+async def test_a_long_write_arriving_during_the_loops_group_waits_for_its_commit(tmp_path: Path) -> None:
+    """The loop's group transaction spans several turns of the loop; a write for the writer
+    thread that arrives meanwhile must wait for its COMMIT (run beside it, it would BEGIN
+    inside our transaction and fail, or see half a group), and then cuts the group short."""
+    started = asyncio.Event()
+
+    def first(conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO t (n) VALUES (1)")
+        started.set()  # our coroutine resumes at the loop's next turn, inside the open transaction
+        return 1
+
+    def counted_insert(conn: sqlite3.Connection) -> int:
+        with transaction(conn):
+            conn.execute("INSERT INTO t (n) VALUES (1000)")
+            return int(conn.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+
+    async with Database(tmp_path / "l.sqlite3") as db:
+        await db.write(_table)
+        numbers = [n for n in range(2, 80) if n % 7]
+        jobs = [asyncio.create_task(db.write_grouped(first))] + [asyncio.create_task(db.write_grouped(_insert, n)) for n in numbers]
+        await started.wait()
+        seen = await db.run_writer(counted_insert)
+        assert sorted(await asyncio.gather(*jobs)) == [1, *numbers]
+        total = await db.lookup(lambda conn: conn.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+        assert total == len(numbers) + 2
+        assert 2 <= seen < total  # after the cut group's COMMIT, before the rest
+        assert db.group_commits >= 2

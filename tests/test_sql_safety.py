@@ -10,7 +10,7 @@ PROMO = Path(__file__).resolve().parent.parent / "promo"
 # (module, function): why its SQL is built, and from what.
 REVIEWED_DYNAMIC_SQL = {
     ("db.py", "configure"): "PRAGMA values: an int() and a value checked against FULL/NORMAL",
-    ("db.py", "_run_group_inline"): "PRAGMA busy_timeout restored from an int()",
+    ("db.py", "_commit_on_loop"): "PRAGMA busy_timeout restored from an int()",
     ("db.py", "select_in"): "IN (...) placeholders :v0..:vN generated here; values stay parameters",
     ("db.py", "migrate"): "statements of the numbered migration files shipped in the package",
     ("outbox.py", "mark_sent"): "an optional fixed clause",
