@@ -90,7 +90,7 @@ async def page_context(request: Request) -> PageContext:
         country=_country(request, lang),
         session=session,
         csrf_token=session.csrf_token if session else (anonymous_csrf or secrets.token_urlsafe(32)),
-        secure=request.url.scheme == "https",
+        secure=request.scope.get("scheme") == "https",  # request.url would build a whole URL
     )
     context.set_csrf_cookie = session is None and not anonymous_csrf
     return context
