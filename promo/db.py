@@ -21,6 +21,7 @@ may wait for it without stalling the loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -139,6 +140,9 @@ class Database:
         return conn
 
     async def close(self) -> None:
+        if self._committer is not None:  # writes already accepted finish first
+            with contextlib.suppress(Exception):
+                await self._committer
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
@@ -197,7 +201,7 @@ class Database:
         try:
             await asyncio.sleep(0)  # requests that arrived with this one join its group
             while self._group:
-                if not self._writer_calls and await self._commit_on_loop():
+                if self._writer is not None and not self._writer_calls and await self._commit_on_loop():
                     continue
                 await asyncio.sleep(0)  # a write that waited for the loop's COMMIT queues first
                 batch, self._group = self._group[:MAX_GROUP], self._group[MAX_GROUP:]

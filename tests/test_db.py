@@ -133,3 +133,25 @@ async def test_a_long_write_arriving_during_the_loops_group_waits_for_its_commit
         assert total == len(numbers) + 2
         assert 2 <= seen < total  # after the cut group's COMMIT, before the rest
         assert db.group_commits >= 2
+
+
+async def test_grouped_writes_fail_fast_when_the_database_cannot_be_opened(tmp_path: Path) -> None:
+    """A database that is away answers each write with its error (the service says "not
+    ready"); nobody waits for a group that can never commit."""
+    db = Database(tmp_path / "missing" / "x.sqlite3")
+    (tmp_path / "missing").write_text("a file where the directory should be")
+    results = await asyncio.wait_for(asyncio.gather(*(db.write_grouped(_insert, n) for n in range(3)), return_exceptions=True), 5)
+    assert all(isinstance(r, OSError | sqlite3.Error) for r in results), results
+    await db.close()
+
+
+async def test_close_lets_accepted_grouped_writes_commit(tmp_path: Path) -> None:
+    db = await Database(tmp_path / "m.sqlite3").open()
+    await db.write(_table)
+    numbers = [n for n in range(1, 40) if n % 7]
+    pending = [asyncio.create_task(db.write_grouped(_insert, n)) for n in numbers]
+    for _ in range(3):  # the group has started on the loop: its transaction is open, between two slices
+        await asyncio.sleep(0)
+    await db.close()
+    assert await asyncio.wait_for(asyncio.gather(*pending), 5) == numbers
+    assert [r[0] for r in connect(tmp_path / "m.sqlite3").execute("SELECT n FROM t ORDER BY n")] == numbers
