@@ -46,6 +46,8 @@ def test_refusals_explain_every_rule_in_plain_words(client: TestClient, smtp: Ma
     assert "O365-HOME-TRIAL is excluded from this offer." in text and "R-X4" in text
     assert "does not match our activation record" in text and "R-X17" in text
     assert "You must accept the terms of use" in text and "R-X8" in text
+    # The form comes back as it was sent: the declared country is still chosen, and only it.
+    assert text.count(" selected>") == 1 and '<option value="NO" selected>' in text
     unknown = submit(client, redeem_form(client), "ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ")
     assert "We have no record of a purchase" in unknown.text and "R-X11" in unknown.text
     bad = submit(client, redeem_form(client), "123")

@@ -134,9 +134,12 @@ async def redeem_form(request: Request) -> Response:
 
 def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int = 200, *, values: dict[str, str] | None = None,
                  errors: dict[str, str] | None = None, refusals: list[Any] | None = None) -> Response:
-    countries = ctx.l10n.countries(campaign.countries)
     values = values or {"country": ctx.country if ctx.country and ctx.country in campaign.countries else ""}
-    return render(request, ctx, "consumer/redeem.html", status, campaign=campaign, countries=countries, values=values,
+    options = request.app.state.templates.fragment("consumer/_country_options.html", ctx.lang,
+                                                   countries=ctx.l10n.countries(campaign.countries),
+                                                   # only a real choice is a cache key (never arbitrary form input)
+                                                   selected=values["country"] if values["country"] in campaign.countries else "")
+    return render(request, ctx, "consumer/redeem.html", status, campaign=campaign, country_options=options, values=values,
                   errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16))
 
 
