@@ -221,19 +221,19 @@ class Database:
         thread is idle (run_writer waits for our COMMIT meanwhile). The jobs run SLICE at a
         time with a turn of the loop in between, and jobs that arrive meanwhile join: uvloop
         accepts one new connection per turn, so a loop held for a whole group (20-30 ms)
-        let hundreds of new connections wait seconds. False: the write lock is held by
-        another process; the caller queues the group on the writer thread, which may wait."""
+        let hundreds of new connections wait seconds. False: no transaction could begin (the
+        write lock is held by another process, say); the caller queues the group on the
+        writer thread, which may wait for the lock, and reports any other error to each job."""
         assert self._writer is not None
         conn = self._writer._conn
-        conn.execute("PRAGMA busy_timeout=0")  # never wait on the loop: fall back instead
         try:
+            conn.execute("PRAGMA busy_timeout=0")  # never wait on the loop: fall back instead
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                return False
-            raise
+        except sqlite3.Error:
+            return False
         finally:
-            conn.execute(f"PRAGMA busy_timeout={int(self._options['busy_timeout_ms'])}")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute(f"PRAGMA busy_timeout={int(self._options['busy_timeout_ms'])}")
         ended = self._loop_transaction = asyncio.Event()
         done: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
         outcomes: list[tuple[bool, Any]] = []
@@ -241,15 +241,17 @@ class Database:
             while self._group and len(done) < MAX_GROUP:
                 if done:
                     await asyncio.sleep(0)
-                batch, self._group = self._group[:min(SLICE, MAX_GROUP - len(done))], self._group[min(SLICE, MAX_GROUP - len(done)):]
+                take = min(SLICE, MAX_GROUP - len(done))
+                batch, self._group = self._group[:take], self._group[take:]
                 done.extend(batch)
                 outcomes.extend(run_jobs(conn, [(fn, a, kw) for fn, a, kw, _ in batch]))
                 if self._writer_calls:  # a long write is waiting for the connection: let it in
                     break
             conn.execute("COMMIT")
         except BaseException as exc:  # nobody's work in this transaction is saved
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # (a closed connection has nothing to undo)
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
             self._settle(done, exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise

@@ -155,3 +155,24 @@ async def test_close_lets_accepted_grouped_writes_commit(tmp_path: Path) -> None
     await db.close()
     assert await asyncio.wait_for(asyncio.gather(*pending), 5) == numbers
     assert [r[0] for r in connect(tmp_path / "m.sqlite3").execute("SELECT n FROM t ORDER BY n")] == numbers
+
+
+async def test_a_commit_that_fails_saves_nobodys_work_and_tells_everyone(tmp_path: Path) -> None:
+    """A deferred constraint is checked at COMMIT: one job's bad row fails the whole group's
+    COMMIT, so every job of that group hears of it, and nothing of it is stored."""
+    def schema(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TABLE child (id INTEGER PRIMARY KEY,"
+                     " parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
+
+    def child(conn: sqlite3.Connection, parent: int) -> int:
+        return int(conn.execute("INSERT INTO child (parent_id) VALUES (:p)", {"p": parent}).lastrowid or 0)
+
+    async with Database(tmp_path / "n.sqlite3") as db:
+        await db.write(schema)
+        await db.write(lambda conn: conn.execute("INSERT INTO parent (id) VALUES (1)"))
+        results = await asyncio.gather(*(db.write_grouped(child, 1) for _ in range(5)), db.write_grouped(child, 99),
+                                       return_exceptions=True)
+        assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+        assert await db.lookup(lambda conn: conn.execute("SELECT COUNT(*) FROM child").fetchone()[0]) == 0
+        assert await db.write_grouped(child, 1) >= 1  # the next group commits as usual
