@@ -101,6 +101,7 @@ class Database:
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"):
         self.path = Path(path)
         self._options = {"busy_timeout_ms": busy_timeout_ms, "synchronous": synchronous}
+        self._busy_timeout_ms = int(busy_timeout_ms)
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._inline: sqlite3.Connection | None = None  # the event loop's own, for lookups
@@ -233,7 +234,7 @@ class Database:
             return False
         finally:
             with contextlib.suppress(sqlite3.Error):
-                conn.execute(f"PRAGMA busy_timeout={int(self._options['busy_timeout_ms'])}")
+                conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         ended = self._loop_transaction = asyncio.Event()
         done: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
         outcomes: list[tuple[bool, Any]] = []

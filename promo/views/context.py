@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 from babel.core import get_global
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -122,7 +122,8 @@ async def read_form(request: Request) -> FormData:
         return await request.form()
     body = (await request.body()).decode("latin-1")
     try:
-        return FormData(parse_qsl(body, keep_blank_values=True, max_num_fields=FORM_FIELDS_MAX))
+        fields = parse_qsl(body, keep_blank_values=True, max_num_fields=FORM_FIELDS_MAX)
+        return FormData(cast(list[tuple[str, str | UploadFile]], fields))
     except ValueError:
         raise HTTPException(400, f"a form has at most {FORM_FIELDS_MAX} fields") from None
 
