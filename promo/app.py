@@ -60,6 +60,7 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     app_metrics: Metrics = request.app.state.metrics
+    app_metrics.set_from_writer(request.app.state.db)
     try:
         app_metrics.set_from_database(await request.app.state.db.read(operations_snapshot, utcnow()))
     except Exception as exc:  # metrics must still answer when the database does not

@@ -110,6 +110,8 @@ class Database:
         self._group: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
         self._committer: asyncio.Task[None] | None = None
         self.group_commits = 0  # how many shared COMMITs write_grouped has made (observability)
+        self.group_commits_on_thread = 0  # of those, how many had to queue on the writer thread
+        self.grouped_writes = 0  # jobs those COMMITs saved
 
     async def open(self) -> Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +215,7 @@ class Database:
                     if isinstance(exc, asyncio.CancelledError):
                         raise
                     continue
+                self.group_commits_on_thread += 1
                 self._settle(batch, outcomes)
         finally:
             self._committer = None
@@ -272,6 +275,7 @@ class Database:
                     future.set_exception(outcomes)
             return
         self.group_commits += 1
+        self.grouped_writes += sum(ok for ok, _ in outcomes)
         for (*_, future), (ok, value) in zip(batch, outcomes, strict=True):
             if future.done():
                 continue

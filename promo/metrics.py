@@ -6,6 +6,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from promo.db import Database
 from promo.operations import OperationsSnapshot
 
 
@@ -30,6 +31,13 @@ class Metrics:
             "promo_refusals_by_rule", "Refused redemptions by failing rule id (from the decision log)",
             ["campaign", "rule"], registry=self.registry,
         )
+        self.group_commits = Gauge(
+            "promo_db_group_commits", "Shared COMMITs of grouped writes by this process, by where they ran",
+            ["where"], registry=self.registry,
+        )
+        self.grouped_writes = Gauge(
+            "promo_db_grouped_writes", "Writes (redemptions, relay outcomes) saved by those COMMITs", registry=self.registry,
+        )
         self.code_stock = Gauge(
             "promo_code_stock", "Reward codes by status (read at scrape time)", ["campaign", "status"], registry=self.registry
         )
@@ -43,6 +51,14 @@ class Metrics:
                                                        self.latency.labels(route))
         children[0].inc()
         children[1].observe(seconds)
+
+    def set_from_writer(self, db: Database) -> None:
+        """This process's group commits (write_grouped): how many ran on the event loop and
+        how many had to queue on the writer thread (behind a long write, or another process
+        holding the write lock). A growing thread share means writers contend."""
+        self.group_commits.labels("loop").set(db.group_commits - db.group_commits_on_thread)
+        self.group_commits.labels("thread").set(db.group_commits_on_thread)
+        self.grouped_writes.set(db.grouped_writes)
 
     def set_from_database(self, snapshot: OperationsSnapshot) -> None:
         for campaign, counts in snapshot.stock.items():

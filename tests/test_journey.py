@@ -262,3 +262,15 @@ def test_redeeming_an_unknown_offer_is_a_404(client: TestClient, smtp: MailServe
         "csrf": hidden(page, "csrf"), "idempotency_key": hidden(page, "idempotency_key"),
         "product_key": product_key(1), "country": "DK", "accept_terms": "yes"})
     assert response.status_code == 404 and "Traceback" not in response.text
+
+
+def test_metrics_show_where_redemptions_were_committed(client: TestClient, smtp: MailServer) -> None:
+    """Operators see group commits made on the event loop (the normal path) and any that had
+    to queue on the writer thread (writers contending)."""
+    follow_link(client, sign_in(client, smtp))
+    assert submit(client, redeem_form(client), product_key(1)).status_code == 303
+    body = client.get("/metrics").text
+    loop = float(re.search(r'promo_db_group_commits\{where="loop"\} (\S+)', body).group(1))  # type: ignore[union-attr]
+    thread = float(re.search(r'promo_db_group_commits\{where="thread"\} (\S+)', body).group(1))  # type: ignore[union-attr]
+    writes = float(re.search(r"^promo_db_grouped_writes (\S+)$", body, re.M).group(1))  # type: ignore[union-attr]
+    assert loop >= 1 and thread >= 0 and writes >= 1  # (the relay may have queued behind its own lease)
