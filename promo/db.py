@@ -16,6 +16,11 @@ event loop itself whenever the writer thread is idle (it is nearly always), and 
 reads (`lookup`: the session, the campaign) run there on a connection of their own. A group
 that finds the write lock held by another process goes to the writer thread instead, which
 may wait for it without stalling the loop.
+
+So: short, frequent writes (a redemption, a session touch, a sign-in, the relay's lease and
+its outcomes) go through `write_grouped`; long ones (imports, voiding a batch, a staff
+sign-in's argon2 hash) through `write`, on the writer thread, where they never hold up the
+loop. While such a write runs, groups queue behind it on the thread.
 """
 
 from __future__ import annotations

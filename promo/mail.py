@@ -158,7 +158,9 @@ class MailRelay:
         One hop leases the batch and one reads every message's data; outcomes are recorded
         as they happen (see _send_lane)."""
         lease = timedelta(seconds=self.settings.timeout_seconds * 3 + 30)
-        batch = await self.db.write(claim_due, now=self.clock(), lease=lease, limit=self.batch_size)
+        # Grouped: a lease is short, and on the writer thread it would send the redemptions'
+        # groups there too while it ran (see promo/db.py).
+        batch = await self.db.write_grouped(claim_due, now=self.clock(), lease=lease, limit=self.batch_size)
         if not batch:
             return 0
         contexts = await self.db.read(email_contexts, batch)

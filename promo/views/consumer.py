@@ -256,7 +256,7 @@ async def signin_submit(request: Request) -> Response:
                       error=ctx.l10n.gettext("Enter an email address, such as name@example.com."))
     settings = request.app.state.settings
     links: SigninLinks = request.app.state.signin_links
-    await _db(request).write(request_signin, email=email, links=links, public_url=settings.public_url, locale=ctx.lang,
+    await _db(request).write_grouped(request_signin, email=email, links=links, public_url=settings.public_url, locale=ctx.lang,
                              now=utcnow(), ip=client_ip(request), mail_domain=settings.mail.message_id_domain)
     request.app.state.wake_relay()
     # The same page whether the address is known, new or rate-limited: no enumeration.
@@ -279,7 +279,7 @@ async def signin_link(request: Request) -> Response:
         return _link_failed(request, ctx, ctx.l10n.gettext("This sign-in link has expired. Ask for a new one."))
     except TokenInvalid:
         return _link_failed(request, ctx, ctx.l10n.gettext("This sign-in link is not valid. Ask for a new one."))
-    started = await _db(request).write(consume_signin, email=email, jti=jti, now=utcnow(), ip=client_ip(request))
+    started = await _db(request).write_grouped(consume_signin, email=email, jti=jti, now=utcnow(), ip=client_ip(request))
     if started is None:
         return _link_failed(request, ctx, ctx.l10n.gettext("This sign-in link has already been used. Ask for a new one."))
     raw, _session = started

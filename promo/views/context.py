@@ -83,7 +83,7 @@ async def page_context(request: Request) -> PageContext:
             load_session, raw, now=now, idle=timedelta(minutes=settings.session_idle_minutes),
             absolute=timedelta(hours=settings.session_max_hours))
         if session and needs_touch(session, now):
-            await request.app.state.db.write(touch_session, session.id_hash, now)
+            await request.app.state.db.write_grouped(touch_session, session.id_hash, now)  # short: joins a group
     anonymous_csrf = request.cookies.get(CSRF_COOKIE)
     context = PageContext(
         lang=lang,
