@@ -75,6 +75,10 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 MAX_GROUP = 128  # jobs in one group commit
 SLICE = 8  # jobs run on the event loop between two turns of the loop (1-2 ms)
+# uvloop accepts one new connection per turn of the loop. A few turns between slices let a
+# burst of new connections in sooner: 512 opened at once waited up to 0.7 s behind one
+# turn per slice and 0.3 s behind three. Redemptions/s at 64 connections did not change.
+TURNS_BETWEEN_SLICES = 3
 LOOKUP_BUSY_MS = 100  # the longest a lookup may hold up the event loop
 
 
@@ -249,7 +253,8 @@ class Database:
         try:
             while self._group and len(done) < MAX_GROUP:
                 if done:
-                    await asyncio.sleep(0)
+                    for _ in range(TURNS_BETWEEN_SLICES):
+                        await asyncio.sleep(0)
                 take = min(SLICE, MAX_GROUP - len(done))
                 batch, self._group = self._group[:take], self._group[take:]
                 done.extend(batch)
