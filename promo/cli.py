@@ -119,6 +119,38 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
                 access_log=False, log_level=settings.logging_level.lower(), server_header=False)
 
 
+@main.command()
+@click.pass_obj
+@handles_errors
+def relay(settings: Settings) -> None:
+    """Send queued email alone, without the web service, until SIGINT or SIGTERM. For web
+    servers run with mail.relay = false, so email has a process (and a core) of its own
+    and does not slow redemptions in a spike. Several relays may run: batches are leased."""
+    import asyncio
+    import signal
+
+    from promo.db import Database
+    from promo.logs import configure_logging
+    from promo.mail import MailRelay
+    from promo.templating import Templates
+
+    configure_logging(settings.logging_format, settings.logging_level)
+    with database(settings) as conn:
+        migrated(conn)
+
+    async def run() -> None:
+        async with Database(settings.database_path, busy_timeout_ms=settings.database_busy_timeout_ms,
+                            synchronous=settings.database_synchronous) as db:
+            outbox_relay = MailRelay(db, settings.mail, Templates(auto_reload=False), settings.public_url)
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, outbox_relay.stop)  # finish the message in hand, then leave
+            click.echo(f"relaying queued email to {settings.mail.host}:{settings.mail.port}", err=True)
+            await outbox_relay.run()
+
+    asyncio.run(run())
+
+
 @main.command("migrate")
 @click.pass_obj
 @handles_errors

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,8 +16,10 @@ import pytest
 import tomli_w
 
 from promo.campaigns import shipped_campaign_text
-from promo.db import available_migrations
+from promo.db import available_migrations, connect, transaction
+from promo.outbox import enqueue
 from tests.conftest import SLUG, product_key, reward_code
+from tests.mailserver import MailServer
 
 PROMO = str(Path(sys.executable).parent / "promo")
 
@@ -150,3 +154,28 @@ def test_serve_without_a_secret_names_the_setting(tmp_path: Path) -> None:
     run("migrate")
     result = run("serve")
     assert result.returncode == 2 and "security.secret_key" in result.stderr
+
+
+def test_relay_alone_sends_the_queue_and_stops_on_sigterm(cli: Cli) -> None:
+    """`promo relay`: email in a process of its own, for web servers with mail.relay = false."""
+    conn = connect(cli.dir / "cli.sqlite3")
+    with transaction(conn):
+        message_id = enqueue(conn, template="signin_link", recipient="ann@example.com", subject_ref="signin:relay-test",
+                             at=datetime.now(UTC), payload={"link": "http://promo.test/signin/T", "minutes": 15})
+    smtp = MailServer().start()
+    relay = subprocess.Popen([PROMO, "relay"], env={**cli.env, "PROMO_MAIL_HOST": "127.0.0.1", "PROMO_MAIL_PORT": str(smtp.port)},
+                             cwd=cli.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not smtp.received and time.monotonic() < deadline and relay.poll() is None:
+            time.sleep(0.05)
+        assert [m["Message-ID"] for m in smtp.received] == [message_id]
+        relay.send_signal(signal.SIGTERM)
+        _out, err = relay.communicate(timeout=30)
+    finally:
+        if relay.poll() is None:
+            relay.kill()
+        smtp.stop()
+    assert relay.returncode == 0 and "Traceback" not in err, err
+    row = conn.execute("SELECT status, attempts FROM outbox WHERE message_id = :m", {"m": message_id}).fetchone()
+    assert tuple(row) == ("sent", 1)
