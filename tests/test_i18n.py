@@ -88,3 +88,20 @@ def test_the_direct_gettext_renders_as_jinjas_newstyle_gettext(lang: str, autoes
     rendered = ours.from_string(source).render(values)
     assert rendered == stock.from_string(source).render(values)
     assert ("&lt;b&gt;" in rendered) is autoescape
+
+
+def test_fragments_are_rendered_once_per_argument_set_in_production() -> None:
+    """The redeem form's country options come from a cache keyed by language, country list
+    and choice; each key renders its own output, and development renders afresh."""
+    templates = Templates(auto_reload=False)
+    countries = Localizer("da").countries(("DK", "NO", "SE"))
+    first = templates.fragment("consumer/_country_options.html", "da", countries=countries, selected="NO")
+    assert templates.fragment("consumer/_country_options.html", "da", countries=countries, selected="NO") is first
+    assert '<option value="NO" selected>Norge</option>' in first and "Vælg et land" in first
+    other = templates.fragment("consumer/_country_options.html", "da", countries=countries, selected="DK")
+    assert '<option value="DK" selected>Danmark</option>' in other and '<option value="NO" selected>' not in other
+    english = templates.fragment("consumer/_country_options.html", "en", countries=Localizer("en").countries(("NO",)), selected="")
+    assert "Norway" in english and "selected" not in english
+    development = Templates(auto_reload=True)
+    assert development.fragment("consumer/_country_options.html", "da", countries=countries, selected="NO") == first
+    assert development.fragment("consumer/_country_options.html", "da", countries=countries, selected="NO") is not first
