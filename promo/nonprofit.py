@@ -52,27 +52,16 @@ class NotAllowed(InputError):
 
 
 @dataclass(frozen=True)
-class Organisation:
+class Organisation(Registration):
+    """A registered organisation: what it stated (the Registration the rules R-N5, R-N6 and
+    R-N7 judge) and where its review stands."""
+
     id: int
     holder_email: str
-    name: str
-    short_name: str
-    country: str
-    registration_number: str
-    mission: str
-    org_type: str
-    health_kind: str | None
-    non_discrimination: bool
     status: str
     failed_rules: tuple[str, ...]
     reason: str | None
     created_at: str
-
-    @property
-    def registration(self) -> Registration:
-        """What it stated when it registered, for the rules (R-N5, R-N6, R-N7)."""
-        return Registration(self.name, self.short_name, self.country, self.registration_number, self.mission,
-                            self.org_type, self.health_kind, self.non_discrimination)
 
 
 @dataclass(frozen=True)
@@ -178,7 +167,7 @@ def review_organisation(conn: sqlite3.Connection, org_id: int, *, decision: str,
     if org.status != "pending":
         raise InputError.one("decision", f"this organisation was already {org.status}")
     if decision == "approve":
-        failures = registration_failures(org.registration)
+        failures = registration_failures(org)
         if failures:
             raise NotAllowed("decision", failures, prefix="cannot approve: ")
         status, why = "approved", None
@@ -205,10 +194,11 @@ _ORG_SELECT = ("SELECT id, holder_email, name, short_name, country, registration
 
 
 def _organisation(row: sqlite3.Row) -> Organisation:
-    return Organisation(row["id"], row["holder_email"], row["name"], row["short_name"], row["country"],
-                        row["registration_number"], row["mission"], row["org_type"], row["health_kind"],
-                        bool(row["non_discrimination"]), row["status"],
-                        tuple(row["failed_rules"].split()), row["reason"], row["created_at"])
+    return Organisation(name=row["name"], short_name=row["short_name"], country=row["country"],
+                        registration_number=row["registration_number"], mission=row["mission"], org_type=row["org_type"],
+                        health_kind=row["health_kind"], non_discrimination=bool(row["non_discrimination"]), id=row["id"],
+                        holder_email=row["holder_email"], status=row["status"],
+                        failed_rules=tuple(row["failed_rules"].split()), reason=row["reason"], created_at=row["created_at"])
 
 
 def get_organisation(conn: sqlite3.Connection, org_id: int) -> Organisation:
