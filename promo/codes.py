@@ -128,13 +128,27 @@ def claim_code(conn: sqlite3.Connection, *, campaign_id: int, not_expiring_befor
     ).fetchone()
     if row is None:
         return None
+    take_code(conn, row["id"], now=now)
+    return ClaimedCode(id=row["id"], code=row["code"], expires_at=from_db_time(row["expires_at"]))
+
+
+def next_product_key(conn: sqlite3.Connection, *, campaign_id: int, sku: str) -> int | None:
+    """The id of the earliest-expiring free key of one product's pool (a program with one
+    pool per product, `code_products`); not taken yet: see take_code."""
+    row = conn.execute(
+        "SELECT id FROM reward_codes WHERE campaign_id = :c AND sku = :s AND issued_at IS NULL AND voided_at IS NULL"
+        " ORDER BY expires_at, id LIMIT 1", {"c": campaign_id, "s": sku}).fetchone()
+    return int(row["id"]) if row else None
+
+
+def take_code(conn: sqlite3.Connection, code_id: int, *, now: datetime) -> None:
+    """Mark a free code issued (inside the transaction that found it free)."""
     updated = conn.execute(
         "UPDATE reward_codes SET issued_at = :now WHERE id = :id AND issued_at IS NULL",
-        {"now": db_time(now), "id": row["id"]},
+        {"now": db_time(now), "id": code_id},
     ).rowcount
     if updated != 1:  # cannot happen under the write lock; never hand out a taken code
-        raise RuntimeError(f"reward code {row['id']} was claimed concurrently")
-    return ClaimedCode(id=row["id"], code=row["code"], expires_at=from_db_time(row["expires_at"]))
+        raise RuntimeError(f"reward code {code_id} was claimed concurrently")
 
 
 def stock(conn: sqlite3.Connection, *, campaign_id: int, not_expiring_before: datetime, now: datetime) -> dict[str, int]:

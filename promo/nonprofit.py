@@ -21,6 +21,7 @@ from promo.campaign_store import get_campaign
 from promo.campaigns.donation_program import HEALTH_EXCEPTIONS, ORG_TYPES, DonationProgram, Registration, registration_failures
 from promo.campaigns.rules import STOCK, Decision, Failure
 from promo.catalog import load_catalog
+from promo.codes import next_product_key, take_code
 from promo.countries import normalize_country
 from promo.errors import FieldError, InputError, NotFound
 from promo.identifiers import mask_code, normalize_email
@@ -442,15 +443,13 @@ def request_donation(conn: sqlite3.Connection, *, account_email: str, code: str,
 
     assert org is not None and found is not None
     keys = []
-    for sku in quantities:
-        key = conn.execute(
-            "SELECT id FROM reward_codes WHERE campaign_id = :c AND sku = :s AND issued_at IS NULL AND voided_at IS NULL"
-            " ORDER BY expires_at, id LIMIT 1", {"c": campaign_id, "s": sku}).fetchone()
-        if key is None:
+    for sku in quantities:  # every product's key is found before any is taken: a refusal takes none
+        key_id = next_product_key(conn, campaign_id=campaign_id, sku=sku)
+        if key_id is None:
             return _refuse_request(conn, org, found, account_email,
                                    [Failure(STOCK, "no_keys_left", f"no licence keys are left for {sku}; try again later",
                                             {"sku": sku})], allowances, now, ip)
-        keys.append((sku, key["id"]))
+        keys.append((sku, key_id))
     if cycle is None:  # the first request after the program's start, or after a cycle ended (R-N1)
         cycle_id = conn.execute("INSERT INTO donation_cycles (organisation_id, starts_at, ends_at) VALUES (:o, :s, :e)",
                                 {"o": org.id, "s": db_time(now), "e": db_time(prog.cycle_end(now))}).lastrowid
@@ -462,10 +461,7 @@ def request_donation(conn: sqlite3.Connection, *, account_email: str, code: str,
         {"o": org.id, "c": cycle_id, "code": found.id, "a": account_email, "l": locale, "now": db_time(now)}).lastrowid
     assert request_id is not None
     for sku, key_id in keys:
-        taken = conn.execute("UPDATE reward_codes SET issued_at = :now WHERE id = :id AND issued_at IS NULL",
-                             {"now": db_time(now), "id": key_id}).rowcount
-        if taken != 1:  # cannot happen under the write lock; never hand out a taken key
-            raise RuntimeError(f"licence key {key_id} was claimed concurrently")
+        take_code(conn, key_id, now=now)
         conn.execute("INSERT INTO donation_lines (request_id, sku, quantity, code_id) VALUES (:r, :s, :q, :k)",
                      {"r": request_id, "s": sku, "q": quantities[sku], "k": key_id})
     conn.execute("INSERT INTO validation_code_uses (code_id, purpose, valid, used_at) VALUES (:c, 'request', 1, :now)",
