@@ -12,7 +12,7 @@ from promo.errors import InputError, NotFound
 from promo.reviews import REVIEWER_ROLES, NotAllowed, approve, get_claim, pending_claims, reject
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
-from promo.views.context import client_ip, path_id, redirect
+from promo.views.context import client_ip, path_id, read_form, redirect
 from promo.views.staffauth import require_role, staff_render
 
 
@@ -45,7 +45,7 @@ async def receipt(request: Request, session: StaffSession) -> Response:
 
 @require_role(*REVIEWER_ROLES)
 async def decide(request: Request, session: StaffSession) -> Response:
-    form = await request.form()
+    form = await read_form(request)
     if not same_token(session.csrf_token, str(form.get("csrf") or "")):
         return staff_render(request, "staff/forbidden.html", 403, session=session)
     claim_id, decision = _claim_id(request), request.path_params["decision"]

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from promo.auth import TOUCH_AFTER, same_token
 from promo.staff import StaffSession, end_staff_session, load_staff_session, sign_in, touch_staff_session
 from promo.timeutil import utcnow
-from promo.views.context import client_ip, local_path, redirect
+from promo.views.context import client_ip, local_path, read_form, redirect
 
 STAFF_COOKIE = "promo_staff"
 STAFF_CSRF_COOKIE = "promo_staff_csrf"
@@ -83,7 +83,7 @@ async def signin_form(request: Request) -> Response:
 
 
 async def signin_submit(request: Request) -> Response:
-    form = await request.form()
+    form = await read_form(request)
     token = request.cookies.get(STAFF_CSRF_COOKIE)
     if not same_token(token, str(form.get("csrf") or "")):
         return staff_render(request, "staff/signin.html", 403, csrf=token or "", next="/audit/",
@@ -105,7 +105,7 @@ async def signin_submit(request: Request) -> Response:
 
 async def signout(request: Request) -> Response:
     session = await current_staff(request)
-    form = await request.form()
+    form = await read_form(request)
     if session is not None:
         if not same_token(session.csrf_token, str(form.get("csrf") or "")):
             return staff_render(request, "staff/forbidden.html", 403, session=session)
