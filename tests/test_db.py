@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -146,12 +147,18 @@ async def test_grouped_writes_fail_fast_when_the_database_cannot_be_opened(tmp_p
 
 
 async def test_close_lets_accepted_grouped_writes_commit(tmp_path: Path) -> None:
+    """close() while the loop's group transaction is open between two slices: the writes
+    already accepted commit first (closing the connection under them would lose them)."""
+    def slow_insert(conn: sqlite3.Connection, n: int) -> int:
+        time.sleep(0.01)  # slices long enough for close() to reach the writer meanwhile
+        conn.execute("INSERT INTO t (n) VALUES (:n)", {"n": n})
+        return n
+
     db = await Database(tmp_path / "m.sqlite3").open()
     await db.write(_table)
-    numbers = [n for n in range(1, 40) if n % 7]
-    pending = [asyncio.create_task(db.write_grouped(_insert, n)) for n in numbers]
-    for _ in range(3):  # the group has started on the loop: its transaction is open, between two slices
-        await asyncio.sleep(0)
+    numbers = list(range(1, 25))  # three slices
+    pending = [asyncio.create_task(db.write_grouped(slow_insert, n)) for n in numbers]
+    await asyncio.sleep(0)
     await db.close()
     assert await asyncio.wait_for(asyncio.gather(*pending), 5) == numbers
     assert [r[0] for r in connect(tmp_path / "m.sqlite3").execute("SELECT n FROM t ORDER BY n")] == numbers
