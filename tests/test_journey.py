@@ -273,4 +273,5 @@ def test_metrics_show_where_redemptions_were_committed(client: TestClient, smtp:
     loop = float(re.search(r'promo_db_group_commits\{where="loop"\} (\S+)', body).group(1))  # type: ignore[union-attr]
     thread = float(re.search(r'promo_db_group_commits\{where="thread"\} (\S+)', body).group(1))  # type: ignore[union-attr]
     writes = float(re.search(r"^promo_db_grouped_writes (\S+)$", body, re.M).group(1))  # type: ignore[union-attr]
-    assert loop >= 1 and thread >= 0 and writes >= 1  # (the relay may have queued behind its own lease)
+    # Every commit here saved at least one write; the relay's may have queued on the thread.
+    assert loop >= 1 and writes >= loop + thread
