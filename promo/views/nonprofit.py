@@ -37,6 +37,7 @@ from promo.nonprofit import (
 from promo.timeutil import utcnow
 from promo.views.consumer import signed_in_form, signed_in_page
 from promo.views.context import PageContext, client_ip, page_context, path_id, redirect, render
+from promo.views.refusals import Explained, in_words
 
 LABELS = {
     "relieving_poverty": N_("Relieving poverty"), "advancing_education": N_("Advancing education"),
@@ -97,14 +98,13 @@ def group_label(label: str, ctx: PageContext) -> str:
     return ctx.l10n.gettext(GROUPS[label]) if label in GROUPS else label
 
 
-def explain(failures: list[Failure] | tuple[Failure, ...], ctx: PageContext) -> list[tuple[str, str]]:
+def explain(failures: list[Failure] | tuple[Failure, ...], ctx: PageContext) -> list[Explained]:
     out = []
     for f in failures:
-        template = REASONS.get(f.reason)
         params = dict(f.params)
         if "what" in params:
             params["what"] = group_label(str(params["what"]), ctx)
-        out.append((f.rule, ctx.l10n.gettext(template) % params if template else f.message))
+        out.append(in_words(f, REASONS, ctx.l10n, params))
     return out
 
 
@@ -115,7 +115,7 @@ def _field_errors(exc: InputError, ctx: PageContext) -> dict[str, str]:
 
 def _refused(exc: NotAllowed, ctx: PageContext) -> str:
     """A refusal by rule, in the reader's language, each with its rule id."""
-    return " ".join(f"{text} ({rule})" for rule, text in explain(exc.failures, ctx))
+    return " ".join(f"{e.text} ({e.rule})" for e in explain(exc.failures, ctx))
 
 
 def _db(request: Request) -> Any:
@@ -214,7 +214,7 @@ async def refresh_submit(request: Request, ctx: PageContext, _form: Any) -> Resp
 
 
 async def _request_page(request: Request, ctx: PageContext, status: int = 200, *, values: dict[str, str] | None = None,
-                        errors: dict[str, str] | None = None, refusals: list[tuple[str, str]] | None = None,
+                        errors: dict[str, str] | None = None, refusals: list[Explained] | None = None,
                         allowances: list[Any] | None = None) -> Response:
     def load(conn: Any) -> tuple[Any, Any]:
         return program(conn)[1], load_catalog(conn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,12 @@ def explain(failures: tuple[Failure, ...], campaign: Any, l10n: Localizer) -> li
                 params[key] = l10n.country(str(params[key]))
         if "moment" in params:
             params["moment"] = l10n.date(moment_from_db(str(params["moment"])[:10]))
-        template = MESSAGES.get(failure.reason)
-        text = l10n.gettext(template) % {**values, **params} if template else failure.message
-        out.append(Explained(failure.rule, text))
+        out.append(in_words(failure, MESSAGES, l10n, {**values, **params}))
     return out
+
+
+def in_words(failure: Failure, messages: Mapping[str, str], l10n: Localizer, params: Mapping[str, Any]) -> Explained:
+    """One refusal in the reader's language: its reason's message, translated and filled in
+    with `params`; the rule's own (English) message for a reason that has none."""
+    template = messages.get(failure.reason)
+    return Explained(failure.rule, l10n.gettext(template) % params if template else failure.message)
