@@ -25,7 +25,8 @@ import httpx2 as httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import PROMO, code, wait_ready  # noqa: E402
+from bench.data import code  # noqa: E402
+from bench.run import PROMO, peak_rss_mb, wait_ready  # noqa: E402
 from promo.campaign_store import save_campaign  # noqa: E402
 from promo.campaigns import campaign_from_dict  # noqa: E402
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
@@ -106,6 +107,7 @@ def main() -> None:
             "progress_shown_percent": [int(p) for p in progress],
             "slowest_job_page_s": round(slowest_page, 3),
             "available_after": int(available.replace(",", "")),
+            "server_peak_rss_mb": peak_rss_mb(server.pid),
         })
     finally:
         server.send_signal(signal.SIGINT)
@@ -116,6 +118,7 @@ def main() -> None:
     print(f"{'slowest job page while importing':<44} {results['slowest_job_page_s']:>8} s")
     print(f"{'progress the page showed (%)':<44} {results['progress_shown_percent']}")
     print(f"{'available codes afterwards':<44} {results['available_after']:>8,}")
+    print(f"{'server peak RSS':<44} {results['server_peak_rss_mb']:>8} MB (target: < 300 MB)")
     (ROOT / "bench" / "upload-results.json").write_text(json.dumps(results, indent=2) + "\n")
 
 

@@ -12,18 +12,23 @@ import argparse
 import asyncio
 import io
 import json
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from promo.activations import import_activations
-from promo.campaign_store import get_campaign, save_campaign
-from promo.campaigns import parse_campaign_file, shipped_campaign_text
-from promo.catalog import load_catalog, shipped_catalog, upsert_skus
-from promo.codes import import_codes
-from promo.db import Database, connect, migrate, transaction
-from promo.redemption import RedeemRequest, redeem, redeem_sync
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.data import code  # noqa: E402
+from promo.activations import import_activations  # noqa: E402
+from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
+from promo.campaigns import parse_campaign_file, shipped_campaign_text  # noqa: E402
+from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
+from promo.codes import import_codes  # noqa: E402
+from promo.db import Database, connect, migrate, transaction  # noqa: E402
+from promo.redemption import RedeemRequest, redeem, redeem_sync  # noqa: E402
 
 SLUG = "office365-xbox-gold-2013"
 NOW = datetime(2013, 9, 1, 12, tzinfo=UTC)
@@ -32,10 +37,6 @@ NOW = datetime(2013, 9, 1, 12, tzinfo=UTC)
 def key(n: int) -> str:
     return f"PK{n:023d}"
 
-
-def code(n: int) -> str:
-    raw = f"XB{n:023d}"
-    return "-".join(raw[i : i + 5] for i in range(0, 25, 5))
 
 
 def main() -> None:

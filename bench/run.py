@@ -26,6 +26,7 @@ import httpx2 as httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.data import code  # noqa: E402
 from promo.activations import import_activations  # noqa: E402
 from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
 from promo.campaigns import campaign_from_dict  # noqa: E402
@@ -51,10 +52,6 @@ CODES, ACTIVATIONS = 1_000_000, 200_000
 def key(n: int) -> str:
     return f"BK{n:023d}"
 
-
-def code(n: int) -> str:
-    raw = f"XB{n:023d}"
-    return "-".join(raw[i : i + 5] for i in range(0, 25, 5))
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:

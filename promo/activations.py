@@ -13,7 +13,7 @@ from promo.audit import append_event
 from promo.catalog import Sku, normalize_sku
 from promo.countries import normalize_country
 from promo.csvfile import ErrorList, open_text, rows
-from promo.db import select_in, transaction
+from promo.db import larger_cache, select_in, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_email, normalize_product_key
 from promo.timeutil import Moment, db_time, moment_from_db, moment_not_before, moment_text, moment_to_db, parse_moment
@@ -95,7 +95,7 @@ def import_activations(
                 "batch": batch,
             }
 
-    with transaction(conn):  # all or nothing: any error below rolls the file back
+    with larger_cache(conn), transaction(conn):  # all or nothing: any error below rolls the file back
         before = conn.execute("SELECT COUNT(*) FROM activations").fetchone()[0]
         with open_text(source) as stream:
             conn.executemany(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import IO
 
@@ -51,7 +52,37 @@ def open_text(source: Path | str | IO[bytes]) -> IO[str]:
 
 
 def rows(stream: IO[str], required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line number, {column: value}) for each non-blank row."""
+    """Yield (line number, {column: value}) for each non-blank row; a row of the wrong
+    width comes as (line number, {"__error__": message})."""
+    lines = _lines(stream, required, optional)
+    _, header = next(lines)
+    for line, values in lines:
+        yield line, {"__error__": values} if isinstance(values, str) else dict(zip(header, values, strict=True))
+
+
+def records(stream: IO[str], columns: tuple[str, ...], required: tuple[str, ...],
+            optional: tuple[str, ...] = ()) -> Iterator[tuple[int, tuple[str, ...] | str]]:
+    """rows() for a million-row import: yield (line number, the values of `columns` in
+    that order) for each non-blank row, "" for an optional column the file lacks; a row
+    of the wrong width comes as (line number, error message). No dict per row."""
+    lines = _lines(stream, required, optional)
+    _, header = next(lines)
+    width = len(header)
+    pick = itemgetter(*(header.index(c) if c in header else width for c in columns))
+    pad = any(c not in header for c in columns)
+    for line, values in lines:
+        if isinstance(values, str):
+            yield line, values
+            continue
+        if pad:
+            values.append("")
+        picked = pick(values)
+        yield line, picked if len(columns) > 1 else (picked,)
+
+
+def _lines(stream: IO[str], required: tuple[str, ...], optional: tuple[str, ...]) -> Iterator[tuple[int, list[str] | str]]:
+    """First (1, the checked header), then (line number, stripped cells) per non-blank row,
+    or (line number, error message) for a row of the wrong width."""
     csv.field_size_limit(MAX_FIELD)
     reader = csv.reader(stream)
     try:
@@ -67,15 +98,16 @@ def rows(stream: IO[str], required: tuple[str, ...], optional: tuple[str, ...] =
             what = (f"missing column {', '.join(missing)}" if missing else f"unknown column {', '.join(unknown)}"
                     if unknown else f"column {', '.join(repeated)} appears more than once")
             raise InputError(FieldError("header", f"{what}; expected {expected}", line=1))
+        yield 1, header
         width = len(header)
         for record in reader:  # the hot loop of a million-row import: keep it lean
             values = [cell.strip() for cell in record]
             if not any(values):
                 continue
             if len(values) != width:
-                yield reader.line_num, {"__error__": f"has {len(record)} fields, the header has {width}"}
+                yield reader.line_num, f"has {len(record)} fields, the header has {width}"
                 continue
-            yield reader.line_num, dict(zip(header, values, strict=True))
+            yield reader.line_num, values
     except UnicodeDecodeError:
         raise InputError(FieldError("file", "is not UTF-8 text", line=reader.line_num + 1)) from None
     except csv.Error as exc:

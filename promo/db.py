@@ -73,6 +73,25 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+# A bulk import's unique index on random keys (reward codes, product keys) outgrows the
+# default 2 MB page cache after about 50,000 rows; from then on most inserts evict a page
+# and read another. 64 MB holds a million codes' index: 1M random codes imported in
+# 6.2 s of SQLite time instead of 11.6 s (bench/README.md). Only for the import's length.
+IMPORT_CACHE_MIB = 64
+
+
+@contextmanager
+def larger_cache(conn: sqlite3.Connection, mib: int = IMPORT_CACHE_MIB) -> Iterator[sqlite3.Connection]:
+    """A bigger page cache for one bulk write, then the connection's own again (which
+    frees the extra pages)."""
+    (before,) = conn.execute("PRAGMA cache_size").fetchone()
+    conn.execute(f"PRAGMA cache_size={-int(mib) * 1024}")
+    try:
+        yield conn
+    finally:
+        conn.execute(f"PRAGMA cache_size={int(before)}")
+
+
 MAX_GROUP = 128  # jobs in one group commit
 SLICE = 8  # jobs run on the event loop between two turns of the loop (1-2 ms)
 # uvloop accepts one new connection per turn of the loop. A few turns between slices let a

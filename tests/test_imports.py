@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import sqlite3
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from promo.activations import get_activation, import_activations
 from promo.campaign_store import StoredCampaign
 from promo.catalog import load_catalog
 from promo.codes import claim_code, import_codes, stock
+from promo.csvfile import records, rows
+from promo.db import IMPORT_CACHE_MIB
 from promo.errors import InputError
 from tests.conftest import csv_bytes, product_key, reward_code
 
@@ -153,3 +158,57 @@ def test_a_million_codes_import_in_one_go(conn: sqlite3.Connection, stored: Stor
     report = import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=data,
                           source_name="million.csv", now=NOW)
     assert report.imported == 1_000_000 == count(conn, "reward_codes")
+
+
+def test_the_import_cache_is_larger_only_for_the_import(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    """The code import raises the page cache (its unique index on random codes outgrows
+    the default) and gives the connection its own size back, after success and failure."""
+    conn.execute("PRAGMA cache_size=-3000")
+    seen: list[int] = []
+    conn.set_trace_callback(lambda sql: seen.append(int(sql.split("=")[1])) if "cache_size=" in sql else None)
+    try:
+        codes(conn, stored, [[reward_code(1)]])
+        with pytest.raises(InputError):
+            codes(conn, stored, [["BAD"]])
+    finally:
+        conn.set_trace_callback(None)
+    assert seen == [-IMPORT_CACHE_MIB * 1024, -3000] * 2
+    assert conn.execute("PRAGMA cache_size").fetchone()[0] == -3000
+
+
+# ---- the CSV readers: records() is rows() without a dict per row
+
+def test_records_pick_columns_in_order_and_pad_a_missing_optional_one() -> None:
+    text = "Expires_At , code\n 2015-01-01 ,abc\n\n , \nx,y,z\n"
+    assert list(records(io.StringIO(text), ("code", "expires_at", "sku"), ("code",), ("expires_at", "sku"))) == [
+        (2, ("abc", "2015-01-01", "")),
+        (5, "has 3 fields, the header has 2"),
+    ]
+    assert list(records(io.StringIO("code\nabc\n"), ("code",), ("code",))) == [(2, ("abc",))]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "is empty"), ("sku\nx\n", "missing column code"), ("code,colour\nx,y\n", "unknown column colour"),
+])
+def test_records_check_the_header_as_rows_does(text: str, message: str) -> None:
+    for reader in (lambda s: records(s, ("code",), ("code",), ("sku",)), lambda s: rows(s, ("code",), ("sku",))):
+        with pytest.raises(InputError, match=message):
+            list(reader(io.StringIO(text)))
+
+
+cells = st.text(alphabet=st.sampled_from("ab ,\"\n\r\t"), max_size=6)
+
+
+@given(st.lists(st.lists(cells, min_size=1, max_size=3), max_size=8), st.booleans())
+def test_records_agree_with_rows(body: list[list[str]], with_sku: bool) -> None:
+    header = ["code", "sku"] if with_sku else ["code"]
+    out = io.StringIO()
+    csv.writer(out).writerows([header, *body])
+    as_dicts = list(rows(io.StringIO(out.getvalue()), ("code",), ("sku",)))
+    as_tuples = list(records(io.StringIO(out.getvalue()), ("code", "sku"), ("code",), ("sku",)))
+    assert [line for line, _ in as_dicts] == [line for line, _ in as_tuples]
+    for (_, row), (_, values) in zip(as_dicts, as_tuples, strict=True):
+        if "__error__" in row:
+            assert values == row["__error__"]
+        else:
+            assert values == (row["code"], row.get("sku", ""))
