@@ -16,7 +16,7 @@ from aiosmtplib.email import flatten_message
 
 from promo.config import Settings
 from promo.db import Database
-from promo.mail import MailRelay, build_email
+from promo.mail import MailRelay, PermanentFailure, RawEmail, _raw_mime, build_email
 from promo.mailsink import start_sink
 from promo.outbox import OutboxMessage, enqueue
 from promo.templating import Templates
@@ -282,14 +282,15 @@ def _built(settings: Settings, recipient: str, locale: str) -> EmailMessage:
                             payload={"link": "http://promo.test/signin/T", "minutes": 15})
     built = build_email(message, dict(message.payload or {}), Templates(auto_reload=False), settings.mail,
                         "http://promo.test", DURING)
-    parsed = message_from_bytes(flatten_message(built), policy=email_policy.default)
+    data = built.data if isinstance(built, RawEmail) else flatten_message(built)
+    parsed = message_from_bytes(data, policy=email_policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
 
 
 @pytest.mark.parametrize("recipient", ["ann@example.com", "ærø@example.dk"])
 def test_built_emails_carry_every_header_and_both_parts_in_the_readers_language(settings: Settings, recipient: str) -> None:
-    """ASCII addresses take the fast compat32 builder, UTF-8 addresses EmailMessage; a
+    """ASCII addresses take the direct wire-form builder, UTF-8 addresses EmailMessage; a
     reader cannot tell them apart."""
     email = _built(settings, recipient, "da")
     assert email["To"] == recipient and email["From"] == settings.mail.from_address
@@ -300,3 +301,47 @@ def test_built_emails_carry_every_header_and_both_parts_in_the_readers_language(
     assert "http://promo.test/signin/T" in email.get_body(("plain",)).get_content()
     assert 'href="http://promo.test/signin/T"' in email.get_body(("html",)).get_content()
     assert "15 minutter" in email.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("subject", [
+    "Din Xbox Live Gold-kode: 12 måneder, gratis",  # not ASCII: an encoded word
+    "Your free 12-month Xbox Live Gold code for buying and activating Office 365 " * 3,  # ASCII, long: folded
+    "Ærø " * 40,  # long and not ASCII: several encoded words
+])
+def test_the_wire_form_folds_and_encodes_headers_as_a_reader_expects(subject: str) -> None:
+    headers = {"From": "Promo <no-reply@promo.invalid>", "To": "ann@example.com", "Subject": subject,
+               "Message-ID": "<x.1@promo.test>", "Date": "Sun, 01 Sep 2013 12:00:00 +0000", "Content-Language": "da"}
+    data = _raw_mime(headers, "Kære Ann\n\nkoden: ABCDE\n" * 20, "<p>Kære Ann</p>" * 20)
+    assert data.isascii() and all(len(line) <= 78 for line in data.split(b"\r\n"))
+    assert b"\n" not in data.replace(b"\r\n", b"")  # CRLF line ends only
+    parsed = message_from_bytes(data, policy=email_policy.default)
+    assert isinstance(parsed, EmailMessage) and not parsed.defects
+    assert {name: parsed[name] for name in headers} == headers
+    assert parsed.get_body(("plain",)).get_content() == "Kære Ann\n\nkoden: ABCDE\n" * 20
+    assert parsed.get_body(("html",)).get_content() == "<p>Kære Ann</p>" * 20
+
+
+@pytest.mark.parametrize("value", ["ann@example.com\r\nBcc: eve@example.com", "x\ny"])
+def test_a_header_value_with_a_line_break_is_never_sent(value: str) -> None:
+    with pytest.raises(PermanentFailure, match="line break"):
+        _raw_mime({"From": "a@b.c", "To": value}, "text", "<p>html</p>")
+
+
+async def test_an_email_that_cannot_be_built_is_failed_and_the_batch_goes_on(
+        db: Database, settings: Settings, smtp: MailServer, redeemed: sqlite3.Connection,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from promo.db import transaction
+    with transaction(redeemed):
+        redeemed.execute("UPDATE outbox SET status = 'sent'")
+        for recipient in ("ann@example.com", "bob@example.com"):
+            enqueue(redeemed, template="signin_link", recipient=recipient, subject_ref=f"signin:{recipient}", at=DURING,
+                    payload={"link": "http://promo.test/signin/T", "minutes": 15})
+    real = _raw_mime
+    monkeypatch.setattr("promo.mail._raw_mime", lambda headers, text, html: real(
+        headers | ({"To": "bob@example.com\r\nBcc: eve@example.com"} if headers["To"] == "bob@example.com" else {}),
+        text, html))
+    assert await relay_for(db, settings, smtp.port, Clock(DURING)).deliver_once() == 2
+    assert [m["To"] for m in smtp.received] == ["ann@example.com"]
+    rows = redeemed.execute("SELECT recipient, status, last_error FROM outbox WHERE subject_ref LIKE 'signin:%' ORDER BY id")
+    assert [tuple(r) for r in rows] == [("ann@example.com", "sent", None),
+                                        ("bob@example.com", "failed", "the To header holds a line break")]
