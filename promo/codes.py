@@ -7,11 +7,11 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import IO
+from typing import IO, Any
 
 from promo.audit import append_event
 from promo.csvfile import ErrorList, open_text, records
-from promo.db import larger_cache, select_in, transaction
+from promo.db import larger_cache, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_code
 from promo.timeutil import db_time, from_db_time, parse_moment
@@ -53,10 +53,12 @@ def import_codes(
     default_expiry = db_time(campaign.code_expires_at)  # type: ignore[attr-defined]
     tz = campaign.tz  # type: ignore[attr-defined]
     errors = ErrorList()
-    line_of: dict[str, int] = {}
+    counts = {"valid": 0, "duplicates": 0}
+    current: list[Any] = [0, ""]  # the line and code SQLite is inserting now
 
     def valid_rows(stream: IO[str], batch_id: int) -> Iterator[tuple[object, ...]]:
-        # The hot loop of a million-row import: tuples, not dicts, all the way to SQLite.
+        # The hot loop of a million-row import: tuples, not dicts, all the way to SQLite,
+        # and nothing kept per row (duplicates are found by the unique index, below).
         required = ("code", "sku") if per_product else ("code",)
         for line, values in records(stream, ("code", "expires_at", "sku"), required, ("expires_at",)):
             if isinstance(values, str):
@@ -67,10 +69,6 @@ def import_codes(
             if not fullmatch(code):
                 errors.add(FieldError("code", f"does not match the pool's pattern {pattern.pattern}", line=line))
                 continue
-            if code in line_of:
-                errors.add(FieldError("code", f"duplicate of line {line_of[code]}", line=line))
-                continue
-            line_of[code] = line
             expires = default_expiry
             if raw_expiry:
                 try:
@@ -82,7 +80,9 @@ def import_codes(
             if per_product and sku not in products:
                 errors.add(FieldError("sku", f"{raw_sku!r} is not one of the program's products", line=line))
                 continue
-            yield campaign_id, batch_id, code, expires, sku
+            counts["valid"] += 1
+            current[0], current[1] = line, code
+            yield campaign_id, batch_id, code, expires, sku, line
 
     with larger_cache(conn), transaction(conn):  # all or nothing: any error below rolls the file back
         batch_id = conn.execute(
@@ -91,24 +91,43 @@ def import_codes(
         ).lastrowid
         assert batch_id is not None
         with open_text(source) as stream:
-            conn.executemany(
-                "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at, sku)"
-                " VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (code) DO NOTHING",
-                valid_rows(stream, batch_id),
-            )
-        imported = conn.execute("SELECT COUNT(*) FROM reward_codes WHERE batch_id = :b", {"b": batch_id}).fetchone()[0]
-        if imported < len(line_of):
-            sql = "SELECT code FROM reward_codes WHERE batch_id <> :batch AND code IN ({values})"
-            existing = (row[0] for row in select_in(conn, sql, list(line_of), {"batch": batch_id}))
-            errors.add_for_each(existing, line_of, "code", "already in a code pool")
-        if not line_of and not errors.total:
+            pending = valid_rows(stream, batch_id)
+            while True:
+                try:
+                    conn.executemany(
+                        "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at, sku, source_line)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        pending,
+                    )
+                    break
+                except sqlite3.IntegrityError:
+                    # The unique index refused the row being inserted (only that row is undone):
+                    # say which code it clashes with, then go on with the rest of the file.
+                    line, code = current
+                    error = _duplicate(conn, code, line=line, batch_id=batch_id)
+                    if error is None:
+                        raise
+                    errors.add(error)
+                    counts["duplicates"] += 1
+        imported = counts["valid"] - counts["duplicates"]
+        if not counts["valid"] and not errors.total:
             errors.add(FieldError("file", "holds no codes"))
         errors.raise_if_any()
         conn.execute("UPDATE code_batches SET code_count = :n WHERE id = :b", {"n": imported, "b": batch_id})
         append_event(conn, tag="codes:batch:imported", actor=actor, subject=f"campaign:{campaign.slug}", at=now,  # type: ignore[attr-defined]
                      data={"batch": batch_id, "source": source_name, "codes": imported})
     return ImportReport(batch_id=batch_id, imported=imported)
+
+
+def _duplicate(conn: sqlite3.Connection, code: str, *, line: int, batch_id: int) -> FieldError | None:
+    """The error for a code the unique index refused: earlier in this file, or already
+    pooled. None: the code is not stored, so the refusal was not about it."""
+    row = conn.execute("SELECT batch_id, source_line FROM reward_codes WHERE code = :code", {"code": code}).fetchone()
+    if row is None:
+        return None
+    if row["batch_id"] == batch_id:
+        return FieldError("code", f"duplicate of line {row['source_line']}", line=line)
+    return FieldError("code", "already in a code pool", line=line)
 
 
 def _expiry(value: str, tz: object) -> str:

@@ -17,7 +17,7 @@ from promo.catalog import load_catalog
 from promo.codes import claim_code, import_codes, stock
 from promo.csvfile import records, rows
 from promo.db import IMPORT_CACHE_MIB
-from promo.errors import InputError
+from promo.errors import FieldError, InputError
 from tests.conftest import csv_bytes, product_key, reward_code
 
 NOW = datetime(2013, 7, 10, tzinfo=UTC)
@@ -122,6 +122,32 @@ def test_duplicates_in_file_and_in_pool_are_reported_by_line(conn: sqlite3.Conne
         (6, "does not match the pool's pattern ^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$"),
     ]
     assert count(conn, "reward_codes") == 1 and count(conn, "code_batches") == 1  # nothing half-imported
+
+
+def test_each_code_keeps_the_line_it_came_from(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    codes(conn, stored, [[reward_code(1)], [""], [reward_code(2)]])
+    assert [tuple(r) for r in conn.execute("SELECT code, source_line FROM reward_codes ORDER BY id")] == [
+        (reward_code(1), 2), (reward_code(2), 4)]
+
+
+def test_the_same_file_twice_is_refused_line_by_line(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    """Duplicates are found by the unique index, not by a copy of every code in memory:
+    each refused row is reported, and the rest of the file is still checked."""
+    rows = [[reward_code(i)] for i in range(300)]
+    codes(conn, stored, rows)
+    with pytest.raises(InputError) as info:
+        codes(conn, stored, [*rows, ["BAD"], [reward_code(0)]])
+    assert info.value.total == 302
+    assert info.value.errors[0] == FieldError("code", "already in a code pool", line=2)
+    assert count(conn, "reward_codes") == 300 and count(conn, "code_batches") == 1
+
+
+def test_a_refusal_that_is_not_a_duplicate_is_not_reported_as_one(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    conn.execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON reward_codes WHEN NEW.code = '" + reward_code(2) + "'"
+                 " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
+    with pytest.raises(sqlite3.IntegrityError, match="refused by a trigger"):
+        codes(conn, stored, [[reward_code(1)], [reward_code(2)]])
+    assert count(conn, "reward_codes") == 0 and count(conn, "code_batches") == 0
 
 
 def test_error_report_is_capped_but_counts_everything(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
