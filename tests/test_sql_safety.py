@@ -11,6 +11,7 @@ PROMO = Path(__file__).resolve().parent.parent / "promo"
 REVIEWED_DYNAMIC_SQL = {
     ("db.py", "configure"): "PRAGMA values: an int() and a value checked against FULL/NORMAL",
     ("db.py", "_commit_on_loop"): "PRAGMA busy_timeout restored from an int()",
+    ("db.py", "larger_cache"): "PRAGMA cache_size from int()s: the MiB asked for, then the size read back",
     ("db.py", "select_in"): "IN (...) placeholders :v0..:vN generated here; values stay parameters",
     ("db.py", "migrate"): "statements of the numbered migration files shipped in the package",
     ("outbox.py", "mark_sent"): "an optional fixed clause",
