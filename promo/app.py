@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promo.auth import SigninLinks
 from promo.config import Settings
-from promo.db import Database
+from promo.db import DRIVER_ERRORS, Database, is_unavailable
 from promo.errors import InputError, NotFound, PromoError
 from promo.i18n import N_, languages
 from promo.jobs import ImportJobs
@@ -103,6 +103,28 @@ async def on_client_disconnect(request: Request, exc: Exception) -> Response:
     """The client went away while sending its body: nothing to answer, nothing done."""
     log.info("http.client_disconnected", path=request.url.path)
     return Response(status_code=400)
+
+
+RETRY_AFTER_BUSY_SECONDS = 5
+
+
+async def on_database_error(request: Request, exc: Exception) -> Response:
+    """A database that refused for now (its write lock held past the busy timeout, a full
+    disk) is a 503 with Retry-After, not a 500. Nothing was saved: the transaction never
+    began or was rolled back, so the client may simply try again (and an idempotency key
+    makes a retried redemption safe). Any other database error is a bug: re-raised, a 500."""
+    if not is_unavailable(exc):
+        raise exc
+    request_id = request.scope.get("state", {}).get("request_id")
+    log.warning("database.unavailable", error=str(exc), path=request.url.path)
+    if request.url.path.startswith(_MACHINE_PATHS):
+        response = problem(503, "the database is busy; try again shortly", request_id=request_id)
+    else:
+        response = await _error_page(request, 503, N_("Busy right now"),
+                                     N_("We could not finish this just now, and nothing was changed. "
+                                        "Please try again in a moment."))
+    response.headers["Retry-After"] = str(RETRY_AFTER_BUSY_SECONDS)
+    return response
 
 
 async def on_server_error(request: Request, exc: Exception) -> Response:
@@ -234,7 +256,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             *devmail.routes,
         ],
         exception_handlers={PromoError: on_promo_error, HTTPException: on_http_error, ClientDisconnect: on_client_disconnect,
-                            Exception: on_server_error},
+                            **dict.fromkeys(DRIVER_ERRORS, on_database_error), Exception: on_server_error},
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -60,6 +60,30 @@ def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int = 5000, synchron
     conn.execute("PRAGMA foreign_keys=ON")
 
 
+# SQLite's primary result codes that mean "not now", not "wrong": the write lock held past
+# the busy timeout (another process importing, a backup), a full disk, an I/O failure, a
+# file that cannot be opened. Syntax and constraint errors are bugs and stay bugs.
+_UNAVAILABLE_CODES = {
+    5,  # SQLITE_BUSY
+    6,  # SQLITE_LOCKED
+    10,  # SQLITE_IOERR
+    13,  # SQLITE_FULL
+    14,  # SQLITE_CANTOPEN
+    15,  # SQLITE_PROTOCOL
+}
+
+
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError,)  # what is_unavailable() may say yes to
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether the database refused for now (a 503 and "try again"), not because of a bug."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _UNAVAILABLE_CODES
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """A short write transaction. IMMEDIATE takes the write lock up front, so two writers
