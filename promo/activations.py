@@ -7,13 +7,13 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Any
 
 from promo.audit import append_event
 from promo.catalog import Sku, normalize_sku
 from promo.countries import normalize_country
 from promo.csvfile import ErrorList, open_text, rows
-from promo.db import larger_cache, select_in, transaction
+from promo.db import insert_each, larger_cache, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_email, normalize_product_key
 from promo.timeutil import Moment, db_time, moment_from_db, moment_not_before, moment_text, moment_to_db, parse_moment
@@ -66,7 +66,8 @@ def import_activations(
 ) -> int:
     """All or nothing: any bad or duplicate row rolls the file back, reported by line."""
     errors = ErrorList()
-    line_of: dict[str, int] = {}
+    counts = {"valid": 0, "duplicates": 0}
+    current: list[Any] = [0, ""]  # the line and product key SQLite is inserting now
     imported_at = db_time(now)
     batch = secrets.token_hex(8)  # tells this file's rows from earlier ones
 
@@ -80,10 +81,8 @@ def import_activations(
             except InputError as exc:
                 errors.extend(exc.errors, line)
                 continue
-            if record.product_key in line_of:
-                errors.add(FieldError("product_key", f"duplicate of line {line_of[record.product_key]}", line=line))
-                continue
-            line_of[record.product_key] = line
+            counts["valid"] += 1
+            current[0], current[1] = line, record.product_key
             yield {
                 "product_key": record.product_key,
                 "sku": record.sku,
@@ -93,23 +92,27 @@ def import_activations(
                 "account_email": record.account_email,
                 "imported_at": imported_at,
                 "batch": batch,
+                "line": line,
             }
 
+    def refused() -> bool:
+        """A key the primary key refused: earlier in this file, or recorded before."""
+        line, key = current
+        row = conn.execute("SELECT import_batch, source_line FROM activations WHERE product_key = :k", {"k": key}).fetchone()
+        if row is None:
+            return False
+        message = f"duplicate of line {row['source_line']}" if row["import_batch"] == batch else "already has an activation record"
+        errors.add(FieldError("product_key", message, line=line))
+        counts["duplicates"] += 1
+        return True
+
     with larger_cache(conn), transaction(conn):  # all or nothing: any error below rolls the file back
-        before = conn.execute("SELECT COUNT(*) FROM activations").fetchone()[0]
         with open_text(source) as stream:
-            conn.executemany(
-                "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email, imported_at,"
-                " import_batch) VALUES (:product_key, :sku, :country, :purchased_at, :activated_at, :account_email,"
-                " :imported_at, :batch) ON CONFLICT (product_key) DO NOTHING",
-                valid(stream),
-            )
-        imported = conn.execute("SELECT COUNT(*) FROM activations").fetchone()[0] - before
-        if imported < len(line_of):
-            sql = "SELECT product_key FROM activations WHERE import_batch <> :batch AND product_key IN ({values})"
-            existing = (row[0] for row in select_in(conn, sql, list(line_of), {"batch": batch}))
-            errors.add_for_each(existing, line_of, "product_key", "already has an activation record")
-        if not line_of and not errors.total:
+            insert_each(conn, "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email,"
+                        " imported_at, import_batch, source_line) VALUES (:product_key, :sku, :country, :purchased_at,"
+                        " :activated_at, :account_email, :imported_at, :batch, :line)", valid(stream), refused)
+        imported = counts["valid"] - counts["duplicates"]
+        if not counts["valid"] and not errors.total:
             errors.add(FieldError("file", "holds no activation records"))
         errors.raise_if_any()
         append_event(conn, tag="activations:batch:imported", actor=actor, subject="activations", at=now,

@@ -11,7 +11,7 @@ from typing import IO, Any
 
 from promo.audit import append_event
 from promo.csvfile import ErrorList, open_text, records
-from promo.db import larger_cache, transaction
+from promo.db import insert_each, larger_cache, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_code
 from promo.timeutil import db_time, from_db_time, parse_moment
@@ -90,25 +90,18 @@ def import_codes(
             {"c": campaign_id, "s": source_name, "t": db_time(now)},
         ).lastrowid
         assert batch_id is not None
+
+        def refused() -> bool:
+            line, code = current
+            error = _duplicate(conn, code, line=line, batch_id=batch_id)
+            if error is not None:
+                errors.add(error)
+                counts["duplicates"] += 1
+            return error is not None
+
         with open_text(source) as stream:
-            pending = valid_rows(stream, batch_id)
-            while True:
-                try:
-                    conn.executemany(
-                        "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at, sku, source_line)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        pending,
-                    )
-                    break
-                except sqlite3.IntegrityError:
-                    # The unique index refused the row being inserted (only that row is undone):
-                    # say which code it clashes with, then go on with the rest of the file.
-                    line, code = current
-                    error = _duplicate(conn, code, line=line, batch_id=batch_id)
-                    if error is None:
-                        raise
-                    errors.add(error)
-                    counts["duplicates"] += 1
+            insert_each(conn, "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at, sku, source_line)"
+                        " VALUES (?, ?, ?, ?, ?, ?)", valid_rows(stream, batch_id), refused)
         imported = counts["valid"] - counts["duplicates"]
         if not counts["valid"] and not errors.total:
             errors.add(FieldError("file", "holds no codes"))

@@ -351,14 +351,20 @@ class Database:
         return await self._call(self._reader, fn, *args, **kwargs)
 
 
-def select_in(conn: sqlite3.Connection, sql: str, values: list[str], params: dict[str, Any] | None = None) -> Iterator[Any]:
-    """Run `sql` (which ends in `IN ({values})`) over `values` in chunks, yielding rows.
-    Chunks keep every query under the databases' parameter limits."""
-    for start in range(0, len(values), 500):
-        chunk = values[start : start + 500]
-        names = {f"v{i}": v for i, v in enumerate(chunk)}
-        placeholders = ", ".join(f":{n}" for n in names)
-        yield from conn.execute(sql.format(values=placeholders), {**(params or {}), **names})
+def insert_each(conn: sqlite3.Connection, sql: str, rows: Iterator[Any], refused: Callable[[], bool]) -> None:
+    """executemany for a bulk import that goes on past a refused row. When a constraint
+    refuses a row, only that row is undone (the statement aborts, the transaction stays);
+    `refused()`, which knows the row it yielded last, reports it and returns True, or
+    returns False when the refusal is not one it expected, and the error is raised.
+    Then the rest of the rows go in. Unique indexes thus find duplicates without a copy of
+    every key in memory."""
+    while True:
+        try:
+            conn.executemany(sql, rows)
+            return
+        except sqlite3.IntegrityError:
+            if not refused():
+                raise
 
 
 # ---- migrations -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from promo.codes import claim_code, import_codes, stock
 from promo.csvfile import records, rows
 from promo.db import IMPORT_CACHE_MIB
 from promo.errors import FieldError, InputError
+from promo.identifiers import normalize_product_key
 from tests.conftest import csv_bytes, product_key, reward_code
 
 NOW = datetime(2013, 7, 10, tzinfo=UTC)
@@ -83,6 +84,19 @@ def test_activation_already_recorded_is_reported_with_its_line(conn: sqlite3.Con
                            [product_key(1), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""]])
     assert [(e.line, e.message) for e in info.value.errors] == [(3, "already has an activation record")]
     assert count(conn, "activations") == 1
+
+
+def test_activations_keep_their_line_and_a_refusal_that_is_not_a_duplicate_is_raised(conn: sqlite3.Connection) -> None:
+    row = ["O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""]
+    activations(conn, [[product_key(1), *row], [product_key(2), *row]])
+    stored = [tuple(r) for r in conn.execute("SELECT product_key, source_line FROM activations ORDER BY source_line")]
+    assert stored == [(normalize_product_key(product_key(1), "k"), 2), (normalize_product_key(product_key(2), "k"), 3)]
+    conn.execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON activations WHEN NEW.product_key = '"
+                 + normalize_product_key(product_key(4), "k") + "'"
+                 " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
+    with pytest.raises(sqlite3.IntegrityError, match="refused by a trigger"):
+        activations(conn, [[product_key(3), *row], [product_key(4), *row]])
+    assert count(conn, "activations") == 2  # the file rolled back whole
 
 
 @pytest.mark.parametrize(("content", "message"), [
