@@ -34,11 +34,6 @@ class ErrorList:
         for e in errors:
             self.add(FieldError(e.field, e.message, line=line, rule=e.rule))
 
-    def add_for_each(self, keys: Iterator[str], line_of: dict[str, int], field: str, message: str) -> None:
-        """One error per key, at the line where the file had it (e.g. keys already stored)."""
-        for key in keys:
-            self.add(FieldError(field, message, line=line_of[key]))
-
     def raise_if_any(self) -> None:
         if self.total:
             raise InputError(self.errors, total=self.total)
