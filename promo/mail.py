@@ -110,9 +110,8 @@ def _raw_mime(headers: dict[str, str], text: str, html: str) -> bytes:
     when not ASCII) by email.header.Header; both bodies are UTF-8 in base64."""
     boundary = f"=_promo_{secrets.token_hex(12)}"  # base64 lines never hold "-": no clash
     lines = [f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"', "MIME-Version: 1.0"]
+    _single_lines(headers)
     for name, value in headers.items():
-        if "\r" in value or "\n" in value:  # never let a value start a header of its own
-            raise PermanentFailure(f"the {name} header holds a line break")
         if value.isascii() and len(name) + len(value) < 76:
             lines.append(f"{name}: {value}")
         else:
@@ -128,7 +127,15 @@ def _raw_mime(headers: dict[str, str], text: str, html: str) -> bytes:
     return b"".join(parts)
 
 
+def _single_lines(headers: dict[str, str]) -> None:
+    """Never let a value start a header of its own (or a body)."""
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value:
+            raise PermanentFailure(f"the {name} header holds a line break")
+
+
 def _modern_email(headers: dict[str, str], text: str, html: str) -> EmailMessage:
+    _single_lines(headers)
     email = EmailMessage()
     for name, value in headers.items():
         if name != "Content-Language":

@@ -16,7 +16,7 @@ from aiosmtplib.email import flatten_message
 
 from promo.config import Settings
 from promo.db import Database
-from promo.mail import MailRelay, PermanentFailure, RawEmail, _raw_mime, build_email
+from promo.mail import MailRelay, PermanentFailure, RawEmail, _modern_email, _raw_mime, build_email
 from promo.mailsink import start_sink
 from promo.outbox import OutboxMessage, enqueue
 from promo.templating import Templates
@@ -321,10 +321,12 @@ def test_the_wire_form_folds_and_encodes_headers_as_a_reader_expects(subject: st
     assert parsed.get_body(("html",)).get_content() == "<p>Kære Ann</p>" * 20
 
 
-@pytest.mark.parametrize("value", ["ann@example.com\r\nBcc: eve@example.com", "x\ny"])
+@pytest.mark.parametrize("value", ["ann@example.com\r\nBcc: eve@example.com", "x\ny", "ærø@example.dk\nBcc: eve@x.y"])
 def test_a_header_value_with_a_line_break_is_never_sent(value: str) -> None:
     with pytest.raises(PermanentFailure, match="line break"):
         _raw_mime({"From": "a@b.c", "To": value}, "text", "<p>html</p>")
+    with pytest.raises(PermanentFailure, match="line break"):  # the builder for UTF-8 addresses too
+        _modern_email({"From": "a@b.c", "To": value, "Content-Language": "da"}, "text", "<p>html</p>")
 
 
 async def test_an_email_that_cannot_be_built_is_failed_and_the_batch_goes_on(
