@@ -66,8 +66,6 @@ def import_activations(
 ) -> int:
     """All or nothing: any bad or duplicate row rolls the file back, reported by line."""
     errors = ErrorList()
-    counts = {"valid": 0, "duplicates": 0}
-    current: list[Any] = [0, ""]  # the line and product key SQLite is inserting now
     imported_at = db_time(now)
     batch = secrets.token_hex(8)  # tells this file's rows from earlier ones
 
@@ -81,8 +79,6 @@ def import_activations(
             except InputError as exc:
                 errors.extend(exc.errors, line)
                 continue
-            counts["valid"] += 1
-            current[0], current[1] = line, record.product_key
             yield {
                 "product_key": record.product_key,
                 "sku": record.sku,
@@ -95,24 +91,23 @@ def import_activations(
                 "line": line,
             }
 
-    def refused() -> bool:
+    def refused(record: dict[str, Any]) -> bool:
         """A key the primary key refused: earlier in this file, or recorded before."""
-        line, key = current
-        row = conn.execute("SELECT import_batch, source_line FROM activations WHERE product_key = :k", {"k": key}).fetchone()
+        row = conn.execute("SELECT import_batch, source_line FROM activations WHERE product_key = :k",
+                           {"k": record["product_key"]}).fetchone()
         if row is None:
             return False
         message = f"duplicate of line {row['source_line']}" if row["import_batch"] == batch else "already has an activation record"
-        errors.add(FieldError("product_key", message, line=line))
-        counts["duplicates"] += 1
+        errors.add(FieldError("product_key", message, line=record["line"]))
         return True
 
     with larger_cache(conn), transaction(conn):  # all or nothing: any error below rolls the file back
         with open_text(source) as stream:
-            insert_each(conn, "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email,"
-                        " imported_at, import_batch, source_line) VALUES (:product_key, :sku, :country, :purchased_at,"
-                        " :activated_at, :account_email, :imported_at, :batch, :line)", valid(stream), refused)
-        imported = counts["valid"] - counts["duplicates"]
-        if not counts["valid"] and not errors.total:
+            imported = insert_each(
+                conn, "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email,"
+                " imported_at, import_batch, source_line) VALUES (:product_key, :sku, :country, :purchased_at,"
+                " :activated_at, :account_email, :imported_at, :batch, :line)", valid(stream), refused)
+        if not imported and not errors.total:
             errors.add(FieldError("file", "holds no activation records"))
         errors.raise_if_any()
         append_event(conn, tag="activations:batch:imported", actor=actor, subject="activations", at=now,

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import IO, Any
+from typing import IO
 
 from promo.audit import append_event
 from promo.csvfile import ErrorList, open_text, records
@@ -28,6 +28,9 @@ class ClaimedCode:
     id: int
     code: str
     expires_at: datetime
+
+
+_CodeRow = tuple[int, int, str, str, str | None, int]  # campaign, batch, code, expires_at, sku, source line
 
 
 def import_codes(
@@ -53,10 +56,8 @@ def import_codes(
     default_expiry = db_time(campaign.code_expires_at)  # type: ignore[attr-defined]
     tz = campaign.tz  # type: ignore[attr-defined]
     errors = ErrorList()
-    counts = {"valid": 0, "duplicates": 0}
-    current: list[Any] = [0, ""]  # the line and code SQLite is inserting now
 
-    def valid_rows(stream: IO[str], batch_id: int) -> Iterator[tuple[object, ...]]:
+    def valid_rows(stream: IO[str], batch_id: int) -> Iterator[_CodeRow]:
         # The hot loop of a million-row import: tuples, not dicts, all the way to SQLite,
         # and nothing kept per row (duplicates are found by the unique index, below).
         required = ("code", "sku") if per_product else ("code",)
@@ -80,8 +81,6 @@ def import_codes(
             if per_product and sku not in products:
                 errors.add(FieldError("sku", f"{raw_sku!r} is not one of the program's products", line=line))
                 continue
-            counts["valid"] += 1
-            current[0], current[1] = line, code
             yield campaign_id, batch_id, code, expires, sku, line
 
     with larger_cache(conn), transaction(conn):  # all or nothing: any error below rolls the file back
@@ -91,19 +90,17 @@ def import_codes(
         ).lastrowid
         assert batch_id is not None
 
-        def refused() -> bool:
-            line, code = current
+        def refused(row: _CodeRow) -> bool:
+            _campaign, _batch, code, _expires, _sku, line = row
             error = _duplicate(conn, code, line=line, batch_id=batch_id)
             if error is not None:
                 errors.add(error)
-                counts["duplicates"] += 1
             return error is not None
 
         with open_text(source) as stream:
-            insert_each(conn, "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at, sku, source_line)"
-                        " VALUES (?, ?, ?, ?, ?, ?)", valid_rows(stream, batch_id), refused)
-        imported = counts["valid"] - counts["duplicates"]
-        if not counts["valid"] and not errors.total:
+            imported = insert_each(conn, "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at, sku, source_line)"
+                                   " VALUES (?, ?, ?, ?, ?, ?)", valid_rows(stream, batch_id), refused)
+        if not imported and not errors.total:
             errors.add(FieldError("file", "holds no codes"))
         errors.raise_if_any()
         conn.execute("UPDATE code_batches SET code_count = :n WHERE id = :b", {"n": imported, "b": batch_id})

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -351,20 +351,32 @@ class Database:
         return await self._call(self._reader, fn, *args, **kwargs)
 
 
-def insert_each(conn: sqlite3.Connection, sql: str, rows: Iterator[Any], refused: Callable[[], bool]) -> None:
-    """executemany for a bulk import that goes on past a refused row. When a constraint
-    refuses a row, only that row is undone (the statement aborts, the transaction stays);
-    `refused()`, which knows the row it yielded last, reports it and returns True, or
-    returns False when the refusal is not one it expected, and the error is raised.
-    Then the rest of the rows go in. Unique indexes thus find duplicates without a copy of
-    every key in memory."""
+def insert_each(conn: sqlite3.Connection, sql: str, rows: Iterable[Any], refused: Callable[[Any], bool]) -> int:
+    """executemany for a bulk import that goes on past a refused row, returning how many
+    rows went in. When a constraint refuses a row, only that row is undone (the statement
+    aborts, the transaction stays); `refused(row)` reports it and returns True, or returns
+    False when the refusal is not one it expected, and the error is raised. Then the rest
+    of the rows go in. Unique indexes thus find duplicates without a copy of every key in
+    memory."""
+    offered, refusals = 0, 0
+    current: Any = None
+
+    def tracked() -> Iterator[Any]:  # executemany takes a row only once the one before is in
+        nonlocal offered, current
+        for row in rows:
+            offered += 1
+            current = row
+            yield row
+
+    pending = tracked()
     while True:
         try:
-            conn.executemany(sql, rows)
-            return
+            conn.executemany(sql, pending)
+            return offered - refusals
         except sqlite3.IntegrityError:
-            if not refused():
+            if not refused(current):
                 raise
+            refusals += 1
 
 
 # ---- migrations -------------------------------------------------------------------------
