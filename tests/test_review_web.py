@@ -98,3 +98,21 @@ def test_nobody_reviews_their_own_claim_and_auditors_cannot_decide(client: TestC
     assert client.get("/review/").status_code == 403
     assert client.post(f"/review/{claim_id}/approve", data={}).status_code == 403
     assert shop.execute("SELECT status FROM review_claims").fetchone()[0] == "pending"
+
+
+def test_a_review_form_sent_back_keeps_the_chosen_country(client: TestClient, smtp: MailServer) -> None:
+    """The review form's country list is the redeem form's fragment: the choice survives an error."""
+    def countries(html: str) -> str:
+        found = re.search(r'<select id="country".*?</select>', html, re.S)
+        assert found
+        return found.group(0)
+
+    follow_link(client, sign_in(client, smtp))
+    form = client.get(f"/offers/open-today/review?product_key={UNKNOWN_KEY}")
+    assert " selected>" not in countries(form.text)
+    again = client.post("/offers/open-today/review", data={
+        "csrf": hidden(form.text, "csrf"), "product_key": UNKNOWN_KEY, "sku": "O365-HOME-ESD", "country": "DK",
+        "purchased_at": "not a date", "activated_at": DAY}, files={"receipt": ("receipt.pdf", PDF, "application/pdf")})
+    assert again.status_code == 422
+    chosen = countries(again.text)
+    assert chosen.count(" selected>") == 1 and '<option value="DK" selected>' in chosen

@@ -9,6 +9,7 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -135,12 +136,18 @@ async def redeem_form(request: Request) -> Response:
 def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int = 200, *, values: dict[str, str] | None = None,
                  errors: dict[str, str] | None = None, refusals: list[Any] | None = None) -> Response:
     values = values or {"country": ctx.country if ctx.country and ctx.country in campaign.countries else ""}
-    options = request.app.state.templates.fragment("consumer/_country_options.html", ctx.lang,
-                                                   countries=ctx.l10n.countries(campaign.countries),
-                                                   # only a real choice is a cache key (never arbitrary form input)
-                                                   selected=values["country"] if values["country"] in campaign.countries else "")
-    return render(request, ctx, "consumer/redeem.html", status, campaign=campaign, country_options=options, values=values,
+    return render(request, ctx, "consumer/redeem.html", status, campaign=campaign,
+                  country_options=_country_options(request, ctx, campaign, values["country"]), values=values,
                   errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16))
+
+
+def _country_options(request: Request, ctx: PageContext, campaign: Any, chosen: str | None) -> Markup:
+    """The offer's countries as <option>s in the reader's language, `chosen` selected: a
+    fragment rendered once per language, country list and choice (only one of the offer's
+    countries is ever a cache key, never arbitrary form input)."""
+    return request.app.state.templates.fragment(  # type: ignore[no-any-return]
+        "consumer/_country_options.html", ctx.lang, countries=ctx.l10n.countries(campaign.countries),
+        selected=chosen if chosen in campaign.countries else "")
 
 
 async def redeem_submit(request: Request) -> Response:
@@ -330,7 +337,7 @@ async def _review_page(request: Request, ctx: PageContext, campaign: Any, status
     catalog = await _db(request).read(load_catalog)
     products = [sku for sku in catalog.values() if campaign.products.is_qualifying(sku) and not campaign.products.is_excluded(sku)]
     return render(request, ctx, "consumer/review.html", status, campaign=campaign, values=values, errors=errors or {},
-                  products=products, countries=ctx.l10n.countries(campaign.countries))
+                  products=products, country_options=_country_options(request, ctx, campaign, values.get("country")))
 
 
 async def review_submit(request: Request) -> Response:
