@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from operator import itemgetter
 from pathlib import Path
 from typing import IO
@@ -63,16 +63,16 @@ def records(stream: IO[str], columns: tuple[str, ...], required: tuple[str, ...]
     lines = _lines(stream, required, optional)
     _, header = next(lines)
     width = len(header)
-    pick = itemgetter(*(header.index(c) if c in header else width for c in columns))
-    pad = any(c not in header for c in columns)
+    getter = itemgetter(*(header.index(c) if c in header else width for c in columns))
+    pick: Callable[[list[str]], tuple[str, ...]] = getter if len(columns) > 1 else lambda values: (getter(values),)
+    pad = any(c not in header for c in columns)  # a column the file lacks reads the "" appended at `width`
     for line, values in lines:
         if isinstance(values, str):
             yield line, values
             continue
         if pad:
             values.append("")
-        picked = pick(values)
-        yield line, picked if len(columns) > 1 else (picked,)
+        yield line, pick(values)
 
 
 def _lines(stream: IO[str], required: tuple[str, ...], optional: tuple[str, ...]) -> Iterator[tuple[int, list[str] | str]]:

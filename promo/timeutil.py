@@ -23,8 +23,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_last_db_time: tuple[datetime | None, str] = (None, "")
+
+
 def db_time(value: datetime) -> str:
     """Fixed-width UTC text, so text order is time order in any database."""
+    global _last_db_time
     last = _last_db_time
     if last[0] is value:  # one write stores its `now` five or six times
         return last[1]
@@ -32,16 +36,8 @@ def db_time(value: datetime) -> str:
         raise ValueError("refusing to store a naive datetime")
     # isoformat is several times faster than strftime, and it is on every write's path.
     text = value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-    _remember(value, text)
-    return text
-
-
-_last_db_time: tuple[datetime | None, str] = (None, "")
-
-
-def _remember(value: datetime, text: str) -> None:
-    global _last_db_time
     _last_db_time = (value, text)  # one tuple, swapped whole: safe across threads
+    return text
 
 
 def db_now() -> str:
