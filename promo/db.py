@@ -116,6 +116,10 @@ def larger_cache(conn: sqlite3.Connection, mib: int = IMPORT_CACHE_MIB) -> Itera
         conn.execute(f"PRAGMA cache_size={int(before)}")
 
 
+Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]  # fn(conn, *args, **kwargs)
+Outcome = tuple[bool, Any]  # (True, its value) or (False, the exception it raised)
+Pending = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]  # a job and its caller's future
+
 MAX_GROUP = 128  # jobs in one group commit
 SLICE = 8  # jobs run on the event loop between two turns of the loop (1-2 ms)
 # uvloop accepts one new connection per turn of the loop. A few turns between slices let a
@@ -125,16 +129,16 @@ TURNS_BETWEEN_SLICES = 3
 LOOKUP_BUSY_MS = 100  # the longest a lookup may hold up the event loop
 
 
-def run_group(conn: sqlite3.Connection, jobs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> list[tuple[bool, Any]]:
+def run_group(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
     """Run jobs in one transaction, each inside its own SAVEPOINT: a job that raises is
     rolled back alone; the rest commit together with one COMMIT (one fsync)."""
     with transaction(conn):
         return run_jobs(conn, jobs)
 
 
-def run_jobs(conn: sqlite3.Connection, jobs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> list[tuple[bool, Any]]:
+def run_jobs(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
     """Inside a transaction: each job in its own SAVEPOINT, so one that raises undoes only itself."""
-    outcomes: list[tuple[bool, Any]] = []
+    outcomes: list[Outcome] = []
     for fn, args, kwargs in jobs:
         conn.execute("SAVEPOINT job")
         try:
@@ -159,7 +163,7 @@ class Database:
         self._inline: sqlite3.Connection | None = None  # the event loop's own, for lookups
         self._writer_calls = 0  # calls queued on or running in the writer thread
         self._loop_transaction: asyncio.Event | None = None  # set when the loop's group transaction ends
-        self._group: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
+        self._group: list[Pending] = []
         self._committer: asyncio.Task[None] | None = None
         self.group_commits = 0  # how many shared COMMITs write_grouped has made (observability)
         self.group_commits_on_thread = 0  # of those, how many had to queue on the writer thread
@@ -291,8 +295,8 @@ class Database:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         ended = self._loop_transaction = asyncio.Event()
-        done: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
-        outcomes: list[tuple[bool, Any]] = []
+        done: list[Pending] = []
+        outcomes: list[Outcome] = []
         try:
             while self._group and len(done) < MAX_GROUP:
                 if done:
@@ -319,8 +323,7 @@ class Database:
         self._settle(done, outcomes)
         return True
 
-    def _settle(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]],
-                outcomes: list[tuple[bool, Any]] | BaseException) -> None:
+    def _settle(self, batch: list[Pending], outcomes: list[Outcome] | BaseException) -> None:
         """Tell each job's caller its outcome, once its transaction has committed (or failed)."""
         if isinstance(outcomes, BaseException):
             for *_, future in batch:
