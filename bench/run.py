@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -122,23 +123,25 @@ def verify(db_path: Path) -> dict[str, object]:
     return checks
 
 
-def write_refusals(path: Path, db_path: Path, sessions: dict[str, tuple[str, str]], accounts: list[str]) -> Path:
+def write_refusals(path: Path, db_path: Path, sessions: dict[str, tuple[str, str]], accounts: list[str],
+                   n: Callable[[int], int]) -> Path:
     """Three kinds of refusal, interleaved. "A second redemption" uses accounts that the
     redemption runs did redeem for (read back from the database), so none of them can succeed."""
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as peek:
-        redeemed = [row[0] for row in peek.execute("SELECT account_email FROM redemptions ORDER BY id LIMIT 20000")]
+        redeemed = [row[0] for row in peek.execute("SELECT account_email FROM redemptions ORDER BY id LIMIT :n",
+                                                    {"n": n(20_000)})]
     with open(path, "w") as out:
-        for i in range(20_000):
-            account = accounts[140_000 + i % 10_000]
+        for i in range(n(20_000)):
+            account = accounts[n(140_000) + i % n(10_000)]
             cookie, csrf = sessions[account]
             kind = i % 3
             if kind == 0:  # ineligible SKU (R-X4)
-                out.write(f"{cookie} {csrf} {key(ACTIVATIONS - 20_000 + i)} DK\n")
+                out.write(f"{cookie} {csrf} {key(n(ACTIVATIONS) - n(20_000) + i)} DK\n")
             elif kind == 1:  # wrong country declared (R-X17)
-                out.write(f"{cookie} {csrf} {key(150_000 + i)} NO\n")
+                out.write(f"{cookie} {csrf} {key(n(150_000) + i)} NO\n")
             else:  # a second redemption for an account that has one (R-X6)
                 c2, s2 = sessions[redeemed[i % len(redeemed)]]
-                out.write(f"{c2} {s2} {key(160_000 + i)} DK\n")
+                out.write(f"{c2} {s2} {key(n(160_000) + i)} DK\n")
     return path
 
 
@@ -147,7 +150,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
     parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default=None,
                         help="database.synchronous for this run (default: config.toml's)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="every count times this (the test suite runs 0.01: the whole harness, in seconds)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="where the JSON goes")
     args = parser.parse_args()
+
+    def n(count: int) -> int:
+        return max(1, round(count * args.scale))
+
     results: dict[str, object] = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "cores": os.cpu_count()}
     work = Path(tempfile.mkdtemp(prefix="promo-bench-"))
     db_path = work / "bench.sqlite3"
@@ -165,26 +175,28 @@ def main() -> None:
         definition = demo_definition(now) | {"slug": SLUG}
         save_campaign(conn, campaign_from_dict(definition, load_catalog(conn)), actor="bench", now=now)
     stored = get_campaign(conn, SLUG)
-    data = ("code\n" + "\n".join(code(i) for i in range(CODES)) + "\n").encode()
+    data = ("code\n" + "\n".join(code(i) for i in range(n(CODES))) + "\n").encode()
     started = time.perf_counter()
     import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=io.BytesIO(data), source_name="bench", now=now)
+    results["codes"], results["activations"] = n(CODES), n(ACTIVATIONS)
     results["import_1m_codes_s"] = round(time.perf_counter() - started, 2)
     day = (now - timedelta(days=3)).date().isoformat()
     # Most keys qualify (DK); the last 20,000 are a trial SKU, for refusals (R-X4).
-    rows = "".join(f"{key(i)},{'O365-HOME-TRIAL' if i >= ACTIVATIONS - 20_000 else 'O365-HOME-ESD'},DK,{day},{day},\n"
-                   for i in range(ACTIVATIONS))
+    rows = "".join(f"{key(i)},{'O365-HOME-TRIAL' if i >= n(ACTIVATIONS) - n(20_000) else 'O365-HOME-ESD'},DK,{day},{day},\n"
+                   for i in range(n(ACTIVATIONS)))
     started = time.perf_counter()
     import_activations(conn, source=io.BytesIO(("product_key,sku,country,purchased_at,activated_at,account_email\n" + rows).encode()),
                        catalog=load_catalog(conn), now=now)
     results["import_200k_activations_s"] = round(time.perf_counter() - started, 2)
-    accounts = [f"u{i}@bench.example" for i in range(150_000)]
+    accounts = [f"u{i}@bench.example" for i in range(n(150_000))]
     started = time.perf_counter()
     sessions = mint_sessions(conn, accounts)
     results["mint_150k_sessions_s"] = round(time.perf_counter() - started, 2)
     conn.close()
 
-    run64 = write_lines(work / "run64.txt", sessions, accounts[:70_000], [key(i) for i in range(70_000)], "DK")
-    run512 = write_lines(work / "run512.txt", sessions, accounts[70_000:140_000], [key(i) for i in range(70_000, 140_000)], "DK")
+    run64 = write_lines(work / "run64.txt", sessions, accounts[:n(70_000)], [key(i) for i in range(n(70_000))], "DK")
+    run512 = write_lines(work / "run512.txt", sessions, accounts[n(70_000):n(140_000)],
+                         [key(i) for i in range(n(70_000), n(140_000))], "DK")
 
     env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
            "PROMO_ENVIRONMENT": "production",
@@ -211,7 +223,7 @@ def main() -> None:
         url, path = f"http://127.0.0.1:{port}", f"/offers/{SLUG}/redeem"
         results["redeem_64"] = wrk(url, path, 64, args.seconds, run64)
         results["redeem_512"] = wrk(url, path, 512, args.seconds, run512)
-        refuse = write_refusals(work / "refuse.txt", db_path, sessions, accounts)
+        refuse = write_refusals(work / "refuse.txt", db_path, sessions, accounts, n)
         results["refusals_64"] = wrk(url, path, 64, args.seconds, refuse)
         # Every answer must be a refusal (4xx): a 303 would mean a line redeemed after all.
         results["refusals_64"]["all_refused"] = results["refusals_64"]["status_errors"] == results["refusals_64"]["requests"]
@@ -223,17 +235,16 @@ def main() -> None:
 
     print("storage ceiling…", flush=True)
     conn = connect(db_path, synchronous=synchronous)
-    start_key = 170_000
-    requests = [RedeemRequest(SLUG, f"s{i}@bench.example", key(start_key + i), terms_accepted=True).normalized()
-                for i in range(10_000)]
+    requests = [RedeemRequest(SLUG, f"s{i}@bench.example", key(n(170_000) + i), terms_accepted=True).normalized()
+                for i in range(n(10_000))]
     started = time.perf_counter()
     for request in requests:
         redeem_sync(conn, request, datetime.now(UTC))
     results["storage_redeem_one_at_a_time_per_s"] = round(len(requests) / (time.perf_counter() - started))
     # The transaction alone, 64 per COMMIT, no event loop: what the storage can do at best.
     # (Keys from 150,000 were only refused over HTTP, for R-X17: none has redeemed.)
-    requests = [RedeemRequest(SLUG, f"t{i}@bench.example", key(150_000 + i), terms_accepted=True).normalized()
-                for i in range(10_000)]
+    requests = [RedeemRequest(SLUG, f"t{i}@bench.example", key(n(150_000) + i), terms_accepted=True).normalized()
+                for i in range(n(10_000))]
     started = time.perf_counter()
     for chunk in range(0, len(requests), 64):
         now = datetime.now(UTC)
@@ -245,8 +256,8 @@ def main() -> None:
     async def grouped() -> float:
         from promo.redemption import redeem
         async with Database(db_path, synchronous=synchronous) as db:
-            batch = [RedeemRequest(SLUG, f"g{i}@bench.example", key(140_000 + i), terms_accepted=True)  # unused by the HTTP runs
-                     for i in range(10_000)]
+            batch = [RedeemRequest(SLUG, f"g{i}@bench.example", key(n(140_000) + i), terms_accepted=True)  # unused by the HTTP runs
+                     for i in range(n(10_000))]
             started = time.perf_counter()
             for chunk in range(0, len(batch), 64):  # 64 in flight, as 64 connections would be
                 outcomes = await asyncio.gather(*(redeem(db, r, datetime.now(UTC)) for r in batch[chunk : chunk + 64]))
@@ -267,7 +278,7 @@ def main() -> None:
         mail = settings.mail.__class__(**{**settings.mail.__dict__, "port": sink_port, "host": "127.0.0.1"})
         async with Database(db_path, synchronous=synchronous) as db:
             relay = MailRelay(db, mail, Templates(auto_reload=False), "http://127.0.0.1")
-            target = min(10_000, queued)
+            target = min(n(10_000), queued)
             sent = 0
             started = time.perf_counter()
             while sent < target:
@@ -297,7 +308,7 @@ def main() -> None:
         elif not isinstance(value, dict):
             print(f"{name:<36} {value:>12}")
     print(f"{'verify':<36} {results['verify']}")
-    out = ROOT / "bench" / "results.json"
+    out = args.out
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {out}")
     shutil.rmtree(work, ignore_errors=True)

@@ -1,4 +1,4 @@
-# Shared by scripts/serve and scripts/test: make .venv with Python 3.11+ and install
+# Shared by scripts/serve, scripts/test and scripts/bench: make .venv with Python 3.11+ and install
 # Promo with exact pins. Re-installs only when pyproject.toml or the constraints change.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,4 +26,14 @@ ensure_env() {  # $1: extras, e.g. "dev" or ""
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e "$spec"
     echo "$stamp" > .venv/.promo-installed
   fi
+}
+
+ensure_debian_tool() {  # $1: command, $2: Debian package; installed with apt-get when root
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's $2 for $1" >&2
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2"; } >/dev/null 2>&1 && return 0
+  fi
+  echo "$1 is missing: apt-get install $2" >&2
+  return 1
 }
