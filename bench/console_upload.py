@@ -61,7 +61,7 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
            "PROMO_ENVIRONMENT": "production", "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false",
-           "PROMO_SERVER_PORT": str(port)}
+           "PROMO_SERVER_PORT": str(port), "PROMO_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     server = subprocess.Popen([PROMO, "serve"], env=env)
     base = f"http://127.0.0.1:{port}"
     results: dict[str, object] = {"when": now.isoformat(timespec="seconds"), "codes": CODES, "file_mb": round(size / 1e6, 1)}

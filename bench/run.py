@@ -199,7 +199,7 @@ def main() -> None:
                          [key(i) for i in range(n(70_000), n(140_000))], "DK")
 
     env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
-           "PROMO_ENVIRONMENT": "production",
+           "PROMO_ENVIRONMENT": "production", "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
            "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false", "PROMO_DATABASE_SYNCHRONOUS": synchronous,
            "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
 

@@ -7,6 +7,7 @@ connection: SQLite's write lock (BEGIN IMMEDIATE) keeps them safe beside a runni
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -23,7 +24,7 @@ from promo.campaign_store import get_campaign, list_campaigns, save_campaign
 from promo.campaigns import parse_campaign_file, render_campaign_file, shipped_campaign_text
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus
 from promo.codes import import_codes, stock
-from promo.config import Settings, load_settings
+from promo.config import Settings, env_name, load_settings
 from promo.db import connect, migrate, pending_migrations, transaction
 from promo.errors import ConfigError, InputError, NotFound
 from promo.evaluation import DryRun, evaluate_dry_run
@@ -111,11 +112,18 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
     from promo.app import create_app
     from promo.logs import configure_logging
 
+    if host or port:  # as PROMO_SERVER_HOST/PORT would, so the settings derived from them follow
+        overrides = {env_name("server.host"): host or "", env_name("server.port"): str(port or "")}
+        settings = load_settings(click.get_current_context().find_root().params["config_path"],
+                                 environ={**os.environ, **{k: v for k, v in overrides.items() if v}})
     settings.require_secret_key()
     configure_logging(settings.logging_format, settings.logging_level)
     with database(settings) as conn:
         migrated(conn)
-    uvicorn.run(create_app(settings), host=host or settings.server_host, port=port or settings.server_port,
+    # X-Forwarded-* are believed only from the configured proxies (uvicorn's own default
+    # trusts 127.0.0.1, which would let any local client choose its address).
+    uvicorn.run(create_app(settings), host=settings.server_host, port=settings.server_port,
+                proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=list(settings.trusted_proxies),
                 access_log=False, log_level=settings.logging_level.lower(), server_header=False)
 
 

@@ -7,6 +7,7 @@ A missing or malformed setting raises ConfigError naming the setting.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -65,6 +66,39 @@ def _optional_str(value: Any) -> str:
     return value
 
 
+def _addresses(value: Any) -> tuple[str, ...]:
+    """IP addresses or networks (a TOML list, or a comma-separated string from the
+    environment); "*" trusts any peer. Empty: none."""
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError("must be a list of IP addresses or networks")
+    out = []
+    for item in items:
+        if item == "":
+            continue
+        if item != "*":
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except (TypeError, ValueError):
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        out.append(item)
+    return tuple(out)
+
+
+class _Derived:
+    """The default of a setting that follows from others when it is not set (see _derive)."""
+
+    def __repr__(self) -> str:
+        return "derived"
+
+
+DERIVED: Any = _Derived()
+# The development sink listens this far above server.port (8000 -> 8025), so one port
+# setting moves both, and `promo relay` in another process finds the same sink.
+SINK_PORT_OFFSET = 25
+SMTP_PORT = 25
+
+
 # setting name -> (default, parser). The names are "section.key" as in config.toml.
 SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "environment": ("development", _choice("development", "production")),
@@ -73,6 +107,7 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "database.synchronous": ("FULL", _choice("FULL", "NORMAL")),
     "server.host": ("127.0.0.1", _str),
     "server.port": (8000, _port),
+    "server.trusted_proxies": ((), _addresses),
     "logging.format": ("console", _choice("console", "json")),
     "logging.level": ("INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
     "security.secret_key_file": ("var/secret_key", _optional_str),
@@ -80,11 +115,11 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "security.session_idle_minutes": (30, _int),
     "security.session_max_hours": (12, _int),
     "security.key_attempts_per_hour": (10, _int),
-    "server.public_url": ("http://127.0.0.1:8000", _str),
+    "server.public_url": (DERIVED, _str),
     "reviews.receipts_dir": ("var/receipts", _str),
     "reviews.max_receipt_bytes": (5_000_000, _int),
     "mail.host": ("127.0.0.1", _str),
-    "mail.port": (8025, _port),
+    "mail.port": (DERIVED, _port),
     "mail.starttls": (False, _bool),
     "mail.username": ("", _optional_str),
     "mail.password_file": ("", _optional_str),
@@ -96,10 +131,12 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "mail.resend_per_hour": (3, _int),
     "mail.relay": (True, _bool),
     "mail.connections": (4, _int),
-    "mail.sink": (True, _bool),
-    "mail.sink_port": (8025, _port),
+    "mail.sink": (DERIVED, _bool),
+    "mail.sink_port": (DERIVED, _port),
+    "metrics.access": (DERIVED, _choice("public", "loopback", "token")),
+    "metrics.token_file": ("", _optional_str),
 }
-SECRET_NAMES = {"security.secret_key", "mail.password"}
+SECRET_NAMES = {"security.secret_key", "mail.password", "metrics.token"}
 
 
 @dataclass(frozen=True)
@@ -129,6 +166,7 @@ class Settings:
     database_synchronous: str
     server_host: str
     server_port: int
+    trusted_proxies: tuple[str, ...]  # peers whose X-Forwarded-For/-Proto uvicorn believes
     logging_format: str
     logging_level: str
     secret_key: str | None
@@ -140,6 +178,8 @@ class Settings:
     receipts_dir: Path
     max_receipt_bytes: int
     mail: MailSettings
+    metrics_access: str  # who may read /metrics: "public", "loopback" or "token"
+    metrics_token: str | None
 
     def require_secret_key(self) -> str:
         if not self.secret_key:
@@ -191,10 +231,11 @@ def load_settings(config_path: Path | str | None = None, environ: Mapping[str, s
     for name, (default, parse) in SCHEMA.items():
         value = environ.get(env_name(name), raw.get(name, default))
         try:
-            values[name] = parse(value)
+            values[name] = value if value is DERIVED else parse(value)
         except ValueError as exc:
             source = env_name(name) if env_name(name) in environ else f"{name} in {path.name}"
             raise ConfigError(f"{name}: {exc} (got {value!r} from {source})") from None
+    _derive(values)
 
     return Settings(
         environment=values["environment"],
@@ -203,6 +244,7 @@ def load_settings(config_path: Path | str | None = None, environ: Mapping[str, s
         database_synchronous=values["database.synchronous"],
         server_host=values["server.host"],
         server_port=values["server.port"],
+        trusted_proxies=values["server.trusted_proxies"],
         logging_format=values["logging.format"],
         logging_level=values["logging.level"],
         secret_key=_read_secret(environ, base, values["security.secret_key_file"]),
@@ -230,7 +272,53 @@ def load_settings(config_path: Path | str | None = None, environ: Mapping[str, s
             sink=values["mail.sink"],
             sink_port=values["mail.sink_port"],
         ),
+        metrics_access=values["metrics.access"],
+        metrics_token=_metrics_token(environ, base, values),
     )
+
+
+def _derive(values: dict[str, Any]) -> None:
+    """Fill the settings left unset from the ones that are (a set value always wins), and
+    refuse what a production server must not run with. config.toml documents each rule."""
+    production = values["environment"] == "production"
+    if production and values["mail.sink"] is True:
+        raise ConfigError("mail.sink: the development mail sink shows every sign-in link at /dev/mail and is refused "
+                          "when environment = production; set mail.sink = false (PROMO_MAIL_SINK=false) and point "
+                          "mail.host/mail.port at your SMTP server")
+    if production and values["server.public_url"] is DERIVED:
+        raise ConfigError("server.public_url: must be set when environment = production (the https address users "
+                          "reach, used in the links sent by email), e.g. PROMO_SERVER_PUBLIC_URL=https://promo.example.com")
+    if values["mail.sink"] is DERIVED:
+        values["mail.sink"] = not production
+    if values["mail.sink_port"] is DERIVED:
+        values["mail.sink_port"] = values["server.port"] + SINK_PORT_OFFSET
+        if values["mail.sink"] and values["mail.sink_port"] > 65535:
+            raise ConfigError(f"mail.sink_port: server.port + {SINK_PORT_OFFSET} is past 65535; set mail.sink_port")
+    if values["mail.port"] is DERIVED:
+        values["mail.port"] = values["mail.sink_port"] if values["mail.sink"] else SMTP_PORT
+    if values["server.public_url"] is DERIVED:
+        values["server.public_url"] = f"http://{_url_host(values['server.host'])}:{values['server.port']}"
+    if values["metrics.access"] is DERIVED:
+        values["metrics.access"] = "loopback" if production else "public"
+
+
+def _url_host(host: str) -> str:
+    """The host part of a URL that reaches a server listening on `host` from this machine."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _metrics_token(environ: Mapping[str, str], base: Path, values: dict[str, Any]) -> str | None:
+    token = _read_file_secret(environ, base, "metrics.token", values["metrics.token_file"], min_length=32)
+    if values["metrics.access"] == "token" and not token:
+        raise ConfigError("metrics.token: metrics.access = \"token\" needs a token of at least 32 characters in "
+                          "PROMO_METRICS_TOKEN or the file named by metrics.token_file")
+    if token is not None and len(token) < 32:
+        raise ConfigError("metrics.token: fewer than 32 characters")
+    return token
 
 
 def _resolve(base: Path, value: str) -> Path:

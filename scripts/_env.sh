@@ -2,6 +2,9 @@
 # Promo with exact pins. Re-installs only when pyproject.toml or the constraints change.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# The environment's folder: .venv unless PROMO_VENV names another (CI's runtime-only start
+# check, tests/test_fresh_install.py, builds one elsewhere with scripts/serve).
+VENV="${PROMO_VENV:-.venv}"
 
 find_python() {
   for candidate in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
@@ -18,13 +21,13 @@ find_python() {
 ensure_env() {  # $1: extras, e.g. "dev" or ""
   local extras="$1" spec="." stamp
   [ -n "$extras" ] && spec=".[$extras]"
-  if [ ! -x .venv/bin/python ]; then
-    "$(find_python)" -m venv .venv
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$(find_python)" -m venv "$VENV"
   fi
-  stamp="$(cat pyproject.toml requirements/constraints.txt | .venv/bin/python -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')-$extras"
-  if [ "$(cat .venv/.promo-installed 2>/dev/null)" != "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e "$spec"
-    echo "$stamp" > .venv/.promo-installed
+  stamp="$(cat pyproject.toml requirements/constraints.txt | "$VENV/bin/python" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')-$extras"
+  if [ "$(cat "$VENV/.promo-installed" 2>/dev/null)" != "$stamp" ]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e "$spec"
+    echo "$stamp" > "$VENV/.promo-installed"
   fi
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx2 as httpx
 
 from promo.auth import consume_signin
+from promo.config import SINK_PORT_OFFSET
 from promo.db import transaction
 from promo.timeutil import db_time
 from tests.mailserver import free_port
@@ -81,3 +83,16 @@ def mint_sessions(conn: sqlite3.Connection, accounts: list[str]) -> dict[str, tu
             raw, session = started
             out[account] = (raw, session.csrf_token)
     return out
+
+
+def port_pair() -> int:
+    """A free port whose derived sink port (port + 25) is free too, for a server that is
+    told only its port."""
+    while True:
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + SINK_PORT_OFFSET))
+            except OSError:
+                continue
+        return port

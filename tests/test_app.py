@@ -105,7 +105,8 @@ def test_promo_serve_over_real_http_logs_json_without_secrets(settings: Settings
     port = free_port()
     env = {**os.environ, "PROMO_CONFIG": str(tmp_path / "config.toml"), "PROMO_SECURITY_SECRET_KEY": "k" * 40,
            "PROMO_MAIL_PORT": str(free_port()),
-           "PROMO_LOGGING_FORMAT": "json", "PROMO_ENVIRONMENT": "production"}
+           "PROMO_LOGGING_FORMAT": "json", "PROMO_ENVIRONMENT": "production",
+           "PROMO_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     log_path = tmp_path / "server.log"
     with open(log_path, "w") as log:
         server = subprocess.Popen([str(Path(sys.executable).parent / "promo"), "serve", "--port", str(port)],

@@ -4,14 +4,16 @@ as a newcomer runs it: a real process, real HTTP, email read from the sink's pag
 from __future__ import annotations
 
 import html
+import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.served import Served
+from tests.served import Served, port_pair, write_config
 
 PROMO = str(Path(sys.executable).parent / "promo")
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,3 +56,47 @@ def test_a_newcomer_redeems_the_demo_offer_and_reads_the_email(default_server: S
         mail = newest_mail(client, 2)
         assert code.group(1) in mail and "will not be replaced" in mail
     assert code.group(1) not in server.log.read_text()  # never in the logs
+
+
+def start_copy(tmp_path: Path, name: str, port: int, *, by_option: bool) -> tuple[subprocess.Popen[bytes], str]:
+    """A copy of Promo with the shipped config and its own database, told only its port
+    (PROMO_SERVER_PORT, or `promo serve --port`)."""
+    folder = tmp_path / name
+    folder.mkdir()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PROMO_")},
+           "PROMO_CONFIG": str(write_config(folder, folder / "promo.sqlite3"))}
+    subprocess.run([PROMO, "migrate"], env=env, check=True, capture_output=True, timeout=60)
+    command = [PROMO, "serve", "--port", str(port)] if by_option else [PROMO, "serve"]
+    if not by_option:
+        env["PROMO_SERVER_PORT"] = str(port)
+    log = folder / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while True:
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None and time.time() < deadline, log.read_text()
+        time.sleep(0.1)
+
+
+def test_two_copies_side_by_side_need_only_their_own_port(tmp_path: Path) -> None:
+    copies = []
+    try:
+        for name, by_option in (("first", False), ("second", True)):
+            copies.append(start_copy(tmp_path, name, port_pair(), by_option=by_option))
+        for n, (_, url) in enumerate(copies):
+            with httpx.Client(base_url=url, follow_redirects=True, timeout=10) as client:
+                form = client.get("/signin").text
+                client.post("/signin", data={"csrf": field(form, "csrf"), "email": f"copy{n}@example.com"})
+                # The email reached this copy's own sink, with a link to this copy's port.
+                mail = newest_mail(client, 1)
+                assert f"copy{n}@example.com" in mail and re.search(rf"{re.escape(url)}/signin/\S+", mail), mail
+    finally:
+        for process, _ in copies:
+            process.terminate()
+            process.wait(timeout=15)
