@@ -27,12 +27,14 @@ from promo.auth import SigninLinks
 from promo.config import Settings
 from promo.db import DRIVER_ERRORS, Database, is_unavailable
 from promo.errors import InputError, NotFound, PromoError
+from promo.http_policy import NoStoreByDefault, allow_header
 from promo.i18n import N_, languages
 from promo.jobs import ImportJobs
 from promo.logs import get_logger
 from promo.mail import MailRelay
 from promo.mailsink import start_sink
 from promo.metrics import Metrics
+from promo.metrics_access import metrics_refusal
 from promo.operations import operations_snapshot, readiness
 from promo.templating import Templates
 from promo.timeutil import utcnow
@@ -59,6 +61,10 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    refused = metrics_refusal(request, settings.metrics_access, settings.metrics_token)
+    if refused is not None:
+        return refused
     app_metrics: Metrics = request.app.state.metrics
     app_metrics.set_from_writer(request.app.state.db)
     try:
@@ -138,7 +144,8 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     if status == 404 and not request.url.path.startswith(_MACHINE_PATHS):
         return await _error_page(request, 404, N_("Page not found"), N_("There is nothing at this address."))
     if status == 405:
-        return PlainTextResponse("Method not allowed", status_code=405)
+        allow = allow_header(request.app.router.routes, request.scope, (getattr(exc, "headers", None) or {}).get("Allow"))
+        return PlainTextResponse("Method not allowed", status_code=405, headers={"Allow": allow})
     return PlainTextResponse(str(getattr(exc, "detail", "")), status_code=status)
 
 
@@ -267,5 +274,6 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     app.state.wake_relay = lambda: None
     if settings.secret_key:
         app.state.signin_links = SigninLinks(settings.secret_key, timedelta(minutes=settings.signin_link_minutes))
+    app.add_middleware(NoStoreByDefault)
     app.add_middleware(RequestContext, metrics=app_metrics)
     return app
