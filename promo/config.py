@@ -74,14 +74,16 @@ def _addresses(value: Any) -> tuple[str, ...]:
         raise ValueError("must be a list of IP addresses or networks")
     out = []
     for item in items:
-        if item == "":
-            continue
-        if item != "*":
+        if not isinstance(item, str):
+            raise ValueError(f"{item!r} is not an IP address or network")
+        item = item.strip()
+        if item not in ("", "*"):
             try:
                 ipaddress.ip_network(item, strict=False)
-            except (TypeError, ValueError):
+            except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network") from None
-        out.append(item)
+        if item:
+            out.append(item)
     return tuple(out)
 
 

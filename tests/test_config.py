@@ -134,7 +134,7 @@ def test_trusted_proxies_default_to_none_and_accept_addresses_and_networks(tmp_p
     cfg = tmp_path / "c.toml"
     cfg.write_text('[server]\ntrusted_proxies = ["192.0.2.7", "*"]\n', encoding="utf-8")
     assert load_settings(cfg, environ={}).trusted_proxies == ("192.0.2.7", "*")
-    for bad in ('trusted_proxies = ["nginx"]', 'trusted_proxies = 7'):
+    for bad in ('trusted_proxies = ["nginx"]', 'trusted_proxies = 7', 'trusted_proxies = [1]', 'trusted_proxies = ["10.0.0.0/33"]'):
         cfg.write_text(f"[server]\n{bad}\n", encoding="utf-8")
         with pytest.raises(ConfigError, match=r"server\.trusted_proxies"):
             load_settings(cfg, environ={})
