@@ -23,6 +23,9 @@ from tests.served import port_pair
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 DEV_ONLY = ("pytest", "hypothesis", "freezegun", "httpx2", "playwright")
+IMPORT_EVERY_MODULE = ("import importlib, pkgutil, promo\n"
+                       "names = [m.name for m in pkgutil.walk_packages(promo.__path__, 'promo.')]\n"
+                       "[importlib.import_module(name) for name in names]\nprint(len(names))")
 
 
 def log_tail(log: Path) -> str:
@@ -62,9 +65,13 @@ def served_by_scripts_serve(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
 def test_scripts_serve_in_a_runtime_only_environment_serves_home_demo_offer_and_readyz(
         served_by_scripts_serve: tuple[str, Path, Path]) -> None:
     url, venv, log = served_by_scripts_serve
+    python = str(venv / "bin" / "python")
     for module in DEV_ONLY:  # the environment really is runtime-only
-        found = subprocess.run([str(venv / "bin" / "python"), "-c", f"import {module}"], capture_output=True)
+        found = subprocess.run([python, "-c", f"import {module}"], capture_output=True)
         assert found.returncode != 0, f"{module} (dev only) is installed in the runtime environment"
+    # Every module of the package imports there, not only those the pages reached.
+    every = subprocess.run([python, "-c", IMPORT_EVERY_MODULE], capture_output=True, text=True, cwd="/")
+    assert every.returncode == 0 and int(every.stdout) > 40, every.stderr
     with httpx.Client(base_url=url, timeout=10) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ok", ready.text
