@@ -19,7 +19,7 @@ OPTIONAL_NUMBERS = ("total_cap", "low_stock_threshold")
 FORM_FIELDS = ("slug", "name", "names", "descriptions", "timezone", "eligibility_window.first_day", "eligibility_window.last_day",
                "redemption_window.first_day", "redemption_window.last_day", "countries", "products.qualifying_skus",
                "products.excluded_skus", *TEXTAREAS, "products", "limit_per_account", *OPTIONAL_NUMBERS,
-               "reward.name", "reward.terms_url", "reward.code_expires_on", "reward.code_pattern")
+               "reward.names", "reward.name", "reward.terms_url", "reward.code_expires_on", "reward.code_pattern")
 
 
 def definition_from_form(form: Mapping[str, Any], base: Mapping[str, Any] | None, languages: tuple[str, ...]) -> dict[str, Any]:
@@ -56,6 +56,9 @@ def definition_from_form(form: Mapping[str, Any], base: Mapping[str, Any] | None
         texts = {lang: get(f"{key}.{lang}") for lang in languages if get(f"{key}.{lang}")}
         if texts:
             data[key] = texts
+    reward_names = {lang: get(f"reward.names.{lang}") for lang in languages if get(f"reward.names.{lang}")}
+    if reward_names:
+        data["reward"]["names"] = reward_names
     if not data["reward"]["code_pattern"]:
         del data["reward"]["code_pattern"]  # the kind's default (Xbox: XXXXX-XXXXX-XXXXX-XXXXX-XXXXX)
     for key in ("sponsors", "support"):
@@ -90,6 +93,7 @@ def form_from_definition(data: Mapping[str, Any], languages: tuple[str, ...]) ->
     for lang in languages:
         values[f"names.{lang}"] = data.get("names", {}).get(lang, "")
         values[f"descriptions.{lang}"] = data.get("descriptions", {}).get(lang, "")
+        values[f"reward.names.{lang}"] = reward.get("names", {}).get(lang, "")
     return values
 
 

@@ -28,9 +28,14 @@ class Sku:
     term: str
     countries: frozenset[str] | None = None  # None: sold everywhere
     product_class: str | None = None  # donation products only (R-N2)
+    names: tuple[tuple[str, str], ...] = ()  # (language, name) besides the English `name` (R-X15)
 
     def attribute(self, name: str) -> str:
         return str(getattr(self, name))
+
+    def name_in(self, lang: str) -> str:
+        """The product's name for a reader of `lang`; the English name where it has none."""
+        return next((text for code, text in self.names if code == lang), self.name)
 
     def sold_in(self, country: str) -> bool:
         return self.countries is None or country in self.countries
@@ -53,6 +58,9 @@ def sku_from_dict(data: dict[str, Any], where: str = "sku") -> Sku:
     if errors:
         raise InputError(errors)
     countries = data.get("countries")
+    names = data.get("names", {})
+    if not isinstance(names, dict) or not all(isinstance(v, str) and v.strip() for v in names.values()):
+        raise InputError.one(f"{where}.names", "must be a table of language = \"name\"")
     return Sku(
         sku=data["sku"].strip().upper(),
         name=data["name"],
@@ -64,6 +72,7 @@ def sku_from_dict(data: dict[str, Any], where: str = "sku") -> Sku:
         if countries is None
         else frozenset(normalize_country(c, f"{where}.countries") for c in countries),
         product_class=product_class,
+        names=tuple(sorted(names.items())),
     )
 
 
@@ -93,12 +102,17 @@ def upsert_skus(conn: sqlite3.Connection, skus: list[Sku]) -> None:
                 "INSERT INTO sku_countries (sku, country) VALUES (:sku, :country)",
                 {"sku": sku.sku, "country": country},
             )
+        conn.execute("DELETE FROM sku_names WHERE sku = :sku", {"sku": sku.sku})
+        for lang, name in sku.names:
+            conn.execute("INSERT INTO sku_names (sku, lang, name) VALUES (:sku, :lang, :name)",
+                         {"sku": sku.sku, "lang": lang, "name": name})
 
 
 def load_catalog(conn: sqlite3.Connection) -> dict[str, Sku]:
     countries: dict[str, set[str]] = {}
     for row in conn.execute("SELECT sku, country FROM sku_countries"):
         countries.setdefault(row["sku"], set()).add(row["country"])
+    names = _names(conn)
     return {
         row["sku"]: Sku(
             sku=row["sku"],
@@ -109,9 +123,20 @@ def load_catalog(conn: sqlite3.Connection) -> dict[str, Sku]:
             term=row["term"],
             countries=frozenset(countries[row["sku"]]) if row["sku"] in countries else None,
             product_class=row["product_class"],
+            names=names.get(row["sku"], ()),
         )
         for row in conn.execute("SELECT sku, name, family, edition, channel, term, product_class FROM skus ORDER BY sku")
     }
+
+
+def _names(conn: sqlite3.Connection, sku: str | None = None) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Names per language, of every SKU or of one."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    rows = conn.execute("SELECT sku, lang, name FROM sku_names WHERE :sku IS NULL OR sku = :sku ORDER BY sku, lang",
+                        {"sku": sku})
+    for row in rows:
+        out.setdefault(row[0], []).append((row[1], row[2]))
+    return {code: tuple(pairs) for code, pairs in out.items()}
 
 
 def normalize_sku(value: str, catalog: dict[str, Sku], field: str = "sku") -> Sku:
@@ -123,8 +148,9 @@ def normalize_sku(value: str, catalog: dict[str, Sku], field: str = "sku") -> Sk
     return catalog[code]
 
 
-def get_sku(conn: sqlite3.Connection, sku: str) -> Sku:
-    """One SKU with its countries (the redemption needs only the claimed one)."""
+def get_sku(conn: sqlite3.Connection, sku: str, *, with_names: bool = False) -> Sku:
+    """One SKU with its countries (the redemption needs only the claimed one); with its
+    names per language when a page is to show it (the rules never read names)."""
     rows = conn.execute(  # one statement: a row per country (one row, country NULL: sold everywhere)
         "SELECT s.sku, s.name, s.family, s.edition, s.channel, s.term, s.product_class, c.country"
         " FROM skus s LEFT JOIN sku_countries c ON c.sku = s.sku WHERE s.sku = :sku", {"sku": sku}
@@ -134,4 +160,5 @@ def get_sku(conn: sqlite3.Connection, sku: str) -> Sku:
     first = rows[0]
     countries = frozenset(r[7] for r in rows if r[7] is not None)
     return Sku(sku=first[0], name=first[1], family=first[2], edition=first[3], channel=first[4], term=first[5],
-               product_class=first[6], countries=countries or None)
+               product_class=first[6], countries=countries or None,
+               names=_names(conn, first[0]).get(first[0], ()) if with_names else ())

@@ -59,6 +59,17 @@ def negotiate(choice: str | None, accept_language: str | None) -> str:
     return DEFAULT
 
 
+def region_of(accept_language: str | None) -> str | None:
+    """The region the reader's most preferred language names (da-DK -> DK, en-GB -> GB), or
+    None when it names none ("da", "en"): a bare language says nothing of where one lives,
+    and later, less preferred tags (a Danish reader's "en-US;q=0.7") are not a place either."""
+    preferred = _parse_accept(accept_language or "")
+    if not preferred:
+        return None
+    subtags = preferred[0][0].replace("_", "-").split("-")
+    return next((sub.upper() for sub in subtags[1:] if len(sub) == 2 and sub.isascii() and sub.isalpha()), None)
+
+
 def _parse_accept(header: str) -> list[tuple[str, float]]:
     out = []
     for part in header.split(","):
@@ -95,11 +106,18 @@ class Localizer:
         return _long_date(self.lang, value)
 
     def datetime(self, value: datetime, tz: ZoneInfo) -> str:
-        return dates.format_datetime(value.astimezone(tz), format="medium", tzinfo=tz, locale=self.lang) + \
-            " " + dates.get_timezone_name(tz, width="short", locale=self.lang, zone_variant=None)
+        """The instant in zone tz, with the zone's name at that instant (CEST in summer, CET in winter)."""
+        local = value.astimezone(tz)
+        return dates.format_datetime(local, format="medium", tzinfo=tz, locale=self.lang) + \
+            " " + dates.get_timezone_name(local, width="short", locale=self.lang)
 
     def country(self, code: str) -> str:
         return _country_name(self.lang, code)
+
+    def zone_name(self, tz: ZoneInfo) -> str:
+        """A time zone as its readers know it: its city in their language and its IANA name
+        ("København (Europe/Copenhagen)"), or the name alone where it has no city (UTC)."""
+        return _zone_name(self.lang, tz.key)
 
     def language_name(self, lang: str) -> str:
         return _language_name(lang)
@@ -119,6 +137,12 @@ def _long_date(lang: str, value: date) -> str:
 @lru_cache(maxsize=4096)
 def _country_name(lang: str, code: str) -> str:
     return _locale(lang).territories.get(code, code)
+
+
+@lru_cache(maxsize=256)
+def _zone_name(lang: str, key: str) -> str:
+    city = dates.get_timezone_location(ZoneInfo(key), locale=lang, return_city=True)
+    return key if not city or city == key or key.startswith("Etc/") else f"{city} ({key})"
 
 
 @lru_cache(maxsize=256)

@@ -96,7 +96,7 @@ def test_re_import_records_field_level_changes_in_the_audit_chain(conn: sqlite3.
     campaign = parse_campaign_file(tomli_w.dumps(data), load_catalog(conn))
     with transaction(conn):
         _, changes = save_campaign(conn, campaign, actor="marketer@example.com", now=datetime(2013, 7, 2, tzinfo=UTC))
-    assert changes["reward.name"] == ["Xbox Live Gold, 12-month membership", "Xbox Live Gold (12 months)"]
+    assert changes["reward.name"] == ["12-month Xbox Live Gold membership", "Xbox Live Gold (12 months)"]
     assert "countries" in changes
     event = conn.execute("SELECT tag, actor, data FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
     assert event["tag"] == "campaign:definition:changed" and event["actor"] == "marketer@example.com"

@@ -5,14 +5,23 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx2 as httpx
 import pytest
 from babel.messages.pofile import read_po
 from jinja2 import Environment
 
+from promo.db import transaction
 from promo.i18n import Localizer, languages, negotiate, translations
+from promo.reviews import reject
 from promo.templating import Templates
+from tests.offer_shop import day
+from tests.pagetext import read_page
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "promo" / "locale"
@@ -105,3 +114,221 @@ def test_fragments_are_rendered_once_per_argument_set_in_production() -> None:
     development = Templates(auto_reload=True)
     assert development.fragment("consumer/_country_options.html", "da", countries=countries, selected="NO") == first
     assert development.fragment("consumer/_country_options.html", "da", countries=countries, selected="NO") is not first
+
+
+# ---- No English in a Danish or Norwegian page or email (issue 15, item 9) ----------------
+#
+# What a reader of `lang` must never meet: the English side of every text we translate
+# (each msgid whose translation differs, cut at its placeholders) and of every name we give
+# per language (campaigns, rewards, sponsors, products; also cut at commas), less anything
+# that reads the same in `lang` (Office 365, Xbox Live Gold, Microsoft Luxembourg S.à.r.l.).
+# A name without a translation stays on the English side: its fallback is a finding here.
+
+_PLACEHOLDER_OR_MARKUP = re.compile(r"%\(\w+\)s|<[^>]+>")
+_URL = re.compile(r"\b(?:https?://|www\.)\S+|\S+@\S+")
+
+
+def _phrases(text: str, *, commas: bool = False) -> set[str]:
+    parts = _PLACEHOLDER_OR_MARKUP.split(text)
+    if commas:
+        parts = [piece for part in parts for piece in part.split(", ")] + parts
+    out = set()
+    for part in parts:
+        phrase = part.strip(" .,:;!?“”«»\"'()–-·\n")
+        words = re.findall(r"[^\W\d_]+", phrase)
+        if len(words) >= 2 or (words and len(words[0]) >= 5):
+            out.add(phrase)
+    return out
+
+
+def english_phrases(lang: str, names: list[tuple[str, str | None]]) -> set[str]:
+    """`names`: (English, in `lang` or None when it has none) for every name shown to customers."""
+    ours = "\n".join([str(m.string) for m in catalog(lang) if m.id and m.string] + [local for _, local in names if local])
+    english: set[str] = set()
+    for message in catalog(lang):
+        if message.id and message.string and message.string != message.id:
+            english |= _phrases(str(message.id))
+    for name, local in names:
+        if name != local:
+            english |= {name.strip()} | _phrases(name, commas=True)
+    return {phrase for phrase in english if phrase not in ours}
+
+
+def english_found(text: str, phrases: set[str]) -> list[str]:
+    """The English phrases in `text` (whole words, links and addresses left out)."""
+    text = " ".join(_URL.sub(" ", text).split())
+    return sorted(p for p in phrases if re.search(rf"(?<!\w){re.escape(p)}(?!\w)", text))
+
+
+def names_customers_read(conn: Any, lang: str) -> list[tuple[str, str | None]]:
+    """(English, in `lang`) of every campaign, reward, sponsor and product name in the database."""
+    from promo.campaign_store import list_campaigns
+    from promo.catalog import load_catalog
+
+    out: list[tuple[str, str | None]] = []
+    for stored in list_campaigns(conn):
+        campaign = stored.campaign
+        out.append((campaign.name, campaign.names.get(lang)))
+        if campaign.kind != "purchase_offer":
+            continue
+        out.append((campaign.reward.name, _in(campaign.reward, "names", lang)))
+        if campaign.descriptions.get("en"):
+            out.append((campaign.descriptions["en"], campaign.descriptions.get(lang)))
+        for sponsor in campaign.sponsors:
+            out += [(sponsor.name, _in(sponsor, "names", lang)), (sponsor.law, _in(sponsor, "laws", lang))]
+    for sku in load_catalog(conn).values():
+        out.append((sku.name, _in(sku, "names", lang)))
+    return out
+
+
+def _in(thing: Any, field: str, lang: str) -> str | None:
+    return dict(getattr(thing, field, ())).get(lang)  # (a name with no translations has none in `lang`)
+
+
+def test_the_shipped_offer_and_catalog_name_everything_in_every_language() -> None:
+    """The fallback to English (a name missing in a language) never happens in what we ship."""
+    from promo.campaigns import parse_campaign_file, shipped_campaign_text
+    from promo.catalog import shipped_catalog
+
+    products = {s.sku: s for s in shipped_catalog()}
+    offer = parse_campaign_file(shipped_campaign_text("office365-xbox-gold-2013"), products)
+    for lang in ("da", "nb"):
+        assert lang in offer.names and lang in offer.reward.names
+        assert all(lang in sponsor.laws for sponsor in offer.sponsors)
+        assert [s.sku for s in products.values() if lang not in dict(s.names)] == []
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Every consumer page and every email of the offers, rendered by a real `promo serve`
+    in Danish and in Norwegian, as {(what, lang): text a person reads}."""
+    from tests.mailserver import MailServer
+    from tests.offer_shop import account, served_shop
+    from tests.test_refusal_words import refusal_pages
+
+    smtp = MailServer().start()
+    directory = tmp_path_factory.mktemp("sweep")
+    read: dict[tuple[str, str], str] = {}
+    visited: set[str] = set()
+    try:
+        with served_shop(directory, PROMO_MAIL_HOST="127.0.0.1", PROMO_MAIL_PORT=str(smtp.port),
+                         PROMO_REVIEWS_RECEIPTS_DIR=str(directory / "receipts")) as shop:
+            def page(what: str, route: str, response: Any, status: int = 200) -> None:
+                assert response.status_code == status, (what, response.status_code, response.text[:500])
+                read[(what, lang)] = response.text
+                visited.add(route)
+
+            for lang in ("da", "nb"):
+                winner = account("winner" if lang == "da" else "winner-nb")
+                reviewer_key = f"REVW{lang[0].upper()}-AAAAA-BBBBB-CCCCC-DDDDD"
+                page("home", "consumer.home", shop.get("/", lang=lang))
+                page("home, no region", "consumer.home", shop.get("/", headers={"Accept-Language": lang}))
+                page("home, chosen country without offers", "consumer.home", shop.get("/?country=US", lang=lang))
+                for slug in ("open-today", "not-yet", "closed", "auckland"):
+                    page(f"offer {slug}", "consumer.offer", shop.get(f"/offers/{slug}", lang=lang))
+                page("redeem form", "consumer.redeem_form", shop.get("/offers/open-today/redeem", lang=lang, as_account=winner))
+                page("review form", "consumer.review_form",
+                     shop.get(f"/offers/open-today/review?product_key={reviewer_key}", lang=lang, as_account=winner))
+                page("review form with errors", "consumer.review",
+                     shop.post("/offers/open-today/review", {"product_key": "x"}, lang=lang, as_account=winner), 422)
+                receipt = {"receipt": ("receipt.pdf", b"%PDF-1.4\n% a receipt\n", "application/pdf")}
+                sent = httpx.post(shop.url + "/offers/open-today/review", headers=shop._headers(lang, winner, None), files=receipt,
+                                  data={"csrf": shop.session(winner)[1], "product_key": reviewer_key, "sku": "O365-HOME-ESD",
+                                        "country": "DK", "purchased_at": day(-2), "activated_at": day(-2)}, timeout=30)
+                page("review sent", "consumer.review", sent)
+                number = 19 if lang == "da" else 20
+                redeemed = shop.redeem("open-today", number, as_account=winner, country="DK" if lang == "da" else "NO",
+                                       lang=lang)
+                assert redeemed.status_code == 303, redeemed.text
+                location = redeemed.headers["location"]
+                visited.add("consumer.redeem")
+                page("reward", "consumer.reward", shop.get(location, lang=lang, as_account=winner))
+                for resent in ("yes", "limited"):
+                    page(f"reward, resent={resent}", "consumer.reward", shop.get(f"{location}?resent={resent}", lang=lang,
+                                                                                    as_account=winner))
+                page("my rewards", "consumer.rewards", shop.get("/rewards", lang=lang, as_account=winner))
+                page("my rewards, none", "consumer.rewards", shop.get("/rewards", lang=lang, as_account=account("nobody")))
+                page("sign-in form", "consumer.signin_form", shop.get("/signin", lang=lang))
+                csrf_cookie = "promo_csrf=sweep"
+                page("sign-in error", "consumer.signin", httpx.post(
+                    shop.url + "/signin", headers={**shop._headers(lang, None, None), "Cookie": csrf_cookie},
+                    data={"csrf": "sweep", "email": "not an address", "next": "/"}, timeout=30), 422)
+                asked = httpx.post(shop.url + "/signin", headers={**shop._headers(lang, None, None), "Cookie": csrf_cookie},
+                                   data={"csrf": "sweep", "email": f"signin-{lang}@example.com", "next": "/"}, timeout=30)
+                assert asked.status_code == 303
+                page("sign-in sent", "consumer.signin_sent", shop.get("/signin/sent", lang=lang))
+                page("sign-in link not valid", "consumer.signin_link", shop.get("/signin/not-a-token", lang=lang), 400)
+                page("not found", "consumer.offer", shop.get("/offers/no-such-offer", lang=lang), 404)
+                page("form expired", "consumer.redeem", shop.post("/offers/open-today/redeem", {"csrf": "forged"}, lang=lang,
+                                                                   as_account=winner), 403)
+                claim = shop.conn.execute("SELECT id FROM review_claims WHERE product_key = :k",
+                                          {"k": reviewer_key.replace("-", "")}).fetchone()
+                with transaction(shop.conn):
+                    reject(shop.conn, claim[0], reviewer="support@example.com", now=datetime.now(UTC), ip=None,
+                           reason={"da": "Kvitteringen er fra 2012.", "nb": "Kvitteringen er fra 2012."}[lang])
+            for (reason, lang), (_status, html) in refusal_pages(shop, ("da", "nb")).items():
+                read[(f"refusal {reason}", lang)] = html
+            visited |= {"consumer.redeem", "consumer.resend", "consumer.signout", "consumer.language"}  # redirects only
+            expected = {("signin_link", "da"), ("signin_link", "nb"), ("reward_code", "da"), ("reward_code", "nb"),
+                        ("review_rejected", "da"), ("review_rejected", "nb")}
+            templates = {}  # Message-ID -> template, from the outbox
+            deadline = time.time() + 20
+            while not expected <= set(templates.values()) and time.time() < deadline:
+                time.sleep(0.1)
+                rows = shop.conn.execute("SELECT message_id, template, locale FROM outbox WHERE status = 'sent'")
+                templates = {r["message_id"]: (r["template"], r["locale"]) for r in rows}
+            for mail in smtp.received:
+                kind, lang = templates.get(str(mail["Message-ID"]), ("?", "?"))
+                if lang not in ("da", "nb"):
+                    continue  # the set-up's own redemptions, in English
+                assert str(mail["Content-Language"]) == lang
+                text = mail.get_body(("plain",)).get_content()
+                html = mail.get_body(("html",)).get_content()
+                read[(f"email {kind} (subject and text)", lang)] = f'<html lang="{lang}"><p>{mail["Subject"]}</p><pre>{text}</pre></html>'
+                read[(f"email {kind} (html)", lang)] = html
+            names = {lang: names_customers_read(shop.conn, lang) for lang in ("da", "nb")}
+            yield {"read": read, "visited": visited, "emails": {(k.split()[1], lang) for k, lang in read if k.startswith("email")},
+                   "expected_emails": expected, "names": names}
+    finally:
+        smtp.stop()
+
+
+def test_the_sweep_covers_every_consumer_page_and_email(sweep: dict[str, Any]) -> None:
+    from promo.views.consumer import routes
+
+    assert {r.name for r in routes} - sweep["visited"] == set()
+    assert sweep["emails"] == sweep["expected_emails"]
+    shown_to_staff_or_nonprofits = {"low_stock", "donation_keys", "donation_return"}  # not the offers' customers
+    templates = {p.name for p in (ROOT / "templates" / "email").iterdir() if p.is_dir()}
+    assert templates - shown_to_staff_or_nonprofits == {kind for kind, _ in sweep["expected_emails"]}
+
+
+@pytest.mark.parametrize("lang", ["da", "nb"])
+def test_no_english_phrase_in_a_danish_or_norwegian_page_or_email(sweep: dict[str, Any], lang: str) -> None:
+    phrases = english_phrases(lang, sweep["names"][lang])
+    found = {}
+    for (what, page_lang), html in sweep["read"].items():
+        if page_lang != lang:
+            continue
+        page = read_page(html)
+        assert page.lang == lang, what
+        english = english_found(page.text + " " + page.folded, phrases)
+        if english:
+            found[what] = english
+    assert found == {}
+
+
+@pytest.mark.parametrize("lang", ["da", "nb"])
+def test_the_check_catches_an_english_fragment(sweep: dict[str, Any], lang: str) -> None:
+    """The English side is not empty, and a page with one English name or sentence in it fails."""
+    phrases = english_phrases(lang, sweep["names"][lang])
+    html = sweep["read"][("offer open-today", lang)]
+    assert english_found(read_page(html).text, phrases) == []
+    for english in ("12-month Xbox Live Gold membership",  # the reward's English name
+                    "Office 365 Home, full packaged product",  # a product's English name
+                    "full packaged product",  # part of one
+                    "1st Floor",  # part of a sponsor's address
+                    "Check your email",  # an untranslated text
+                    "Activate the code by"):  # part of one, around its placeholder
+        spoiled = html.replace("</h1>", f" {english}</h1>", 1)
+        assert english_found(read_page(spoiled).text, phrases), english

@@ -66,10 +66,15 @@ class ProductRules:
 
 @dataclass(frozen=True)
 class Reward:
-    name: str
+    name: str  # in English
     terms_url: str
     code_expires_on: date  # R-X9: the code must be activated by this day
     code_pattern: str
+    names: Mapping[str, str] = field(default_factory=dict)  # the name per language (R-X15)
+
+    def name_in(self, lang: str) -> str:
+        """The reward's name for a reader of `lang`; the English `name` where it has none."""
+        return self.names.get(lang, self.name)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,14 @@ class Sponsor:
     name: str
     law: str
     countries: tuple[str, ...]
+    names: Mapping[str, str] = field(default_factory=dict, compare=False)  # name and address per language
+    laws: Mapping[str, str] = field(default_factory=dict, compare=False)  # the law per language
+
+    def name_in(self, lang: str) -> str:
+        return self.names.get(lang, self.name)
+
+    def law_in(self, lang: str) -> str:
+        return self.laws.get(lang, self.law)
 
 
 @dataclass(frozen=True)
@@ -264,16 +277,26 @@ class PurchaseOffer:
             "code_expires_on": self.reward.code_expires_on,
             "code_pattern": self.reward.code_pattern,
         }
+        if self.reward.names:
+            data["reward"]["names"] = dict(sorted(self.reward.names.items()))
         if self.names:
             data["names"] = dict(sorted(self.names.items()))
         if self.descriptions:
             data["descriptions"] = dict(sorted(self.descriptions.items()))
         if self.sponsors:
-            data["sponsors"] = [{"region": s.region, "name": s.name, "law": s.law, "countries": list(s.countries)}
-                                for s in self.sponsors]
+            data["sponsors"] = [_sponsor_dict(s) for s in self.sponsors]
         if self.support:
             data["support"] = {"default": self.support.default, "countries": dict(sorted(self.support.countries.items()))}
         return data
+
+
+def _sponsor_dict(sponsor: Sponsor) -> dict[str, Any]:
+    data: dict[str, Any] = {"region": sponsor.region, "name": sponsor.name, "law": sponsor.law,
+                            "countries": list(sponsor.countries)}
+    for key, texts in (("names", sponsor.names), ("laws", sponsor.laws)):
+        if texts:
+            data[key] = dict(sorted(texts.items()))
+    return data
 
 
 def _whole(value: object) -> bool:
@@ -437,6 +460,7 @@ class _Parser:
             terms_url=terms_url,
             code_expires_on=self.day("reward.code_expires_on", reward_section, "code_expires_on") or date.min,
             code_pattern=pattern if isinstance(pattern, str) else DEFAULT_CODE_PATTERN,
+            names=self.names("reward.names", reward_section, "names"),
         )
         if redemption and reward.code_expires_on != date.min and reward.code_expires_on < redemption.last_day:
             self.fail("reward.code_expires_on", "codes would expire before the redemption window closes (R-X9)")
@@ -472,11 +496,11 @@ class _Parser:
             low_stock_threshold=threshold,
         )
 
-    def names(self, key: str = "names") -> Mapping[str, str]:
+    def names(self, field: str = "names", source: Mapping[str, Any] | None = None, key: str | None = None) -> Mapping[str, str]:
         """A text per language (names, descriptions): language = "text"."""
-        section = self.data.get(key, {})
+        section = (self.data if source is None else source).get(key or field, {})
         if not isinstance(section, Mapping) or not all(isinstance(v, str) and v.strip() for v in section.values()):
-            self.fail(key, "must be a table of language = \"text\"")
+            self.fail(field, "must be a table of language = \"text\"")
             return {}
         return dict(section)
 
@@ -501,7 +525,8 @@ class _Parser:
                     self.fail(f"{where}.countries", f"{code} already has a sponsor (sponsors[{seen[code]}])")
                 seen[code] = i
                 countries.append(code)
-            out.append(Sponsor(region, name, law, tuple(countries)))
+            out.append(Sponsor(region, name, law, tuple(countries), names=self.names(f"{where}.names", entry, "names"),
+                               laws=self.names(f"{where}.laws", entry, "laws")))
         if not isinstance(entries, list):
             self.fail("sponsors", "must be a list of tables ([[sponsors]])")
         return tuple(out)

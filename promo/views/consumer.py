@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from promo.auth import SigninLinks, TokenExpired, TokenInvalid, consume_signin, end_session, request_signin, same_token
 from promo.campaign_store import get_campaign, list_campaigns
+from promo.catalog import get_sku, load_catalog
 from promo.countries import country_codes
 from promo.db import Database
 from promo.errors import InputError, NotFound
@@ -96,11 +97,16 @@ async def home(request: Request) -> Response:
     now = utcnow()
     chosen = (request.query_params.get("country") or "").upper()
     if chosen in country_codes():
-        ctx.country = chosen
-    offers = [s.campaign for s in await _db(request).read(list_campaigns)
-              if s.published and s.campaign.kind == "purchase_offer" and s.campaign.is_open(now)
-              and (ctx.country is None or ctx.country in s.campaign.countries)]
-    response = render(request, ctx, "consumer/home.html", offers=offers, all_countries=sorted(country_codes()))
+        ctx.country, ctx.country_chosen = chosen, True
+    open_offers = [s.campaign for s in await _db(request).read(list_campaigns)
+                   if s.published and s.campaign.kind == "purchase_offer" and s.campaign.is_open(now)]
+    offers = [o for o in open_offers if ctx.country is None or ctx.country in o.countries]
+    if not offers and not ctx.country_chosen:
+        # The browser's region is a hint, not the visitor's word: it never leads to a dead end
+        # ("no offers for United States"); they see every open offer and choose.
+        offers, ctx.country = open_offers, None
+    response = render(request, ctx, "consumer/home.html", offers=offers,
+                      all_countries=ctx.l10n.countries(tuple(sorted(country_codes()))))
     if chosen in country_codes():
         set_cookie(response, ctx, COUNTRY_COOKIE, chosen, YEAR)
     return response
@@ -118,8 +124,22 @@ async def offer(request: Request) -> Response:
     ctx = await page_context(request)
     campaign = await _campaign(request)
     countries = ctx.l10n.countries(campaign.countries)
+    qualifying, excluded = _products_of(campaign, await _db(request).read(load_catalog))
+    now = utcnow()
     return render(request, ctx, "consumer/offer.html", campaign=campaign, countries=countries,
-                  sponsor=campaign.sponsor_for(ctx.country or ""), is_open=campaign.is_open(utcnow()))
+                  sponsor=campaign.sponsor_for(ctx.country or ""), is_open=campaign.is_open(now),
+                  not_yet=campaign.redemption.is_before(now), qualifying=qualifying, excluded=excluded,
+                  closes_at=campaign.redemption.end - timedelta(microseconds=1))  # its last instant, shown to the second
+
+
+def _products_of(campaign: Any, catalog: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """The offer's qualifying products (those it lists, in its order, then those qualifying by
+    attribute), and the excluded products it names: for the offer page, by name."""
+    rules = campaign.products
+    listed = [catalog[sku] for sku in rules.qualifying_skus if sku in catalog]
+    by_attribute = [s for s in catalog.values() if s not in listed and rules.is_qualifying(s)]
+    return ([s for s in listed + by_attribute if not rules.is_excluded(s)],
+            [catalog[sku] for sku in rules.excluded_skus if sku in catalog])
 
 
 def _sign_in_first(request: Request) -> Response:
@@ -136,7 +156,10 @@ async def redeem_form(request: Request) -> Response:
 def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int = 200, *, values: dict[str, str] | None = None,
                  errors: dict[str, str] | None = None, refusals: list[Any] | None = None) -> Response:
     values = values or {"country": ctx.country if ctx.country and ctx.country in campaign.countries else ""}
-    return render(request, ctx, "consumer/redeem.html", status, campaign=campaign,
+    # Customer service for the country the customer chose (a known country only), else theirs.
+    support_country = next((c for c in (values.get("country", "").upper(), ctx.country) if c in country_codes()), "")
+    return render(request, ctx, "consumer/redeem.html", status, campaign=campaign, support_country=support_country,
+                  support=campaign.support.for_country(support_country) if campaign.support else None,
                   country_options=_country_options(request, ctx, campaign, values["country"]), values=values,
                   errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16))
 
@@ -176,10 +199,17 @@ async def redeem_submit(request: Request) -> Response:
     limited = "R-X12" in result.decision.rules
     campaign = await _campaign(request)
     page = _redeem_page(request, ctx, campaign, 429 if limited else 422, values=values,
-                        refusals=explain(result.decision.failures, campaign, ctx.l10n))
+                        refusals=explain(result.decision.failures, campaign, ctx.l10n,
+                                         await _products_named_in(request, result.decision.failures)))
     if limited:
         page.headers["Retry-After"] = "3600"
     return page
+
+
+async def _products_named_in(request: Request, failures: tuple[Any, ...]) -> dict[str, Any]:
+    """The catalog entries (with their names per language) of the SKUs refusals mention."""
+    skus = {str(f.params["sku"]) for f in failures if "sku" in f.params}
+    return {sku: await _db(request).read(get_sku, sku, with_names=True) for sku in sorted(skus)}
 
 
 def _field_message(ctx: PageContext, field: str) -> str:

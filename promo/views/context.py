@@ -12,7 +12,6 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
-from babel.core import get_global
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from promo.auth import Session, load_session, needs_touch, touch_session
 from promo.countries import country_codes
 from promo.errors import NotFound
-from promo.i18n import Localizer, languages, negotiate
+from promo.i18n import Localizer, languages, negotiate, region_of
 from promo.timeutil import utcnow
 
 SESSION_COOKIE = "promo_session"
@@ -58,6 +57,7 @@ class PageContext:
     csrf_token: str
     secure: bool
     set_csrf_cookie: bool = False
+    country_chosen: bool = False  # the visitor chose `country` (else it is their language's region, if any)
 
     @property
     def account(self) -> str | None:
@@ -85,9 +85,11 @@ async def page_context(request: Request) -> PageContext:
         if session and needs_touch(session, now):
             await request.app.state.db.write_grouped(touch_session, session.id_hash, now)  # short: joins a group
     anonymous_csrf = request.cookies.get(CSRF_COOKIE)
+    chosen = _chosen_country(request)
     context = PageContext(
         lang=lang,
-        country=_country(request, lang),
+        country=chosen or _region(request),
+        country_chosen=chosen is not None,
         session=session,
         csrf_token=session.csrf_token if session else (anonymous_csrf or secrets.token_urlsafe(32)),
         secure=request.scope.get("scheme") == "https",  # request.url would build a whole URL
@@ -96,17 +98,16 @@ async def page_context(request: Request) -> PageContext:
     return context
 
 
-def _country(request: Request, lang: str) -> str | None:
+def _chosen_country(request: Request) -> str | None:
     chosen = (request.cookies.get(COUNTRY_COOKIE) or "").upper()
-    if chosen in country_codes():
-        return chosen
-    for part in (request.headers.get("accept-language") or "").split(","):
-        tag = part.split(";")[0].strip().replace("_", "-")
-        if "-" in tag and tag.split("-")[-1].upper() in country_codes():
-            return tag.split("-")[-1].upper()
-    likely = get_global("likely_subtags").get(lang, "")
-    region = likely.split("_")[-1] if likely else ""
-    return region if region in country_codes() and lang != "en" else None
+    return chosen if chosen in country_codes() else None
+
+
+def _region(request: Request) -> str | None:
+    """Without a choice, the region of the preferred language (da-DK -> DK), else unknown:
+    never guessed from the language alone (issue 15, item 11)."""
+    region = region_of(request.headers.get("accept-language"))
+    return region if region in country_codes() else None
 
 
 FORM_FIELDS_MAX = 1000
