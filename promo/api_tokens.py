@@ -63,6 +63,14 @@ def tokens_of(conn: sqlite3.Connection, staff: StaffMember) -> list[ApiToken]:
     return [ApiToken(*row) for row in rows]
 
 
+def token_of(conn: sqlite3.Connection, staff: StaffMember, token_id: int) -> ApiToken | None:
+    """One token its owner (or an admin, as revoke_token allows) may act on."""
+    row = conn.execute("SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens"
+                       " WHERE id = :id AND (staff_id = :me OR :admin = 1)",
+                       {"id": token_id, "me": staff.id, "admin": int(staff.role == "admin")}).fetchone()
+    return ApiToken(*row) if row else None
+
+
 def staff_for_token(conn: sqlite3.Connection, raw: str) -> tuple[int, StaffMember, str | None] | None:
     """(token id, its owner, last_used_at) for a live token, else None."""
     if not raw.startswith(PREFIX):

@@ -38,7 +38,19 @@ from promo.metrics_access import metrics_refusal
 from promo.operations import operations_snapshot, readiness
 from promo.templating import Templates
 from promo.timeutil import utcnow
-from promo.views import api, auditor, console, console_nonprofit, console_staff, consumer, devmail, nonprofit, review, staffauth
+from promo.views import (
+    api,
+    auditor,
+    console,
+    console_nonprofit,
+    console_records,
+    console_staff,
+    consumer,
+    devmail,
+    nonprofit,
+    review,
+    staffauth,
+)
 
 log = get_logger("promo.http")
 
@@ -258,6 +270,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             *console.routes,
             *console_staff.routes,
             *console_nonprofit.routes,
+            *console_records.routes,
             *nonprofit.routes,
             *api.routes,
             *devmail.routes,

@@ -14,6 +14,7 @@ from promo.csvfile import ErrorList, open_text, records
 from promo.db import insert_each, larger_cache, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_code
+from promo.paging import Keyset, Page
 from promo.timeutil import db_time, from_db_time, parse_moment
 
 
@@ -192,15 +193,26 @@ class Batch:
         return self.code_count - self.issued - self.voided
 
 
-def batches(conn: sqlite3.Connection, campaign_id: int) -> list[Batch]:
-    rows = conn.execute(
-        "SELECT b.id, b.source, b.code_count, b.imported_at,"
-        " (SELECT COUNT(*) FROM reward_codes c WHERE c.batch_id = b.id AND c.issued_at IS NOT NULL),"
-        " (SELECT COUNT(*) FROM reward_codes c WHERE c.batch_id = b.id AND c.issued_at IS NULL AND c.voided_at IS NOT NULL)"
-        " FROM code_batches b WHERE b.campaign_id = :c ORDER BY b.id DESC",
-        {"c": campaign_id},
-    ).fetchall()
-    return [Batch(*row) for row in rows]
+_BATCH_SELECT = (
+    "SELECT b.id, b.source, b.code_count, b.imported_at,"
+    " (SELECT COUNT(*) FROM reward_codes c WHERE c.batch_id = b.id AND c.issued_at IS NOT NULL),"
+    " (SELECT COUNT(*) FROM reward_codes c WHERE c.batch_id = b.id AND c.issued_at IS NULL AND c.voided_at IS NOT NULL)"
+    " FROM code_batches b WHERE b.campaign_id = :c"
+)
+
+
+def batches(conn: sqlite3.Connection, campaign_id: int, keyset: Keyset | None = None) -> Page[Batch]:
+    """The campaign's code batches, newest first, one page at a time."""
+    keyset = keyset or Keyset()
+    condition, order, params = keyset.sql("b.id")
+    rows = conn.execute(_BATCH_SELECT + f" AND {condition} ORDER BY {order} LIMIT :keyset_limit",  # fixed clauses
+                        {"c": campaign_id, **params}).fetchall()
+    return keyset.page([Batch(*row) for row in rows], lambda batch: batch.id)
+
+
+def batch_of(conn: sqlite3.Connection, campaign_id: int, batch_id: int) -> Batch | None:
+    row = conn.execute(_BATCH_SELECT + " AND b.id = :b", {"c": campaign_id, "b": batch_id}).fetchone()
+    return Batch(*row) if row else None
 
 
 def void_batch(conn: sqlite3.Connection, *, campaign_id: int, slug: str, batch_id: int, actor: str, now: datetime,

@@ -48,6 +48,10 @@ class AttemptFilter:
             except ValueError:
                 errors.append(FieldError(name, "must be a date such as 2013-10-01"))
                 days[name] = None
+                continue
+            if days[name] and days[name] >= date.max:  # type: ignore[operator]  # the day after it does not exist
+                errors.append(FieldError(name, f"must be a day before {date.max}"))
+                days[name] = None
         if errors:
             raise InputError(errors)
         account = get("account")
@@ -120,13 +124,19 @@ def _row(r: sqlite3.Row) -> AttemptRow:
                       mask_code(r[9]) if r[9] else None, r[10], r[11], r[12])
 
 
-def query_attempts(conn: sqlite3.Connection, flt: AttemptFilter, *, before_id: int | None = None, limit: int = 100) -> list[AttemptRow]:
-    """Newest first; pass the last id seen as before_id for the next page."""
+def query_attempts(conn: sqlite3.Connection, flt: AttemptFilter, *, before_id: int | None = None,
+                   after_id: int | None = None, limit: int = 100) -> list[AttemptRow]:
+    """Newest first; pass the last id seen as before_id for the next page. With after_id,
+    the attempts just newer than it, oldest first (the way back, see paging.Keyset)."""
     where, params = flt.where()
-    if before_id is not None:
+    order = "DESC"
+    if after_id is not None:
+        where += " AND a.id > :after"
+        params["after"], order = after_id, "ASC"
+    elif before_id is not None:
         where += " AND a.id < :before"
         params["before"] = before_id
-    sql = _SELECT + " WHERE " + where + " ORDER BY a.id DESC LIMIT :limit"  # where: fixed clauses, values are parameters
+    sql = _SELECT + " WHERE " + where + f" ORDER BY a.id {order} LIMIT :limit"  # where: fixed clauses, values are parameters
     return [_row(r) for r in conn.execute(sql, {**params, "limit": limit})]
 
 
@@ -155,14 +165,3 @@ def attempt_detail(conn: sqlite3.Connection, attempt_id: int) -> dict[str, Any] 
     return {"attempt": attempt, "failures": json.loads(raw["result"]).get("failures", []),
             "activation": dict(activation) if activation else None,
             "emails": [dict(e) for e in emails], "events": [dict(e) for e in events]}
-
-
-def staff_actions(conn: sqlite3.Connection, *, tag_prefix: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """Audit events other than consumer redemptions, newest first: campaign changes, imports,
-    review decisions, staff sign-ins, lockouts, mail failures."""
-    rows = conn.execute(
-        "SELECT seq, tag, actor, subject, ip, data, created_at FROM audit_events"
-        " WHERE tag NOT LIKE 'redemption:%' AND tag LIKE :prefix ORDER BY seq DESC LIMIT :limit",
-        {"prefix": f"{tag_prefix or ''}%", "limit": limit},
-    ).fetchall()
-    return [{**dict(r), "created_at": from_db_time(r["created_at"])} for r in rows]

@@ -20,6 +20,7 @@ from promo.campaign_store import get_campaign
 from promo.errors import InputError, NotFound
 from promo.identifiers import mask_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
+from promo.paging import Keyset, Page
 from promo.redemption import RedeemRequest, RedemptionResult, redeem_unit
 from promo.timeutil import db_time, from_db_time, moment_to_db
 
@@ -126,8 +127,13 @@ def _claim(conn: sqlite3.Connection, row: sqlite3.Row) -> Claim:
                  row[13], from_db_time(row[14]), row[15], _flags(conn, row))
 
 
-def pending_claims(conn: sqlite3.Connection) -> list[Claim]:
-    return [_claim(conn, r) for r in conn.execute(_SELECT + " WHERE r.status = 'pending' ORDER BY r.id")]
+def pending_claims(conn: sqlite3.Connection, keyset: Keyset | None = None) -> Page[Claim]:
+    """Claims waiting for a decision, oldest first, a page at a time."""
+    keyset = keyset or Keyset(descending=False)
+    condition, order, params = keyset.sql("r.id")
+    rows = conn.execute(_SELECT + f" WHERE r.status = 'pending' AND {condition} ORDER BY {order} LIMIT :keyset_limit",
+                        params).fetchall()  # fixed clauses from Keyset; values are parameters
+    return keyset.page([_claim(conn, r) for r in rows], lambda claim: claim.id)
 
 
 def get_claim(conn: sqlite3.Connection, claim_id: int) -> Claim:

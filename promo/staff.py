@@ -146,6 +146,16 @@ def list_staff(conn: sqlite3.Connection) -> list[dict[str, object]]:
     return [dict(row) for row in rows]
 
 
+def account_reach(conn: sqlite3.Connection, staff_id: int) -> dict[str, object] | None:
+    """What disabling an account would stop: its open sessions and live API tokens."""
+    row = conn.execute(
+        "SELECT id, email, role, disabled_at IS NOT NULL AS disabled,"
+        " (SELECT COUNT(*) FROM staff_sessions s WHERE s.staff_id = staff.id AND s.ended_at IS NULL) AS sessions,"
+        " (SELECT COUNT(*) FROM api_tokens t WHERE t.staff_id = staff.id AND t.revoked_at IS NULL) AS tokens"
+        " FROM staff WHERE id = :id", {"id": staff_id}).fetchone()
+    return dict(row) if row else None
+
+
 def update_staff(conn: sqlite3.Connection, staff_id: int, *, role: str | None, disabled: bool | None, actor: StaffMember,
                  now: datetime, ip: str | None) -> dict[str, list[object]]:
     """Change a role or disable/enable an account (admins, inside a transaction); audited

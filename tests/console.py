@@ -44,6 +44,21 @@ def post_form(client: TestClient, path: str, values: dict[str, Any], token: str 
     return client.post(path, data={"csrf": token or csrf(client), **values})
 
 
+def confirmation_fields(html: str) -> dict[str, str]:
+    """The hidden fields of a confirmation page's form (views/confirm.py), which post the
+    action again with its confirm token."""
+    form = re.search(r'<form method="post"[^>]*>(.*?)</form>', html.split('id="consequence"', 1)[1], re.S)
+    assert form, "no confirmation form"
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(1)))
+
+
+def post_confirmed(client: TestClient, path: str, values: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """A destructive form as a person sends it: posted, the confirmation page read, confirmed."""
+    asked = post_form(client, path, values)
+    assert asked.status_code == 200 and 'name="confirm"' in asked.text, (asked.status_code, asked.text[:2000])
+    return client.post(path, data=confirmation_fields(asked.text))
+
+
 def field_error(html: str, field: str) -> str:
     """The message shown next to a form field (the element the field's aria-describedby names)."""
     match = re.search(rf'id="{re.escape(field.replace(".", "-"))}-error">([^<]*)<', html)

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from promo.campaign_store import get_campaign
 from promo.campaigns import render_campaign_file
 from tests.conftest import product_key, reward_code
-from tests.console import audit_changes, csrf, post_form, signed_in
+from tests.console import audit_changes, csrf, post_confirmed, post_form, signed_in
 
 
 def new_token(client: TestClient, name: str = "nightly upload") -> str:
@@ -56,7 +56,7 @@ def test_tokens_are_shown_once_stored_hashed_and_revocable(client: TestClient, s
     assert client.get("/api/v1/campaigns", headers=headers).status_code == 200
     assert client.put("/api/v1/campaigns/open-today", headers=headers, json={}).status_code == 403  # auditors read only
     token_id = shop.execute("SELECT id FROM api_tokens").fetchone()[0]
-    assert post_form(client, f"/console/tokens/{token_id}/revoke", {}).status_code == 303
+    assert post_confirmed(client, f"/console/tokens/{token_id}/revoke", {}).status_code == 303
     assert client.get("/api/v1/campaigns", headers=headers).status_code == 401
     assert [e["name"] for e in audit_changes(shop, "staff:token:created")] == ["quarterly audit export"]
     assert audit_changes(shop, "staff:token:revoked")[0]["owner"] == "auditor@example.com"
@@ -69,7 +69,7 @@ def test_a_disabled_owner_s_tokens_stop_working(api: tuple[TestClient, dict[str,
     assert client.get("/api/v1/campaigns", headers=headers).status_code == 200
     signed_in(client, shop, "admin")
     marketer_id = shop.execute("SELECT id FROM staff WHERE email = 'marketer@example.com'").fetchone()[0]
-    assert post_form(client, f"/console/staff/{marketer_id}", {"action": "disable"}).status_code == 303
+    assert post_confirmed(client, f"/console/staff/{marketer_id}", {"action": "disable"}).status_code == 303
     assert client.get("/api/v1/campaigns", headers=headers).status_code == 401
 
 

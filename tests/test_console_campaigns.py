@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from promo.campaign_store import get_campaign
 from promo.campaigns import render_campaign_file
 from tests.conftest import product_key
-from tests.console import SUMMER, audit_changes, csrf, field_error, post_form, signed_in
+from tests.console import SUMMER, audit_changes, csrf, field_error, post_confirmed, post_form, signed_in
 from tests.mailserver import MailServer
 from tests.web import follow_link, redeem_form, sign_in, submit
 
@@ -132,7 +132,7 @@ def test_clone_copies_everything_but_the_address(marketer: TestClient, shop: sql
 def test_pause_and_resume_stop_and_restart_redemptions(marketer: TestClient, shop: sqlite3.Connection,
                                                        smtp: MailServer) -> None:
     assert 'status-live">live<' in marketer.get("/console/campaigns/open-today").text
-    assert post_form(marketer, "/console/campaigns/open-today/state", {"action": "pause"}).status_code == 303
+    assert post_confirmed(marketer, "/console/campaigns/open-today/state", {"action": "pause"}).status_code == 303
     assert 'status-paused">paused<' in marketer.get("/console/campaigns/open-today").text
     staff_cookies = dict(marketer.cookies)
     marketer.cookies.clear()
@@ -151,7 +151,7 @@ def test_pause_and_resume_stop_and_restart_redemptions(marketer: TestClient, sho
 
 def test_publishing_a_draft_makes_it_scheduled_live_or_ended_by_its_window(marketer: TestClient, shop: sqlite3.Connection) -> None:
     create(marketer)  # redemption 2026-06-01 .. 2026-09-30 Copenhagen; today is later
-    assert post_form(marketer, "/console/campaigns/summer-2026/state", {"action": "publish"}).status_code == 303
+    assert post_confirmed(marketer, "/console/campaigns/summer-2026/state", {"action": "publish"}).status_code == 303
     page = marketer.get("/console/campaigns/summer-2026").text
     assert 'status-ended">ended<' in page  # published, but its window has closed
     assert audit_changes(shop, "campaign:state:publish")[-1]["changes"]["status"] == ["draft", "ended"]

@@ -20,7 +20,7 @@ from promo.campaign_store import get_campaign
 from promo.catalog import load_catalog
 from promo.redemption import RedeemRequest, redeem_sync
 from tests.conftest import csv_bytes, product_key, reward_code
-from tests.console import audit_changes, csrf, post_form, signed_in, wait_for_job
+from tests.console import audit_changes, csrf, post_confirmed, post_form, signed_in, wait_for_job
 from tests.mailserver import MailServer
 from tests.test_console_campaigns import _values_of
 from tests.web import text_of, wait_for_mail_to
@@ -129,7 +129,7 @@ def test_void_takes_only_unissued_codes_of_the_batch(marketer: TestClient, shop:
     first_batch = shop.execute("SELECT MIN(id) FROM code_batches").fetchone()[0]
     page = marketer.get("/console/campaigns/open-today").text
     assert f"Void 3 unissued codes of batch {first_batch}" in page
-    assert post_form(marketer, f"/console/campaigns/open-today/batches/{first_batch}/void", {}).status_code == 303
+    assert post_confirmed(marketer, f"/console/campaigns/open-today/batches/{first_batch}/void", {}).status_code == 303
     assert stock_cells(marketer.get("/console/campaigns/open-today").text) == {"available": 0, "issued": 2, "expired": 0, "voided": 3}
     assert audit_changes(shop, "codes:batch:voided") == [{"batch": first_batch, "voided": 3}]
     issued = shop.execute("SELECT COUNT(*) FROM reward_codes WHERE issued_at IS NOT NULL AND voided_at IS NULL").fetchone()[0]

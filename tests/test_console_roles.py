@@ -39,6 +39,8 @@ CONSOLE = {
     ("POST", "/console/tokens"): READ,
     ("POST", "/console/tokens/{token_id}/revoke"): READ,
     ("GET", "/console/nonprofit/"): READ,
+    ("GET", "/console/nonprofit/organisations"): READ,
+    ("GET", "/console/nonprofit/requests"): READ,
     ("POST", "/console/nonprofit/keys"): EDIT,
     ("POST", "/console/nonprofit/organisations/{org_id}/{decision}"): EDIT,
     ("POST", "/console/nonprofit/returns/{return_id}/{decision}"): EDIT,

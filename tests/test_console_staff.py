@@ -7,7 +7,7 @@ import sqlite3
 
 from starlette.testclient import TestClient
 
-from tests.console import audit_changes, post_form, signed_in
+from tests.console import audit_changes, post_confirmed, post_form, signed_in
 from tests.test_auditor import PASSWORD, staff_sign_in
 
 
@@ -35,7 +35,7 @@ def test_admins_add_change_and_disable_staff(client: TestClient, shop: sqlite3.C
     other = TestClient(client.app, follow_redirects=False)
     assert staff_sign_in(other, "new.marketer@example.com").status_code == 303
     assert other.get("/console/").status_code == 200
-    assert post_form(client, f"/console/staff/{new_id}", {"action": "disable"}).status_code == 303
+    assert post_confirmed(client, f"/console/staff/{new_id}", {"action": "disable"}).status_code == 303
     assert other.get("/console/").status_code == 303  # the session ended with the account
     assert staff_sign_in(other, "new.marketer@example.com").status_code == 401
     assert audit_changes(shop, "staff:account:changed")[-1] == {"changes": {"disabled": [False, True]}}

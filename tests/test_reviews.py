@@ -52,7 +52,7 @@ def test_approval_records_the_evidence_and_redeems_in_one_transaction(conn: sqli
                                                                        tmp_path: Path) -> None:
     add_codes(conn, stored, 2)
     claim_id = claim(conn, tmp_path)
-    assert [c.id for c in pending_claims(conn)] == [claim_id]
+    assert [c.id for c in pending_claims(conn).items] == [claim_id]
     with transaction(conn):
         result = approve(conn, claim_id, reviewer="support@example.com", now=DURING, ip=None)
     assert result.redeemed
@@ -100,5 +100,5 @@ def test_one_open_claim_per_key_and_flags_for_the_reviewer(conn: sqlite3.Connect
         claim(conn, tmp_path, account="b@example.com", key=1)
     for n, account in enumerate(["c@example.com", "d@example.com", "e@example.com"], start=2):
         claim(conn, tmp_path, account=account, key=n)
-    flags = pending_claims(conn)[-1].flags
+    flags = pending_claims(conn).items[-1].flags
     assert "4 accounts from this address" in flags

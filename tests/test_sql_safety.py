@@ -21,7 +21,7 @@ REVIEWED_DYNAMIC_SQL = {
     ("decision_log.py", "count_attempts"): "the same fixed clauses as query_attempts",
     ("decision_log.py", "attempt_detail"): "a constant SELECT plus a constant WHERE",
     ("reviews.py", "get_claim"): "a constant SELECT plus a constant WHERE",
-    ("reviews.py", "pending_claims"): "a constant SELECT plus a constant WHERE",
+    ("reviews.py", "pending_claims"): "a constant SELECT and WHERE plus Keyset's clause on a fixed column",
     ("jobs.py", "get_job"): "a constant SELECT plus a constant WHERE",
     ("nonprofit.py", "get_organisation"): "a constant SELECT plus a constant WHERE",
     ("nonprofit.py", "organisations_of"): "a constant SELECT plus a constant WHERE",
@@ -34,6 +34,12 @@ REVIEWED_DYNAMIC_SQL = {
     ("campaign_store.py", "get_campaign"): "a constant column list plus a constant WHERE",
     ("campaign_store.py", "list_campaigns"): "a constant column list",
     ("campaign_store.py", "change_state"): "the column is one of two names fixed in the function; values are parameters",
+    ("codes.py", "batches"): "a constant SELECT plus paging.Keyset's clause on a fixed column; values are parameters",
+    ("codes.py", "batch_of"): "a constant SELECT plus a constant WHERE",
+    ("nonprofit_records.py", "organisations_page"): "a constant SELECT and WHERE plus Keyset's clause on a fixed column",
+    ("nonprofit_records.py", "requests_page"): "a constant SELECT and WHERE plus Keyset's clause on a fixed column",
+    ("redemption_lookup.py", "find_redemptions"): "one of four constant SELECTs (by the lookup's kind) plus Keyset's clause",
+    ("staff_actions.py", "query_actions"): "fixed clauses chosen by ActionFilter (three fixed column names) plus Keyset's clause",
 }
 
 

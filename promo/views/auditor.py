@@ -17,14 +17,19 @@ from promo.audit import verify_chain
 from promo.campaign_store import list_campaigns
 from promo.decision_log import AttemptFilter, AttemptRow, attempt_detail, count_attempts, query_attempts
 from promo.errors import InputError, NotFound
+from promo.paging import Keyset, Page
+from promo.redemption_lookup import LOOKUPS, Lookup, find_redemptions
 from promo.staff import StaffSession
+from promo.staff_actions import ActionFilter, StaffAction, query_actions, staff_actors
 from promo.views.staffauth import require_role, staff_render
 
 READERS = ("auditor", "admin")
+LOOKUP_ROLES = ("auditor", "admin", "support")  # support answers customers: "where is my code?"
 PAGE = 100
 EXPORT_CHUNK = 1000
 CSV_COLUMNS = ("id", "attempted_at", "campaign", "account", "product_key", "sku", "country", "outcome", "rules",
                "code", "email_status", "email_error", "client_ip")
+ACTION_COLUMNS = ("seq", "created_at", "tag", "actor", "subject", "ip", "data")
 
 
 def csv_safe(value: Any) -> str:
@@ -42,15 +47,16 @@ async def log_page(request: Request, session: StaffSession) -> Response:
     db = request.app.state.db
     try:
         flt = await _filter(request)
+        keyset = Keyset.from_query(request.query_params, size=PAGE)
     except InputError as exc:
         return staff_render(request, "audit/log.html", 400, session=session, errors={e.field: e.message for e in exc.errors},
-                            rows=[], total=0, flt=AttemptFilter(), query={}, chain=None, campaigns=[], next_before=None)
-    before = request.query_params.get("before")
-    rows = await db.read(query_attempts, flt, before_id=int(before) if before and before.isdigit() else None, limit=PAGE)
+                            rows=[], total=0, flt=AttemptFilter(), query={}, chain=None, campaigns=[], page=Page([]))
+    fetched = await db.read(query_attempts, flt, before_id=keyset.before, after_id=keyset.after, limit=PAGE + 1)
+    page = keyset.page(fetched, lambda row: row.id)
     campaigns = {s.campaign.slug: s.campaign for s in await db.read(list_campaigns)}
-    return staff_render(request, "audit/log.html", session=session, errors={}, rows=rows, flt=flt, query=flt.as_query(),
+    return staff_render(request, "audit/log.html", session=session, errors={}, rows=page.items, flt=flt, query=flt.as_query(),
                         total=await db.read(count_attempts, flt), chain=await db.read(verify_chain),
-                        campaigns=campaigns, next_before=rows[-1].id if len(rows) == PAGE else None)
+                        campaigns=campaigns, page=page)
 
 
 @require_role(*READERS)
@@ -127,13 +133,91 @@ async def reconciliation_page(request: Request, session: StaffSession) -> Respon
     return staff_render(request, "audit/reconciliation.html", session=session, slugs=slugs, chosen=chosen, report=report)
 
 
+def _action_filter(request: Request) -> ActionFilter:
+    return ActionFilter.from_query(dict(request.query_params))
+
+
 @require_role(*READERS)
 async def staff_actions_page(request: Request, session: StaffSession) -> Response:
-    from promo.decision_log import staff_actions
+    db = request.app.state.db
+    actors = await db.read(staff_actors)
+    try:
+        flt = _action_filter(request)
+        keyset = Keyset.from_query(request.query_params)
+    except InputError as exc:
+        return staff_render(request, "audit/actions.html", 400, session=session, flt=ActionFilter(), page=Page([]),
+                            errors={e.field: e.message for e in exc.errors}, query=dict(request.query_params),
+                            actors=actors)
+    page = await db.read(query_actions, flt, keyset)
+    return staff_render(request, "audit/actions.html", session=session, flt=flt, page=page, errors={},
+                        query=flt.as_query(), actors=actors)
 
-    prefix = (request.query_params.get("tag") or "").strip()[:60] or None
-    events = await request.app.state.db.read(staff_actions, tag_prefix=prefix)
-    return staff_render(request, "audit/actions.html", session=session, events=events, prefix=prefix or "")
+
+async def _actions(request: Request, flt: ActionFilter) -> AsyncIterator[list[StaffAction]]:
+    keyset = Keyset(size=EXPORT_CHUNK)
+    while True:
+        page = await request.app.state.db.read(query_actions, flt, keyset)
+        if not page.items:
+            return
+        yield page.items
+        if page.next_query is None:
+            return
+        keyset = Keyset(before=page.items[-1].seq, size=EXPORT_CHUNK)
+
+
+@require_role(*READERS)
+async def actions_csv(request: Request, session: StaffSession) -> Response:
+    flt = _action_filter(request)
+
+    async def body() -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(ACTION_COLUMNS)
+        async for chunk in _actions(request, flt):
+            for action in chunk:
+                data = action.as_dict()
+                writer.writerow([csv_safe(data[c] if c != "data" else action.raw) for c in ACTION_COLUMNS])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="staff-actions.csv"'})
+
+
+@require_role(*READERS)
+async def actions_json(request: Request, session: StaffSession) -> Response:
+    flt = _action_filter(request)
+
+    async def body() -> AsyncIterator[str]:
+        yield "["
+        first = True
+        async for chunk in _actions(request, flt):
+            parts = []
+            for action in chunk:
+                parts.append(("" if first else ",") + "\n" + json.dumps(action.as_dict(), ensure_ascii=False))
+                first = False
+            yield "".join(parts)
+        yield "\n]\n"
+
+    return StreamingResponse(body(), media_type="application/json",
+                             headers={"Content-Disposition": 'attachment; filename="staff-actions.json"'})
+
+
+@require_role(*LOOKUP_ROLES)
+async def redemptions_page(request: Request, session: StaffSession) -> Response:
+    query = dict(request.query_params)
+    values = {"by": query.get("by") or "account", "q": query.get("q") or ""}
+    try:
+        lookup = Lookup.from_query(query)
+        keyset = Keyset.from_query(request.query_params)
+    except InputError as exc:
+        return staff_render(request, "audit/redemptions.html", 400, session=session, lookups=LOOKUPS, values=values,
+                            lookup=None, page=Page([]), errors={e.field: e.message for e in exc.errors})
+    page = await request.app.state.db.read(find_redemptions, lookup, keyset) if lookup else Page([])
+    return staff_render(request, "audit/redemptions.html", session=session, lookups=LOOKUPS, values=values,
+                        lookup=lookup, page=page, errors={})
 
 
 routes = [
@@ -143,4 +227,7 @@ routes = [
     Route("/audit/export.json", export_json, name="auditor.export_json"),
     Route("/audit/reconciliation", reconciliation_page, name="auditor.reconciliation"),
     Route("/audit/actions", staff_actions_page, name="auditor.actions"),
+    Route("/audit/actions.csv", actions_csv, name="auditor.actions_csv"),
+    Route("/audit/actions.json", actions_json, name="auditor.actions_json"),
+    Route("/audit/redemptions", redemptions_page, name="auditor.redemptions"),
 ]

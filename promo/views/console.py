@@ -21,21 +21,24 @@ from starlette.routing import Route
 
 from promo.auth import same_token
 from promo.campaign_form import definition_from_form, errors_by_field, form_from_definition
-from promo.campaign_store import STATE_ACTIONS, StoredCampaign, change_state, get_campaign, list_campaigns, save_campaign
+from promo.campaign_list import CampaignQuery, list_page
+from promo.campaign_store import STATE_ACTIONS, StoredCampaign, change_state, get_campaign, save_campaign
 from promo.campaigns import campaign_from_dict, parse_campaign_file, render_campaign_file
 from promo.catalog import load_catalog
-from promo.codes import batches, void_batch
+from promo.codes import Batch, batch_of, batches, stock, void_batch
 from promo.countries import country_codes, country_name
 from promo.errors import InputError, NotFound
 from promo.evaluation import DryRun, evaluate_dry_run
 from promo.i18n import languages
 from promo.jobs import get_job, recent_jobs, spool
+from promo.paging import Keyset, Page
 from promo.replay import replay
 from promo.staff import StaffSession
 from promo.stock import rearm_if_restocked, stock_report
 from promo.timeutil import utcnow
+from promo.views.confirm import Consequence, confirmed
 from promo.views.context import client_ip, path_id, redirect
-from promo.views.staffauth import require_role, staff_render
+from promo.views.staffauth import expired_form, require_role, staff_render
 
 OFFER = "purchase_offer"  # the kind these pages edit; the donation program has /console/nonprofit/
 READERS = ("admin", "marketer", "auditor")
@@ -49,14 +52,14 @@ def actor(session: StaffSession) -> str:
 
 
 async def checked_form(request: Request, session: StaffSession) -> FormData | Response:
-    """The posted form if its CSRF token is the session's, else the 403 page."""
+    """The posted form if its CSRF token is the session's, else the expired-form page."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_UPLOAD_BYTES:
         return staff_render(request, "console/message.html", 413, session=session, title="File too large",
                             message=f"Uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
     form = await request.form(max_part_size=4 * 1024 * 1024)
     if not same_token(session.csrf_token, str(form.get("csrf") or "")):
-        return staff_render(request, "staff/forbidden.html", 403, session=session)
+        return expired_form(request, session)
     return form
 
 
@@ -97,13 +100,21 @@ def _slug(request: Request) -> str:
 @require_role(*READERS)
 async def index(request: Request, session: StaffSession) -> Response:
     db, now = request.app.state.db, utcnow()
+    try:
+        query = CampaignQuery.from_query(dict(request.query_params))
+        keyset = Keyset.from_query(request.query_params, descending=False)
+    except InputError as exc:
+        return staff_render(request, "console/index.html", 400, session=session, rows=[], now=now, query=CampaignQuery(),
+                            page=Page([]), found=0, errors={e.field: e.message for e in exc.errors},
+                            can_edit=session.staff.role in EDITORS)
 
-    def overview(conn: Any) -> list[tuple[StoredCampaign, Any]]:
-        return [(s, stock_report(conn, s, now)) for s in list_campaigns(conn) if s.campaign.kind == OFFER]
+    def overview(conn: Any) -> tuple[list[tuple[StoredCampaign, Any]], Page[StoredCampaign], int]:
+        page, found = list_page(conn, query, keyset, kind=OFFER, now=now)
+        return [(s, stock_report(conn, s, now)) for s in page.items], page, found
 
-    rows = await db.read(overview)
-    return staff_render(request, "console/index.html", session=session, rows=rows, now=now,
-                        can_edit=session.staff.role in EDITORS)
+    rows, page, found = await db.read(overview)
+    return staff_render(request, "console/index.html", session=session, rows=rows, now=now, query=query, page=page,
+                        found=found, errors={}, can_edit=session.staff.role in EDITORS)
 
 
 async def _form_page(request: Request, session: StaffSession, *, values: dict[str, Any], mode: str, status: int = 200,
@@ -154,9 +165,11 @@ async def create(request: Request, session: StaffSession, form: FormData) -> Res
 async def campaign_page(request: Request, session: StaffSession) -> Response:
     db, now, slug = request.app.state.db, utcnow(), _slug(request)
 
+    keyset = Keyset.from_query(request.query_params, prefix="batches_")
+
     def load(conn: Any) -> dict[str, Any]:
         stored = get_offer(conn, slug)
-        return {"stored": stored, "stock": stock_report(conn, stored, now), "batches": batches(conn, stored.id),
+        return {"stored": stored, "stock": stock_report(conn, stored, now), "batches": batches(conn, stored.id, keyset),
                 "jobs": recent_jobs(conn, campaign_slug=slug, kind="codes", limit=5)}
 
     data = await db.read(load)
@@ -224,7 +237,46 @@ def _posted_values(form: FormData) -> dict[str, Any]:
     return values
 
 
+async def _state_consequence(request: Request, session: StaffSession, form: FormData) -> Consequence | None:
+    """Publishing and pausing change what customers can do at once: both are confirmed."""
+    action, slug, now = str(form.get("action") or ""), _slug(request), utcnow()
+    if action not in ("publish", "pause"):
+        return None  # resuming, or an unknown action that state_submit refuses
+
+    def load(conn: Any) -> tuple[StoredCampaign, dict[str, int], int]:
+        stored = get_offer(conn, slug)
+        redeemed = conn.execute("SELECT redeemed FROM campaign_totals WHERE campaign_id = :c", {"c": stored.id}).fetchone()
+        return stored, stock(conn, campaign_id=stored.id, not_expiring_before=stored.campaign.code_expires_at,
+                             now=now), int(redeemed[0]) if redeemed else 0
+
+    stored, codes, redeemed = await request.app.state.db.read(load)
+    if (action == "publish" and stored.published) or (action == "pause" and (not stored.published or stored.paused)):
+        return None  # not possible now: change_state refuses it with the reason
+    c, state = stored.campaign, stored.status(now)
+    window = f"{c.redemption.first_day} to {c.redemption.last_day} ({c.timezone})"
+    back = f"/console/campaigns/{slug}"
+    if action == "publish":
+        opens = "at once" if c.redemption.contains(now) else ("from " + str(c.redemption.first_day)
+                                                             if c.redemption.is_before(now) else "never: its window has ended")
+        return Consequence(
+            title="Publish the campaign", button=f"Publish {c.name}", back=back,
+            sentence=f"Publish campaign {c.name} ({slug}) with {codes['available']:,} codes available: customers in "
+                     f"{len(c.countries)} countries can redeem it {opens}; its redemption window is {window}.",
+            figures={"campaign": slug, "action": action, "state": state, "updated_at": stored.updated_at,
+                     "available": codes["available"], "countries": len(c.countries)},
+            details=["A published campaign cannot go back to being a draft; you can pause it."])
+    return Consequence(
+        title="Pause the campaign", button=f"Pause {c.name}", back=back,
+        sentence=f"Pause campaign {c.name} ({slug}), now {state}: from this moment customers are refused "
+                 f"(rule CAMPAIGN) until you resume it.",
+        # Redemptions go on until the pause: counts shown, not bound, or a busy campaign could not be paused.
+        figures={"campaign": slug, "action": action, "state": state, "updated_at": stored.updated_at},
+        details=[f"So far {redeemed:,} codes have been issued; {codes['available']:,} are available.",
+                 "Resuming later reopens it within its redemption window."])
+
+
 @staff_form(*EDITORS)
+@confirmed(_state_consequence)
 async def state_submit(request: Request, session: StaffSession, form: FormData) -> Response:
     action = str(form.get("action") or "")
     if action not in STATE_ACTIONS:
@@ -282,7 +334,27 @@ async def upload_codes(request: Request, session: StaffSession, form: FormData) 
     return await start_upload(request, session, form, "codes", _slug(request))
 
 
+async def _void_consequence(request: Request, session: StaffSession, form: FormData) -> Consequence:
+    slug, batch_id = _slug(request), path_id(request, "batch_id", "batch")
+
+    def load(conn: Any) -> tuple[StoredCampaign, Batch | None]:
+        stored = get_offer(conn, slug)
+        return stored, batch_of(conn, stored.id, batch_id)
+
+    stored, batch = await request.app.state.db.read(load)
+    if batch is None:
+        raise InputError.one("batch", f"batch {batch_id} is not one of this campaign's code batches")
+    n = batch.voidable
+    return Consequence(
+        title="Void codes", button=f"Void {n:,} codes", back=f"/console/campaigns/{slug}",
+        sentence=f"Void {n:,} unissued codes of batch {batch.id} ({batch.source}) of campaign {stored.campaign.name} ({slug}).",
+        figures={"campaign": slug, "batch": batch.id, "unissued": n},
+        details=[f"The {batch.issued:,} codes of this batch already issued stay with their owners (R-X10).",
+                 "Voided codes are never issued. This cannot be undone."])
+
+
 @staff_form(*EDITORS)
+@confirmed(_void_consequence)
 async def void_codes(request: Request, session: StaffSession, form: FormData) -> Response:
     slug, batch_id = _slug(request), path_id(request, "batch_id", "batch")
 

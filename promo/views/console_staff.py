@@ -8,10 +8,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from promo.api_tokens import create_token, revoke_token, tokens_of
+from promo.api_tokens import create_token, revoke_token, token_of, tokens_of
 from promo.errors import InputError
-from promo.staff import ROLES, StaffSession, add_staff, list_staff, update_staff
+from promo.staff import ROLES, StaffSession, account_reach, add_staff, list_staff, update_staff
 from promo.timeutil import utcnow
+from promo.views.confirm import Consequence, confirmed, counted, path_number
 from promo.views.console import READERS, actor, staff_form
 from promo.views.context import client_ip, redirect
 from promo.views.staffauth import require_role, staff_render
@@ -37,7 +38,27 @@ async def staff_add(request: Request, session: StaffSession, form: FormData) -> 
     return redirect("/console/staff")
 
 
+async def _disable_consequence(request: Request, session: StaffSession, form: FormData) -> Consequence | None:
+    """Disabling signs someone out and stops their scripts at once: confirmed. Changing a
+    role or enabling an account is not."""
+    staff_id = path_number(str(request.path_params["staff_id"]))
+    if form.get("action") != "disable" or staff_id is None:
+        return None
+    reach = await request.app.state.db.read(account_reach, staff_id)
+    if reach is None or reach["disabled"] or reach["id"] == session.staff.id:
+        return None  # nothing to confirm: update_staff says why it cannot be done
+    email, sessions, tokens = reach["email"], reach["sessions"], reach["tokens"]
+    return Consequence(
+        title="Disable a staff account", button=f"Disable {email}", back="/console/staff",
+        sentence=f"Disable the staff account {email} ({reach['role']}): {counted(sessions, 'open session')} "
+                 f"{'ends' if sessions == 1 else 'end'} at once, and {counted(tokens, 'API token')} "
+                 f"{'stops' if tokens == 1 else 'stop'} working.",
+        figures={"staff": reach["id"], "email": email, "role": reach["role"], "sessions": sessions, "tokens": tokens},
+        details=["They cannot sign in until an admin enables the account again."])
+
+
 @staff_form("admin")
+@confirmed(_disable_consequence)
 async def staff_update(request: Request, session: StaffSession, form: FormData) -> Response:
     raw = str(request.path_params["staff_id"])
     action = str(form.get("action") or "")
@@ -73,7 +94,24 @@ async def token_create(request: Request, session: StaffSession, form: FormData) 
     return await tokens_page.__wrapped__(request, session, status=201, new_token=raw)  # type: ignore[attr-defined]
 
 
+async def _revoke_consequence(request: Request, session: StaffSession, form: FormData) -> Consequence | None:
+    token_id = path_number(str(request.path_params["token_id"]))
+    if token_id is None:
+        return None
+    token = await request.app.state.db.read(token_of, session.staff, token_id)
+    if token is None or token.revoked_at:
+        return None  # not theirs (revoke_token answers 404) or revoked already: nothing happens
+    used = f"last used {token.last_used_at[:16].replace('T', ' ')} UTC" if token.last_used_at else "never used"
+    return Consequence(
+        title="Revoke an API token", button=f"Revoke {token.name}", back="/console/tokens",
+        sentence=f"Revoke the API token \u201c{token.name}\u201d ({used}): every script that uses it is refused "
+                 f"(401) from now on.",
+        figures={"token": token.id, "name": token.name},
+        details=["A revoked token cannot be used again; create a new one for the script instead."])
+
+
 @staff_form(*READERS)
+@confirmed(_revoke_consequence)
 async def token_revoke(request: Request, session: StaffSession, form: FormData) -> Response:
     raw = str(request.path_params["token_id"])
     if raw.isdigit():

@@ -9,11 +9,12 @@ from starlette.routing import Route
 from promo.auth import same_token
 from promo.db import transaction
 from promo.errors import InputError, NotFound
+from promo.paging import Keyset
 from promo.reviews import REVIEWER_ROLES, NotAllowed, approve, get_claim, pending_claims, reject
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
 from promo.views.context import client_ip, path_id, read_form, redirect
-from promo.views.staffauth import require_role, staff_render
+from promo.views.staffauth import expired_form, require_role, staff_render
 
 
 def _claim_id(request: Request) -> int:
@@ -22,8 +23,9 @@ def _claim_id(request: Request) -> int:
 
 @require_role(*REVIEWER_ROLES)
 async def queue(request: Request, session: StaffSession) -> Response:
-    claims = await request.app.state.db.read(pending_claims)
-    return staff_render(request, "review/queue.html", session=session, claims=claims)
+    keyset = Keyset.from_query(request.query_params, descending=False)
+    page = await request.app.state.db.read(pending_claims, keyset)
+    return staff_render(request, "review/queue.html", session=session, claims=page.items, page=page)
 
 
 @require_role(*REVIEWER_ROLES)
@@ -47,7 +49,7 @@ async def receipt(request: Request, session: StaffSession) -> Response:
 async def decide(request: Request, session: StaffSession) -> Response:
     form = await read_form(request)
     if not same_token(session.csrf_token, str(form.get("csrf") or "")):
-        return staff_render(request, "staff/forbidden.html", 403, session=session)
+        return expired_form(request, session)
     claim_id, decision = _claim_id(request), request.path_params["decision"]
     if decision not in ("approve", "reject"):
         raise NotFound("page", request.url.path)

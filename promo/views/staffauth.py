@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import wraps
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from promo.auth import TOUCH_AFTER, same_token
 from promo.staff import StaffSession, end_staff_session, load_staff_session, sign_in, touch_staff_session
 from promo.timeutil import utcnow
+from promo.views.access import home_for, may_open, menu_for, retry_page
 from promo.views.context import client_ip, local_path, read_form, redirect
 
 STAFF_COOKIE = "promo_staff"
@@ -22,16 +24,23 @@ STAFF_CSRF_COOKIE = "promo_staff_csrf"
 View = Callable[[Request], Awaitable[Response]]
 
 
-HOMES = {"admin": "/console/", "marketer": "/console/", "auditor": "/audit/", "support": "/review/"}
-
-
-def home_of(role: str) -> str:
+def home_of(request: Request, role: str) -> str:
     """Where a role starts after signing in without a page to go back to."""
-    return HOMES.get(role, "/audit/")
+    return home_for(request.app.router, role)
 
 
 def staff_render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-    html = request.app.state.templates.render(template, "en", request=request, **values)
+    session = values.get("session")
+    role = session.staff.role if isinstance(session, StaffSession) else None
+    router = request.app.router
+
+    def may(path: str, method: str = "GET") -> bool:
+        """For templates: whether this page's reader may open `path` (the routes' own policy)."""
+        return may_open(router, role, path, method)
+
+    html = request.app.state.templates.render(
+        template, "en", request=request, may=may, menu=menu_for(router, role) if role else [],
+        home=home_for(router, role) if role else "/staff/signin", **values)
     response = HTMLResponse(html, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -54,15 +63,28 @@ async def current_staff(request: Request) -> StaffSession | None:
     return session
 
 
+def expired_form(request: Request, session: StaffSession | None) -> HTMLResponse:
+    """A form whose CSRF token is not the session's (sent from an older session, another
+    tab after signing in again, or another site): nothing was done, and the reader gets the
+    page the form came from to try again, not a verdict on their role (issue 19, item 4)."""
+    role = session.staff.role if session else None
+    return staff_render(request, "staff/expired.html", 403, session=session,
+                        retry=retry_page(request.app.router, role, request.url.path))
+
+
 def require_role(*roles: str) -> Callable[[Callable[[Request, StaffSession], Awaitable[Response]]], View]:
-    """Signed-in staff with one of `roles`, else sign-in (401-ish redirect) or 403."""
+    """Signed-in staff with one of `roles`, else sign-in (401-ish redirect) or 403. The roles
+    are recorded on the view (`allowed_roles`): the menu and links read them (views/access.py)."""
 
     def decorate(view: Callable[[Request, StaffSession], Awaitable[Response]]) -> View:
         @wraps(view)
         async def wrapper(request: Request) -> Response:
             session = await current_staff(request)
             if session is None:
-                return redirect(f"/staff/signin?next={request.url.path}")
+                # After signing in, a GET comes back here; a form post cannot be replayed, so
+                # its page comes back instead (a GET of a POST-only address would be a 405).
+                back = request.url.path if request.method in ("GET", "HEAD") else retry_page(request.app.router, None, request.url.path)
+                return redirect(f"/staff/signin?next={quote(back)}")
             if session.staff.role not in roles:
                 return staff_render(request, "staff/forbidden.html", 403, session=session)
             try:
@@ -70,6 +92,7 @@ def require_role(*roles: str) -> Callable[[Callable[[Request, StaffSession], Awa
             finally:
                 await request.close()  # an uploaded file's temporary copy, if the view read a form
 
+        wrapper.allowed_roles = frozenset(roles)  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
@@ -86,8 +109,11 @@ async def signin_submit(request: Request) -> Response:
     form = await read_form(request)
     token = request.cookies.get(STAFF_CSRF_COOKIE)
     if not same_token(token, str(form.get("csrf") or "")):
-        return staff_render(request, "staff/signin.html", 403, csrf=token or "", next="/audit/",
-                            error="This form has expired. Reload the page and try again.")
+        fresh = token or secrets.token_urlsafe(32)  # a form that works this time: the cookie may be gone
+        response = staff_render(request, "staff/signin.html", 403, csrf=fresh, next=local_path(str(form.get("next") or "")),
+                                error="This form has expired. Reload the page and try again.")
+        _cookie(response, request, STAFF_CSRF_COOKIE, fresh)
+        return response
     result = await request.app.state.db.write(sign_in, email=str(form.get("email") or ""), password=str(form.get("password") or ""),
                                               now=utcnow(), ip=client_ip(request))
     next_path = local_path(str(form.get("next") or ""), "/")
@@ -98,7 +124,7 @@ async def signin_submit(request: Request) -> Response:
         status = 401 if result == "invalid" else 429
         return staff_render(request, "staff/signin.html", status, csrf=token, next=next_path, error=messages[result])
     raw, session = result
-    response = redirect(next_path if next_path != "/" else home_of(session.staff.role))
+    response = redirect(next_path if next_path != "/" else home_of(request, session.staff.role))
     _cookie(response, request, STAFF_COOKIE, raw)
     return response
 
@@ -108,7 +134,7 @@ async def signout(request: Request) -> Response:
     form = await read_form(request)
     if session is not None:
         if not same_token(session.csrf_token, str(form.get("csrf") or "")):
-            return staff_render(request, "staff/forbidden.html", 403, session=session)
+            return expired_form(request, session)
         await request.app.state.db.write(end_staff_session, session.id_hash, now=utcnow())
     response = redirect("/staff/signin")
     response.delete_cookie(STAFF_COOKIE, path="/")
