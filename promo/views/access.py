@@ -75,13 +75,14 @@ def home_for(router: Router, role: str) -> str:
 
 def retry_page(router: Router, role: str | None, path: str) -> str:
     """The page a form at `path` was most likely sent from: the nearest address above it that
-    the role may open with GET (/console/campaigns/x/batches/3/void -> /console/campaigns/x).
-    Used to offer a way back after an expired form or a sign-in."""
+    the role may open with GET (/console/campaigns/x/batches/3/void -> /console/campaigns/x);
+    without a role (not signed in), the nearest that exists. The way back after an expired
+    form, or after signing in again."""
     parts = urlsplit(path).path.rstrip("/").split("/")
     while len(parts) > 1:
         candidate = "/".join(parts)
         for option in (candidate, candidate + "/"):
-            if route_roles(router, "GET", option) is not None and may_open(router, role, option):
+            if route_roles(router, "GET", option) is not None and (role is None or may_open(router, role, option)):
                 return option
         parts.pop()
     return home_for(router, role) if role else "/staff/signin"
