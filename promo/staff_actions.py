@@ -124,16 +124,20 @@ class StaffAction:
                 "actor": self.actor, "subject": self.subject, "ip": self.ip, "data": self.data}
 
 
-def query_actions(conn: sqlite3.Connection, flt: ActionFilter, keyset: Keyset) -> Page[StaffAction]:
-    """One page of staff actions, newest first."""
+def actions_sql(flt: ActionFilter, keyset: Keyset) -> tuple[str, dict[str, Any]]:
+    """The query for one page (tests read its plan: each filter must be an index range)."""
     where, params = flt.where()
     condition, order, page_params = keyset.sql("seq")
-    rows = conn.execute(
-        "SELECT seq, tag, actor, subject, ip, data, created_at FROM audit_events"
-        f" WHERE {where} AND {condition} ORDER BY {order} LIMIT :keyset_limit",  # fixed clauses; values are parameters
-        {**params, **page_params}).fetchall()
+    sql = ("SELECT seq, tag, actor, subject, ip, data, created_at FROM audit_events"
+           f" WHERE {where} AND {condition} ORDER BY {order} LIMIT :keyset_limit")  # fixed clauses; values are parameters
+    return sql, {**params, **page_params}
+
+
+def query_actions(conn: sqlite3.Connection, flt: ActionFilter, keyset: Keyset) -> Page[StaffAction]:
+    """One page of staff actions, newest first."""
+    sql, params = actions_sql(flt, keyset)
     actions = [StaffAction(r["seq"], from_db_time(r["created_at"]), r["tag"], r["actor"], r["subject"], r["ip"],
-                           json.loads(r["data"]), r["data"]) for r in rows]
+                           json.loads(r["data"]), r["data"]) for r in conn.execute(sql, params)]
     return keyset.page(actions, lambda action: action.seq)
 
 

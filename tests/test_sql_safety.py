@@ -38,8 +38,8 @@ REVIEWED_DYNAMIC_SQL = {
     ("codes.py", "batch_of"): "a constant SELECT plus a constant WHERE",
     ("nonprofit_records.py", "organisations_page"): "a constant SELECT and WHERE plus Keyset's clause on a fixed column",
     ("nonprofit_records.py", "requests_page"): "a constant SELECT and WHERE plus Keyset's clause on a fixed column",
-    ("redemption_lookup.py", "find_redemptions"): "one of four constant SELECTs (by the lookup's kind) plus Keyset's clause",
-    ("staff_actions.py", "query_actions"): "fixed clauses chosen by ActionFilter (three fixed column names) plus Keyset's clause",
+    ("redemption_lookup.py", "find_redemptions"): "the SQL of lookup_sql: one of four constant SELECTs plus Keyset's clause",
+    ("staff_actions.py", "query_actions"): "the SQL of actions_sql: fixed clauses chosen by ActionFilter plus Keyset's clause",
 }
 
 
