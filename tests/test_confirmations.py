@@ -217,3 +217,4 @@ def test_a_refused_action_is_refused_before_any_confirmation(client: TestClient,
     from tests.console import post_form
     assert post_form(client, "/console/campaigns/open-today/state", {"action": "publish"}).status_code == 400
     assert post_form(client, "/console/campaigns/open-today/batches/999/void", {}).status_code == 400
+    assert post_form(client, "/console/campaigns/open-today/batches/99999999999999999999/void", {}).status_code == 404

@@ -36,7 +36,7 @@ from promo.replay import replay
 from promo.staff import StaffSession
 from promo.stock import rearm_if_restocked, stock_report
 from promo.timeutil import utcnow
-from promo.views.confirm import Consequence, confirmed
+from promo.views.confirm import Consequence, confirmed, counted, path_number
 from promo.views.context import client_ip, path_id, redirect
 from promo.views.staffauth import expired_form, require_role, staff_render
 
@@ -335,7 +335,10 @@ async def upload_codes(request: Request, session: StaffSession, form: FormData) 
 
 
 async def _void_consequence(request: Request, session: StaffSession, form: FormData) -> Consequence:
-    slug, batch_id = _slug(request), path_id(request, "batch_id", "batch")
+    slug, raw = _slug(request), str(request.path_params["batch_id"])
+    batch_id = path_number(raw)  # strictly: a 30-digit id would overflow SQLite
+    if batch_id is None:
+        raise NotFound("batch", raw)
 
     def load(conn: Any) -> tuple[StoredCampaign, Batch | None]:
         stored = get_offer(conn, slug)
@@ -344,12 +347,14 @@ async def _void_consequence(request: Request, session: StaffSession, form: FormD
     stored, batch = await request.app.state.db.read(load)
     if batch is None:
         raise InputError.one("batch", f"batch {batch_id} is not one of this campaign's code batches")
-    n = batch.voidable
+    n, issued = batch.voidable, batch.issued
     return Consequence(
-        title="Void codes", button=f"Void {n:,} codes", back=f"/console/campaigns/{slug}",
-        sentence=f"Void {n:,} unissued codes of batch {batch.id} ({batch.source}) of campaign {stored.campaign.name} ({slug}).",
+        title="Void codes", button=f"Void {counted(n, 'code')}", back=f"/console/campaigns/{slug}",
+        sentence=f"Void {counted(n, 'unissued code')} of batch {batch.id} ({batch.source}) of campaign "
+                 f"{stored.campaign.name} ({slug}).",
         figures={"campaign": slug, "batch": batch.id, "unissued": n},
-        details=[f"The {batch.issued:,} codes of this batch already issued stay with their owners (R-X10).",
+        details=[f"{counted(issued, 'code')} of this batch already issued "
+                 + ("stays with its owner" if issued == 1 else "stay with their owners") + " (R-X10).",
                  "Voided codes are never issued. This cannot be undone."])
 
 

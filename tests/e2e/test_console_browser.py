@@ -78,7 +78,10 @@ def test_a_marketer_creates_a_campaign_uploads_codes_and_sees_the_stock(browser:
     expect(page.locator('#stock td[data-status="available"]')).to_have_text(f"{CODES:,}")
     expect(page.locator("#low-stock")).to_have_count(0)  # 5,000 is above the threshold of 1,000
 
-    page.get_by_role("button", name="Publish").click()
+    page.get_by_role("button", name="Publish").click()  # asks first, with the figures (issue 19, item 3)
+    expect(page.locator("#consequence")).to_contain_text(f"with {CODES:,} codes available")
+    shot(page, "console-05-confirm-publish")
+    page.get_by_role("button", name="Publish Autumn offer").click()
     expect(page.get_by_role("heading", name="Autumn offer live")).to_be_visible()
     page.get_by_label("SKU").select_option("O365-HOME-MONTHLY")
     page.get_by_label("Country (ISO code)").fill("DK")
@@ -87,5 +90,5 @@ def test_a_marketer_creates_a_campaign_uploads_codes_and_sees_the_stock(browser:
     page.get_by_role("button", name="Check").click()
     expect(page.locator("#preview-result")).to_contain_text("Does not qualify")
     expect(page.locator("#preview-result")).to_contain_text("R-X4")
-    shot(page, "console-05-live-stock-and-preview")
+    shot(page, "console-06-live-stock-and-preview")
     context.close()
