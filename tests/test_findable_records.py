@@ -130,7 +130,8 @@ def test_a_page_follows_on_when_its_cursor_row_left_the_filter(client: TestClien
 
 
 @pytest.mark.parametrize(("query", "message"), [
-    ("state=sleeping", "must be one of draft, scheduled, live, paused, ended"), ("sort=colour", "sort: must be one of"), ("dir=up", "dir: must be asc"),
+    ("state=sleeping", "must be one of draft, scheduled, live, paused, ended"), ("sort=colour", "sort: must be one of"),
+    ("dir=up", "dir: must be asc"),
     ("after=abc", "after: must be a whole number"), ("after=%C2%B2", "after: must be a whole number"),
     ("before=99999999999999999999", "before: must be"), ("after=123456", "after: names no row"),
 ])

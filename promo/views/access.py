@@ -73,16 +73,30 @@ def home_for(router: Router, role: str) -> str:
     return entries[0][0] if entries else "/staff/signin"
 
 
-def retry_page(router: Router, role: str | None, path: str) -> str:
+def _template(router: Router, method: str, path: str) -> str | None:
+    """The path template of the route answering `method path` ('/console/campaigns/{slug}')."""
+    scope: dict[str, Any] = {"type": "http", "method": method, "path": path, "root_path": ""}
+    for route in router.routes:
+        if route.matches(scope)[0] == Match.FULL:
+            return getattr(route, "path", None)
+    return None
+
+
+def retry_page(router: Router, role: str | None, path: str, method: str = "POST") -> str:
     """The page a form at `path` was most likely sent from: the nearest address above it that
     the role may open with GET (/console/campaigns/x/batches/3/void -> /console/campaigns/x);
     without a role (not signed in), the nearest that exists. The way back after an expired
-    form, or after signing in again."""
+    form, or after signing in again. A page counts only if its route has the same shape as
+    that part of the form's (so /console/campaigns/import is not taken for a campaign)."""
     parts = urlsplit(path).path.rstrip("/").split("/")
+    template = (_template(router, method, path) or "").rstrip("/").split("/")
+    if len(template) != len(parts):
+        template = parts
     while len(parts) > 1:
-        candidate = "/".join(parts)
-        for option in (candidate, candidate + "/"):
-            if route_roles(router, "GET", option) is not None and (role is None or may_open(router, role, option)):
+        candidate, shape = "/".join(parts), "/".join(template[: len(parts)])
+        for option, expected in ((candidate, shape), (candidate + "/", shape + "/")):
+            if (route_roles(router, "GET", option) is not None and _template(router, "GET", option) == expected
+                    and (role is None or may_open(router, role, option))):
                 return option
         parts.pop()
     return home_for(router, role) if role else "/staff/signin"
