@@ -141,7 +141,9 @@ def test_an_expired_form_says_so_and_offers_the_page_again(client: TestClient, s
                        data={"csrf": hidden(fresh.text, "csrf"), "action": "pause"}).status_code == 200  # asks to confirm
     for path, retry_to in (("/review/1/approve", None), ("/staff/signout", "/console/"),
                            ("/console/campaigns/open-today/batches/1/void", "/console/campaigns/open-today"),
-                           ("/console/tokens/1/revoke", "/console/tokens")):
+                           ("/console/tokens/1/revoke", "/console/tokens"),
+                           ("/console/campaigns/import", "/console/"),  # not "the campaign called import"
+                           ("/console/nonprofit/returns/1/complete", "/console/nonprofit/")):
         answer = client.post(path, data={"csrf": "forged"})
         if retry_to is None:  # the review queue is not a marketer's: their role, truly
             assert answer.status_code == 403 and FORBIDDEN in answer.text
