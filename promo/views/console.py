@@ -32,6 +32,7 @@ from promo.evaluation import DryRun, evaluate_dry_run
 from promo.i18n import languages
 from promo.jobs import get_job, recent_jobs, spool
 from promo.paging import Keyset, Page
+from promo.redemption import redeemed_in_total
 from promo.replay import replay
 from promo.staff import StaffSession
 from promo.stock import rearm_if_restocked, stock_report
@@ -245,9 +246,8 @@ async def _state_consequence(request: Request, session: StaffSession, form: Form
 
     def load(conn: Any) -> tuple[StoredCampaign, dict[str, int], int]:
         stored = get_offer(conn, slug)
-        redeemed = conn.execute("SELECT redeemed FROM campaign_totals WHERE campaign_id = :c", {"c": stored.id}).fetchone()
         return stored, stock(conn, campaign_id=stored.id, not_expiring_before=stored.campaign.code_expires_at,
-                             now=now), int(redeemed[0]) if redeemed else 0
+                             now=now), redeemed_in_total(conn, stored.id)
 
     stored, codes, redeemed = await request.app.state.db.read(load)
     if (action == "publish" and stored.published) or (action == "pause" and (not stored.published or stored.paused)):
