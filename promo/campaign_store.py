@@ -17,6 +17,7 @@ from promo.audit import append_event
 from promo.campaigns import campaign_from_json, campaign_to_json
 from promo.catalog import load_catalog
 from promo.errors import InputError, NotFound
+from promo.terms_store import record_terms_version
 from promo.timeutil import db_time
 
 _CACHE_SIZE = 64
@@ -78,11 +79,13 @@ def save_campaign(
              "published": db_time(now) if publish else None},
         ).lastrowid
         assert campaign_id is not None
+        record_terms_version(conn, campaign_id, getattr(campaign, "terms", None), now=now)
         changes = {k: [None, v] for k, v in _flatten(json.loads(definition)).items()}
         append_event(conn, tag="campaign:definition:created", actor=actor, subject=f"campaign:{campaign.slug}",
                      data={"changes": changes, "state": "published" if publish else "draft"}, at=now, ip=ip)
         return campaign_id, changes
     changes = diff(json.loads(row["definition"]), json.loads(definition))
+    record_terms_version(conn, row["id"], getattr(campaign, "terms", None), now=now)  # R-X22
     if changes:
         conn.execute(
             "UPDATE campaigns SET definition = :d, kind = :kind, updated_at = :t WHERE id = :id",

@@ -49,10 +49,10 @@ def open_newest_mail(page: Page, server: Served, subject: str) -> None:
 
 LABELS = {
     "en": {"email": "Email address", "send": "Send sign-in link", "key": "Product key", "country": "Country of purchase",
-           "terms": "I accept the terms of use", "redeem": "Redeem", "signin_subject": "Your sign-in link",
+           "terms": "I accept the offer's terms and conditions", "redeem": "Redeem", "signin_subject": "Your sign-in link",
            "code_heading": "Your code", "country_name": "Denmark", "refused": "We could not give you a code"},
     "da": {"email": "E-mailadresse", "send": "Send link til at logge på", "key": "Produktnøgle", "country": "Købsland",
-           "terms": "Jeg accepterer vilkårene for anvendelse", "redeem": "Indløs", "signin_subject": "Dit link til at logge på",
+           "terms": "Jeg accepterer tilbuddets vilkår og betingelser", "redeem": "Indløs", "signin_subject": "Dit link til at logge på",
            "code_heading": "Din kode", "country_name": "Norge", "refused": "Vi kunne ikke give dig en kode"},
 }
 
