@@ -96,6 +96,12 @@ def parse_terms(value: Any, required_languages: Iterable[str], known_languages: 
         return None
     if not value:
         return None
+    reported: set[str] = set()
+
+    def note(field: str, message: str) -> None:
+        reported.add(field)  # one message per field: a text already refused is not "missing" too
+        fail(field, message)
+
     sections, seen = [], set()
     for i, entry in enumerate(value):
         where = f"terms[{i}]"
@@ -112,7 +118,7 @@ def parse_terms(value: Any, required_languages: Iterable[str], known_languages: 
         if not isinstance(rules, list) or not all(isinstance(r, str) and _RULE_ID.fullmatch(r) for r in rules):
             fail(f"{where}.rules", "must be a list of rule ids such as \"R-X18\"")
             rules = []
-        texts = {key: _texts(entry.get(key), f"{where}.{key}", known_languages, fail, required=key != "summary")
+        texts = {key: _texts(entry.get(key), f"{where}.{key}", known_languages, note, required=key != "summary")
                  for key in ("title", "text", "summary")}
         sections.append(TermsSection(section_id, texts["title"], texts["text"], texts["summary"], tuple(rules)))
 
@@ -126,7 +132,7 @@ def parse_terms(value: Any, required_languages: Iterable[str], known_languages: 
             if key == "summary" and not present:
                 continue  # a summary is optional, but then in every language
             for lang in offered:
-                if lang not in present:
+                if lang not in present and not {f"terms[{i}].{key}", f"terms[{i}].{key}.{lang}"} & reported:
                     fail(f"terms[{i}].{key}.{lang}",
                          f"the section {section.id!r} has no {key} in {language_name(lang)} ({lang}): every section needs "
                          f"its {key} in every language the campaign offers ({', '.join(offered)})")
@@ -147,9 +153,9 @@ def _texts(value: Any, where: str, known_languages: tuple[str, ...], fail: Fail,
     for lang, text in value.items():
         if lang not in known_languages:
             fail(f"{where}.{lang}", f"unknown language {lang!r}; use one of {', '.join(known_languages)}")
-        elif not isinstance(text, str) or not text.strip():
-            fail(f"{where}.{lang}", "must be a text that is not empty")
-        else:
+        elif not isinstance(text, str):
+            fail(f"{where}.{lang}", "must be a text")
+        elif text.strip():  # an empty text is a missing one, reported as such below
             out[lang] = text.strip()
     return out
 

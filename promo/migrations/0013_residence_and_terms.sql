@@ -15,3 +15,7 @@ CREATE TABLE terms_versions (
     recorded_at  TEXT NOT NULL,
     PRIMARY KEY (campaign_id, version)
 );
+-- A campaign's definition now carries its terms (tens of kB): reading it on every redemption
+-- cost 0.19 ms. Its sha256 keys the cache of parsed campaigns instead (promo/campaign_store.py),
+-- and the definition is read only when it changed. NULL until the campaign is next saved.
+ALTER TABLE campaigns ADD COLUMN definition_sha256 TEXT;

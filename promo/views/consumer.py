@@ -131,11 +131,12 @@ async def offer(request: Request) -> Response:
                   **_support_routes(campaign, ctx.country))
 
 
-def _support_routes(campaign: Any, country: str | None) -> dict[str, Any]:
-    """R-X16: the support routes for a page; the redemption contact for `country` when known."""
+def _support_routes(campaign: Any, country: str | None, *, every_country: bool = True) -> dict[str, Any]:
+    """R-X16: the support routes for a page: the redemption contact for `country` when known,
+    and (`every_country`) the contacts of the other countries too."""
     support = campaign.support
     route = support.route_for(country) if support and country else None
-    return {"support": support, "support_country": country, "support_route": route}
+    return {"support": support, "support_country": country, "support_route": route, "every_country": every_country}
 
 
 async def terms_page(request: Request) -> Response:
@@ -258,7 +259,7 @@ async def reward_page(request: Request) -> Response:
     # R-X13: where the customer lives chooses the sponsor, the law and the support contact.
     return render(request, ctx, "consumer/reward.html", reward=reward, campaign=campaign,
                   resent=request.query_params.get("resent"), sponsor=campaign.sponsor_for(reward.residence),
-                  **_support_routes(campaign, reward.residence))
+                  **_support_routes(campaign, reward.residence, every_country=False))
 
 
 async def rewards_page(request: Request) -> Response:

@@ -104,7 +104,7 @@ def test_journey_by_visible_labels(browser: Browser, server: Served, lang: str, 
 def test_pages_fit_a_320_pixel_screen_and_work_by_keyboard(browser: Browser, server: Served) -> None:
     context = browser.new_context(viewport={"width": 320, "height": 640})
     page = context.new_page()
-    for path in ("/", "/offers/demo-xbox-gold", "/signin"):
+    for path in ("/", "/offers/demo-xbox-gold", "/offers/demo-xbox-gold/terms", "/signin"):
         page.goto(server.url + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 320, path
     shot(page, "en-320-signin")
