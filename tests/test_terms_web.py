@@ -15,6 +15,8 @@ from html import unescape
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from promo.campaign_store import get_campaign, save_campaign
@@ -24,7 +26,7 @@ from promo.db import transaction
 from tests.conftest import open_campaign_text, product_key
 from tests.console import audit_changes, field_error, form_values, post_form, signed_in
 from tests.mailserver import MailServer
-from tests.web import ANN, OFFER, follow_link, redeem_form, sign_in, submit, text_of, wait_for_mail_to
+from tests.web import ANN, OFFER, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail_to
 
 TERMS = f"{OFFER}/terms"
 
@@ -262,3 +264,46 @@ def test_the_api_refuses_terms_missing_a_language_naming_section_and_language(cl
     assert response.status_code == 400 and response.headers["content-type"].startswith("application/problem+json")
     [error] = response.json()["errors"]
     assert error["field"] == "terms[3].summary.da" and "'online' has no summary in Danish (da)" in error["message"]
+
+
+def test_the_auditor_sees_the_version_accepted_and_where_the_customer_lives(client: TestClient, smtp: MailServer,
+                                                                           shop: sqlite3.Connection) -> None:
+    follow_link(client, sign_in(client, smtp))
+    page = client.get(f"{OFFER}/redeem").text
+    data = {"csrf": hidden(page, "csrf"), "idempotency_key": hidden(page, "idempotency_key"), "product_key": product_key(1),
+            "country": "DK", "residence_country": "SE", "accept_terms": "yes"}
+    assert client.post(f"{OFFER}/redeem", data=data).status_code == 303
+    version = get_campaign(shop, "open-today").campaign.terms.version
+    attempt = shop.execute("SELECT id FROM redemption_attempts WHERE outcome = 'redeemed'").fetchone()[0]
+    signed_in(client, shop, "auditor")
+    detail = client.get(f"/audit/attempts/{attempt}").text
+    assert '<dd id="residence">SE</dd>' in detail
+    assert f'href="/offers/open-today/terms?version={version}"><code>{version}</code>' in detail
+    assert "Version" in client.get(f"/offers/open-today/terms?version={version}").text
+
+
+_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=200)
+_FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                        HealthCheck.too_slow])
+
+
+@_FUZZ
+@given(version=_TEXT)
+def test_any_version_asked_for_is_a_page_or_not_found(client: TestClient, version: str) -> None:
+    response = client.get(TERMS, params={"version": version})
+    assert response.status_code in (200, 404) and "Traceback" not in response.text
+
+
+@_FUZZ
+@given(field=st.sampled_from(["terms[3].id", "terms[3].rules", "terms[3].text.nb", "terms[3].summary.da", "terms[14].id",
+                              "terms[14].text.en", "terms[99999999999].title.en", "terms[3].remove", "support.default",
+                              "support.countries", "support.reward"]), value=_TEXT)
+def test_the_console_answers_any_terms_or_support_input_clearly(marketer: TestClient, shop: sqlite3.Connection,
+                                                                field: str, value: str) -> None:
+    values = edit_values(marketer)
+    response = post_form(marketer, "/console/campaigns/open-today/edit", {**values, field: value, "action": "save"})
+    assert response.status_code in (303, 422), (field, value, response.status_code)
+    assert "Traceback" not in response.text
+    campaign = get_campaign(shop, "open-today").campaign  # whatever was saved reads back and renders
+    assert marketer.get(TERMS).status_code == (200 if campaign.terms else 404)
+    assert marketer.get(OFFER).status_code == 200
