@@ -110,9 +110,6 @@ class Support:
     product: str = ""  # the Office 365 product and its subscription
     reward: str = ""  # Xbox Live Gold: limited customer support
 
-    def for_country(self, country: str) -> str:
-        return self.countries.get(country, self.default)
-
     def route_for(self, country: str) -> SupportContact:
         """The redemption contact for customers in `country`; a country without its own is
         given the default, marked as general so pages and emails say so."""
