@@ -389,15 +389,17 @@ def evaluate(settings: Settings, slug: str, sku: str, country: str, purchased_at
 @click.option("--account", required=True, help="the account's email address (the code is emailed there)")
 @click.option("--product-key", required=True)
 @click.option("--country", default=None, help="country of purchase as the customer states it (optional)")
-@click.option("--accept-terms", is_flag=True, help="the customer has accepted the reward's terms (R-X8)")
+@click.option("--residence-country", default=None,
+              help="where the customer lives; chooses sponsor, law and support (R-X13). Default: the country of purchase")
+@click.option("--accept-terms", is_flag=True, help="the customer has accepted the offer's terms and the reward's (R-X8, R-X22)")
 @click.option("--idempotency-key", default=None, help="repeat-safe: the same key returns the first result")
 @click.pass_obj
 @handles_errors
-def redeem(settings: Settings, slug: str, account: str, product_key: str, country: str | None,
+def redeem(settings: Settings, slug: str, account: str, product_key: str, country: str | None, residence_country: str | None,
            accept_terms: bool, idempotency_key: str | None) -> None:
     """Redeem for a customer (support): the same path as the web. Prints the result, code masked."""
     request = RedeemRequest(campaign=slug, account_email=account, product_key=product_key,
-                            terms_accepted=accept_terms, declared_country=country,
+                            terms_accepted=accept_terms, declared_country=country, residence_country=residence_country,
                             idempotency_key=idempotency_key, client_ip=None).normalized()
     with database(settings) as conn:
         result = redeem_sync(migrated(conn), request, utcnow(), mail_domain=settings.mail.message_id_domain)

@@ -152,8 +152,12 @@ def attempt_detail(conn: sqlite3.Connection, attempt_id: int) -> dict[str, Any] 
         "SELECT seq, tag, actor, created_at, data FROM audit_events WHERE subject = :s OR (subject = :c AND created_at = :t) ORDER BY seq",
         {"s": f"redemption:{raw['redemption_id']}", "c": f"campaign:{attempt.campaign}",
          "t": db_time(attempt.attempted_at)}).fetchall()
+    # R-X13 / R-X22: where the customer said they live, and the version of the terms accepted.
+    accepted = conn.execute(
+        "SELECT residence_country, terms_version, terms_accepted_at FROM redemptions WHERE id = :id",
+        {"id": raw["redemption_id"]}).fetchone() if raw["redemption_id"] else None
     return {"attempt": attempt, "failures": json.loads(raw["result"]).get("failures", []),
-            "activation": dict(activation) if activation else None,
+            "activation": dict(activation) if activation else None, "accepted": dict(accepted) if accepted else None,
             "emails": [dict(e) for e in emails], "events": [dict(e) for e in events]}
 
 

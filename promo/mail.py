@@ -29,6 +29,7 @@ from promo.logs import get_logger
 from promo.outbox import OutboxMessage, claim_due, mark_deferred, mark_failed, mark_sent
 from promo.rewards import get_reward
 from promo.templating import Templates
+from promo.terms_store import accepted_terms
 from promo.timeutil import utcnow
 
 log = get_logger("promo.mail")
@@ -51,11 +52,13 @@ def email_context(conn: sqlite3.Connection, message: OutboxMessage) -> dict[str,
         reward = get_reward(conn, int(ref))
         if reward is None:
             raise PermanentFailure(f"redemption {ref} not found")
-        campaign = get_campaign(conn, reward.campaign_slug).campaign
-        country = reward.country or ""
+        stored = get_campaign(conn, reward.campaign_slug)
+        campaign = stored.campaign
+        country = reward.residence  # R-X13: where the customer lives chooses sponsor, law and support
         return {"reward": reward, "campaign": campaign, "country": country,
                 "sponsor": campaign.sponsor_for(country),
-                "support": campaign.support.for_country(country) if campaign.support else None}
+                "support": campaign.support.route_for(country) if campaign.support else None,
+                "terms": accepted_terms(conn, stored.id, reward.terms_version)}  # R-X22: the version accepted
     if message.template == "donation_keys" and kind == "donation":
         from promo.nonprofit import get_request  # the keys are read when sending, never stored in the outbox
 

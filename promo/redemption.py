@@ -47,6 +47,9 @@ class RedeemRequest:
     idempotency_key: str | None = None
     client_ip: str | None = None
     locale: str = "en"  # the language of the email
+    # R-X13: where the customer lives (for a business: its seat); it chooses the sponsor, the
+    # law and the support contact. None: the country of purchase (see residence_of).
+    residence_country: str | None = None
 
     def normalized(self) -> RedeemRequest:
         """Check and normalise input before taking the write lock; InputError on bad input."""
@@ -56,6 +59,7 @@ class RedeemRequest:
             ("account_email", normalize_email),
             ("product_key", normalize_product_key),
             ("declared_country", lambda v, f: normalize_country(v, f) if v else None),
+            ("residence_country", lambda v, f: normalize_country(v, f) if v else None),
         ):
             try:
                 values[name] = check(getattr(self, name), name)
@@ -148,6 +152,8 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
                           "used; try again in an hour or contact customer service")
         return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
 
+    if request.residence_country:  # asked before anything is decided: bad input is not a refusal
+        campaign.sponsor_for_residence(request.residence_country)  # InputError (residence_country, R-X13)
     activation = get_activation(conn, request.product_key)
     sku = country = None
     if activation is None:
@@ -196,12 +202,15 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
         decision = Decision((Failure(STOCK, "no_codes_left", "no codes left: every reward code of this offer has been given out"),))
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
 
+    residence = residence_of(request, country)
+    terms_version = campaign.terms.version if campaign.terms else None  # R-X22: what was accepted
     redemption_id = conn.execute(
         "INSERT INTO redemptions (campaign_id, account_email, slot, product_key, code_id, terms_url,"
-        " terms_accepted_at, redeemed_at, client_ip)"
-        " VALUES (:c, :a, :slot, :k, :code, :terms, :now, :now, :ip)",
+        " terms_accepted_at, redeemed_at, client_ip, residence_country, terms_version)"
+        " VALUES (:c, :a, :slot, :k, :code, :terms, :now, :now, :ip, :residence, :version)",
         {"c": stored.id, "a": request.account_email, "slot": prior + 1, "k": request.product_key,
-         "code": code.id, "terms": campaign.reward.terms_url, "now": db_time(now), "ip": request.client_ip},
+         "code": code.id, "terms": campaign.reward.terms_url, "now": db_time(now), "ip": request.client_ip,
+         "residence": residence, "version": terms_version},
     ).lastrowid
     assert redemption_id is not None
     conn.execute(
@@ -218,9 +227,16 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
                  subject=f"redemption:{redemption_id}", ip=request.client_ip, at=now,
                  data={"campaign": campaign.slug, "sku": sku, "country": country,
                        "product_key": mask_product_key(request.product_key), "code": mask_code(code.code),
-                       "terms_url": campaign.reward.terms_url, "terms_accepted": True})
+                       "terms_url": campaign.reward.terms_url, "terms_accepted": True,
+                       "terms_version": terms_version, "terms_language": request.locale, "residence_country": residence})
     _log_attempt(conn, stored, request, result, now, sku=sku, country=country)
     return result
+
+
+def residence_of(request: RedeemRequest, purchase_country: str | None) -> str | None:
+    """R-X13: where the customer lives: as given, else the country of purchase (as declared on
+    the form, else the activation record's; its purchase_country once records carry both)."""
+    return request.residence_country or request.declared_country or purchase_country
 
 
 def failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, since: datetime) -> int:

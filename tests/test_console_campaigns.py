@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from promo.campaign_store import get_campaign
 from promo.campaigns import render_campaign_file
 from tests.conftest import product_key
-from tests.console import SUMMER, audit_changes, csrf, field_error, post_form, signed_in
+from tests.console import SUMMER, audit_changes, csrf, field_error, form_values, post_form, signed_in
 from tests.mailserver import MailServer
 from tests.web import follow_link, redeem_form, sign_in, submit
 
@@ -113,19 +113,14 @@ def test_edits_are_audited_field_by_field_and_stale_edits_are_refused(marketer: 
 def test_clone_copies_everything_but_the_address(marketer: TestClient, shop: sqlite3.Connection) -> None:
     form = marketer.get("/console/campaigns/new?from=open-today").text
     assert 'value="open-today-copy"' in form and "(copy)" in form
-    values = {k: v for k, v in re.findall(r'name="([\w.]+)" type="(?:text|date|number|url)" value="([^"]*)"', form)}
-    values.update(countries=re.findall(r'name="countries" value="(\w\w)"\s+checked', form),
-                  **{"products.qualifying_skus": re.findall(r'name="products.qualifying_skus" value="([\w-]+)" checked', form),
-                     "products.excluded_skus": re.findall(r'name="products.excluded_skus" value="([\w-]+)" checked', form)},
-                  clone_of="open-today")
-    for area in ("products.qualifying", "products.excluded", "availability"):
-        found = re.search(rf'name="{area}" rows="3"[^>]*>([^<]*)</textarea>', form)
-        values[area] = found.group(1) if found else ""
+    values = {k: v for k, v in form_values(form).items() if k != "csrf"}
+    assert values["clone_of"] == "open-today"
     values["timezone"] = "UTC"
     assert post_form(marketer, "/console/campaigns/new", values).status_code == 303
     original, copy = get_campaign(shop, "open-today").campaign, get_campaign(shop, "open-today-copy").campaign
     assert copy.countries == original.countries and copy.products == original.products
-    assert copy.sponsors == original.sponsors and copy.support == original.support  # carried over, not on the form
+    assert copy.sponsors == original.sponsors  # carried over, not on the form
+    assert copy.support == original.support and copy.terms == original.terms  # on the form (R-X16, R-X22)
     assert copy.reward == original.reward and copy.name == original.name + " (copy)"
 
 

@@ -13,14 +13,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from promo.campaigns.rules import Decision, Failure, matches_any
+from promo.campaigns.terms import Terms, parse_terms
 from promo.catalog import ATTRIBUTES, CHANNELS, TERMS, Sku
 from promo.countries import country_name, normalize_country
 from promo.errors import FieldError, InputError
+from promo.i18n import languages
 from promo.timeutil import DayWindow, Moment, moment_not_before, moment_text, zone
 
 KIND = "purchase_offer"
 DEFAULT_CODE_PATTERN = r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$"
 _RULE_AT_END = re.compile(r" \((R-[A-Z]+\d+)\)$")
+# R-X16: a support contact is a web page or a phone number (the documents give phone numbers).
+_PHONE = re.compile(r"\+?[0-9][0-9 ()./-]{4,30}")
 
 
 @dataclass(frozen=True)
@@ -96,14 +100,30 @@ class Sponsor:
 
 
 @dataclass(frozen=True)
+class SupportContact:
+    contact: str
+    general: bool  # True: the country has no contact of its own; this is the default
+
+    @property
+    def is_link(self) -> bool:
+        return self.contact.startswith(("https://", "http://"))
+
+
+@dataclass(frozen=True)
 class Support:
-    """R-X16: customer-service contact per country, with a default."""
+    """R-X16: three support routes: the redemption's customer service per country (with a
+    general default), the purchased product's support, and the reward's own (limited) support."""
 
     default: str
     countries: Mapping[str, str]
+    product: str = ""  # the Office 365 product and its subscription
+    reward: str = ""  # Xbox Live Gold: limited customer support
 
-    def for_country(self, country: str) -> str:
-        return self.countries.get(country, self.default)
+    def route_for(self, country: str) -> SupportContact:
+        """The redemption contact for customers in `country`; a country without its own is
+        given the default, marked as general so pages and emails say so."""
+        own = self.countries.get(country)
+        return SupportContact(own, False) if own else SupportContact(self.default, True)
 
 
 @dataclass(frozen=True)
@@ -121,6 +141,7 @@ class PurchaseOffer:
     descriptions: Mapping[str, str] = field(default_factory=dict)  # a short text per language, shown on the offer page
     sponsors: tuple[Sponsor, ...] = ()  # R-X13
     support: Support | None = None  # R-X16
+    terms: Terms | None = None  # R-X17 … R-X22: the offer's own terms, per language
     total_cap: int | None = None  # at most this many rewards in all (None: the pool is the limit)
     low_stock_threshold: int | None = None  # marketers are emailed once when available codes fall below
     kind: str = KIND
@@ -133,6 +154,26 @@ class PurchaseOffer:
 
     def sponsor_for(self, country: str) -> Sponsor | None:
         return next((s for s in self.sponsors if country in s.countries), None)
+
+    @property
+    def residence_countries(self) -> tuple[str, ...] | None:
+        """R-X13: where a customer may live for this offer: the countries its sponsors cover
+        (None: no sponsor mapping, so any country)."""
+        if not self.sponsors:
+            return None
+        return tuple(sorted({c for s in self.sponsors for c in s.countries}))
+
+    def sponsor_for_residence(self, country: str) -> Sponsor | None:
+        """R-X13: the sponsor (and law) for a customer who lives in `country`. The terms map
+        regions, not countries; when this campaign's mapping has no sponsor for the country,
+        Promo does not guess one: an InputError names the residence_country field."""
+        sponsor = self.sponsor_for(country)
+        if sponsor is None and self.sponsors:
+            raise InputError(FieldError(
+                "residence_country", f"the offer's terms name no sponsor or governing law for customers who live in "
+                f"{country_name(country)} ({country}); they do for {', '.join(self.residence_countries or ())}",
+                rule="R-X13"))
+        return sponsor
 
     def is_open(self, now: datetime) -> bool:
         return self.redemption.contains(now)
@@ -286,7 +327,13 @@ class PurchaseOffer:
         if self.sponsors:
             data["sponsors"] = [_sponsor_dict(s) for s in self.sponsors]
         if self.support:
-            data["support"] = {"default": self.support.default, "countries": dict(sorted(self.support.countries.items()))}
+            data["support"] = {"default": self.support.default}
+            for route in ("product", "reward"):
+                if getattr(self.support, route):
+                    data["support"][route] = getattr(self.support, route)
+            data["support"]["countries"] = dict(sorted(self.support.countries.items()))
+        if self.terms:
+            data["terms"] = self.terms.as_list()
         return data
 
 
@@ -468,11 +515,12 @@ class _Parser:
         unknown = set(d) - {"slug", "kind", "name", "timezone", "limit_per_account", "total_cap",
                             "low_stock_threshold", "countries",
                             "eligibility_window", "redemption_window", "products", "availability", "reward",
-                            "names", "descriptions", "sponsors", "support"}
+                            "names", "descriptions", "sponsors", "support", "terms"}
         names = self.names()
         descriptions = self.names("descriptions")
         sponsors = self.sponsors()
         support = self.support()
+        terms = parse_terms(d.get("terms"), names, languages(), self.fail)
         for key in sorted(unknown):
             self.fail(key, "unknown setting for a purchase offer")
 
@@ -492,6 +540,7 @@ class _Parser:
             descriptions=descriptions,
             sponsors=sponsors,
             support=support,
+            terms=terms,
             total_cap=total_cap,
             low_stock_threshold=threshold,
         )
@@ -532,20 +581,45 @@ class _Parser:
         return tuple(out)
 
     def support(self) -> Support | None:
+        """R-X16: the three routes; every contact a web page or a phone number."""
         section = self.data.get("support")
         if section is None:
             return None
         if not isinstance(section, Mapping):
-            self.fail("support", "must be a table with default and countries")
+            self.fail("support", "must be a table with default, product, reward and countries")
             return None
-        default = self.text("support.default", section, "default")
+        for key in sorted(set(section) - {"default", "product", "reward", "countries"}):
+            self.fail(f"support.{key}", "unknown setting; use default, product, reward and countries (R-X16)")
+        routes = {
+            "default": "the general customer service for questions about the redemption",
+            "product": "the support for the product bought and its subscription",
+            "reward": "the reward's own (limited) customer support",
+        }
+        contacts = {key: self.contact(f"support.{key}", section.get(key), f"is required: {what} (R-X16)")
+                    for key, what in routes.items()}
         countries = {}
-        for code, contact in (section.get("countries") or {}).items():
+        raw_countries = section.get("countries") or {}
+        if not isinstance(raw_countries, Mapping):
+            self.fail("support.countries", "must be a table of country = \"contact\" (R-X16)")
+            raw_countries = {}
+        for code, contact in raw_countries.items():
             try:
-                countries[normalize_country(code, f"support.countries.{code}")] = str(contact)
+                country = normalize_country(code, f"support.countries.{code}")
             except InputError as exc:
                 self.errors.extend(exc.errors)
-        return Support(default, countries)
+                continue
+            countries[country] = self.contact(f"support.countries.{code}", contact, "is required (R-X16)")
+        return Support(contacts["default"], countries, contacts["product"], contacts["reward"])
+
+    def contact(self, field: str, value: object, missing: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(field, missing)
+            return ""
+        value = value.strip()
+        is_link = value.startswith(("https://", "http://")) and not any(c.isspace() for c in value)
+        if not (is_link or _PHONE.fullmatch(value)):
+            self.fail(field, "must be an http(s) link or a phone number such as +45 43 31 60 00 (R-X16)")
+        return value
 
     def availability(self) -> Mapping[str, frozenset[str]]:
         section = self.data.get("availability", {})

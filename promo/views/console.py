@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from promo.auth import same_token
-from promo.campaign_form import definition_from_form, errors_by_field, form_from_definition
+from promo.campaign_form import definition_from_form, errors_by_field, form_from_definition, terms_slots, with_terms_of
 from promo.campaign_store import STATE_ACTIONS, StoredCampaign, change_state, get_campaign, list_campaigns, save_campaign
 from promo.campaigns import campaign_from_dict, parse_campaign_file, render_campaign_file
 from promo.catalog import load_catalog
@@ -113,7 +113,7 @@ async def _form_page(request: Request, session: StaffSession, *, values: dict[st
     countries = sorted(((c, country_name(c)) for c in country_codes()), key=lambda pair: pair[1])
     return staff_render(request, "console/edit.html", status, session=session, values=values, mode=mode,
                         errors=errors or {}, stored=stored, replayed=replayed, catalog=catalog, countries=countries,
-                        languages=languages(), timezones=sorted(available_timezones()))
+                        languages=languages(), timezones=sorted(available_timezones()), terms_slots=terms_slots(values))
 
 
 @require_role(*EDITORS)
@@ -135,6 +135,7 @@ async def create(request: Request, session: StaffSession, form: FormData) -> Res
     clone_of = str(form.get("clone_of") or "")
     base = (await request.app.state.db.read(get_offer, clone_of)).campaign.to_dict() if clone_of else None
     values = {**form_from_definition({}, languages()), **_posted_values(form)}
+    data = None
     try:
         data = definition_from_form(form, base, languages())
         campaign = campaign_from_dict(data, await _catalog(request))
@@ -146,7 +147,8 @@ async def create(request: Request, session: StaffSession, form: FormData) -> Res
 
         await request.app.state.db.write(insert)
     except InputError as exc:
-        return await _form_page(request, session, values=values, mode="new", status=422, errors=errors_by_field(exc.errors))
+        return await _form_page(request, session, values=with_terms_of(values, data, languages()), mode="new", status=422,
+                                errors=errors_by_field(exc.errors))
     return redirect(f"/console/campaigns/{campaign.slug}")
 
 
@@ -187,13 +189,14 @@ async def edit_submit(request: Request, session: StaffSession, form: FormData) -
     db = request.app.state.db
     stored = await db.read(get_offer, _slug(request))
     values = {**_posted_values(form), "slug": stored.campaign.slug}
+    data = None
     try:
         data = definition_from_form(form, stored.campaign.to_dict(), languages())
         data["slug"] = stored.campaign.slug  # the slug is the campaign's address: it does not change
         campaign = campaign_from_dict(data, await _catalog(request))
     except InputError as exc:
-        return await _form_page(request, session, values=values, mode="edit", status=422, stored=stored,
-                          errors=errors_by_field(exc.errors))
+        return await _form_page(request, session, values=with_terms_of(values, data, languages()), mode="edit", status=422,
+                                stored=stored, errors=errors_by_field(exc.errors))
     if form.get("action") == "replay":
         report = await db.read(replay, stored.id, campaign)
         return await _form_page(request, session, values=values, mode="edit", stored=stored, replayed=report)

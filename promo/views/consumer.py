@@ -3,6 +3,7 @@ is made by the services (auth, redemption, outbox); this module speaks HTTP and 
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -15,7 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from promo.auth import SigninLinks, TokenExpired, TokenInvalid, consume_signin, end_session, request_signin, same_token
-from promo.campaign_store import get_campaign, list_campaigns
+from promo.campaign_store import StoredCampaign, get_campaign, list_campaigns
+from promo.campaigns.terms import blocks
 from promo.catalog import get_sku, load_catalog
 from promo.countries import country_codes
 from promo.db import Database
@@ -24,6 +26,7 @@ from promo.identifiers import mask_code, normalize_email
 from promo.outbox import enqueue, sends_since
 from promo.redemption import REWARD_EMAIL, RedeemRequest, redeem
 from promo.rewards import Reward, get_reward, rewards_of
+from promo.terms_store import accepted_terms
 from promo.timeutil import utcnow
 from promo.views.context import (
     COUNTRY_COOKIE,
@@ -41,6 +44,7 @@ from promo.views.context import (
 from promo.views.refusals import explain
 
 YEAR = 365 * 24 * 3600
+_VERSION = re.compile(r"[0-9a-f]{64}")  # a terms version: sha256 hex
 
 
 def _db(request: Request) -> Database:
@@ -114,10 +118,14 @@ async def home(request: Request) -> Response:
 
 async def _campaign(request: Request) -> Any:
     """The offer behind the URL; a draft does not exist for consumers."""
+    return (await _stored_offer(request)).campaign
+
+
+async def _stored_offer(request: Request) -> StoredCampaign:
     stored = await _db(request).lookup(get_campaign, request.path_params["slug"])
     if not stored.published or stored.campaign.kind != "purchase_offer":
         raise NotFound("offer", request.path_params["slug"])
-    return stored.campaign
+    return stored
 
 
 async def offer(request: Request) -> Response:
@@ -129,7 +137,8 @@ async def offer(request: Request) -> Response:
     return render(request, ctx, "consumer/offer.html", campaign=campaign, countries=countries,
                   sponsor=campaign.sponsor_for(ctx.country or ""), is_open=campaign.is_open(now),
                   not_yet=campaign.redemption.is_before(now), qualifying=qualifying, excluded=excluded,
-                  closes_at=campaign.redemption.end - timedelta(microseconds=1))  # its last instant, shown to the second
+                  closes_at=campaign.redemption.end - timedelta(microseconds=1),  # its last instant, shown to the second
+                  **_support_routes(campaign, ctx.country))
 
 
 def _products_of(campaign: Any, catalog: dict[str, Any]) -> tuple[list[Any], list[Any]]:
@@ -140,6 +149,32 @@ def _products_of(campaign: Any, catalog: dict[str, Any]) -> tuple[list[Any], lis
     by_attribute = [s for s in catalog.values() if s not in listed and rules.is_qualifying(s)]
     return ([s for s in listed + by_attribute if not rules.is_excluded(s)],
             [catalog[sku] for sku in rules.excluded_skus if sku in catalog])
+
+
+def _support_routes(campaign: Any, country: str | None, *, every_country: bool = True) -> dict[str, Any]:
+    """R-X16: the support routes for a page: the redemption contact for `country` when known,
+    and (`every_country`) the contacts of the other countries too."""
+    support = campaign.support
+    route = support.route_for(country) if support and country else None
+    return {"support": support, "support_country": country, "support_route": route, "every_country": every_country}
+
+
+async def terms_page(request: Request) -> Response:
+    """R-X22: the offer's terms and conditions in the reader's language (else English); with
+    ?version=, the earlier version a redemption accepted, as it was recorded."""
+    ctx = await page_context(request)
+    stored = await _stored_offer(request)
+    campaign = stored.campaign
+    version = request.query_params.get("version")
+    if version is not None:
+        terms = await _db(request).read(accepted_terms, stored.id, version) if _VERSION.fullmatch(version) else None
+    else:
+        terms = campaign.terms
+    if terms is None:
+        raise NotFound("terms", version or campaign.slug)
+    return render(request, ctx, "consumer/terms.html", campaign=campaign, terms=terms, terms_lang=terms.language_for(ctx.lang),
+                  blocks=blocks, current=campaign.terms is not None and terms.version == campaign.terms.version,
+                  **_support_routes(campaign, ctx.country))
 
 
 def _sign_in_first(request: Request) -> Response:
@@ -161,7 +196,17 @@ def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int 
     return render(request, ctx, "consumer/redeem.html", status, campaign=campaign, support_country=support_country,
                   support=campaign.support.for_country(support_country) if campaign.support else None,
                   country_options=_country_options(request, ctx, campaign, values["country"]), values=values,
+                  residence_options=_residence_options(request, ctx, campaign, values.get("residence_country", "")),
                   errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16))
+
+
+def _residence_options(request: Request, ctx: PageContext, campaign: Any, chosen: str) -> Markup:
+    """R-X13: where the customer may live (the countries the offer's sponsors cover), first
+    "same as the country of purchase" (the default). Cached like _country_options."""
+    codes = campaign.residence_countries or tuple(sorted(country_codes()))
+    return request.app.state.templates.fragment(  # type: ignore[no-any-return]
+        "consumer/_residence_options.html", ctx.lang, countries=ctx.l10n.countries(codes),
+        selected=chosen if chosen in codes else "")
 
 
 def _country_options(request: Request, ctx: PageContext, campaign: Any, chosen: str | None) -> Markup:
@@ -181,11 +226,12 @@ async def redeem_submit(request: Request) -> Response:
     assert ctx.session is not None
     # The redemption loads its campaign inside its own transaction (an unknown slug is a 404
     # from there); the view reads the campaign only when it has a page to render again.
-    values = {name: str(form.get(name) or "") for name in ("product_key", "country", "accept_terms")}
+    values = {name: str(form.get(name) or "") for name in ("product_key", "country", "residence_country", "accept_terms")}
     attempt = RedeemRequest(
         campaign=request.path_params["slug"], account_email=ctx.session.account_email, product_key=values["product_key"],
         terms_accepted=values["accept_terms"] == "yes", declared_country=values["country"] or None,
-        idempotency_key=str(form.get("idempotency_key") or "") or None, client_ip=client_ip(request), locale=ctx.lang)
+        idempotency_key=str(form.get("idempotency_key") or "") or None, client_ip=client_ip(request), locale=ctx.lang,
+        residence_country=values["residence_country"] or None)
     try:
         settings = request.app.state.settings
         result = await redeem(_db(request), attempt, utcnow(), mail_domain=settings.mail.message_id_domain,
@@ -216,6 +262,8 @@ def _field_message(ctx: PageContext, field: str) -> str:
     messages = {
         "product_key": ctx.l10n.gettext("Enter the 25-character product key from your Office 365 product."),
         "declared_country": ctx.l10n.gettext("Choose the country where you bought the product."),
+        "residence_country": ctx.l10n.gettext(
+            "Choose the country where you live from the list: the offer's terms name a sponsor for those countries only."),
     }
     return messages.get(field, ctx.l10n.gettext("Check this field."))
 
@@ -238,8 +286,10 @@ async def reward_page(request: Request) -> Response:
         return _sign_in_first(request)
     reward = await _owned_reward(request, ctx)
     campaign = (await _db(request).read(get_campaign, reward.campaign_slug)).campaign
+    # R-X13: where the customer lives chooses the sponsor, the law and the support contact.
     return render(request, ctx, "consumer/reward.html", reward=reward, campaign=campaign,
-                  resent=request.query_params.get("resent"), sponsor=campaign.sponsor_for(reward.country or ""))
+                  resent=request.query_params.get("resent"), sponsor=campaign.sponsor_for(reward.residence),
+                  **_support_routes(campaign, reward.residence, every_country=False))
 
 
 async def rewards_page(request: Request) -> Response:
@@ -248,7 +298,12 @@ async def rewards_page(request: Request) -> Response:
         return _sign_in_first(request)
     rewards = await _db(request).read(rewards_of, ctx.session.account_email)
     names = {s.campaign.slug: s.campaign for s in await _db(request).read(list_campaigns)}
-    return render(request, ctx, "consumer/rewards.html", rewards=rewards, campaigns=names, mask=mask_code)
+    # R-X13 / R-X16: each reward's sponsor, law and support contact, by where its owner lives.
+    sponsors = {r.redemption_id: names[r.campaign_slug].sponsor_for(r.residence) for r in rewards if r.campaign_slug in names}
+    support = {r.redemption_id: names[r.campaign_slug].support.route_for(r.residence) for r in rewards
+               if r.campaign_slug in names and names[r.campaign_slug].support and r.residence}
+    return render(request, ctx, "consumer/rewards.html", rewards=rewards, campaigns=names, mask=mask_code,
+                  sponsors=sponsors, support=support)
 
 
 async def resend(request: Request) -> Response:
@@ -421,6 +476,7 @@ async def review_submit(request: Request) -> Response:
 routes = [
     Route("/", home, name="consumer.home"),
     Route("/offers/{slug}", offer, name="consumer.offer"),
+    Route("/offers/{slug}/terms", terms_page, name="consumer.terms"),
     Route("/offers/{slug}/redeem", redeem_form, methods=["GET"], name="consumer.redeem_form"),
     Route("/offers/{slug}/redeem", redeem_submit, methods=["POST"], name="consumer.redeem"),
     Route("/offers/{slug}/review", review_form, methods=["GET"], name="consumer.review_form"),

@@ -59,7 +59,7 @@ NEXT_STEPS: dict[str, tuple[str, str | None]] = {
     "redemption_not_open": (N_("Come back when redemption opens."), OFFER),
     "redemption_closed": (N_("Requests after the redemption period cannot be accepted. If you have questions, "
                              "contact customer service."), None),
-    "terms_not_accepted": (N_("Read the terms, tick “I accept the terms of use” and send the form again."), None),
+    "terms_not_accepted": (N_("Read the terms, tick the box that accepts them and send the form again."), None),
     "account_limit_reached": (_ONE_CODE, REWARDS),
     "already_redeemed": (_ONE_CODE, REWARDS),
     "key_bound_to_other_account": (N_("Sign out, then sign in with the account your Office 365 subscription is tied to."), None),
