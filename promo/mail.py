@@ -57,7 +57,7 @@ def email_context(conn: sqlite3.Connection, message: OutboxMessage) -> dict[str,
                 "sponsor": campaign.sponsor_for(country),
                 "support": campaign.support.for_country(country) if campaign.support else None}
     if message.template == "donation_keys" and kind == "donation":
-        from promo.nonprofit import get_request  # the keys are read when sending, never stored in the outbox
+        from promo.donations import get_request  # the keys are read when sending, never stored in the outbox
 
         return {"request": get_request(conn, int(ref))}
     if message.payload is not None:

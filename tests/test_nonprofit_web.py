@@ -71,13 +71,14 @@ def test_a_donation_from_registration_to_return(client: TestClient, charity: sql
     as_consumer(client, smtp, REP, "/nonprofit/request")
     form = client.get("/nonprofit/request")
     too_many = client.post("/nonprofit/request", data={"csrf": hidden(form.text, "csrf"), "code": code,
-                                                       "qty.DON-WINSRV-STD": "26"})
+                                                       "qty.DON-WINSRV-STD": "26", "accept_terms": "yes"})
     assert too_many.status_code == 422 and "R-N2" in too_many.text
     assert "You asked for 26 of Windows Server Standard, but only 25 of 25 are left" in too_many.text
     assert re.search(r"<th scope=\"row\">Windows Server Standard</th><td>25 of 25</td>", too_many.text)
     already = len(smtp.received)
     granted = client.post("/nonprofit/request", data={"csrf": hidden(form.text, "csrf"), "code": code,
-                                                      "qty.DON-WINSRV-STD": "2", "qty.DON-OFFICE-PROPLUS": "10"})
+                                                      "qty.DON-WINSRV-STD": "2", "qty.DON-OFFICE-PROPLUS": "10",
+                                                      "accept_terms": "yes"})
     assert granted.status_code == 303
     donation = client.get(granted.headers["location"]).text
     keys = re.findall(r'<td class="code">([A-Z0-9-]{29})</td>', donation)
@@ -226,7 +227,7 @@ def test_the_keys_email_speaks_the_requester_s_language(client: TestClient, char
         form = client.get("/nonprofit/request")
         already = len(smtp.received)
         granted = client.post("/nonprofit/request", data={"csrf": hidden(form.text, "csrf"), "code": code,
-                                                          "qty.DON-WINSRV-CAL": "1"})
+                                                          "qty.DON-WINSRV-CAL": "1", "accept_terms": "yes"})
         assert granted.status_code == 303
         email = wait_for_mail_to(smtp, REP, after=already)
         assert email["Subject"].startswith(subject) and email["Content-Language"] == lang
