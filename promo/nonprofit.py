@@ -104,9 +104,12 @@ class ValidationCode:
     replaced: bool
     used: bool
     country: str  # the organisation's: dates are shown in its zone
+    revoked: bool = False  # the organisation's approval was revoked (R-N7): the code no longer works
 
     def state(self, now: datetime) -> str:
-        return "replaced" if self.replaced else "expired" if now >= self.expires_at else "valid"
+        if self.replaced:
+            return "replaced"
+        return "revoked" if self.revoked else "expired" if now >= self.expires_at else "valid"
 
     @property
     def expires_local(self) -> datetime:
@@ -318,14 +321,14 @@ def refresh_code(conn: sqlite3.Connection, code_id: int, *, holder_email: str, n
 
 _CODE_SELECT = ("SELECT c.id, c.organisation_id, c.code, c.first_name, c.last_name, c.email, c.created_at, c.expires_at,"
                 " c.replaced_at, EXISTS (SELECT 1 FROM validation_code_uses u WHERE u.code_id = c.id AND u.valid = 1) AS used,"
-                " (SELECT o.country FROM organisations o WHERE o.id = c.organisation_id) AS country"
-                " FROM validation_codes c")
+                " o.country, o.revoked_at IS NOT NULL AS revoked"
+                " FROM validation_codes c JOIN organisations o ON o.id = c.organisation_id")
 
 
 def _code(row: sqlite3.Row) -> ValidationCode:
     return ValidationCode(row["id"], row["organisation_id"], row["code"], row["first_name"], row["last_name"], row["email"],
                           from_db_time(row["created_at"]), from_db_time(row["expires_at"]), row["replaced_at"] is not None,
-                          bool(row["used"]), row["country"])
+                          bool(row["used"]), row["country"], bool(row["revoked"]))
 
 
 def get_code(conn: sqlite3.Connection, code_id: int) -> ValidationCode:

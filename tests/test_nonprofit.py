@@ -5,6 +5,7 @@ boundary to the second, racing requests), and returns (R-N9, day 59/60/61)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
 import threading
@@ -60,6 +61,13 @@ def install_program(conn: sqlite3.Connection, *, keys_per_product: int, now: dat
     import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=csv_bytes(["code", "sku"], rows),
                  source_name="keys.csv", now=now)
     return conn
+
+
+def grant_by_staff(conn: sqlite3.Connection) -> None:
+    """The program, changed so that every request waits for staff (R-N4)."""
+    stored = get_campaign(conn, "nonprofit-donations")
+    with transaction(conn):
+        save_campaign(conn, dataclasses.replace(stored.campaign, grant="by_staff"), actor="test", now=T0)
 
 
 @pytest.fixture
