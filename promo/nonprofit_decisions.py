@@ -23,7 +23,7 @@ from promo.campaigns.rules import STOCK, Failure
 from promo.donations import DonationRequest, find_keys, get_request, hand_over_keys, tell_requester
 from promo.errors import InputError
 from promo.i18n import languages
-from promo.nonprofit import NotAllowed, Organisation, get_organisation, program, require_reason
+from promo.nonprofit import REVOKED, NotAllowed, Organisation, get_organisation, program, require_reason
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.timeutil import db_time
 
@@ -66,8 +66,8 @@ def decide_request(conn: sqlite3.Connection, request_id: int, *, decision: str, 
 
 def _grant(conn: sqlite3.Connection, request: DonationRequest, org: Organisation, *, actor: str, now: datetime,
            ip: str | None, mail_domain: str) -> None:
-    if org.standing == "under_review":
-        raise WrongState("decision", [UNDER_REVIEW])
+    if org.standing in ("under_review", "revoked"):  # a revocation refuses waiting requests: kept as a guard
+        raise WrongState("decision", [UNDER_REVIEW if org.standing == "under_review" else REVOKED])
     campaign_id, _ = program(conn)
     keys, missing = find_keys(conn, campaign_id, {item.sku: item.quantity for item in request.items})
     if missing:  # the request keeps waiting, its reservation with it

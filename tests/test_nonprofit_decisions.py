@@ -99,6 +99,8 @@ def test_each_standing_allows_exactly_its_moves(current: str, target: str) -> No
         assert failures[0].rule == "R-N7" and "a revoked approval is final" in failures[0].message
     elif failures:
         assert f"this organisation is {current.replace('_', ' ')}" in failures[0].message
+    if current == "pending":  # the first review is decided with approve or reject, never cleared into approval
+        assert "approve or reject it first" in failures[0].message
 
 
 # ---- requests while the organisation is under review ---------------------------------------------
@@ -320,7 +322,8 @@ def test_an_organisation_under_review_can_be_revoked_and_its_held_requests_are_r
     assert get_organisation(program, org_id).under_review_since is None
     with pytest.raises(WrongState) as pending:
         standing(program, approved_org(program, short_name="Other", registration_number="DK-2"), "clear")
-    assert "this organisation is approved, so it cannot be approved" in pending.value.errors[0].message
+    assert "this organisation is approved, so it cannot be cleared: from approved it can only be put under review or " \
+        "revoked" in pending.value.errors[0].message
 
 
 def test_the_language_of_an_organisation_s_country() -> None:

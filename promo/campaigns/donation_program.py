@@ -84,10 +84,10 @@ def registration_failures(reg: Registration) -> list[Failure]:
 # never exceed a limit. Granted and refused are final: what was granted stays granted (R-V7).
 REQUEST_MOVES: dict[str, tuple[str, ...]] = {"requested": ("held", "granted", "refused"), "held": ("granted", "refused")}
 WAITING = ("requested", "held")
-# An organisation's standing: the first review's outcome, and for an approved one, a later
-# review (its requests wait) that ends cleared or with the approval revoked, for good (R-N7).
-STANDING_MOVES: dict[str, tuple[str, ...]] = {"pending": ("approved", "rejected"), "approved": ("under_review", "revoked"),
-                                              "under_review": ("approved", "revoked")}
+# An approved organisation's standing (the first review, pending -> approved or rejected, is
+# decided apart): a later review (its requests wait) ends cleared (approved again) or with the
+# approval revoked, for good (R-N7).
+STANDING_MOVES: dict[str, tuple[str, ...]] = {"approved": ("under_review", "revoked"), "under_review": ("approved", "revoked")}
 
 
 def request_move_failures(current: str, target: str) -> list[Failure]:
@@ -104,20 +104,21 @@ def request_move_failures(current: str, target: str) -> list[Failure]:
                     {"status": current, "decision": target})]
 
 
+_STANDING_VERB = {"approved": "cleared", "rejected": "rejected", "under_review": "put under review", "revoked": "revoked"}
+
+
 def standing_move_failures(current: str, target: str) -> list[Failure]:
     """R-N4/R-N7: which changes of standing an organisation in `current` allows."""
     if target in STANDING_MOVES.get(current, ()):
         return []
-    allowed = STANDING_MOVES.get(current, ())
-    then = (f"from {current} it can only be " + " or ".join(_STANDING_VERB[t] for t in allowed)) if allowed else \
-        "a revoked approval is final" if current == "revoked" else "a rejected registration is final"
+    if current in STANDING_MOVES:
+        then = f"from {current.replace('_', ' ')} it can only be " + " or ".join(_STANDING_VERB[t] for t in STANDING_MOVES[current])
+    else:
+        then = {"revoked": "a revoked approval is final", "rejected": "a rejected registration is final",
+                "pending": "its registration waits for review: approve or reject it first"}.get(current, "")
     return [Failure("R-N7" if current == "revoked" else "R-N4", "standing_unchanged",
                     f"this organisation is {current.replace('_', ' ')}, so it cannot be {_STANDING_VERB[target]}: {then}",
                     {"status": current, "decision": target})]
-
-
-_STANDING_VERB = {"approved": "approved (or cleared)", "rejected": "rejected", "under_review": "put under review",
-                  "revoked": "revoked", "pending": "pending"}
 
 
 @dataclass(frozen=True)
