@@ -40,6 +40,7 @@ from promo.nonprofit import (
     verify_code,
 )
 from promo.nonprofit_decisions import WrongState, change_standing, decide_request, organisation_language
+from promo.reconciliation import reconcile
 from tests.conftest import prepare_database
 from tests.test_nonprofit import HOLDER, REP, T0, approved_org, ask, grant_by_staff, install_program, new_code
 
@@ -426,3 +427,17 @@ def test_requests_granted_before_migration_0014_still_count_and_can_be_returned(
     with transaction(conn):
         assert ask_return(conn, 1, account_email=REP, not_installed=True, now=T0 + DAY, ip=None)
     conn.close()
+
+
+def test_the_books_balance_with_waiting_and_refused_requests(program: sqlite3.Connection) -> None:
+    """Reconciliation counts one keys email per granted request: held and refused ones have none."""
+    grant_by_staff(program)
+    code = new_code(program, approved_org(program))
+    granted, held, refused, waiting = (ask(program, code, T0, DON_OFFICE_PROPLUS=1).request_id for _ in range(4))
+    decide(program, granted, "grant")
+    decide(program, held, "hold", "a question")
+    decide(program, refused, "refuse", "no")
+    books = reconcile(program, "nonprofit-donations", T0)
+    assert books.ok, books
+    assert [c.left for c in books.checks][1:] == [("donation request lines", 1), ("granted donation requests", 1)]
+    assert get_request(program, waiting).status == "requested"
