@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -121,9 +122,8 @@ def test_ineligible_types_cannot_be_approved_in_the_console(client: TestClient, 
     as_consumer(client, smtp, HOLDER)
     page = client.get(org_path).text
     assert "Not approved" in page and "a library (R-N6)" in page and "Create a validation code" not in page
-    stranger = TestClient(client.app, follow_redirects=False)
-    as_consumer(stranger, smtp, "stranger@example.com")
-    assert stranger.get(org_path).status_code == 404  # not theirs
+    as_consumer(client, smtp, "stranger@example.com")
+    assert client.get(org_path).status_code == 404  # not theirs
 
 
 def test_pages_speak_danish_and_norwegian(client: TestClient, charity: sqlite3.Connection, smtp: MailServer) -> None:
@@ -254,14 +254,42 @@ def approved_with_code(conn: sqlite3.Connection, *, country: str = "DK", at: dat
     return org_id, code
 
 
-def consumer(client: TestClient, smtp: MailServer, email: str, next_path: str = "/nonprofit/") -> TestClient:
-    """A second browser beside the staff member's, signed in as `email`."""
-    other = TestClient(client.app, follow_redirects=False)
-    as_consumer(other, smtp, email, next_path)
-    return other
+class Tab:
+    """One person's browser: their own cookies on the shared client. (A second TestClient
+    outside `with` serves each request on an event loop of its own, while the database's
+    group commits belong to the app's loop: under load a request could wait for ever.)"""
+
+    def __init__(self, client: TestClient):
+        self.client, self.cookies = client, list(client.cookies.jar)  # whole cookies, with their domains
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        self.client.cookies.clear()
+        for cookie in self.cookies:
+            self.client.cookies.jar.set_cookie(cookie)
+        try:
+            return self.client.request(method, url, **kwargs)
+        finally:
+            self.cookies = list(self.client.cookies.jar)
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self.request("POST", url, **kwargs)
 
 
-def ask_for(browser: TestClient, code: str, terms: bool = True, **quantities: str):  # type: ignore[no-untyped-def]
+def consumer(client: TestClient, smtp: MailServer, email: str, next_path: str = "/nonprofit/") -> Tab:
+    """A browser signed in as `email`, beside the staff member's."""
+    as_consumer(client, smtp, email, next_path)
+    return Tab(client)
+
+
+def staff_member(client: TestClient, conn: sqlite3.Connection, role: str) -> Tab:
+    signed_in(client, conn, role)
+    return Tab(client)
+
+
+def ask_for(browser: Tab, code: str, terms: bool = True, **quantities: str):  # type: ignore[no-untyped-def]
     form = browser.get("/nonprofit/request")
     data = {"csrf": hidden(form.text, "csrf"), "code": code, **{f"qty.{k.replace('_', '-')}": v for k, v in quantities.items()}}
     if terms:
@@ -305,12 +333,12 @@ def test_a_request_needs_the_terms_of_use_and_shows_who_may_use_the_licences(
 def test_a_request_during_a_review_is_held_until_staff_clear_it(client: TestClient, charity: sqlite3.Connection,
                                                                 smtp: MailServer) -> None:
     org_id, code = approved_with_code(charity)
-    signed_in(client, charity, "marketer")
-    bare = post_form(client, f"/console/nonprofit/organisations/{org_id}/review", {"reason": ""})
+    staff = staff_member(client, charity, "marketer")
+    bare = post_form(staff, f"/console/nonprofit/organisations/{org_id}/review", {"reason": ""})
     assert bare.status_code == 422 and "say why the organisation is reviewed again" in bare.text
-    assert post_form(client, f"/console/nonprofit/organisations/{org_id}/review",
+    assert post_form(staff, f"/console/nonprofit/organisations/{org_id}/review",
                      {"reason": "A complaint about its hiring policy"}).status_code == 303
-    assert "A complaint about its hiring policy" in client.get("/console/nonprofit/").text
+    assert "A complaint about its hiring policy" in staff.get("/console/nonprofit/").text
 
     rep = consumer(client, smtp, REP, "/nonprofit/request")
     already = len(smtp.received)
@@ -331,10 +359,10 @@ def test_a_request_during_a_review_is_held_until_staff_clear_it(client: TestClie
     assert re.search(r'id="request-\d+".*On hold', org_page, re.S)
 
     request_id = held.headers["location"].rsplit("/", 1)[1]
-    early = post_form(client, f"/console/nonprofit/requests/{request_id}/grant", {})
+    early = post_form(staff, f"/console/nonprofit/requests/{request_id}/grant", {})
     assert early.status_code == 409 and "under review: its requests wait until the review ends (R-N4)" in early.text
     already = len(smtp.received)
-    assert post_form(client, f"/console/nonprofit/organisations/{org_id}/clear", {}).status_code == 303
+    assert post_form(staff, f"/console/nonprofit/organisations/{org_id}/clear", {}).status_code == 303
     keys = wait_for_mail_to(smtp, REP, after=already)
     assert keys["Subject"].startswith("Your donated software: request")
     assert "Granted" in rep.get(held.headers["location"]).text
@@ -351,15 +379,15 @@ def test_staff_hold_and_refuse_with_a_reason_the_requester_reads(client: TestCli
     first, second = ask_for(rep, code, DON_OFFICE_PROPLUS="3"), ask_for(rep, code, DON_WINSRV_CAL="4")
     assert "Waiting for a decision" in rep.get(first.headers["location"]).text
     first_id, second_id = (r.headers["location"].rsplit("/", 1)[1] for r in (first, second))
-    signed_in(client, charity, "marketer")
-    console = client.get("/console/nonprofit/").text
+    staff = staff_member(client, charity, "marketer")
+    console = staff.get("/console/nonprofit/").text
     assert f'id="waiting-{first_id}"' in console and f"Hold request {first_id}" in console
 
-    bare = post_form(client, f"/console/nonprofit/requests/{first_id}/hold", {"reason": "  "})
+    bare = post_form(staff, f"/console/nonprofit/requests/{first_id}/hold", {"reason": "  "})
     assert bare.status_code == 422 and "say why the request is held (the requester is told)" in bare.text
     already = len(smtp.received)
     reason = "Please send us your latest annual report <first>."
-    assert post_form(client, f"/console/nonprofit/requests/{first_id}/hold", {"reason": reason}).status_code == 303
+    assert post_form(staff, f"/console/nonprofit/requests/{first_id}/hold", {"reason": reason}).status_code == 303
     email = wait_for_mail_to(smtp, REP, after=already)
     assert email["Subject"].endswith("is on hold") and reason in text_of(email)
     html = email.get_body(("html",)).get_content()
@@ -368,7 +396,7 @@ def test_staff_hold_and_refuse_with_a_reason_the_requester_reads(client: TestCli
     assert "On hold" in page and "latest annual report &lt;first&gt;." in page
 
     already = len(smtp.received)
-    assert post_form(client, f"/console/nonprofit/requests/{second_id}/refuse",
+    assert post_form(staff, f"/console/nonprofit/requests/{second_id}/refuse",
                      {"reason": "Client access licences need a server."}).status_code == 303
     email = wait_for_mail_to(smtp, REP, after=already)
     assert email["Subject"].endswith("was not granted") and "Client access licences need a server." in text_of(email)
@@ -378,12 +406,12 @@ def test_staff_hold_and_refuse_with_a_reason_the_requester_reads(client: TestCli
     org_page = holder.get(f"/nonprofit/organisations/{org_id}").text
     assert "Client access licences need a server." in org_page and "latest annual report" in org_page
 
-    assert post_form(client, f"/console/nonprofit/requests/{first_id}/grant", {}).status_code == 303
-    again = post_form(client, f"/console/nonprofit/requests/{first_id}/refuse", {"reason": "no"})
+    assert post_form(staff, f"/console/nonprofit/requests/{first_id}/grant", {}).status_code == 303
+    again = post_form(staff, f"/console/nonprofit/requests/{first_id}/refuse", {"reason": "no"})
     assert again.status_code == 409 and "stays granted (R-V7)" in again.text
-    assert post_form(client, f"/console/nonprofit/requests/{first_id}/approve", {}).status_code == 404
-    signed_in(client, charity, "auditor")
-    read_only = client.get("/console/nonprofit/").text
+    assert post_form(staff, f"/console/nonprofit/requests/{first_id}/approve", {}).status_code == 404
+    auditor = staff_member(client, charity, "auditor")
+    read_only = auditor.get("/console/nonprofit/").text
     assert "Hold request" not in read_only and "Revoke " not in read_only
 
 
@@ -396,19 +424,19 @@ def test_revoking_an_organisation_over_http(client: TestClient, charity: sqlite3
     keys_before = re.findall(r'<td class="code">([A-Z0-9-]{29})</td>', rep.get(granted.headers["location"]).text)
     assert len(keys_before) == 1
 
-    signed_in(client, charity, "admin")
-    bare = post_form(client, f"/console/nonprofit/organisations/{org_id}/revoke", {})
+    staff = staff_member(client, charity, "admin")
+    bare = post_form(staff, f"/console/nonprofit/organisations/{org_id}/revoke", {})
     assert bare.status_code == 422 and "say why the approval is revoked" in bare.text
     already = len(smtp.received)
     reason = "Its bylaws exclude members by religion."
-    assert post_form(client, f"/console/nonprofit/organisations/{org_id}/revoke", {"reason": reason}).status_code == 303
+    assert post_form(staff, f"/console/nonprofit/organisations/{org_id}/revoke", {"reason": reason}).status_code == 303
     told = {wait_for_mail_to(smtp, address, after=already)["To"]: wait_for_mail_to(smtp, address, after=already)
             for address in (HOLDER, REP)}
     for email in told.values():  # a Danish organisation: told in Danish, with the reason
         assert email["Subject"] == "Godkendelsen af Harbour Food Bank i softwaredonationsprogrammet er tilbagekaldt"
         assert reason in text_of(email) and "heller ikke hos partnere" in text_of(email)
-    assert reason in client.get("/console/nonprofit/").text
-    again = post_form(client, f"/console/nonprofit/organisations/{org_id}/clear", {})
+    assert reason in staff.get("/console/nonprofit/").text
+    again = post_form(staff, f"/console/nonprofit/organisations/{org_id}/clear", {})
     assert again.status_code == 409 and "a revoked approval is final (R-N7)" in again.text
 
     holder = consumer(client, smtp, HOLDER)
