@@ -60,7 +60,7 @@ def email_context(conn: sqlite3.Connection, message: OutboxMessage) -> dict[str,
                 "support": campaign.support.route_for(country) if campaign.support else None,
                 "terms": accepted_terms(conn, stored.id, reward.terms_version)}  # R-X22: the version accepted
     if message.template == "donation_keys" and kind == "donation":
-        from promo.nonprofit import get_request  # the keys are read when sending, never stored in the outbox
+        from promo.donations import get_request  # the keys are read when sending, never stored in the outbox
 
         return {"request": get_request(conn, int(ref))}
     if message.payload is not None:

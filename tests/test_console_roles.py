@@ -41,6 +41,7 @@ CONSOLE = {
     ("GET", "/console/nonprofit/"): READ,
     ("POST", "/console/nonprofit/keys"): EDIT,
     ("POST", "/console/nonprofit/organisations/{org_id}/{decision}"): EDIT,
+    ("POST", "/console/nonprofit/requests/{request_id}/{decision}"): EDIT,
     ("POST", "/console/nonprofit/returns/{return_id}/{decision}"): EDIT,
 }
 API = {
@@ -64,7 +65,7 @@ def routes_of(client: TestClient, prefix: str) -> set[tuple[str, str]]:
 
 
 def url(path: str, ids: dict[str, int]) -> str:
-    return path.format(slug="open-today", decision="approve", org_id=1, return_id=1, **ids)
+    return path.format(slug="open-today", decision="approve", org_id=1, return_id=1, request_id=1, **ids)
 
 
 @pytest.fixture
