@@ -36,7 +36,7 @@ def test_pages_show_three_routes_for_the_readers_country(client: TestClient, pat
     assert route(page, "redemption") == ("Questions about your redemption? Customer service for Denmark: "
                                          "https://support.microsoft.com/da-dk/contactus")
     assert "https://office.com/support" in route(page, "product") and PRODUCT in page
-    assert route(page, "reward").startswith("Help with Xbox Live Gold, 12-month membership (limited customer support):")
+    assert route(page, "reward").startswith("Help with 12-month Xbox Live Gold membership (limited customer support):")
     assert REWARD in page
     # Finland has no contact of its own: the general one, and the page says so.
     client.get("/?country=FI")
@@ -60,7 +60,7 @@ def test_the_danish_pages_fall_back_in_danish(client: TestClient) -> None:
     assert route(page, "redemption").startswith("Spørgsmål om din indløsning? Generel kundeservice (der er ingen særskilt "
                                                 "kontakt for Finland):")
     assert route(page, "product").startswith("Hjælp til det produkt, du har købt, og dets abonnement:")
-    assert route(page, "reward").startswith("Hjælp til Xbox Live Gold")
+    assert route(page, "reward").startswith("Hjælp til 12 måneders Xbox Live Gold-medlemskab")
     assert "Hjælp og support" in page
 
 
@@ -76,7 +76,7 @@ def test_the_reward_page_and_email_give_all_three_routes(client: TestClient, smt
     text, html = text_of(email), email.get_body(("html",)).get_content()
     assert "Questions about your redemption? Customer service for Denmark: https://support.microsoft.com/da-dk/contactus" in text
     assert "Help with the product you bought and its subscription: https://office.com/support" in text
-    assert "Help with Xbox Live Gold, 12-month membership (limited customer support): https://support.xbox.com" in text
+    assert "Help with 12-month Xbox Live Gold membership (limited customer support): https://support.xbox.com" in text
     assert PRODUCT in html and REWARD in html and 'href="https://support.microsoft.com/da-dk/contactus"' in html
 
 

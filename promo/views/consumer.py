@@ -194,7 +194,7 @@ def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int 
     # Customer service for the country the customer chose (a known country only), else theirs.
     support_country = next((c for c in (values.get("country", "").upper(), ctx.country) if c in country_codes()), "")
     return render(request, ctx, "consumer/redeem.html", status, campaign=campaign, support_country=support_country,
-                  support=campaign.support.for_country(support_country) if campaign.support else None,
+                  refusal_support=campaign.support.route_for(support_country) if campaign.support else None,
                   country_options=_country_options(request, ctx, campaign, values["country"]), values=values,
                   residence_options=_residence_options(request, ctx, campaign, values.get("residence_country", "")),
                   errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16))
