@@ -56,10 +56,6 @@ class OutboxMessage:
     payload: dict[str, Any] | None
 
 
-_DUE = " FROM outbox WHERE status = 'queued' AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :limit"
-_COLUMNS = "SELECT id, message_id, template, recipient, subject_ref, attempts, locale, payload"
-
-
 def claim_due(conn: sqlite3.Connection, *, now: datetime, lease: timedelta, limit: int) -> list[OutboxMessage]:
     """Take up to `limit` due messages and lease them (push next_attempt_at forward) so no
     other relay sends them meanwhile. Call inside a transaction. A row that cannot be read
@@ -67,11 +63,16 @@ def claim_due(conn: sqlite3.Connection, *, now: datetime, lease: timedelta, limi
     others are leased: otherwise it would stop every lease after it, for good."""
     params = {"now": db_time(now), "limit": limit}
     try:
-        rows = conn.execute(_COLUMNS + _DUE, params).fetchall()
+        rows = conn.execute(
+            "SELECT id, message_id, template, recipient, subject_ref, attempts, locale, payload FROM outbox"
+            " WHERE status = 'queued' AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :limit", params,
+        ).fetchall()
     except sqlite3.OperationalError as exc:  # a column that does not decode: find the row, one by one
         if is_unavailable(exc):
             raise
-        rows = _readable_rows(conn, [row_id for (row_id,) in conn.execute("SELECT id" + _DUE, params)], now)
+        due = conn.execute("SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= :now"
+                           " ORDER BY next_attempt_at, id LIMIT :limit", params)
+        rows = _readable_rows(conn, [row_id for (row_id,) in due], now)
     messages = []
     for row in rows:
         try:
@@ -92,7 +93,8 @@ def _readable_rows(conn: sqlite3.Connection, ids: list[int], now: datetime) -> l
     rows = []
     for row_id in ids:
         try:
-            rows.append(conn.execute(_COLUMNS + " FROM outbox WHERE id = :id", {"id": row_id}).fetchone())
+            rows.append(conn.execute("SELECT id, message_id, template, recipient, subject_ref, attempts, locale, payload"
+                                     " FROM outbox WHERE id = :id", {"id": row_id}).fetchone())
         except sqlite3.OperationalError as exc:
             if is_unavailable(exc):
                 raise

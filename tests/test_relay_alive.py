@@ -203,7 +203,7 @@ class Service:
 @pytest.fixture
 def service(served: Served, relay_db: sqlite3.Connection, smtp: MailServer) -> Iterator[Service]:
     add_open_campaign(relay_db, keys=200, codes=300)
-    install_program(relay_db, keys_per_product=60, now=datetime.now(UTC))
+    install_program(relay_db, keys_per_product=100, now=datetime.now(UTC))
     staff(relay_db, ADMIN, "admin")
     running = Service(served, relay_db, smtp)
     yield running
