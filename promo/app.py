@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import secrets
 import sqlite3
@@ -36,6 +35,7 @@ from promo.mailsink import start_sink
 from promo.metrics import Metrics
 from promo.metrics_access import metrics_refusal
 from promo.operations import operations_snapshot, readiness
+from promo.supervisor import Supervised
 from promo.templating import Templates
 from promo.timeutil import utcnow
 from promo.views import api, auditor, console, console_nonprofit, console_staff, consumer, devmail, nonprofit, review, staffauth
@@ -49,15 +49,23 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready for traffic: the database answers and its migrations are current."""
+    """Ready for traffic: the database answers, its migrations are current, and every
+    background worker of this process (the mail relay) runs: "mail_relay": "down" with
+    the type of what stopped it while it waits to be restarted."""
+    workers: dict[str, Any] = {}
+    for worker in request.app.state.workers:
+        workers[worker.name] = worker.state
+        if worker.state != "up":
+            workers[f"{worker.name}_error"] = worker.last_error
+    workers_up = all(worker.state == "up" for worker in request.app.state.workers)
     try:
         state = await request.app.state.db.read(readiness)
     except Exception as exc:  # any failure to reach the database means "not ready"
         log.warning("readyz.database_unavailable", error=type(exc).__name__)
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    if state["pending_migrations"]:
-        return JSONResponse({"status": "unavailable", **state}, status_code=503)
-    return JSONResponse({"status": "ok", **state})
+        return JSONResponse({"status": "unavailable", "database": "unreachable", **workers}, status_code=503)
+    if state["pending_migrations"] or not workers_up:
+        return JSONResponse({"status": "unavailable", **state, **workers}, status_code=503)
+    return JSONResponse({"status": "ok", **state, **workers})
 
 
 async def metrics(request: Request) -> Response:
@@ -218,27 +226,23 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             log.error("database.open_failed", error=str(exc), path=str(settings.database_path))
         app.state.db = db
         app.state.jobs = ImportJobs(db)
-        background: list[asyncio.Task[None]] = []
-        relay: MailRelay | None = None
         sink_server = None
         if settings.mail.sink:
             sink_server, app.state.sink = await start_sink("127.0.0.1", settings.mail.sink_port)
             log.info("mail.sink_started", port=settings.mail.sink_port, page="/dev/mail")
+        workers: list[Supervised] = app.state.workers
         if start_relay and settings.mail.relay:
             relay = MailRelay(db, settings.mail, app.state.templates, settings.public_url)
             app.state.wake_relay = relay.wake
-            background.append(asyncio.create_task(relay.run(), name="mail-relay"))
+            # stop: finish the message in hand, then leave the loop; restarted if anything escapes run()
+            workers.append(Supervised("mail_relay", relay.run, stop=relay.stop))
+        for worker in workers:
+            worker.start()
         try:
             yield
         finally:
-            if relay is not None:
-                relay.stop()  # finish the message in hand, then leave the loop
-            if background:
-                _done, pending = await asyncio.wait(background, timeout=5)
-                for task in pending:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await asyncio.gather(*(worker.stop(timeout=5) for worker in workers))
+            workers.clear()
             await app.state.jobs.close()
             if sink_server is not None:
                 sink_server.close()
@@ -272,6 +276,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     app.state.languages = languages()
     app.state.sink = None
     app.state.wake_relay = lambda: None
+    app.state.workers = app_metrics.workers  # supervised background workers, reported by /readyz and /metrics
     if settings.secret_key:
         app.state.signin_links = SigninLinks(settings.secret_key, timedelta(minutes=settings.signin_link_minutes))
     app.add_middleware(NoStoreByDefault)

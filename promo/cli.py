@@ -140,6 +140,7 @@ def relay(settings: Settings) -> None:
     from promo.db import Database
     from promo.logs import configure_logging
     from promo.mail import MailRelay
+    from promo.supervisor import Supervised
     from promo.templating import Templates
 
     configure_logging(settings.logging_format, settings.logging_level)
@@ -150,11 +151,13 @@ def relay(settings: Settings) -> None:
         async with Database(settings.database_path, busy_timeout_ms=settings.database_busy_timeout_ms,
                             synchronous=settings.database_synchronous) as db:
             outbox_relay = MailRelay(db, settings.mail, Templates(auto_reload=False), settings.public_url)
+            worker = Supervised("mail_relay", outbox_relay.run, stop=outbox_relay.stop)  # restarted if anything escapes
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, outbox_relay.stop)  # finish the message in hand, then leave
+                loop.add_signal_handler(signum, worker.ask_to_stop)  # finish the message in hand, then leave
             click.echo(f"relaying queued email to {settings.mail.host}:{settings.mail.port}", err=True)
-            await outbox_relay.run()
+            worker.start()
+            await worker.wait()
 
     asyncio.run(run())
 

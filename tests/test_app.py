@@ -37,7 +37,7 @@ def test_healthz(client: TestClient) -> None:
 def test_readyz_when_migrated(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "pending_migrations": []}
+    assert response.json() == {"status": "ok", "database": "ok", "pending_migrations": [], "mail_relay": "up"}
 
 
 def test_readyz_is_503_when_migrations_are_pending(settings: Settings) -> None:
