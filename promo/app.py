@@ -34,6 +34,7 @@ from promo.mail import MailRelay
 from promo.mailsink import start_sink
 from promo.metrics import Metrics
 from promo.operations import operations_snapshot, readiness
+from promo.staff_signin import StaffSignins
 from promo.templating import Templates
 from promo.timeutil import utcnow
 from promo.views import api, auditor, console, console_nonprofit, console_staff, consumer, devmail, nonprofit, review, staffauth
@@ -265,6 +266,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     app.state.languages = languages()
     app.state.sink = None
     app.state.wake_relay = lambda: None
+    app.state.staff_signins = StaffSignins()
     if settings.secret_key:
         app.state.signin_links = SigninLinks(settings.secret_key, timedelta(minutes=settings.signin_link_minutes))
     app.add_middleware(RequestContext, metrics=app_metrics)

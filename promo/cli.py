@@ -207,11 +207,13 @@ def staff() -> None:
 @handles_errors
 def staff_add(settings: Settings, email: str, role: str, password: str) -> None:
     """Create a staff account; the first admin is bootstrapped this way."""
-    from promo.staff import add_staff
+    from promo.passwords import hash_password
+    from promo.staff import add_staff, check_new_password
 
+    digest = hash_password(check_new_password(password))  # before the transaction: argon2 never holds the write lock
     with database(settings) as conn:
         with transaction(migrated(conn)):
-            member = add_staff(conn, email=email, role=role, password=password, now=utcnow(), actor=CLI_ACTOR)
+            member = add_staff(conn, email=email, role=role, password_hash=digest, now=utcnow(), actor=CLI_ACTOR)
     click.echo(f"staff account {member.email} ({member.role}) created")
 
 
