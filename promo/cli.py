@@ -190,7 +190,8 @@ def backup(settings: Settings, file: Path) -> None:
         except (FileExistsError, ValueError) as exc:
             fail(str(exc))
     click.echo(f"backed up to {report.path}: {report.pages} pages, {report.redemptions} redemptions, "
-               f"{report.audit_events} audit events; integrity and audit chain verified")
+               f"{report.donation_requests} donation requests, {report.audit_events} audit events; integrity, "
+               f"the books of {report.campaigns} campaign(s) and the audit chain verified")
 
 
 @main.group()
