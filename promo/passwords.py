@@ -3,10 +3,9 @@
 argon2 is slow on purpose (50-150 ms and 64 MiB per call on this machine). Run inside the
 single writer's transaction, 50 wrong staff passwords held every redemption up for up to
 17 s (issue 14). So hashing runs only here: in a small pool of threads (argon2-cffi releases
-the GIL), with a bound on how many calls may be in hand at once, and on Linux at idle CPU
-priority (SCHED_IDLE), so anonymous sign-in attempts take neither the write lock nor the
-processor from redemptions: a burst of them is answered more slowly when the CPU is busy,
-and redemptions do not notice (bench/README.md, "Failed staff sign-ins during redemptions").
+the GIL), with a bound on how many calls may be in hand at once, and on Linux on one core
+at a lower priority, so anonymous sign-in attempts take neither the write lock nor the
+processor from redemptions (bench/README.md, "Failed staff sign-ins during redemptions").
 Callers read what they need before and write the outcome after, each in a short
 transaction of its own.
 """
@@ -29,6 +28,7 @@ T = TypeVar("T")
 
 WORKERS = 1  # argon2 runs 4 lanes in threads of its own: one call already keeps 2 cores busy
 MAX_IN_HAND = 64  # calls running or waiting; more are refused at once (Busy), not queued for minutes
+NICENESS = 10  # the pool's CPU weight is a tenth of the event loop's
 
 _hasher = PasswordHasher()
 # Checking a password against this when the account does not exist costs the same time as a
@@ -41,12 +41,18 @@ class Busy(Exception):
 
 
 def _yield_the_cpu() -> None:
-    # Linux only (elsewhere the pool runs at normal priority): this pool thread, and the
-    # threads argon2 starts from it (they inherit the policy), get only CPU time nothing
-    # else wants. pid 0 is the calling thread.
-    if sys.platform == "linux":
-        with contextlib.suppress(AttributeError, OSError):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    # Linux only (elsewhere the pool runs as any thread): this pool thread, and the threads
+    # argon2 starts from it (they inherit both), run on one core of those the process may
+    # use, so the event loop always has another, and at a lower priority, so the loop wins
+    # when it shares that core too. Not SCHED_IDLE: on a machine busy with other work that
+    # starved sign-ins for minutes. pid 0 is the calling thread.
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(AttributeError, OSError):
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) > 1:
+            os.sched_setaffinity(0, {cores[-1]})
+        os.setpriority(os.PRIO_PROCESS, 0, NICENESS)
 
 
 _pool: ThreadPoolExecutor | None = None
