@@ -6,9 +6,10 @@ fixed schedule whatever the answers' speed, so a stall shows as latency and is n
 by a client that waits). After a quiet phase, `--burst` staff sign-ins with wrong passwords
 for unknown addresses arrive at once, each from its own loopback address (127.0.0.x), so the
 per-IP limit lets every one of them reach the password check. Then the stream goes on for
-as long again as the burst took (by default), so that "quiet" (before and after the burst)
-and "during the burst" (from its first request to its last answer) cover similar spans of a
-shared machine's noise. Prints the redemptions' p50/p99 quiet and during the burst, and the
+as long again as the burst took (by default; from a second after the redemptions queued
+during the burst are answered), so that "quiet" (before and after the burst) and "during
+the burst" (from its first request to its last answer) cover similar spans of a shared
+machine's noise. Prints the redemptions' p50/p99 quiet and during the burst, and the
 ratios. Issue 14's target: during the burst, within 2x of quiet. Writes
 bench/signin-burst-results.json. Targets 127.0.0.1 only and stops by itself."""
 
@@ -46,6 +47,7 @@ from tests.mailserver import free_port  # noqa: E402
 from tests.served import mint_sessions, write_config  # noqa: E402
 
 SLUG = "bench"
+SETTLE = 1.0  # seconds after the burst's backlog is answered that count as neither quiet nor burst
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -78,13 +80,19 @@ async def measure(url: str, sessions: dict[str, tuple[str, str]], *, rate: float
                   after: float | None) -> dict[str, object]:
     lines = list(sessions.values())
     timings: list[tuple[float, float, int]] = []  # (started, seconds, status)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    # Idle connections are closed before uvicorn's 5 s keep-alive timeout would close them
+    # under a request (a reset, not a measurement).
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=2)
 
     async def redeem(client: httpx.AsyncClient, n: int) -> None:
         cookie, csrf = lines[n]
         body = {"csrf": csrf, "product_key": key(n), "country": "DK", "accept_terms": "yes", "idempotency_key": f"b{n}"}
         started = time.perf_counter()
-        answer = await client.post(f"/offers/{SLUG}/redeem", data=body, headers={"Cookie": f"promo_session={cookie}"})
+        try:
+            answer = await client.post(f"/offers/{SLUG}/redeem", data=body, headers={"Cookie": f"promo_session={cookie}"})
+        except httpx.TransportError:  # counted as an error, not as a latency
+            timings.append((started, time.perf_counter() - started, 0))
+            return
         timings.append((started, time.perf_counter() - started, answer.status_code))
 
     async def stream(client: httpx.AsyncClient, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
@@ -95,8 +103,8 @@ async def measure(url: str, sessions: dict[str, tuple[str, str]], *, rate: float
             await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
 
     # Each sign-in from its own loopback address, with its own CSRF cookie, fetched beforehand.
-    attackers = [httpx.AsyncClient(base_url=url, timeout=120,
-                                   transport=httpx.AsyncHTTPTransport(local_address=f"127.0.{1 + i // 250}.{1 + i % 250}"))
+    attackers = [httpx.AsyncClient(base_url=url, timeout=120, transport=httpx.AsyncHTTPTransport(
+                     local_address=f"127.0.{1 + i // 250}.{1 + i % 250}", limits=httpx.Limits(keepalive_expiry=1)))
                  for i in range(burst)]
     forms = []
     for client in attackers:
@@ -116,15 +124,20 @@ async def measure(url: str, sessions: dict[str, tuple[str, str]], *, rate: float
         burst_start = time.perf_counter()
         answers = await asyncio.gather(*(failed_sign_in(c, t, i) for i, (c, t) in enumerate(zip(attackers, forms, strict=True))))
         burst_end = max(t for t, _ in answers)
-        await asyncio.sleep(max(1.0, burst_end - burst_start) if after is None else after)
+        await asyncio.gather(*list(tasks))  # the backlog the burst left (the old code's was ~900 redemptions)
+        settled = time.perf_counter() + SETTLE
+        await asyncio.sleep(SETTLE + (max(1.0, burst_end - burst_start) if after is None else after))
         stop.set()
         await streaming
         await asyncio.gather(*tasks)
     for client in attackers:
         await client.aclose()
 
-    quiet_ms = [s * 1000 for t, s, _ in timings if t < burst_start or t > burst_end]
-    during_ms = [s * 1000 for t, s, _ in timings if burst_start <= t <= burst_end]
+    # Redemptions started after the burst but before its backlog was answered, and for a second
+    # more, are in neither: they meet the backlog, not the burst.
+    answered = [(t, s) for t, s, status in timings if status]
+    quiet_ms = [s * 1000 for t, s in answered if t < burst_start or t > settled]
+    during_ms = [s * 1000 for t, s in answered if burst_start <= t <= burst_end]
     statuses: dict[str, int] = {}
     for _, status in answers:
         statuses[str(status)] = statuses.get(str(status), 0) + 1
