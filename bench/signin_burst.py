@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -185,6 +186,7 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
     results = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "cores": os.cpu_count(), **figures}
     print()
     print(f"{'redemption latency':<28} {'p50 ms':>9} {'p99 ms':>9} {'n':>6}")
