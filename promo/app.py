@@ -35,6 +35,7 @@ from promo.mailsink import start_sink
 from promo.metrics import Metrics
 from promo.metrics_access import metrics_refusal
 from promo.operations import operations_snapshot, readiness
+from promo.staff_signin import StaffSignins
 from promo.supervisor import Supervised
 from promo.templating import Templates
 from promo.timeutil import utcnow
@@ -277,6 +278,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     app.state.sink = None
     app.state.wake_relay = lambda: None
     app.state.workers = app_metrics.workers  # supervised background workers, reported by /readyz and /metrics
+    app.state.staff_signins = StaffSignins()
     if settings.secret_key:
         app.state.signin_links = SigninLinks(settings.secret_key, timedelta(minutes=settings.signin_link_minutes))
     app.add_middleware(NoStoreByDefault)

@@ -201,7 +201,8 @@ def backup(settings: Settings, file: Path) -> None:
         except (FileExistsError, ValueError) as exc:
             fail(str(exc))
     click.echo(f"backed up to {report.path}: {report.pages} pages, {report.redemptions} redemptions, "
-               f"{report.audit_events} audit events; integrity and audit chain verified")
+               f"{report.donation_requests} donation requests, {report.audit_events} audit events; integrity, "
+               f"the books of {report.campaigns} campaign(s) and the audit chain verified")
 
 
 @main.group()
@@ -218,11 +219,13 @@ def staff() -> None:
 @handles_errors
 def staff_add(settings: Settings, email: str, role: str, password: str) -> None:
     """Create a staff account; the first admin is bootstrapped this way."""
-    from promo.staff import add_staff
+    from promo.passwords import hash_password
+    from promo.staff import add_staff, check_new_password
 
+    digest = hash_password(check_new_password(password))  # before the transaction: argon2 never holds the write lock
     with database(settings) as conn:
         with transaction(migrated(conn)):
-            member = add_staff(conn, email=email, role=role, password=password, now=utcnow(), actor=CLI_ACTOR)
+            member = add_staff(conn, email=email, role=role, password_hash=digest, now=utcnow(), actor=CLI_ACTOR)
     click.echo(f"staff account {member.email} ({member.role}) created")
 
 

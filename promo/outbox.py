@@ -136,8 +136,12 @@ def mark_failed(conn: sqlite3.Connection, message_id: int, *, error: str, now: d
                        "error": error[:500]})
 
 
-def sends_since(conn: sqlite3.Connection, *, template: str, subject_ref: str, since: datetime) -> int:
+def sends_since(conn: sqlite3.Connection, *, template: str, subject_ref: str, since: datetime, limit: int) -> int:
+    """Emails of `template` about `subject_ref` queued since `since`, counted no further than
+    `limit` (index outbox_subject): the resend limit (R-X10) costs the same however large the
+    outbox grows."""
     return int(conn.execute(
-        "SELECT COUNT(*) FROM outbox WHERE template = :t AND subject_ref = :s AND created_at >= :since",
-        {"t": template, "s": subject_ref, "since": db_time(since)},
+        "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE subject_ref = :s AND created_at >= :since AND template = :t"
+        " LIMIT :limit)",
+        {"t": template, "s": subject_ref, "since": db_time(since), "limit": limit},
     ).fetchone()[0])

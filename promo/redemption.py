@@ -146,7 +146,7 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
         replay = _replay(conn, stored.id, request)
         if replay is not None:
             return replay
-    if guess_limit is not None and failed_key_attempts(conn, request, since=now - GUESS_WINDOW) >= guess_limit:
+    if guess_limit is not None and failed_key_attempts(conn, request, since=now - GUESS_WINDOW, limit=guess_limit) >= guess_limit:
         # Checked before the key is looked up, so a guesser learns nothing more (R-X12).
         failure = Failure("R-X12", "too_many_attempts", "too many attempts with product keys that could not be "
                           "used; try again in an hour or contact customer service")
@@ -239,14 +239,17 @@ def residence_of(request: RedeemRequest, purchase_country: str | None) -> str | 
     return request.residence_country or request.declared_country or purchase_country
 
 
-def failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, since: datetime) -> int:
-    """The most failed key attempts (R-X11, R-X5) in the window, by this account or this IP
-    (partial indexes hold only those attempts, so this stays cheap under any traffic)."""
+def failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, since: datetime, limit: int) -> int:
+    """The most failed key attempts (R-X11, R-X5) in the window, by this account or this IP,
+    counted no further than `limit`: partial indexes hold only those attempts, and the count
+    stops at the limit, so the check costs the same however many failures an attacker (or
+    everyone behind one NAT address) has piled up (issue 14)."""
     by_account, by_ip = conn.execute(
-        "SELECT (SELECT COUNT(*) FROM redemption_attempts WHERE guess_failure = 1 AND account_email = :a"
-        " AND attempted_at >= :since),"
-        " (SELECT COUNT(*) FROM redemption_attempts WHERE guess_failure = 1 AND client_ip = :ip AND attempted_at >= :since)",
-        {"a": request.account_email, "ip": request.client_ip, "since": db_time(since)},
+        "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM redemption_attempts WHERE guess_failure = 1 AND account_email = :a"
+        " AND attempted_at >= :since LIMIT :limit)),"
+        " (SELECT COUNT(*) FROM (SELECT 1 FROM redemption_attempts WHERE guess_failure = 1 AND client_ip = :ip"
+        " AND attempted_at >= :since LIMIT :limit))",
+        {"a": request.account_email, "ip": request.client_ip, "since": db_time(since), "limit": limit},
     ).fetchone()
     return max(int(by_account), int(by_ip))  # no IP (CLI, support): client_ip = NULL counts nothing
 

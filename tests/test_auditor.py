@@ -14,6 +14,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from promo.db import transaction
+from promo.passwords import hash_password
 from promo.staff import LOCK_AFTER, add_staff
 from tests.conftest import product_key, reward_code
 from tests.mailserver import MailServer
@@ -25,7 +26,7 @@ PASSWORD = "correct horse battery"
 
 def staff(conn: sqlite3.Connection, email: str, role: str) -> None:
     with transaction(conn):
-        add_staff(conn, email=email, role=role, password=PASSWORD, now=datetime.now(UTC), actor="test")
+        add_staff(conn, email=email, role=role, password_hash=hash_password(PASSWORD), now=datetime.now(UTC), actor="test")
 
 
 def staff_sign_in(client: TestClient, email: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]

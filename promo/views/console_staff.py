@@ -10,7 +10,8 @@ from starlette.routing import Route
 
 from promo.api_tokens import create_token, revoke_token, tokens_of
 from promo.errors import InputError
-from promo.staff import ROLES, StaffSession, add_staff, list_staff, update_staff
+from promo.passwords import Busy, hash_off_loop
+from promo.staff import ROLES, StaffSession, add_staff, check_new_password, list_staff, update_staff
 from promo.timeutil import utcnow
 from promo.views.console import READERS, actor, staff_form
 from promo.views.context import client_ip, redirect
@@ -29,8 +30,14 @@ async def staff_page(request: Request, session: StaffSession, *, status: int = 2
 async def staff_add(request: Request, session: StaffSession, form: FormData) -> Response:
     values = {k: str(form.get(k) or "") for k in ("email", "role")}
     try:
-        await request.app.state.db.write(add_staff, email=values["email"], role=values["role"],
-                                         password=str(form.get("password") or ""), now=utcnow(), actor=actor(session))
+        # Hashed before the transaction, in the bounded pool: argon2 never holds the write lock.
+        password = check_new_password(str(form.get("password") or ""))
+        try:
+            digest = await hash_off_loop(password)
+        except Busy:
+            raise InputError.one("password", "the server is busy checking passwords: send the form again in a few seconds") from None
+        await request.app.state.db.write_grouped(add_staff, email=values["email"], role=values["role"],
+                                                 password_hash=digest, now=utcnow(), actor=actor(session))
     except InputError as exc:
         return await staff_page.__wrapped__(request, session, status=422, values=values,  # type: ignore[attr-defined]
                                             errors={e.field: e.message for e in exc.errors})

@@ -318,7 +318,8 @@ async def resend(request: Request) -> Response:
 
     def queue_if_allowed(conn: Any) -> bool:
         now = utcnow()
-        if sends_since(conn, template=REWARD_EMAIL, subject_ref=ref, since=now - timedelta(hours=1)) > limit:
+        # The first email and `limit` resends an hour (so one more than the limit is counted).
+        if sends_since(conn, template=REWARD_EMAIL, subject_ref=ref, since=now - timedelta(hours=1), limit=limit + 1) > limit:
             return False
         enqueue(conn, template=REWARD_EMAIL, recipient=reward.account_email, subject_ref=ref, at=now, locale=ctx.lang,
                 domain=request.app.state.settings.mail.message_id_domain)
