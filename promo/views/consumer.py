@@ -21,7 +21,7 @@ from promo.db import Database
 from promo.errors import InputError, NotFound
 from promo.identifiers import mask_code, normalize_email
 from promo.outbox import enqueue, sends_since
-from promo.redemption import REWARD_EMAIL, RedeemRequest, redeem
+from promo.redemption import HELD_FOR_REVIEW, REWARD_EMAIL, RedeemRequest, redeem
 from promo.rewards import Reward, get_reward, rewards_of
 from promo.timeutil import utcnow
 from promo.views.context import (
@@ -173,9 +173,11 @@ async def redeem_submit(request: Request) -> Response:
     if result.redeemed:
         request.app.state.wake_relay()
         return redirect(f"/rewards/{result.redemption_id}")
-    limited = "R-X12" in result.decision.rules
+    reasons = {f.reason for f in result.decision.failures}
+    limited = "too_many_attempts" in reasons
     campaign = await _campaign(request)
-    page = _redeem_page(request, ctx, campaign, 429 if limited else 422, values=values,
+    status = 429 if limited else 202 if HELD_FOR_REVIEW in reasons else 422  # 202: a person decides (R-X12)
+    page = _redeem_page(request, ctx, campaign, status, values=values,
                         refusals=explain(result.decision.failures, campaign, ctx.l10n))
     if limited:
         page.headers["Retry-After"] = "3600"
@@ -260,7 +262,8 @@ async def signin_submit(request: Request) -> Response:
         email = normalize_email(str(form.get("email") or ""), "email")
     except InputError:
         return render(request, ctx, "consumer/signin.html", 422, next=next_path, email=str(form.get("email") or ""),
-                      error=ctx.l10n.gettext("Enter an email address, such as name@example.com."))
+                      error=ctx.l10n.gettext("Enter an email address as your mail provider writes it, such as "
+                                             "name@example.com, without spaces, quotes, brackets or comments."))
     settings = request.app.state.settings
     links: SigninLinks = request.app.state.signin_links
     await _db(request).write_grouped(request_signin, email=email, links=links, public_url=settings.public_url, locale=ctx.lang,

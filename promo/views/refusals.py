@@ -33,6 +33,9 @@ MESSAGES = {
     "campaign_not_published": N_("This offer has not started."),
     "campaign_paused": N_("This offer is paused for the moment. Please try again later."),
     "total_cap_reached": N_("No codes left: every reward of this offer has been given out."),
+    "held_for_review": N_(
+        "An address of the same mailbox has already received this offer's reward, so this request waits for a manual "
+        "review. We will email you the decision."),
     "too_many_attempts": N_(
         "Too many attempts with product keys that could not be used. Try again in an hour, or contact customer service."),
 }

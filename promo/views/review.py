@@ -35,6 +35,8 @@ async def claim_page(request: Request, session: StaffSession, error: str | None 
 @require_role(*REVIEWER_ROLES)
 async def receipt(request: Request, session: StaffSession) -> Response:
     claim = await request.app.state.db.read(get_claim, _claim_id(request))
+    if claim.receipt_file is None:  # held by the redemption (R-X12): there is no receipt
+        raise NotFound("receipt", str(claim.id))
     path = request.app.state.settings.receipts_dir / claim.receipt_file
     if not path.is_file():
         raise NotFound("receipt", str(claim.id))
