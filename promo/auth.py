@@ -146,4 +146,8 @@ def end_session(conn: sqlite3.Connection, id_hash: str, *, now: datetime, ip: st
 
 
 def same_token(expected: str | None, given: str | None) -> bool:
-    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
+    """CSRF tokens compared in constant time, as bytes: compare_digest refuses a str with any
+    non-ASCII character (TypeError, a 500), and a forged token may hold anything."""
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(str(expected).encode("utf-8", "surrogatepass"), str(given).encode("utf-8", "surrogatepass"))

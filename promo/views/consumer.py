@@ -50,13 +50,14 @@ def _csrf_ok(ctx: PageContext, form: Any) -> bool:
     return same_token(ctx.csrf_token, form.get("csrf"))
 
 
-async def _signed_in_post(request: Request) -> tuple[PageContext, Any] | Response:
+async def _signed_in_post(request: Request, max_files: int = 0) -> tuple[PageContext, Any] | Response:
     """The prelude of every signed-in form: a session, else sign in; a valid CSRF token, else 403."""
     ctx = await page_context(request)
     if ctx.session is None:
         return _sign_in_first(request)
-    form = await read_form(request)
+    form = await read_form(request, max_files)
     if not _csrf_ok(ctx, form):
+        await form.close()  # an uploaded file's temporary copy
         return _forbidden(request, ctx)
     return ctx, form
 
@@ -193,10 +194,7 @@ def _field_message(ctx: PageContext, field: str) -> str:
 
 
 async def _owned_reward(request: Request, ctx: PageContext) -> Reward:
-    try:
-        redemption_id = int(request.path_params["redemption_id"])
-    except ValueError:
-        raise NotFound("reward", str(request.path_params["redemption_id"])) from None
+    redemption_id = request.path_params["redemption_id"]
     reward = await _db(request).read(get_reward, redemption_id)
     # Somebody else's reward is "not found": a code is shown to its owner only.
     if reward is None or ctx.session is None or reward.account_email != ctx.session.account_email:
@@ -348,7 +346,7 @@ async def review_submit(request: Request) -> Response:
     from promo.catalog import load_catalog
     from promo.reviews import store_receipt, submit_claim
 
-    checked = await _signed_in_post(request)
+    checked = await _signed_in_post(request, max_files=1)  # the receipt
     if isinstance(checked, Response):
         return checked
     ctx, form = checked
@@ -399,8 +397,8 @@ routes = [
     Route("/offers/{slug}/review", review_form, methods=["GET"], name="consumer.review_form"),
     Route("/offers/{slug}/review", review_submit, methods=["POST"], name="consumer.review"),
     Route("/rewards", rewards_page, name="consumer.rewards"),
-    Route("/rewards/{redemption_id}", reward_page, name="consumer.reward"),
-    Route("/rewards/{redemption_id}/resend", resend, methods=["POST"], name="consumer.resend"),
+    Route("/rewards/{redemption_id:int64}", reward_page, name="consumer.reward"),
+    Route("/rewards/{redemption_id:int64}/resend", resend, methods=["POST"], name="consumer.resend"),
     Route("/signin", signin_form, methods=["GET"], name="consumer.signin_form"),
     Route("/signin", signin_submit, methods=["POST"], name="consumer.signin"),
     Route("/signin/sent", signin_sent, name="consumer.signin_sent"),
