@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from promo.audit import append_event
+from promo.identifiers import mailbox_params
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.timeutil import db_time, from_db_time
 
@@ -74,10 +75,12 @@ def session_hash(raw: str) -> str:
 def request_signin(conn: sqlite3.Connection, *, email: str, links: SigninLinks, public_url: str, locale: str,
                    now: datetime, ip: str | None, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> bool:
     """Queue a sign-in email (inside a transaction). False when rate-limited; the caller
-    shows the same page either way, so nobody learns anything about the address."""
+    shows the same page either way, so nobody learns anything about the address. The limit
+    is per mailbox: sub-addresses (ann+1@, ann+2@ …) share their address's allowance."""
     recent = conn.execute(
-        "SELECT COUNT(*) FROM signin_tokens WHERE account_email = :e AND created_at >= :since",
-        {"e": email, "since": db_time(now - links.lifetime)},
+        "SELECT COUNT(*) FROM signin_tokens WHERE created_at >= :since AND (account_email = :base"
+        " OR (account_email >= :lo AND account_email < :hi AND substr(account_email, -:n) = :at_domain))",
+        {"since": db_time(now - links.lifetime), **mailbox_params(email)},
     ).fetchone()[0]
     if recent >= SIGNIN_REQUESTS_PER_WINDOW:
         return False

@@ -29,7 +29,8 @@ Sub-addresses (`ann+tag@example.com`) are accounts of their own (the "+" is not 
 to every provider, so it is never stripped). But they usually reach one mailbox, so a
 redemption from an address that shares its mailbox key (`same_mailbox_key`: the local part
 before the first "+", and the domain) with an account that already redeemed the campaign
-is held for manual review (R-X12) instead of being granted (promo/redemption.py).
+is held for manual review (R-X12) instead of being granted (promo/redemption.py), and
+sign-in links are limited per mailbox, not per sub-address (promo/auth.py).
 """
 
 from __future__ import annotations
@@ -107,6 +108,14 @@ def same_mailbox_key(account: str) -> tuple[str, str]:
     first "+", domain). `ann@example.com` and `ann+promo@example.com` share ("ann", "example.com")."""
     local, _, domain = account.rpartition("@")
     return local.partition("+")[0], domain
+
+
+def mailbox_params(account: str) -> dict[str, object]:
+    """SQL parameters for "an account of this mailbox", as two index ranges:
+    `account_email = :base OR (account_email >= :lo AND account_email < :hi
+    AND substr(account_email, -:n) = :at_domain)` (base+anything sorts in [base+, base,))."""
+    base, domain = same_mailbox_key(account)
+    return {"base": f"{base}@{domain}", "lo": f"{base}+", "hi": f"{base},", "n": len(domain) + 1, "at_domain": f"@{domain}"}
 
 
 def normalize_code(value: str) -> str:

@@ -26,7 +26,7 @@ from promo.codes import claim_code
 from promo.countries import normalize_country
 from promo.db import Database, transaction
 from promo.errors import InputError, NotFound
-from promo.identifiers import mask_code, mask_product_key, normalize_email, normalize_product_key, same_mailbox_key
+from promo.identifiers import mailbox_params, mask_code, mask_product_key, normalize_email, normalize_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.stock import alert_if_low
 from promo.timeutil import db_time, from_db_time, iso, moment_to_db
@@ -249,13 +249,11 @@ def mailbox_sibling(conn: sqlite3.Connection, campaign_id: int, account: str) ->
     """Another account of the same mailbox (promo/identifiers.py same_mailbox_key: the local
     part before "+", and the domain) that already redeemed this campaign, if there is one.
     Two ranges of the (campaign, account) unique index: the base address, and base+anything."""
-    base, domain = same_mailbox_key(account)
     row = conn.execute(
         "SELECT account_email FROM redemptions WHERE campaign_id = :c AND account_email = :base AND account_email <> :a"
         " UNION ALL SELECT account_email FROM redemptions WHERE campaign_id = :c AND account_email >= :lo"
         " AND account_email < :hi AND account_email <> :a AND substr(account_email, -:n) = :at_domain LIMIT 1",
-        {"c": campaign_id, "a": account, "base": f"{base}@{domain}", "lo": f"{base}+", "hi": f"{base},",  # "," follows "+"
-         "n": len(domain) + 1, "at_domain": f"@{domain}"},
+        {"c": campaign_id, "a": account, **mailbox_params(account)},
     ).fetchone()
     return row[0] if row else None
 

@@ -185,6 +185,24 @@ def test_a_held_sub_address_is_reviewed_and_approved_over_http(client: TestClien
         "ann+promo@example.com"
 
 
+def test_sub_addresses_share_their_mailboxs_sign_in_allowance(client: TestClient, smtp: MailServer,
+                                                                shop: sqlite3.Connection) -> None:
+    from promo.auth import SIGNIN_REQUESTS_PER_WINDOW
+
+    # A victim's mailbox, asked for through its sub-addresses: the cap is the mailbox's.
+    addresses = ["victim@example.com", *(f"victim+{n}@example.com" for n in range(SIGNIN_REQUESTS_PER_WINDOW + 3))]
+    for address in addresses:
+        form = client.get("/signin")
+        sent = client.post("/signin", data={"csrf": hidden(form.text, "csrf"), "email": address, "next": "/"})
+        assert (sent.status_code, sent.headers["location"]) == (303, "/signin/sent")  # the same answer every time
+    assert shop.execute("SELECT COUNT(*) FROM signin_tokens").fetchone()[0] == SIGNIN_REQUESTS_PER_WINDOW
+    form = client.get("/signin")  # other mailboxes are not affected
+    client.post("/signin", data={"csrf": hidden(form.text, "csrf"), "email": "victimised@example.com", "next": "/"})
+    client.post("/signin", data={"csrf": hidden(form.text, "csrf"), "email": "victim@example.org", "next": "/"})
+    assert shop.execute("SELECT COUNT(*) FROM signin_tokens").fetchone()[0] == SIGNIN_REQUESTS_PER_WINDOW + 2
+    wait_for_mail(smtp, SIGNIN_REQUESTS_PER_WINDOW + 2)
+
+
 @pytest.mark.parametrize("typed", ["ann@example.com", "ANN+x@Example.COM"])
 def test_the_decision_log_finds_an_account_however_it_is_typed(typed: str) -> None:
     from promo.decision_log import AttemptFilter
