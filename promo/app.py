@@ -143,15 +143,25 @@ async def on_database_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_server_error(request: Request, exc: Exception) -> Response:
-    request_id = request.scope.get("state", {}).get("request_id")
+    """Starlette calls this from ServerErrorMiddleware, outside every middleware of the app, so
+    RequestContext never sees this response: it gets the same headers here."""
+    request_id = request.scope.get("state", {}).get("request_id") or "unknown"
     log.error("http.unhandled_error", error=type(exc).__name__, path=request.url.path)
-    return PlainTextResponse(f"Internal error. Reference: {request_id}", status_code=500)
+    if request.url.path.startswith(_MACHINE_PATHS):
+        response: Response = problem(500, "internal error", request_id=request_id)
+    else:
+        response = PlainTextResponse(f"Internal error. Reference: {request_id}", status_code=500)
+    response.headers["Cache-Control"] = "no-store"
+    response.raw_headers.extend(response_headers(request.scope, request_id))
+    return response
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 500)
     if status == 404 and not request.url.path.startswith(_MACHINE_PATHS):
         return await _error_page(request, 404, N_("Page not found"), N_("There is nothing at this address."))
+    if status == 404 and request.url.path.startswith("/api/"):  # e.g. an id that is no id (promo/views/ids.py)
+        return problem(404, "not found", request_id=request.scope.get("state", {}).get("request_id"))
     if status == 405:
         allow = allow_header(request.app.router.routes, request.scope, (getattr(exc, "headers", None) or {}).get("Allow"))
         return PlainTextResponse("Method not allowed", status_code=405, headers={"Allow": allow})
@@ -165,6 +175,14 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),  # sign-in links must never leak through Referer
     (b"x-frame-options", b"DENY"),
 ]
+
+
+def response_headers(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
+    """What every response carries: its request id and the security headers."""
+    headers = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
+    if scope.get("scheme") == "https":
+        headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+    return headers
 
 
 class RequestContext:
@@ -192,11 +210,7 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = message.setdefault("headers", [])
-                headers.append((b"x-request-id", request_id.encode()))
-                headers.extend(SECURITY_HEADERS)
-                if scope.get("scheme") == "https":
-                    headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+                message.setdefault("headers", []).extend(response_headers(scope, request_id))
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)

@@ -207,7 +207,8 @@ def _in_base_order(checked: list[Any], base: Mapping[str, Any] | None, key: str)
 
 def _number(text: str) -> int | str:
     # Digits become a number; anything else goes to the parser as is, which names the field.
-    return int(text) if text.lstrip("-").isdigit() else text
+    digits = text.removeprefix("-")
+    return int(text) if digits.isascii() and digits.isdigit() else text  # "²".isdigit() is True; int("²") fails
 
 
 def _matchers(text: str, field: str, errors: list[FieldError]) -> list[dict[str, list[str]]]:

@@ -11,11 +11,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from promo.errors import FieldError, InputError
-from promo.identifiers import mask_code, mask_product_key
+from promo.identifiers import mask_code, mask_product_key, normalize_email
 from promo.timeutil import db_time, from_db_time
 
 RULE_ID = re.compile(r"^(R-[A-Z]{1,2}\d{1,2}|STOCK)$")
 OUTCOMES = ("redeemed", "refused")
+
+
+def _account(typed: str) -> str:
+    """An account as it is stored (bob@bücher.example is bob@xn--bcher-kva.example); a search
+    for something outside the grammar simply finds nothing."""
+    try:
+        return normalize_email(typed, "account")
+    except InputError:
+        return typed.lower()
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ class AttemptFilter:
             raise InputError(errors)
         account = get("account")
         return cls(campaign=get("campaign"), outcome=outcome, rule=rule.upper() if rule else None,
-                   country=country.upper() if country else None, account=account.lower() if account else None,
+                   country=country.upper() if country else None, account=_account(account) if account else None,
                    since=days["since"], until=days["until"])
 
     def as_query(self) -> dict[str, str]:

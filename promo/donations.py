@@ -58,7 +58,7 @@ def parse_quantities(form: dict[str, str], products: tuple[str, ...]) -> dict[st
         raw = (form.get(f"qty.{sku}") or "").strip()
         if not raw or raw == "0":
             continue
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_QUANTITY:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_QUANTITY:  # "²".isdigit() is True
             errors.append(FieldError(f"qty.{sku}", f"must be a whole number from 0 to {MAX_QUANTITY}"))
             continue
         wanted[sku] = int(raw)

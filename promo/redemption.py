@@ -26,12 +26,13 @@ from promo.codes import claim_code
 from promo.countries import normalize_country
 from promo.db import Database, transaction
 from promo.errors import InputError, NotFound
-from promo.identifiers import mask_code, mask_product_key, normalize_email, normalize_product_key
+from promo.identifiers import mailbox_params, mask_code, mask_product_key, normalize_email, normalize_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.stock import alert_if_low
-from promo.timeutil import db_time, from_db_time, iso
+from promo.timeutil import db_time, from_db_time, iso, moment_to_db
 
 REWARD_EMAIL = "reward_code"
+HELD_FOR_REVIEW = "held_for_review"  # R-X12: a sub-address of an account that already redeemed
 GUESS_WINDOW = timedelta(hours=1)
 # Refusals that a key guesser collects: no such key (R-X11), somebody else's key (R-X5).
 _GUESS_RULES = ("R-X11", "R-X5")
@@ -116,11 +117,13 @@ def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
 
 
 def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, *,
-                mail_domain: str = DEFAULT_MAIL_DOMAIN, guess_limit: int | None = None) -> RedemptionResult:
-    """The redemption inside a transaction the caller holds (alone, or in a group commit)."""
+                mail_domain: str = DEFAULT_MAIL_DOMAIN, guess_limit: int | None = None,
+                reviewed: bool = False) -> RedemptionResult:
+    """The redemption inside a transaction the caller holds (alone, or in a group commit).
+    `reviewed`: a reviewer approved this claim (R-X12), so it is not held for review again."""
     conn.execute("SAVEPOINT redeem")
     try:
-        result = _decide_and_record(conn, request, now, mail_domain, guess_limit)
+        result = _decide_and_record(conn, request, now, mail_domain, guess_limit, reviewed)
     except sqlite3.IntegrityError:
         # A schema constraint caught what the checks did not: undo, then refuse and log that.
         conn.execute("ROLLBACK TO redeem")
@@ -137,7 +140,7 @@ def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
 
 
 def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, mail_domain: str,
-                       guess_limit: int | None) -> RedemptionResult:
+                       guess_limit: int | None, reviewed: bool) -> RedemptionResult:
     stored = get_campaign(conn, request.campaign)
     campaign = stored.campaign
     if campaign.kind != "purchase_offer":  # a donation program is asked through /nonprofit/, not redeemed
@@ -191,6 +194,13 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
     elif stored.paused:
         decision = decision.plus([Failure(CAMPAIGN, "campaign_paused", "this offer is paused for now; try again later")])
     if not decision.eligible:
+        return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
+    if not reviewed and activation is not None and mailbox_sibling(conn, stored.id, request.account_email):
+        # Another address of the same mailbox (a sub-address) already has this reward (R-X6):
+        # not granted here, held for a person to decide (R-X12).
+        _hold_for_review(conn, stored.id, request, activation, now)
+        decision = Decision((Failure("R-X12", HELD_FOR_REVIEW, "an address of the same mailbox has already received this "
+                                     "offer's reward: this request waits for a manual review, and the decision is emailed"),))
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
 
     if campaign.total_cap is not None and redeemed_in_total(conn, stored.id) >= campaign.total_cap:
@@ -252,6 +262,36 @@ def failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, sin
         {"a": request.account_email, "ip": request.client_ip, "since": db_time(since), "limit": limit},
     ).fetchone()
     return max(int(by_account), int(by_ip))  # no IP (CLI, support): client_ip = NULL counts nothing
+
+
+def mailbox_sibling(conn: sqlite3.Connection, campaign_id: int, account: str) -> str | None:
+    """Another account of the same mailbox (promo/identifiers.py same_mailbox_key: the local
+    part before "+", and the domain) that already redeemed this campaign, if there is one.
+    Two ranges of the (campaign, account) unique index: the base address, and base+anything."""
+    row = conn.execute(
+        "SELECT account_email FROM redemptions WHERE campaign_id = :c AND account_email = :base AND account_email <> :a"
+        " UNION ALL SELECT account_email FROM redemptions WHERE campaign_id = :c AND account_email >= :lo"
+        " AND account_email < :hi AND account_email <> :a AND substr(account_email, -:n) = :at_domain LIMIT 1",
+        {"c": campaign_id, "a": account, **mailbox_params(account)},
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _hold_for_review(conn: sqlite3.Connection, campaign_id: int, request: RedeemRequest, activation: Any, now: datetime) -> None:
+    """A pending review claim for this key (R-X12), with the activation record as its evidence
+    and no receipt; one open claim per key and campaign (a repeated request adds none)."""
+    if conn.execute("SELECT 1 FROM review_claims WHERE campaign_id = :c AND product_key = :k AND status = 'pending'",
+                    {"c": campaign_id, "k": request.product_key}).fetchone():
+        return
+    claim_id = conn.execute(
+        "INSERT INTO review_claims (campaign_id, account_email, product_key, sku, country, purchased_at, activated_at,"
+        " locale, status, client_ip, created_at) VALUES (:c, :a, :k, :sku, :country, :p, :act, :l, 'pending', :ip, :now)",
+        {"c": campaign_id, "a": request.account_email, "k": request.product_key, "sku": activation.sku,
+         "country": activation.country, "p": moment_to_db(activation.purchased_at), "act": moment_to_db(activation.activated_at),
+         "l": request.locale, "ip": request.client_ip, "now": db_time(now)},
+    ).lastrowid
+    append_event(conn, tag="review:claim:held", actor=f"account:{request.account_email}", subject=f"review:{claim_id}",
+                 ip=request.client_ip, at=now, data={"product_key": mask_product_key(request.product_key), "rule": "R-X12"})
 
 
 def redeemed_in_total(conn: sqlite3.Connection, campaign_id: int) -> int:

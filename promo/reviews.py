@@ -4,6 +4,11 @@ record, with a receipt, decided by support or an admin.
 Approval writes the activation record (bound to the account) and runs the redemption in the
 same transaction, so the code and its email commit together. Rejection emails the reason.
 Nobody reviews their own claim. Receipts are checked by content and kept outside the web root.
+
+A claim can also be held by the redemption itself (R-X12, promo/redemption.py): an address
+that shares its mailbox with an account that already redeemed the campaign (a sub-address,
+promo/identifiers.py). It has an activation record and no receipt; approving it grants the
+reward to that address.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from promo.campaign_store import get_campaign
 from promo.errors import InputError, NotFound
 from promo.identifiers import mask_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
-from promo.redemption import RedeemRequest, RedemptionResult, redeem_unit
+from promo.redemption import RedeemRequest, RedemptionResult, mailbox_sibling, redeem_unit
 from promo.timeutil import db_time, from_db_time, moment_to_db
 
 RECEIPT_TYPES = {b"%PDF-": "application/pdf", b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
@@ -62,8 +67,8 @@ class Claim:
     country: str
     purchased_at: str
     activated_at: str
-    receipt_file: str
-    receipt_type: str
+    receipt_file: str | None  # None: held by the redemption (R-X12), the activation record is the evidence
+    receipt_type: str | None
     locale: str
     status: str
     reason: str | None
@@ -100,14 +105,18 @@ def submit_claim(conn: sqlite3.Connection, *, campaign: str, account_email: str,
 
 _SELECT = (
     "SELECT r.id, c.slug, r.account_email, r.product_key, r.sku, r.country, r.purchased_at, r.activated_at, r.receipt_file,"
-    " r.receipt_type, r.locale, r.status, r.reason, r.reviewer_email, r.created_at, r.client_ip"
+    " r.receipt_type, r.locale, r.status, r.reason, r.reviewer_email, r.created_at, r.client_ip, r.campaign_id"
     " FROM review_claims r JOIN campaigns c ON c.id = r.campaign_id"
 )
 
 
 def _flags(conn: sqlite3.Connection, row: sqlite3.Row) -> tuple[str, ...]:
-    """R-X12 hints for the reviewer: many accounts from one address, one key tried by many."""
+    """R-X12 hints for the reviewer: another address of the same mailbox already redeemed,
+    many accounts from one address, one key tried by many."""
     flags = []
+    sibling = mailbox_sibling(conn, row[16], row[2])
+    if sibling:
+        flags.append(f"{sibling}, an address of the same mailbox, already redeemed this offer")
     if row[15]:
         accounts = conn.execute(
             "SELECT COUNT(DISTINCT account_email) FROM (SELECT account_email FROM redemption_attempts WHERE client_ip = :ip"
@@ -156,15 +165,16 @@ def approve(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, now: date
     (say, no codes left), nothing is written and the claim stays pending."""
     claim = _open_claim(conn, claim_id, reviewer)
     conn.execute("SAVEPOINT approve")
-    conn.execute(
-        "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email, imported_at, import_batch)"
-        " VALUES (:k, :sku, :c, :p, :a, :e, :now, :batch)",
-        {"k": claim.product_key, "sku": claim.sku, "c": claim.country, "p": claim.purchased_at, "a": claim.activated_at,
-         "e": claim.account_email, "now": db_time(now), "batch": f"review:{claim_id}"},
-    )
+    if claim.receipt_file is not None:  # a held claim (R-X12) has its activation record already
+        conn.execute(
+            "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email, imported_at,"
+            " import_batch) VALUES (:k, :sku, :c, :p, :a, :e, :now, :batch)",
+            {"k": claim.product_key, "sku": claim.sku, "c": claim.country, "p": claim.purchased_at, "a": claim.activated_at,
+             "e": claim.account_email, "now": db_time(now), "batch": f"review:{claim_id}"},
+        )
     request = RedeemRequest(campaign=claim.campaign, account_email=claim.account_email, product_key=claim.product_key,
                             terms_accepted=True, declared_country=claim.country, client_ip=claim.client_ip, locale=claim.locale)
-    result = redeem_unit(conn, request, now, mail_domain=mail_domain)
+    result = redeem_unit(conn, request, now, mail_domain=mail_domain, reviewed=True)
     if not result.redeemed:
         conn.execute("ROLLBACK TO approve")
         conn.execute("RELEASE approve")

@@ -60,8 +60,8 @@ def iso(value: datetime) -> str:
 def zone(name: str, field: str = "timezone") -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise InputError.one(field, f"unknown time zone {name!r} (use an IANA name such as Europe/Copenhagen)") from None
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):  # OSError: a name too long for a file name
+        raise InputError.one(field, f"unknown time zone {name[:60]!r} (use an IANA name such as Europe/Copenhagen)") from None
 
 
 def parse_instant(value: str, field: str) -> datetime:

@@ -195,10 +195,7 @@ async def upload_activations(request: Request, staff: StaffMember, actor: str) -
 
 @api_role(*READERS)
 async def job(request: Request, staff: StaffMember, actor: str) -> Response:
-    raw = request.path_params["job_id"]
-    if not raw.isdigit():
-        return problem(404, f"import job {raw!r} not found")
-    found = await request.app.state.db.read(get_job, int(raw))
+    found = await request.app.state.db.read(get_job, request.path_params["job_id"])
     return JSONResponse(found.as_dict(request.app.state.jobs.progress(found)))
 
 
@@ -232,6 +229,6 @@ routes = [
     Route("/api/v1/campaigns/{slug}/stock", stock, name="api.stock"),
     Route("/api/v1/campaigns/{slug}/codes", upload_codes, methods=["POST"], name="api.codes"),
     Route("/api/v1/activations", upload_activations, methods=["POST"], name="api.activations"),
-    Route("/api/v1/jobs/{job_id}", job, name="api.job"),
+    Route("/api/v1/jobs/{job_id:int64}", job, name="api.job"),
     Route("/api/v1/validation-codes/verify", verify_validation_code, methods=["POST"], name="api.verify_code"),
 ]

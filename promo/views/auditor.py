@@ -18,6 +18,7 @@ from promo.campaign_store import list_campaigns
 from promo.decision_log import AttemptFilter, AttemptRow, attempt_detail, count_attempts, query_attempts
 from promo.errors import InputError, NotFound
 from promo.staff import StaffSession
+from promo.views.ids import parse_id
 from promo.views.staffauth import require_role, staff_render
 
 READERS = ("auditor", "admin")
@@ -40,13 +41,14 @@ async def _filter(request: Request) -> AttemptFilter:
 @require_role(*READERS)
 async def log_page(request: Request, session: StaffSession) -> Response:
     db = request.app.state.db
+    before = request.query_params.get("before")
     try:
         flt = await _filter(request)
+        before_id = parse_id(before, "before") if before else None  # the next page's cursor
     except InputError as exc:
         return staff_render(request, "audit/log.html", 400, session=session, errors={e.field: e.message for e in exc.errors},
                             rows=[], total=0, flt=AttemptFilter(), query={}, chain=None, campaigns=[], next_before=None)
-    before = request.query_params.get("before")
-    rows = await db.read(query_attempts, flt, before_id=int(before) if before and before.isdigit() else None, limit=PAGE)
+    rows = await db.read(query_attempts, flt, before_id=before_id, limit=PAGE)
     campaigns = {s.campaign.slug: s.campaign for s in await db.read(list_campaigns)}
     return staff_render(request, "audit/log.html", session=session, errors={}, rows=rows, flt=flt, query=flt.as_query(),
                         total=await db.read(count_attempts, flt), chain=await db.read(verify_chain),
@@ -55,10 +57,10 @@ async def log_page(request: Request, session: StaffSession) -> Response:
 
 @require_role(*READERS)
 async def attempt_page(request: Request, session: StaffSession) -> Response:
-    raw = request.path_params["attempt_id"]
-    detail = await request.app.state.db.read(attempt_detail, int(raw)) if raw.isdigit() else None
+    attempt_id = request.path_params["attempt_id"]
+    detail = await request.app.state.db.read(attempt_detail, attempt_id)
     if detail is None:
-        raise NotFound("attempt", raw)
+        raise NotFound("attempt", str(attempt_id))
     campaigns = {s.campaign.slug: s.campaign for s in await request.app.state.db.read(list_campaigns)}
     return staff_render(request, "audit/attempt.html", session=session, campaigns=campaigns, **detail)
 
@@ -138,7 +140,7 @@ async def staff_actions_page(request: Request, session: StaffSession) -> Respons
 
 routes = [
     Route("/audit/", log_page, name="auditor.log"),
-    Route("/audit/attempts/{attempt_id}", attempt_page, name="auditor.attempt"),
+    Route("/audit/attempts/{attempt_id:int64}", attempt_page, name="auditor.attempt"),
     Route("/audit/export.csv", export_csv, name="auditor.export_csv"),
     Route("/audit/export.json", export_json, name="auditor.export_json"),
     Route("/audit/reconciliation", reconciliation_page, name="auditor.reconciliation"),

@@ -34,7 +34,7 @@ from promo.replay import replay
 from promo.staff import StaffSession
 from promo.stock import rearm_if_restocked, stock_report
 from promo.timeutil import utcnow
-from promo.views.context import client_ip, path_id, redirect
+from promo.views.context import client_ip, redirect
 from promo.views.staffauth import require_role, staff_render
 
 OFFER = "purchase_offer"  # the kind these pages edit; the donation program has /console/nonprofit/
@@ -51,7 +51,7 @@ def actor(session: StaffSession) -> str:
 async def checked_form(request: Request, session: StaffSession) -> FormData | Response:
     """The posted form if its CSRF token is the session's, else the 403 page."""
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_UPLOAD_BYTES:
+    if length and length.isascii() and length.isdigit() and int(length) > MAX_UPLOAD_BYTES:
         return staff_render(request, "console/message.html", 413, session=session, title="File too large",
                             message=f"Uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
     form = await request.form(max_part_size=4 * 1024 * 1024)
@@ -287,7 +287,7 @@ async def upload_codes(request: Request, session: StaffSession, form: FormData) 
 
 @staff_form(*EDITORS)
 async def void_codes(request: Request, session: StaffSession, form: FormData) -> Response:
-    slug, batch_id = _slug(request), path_id(request, "batch_id", "batch")
+    slug, batch_id = _slug(request), request.path_params["batch_id"]
 
     def void(conn: Any) -> int:
         stored = get_offer(conn, slug)
@@ -312,7 +312,7 @@ async def upload_activations(request: Request, session: StaffSession, form: Form
 
 @require_role(*READERS)
 async def job_page(request: Request, session: StaffSession) -> Response:
-    job = await request.app.state.db.read(get_job, path_id(request, "job_id", "import job"))
+    job = await request.app.state.db.read(get_job, request.path_params["job_id"])
     jobs = request.app.state.jobs
     back = "/console/activations"
     if job.campaign_slug:
@@ -333,9 +333,9 @@ routes = [
     Route("/console/campaigns/{slug}/state", state_submit, methods=["POST"], name="console.state"),
     Route("/console/campaigns/{slug}/export.toml", export_file, name="console.export"),
     Route("/console/campaigns/{slug}/codes", upload_codes, methods=["POST"], name="console.upload_codes"),
-    Route("/console/campaigns/{slug}/batches/{batch_id}/void", void_codes, methods=["POST"], name="console.void"),
+    Route("/console/campaigns/{slug}/batches/{batch_id:int64}/void", void_codes, methods=["POST"], name="console.void"),
     Route("/console/activations", activations_page, methods=["GET"], name="console.activations"),
     Route("/console/activations", upload_activations, methods=["POST"], name="console.upload_activations"),
-    Route("/console/jobs/{job_id}", job_page, name="console.job"),
+    Route("/console/jobs/{job_id:int64}", job_page, name="console.job"),
 ]
 

@@ -21,7 +21,7 @@ from promo.nonprofit_decisions import REQUEST_DECISIONS, STANDING_DECISIONS, cha
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
 from promo.views.console import EDITORS, READERS, staff_form, start_upload
-from promo.views.context import client_ip, path_id, redirect
+from promo.views.context import client_ip, redirect
 from promo.views.nonprofit import LABELS
 from promo.views.staffauth import require_role, staff_render
 
@@ -50,7 +50,7 @@ async def overview(request: Request, session: StaffSession) -> Response:
 async def _decide(request: Request, session: StaffSession, form: FormData, decide: Callable[..., Any], name: str,
                   decisions: tuple[str, ...], **extra: Any) -> Response:
     """A staff decision on one organisation, request or return: audited by `decide`, errors shown with their rule."""
-    target, decision = path_id(request, name, "page"), str(request.path_params["decision"])
+    target, decision = request.path_params[name], str(request.path_params["decision"])
     if decision not in decisions:
         raise NotFound("page", request.url.path)
     try:
@@ -94,8 +94,8 @@ async def upload_keys(request: Request, session: StaffSession, form: FormData) -
 routes = [
     Route("/console/nonprofit/", overview, name="console.nonprofit"),
     Route("/console/nonprofit/keys", upload_keys, methods=["POST"], name="console.nonprofit_keys"),
-    Route("/console/nonprofit/organisations/{org_id}/{decision}", review, methods=["POST"], name="console.nonprofit_review"),
-    Route("/console/nonprofit/requests/{request_id}/{decision}", decide_donation, methods=["POST"],
+    Route("/console/nonprofit/organisations/{org_id:int64}/{decision}", review, methods=["POST"], name="console.nonprofit_review"),
+    Route("/console/nonprofit/requests/{request_id:int64}/{decision}", decide_donation, methods=["POST"],
           name="console.nonprofit_request"),
-    Route("/console/nonprofit/returns/{return_id}/{decision}", process_return, methods=["POST"], name="console.nonprofit_return"),
+    Route("/console/nonprofit/returns/{return_id:int64}/{decision}", process_return, methods=["POST"], name="console.nonprofit_return"),
 ]

@@ -46,14 +46,13 @@ async def staff_add(request: Request, session: StaffSession, form: FormData) -> 
 
 @staff_form("admin")
 async def staff_update(request: Request, session: StaffSession, form: FormData) -> Response:
-    raw = str(request.path_params["staff_id"])
     action = str(form.get("action") or "")
     role = str(form.get("role") or "") if action == "role" else None
     disabled = {"disable": True, "enable": False}.get(action)
     try:
-        if not raw.isdigit() or (role is None and disabled is None):
+        if role is None and disabled is None:
             raise InputError.one("action", "must be role, disable or enable")
-        await request.app.state.db.write(update_staff, int(raw), role=role, disabled=disabled, actor=session.staff,
+        await request.app.state.db.write(update_staff, request.path_params["staff_id"], role=role, disabled=disabled, actor=session.staff,
                                          now=utcnow(), ip=client_ip(request))
     except InputError as exc:
         return await staff_page.__wrapped__(request, session, status=422,  # type: ignore[attr-defined]
@@ -82,17 +81,16 @@ async def token_create(request: Request, session: StaffSession, form: FormData) 
 
 @staff_form(*READERS)
 async def token_revoke(request: Request, session: StaffSession, form: FormData) -> Response:
-    raw = str(request.path_params["token_id"])
-    if raw.isdigit():
-        await request.app.state.db.write(revoke_token, session.staff, int(raw), now=utcnow(), ip=client_ip(request))
+    await request.app.state.db.write(revoke_token, session.staff, request.path_params["token_id"], now=utcnow(),
+                                     ip=client_ip(request))
     return redirect("/console/tokens")
 
 
 routes = [
     Route("/console/staff", staff_page, methods=["GET"], name="console.staff"),
     Route("/console/staff", staff_add, methods=["POST"], name="console.staff_add"),
-    Route("/console/staff/{staff_id}", staff_update, methods=["POST"], name="console.staff_update"),
+    Route("/console/staff/{staff_id:int64}", staff_update, methods=["POST"], name="console.staff_update"),
     Route("/console/tokens", tokens_page, methods=["GET"], name="console.tokens"),
     Route("/console/tokens", token_create, methods=["POST"], name="console.token_create"),
-    Route("/console/tokens/{token_id}/revoke", token_revoke, methods=["POST"], name="console.token_revoke"),
+    Route("/console/tokens/{token_id:int64}/revoke", token_revoke, methods=["POST"], name="console.token_revoke"),
 ]

@@ -24,7 +24,7 @@ from promo.db import Database
 from promo.errors import InputError, NotFound
 from promo.identifiers import mask_code, normalize_email
 from promo.outbox import enqueue, sends_since
-from promo.redemption import REWARD_EMAIL, RedeemRequest, redeem
+from promo.redemption import HELD_FOR_REVIEW, REWARD_EMAIL, RedeemRequest, redeem
 from promo.rewards import Reward, get_reward, rewards_of
 from promo.terms_store import accepted_terms
 from promo.timeutil import utcnow
@@ -55,13 +55,14 @@ def _csrf_ok(ctx: PageContext, form: Any) -> bool:
     return same_token(ctx.csrf_token, form.get("csrf"))
 
 
-async def _signed_in_post(request: Request) -> tuple[PageContext, Any] | Response:
+async def _signed_in_post(request: Request, max_files: int = 0) -> tuple[PageContext, Any] | Response:
     """The prelude of every signed-in form: a session, else sign in; a valid CSRF token, else 403."""
     ctx = await page_context(request)
     if ctx.session is None:
         return _sign_in_first(request)
-    form = await read_form(request)
+    form = await read_form(request, max_files)
     if not _csrf_ok(ctx, form):
+        await form.close()  # an uploaded file's temporary copy
         return _forbidden(request, ctx)
     return ctx, form
 
@@ -242,9 +243,11 @@ async def redeem_submit(request: Request) -> Response:
     if result.redeemed:
         request.app.state.wake_relay()
         return redirect(f"/rewards/{result.redemption_id}")
-    limited = "R-X12" in result.decision.rules
+    reasons = {f.reason for f in result.decision.failures}
+    limited = "too_many_attempts" in reasons
     campaign = await _campaign(request)
-    page = _redeem_page(request, ctx, campaign, 429 if limited else 422, values=values,
+    status = 429 if limited else 202 if HELD_FOR_REVIEW in reasons else 422  # 202: a person decides (R-X12)
+    page = _redeem_page(request, ctx, campaign, status, values=values,
                         refusals=explain(result.decision.failures, campaign, ctx.l10n,
                                          await _products_named_in(request, result.decision.failures)))
     if limited:
@@ -269,10 +272,7 @@ def _field_message(ctx: PageContext, field: str) -> str:
 
 
 async def _owned_reward(request: Request, ctx: PageContext) -> Reward:
-    try:
-        redemption_id = int(request.path_params["redemption_id"])
-    except ValueError:
-        raise NotFound("reward", str(request.path_params["redemption_id"])) from None
+    redemption_id = request.path_params["redemption_id"]
     reward = await _db(request).read(get_reward, redemption_id)
     # Somebody else's reward is "not found": a code is shown to its owner only.
     if reward is None or ctx.session is None or reward.account_email != ctx.session.account_email:
@@ -346,7 +346,8 @@ async def signin_submit(request: Request) -> Response:
         email = normalize_email(str(form.get("email") or ""), "email")
     except InputError:
         return render(request, ctx, "consumer/signin.html", 422, next=next_path, email=str(form.get("email") or ""),
-                      error=ctx.l10n.gettext("Enter an email address, such as name@example.com."))
+                      error=ctx.l10n.gettext("Enter an email address as your mail provider writes it, such as "
+                                             "name@example.com, without spaces, quotes, brackets or comments."))
     settings = request.app.state.settings
     links: SigninLinks = request.app.state.signin_links
     await _db(request).write_grouped(request_signin, email=email, links=links, public_url=settings.public_url, locale=ctx.lang,
@@ -431,7 +432,7 @@ async def review_submit(request: Request) -> Response:
     from promo.catalog import load_catalog
     from promo.reviews import store_receipt, submit_claim
 
-    checked = await _signed_in_post(request)
+    checked = await _signed_in_post(request, max_files=1)  # the receipt
     if isinstance(checked, Response):
         return checked
     ctx, form = checked
@@ -483,8 +484,8 @@ routes = [
     Route("/offers/{slug}/review", review_form, methods=["GET"], name="consumer.review_form"),
     Route("/offers/{slug}/review", review_submit, methods=["POST"], name="consumer.review"),
     Route("/rewards", rewards_page, name="consumer.rewards"),
-    Route("/rewards/{redemption_id}", reward_page, name="consumer.reward"),
-    Route("/rewards/{redemption_id}/resend", resend, methods=["POST"], name="consumer.resend"),
+    Route("/rewards/{redemption_id:int64}", reward_page, name="consumer.reward"),
+    Route("/rewards/{redemption_id:int64}/resend", resend, methods=["POST"], name="consumer.resend"),
     Route("/signin", signin_form, methods=["GET"], name="consumer.signin_form"),
     Route("/signin", signin_submit, methods=["POST"], name="consumer.signin"),
     Route("/signin/sent", signin_sent, name="consumer.signin_sent"),

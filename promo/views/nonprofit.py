@@ -41,7 +41,7 @@ from promo.nonprofit import (
 )
 from promo.timeutil import utcnow
 from promo.views.consumer import signed_in_form, signed_in_page
-from promo.views.context import PageContext, client_ip, page_context, path_id, redirect, render
+from promo.views.context import PageContext, client_ip, page_context, redirect, render
 from promo.views.refusals import Explained, in_words
 
 LABELS = {
@@ -200,14 +200,14 @@ async def _organisation_page(request: Request, ctx: PageContext, org_id: int, st
 
 @signed_in_page
 async def organisation_page(request: Request, ctx: PageContext) -> Response:
-    return await _organisation_page(request, ctx, path_id(request, "org_id", "organisation"))
+    return await _organisation_page(request, ctx, request.path_params["org_id"])
 
 
 @signed_in_form
 async def issue_submit(request: Request, ctx: PageContext, form: Any) -> Response:
     assert ctx.session is not None
     values = {k: str(form.get(k) or "") for k in ("first_name", "last_name", "email")}
-    org_id = path_id(request, "org_id", "organisation")
+    org_id = request.path_params["org_id"]
     try:
         code = await _db(request).write(issue_code, org_id, holder_email=ctx.session.account_email,
                                         now=utcnow(), ip=client_ip(request), **values)
@@ -221,7 +221,7 @@ async def issue_submit(request: Request, ctx: PageContext, form: Any) -> Respons
 @signed_in_form
 async def refresh_submit(request: Request, ctx: PageContext, _form: Any) -> Response:
     assert ctx.session is not None
-    code_id = path_id(request, "code_id", "validation code")
+    code_id = request.path_params["code_id"]
     org_id = (await _db(request).read(get_code, code_id)).organisation_id
     try:
         code = await _db(request).write(refresh_code, code_id, holder_email=ctx.session.account_email, now=utcnow(),
@@ -285,7 +285,7 @@ async def request_submit(request: Request, ctx: PageContext, form: Any) -> Respo
 
 async def _donation_page(request: Request, ctx: PageContext, status: int = 200, error: str | None = None) -> Response:
     assert ctx.session is not None
-    request_id = path_id(request, "request_id", "donation request")
+    request_id = request.path_params["request_id"]
     found = await _db(request).read(get_request, request_id)
     if found.account_email != ctx.session.account_email:
         raise NotFound("donation request", str(request_id))  # not yours: as if it did not exist
@@ -301,7 +301,7 @@ async def donation_page(request: Request, ctx: PageContext) -> Response:
 @signed_in_form
 async def return_submit(request: Request, ctx: PageContext, form: Any) -> Response:
     assert ctx.session is not None
-    request_id = path_id(request, "request_id", "donation request")
+    request_id = request.path_params["request_id"]
     try:
         await _db(request).write(ask_return, request_id, account_email=ctx.session.account_email,
                                  not_installed=form.get("not_installed") == "yes", now=utcnow(), ip=client_ip(request))
@@ -315,12 +315,12 @@ routes = [
     Route("/nonprofit/", home, name="nonprofit.home"),
     Route("/nonprofit/register", register_form, methods=["GET"], name="nonprofit.register_form"),
     Route("/nonprofit/register", register_submit, methods=["POST"], name="nonprofit.register"),
-    Route("/nonprofit/organisations/{org_id}", organisation_page, name="nonprofit.organisation"),
-    Route("/nonprofit/organisations/{org_id}/codes", issue_submit, methods=["POST"], name="nonprofit.issue_code"),
-    Route("/nonprofit/codes/{code_id}/refresh", refresh_submit, methods=["POST"], name="nonprofit.refresh_code"),
+    Route("/nonprofit/organisations/{org_id:int64}", organisation_page, name="nonprofit.organisation"),
+    Route("/nonprofit/organisations/{org_id:int64}/codes", issue_submit, methods=["POST"], name="nonprofit.issue_code"),
+    Route("/nonprofit/codes/{code_id:int64}/refresh", refresh_submit, methods=["POST"], name="nonprofit.refresh_code"),
     Route("/nonprofit/terms", terms, methods=["GET"], name="nonprofit.terms"),
     Route("/nonprofit/request", request_form, methods=["GET"], name="nonprofit.request_form"),
     Route("/nonprofit/request", request_submit, methods=["POST"], name="nonprofit.request"),
-    Route("/nonprofit/requests/{request_id}", donation_page, name="nonprofit.donation"),
-    Route("/nonprofit/requests/{request_id}/return", return_submit, methods=["POST"], name="nonprofit.return"),
+    Route("/nonprofit/requests/{request_id:int64}", donation_page, name="nonprofit.donation"),
+    Route("/nonprofit/requests/{request_id:int64}/return", return_submit, methods=["POST"], name="nonprofit.return"),
 ]

@@ -67,7 +67,8 @@ OPENAPI: dict[str, Any] = {
             "operationId": "uploadActivations", "summary": "Import activation records (the CSV of `promo import-activations`)",
             "requestBody": _CSV,
             "responses": {"201": _json(_ref("Job"), "Imported"), "413": _PROBLEM, "422": _PROBLEM, **_ERRORS}}},
-        "/api/v1/jobs/{job_id}": {"parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+        "/api/v1/jobs/{job_id}": {"parameters": [{"name": "job_id", "in": "path", "required": True,
+                                                  "schema": {"type": "integer", "format": "int64", "minimum": 0}}],
                                   "get": {"operationId": "getJob", "responses": {"200": _json(_ref("Job"), "An upload"), **_ERRORS}}},
         "/api/v1/validation-codes/verify": {"post": {
             "operationId": "verifyValidationCode", "security": [{"partner": []}],

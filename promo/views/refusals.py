@@ -35,6 +35,9 @@ MESSAGES = {
     "total_cap_reached": N_("No codes left: every reward of this offer has been given out."),
     "campaign_not_published": N_("This offer has not started."),
     "campaign_paused": N_("This offer is paused for the moment."),
+    "held_for_review": N_(
+        "An address of the same mailbox has already received this offer's reward, so this request waits for a manual "
+        "review. We will email you the decision."),
     "too_many_attempts": N_("There have been too many attempts with product keys that could not be used."),
 }
 
@@ -72,6 +75,8 @@ NEXT_STEPS: dict[str, tuple[str, str | None]] = {
     "campaign_not_published": (N_("See the offer page for when it starts."), OFFER),
     "campaign_paused": (N_("Please try again later."), None),
     "too_many_attempts": (N_("Wait an hour before you try again, or contact customer service."), None),
+    "held_for_review": (N_("There is nothing more to do now: a person looks at the request and emails you the decision."),
+                        None),
 }
 # A reason this module does not know yet (a new rule) still reads in the customer's language.
 UNKNOWN = (N_("Your request does not meet the rules of this offer."),

@@ -12,12 +12,12 @@ from promo.errors import InputError, NotFound
 from promo.reviews import REVIEWER_ROLES, NotAllowed, approve, get_claim, pending_claims, reject
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
-from promo.views.context import client_ip, path_id, read_form, redirect
+from promo.views.context import client_ip, read_form, redirect
 from promo.views.staffauth import require_role, staff_render
 
 
 def _claim_id(request: Request) -> int:
-    return path_id(request, "claim_id", "review claim")
+    return int(request.path_params["claim_id"])  # {claim_id:int64}
 
 
 @require_role(*REVIEWER_ROLES)
@@ -35,6 +35,8 @@ async def claim_page(request: Request, session: StaffSession, error: str | None 
 @require_role(*REVIEWER_ROLES)
 async def receipt(request: Request, session: StaffSession) -> Response:
     claim = await request.app.state.db.read(get_claim, _claim_id(request))
+    if claim.receipt_file is None:  # held by the redemption (R-X12): there is no receipt
+        raise NotFound("receipt", str(claim.id))
     path = request.app.state.settings.receipts_dir / claim.receipt_file
     if not path.is_file():
         raise NotFound("receipt", str(claim.id))
@@ -80,7 +82,7 @@ async def decide(request: Request, session: StaffSession) -> Response:
 
 routes = [
     Route("/review/", queue, name="review.queue"),
-    Route("/review/{claim_id}", claim_page, name="review.claim"),
-    Route("/review/{claim_id}/receipt", receipt, name="review.receipt"),
-    Route("/review/{claim_id}/{decision:str}", decide, methods=["POST"], name="review.decide"),
+    Route("/review/{claim_id:int64}", claim_page, name="review.claim"),
+    Route("/review/{claim_id:int64}/receipt", receipt, name="review.receipt"),
+    Route("/review/{claim_id:int64}/{decision:str}", decide, methods=["POST"], name="review.decide"),
 ]

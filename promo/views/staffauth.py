@@ -13,6 +13,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from promo.auth import TOUCH_AFTER, same_token
+from promo.errors import InputError
+from promo.identifiers import normalize_email
 from promo.staff import StaffSession, end_staff_session, load_staff_session, touch_staff_session
 from promo.timeutil import utcnow
 from promo.views.context import client_ip, local_path, read_form, redirect
@@ -88,11 +90,14 @@ async def signin_submit(request: Request) -> Response:
     if not same_token(token, str(form.get("csrf") or "")):
         return staff_render(request, "staff/signin.html", 403, csrf=token or "", next="/audit/",
                             error="This form has expired. Reload the page and try again.")
+    next_path = local_path(str(form.get("next") or ""), "/")
+    try:  # the grammar of every account address: nothing outside it names a staff account
+        email = normalize_email(str(form.get("email") or ""), "email")
+    except InputError as exc:
+        return staff_render(request, "staff/signin.html", 422, csrf=token, next=next_path, error=str(exc))
     # The password is checked outside any transaction (promo/staff_signin.py, issue 14).
     result = await request.app.state.staff_signins.sign_in(
-        request.app.state.db, email=str(form.get("email") or ""), password=str(form.get("password") or ""),
-        now=utcnow(), ip=client_ip(request))
-    next_path = local_path(str(form.get("next") or ""), "/")
+        request.app.state.db, email=email, password=str(form.get("password") or ""), now=utcnow(), ip=client_ip(request))
     if isinstance(result, str):
         messages = {"invalid": "The email address or password is not right.",
                     "locked": "Too many failed attempts: this account is locked for a while.",
