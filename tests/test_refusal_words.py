@@ -59,18 +59,25 @@ CASES = {
 }
 # Reasons the redeem form cannot produce on its own: a race caught by a UNIQUE constraint
 # (tests/test_concurrency.py), and a draft, whose redeem form does not exist (404, below).
-NOT_THROUGH_THE_FORM = {"already_redeemed", "campaign_not_published"}
+# held_for_review is no refusal but a 202 (a person decides); its page is tested through the form in
+# tests/test_account_addresses.py (a sub-address of a mailbox that already redeemed, R-X12).
+NOT_THROUGH_THE_FORM = {"already_redeemed", "campaign_not_published", "held_for_review"}
 
 
 def engine_reasons() -> set[str]:
     """Every reason a Failure is built with in the engine (f-strings matched against MESSAGES)."""
     found = set()
     for path in ENGINE:
-        for call in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        constants = {target.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                     and isinstance(node.value, ast.Constant) for target in node.targets if isinstance(target, ast.Name)}
+        for call in ast.walk(tree):
             if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Failure" and len(call.args) >= 2:
                 reason = call.args[1]
                 if isinstance(reason, ast.Constant):
                     found.add(str(reason.value))
+                elif isinstance(reason, ast.Name) and reason.id in constants:  # a module constant (HELD_FOR_REVIEW)
+                    found.add(str(constants[reason.id]))
                 elif isinstance(reason, ast.Subscript):
                     continue  # a stored failure rebuilt (an idempotent replay): not a new reason
                 else:
