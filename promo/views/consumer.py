@@ -21,7 +21,7 @@ from promo.db import Database
 from promo.errors import InputError, NotFound
 from promo.identifiers import mask_code, normalize_email
 from promo.outbox import enqueue, sends_since
-from promo.redemption import REWARD_EMAIL, RedeemRequest, redeem
+from promo.redemption import KEY_NOT_BOUND, REWARD_EMAIL, RedeemRequest, redeem
 from promo.rewards import Reward, get_reward, rewards_of
 from promo.timeutil import utcnow
 from promo.views.context import (
@@ -134,11 +134,16 @@ async def redeem_form(request: Request) -> Response:
 
 
 def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int = 200, *, values: dict[str, str] | None = None,
-                 errors: dict[str, str] | None = None, refusals: list[Any] | None = None) -> Response:
+                 errors: dict[str, str] | None = None, refusals: list[Any] | None = None,
+                 review: str | None = None) -> Response:
     values = values or {"country": ctx.country if ctx.country and ctx.country in campaign.countries else ""}
     return render(request, ctx, "consumer/redeem.html", status, campaign=campaign,
                   country_options=_country_options(request, ctx, campaign, values["country"]), values=values,
-                  errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16))
+                  errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16), review=review)
+
+
+# Refusals that a manual review can settle (R-X11, R-X12), and why the review page is opened.
+_REVIEWABLE = {"no_activation_record": "no_record", KEY_NOT_BOUND: "unbound"}
 
 
 def _country_options(request: Request, ctx: PageContext, campaign: Any, chosen: str | None) -> Markup:
@@ -175,8 +180,9 @@ async def redeem_submit(request: Request) -> Response:
         return redirect(f"/rewards/{result.redemption_id}")
     limited = "R-X12" in result.decision.rules
     campaign = await _campaign(request)
+    review = next((_REVIEWABLE[f.reason] for f in result.decision.failures if f.reason in _REVIEWABLE), None)
     page = _redeem_page(request, ctx, campaign, 429 if limited else 422, values=values,
-                        refusals=explain(result.decision.failures, campaign, ctx.l10n))
+                        refusals=explain(result.decision.failures, campaign, ctx.l10n), review=review)
     if limited:
         page.headers["Retry-After"] = "3600"
     return page
@@ -327,11 +333,15 @@ async def review_form(request: Request) -> Response:
     if ctx.session is None:
         return _sign_in_first(request)
     campaign = await _campaign(request)
-    return await _review_page(request, ctx, campaign, values={"product_key": request.query_params.get("product_key", "")})
+    values = {"product_key": request.query_params.get("product_key", ""),
+              "cause": "unbound" if request.query_params.get("cause") == "unbound" else ""}
+    return await _review_page(request, ctx, campaign, values=values)
 
 
 async def _review_page(request: Request, ctx: PageContext, campaign: Any, status: int = 200, *, values: dict[str, str],
                        errors: dict[str, str] | None = None) -> Response:
+    # `cause` only picks the page's opening words (the link from the refusal says why); the
+    # claim's cause is decided from the records when it is sent, so the page reveals nothing.
     from promo.catalog import load_catalog
 
     catalog = await _db(request).read(load_catalog)
@@ -352,7 +362,8 @@ async def review_submit(request: Request) -> Response:
     assert ctx.session is not None
     campaign = await _campaign(request)
     settings = request.app.state.settings
-    values = {name: str(form.get(name) or "") for name in ("product_key", "sku", "country", "purchased_at", "activated_at")}
+    values = {name: str(form.get(name) or "") for name in ("product_key", "sku", "country", "purchased_at", "activated_at", "cause")}
+    values["cause"] = "unbound" if values["cause"] == "unbound" else ""
     messages = {
         "product_key": ctx.l10n.gettext("Enter the 25-character product key from your Office 365 product."),
         "sku": ctx.l10n.gettext("Choose the product you bought."),

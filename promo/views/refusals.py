@@ -15,6 +15,12 @@ MESSAGES = {
     "product_not_qualifying": N_("%(sku)s is not a qualifying product for this offer."),
     "product_not_available_in_country": N_("%(sku)s is not part of this offer in %(country)s."),
     "country_not_eligible": N_("The product was bought and activated in %(country)s, which is not one of the offer's countries."),
+    "purchase_country_not_eligible": N_("The product was bought in %(country)s, which is not one of the offer's countries."),
+    "activation_country_not_eligible": N_(
+        "The product was activated in %(country)s, which is not one of the offer's countries."),
+    "activation_before_purchase": N_(
+        "Our record for this product key shows it activated before it was bought, so it cannot qualify as it stands. "
+        "Please contact customer service."),
     "declared_country_mismatch": N_(
         "The country of purchase you gave (%(declared)s) does not match our activation record for this product key (%(recorded)s)."),
     "purchase_outside_window": N_("The product was bought outside the offer period, %(first)s to %(last)s."),
@@ -26,6 +32,9 @@ MESSAGES = {
     "key_bound_to_other_account": N_(
         "This product key belongs to another account. Sign in with the account your subscription is tied to."),
     "key_already_redeemed": N_("This product key has already been used to redeem this offer."),
+    "key_not_bound": N_(
+        "Our record of this product key does not say which account it belongs to, so we cannot send the code straight "
+        "away. Ask for a manual review with your dated receipt: a person checks it and emails you the outcome."),
     "no_activation_record": N_(
         "We have no record of a purchase and activation for this product key. Check the key, and keep your dated receipt."),
     "no_codes_left": N_("No codes left: every reward code of this offer has been given out."),
