@@ -309,3 +309,22 @@ def test_a_record_with_two_countries_is_checked_on_both(conn: sqlite3.Connection
     result = redeem(conn, key=1)
     assert [f.reason for f in result.decision.failures] == reasons
     assert result.redeemed is (not reasons)
+
+
+def test_replay_orders_bare_days_in_the_edited_campaigns_zone(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    """The console's replay judges recorded claims with the edited rules: moving the campaign to
+    UTC puts a 01:30-Copenhagen activation on the day before its purchase day (R-X1)."""
+    from promo.replay import replay
+
+    import_activations(conn, catalog=load_catalog(conn), now=DURING, source=csv_bytes(
+        ["product_key", "sku", "purchase_country", "activation_country", "purchased_at", "activated_at", "account_email"],
+        [[product_key(1), "O365-HOME-ESD", "DK", "NO", "2013-08-02", "2013-08-01T23:30:00Z", ANN]]))
+    add_codes(conn, stored, 1)
+    assert redeem(conn, key=1).redeemed
+    assert replay(conn, stored.id, stored.campaign).changed == 0
+    in_utc = replay(conn, stored.id, replace(stored.campaign, timezone="UTC", eligibility=replace(
+        stored.campaign.eligibility, tz=ZoneInfo("UTC"))))
+    assert (in_utc.changed, in_utc.newly_refused) == (1, 1) and in_utc.examples[0].proposed == ("R-X1",)
+    without_no = replay(conn, stored.id, replace(stored.campaign, countries=tuple(c for c in stored.campaign.countries
+                                                                                    if c != "NO")))
+    assert without_no.newly_refused == 1 and without_no.examples[0].proposed == ("R-X2",)  # the activation country
