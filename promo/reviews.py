@@ -21,14 +21,14 @@ from promo.campaign_store import get_campaign
 from promo.errors import InputError, NotFound
 from promo.identifiers import mask_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
-from promo.redemption import RedeemRequest, RedemptionResult, redeem_unit
+from promo.redemption import KEY_NOT_BOUND, RedeemRequest, RedemptionResult, redeem_unit
 from promo.timeutil import db_time, from_db_time, moment_to_db
 
 RECEIPT_TYPES = {b"%PDF-": "application/pdf", b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
 SUSPICIOUS_ACCOUNTS_PER_IP = 3
 REVIEWER_ROLES = ("support", "admin")
 # Why a claim is reviewed: the reason the redemption gave (review_claims.cause).
-NO_ACTIVATION_RECORD, KEY_NOT_BOUND = "no_activation_record", "key_not_bound"
+NO_ACTIVATION_RECORD = "no_activation_record"
 
 
 def receipt_type(head: bytes) -> str:
