@@ -177,16 +177,15 @@ class PurchaseOffer:
         """R-X2: bought *and* activated in an eligible country, each checked on its own."""
         failures = []
         bought, activated = claim.purchase_country, claim.activation_country
-        outside = lambda country: country not in self.countries  # noqa: E731
         of_the_offer = f"which is not one of the offer's {len(self.countries)} countries"
-        if bought == activated and outside(bought):  # one place: one refusal that names both facts
+        if bought == activated and bought not in self.countries:  # one place: one refusal that names both facts
             failures.append(Failure("R-X2", "country_not_eligible",
                                     f"the product was bought and activated in {country_name(bought)} ({bought}), "
                                     f"{of_the_offer}", {"country": bought}))
         else:
             for what, reason, country in (("bought", "purchase_country_not_eligible", bought),
                                           ("activated", "activation_country_not_eligible", activated)):
-                if outside(country):
+                if country not in self.countries:
                     failures.append(Failure("R-X2", reason, f"the product was {what} in {country_name(country)} "
                                             f"({country}), {of_the_offer}", {"country": country}))
         if claim.declared_country and claim.declared_country != bought:
