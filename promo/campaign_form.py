@@ -20,7 +20,7 @@ OPTIONAL_NUMBERS = ("total_cap", "low_stock_threshold")
 # Where each field of the definition is edited on the form (errors are shown there).
 FORM_FIELDS = ("slug", "name", "names", "descriptions", "timezone", "eligibility_window.first_day", "eligibility_window.last_day",
                "redemption_window.first_day", "redemption_window.last_day", "countries", "products.qualifying_skus",
-               "products.excluded_skus", *TEXTAREAS, "products", "limit_per_account", *OPTIONAL_NUMBERS,
+               "products.excluded_skus", *TEXTAREAS, "products", "limit_per_account", *OPTIONAL_NUMBERS, "allow_unbound_keys",
                "reward.names", "reward.name", "reward.terms_url", "reward.code_expires_on", "reward.code_pattern",
                *(f"support.{route}" for route in ("default", "product", "reward", "countries")))
 SUPPORT_ROUTES = ("default", "product", "reward")  # R-X16: redemption (general), product, reward
@@ -56,6 +56,8 @@ def definition_from_form(form: Mapping[str, Any], base: Mapping[str, Any] | None
     for name in OPTIONAL_NUMBERS:
         if get(name):
             data[name] = _number(get(name))
+    if checked := get("allow_unbound_keys"):  # a checkbox, "yes"; unticked is the default, false (R-X5)
+        data["allow_unbound_keys"] = True if checked == "yes" else checked  # anything else: the parser names the field
     availability = _availability(get("availability"), errors)
     if availability:
         data["availability"] = availability
@@ -102,6 +104,7 @@ def form_from_definition(data: Mapping[str, Any], languages: tuple[str, ...]) ->
             values[f"{window}.{end}"] = str(data.get(window, {}).get(end, ""))
     for name in OPTIONAL_NUMBERS:
         values[name] = str(data[name]) if name in data else ""
+    values["allow_unbound_keys"] = "yes" if data.get("allow_unbound_keys") is True else ""
     for lang in languages:
         values[f"names.{lang}"] = data.get("names", {}).get(lang, "")
         values[f"descriptions.{lang}"] = data.get("descriptions", {}).get(lang, "")

@@ -352,7 +352,8 @@ def campaigns_list(settings: Settings) -> None:
 @click.pass_obj
 @handles_errors
 def import_activations_command(settings: Settings, file: Path) -> None:
-    """Import activation records (CSV: product_key,sku,country,purchased_at,activated_at,account_email)."""
+    """Import activation records (CSV: product_key,sku,purchase_country,activation_country,purchased_at,
+    activated_at,account_email; a single `country` column means both countries)."""
     with database(settings) as conn:
         count = import_activations(migrated(conn), source=str(file), catalog=load_catalog(conn), now=utcnow())
     click.echo(f"imported {count} activation record(s)")
@@ -375,17 +376,22 @@ def import_codes_command(settings: Settings, slug: str, file: Path) -> None:
 @main.command()
 @click.option("--campaign", "slug", required=True)
 @click.option("--sku", required=True)
-@click.option("--country", required=True, help="ISO country code where the product was bought")
-@click.option("--purchased-at", required=True, help="a date (2013-08-01) or a time with an offset")
+@click.option("--country", default="", help="ISO country code where the product was bought and activated")
+@click.option("--purchase-country", default="", help="where it was bought, when not --country (R-X2)")
+@click.option("--activation-country", default="", help="where it was activated, when not --country (R-X2)")
+@click.option("--purchased-at", required=True, help="a date (2013-08-01: that day in the campaign's zone) or a time with an offset")
 @click.option("--activated-at", required=True)
 @click.option("--at", "at", default=None, help="evaluate as of this instant (e.g. 2013-10-01T12:00:00Z); default now")
 @click.pass_obj
 @handles_errors
-def evaluate(settings: Settings, slug: str, sku: str, country: str, purchased_at: str, activated_at: str, at: str | None) -> None:
+def evaluate(settings: Settings, slug: str, sku: str, country: str, purchase_country: str, activation_country: str,
+             purchased_at: str, activated_at: str, at: str | None) -> None:
     """Dry run: would this purchase qualify? Prints the decision as JSON."""
     now = instant_option(at, "at")
+    dry = DryRun(slug, sku, country, purchased_at, activated_at, purchase_country=purchase_country,
+                 activation_country=activation_country)
     with database(settings) as conn:
-        decision = evaluate_dry_run(migrated(conn), DryRun(slug, sku, country, purchased_at, activated_at), now)
+        decision = evaluate_dry_run(migrated(conn), dry, now)
     emit(decision.as_dict())
     sys.exit(EXIT_OK if decision.eligible else EXIT_REFUSED)
 

@@ -152,7 +152,8 @@ def attempt_detail(conn: sqlite3.Connection, attempt_id: int) -> dict[str, Any] 
     attempt = _row(row)
     raw = conn.execute("SELECT product_key, redemption_id, result FROM redemption_attempts WHERE id = :id", {"id": attempt_id}).fetchone()
     activation = conn.execute(
-        "SELECT sku, country, purchased_at, activated_at, account_email, imported_at FROM activations WHERE product_key = :k",
+        "SELECT sku, country AS purchase_country, COALESCE(activation_country, country) AS activation_country, purchased_at,"
+        " activated_at, account_email, imported_at FROM activations WHERE product_key = :k",
         {"k": raw["product_key"]}).fetchone()
     emails = conn.execute(
         "SELECT message_id, template, status, attempts, last_error, created_at, sent_at FROM outbox WHERE subject_ref = :s ORDER BY id",

@@ -36,6 +36,8 @@ HELD_FOR_REVIEW = "held_for_review"  # R-X12: a sub-address of an account that a
 GUESS_WINDOW = timedelta(hours=1)
 # Refusals that a key guesser collects: no such key (R-X11), somebody else's key (R-X5).
 _GUESS_RULES = ("R-X11", "R-X5")
+# R-X5: a real key whose record names no account is for review, not a sign of guessing.
+KEY_NOT_BOUND = "key_not_bound"
 
 
 @dataclass(frozen=True)
@@ -166,12 +168,13 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
                      "or keep your dated receipt and ask for a manual review"),)
         ).plus(campaign.request_failures(now, request.terms_accepted))
     else:
-        sku, country = activation.sku, activation.country
+        sku, country = activation.sku, activation.purchase_country
         claim = Claim(
             account=request.account_email,
             product_key=request.product_key,
             sku=get_sku(conn, activation.sku),
-            country=activation.country,
+            purchase_country=activation.purchase_country,
+            activation_country=activation.activation_country,
             purchased_at=activation.purchased_at,
             activated_at=activation.activated_at,
             declared_country=request.declared_country,
@@ -181,6 +184,12 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
         if activation.account_email and activation.account_email != request.account_email:
             decision = decision.plus([Failure("R-X5", "key_bound_to_other_account",
                                               "this product key belongs to another account")])
+        elif activation.account_email is None and not campaign.allow_unbound_keys:
+            # R-X5: nothing ties this key to the signed-in account; its first comer must not
+            # simply get the code. A person checks it (R-X11, R-X12): the review queue.
+            decision = decision.plus([Failure("R-X5", KEY_NOT_BOUND, "the activation record of this product key names "
+                                              "no account, so it needs a manual review: send your dated receipt "
+                                              "(R-X11, R-X12)")])
 
     prior, used = prior_redemptions(conn, stored.id, request.account_email, request.product_key)
     if prior >= campaign.limit_per_account:
@@ -285,9 +294,10 @@ def _hold_for_review(conn: sqlite3.Connection, campaign_id: int, request: Redeem
         return
     claim_id = conn.execute(
         "INSERT INTO review_claims (campaign_id, account_email, product_key, sku, country, purchased_at, activated_at,"
-        " locale, status, client_ip, created_at) VALUES (:c, :a, :k, :sku, :country, :p, :act, :l, 'pending', :ip, :now)",
-        {"c": campaign_id, "a": request.account_email, "k": request.product_key, "sku": activation.sku,
-         "country": activation.country, "p": moment_to_db(activation.purchased_at), "act": moment_to_db(activation.activated_at),
+        " locale, status, client_ip, created_at, cause) VALUES (:c, :a, :k, :sku, :country, :p, :act, :l, 'pending', :ip, :now,"
+        " :cause)",
+        {"c": campaign_id, "a": request.account_email, "k": request.product_key, "sku": activation.sku, "cause": HELD_FOR_REVIEW,
+         "country": activation.purchase_country, "p": moment_to_db(activation.purchased_at), "act": moment_to_db(activation.activated_at),
          "l": request.locale, "ip": request.client_ip, "now": db_time(now)},
     ).lastrowid
     append_event(conn, tag="review:claim:held", actor=f"account:{request.account_email}", subject=f"review:{claim_id}",
@@ -332,7 +342,8 @@ def _log_attempt(conn: sqlite3.Connection, stored: StoredCampaign, request: Rede
          "sku": sku, "country": country, "outcome": result.outcome,
          "rules": "".join(f" {r} " for r in result.decision.rules),
          "result": json.dumps(result.as_dict()), "rid": result.redemption_id, "now": db_time(now),
-         "ip": request.client_ip, "guess": int(any(rule in _GUESS_RULES for rule in result.decision.rules))},
+         "ip": request.client_ip,
+         "guess": int(any(f.rule in _GUESS_RULES and f.reason != KEY_NOT_BOUND for f in result.decision.failures))},
     )
 
 

@@ -197,3 +197,9 @@ def test_activation_records_upload_in_the_console(marketer: TestClient, shop: sq
     assert "Nothing was imported" in page and "line 2: sku:" in page and "line 2: activated_at:" in page
     assert shop.execute("SELECT COUNT(*) FROM activations WHERE product_key LIKE 'PK%42'").fetchone()[0] == 0
     assert "acts.csv" in marketer.get("/console/activations").text
+    two = b"product_key,sku,purchase_country,activation_country,purchased_at,activated_at,account_email\n" + \
+        f"{product_key(43)},O365-HOME-ESD,DK,SE,2026-11-02,2026-11-01T23:30:00Z,ann@example.com\n".encode()
+    assert "Done:</strong> 1 activation records imported" in upload(marketer, "/console/activations", two, "two.csv")
+    row = shop.execute("SELECT country, activation_country, activated_at FROM activations WHERE product_key LIKE 'PK%43'").fetchone()
+    assert tuple(row) == ("DK", "SE", "2026-11-01T23:30:00.000000Z")  # a bare day stays a day, an instant an instant
+    assert "purchase_country,activation_country" in marketer.get("/console/activations").text

@@ -36,7 +36,7 @@ class Clock:
 
 @pytest.fixture
 def redeemed(conn: sqlite3.Connection, stored: object) -> sqlite3.Connection:
-    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None)])
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", "ann@example.com")])
     add_codes(conn, stored, 3)  # type: ignore[arg-type]
     assert redeem(conn, key=1, account="ann@example.com").redeemed
     return conn
@@ -218,7 +218,7 @@ async def test_the_relay_logs_in_when_configured(db: Database, settings: Setting
 
 async def test_a_server_going_down_mid_batch_loses_nothing(db: Database, settings: Settings, redeemed: sqlite3.Connection,
                                                            stored: object) -> None:
-    add_activations(redeemed, [(n, "O365-HOME-ESD", "DK", None) for n in range(10, 14)])
+    add_activations(redeemed, [(n, "O365-HOME-ESD", "DK", f"user{n}@example.com") for n in range(10, 14)])
     add_codes(redeemed, stored, 4, start=100)  # type: ignore[arg-type]
     for n in range(10, 14):
         assert redeem(redeemed, key=n, account=f"user{n}@example.com").redeemed
@@ -262,7 +262,7 @@ async def test_a_failed_email_is_visible_to_auditors(db: Database, settings: Set
 
 async def test_parallel_lanes_send_every_message_once(db: Database, settings: Settings, smtp: MailServer,
                                                       redeemed: sqlite3.Connection, stored: object) -> None:
-    add_activations(redeemed, [(n, "O365-HOME-ESD", "DK", None) for n in range(20, 30)])
+    add_activations(redeemed, [(n, "O365-HOME-ESD", "DK", f"user{n}@example.com") for n in range(20, 30)])
     add_codes(redeemed, stored, 10, start=200)  # type: ignore[arg-type]
     for n in range(20, 30):
         assert redeem(redeemed, key=n, account=f"user{n}@example.com").redeemed

@@ -34,19 +34,12 @@ class Claim:
     account: str
     product_key: str
     sku: Sku
-    country: str  # where the product was bought and activated (from the evidence)
+    purchase_country: str  # R-X2: where the product was bought (from the evidence)
+    activation_country: str  # R-X2: where it was activated (from the evidence)
     purchased_at: Moment
     activated_at: Moment
     declared_country: str | None = None  # what the consumer typed, if asked
     terms_accepted: bool | None = None  # None: not asked (dry run)
-
-    def __post_init__(self) -> None:
-        # A claim whose activation precedes its purchase is bad input, not a refusal.
-        if not moment_not_before(self.activated_at, self.purchased_at, ZoneInfo("UTC")):
-            raise InputError.one(
-                "activated_at",
-                f"activation ({moment_text(self.activated_at)}) is before purchase ({moment_text(self.purchased_at)})",
-            )
 
 
 @dataclass(frozen=True)
@@ -144,6 +137,9 @@ class PurchaseOffer:
     terms: Terms | None = None  # R-X17 … R-X22: the offer's own terms, per language
     total_cap: int | None = None  # at most this many rewards in all (None: the pool is the limit)
     low_stock_threshold: int | None = None  # marketers are emailed once when available codes fall below
+    # R-X5: a key whose activation record names no account goes to manual review, unless
+    # the campaign says otherwise (the demo, where any address may redeem a demo key).
+    allow_unbound_keys: bool = False
     kind: str = KIND
 
     def name_in(self, lang: str) -> str:
@@ -177,6 +173,10 @@ class PurchaseOffer:
 
     def is_open(self, now: datetime) -> bool:
         return self.redemption.contains(now)
+
+    def in_order(self, purchased_at: Moment, activated_at: Moment) -> bool:
+        """Activation at or after purchase, a bare day being that whole day in the campaign's zone."""
+        return moment_not_before(activated_at, purchased_at, self.tz)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -214,43 +214,58 @@ class PurchaseOffer:
             return [Failure("R-X4", "product_excluded", f"{sku.name} ({sku.sku}) is excluded from this offer", {"sku": sku.sku})]
         if not rules.is_qualifying(sku):
             return [Failure("R-X3", "product_not_qualifying", f"{sku.name} ({sku.sku}) is not a qualifying product", {"sku": sku.sku})]
-        if not rules.available_in(sku, claim.country):
+        country = claim.purchase_country  # availability is where the product is sold
+        if not rules.available_in(sku, country):
             return [
                 Failure(
                     "R-X3",
                     "product_not_available_in_country",
-                    f"{sku.sku} is not part of this offer in {country_name(claim.country)} ({claim.country})",
-                    {"sku": sku.sku, "country": claim.country},
+                    f"{sku.sku} is not part of this offer in {country_name(country)} ({country}) "
+                    "(the campaign's per-country availability)",
+                    {"sku": sku.sku, "country": country},
                 )
             ]
         return []
 
     def _country(self, claim: Claim) -> list[Failure]:
+        """R-X2: bought *and* activated in an eligible country, each checked on its own."""
         failures = []
-        if claim.country not in self.countries:
-            failures.append(
-                Failure(
-                    "R-X2",
-                    "country_not_eligible",
-                    f"the product was bought and activated in {country_name(claim.country)} ({claim.country}), "
-                    f"which is not one of the offer's {len(self.countries)} countries",
-                    {"country": claim.country},
-                )
-            )
-        if claim.declared_country and claim.declared_country != claim.country:
+        bought, activated = claim.purchase_country, claim.activation_country
+        of_the_offer = f"which is not one of the offer's {len(self.countries)} countries"
+        if bought == activated and bought not in self.countries:  # one place: one refusal that names both facts
+            failures.append(Failure("R-X2", "country_not_eligible",
+                                    f"the product was bought and activated in {country_name(bought)} ({bought}), "
+                                    f"{of_the_offer}", {"country": bought}))
+        else:
+            for what, reason, country in (("bought", "purchase_country_not_eligible", bought),
+                                          ("activated", "activation_country_not_eligible", activated)):
+                if country not in self.countries:
+                    failures.append(Failure("R-X2", reason, f"the product was {what} in {country_name(country)} "
+                                            f"({country}), {of_the_offer}", {"country": country}))
+        if claim.declared_country and claim.declared_country != bought:
             failures.append(
                 Failure(
                     "R-X17",
                     "declared_country_mismatch",
                     f"the country of purchase given ({claim.declared_country}) does not match the "
-                    f"activation record for this product key ({claim.country})",
-                    {"declared": claim.declared_country, "recorded": claim.country},
+                    f"activation record for this product key ({bought})",
+                    {"declared": claim.declared_country, "recorded": bought},
                 )
             )
         return failures
 
     def _eligibility_window(self, claim: Claim) -> list[Failure]:
         window, failures = self.eligibility, []
+        if not self.in_order(claim.purchased_at, claim.activated_at):
+            failures.append(
+                Failure(
+                    "R-X1",
+                    "activation_before_purchase",
+                    f"the activation ({moment_text(claim.activated_at)}) is before the purchase "
+                    f"({moment_text(claim.purchased_at)}) in the campaign's zone ({self.timezone})",
+                    {"purchased": moment_text(claim.purchased_at), "activated": moment_text(claim.activated_at)},
+                )
+            )
         for what, moment in (("purchase", claim.purchased_at), ("activation", claim.activated_at)):
             if not window.contains(moment):
                 failures.append(
@@ -304,6 +319,8 @@ class PurchaseOffer:
             data["total_cap"] = self.total_cap
         if self.low_stock_threshold is not None:
             data["low_stock_threshold"] = self.low_stock_threshold
+        if self.allow_unbound_keys:
+            data["allow_unbound_keys"] = True
         data |= {
             "countries": list(self.countries),
             "eligibility_window": {"first_day": self.eligibility.first_day, "last_day": self.eligibility.last_day},
@@ -478,6 +495,11 @@ class _Parser:
         if threshold is not None and not _whole(threshold):
             self.fail("low_stock_threshold", "must be a whole number of at least 1, or left out for no alert")
             threshold = None
+        allow_unbound_keys = d.get("allow_unbound_keys", False)
+        if not isinstance(allow_unbound_keys, bool):
+            self.fail("allow_unbound_keys", "must be true or false: false sends a key whose activation record names no account "
+                      "to manual review (R-X5)")
+            allow_unbound_keys = False
 
         raw_products = d.get("products")
         section: Mapping[str, Any] = raw_products if isinstance(raw_products, Mapping) else {}
@@ -513,7 +535,7 @@ class _Parser:
             self.fail("reward.code_expires_on", "codes would expire before the redemption window closes (R-X9)")
 
         unknown = set(d) - {"slug", "kind", "name", "timezone", "limit_per_account", "total_cap",
-                            "low_stock_threshold", "countries",
+                            "low_stock_threshold", "allow_unbound_keys", "countries",
                             "eligibility_window", "redemption_window", "products", "availability", "reward",
                             "names", "descriptions", "sponsors", "support", "terms"}
         names = self.names()
@@ -543,6 +565,7 @@ class _Parser:
             terms=terms,
             total_cap=total_cap,
             low_stock_threshold=threshold,
+            allow_unbound_keys=allow_unbound_keys,
         )
 
     def names(self, field: str = "names", source: Mapping[str, Any] | None = None, key: str | None = None) -> Mapping[str, str]:

@@ -140,7 +140,8 @@ async def campaign_state(request: Request, staff: StaffMember, actor: str) -> Re
 async def evaluate(request: Request, staff: StaffMember, actor: str) -> Response:
     body = await _json_body(request)
     dry = DryRun(campaign=request.path_params["slug"], **{k: str(body.get(k) or "") for k in
-                                                          ("sku", "country", "purchased_at", "activated_at")})
+                                                          ("sku", "country", "purchase_country", "activation_country",
+                                                           "purchased_at", "activated_at")})
     decision = await request.app.state.db.read(evaluate_dry_run, dry, utcnow())
     return JSONResponse(decision.as_dict())
 

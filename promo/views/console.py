@@ -166,7 +166,8 @@ async def campaign_page(request: Request, session: StaffSession) -> Response:
     query = request.query_params
     if "sku" in query:
         dry = DryRun(campaign=slug, sku=query.get("sku", ""), country=query.get("country", ""),
-                     purchased_at=query.get("purchased_at", ""), activated_at=query.get("activated_at", ""))
+                     purchased_at=query.get("purchased_at", ""), activated_at=query.get("activated_at", ""),
+                     activation_country=query.get("activation_country", ""))
         try:
             preview = await db.read(evaluate_dry_run, dry, now)
         except InputError as exc:

@@ -201,6 +201,7 @@ def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int 
                   errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16))
 
 
+
 def _residence_options(request: Request, ctx: PageContext, campaign: Any, chosen: str) -> Markup:
     """R-X13: where the customer may live (the countries the offer's sponsors cover), first
     "same as the country of purchase" (the default). Cached like _country_options."""
@@ -249,7 +250,7 @@ async def redeem_submit(request: Request) -> Response:
     status = 429 if limited else 202 if HELD_FOR_REVIEW in reasons else 422  # 202: a person decides (R-X12)
     page = _redeem_page(request, ctx, campaign, status, values=values,
                         refusals=explain(result.decision.failures, campaign, ctx.l10n,
-                                         await _products_named_in(request, result.decision.failures)))
+                                         await _products_named_in(request, result.decision.failures))
     if limited:
         page.headers["Retry-After"] = "3600"
     return page
@@ -414,11 +415,15 @@ async def review_form(request: Request) -> Response:
     if ctx.session is None:
         return _sign_in_first(request)
     campaign = await _campaign(request)
-    return await _review_page(request, ctx, campaign, values={"product_key": request.query_params.get("product_key", "")})
+    values = {"product_key": request.query_params.get("product_key", ""),
+              "cause": "unbound" if request.query_params.get("cause") == "unbound" else ""}
+    return await _review_page(request, ctx, campaign, values=values)
 
 
 async def _review_page(request: Request, ctx: PageContext, campaign: Any, status: int = 200, *, values: dict[str, str],
                        errors: dict[str, str] | None = None) -> Response:
+    # `cause` only picks the page's opening words (the link from the refusal says why); the
+    # claim's cause is decided from the records when it is sent, so the page reveals nothing.
     from promo.catalog import load_catalog
 
     catalog = await _db(request).read(load_catalog)
@@ -439,7 +444,8 @@ async def review_submit(request: Request) -> Response:
     assert ctx.session is not None
     campaign = await _campaign(request)
     settings = request.app.state.settings
-    values = {name: str(form.get(name) or "") for name in ("product_key", "sku", "country", "purchased_at", "activated_at")}
+    values = {name: str(form.get(name) or "") for name in ("product_key", "sku", "country", "purchased_at", "activated_at", "cause")}
+    values["cause"] = "unbound" if values["cause"] == "unbound" else ""
     messages = {
         "product_key": ctx.l10n.gettext("Enter the 25-character product key from your Office 365 product."),
         "sku": ctx.l10n.gettext("Choose the product you bought."),

@@ -6,10 +6,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from promo.activations import Activation, get_activation
 from promo.auth import same_token
 from promo.db import transaction
 from promo.errors import InputError, NotFound
-from promo.reviews import REVIEWER_ROLES, NotAllowed, approve, get_claim, pending_claims, reject
+from promo.reviews import KEY_NOT_BOUND, REVIEWER_ROLES, Claim, NotAllowed, approve, get_claim, pending_claims, reject
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
 from promo.views.context import client_ip, read_form, redirect
@@ -26,10 +27,17 @@ async def queue(request: Request, session: StaffSession) -> Response:
     return staff_render(request, "review/queue.html", session=session, claims=claims)
 
 
+async def _record(request: Request, claim: Claim) -> Activation | None:
+    """The key's activation record, when the claim is about an unbound one (R-X5): the reviewer
+    compares it with what the customer states and the receipt."""
+    return await request.app.state.db.read(get_activation, claim.product_key) if claim.cause == KEY_NOT_BOUND else None
+
+
 @require_role(*REVIEWER_ROLES)
 async def claim_page(request: Request, session: StaffSession, error: str | None = None, status: int = 200) -> Response:
     claim = await request.app.state.db.read(get_claim, _claim_id(request))
-    return staff_render(request, "review/claim.html", status, session=session, claim=claim, error=error)
+    return staff_render(request, "review/claim.html", status, session=session, claim=claim, error=error,
+                        record=await _record(request, claim))
 
 
 @require_role(*REVIEWER_ROLES)
