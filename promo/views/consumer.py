@@ -250,7 +250,7 @@ async def redeem_submit(request: Request) -> Response:
     status = 429 if limited else 202 if HELD_FOR_REVIEW in reasons else 422  # 202: a person decides (R-X12)
     page = _redeem_page(request, ctx, campaign, status, values=values,
                         refusals=explain(result.decision.failures, campaign, ctx.l10n,
-                                         await _products_named_in(request, result.decision.failures))
+                                         await _products_named_in(request, result.decision.failures)))
     if limited:
         page.headers["Retry-After"] = "3600"
     return page
