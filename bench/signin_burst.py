@@ -176,6 +176,7 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING", "PROMO_ENVIRONMENT": "production",
            "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false", "PROMO_SERVER_PORT": str(port),
+           "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
            "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
     server = subprocess.Popen([PROMO, "serve"], env=env)
     try:

@@ -272,7 +272,8 @@ def nonprofit_texts(s: Service, n: int, name: bytes, reason: bytes) -> None:
     rep, rep_csrf = s.consumer(rep_address)
     with rep:
         granted = s.check("request", post(rep, "/nonprofit/request", [("csrf", rep_csrf), ("code", code),
-                                                                       ("qty.DON-WINSRV-STD", "1")]))
+                                                                       ("qty.DON-WINSRV-STD", "1"),
+                                                                       ("accept_terms", "yes")]))  # R-N10
         assert granted.status_code == 303, granted.text
         s.check("return", post(rep, f"{granted.headers['location']}/return", [("csrf", rep_csrf), ("not_installed", "yes")]))
     return_id = s.conn.execute("SELECT MAX(id) FROM donation_returns").fetchone()[0]
