@@ -23,7 +23,7 @@ def test_the_benchmark_runs_whole_and_prints_its_table(tmp_path: Path) -> None:
     assert shutil.which("wrk"), "the benchmark needs Debian's wrk (scripts/test installs it when it can)"
     out, real = tmp_path / "results.json", ROOT / "bench" / "results.json"
     before = real.stat().st_mtime_ns if real.exists() else None
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--scale", "0.01", "--seconds", "1",
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--scale", "0.01", "--seconds", "3",
                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(out.read_text())
