@@ -39,6 +39,7 @@ from promo.operations import operations_snapshot, readiness
 from promo.templating import Templates
 from promo.timeutil import utcnow
 from promo.views import api, auditor, console, console_nonprofit, console_staff, consumer, devmail, nonprofit, review, staffauth
+from promo.views import dashboard as dashboard_views
 
 log = get_logger("promo.http")
 
@@ -256,6 +257,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             *auditor.routes,
             *review.routes,
             *console.routes,
+            *dashboard_views.routes,
             *console_staff.routes,
             *console_nonprofit.routes,
             *nonprofit.routes,
