@@ -11,13 +11,14 @@ one row; readers sum the shards."""
 from __future__ import annotations
 
 import sqlite3
+from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from promo.timeutil import db_time, from_db_time
 
 SHARDS = 4
-TOTAL = ""  # the reason of the row that counts attempts (refusals also count per reason)
+REFUSED_FOR = "refused_for"  # the outcome of the rows that count refusals per reason
 
 _UPSERT = ("INSERT INTO campaign_activity (campaign_id, outcome, hour, reason, shard, n) VALUES (?, ?, ?, ?, ?, 1)"
            " ON CONFLICT (campaign_id, outcome, hour, reason, shard) DO UPDATE SET n = campaign_activity.n + 1")
@@ -34,8 +35,8 @@ def count_attempt(conn: sqlite3.Connection, *, campaign_id: int, outcome: str, r
     """Count one logged attempt (inside its transaction): its outcome, and each distinct
     reason ('R-X4 product_excluded') a refusal failed."""
     hour, shard = db_time(local_hour_start(at, tz)), shard_of % SHARDS
-    rows = [(campaign_id, outcome, hour, TOTAL, shard)]
-    rows += [(campaign_id, outcome, hour, reason, shard) for reason in sorted(set(reasons))]
+    rows = [(campaign_id, outcome, hour, "", shard)]
+    rows += [(campaign_id, REFUSED_FOR, hour, reason, shard) for reason in sorted(set(reasons))]
     conn.executemany(_UPSERT, rows)
 
 
@@ -43,7 +44,7 @@ def count_sent(conn: sqlite3.Connection, *, campaign_id: int, at: datetime, shar
     """Count one email of the campaign as sent (inside the transaction that marks it sent).
     The relay does not know the campaign's zone: sent emails are counted in UTC hours, and
     only their total is shown."""
-    conn.execute(_UPSERT, (campaign_id, "mail_sent", db_time(local_hour_start(at, UTC)), TOTAL, shard_of % SHARDS))
+    conn.execute(_UPSERT, (campaign_id, "mail_sent", db_time(local_hour_start(at, UTC)), "", shard_of % SHARDS))
 
 
 # ---- reading: ranges of the primary key (campaign, outcome, hour), summed over shards ----
@@ -53,35 +54,35 @@ def total(conn: sqlite3.Connection, campaign_id: int, outcome: str, *, start: da
     """Attempts (or emails sent) of one outcome in [start, end) (by the hour they fell in)."""
     row = conn.execute(
         "SELECT COALESCE(SUM(n), 0) FROM campaign_activity WHERE campaign_id = :c AND outcome = :o"
-        " AND hour >= :start AND hour < :end AND reason = ''",
+        " AND hour >= :start AND hour < :end",
         {"c": campaign_id, "o": outcome, "start": _bound(start, _FIRST), "end": _bound(end, _LAST)},
     ).fetchone()
     return int(row[0])
 
 
 def hourly(conn: sqlite3.Connection, campaign_id: int, outcomes: tuple[str, ...], start: datetime,
-           end: datetime) -> list[tuple[datetime, str, int]]:
-    """(hour start in UTC, outcome, count) for the hours in [start, end) that had any."""
+           end: datetime) -> list[tuple[str, str, int]]:
+    """(hour start as stored, outcome, count) for the hours in [start, end) that had any."""
     marks = ", ".join(f":o{i}" for i in range(len(outcomes)))
     rows = conn.execute(
         f"SELECT hour, outcome, SUM(n) FROM campaign_activity WHERE campaign_id = :c AND outcome IN ({marks})"
-        " AND hour >= :start AND hour < :end AND reason = '' GROUP BY outcome, hour",
+        " AND hour >= :start AND hour < :end GROUP BY outcome, hour",
         {"c": campaign_id, "start": db_time(start), "end": db_time(end), **{f"o{i}": o for i, o in enumerate(outcomes)}},
     ).fetchall()
-    return [(from_db_time(hour), outcome, int(n)) for hour, outcome, n in rows]
+    return [(hour, outcome, int(n)) for hour, outcome, n in rows]
 
 
 def by_local_day(conn: sqlite3.Connection, campaign_id: int, outcomes: tuple[str, ...], first: date, last: date,
                  tz: tzinfo) -> list[tuple[date, dict[str, int]]]:
     """Counts per campaign-local day from `first` to `last` inclusive, every day listed."""
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    counts: dict[date, dict[str, int]] = {d: dict.fromkeys(outcomes, 0) for d in days}
+    counts = [dict.fromkeys(outcomes, 0) for _ in days]
     if days:
+        # Each stored hour falls between two local midnights: compared as text, no parsing per row.
+        midnights = [db_time(midnight(d, tz)) for d in days]
         for hour, outcome, n in hourly(conn, campaign_id, outcomes, midnight(first, tz), midnight(last + timedelta(days=1), tz)):
-            day = hour.astimezone(tz).date()
-            if day in counts:
-                counts[day][outcome] += n
-    return [(d, counts[d]) for d in days]
+            counts[bisect_right(midnights, hour) - 1][outcome] += n
+    return list(zip(days, counts, strict=True))
 
 
 def by_local_hour(conn: sqlite3.Connection, campaign_id: int, outcomes: tuple[str, ...], day: date,
@@ -91,7 +92,7 @@ def by_local_hour(conn: sqlite3.Connection, campaign_id: int, outcomes: tuple[st
     slots = [start + timedelta(hours=i) for i in range(int((end - start) / timedelta(hours=1)))]
     counts = [dict.fromkeys(outcomes, 0) for _ in slots]
     for hour, outcome, n in hourly(conn, campaign_id, outcomes, start, end):
-        counts[min(int((hour - start) / timedelta(hours=1)), len(slots) - 1)][outcome] += n
+        counts[min(int((from_db_time(hour) - start) / timedelta(hours=1)), len(slots) - 1)][outcome] += n
     return [(slot.astimezone(tz), c) for slot, c in zip(slots, counts, strict=True)]
 
 
@@ -99,9 +100,9 @@ def reasons(conn: sqlite3.Connection, campaign_id: int, *, start: datetime | Non
             end: datetime | None = None) -> list[tuple[str, int]]:
     """Refusals per reason ('R-X4 product_excluded'), most frequent first."""
     rows = conn.execute(
-        "SELECT reason, SUM(n) AS total FROM campaign_activity WHERE campaign_id = :c AND outcome = 'refused'"
-        " AND hour >= :start AND hour < :end AND reason <> '' GROUP BY reason ORDER BY total DESC, reason",
-        {"c": campaign_id, "start": _bound(start, _FIRST), "end": _bound(end, _LAST)},
+        "SELECT reason, SUM(n) AS total FROM campaign_activity WHERE campaign_id = :c AND outcome = :o"
+        " AND hour >= :start AND hour < :end GROUP BY reason ORDER BY total DESC, reason",
+        {"c": campaign_id, "o": REFUSED_FOR, "start": _bound(start, _FIRST), "end": _bound(end, _LAST)},
     ).fetchall()
     return [(reason, int(n)) for reason, n in rows]
 

@@ -2,18 +2,19 @@
 -- a dashboard, the overview and the campaign list cost the same at a million codes as at
 -- ten, instead of a scan of every code, redemption and decision per view.
 
--- Attempts per campaign, hour and outcome, with refusals also per reason, and reward emails
--- sent: upserted in the transaction that logs the attempt (promo/activity.py). `hour` is the
+-- Attempts per campaign, hour and outcome ('redeemed', 'refused'), refusals per reason
+-- ('refused_for', reason 'R-X4 product_excluded': a refusal counts once per reason it
+-- failed) and the campaign's emails sent ('mail_sent'): upserted in the transaction that
+-- logs the attempt or marks the email sent (promo/activity.py). `hour` is the
 -- start of the campaign-local hour as a UTC instant (db_time text), so days and hours in the
 -- campaign's zone (also +05:30 or +05:45 ones) are sums of whole rows. No hot row for many
 -- writers (PostgreSQL): a row per hour, outcome and shard (the attempt's id modulo 4), not
--- one per campaign. `reason` is '' on the row that counts attempts, else 'RULE reason' (a
--- refusal counts once per reason it failed). SQLite stores it clustered by its key.
+-- one per campaign. Every figure is a range of the key. SQLite stores it clustered by it.
 CREATE TABLE campaign_activity (
     campaign_id  INTEGER NOT NULL REFERENCES campaigns (id),
-    outcome      TEXT NOT NULL CHECK (outcome IN ('redeemed', 'refused', 'mail_sent')),
+    outcome      TEXT NOT NULL CHECK (outcome IN ('redeemed', 'refused', 'refused_for', 'mail_sent')),
     hour         TEXT NOT NULL,
-    reason       TEXT NOT NULL,
+    reason       TEXT NOT NULL,   -- '' but for 'refused_for'
     shard        INTEGER NOT NULL,
     n            INTEGER NOT NULL,
     PRIMARY KEY (campaign_id, outcome, hour, reason, shard)
@@ -25,7 +26,7 @@ INSERT INTO campaign_activity (campaign_id, outcome, hour, reason, shard, n)
     SELECT campaign_id, outcome, substr(attempted_at, 1, 13) || ':00:00.000000Z', '', 0, COUNT(*)
     FROM redemption_attempts GROUP BY campaign_id, outcome, substr(attempted_at, 1, 13);
 INSERT INTO campaign_activity (campaign_id, outcome, hour, reason, shard, n)
-    SELECT a.campaign_id, 'refused', substr(a.attempted_at, 1, 13) || ':00:00.000000Z',
+    SELECT a.campaign_id, 'refused_for', substr(a.attempted_at, 1, 13) || ':00:00.000000Z',
            json_extract(f.value, '$.rule') || ' ' || json_extract(f.value, '$.reason'), 0, COUNT(DISTINCT a.id)
     FROM redemption_attempts a, json_each(a.result, '$.failures') f
     WHERE a.outcome = 'refused'

@@ -52,7 +52,7 @@ class BrowserWatch:
     def allow_status(self, path: str, status: int) -> None:
         """Chromium logs every page answered with an error status as a console error: a test
         that is shown, say, a form with its errors (422) on purpose says which one."""
-        self.allow(rf"^console error \([^)]*{re.escape(path)}[^)]*\): Failed to load resource: "
+        self.allow(rf"^console error \(https?://[^/]+{re.escape(path)}([?#][^)]*)?\): Failed to load resource: "
                    rf"the server responded with a status of {status} ")
 
     def unexpected(self) -> list[str]:
