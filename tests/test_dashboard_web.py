@@ -146,3 +146,17 @@ def test_no_console_page_has_inline_styles_or_scripts(client: TestClient, shop: 
             assert found is None, f"{path} has {what}: {found.group(0) if found else ''}"
         checked += 1
     assert checked >= 9 and f"{DASHBOARD}".replace(SPRING, "open-today") in {p.format(**values) for p in paths}
+
+
+def test_ended_and_scheduled_campaigns_have_a_dashboard_too(board_client: TestClient, conn: sqlite3.Connection) -> None:
+    from tests.dashboard_history import add_campaign
+    add_campaign(conn, "later", "Europe/Copenhagen", first="2026-05-01", last="2026-05-31", codes=2, code_start=900)
+    signed_in(board_client, conn, "marketer")
+    ended = board_client.get("/console/campaigns/office365-xbox-gold-2013/dashboard")
+    assert ended.status_code == 200 and "Redemption closed on 2013-10-31." in ended.text
+    assert '<span class="status status-ended">ended</span>' in ended.text
+    later = board_client.get("/console/campaigns/later/dashboard")
+    assert later.status_code == 200 and "Redemption opens on 2026-05-01." in later.text
+    assert 'value="2026-05-01"' in later.text  # the hours shown: the window's first day
+    overview = board_client.get("/console/dashboard").text
+    assert 'data-campaign="later"' not in overview and f'data-campaign="{SPRING}"' in overview
