@@ -40,6 +40,7 @@ from promo.supervisor import Supervised
 from promo.templating import Templates
 from promo.timeutil import utcnow
 from promo.views import api, auditor, console, console_nonprofit, console_staff, consumer, devmail, nonprofit, review, staffauth
+from promo.views import dashboard as dashboard_views
 
 log = get_logger("promo.http")
 
@@ -275,6 +276,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             *auditor.routes,
             *review.routes,
             *console.routes,
+            *dashboard_views.routes,
             *console_staff.routes,
             *console_nonprofit.routes,
             *nonprofit.routes,

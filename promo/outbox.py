@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from promo.activity import count_sent
 from promo.audit import append_event
 from promo.db import is_unavailable
 from promo.logs import get_logger
@@ -31,15 +32,18 @@ def enqueue(
     locale: str = "en",
     payload: dict[str, Any] | None = None,
     domain: str = DEFAULT_MAIL_DOMAIN,
+    campaign_id: int | None = None,
 ) -> str:
-    """Queue an email (call inside the transaction that makes the change it announces)."""
+    """Queue an email (call inside the transaction that makes the change it announces).
+    `campaign_id`: the campaign it belongs to, whose dashboard counts its delivery."""
     message_id = f"<{subject_ref.replace(':', '-')}.{secrets.token_hex(8)}@{domain}>"
     conn.execute(
         "INSERT INTO outbox (message_id, template, recipient, subject_ref, status, attempts, next_attempt_at,"
-        " created_at, locale, payload)"
-        " VALUES (:message_id, :template, :recipient, :subject_ref, 'queued', 0, :now, :now, :locale, :payload)",
+        " created_at, locale, payload, campaign_id)"
+        " VALUES (:message_id, :template, :recipient, :subject_ref, 'queued', 0, :now, :now, :locale, :payload, :campaign)",
         {"message_id": message_id, "template": template, "recipient": recipient, "subject_ref": subject_ref,
-         "now": db_time(at), "locale": locale, "payload": json.dumps(payload) if payload is not None else None},
+         "now": db_time(at), "locale": locale, "payload": json.dumps(payload) if payload is not None else None,
+         "campaign": campaign_id},
     )
     return message_id
 
@@ -109,11 +113,13 @@ def _readable_rows(conn: sqlite3.Connection, ids: list[int], now: datetime) -> l
 
 
 def mark_sent(conn: sqlite3.Connection, message_id: int, *, now: datetime, clear_payload: bool) -> None:
-    conn.execute(
+    sent = conn.execute(
         "UPDATE outbox SET status = 'sent', sent_at = :now, attempts = attempts + 1, last_error = NULL"
-        + (", payload = NULL" if clear_payload else "") + " WHERE id = :id",
+        + (", payload = NULL" if clear_payload else "") + " WHERE id = :id AND status <> 'sent' RETURNING campaign_id",
         {"now": db_time(now), "id": message_id},
-    )
+    ).fetchall()  # read to the end: the statement is then done
+    if sent and sent[0][0] is not None:
+        count_sent(conn, campaign_id=sent[0][0], at=now, shard_of=message_id)
 
 
 def mark_deferred(conn: sqlite3.Connection, message_id: int, *, error: str, retry_at: datetime) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from promo.activations import get_activation
+from promo.activity import count_attempt
 from promo.audit import append_event
 from promo.campaign_store import StoredCampaign, get_campaign
 from promo.campaigns.purchase_offer import Claim
@@ -240,7 +241,7 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
     if campaign.low_stock_threshold is not None:
         alert_if_low(conn, stored, now=now, mail_domain=mail_domain)
     enqueue(conn, template=REWARD_EMAIL, recipient=request.account_email, subject_ref=f"redemption:{redemption_id}", at=now,
-            locale=request.locale, domain=mail_domain)
+            locale=request.locale, domain=mail_domain, campaign_id=stored.id)
     result = RedemptionResult("redeemed", decision, redemption_id, code.code, code.expires_at)
     append_event(conn, tag="redemption:code:issued", actor=f"account:{request.account_email}",
                  subject=f"redemption:{redemption_id}", ip=request.client_ip, at=now,
@@ -334,7 +335,7 @@ def _refuse(conn: sqlite3.Connection, stored: StoredCampaign, request: RedeemReq
 
 def _log_attempt(conn: sqlite3.Connection, stored: StoredCampaign, request: RedeemRequest, result: RedemptionResult,
                  now: datetime, *, sku: str | None, country: str | None) -> None:
-    conn.execute(
+    attempt_id = conn.execute(
         "INSERT INTO redemption_attempts (campaign_id, account_email, idempotency_key, product_key, sku, country,"
         " outcome, failed_rules, result, redemption_id, attempted_at, client_ip, guess_failure)"
         " VALUES (:c, :a, :ik, :k, :sku, :country, :outcome, :rules, :result, :rid, :now, :ip, :guess)",
@@ -344,7 +345,10 @@ def _log_attempt(conn: sqlite3.Connection, stored: StoredCampaign, request: Rede
          "result": json.dumps(result.as_dict()), "rid": result.redemption_id, "now": db_time(now),
          "ip": request.client_ip,
          "guess": int(any(f.rule in _GUESS_RULES and f.reason != KEY_NOT_BOUND for f in result.decision.failures))},
-    )
+    ).lastrowid
+    assert attempt_id is not None
+    count_attempt(conn, campaign_id=stored.id, outcome=result.outcome, at=now, tz=stored.campaign.tz, shard_of=attempt_id,
+                  reasons=(f"{f.rule} {f.reason}" for f in result.decision.failures))
 
 
 def _replay(conn: sqlite3.Connection, campaign_id: int, request: RedeemRequest) -> RedemptionResult | None:

@@ -208,7 +208,7 @@ def reject(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, reason: st
     conn.execute("UPDATE review_claims SET status = 'rejected', reason = :reason, reviewer_email = :r, decided_at = :now"
                  " WHERE id = :id", {"reason": text, "r": reviewer, "now": db_time(now), "id": claim_id})
     enqueue(conn, template="review_rejected", recipient=claim.account_email, subject_ref=f"review:{claim_id}", at=now,
-            locale=claim.locale, domain=mail_domain,
+            locale=claim.locale, domain=mail_domain, campaign_id=get_campaign(conn, claim.campaign).id,
             payload={"reason": text, "campaign": claim.campaign, "product_key": mask_product_key(claim.product_key)})
     append_event(conn, tag="review:claim:rejected", actor=f"staff:{reviewer}", subject=f"review:{claim_id}", ip=ip, at=now,
                  data={"reason": text})

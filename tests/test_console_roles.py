@@ -24,6 +24,8 @@ CONSOLE = {
     ("POST", "/console/campaigns/new"): EDIT,
     ("POST", "/console/campaigns/import"): EDIT,
     ("GET", "/console/campaigns/{slug}"): READ,
+    ("GET", "/console/campaigns/{slug}/dashboard"): READ,
+    ("GET", "/console/dashboard"): READ,
     ("GET", "/console/campaigns/{slug}/edit"): EDIT,
     ("POST", "/console/campaigns/{slug}/edit"): EDIT,
     ("POST", "/console/campaigns/{slug}/state"): EDIT,

@@ -34,6 +34,9 @@ REVIEWED_DYNAMIC_SQL = {
     ("campaign_store.py", "get_campaign"): "a constant column list plus a constant WHERE",
     ("campaign_store.py", "list_campaigns"): "a constant column list",
     ("campaign_store.py", "change_state"): "the column is one of two names fixed in the function; values are parameters",
+    ("activity.py", "count_attempt"): "the module's constant upsert (_UPSERT); values are parameters",
+    ("activity.py", "count_sent"): "the module's constant upsert (_UPSERT); values are parameters",
+    ("activity.py", "hourly"): "an IN list of named parameters :o0, :o1 …, one per outcome; values are parameters",
 }
 
 

@@ -35,6 +35,7 @@ from promo.staff import StaffSession
 from promo.stock import rearm_if_restocked, stock_report
 from promo.timeutil import utcnow
 from promo.views.context import client_ip, redirect
+from promo.views.dashboard_charts import per_day_chart
 from promo.views.staffauth import require_role, staff_render
 
 OFFER = "purchase_offer"  # the kind these pages edit; the donation program has /console/nonprofit/
@@ -172,7 +173,9 @@ async def campaign_page(request: Request, session: StaffSession) -> Response:
             preview = await db.read(evaluate_dry_run, dry, now)
         except InputError as exc:
             preview_errors = {e.field: e.message for e in exc.errors}
+    chart = per_day_chart(data["stock"].per_day, data["stored"].campaign.timezone)
     return staff_render(request, "console/campaign.html", session=session, now=now, state=data["stored"].status(now),
+                        per_day_chart=chart,
                         can_edit=session.staff.role in EDITORS, preview=preview, preview_errors=preview_errors,
                         query=dict(query), catalog=await _catalog(request), **data)
 

@@ -323,7 +323,7 @@ async def resend(request: Request) -> Response:
         if sends_since(conn, template=REWARD_EMAIL, subject_ref=ref, since=now - timedelta(hours=1), limit=limit + 1) > limit:
             return False
         enqueue(conn, template=REWARD_EMAIL, recipient=reward.account_email, subject_ref=ref, at=now, locale=ctx.lang,
-                domain=request.app.state.settings.mail.message_id_domain)
+                domain=request.app.state.settings.mail.message_id_domain, campaign_id=reward.campaign_id)
         return True
 
     queued = await _db(request).write(queue_if_allowed)

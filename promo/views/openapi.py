@@ -116,6 +116,8 @@ OPENAPI: dict[str, Any] = {
                 "available": {"type": "integer"}, "issued": {"type": "integer"}, "expired": {"type": "integer"},
                 "voided": {"type": "integer"}, "low_stock_threshold": {"type": ["integer", "null"]}, "low": {"type": "boolean"},
                 "rate_per_day": {"type": "number"}, "projected_run_out": {"type": ["string", "null"]},
+                "projection": {"type": "string", "enum": ["runs_out", "not_at_this_rate", "out_of_codes", "window_closed"]},
+                "timezone": {"type": "string"},  # the zone of redemptions_per_day's days
                 "redemptions_per_day": {"type": "array", "items": {"type": "object"}}}},
             "Verification": {"type": "object", "required": ["valid"], "properties": {
                 "valid": {"type": "boolean"}, "expires_at": {"type": "string"}, "rule": {"type": "string"},

@@ -22,7 +22,9 @@ if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: scripts/test installs it (apt-get install chromium)", pytrace=False)
     pytest.skip("Debian's chromium is not installed (scripts/test installs it when run as root)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
+
+from tests.e2e.watch import WatchedBrowser  # noqa: E402
 
 
 @pytest.fixture
@@ -63,8 +65,9 @@ LABELS = {
     ("en", "DEMO1-AAAAA-BBBBB-CCCCC-00001", "browser-en@example.com"),
     ("da", "DEMO2-AAAAA-BBBBB-CCCCC-00002", "browser-da@example.com"),
 ])
-def test_journey_by_visible_labels(browser: Browser, server: Served, lang: str, key: str, account: str) -> None:
+def test_journey_by_visible_labels(browser: WatchedBrowser, server: Served, lang: str, key: str, account: str) -> None:
     text = LABELS[lang]
+    browser.allow_status("/offers/demo-xbox-gold/redeem", 422)  # refused without the terms, on purpose
     context = browser.new_context(locale={"en": "en-GB", "da": "da-DK"}[lang], viewport={"width": 390, "height": 844})
     page = context.new_page()
     page.goto(server.url + "/offers/demo-xbox-gold")
@@ -107,7 +110,7 @@ def test_journey_by_visible_labels(browser: Browser, server: Served, lang: str, 
     context.close()
 
 
-def test_pages_fit_a_320_pixel_screen_and_work_by_keyboard(browser: Browser, server: Served) -> None:
+def test_pages_fit_a_320_pixel_screen_and_work_by_keyboard(browser: WatchedBrowser, server: Served) -> None:
     context = browser.new_context(viewport={"width": 320, "height": 640})
     page = context.new_page()
     for path in ("/", "/offers/demo-xbox-gold", "/offers/demo-xbox-gold/terms", "/signin"):

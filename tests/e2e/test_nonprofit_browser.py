@@ -13,12 +13,13 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from playwright.sync_api import Browser, expect  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 from promo.campaigns.donation_program import Registration
 from promo.db import connect, transaction
 from promo.nonprofit import issue_code, register_organisation, review_organisation
 from tests.e2e.test_browser import open_newest_mail, shot  # importing it skips these tests without chromium
+from tests.e2e.watch import WatchedBrowser
 from tests.served import PROMO, Served
 
 REP = "rita@harbourfood.example"
@@ -38,8 +39,9 @@ def approved_code(database: Path) -> str:
     return code
 
 
-def test_a_representative_requests_a_donation(browser: Browser, default_server: Served, tmp_path: Path) -> None:
+def test_a_representative_requests_a_donation(browser: WatchedBrowser, default_server: Served, tmp_path: Path) -> None:
     code = approved_code(tmp_path / "promo.sqlite3")
+    browser.allow_status("/nonprofit/request", 422)  # refused over the allocation (R-N2), on purpose
     context = browser.new_context(locale="en-GB", viewport={"width": 1000, "height": 900})
     page = context.new_page()
     page.goto(default_server.url + "/nonprofit/request")
