@@ -128,8 +128,10 @@ def test_the_command_line_refuses_addresses_outside_the_grammar(tmp_path: Path) 
 
 def test_a_sub_address_of_an_account_that_redeemed_is_held_for_review_not_granted(conn: sqlite3.Connection,
                                                                                     stored: StoredCampaign) -> None:
-    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None), (2, "O365-UNI-FPP", "NO", None),
-                           (3, "O365-HOME-ESD", "DK", None), (4, "O365-HOME-ESD", "DK", None)])
+    # Each key is bound to the address that redeems it (R-X5): only the mailbox rule is at stake.
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", "ann+promo@example.com"), (2, "O365-UNI-FPP", "NO", "ann@example.com"),
+                           (3, "O365-HOME-ESD", "DK", "ann+other@example.com"),
+                           (4, "O365-HOME-ESD", "DK", "ann+promo+2@example.com")])
     add_codes(conn, stored, 10)
     assert redeem(conn, 1, "ann+promo@example.com").redeemed
     for account, key in (("ann@example.com", 2), ("Ann+Other@Example.com", 3), ("ann+promo+2@example.com", 4)):
@@ -146,8 +148,8 @@ def test_a_sub_address_of_an_account_that_redeemed_is_held_for_review_not_grante
 
 
 def test_other_mailboxes_are_not_held(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
-    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None), (2, "O365-HOME-ESD", "DK", None),
-                           (3, "O365-HOME-ESD", "DK", None), (4, "O365-HOME-ESD", "DK", None)])
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", "ann@example.com"), (2, "O365-HOME-ESD", "DK", "ann+x@example.org"),
+                           (3, "O365-HOME-ESD", "DK", "anna+x@example.com"), (4, "O365-HOME-ESD", "DK", "ann.lee+x@example.com")])
     add_codes(conn, stored, 10)
     assert redeem(conn, 1, "ann@example.com").redeemed
     # Another domain, a longer local part, a name that only starts like it: other mailboxes.
