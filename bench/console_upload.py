@@ -32,6 +32,7 @@ from promo.campaigns import campaign_from_dict  # noqa: E402
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
 from promo.db import connect, migrate, transaction  # noqa: E402
 from promo.demo import demo_definition  # noqa: E402
+from promo.passwords import hash_password  # noqa: E402
 from promo.staff import add_staff  # noqa: E402
 from tests.mailserver import free_port  # noqa: E402
 from tests.served import write_config  # noqa: E402
@@ -50,7 +51,7 @@ def main() -> None:
     with transaction(conn):
         upsert_skus(conn, shipped_catalog())
         save_campaign(conn, campaign_from_dict(demo_definition(now) | {"slug": "bench"}, load_catalog(conn)), actor="bench", now=now)
-        add_staff(conn, email="marketer@bench.example", role="marketer", password=PASSWORD, now=now, actor="bench")
+        add_staff(conn, email="marketer@bench.example", role="marketer", password_hash=hash_password(PASSWORD), now=now, actor="bench")
     conn.close()
     csv_path = work / "codes.csv"
     with open(csv_path, "w") as out:

@@ -64,14 +64,17 @@ def main() -> None:
         results["import_codes_s"] = round(time.perf_counter() - started, 2)
         results["codes"] = args.codes
 
-        rows = "".join(f"{key(i)},O365-HOME-ESD,DK,2013-08-01,2013-08-02,\n" for i in range(args.activations))
+        n = min(args.redemptions, args.activations // 2)
+        # Each key bound to the account that redeems it below (R-X5: an unbound key goes to review).
+        owner = [f"u{i}@example.com" for i in range(n)] + [f"v{i}@example.com" for i in range(n)]
+        rows = "".join(f"{key(i)},O365-HOME-ESD,DK,2013-08-01,2013-08-02,{owner[i] if i < len(owner) else ''}\n"
+                       for i in range(args.activations))
         data = ("product_key,sku,country,purchased_at,activated_at,account_email\n" + rows).encode()
         started = time.perf_counter()
         import_activations(conn, source=io.BytesIO(data), catalog=load_catalog(conn), now=NOW)
         results["import_activations_s"] = round(time.perf_counter() - started, 2)
         results["activations"] = args.activations
 
-        n = min(args.redemptions, args.activations // 2)
         started = time.perf_counter()
         for i in range(n):
             request = RedeemRequest(SLUG, f"u{i}@example.com", key(i), terms_accepted=True).normalized()

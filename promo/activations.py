@@ -1,4 +1,9 @@
-"""Purchase evidence: activation records, imported from CSV and looked up by product key."""
+"""Purchase evidence: activation records, imported from CSV and looked up by product key.
+
+A record names where the product was bought and where it was activated (R-X2:
+purchase_country, activation_country); an older file's single `country` column means
+both. Its dates are checked against each other only as far as no zone can make them right:
+a record belongs to no campaign, and each campaign orders a bare day in its own zone."""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import secrets
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any
 
 from promo.audit import append_event
@@ -16,30 +21,44 @@ from promo.csvfile import ErrorList, open_text, rows
 from promo.db import insert_each, larger_cache, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_email, normalize_product_key
-from promo.timeutil import Moment, db_time, moment_from_db, moment_not_before, moment_text, moment_to_db, parse_moment
+from promo.timeutil import Moment, db_time, moment_from_db, moment_text, moment_to_db, order_possible, parse_moment
 
-COLUMNS = ("product_key", "sku", "country", "purchased_at", "activated_at")
-OPTIONAL = ("account_email",)
+COLUMNS = ("product_key", "sku", "purchased_at", "activated_at")
+COUNTRY_COLUMNS = ("purchase_country", "activation_country")
+LEGACY_COUNTRY = "country"  # files from before R-X2's two countries: one column for both
+OPTIONAL = (*COUNTRY_COLUMNS, LEGACY_COUNTRY, "account_email")
+HEADER = "product_key,sku,purchase_country,activation_country,purchased_at,activated_at[,account_email]"
 
 
 @dataclass(frozen=True)
 class Activation:
     product_key: str
     sku: str
-    country: str
+    purchase_country: str
+    activation_country: str
     purchased_at: Moment
     activated_at: Moment
     account_email: str | None
+
+
+def header_problem(header: list[str]) -> str | None:
+    """The file must name both countries, or the one legacy column that means both."""
+    named = [c for c in COUNTRY_COLUMNS if c in header]
+    if LEGACY_COUNTRY in header:
+        return f"column {LEGACY_COUNTRY} means both countries: leave out {', '.join(named)}" if named else None
+    missing = [c for c in COUNTRY_COLUMNS if c not in header]
+    return f"missing column {', '.join(missing)}; expected {HEADER} (or one column `country` for both)" if missing else None
 
 
 def parse_activation(row: Mapping[str, str], catalog: Mapping[str, Sku]) -> Activation:
     """Validate one record; raises InputError listing every bad field."""
     errors: list[FieldError] = []
     values: dict[str, object] = {}
+    countries = (LEGACY_COUNTRY,) if LEGACY_COUNTRY in row else COUNTRY_COLUMNS
     checks = {
         "product_key": lambda v: normalize_product_key(v, "product_key"),
         "sku": lambda v: normalize_sku(v, dict(catalog), "sku").sku,
-        "country": lambda v: normalize_country(v, "country"),
+        **{name: lambda v, name=name: normalize_country(v, name) for name in countries},
         "purchased_at": lambda v: parse_moment(v, "purchased_at"),
         "activated_at": lambda v: parse_moment(v, "activated_at"),
         "account_email": lambda v: normalize_email(v, "account_email") if v else None,
@@ -49,11 +68,14 @@ def parse_activation(row: Mapping[str, str], catalog: Mapping[str, Sku]) -> Acti
             values[name] = check(row.get(name, ""))
         except InputError as exc:
             errors.extend(exc.errors)
-    if not errors and not moment_not_before(values["activated_at"], values["purchased_at"], UTC):  # type: ignore[arg-type]
+    if LEGACY_COUNTRY in values:  # one column for both
+        values["purchase_country"] = values["activation_country"] = values.pop(LEGACY_COUNTRY)
+    if not errors and not order_possible(values["activated_at"], values["purchased_at"]):  # type: ignore[arg-type]
         errors.append(
             FieldError(
                 "activated_at",
-                f"activation ({moment_text(values['activated_at'])}) is before purchase ({moment_text(values['purchased_at'])})",  # type: ignore[arg-type]
+                f"activation ({moment_text(values['activated_at'])}) is before purchase ({moment_text(values['purchased_at'])})"  # type: ignore[arg-type]
+                " in every time zone",
             )
         )
     if errors:
@@ -70,7 +92,7 @@ def import_activations(
     batch = secrets.token_hex(8)  # tells this file's rows from earlier ones
 
     def valid(stream: IO[str]) -> Iterator[dict[str, object]]:
-        for line, row in rows(stream, COLUMNS, OPTIONAL):
+        for line, row in rows(stream, COLUMNS, OPTIONAL, header_problem):
             if "__error__" in row:
                 errors.add(FieldError("row", row["__error__"], line=line))
                 continue
@@ -82,7 +104,8 @@ def import_activations(
             yield {
                 "product_key": record.product_key,
                 "sku": record.sku,
-                "country": record.country,
+                "purchase_country": record.purchase_country,
+                "activation_country": record.activation_country,
                 "purchased_at": moment_to_db(record.purchased_at),
                 "activated_at": moment_to_db(record.activated_at),
                 "account_email": record.account_email,
@@ -104,9 +127,10 @@ def import_activations(
     with larger_cache(conn), transaction(conn):  # all or nothing: any error below rolls the file back
         with open_text(source) as stream:
             imported = insert_each(
-                conn, "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email,"
-                " imported_at, import_batch, source_line) VALUES (:product_key, :sku, :country, :purchased_at,"
-                " :activated_at, :account_email, :imported_at, :batch, :line)", valid(stream), refused)
+                conn, "INSERT INTO activations (product_key, sku, country, activation_country, purchased_at, activated_at,"
+                " account_email, imported_at, import_batch, source_line) VALUES (:product_key, :sku, :purchase_country,"
+                " :activation_country, :purchased_at, :activated_at, :account_email, :imported_at, :batch, :line)",
+                valid(stream), refused)
         if not imported and not errors.total:
             errors.add(FieldError("file", "holds no activation records"))
         errors.raise_if_any()
@@ -116,9 +140,9 @@ def import_activations(
 
 
 def get_activation(conn: sqlite3.Connection, product_key: str) -> Activation | None:
-    row = conn.execute(
-        "SELECT product_key, sku, country, purchased_at, activated_at, account_email FROM activations"
-        " WHERE product_key = :key",
+    row = conn.execute(  # activations.country is the purchase country (migration 0012)
+        "SELECT product_key, sku, country, COALESCE(activation_country, country) AS activation_country, purchased_at,"
+        " activated_at, account_email FROM activations WHERE product_key = :key",
         {"key": product_key},
     ).fetchone()
     if row is None:
@@ -126,7 +150,8 @@ def get_activation(conn: sqlite3.Connection, product_key: str) -> Activation | N
     return Activation(
         product_key=row["product_key"],
         sku=row["sku"],
-        country=row["country"],
+        purchase_country=row["country"],
+        activation_country=row["activation_country"],
         purchased_at=moment_from_db(row["purchased_at"]),
         activated_at=moment_from_db(row["activated_at"]),
         account_email=row["account_email"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import secrets
 import sqlite3
@@ -36,6 +35,8 @@ from promo.mailsink import start_sink
 from promo.metrics import Metrics
 from promo.metrics_access import metrics_refusal
 from promo.operations import operations_snapshot, readiness
+from promo.staff_signin import StaffSignins
+from promo.supervisor import Supervised
 from promo.templating import Templates
 from promo.timeutil import utcnow
 from promo.views import (
@@ -51,6 +52,7 @@ from promo.views import (
     review,
     staffauth,
 )
+from promo.views import dashboard as dashboard_views
 
 log = get_logger("promo.http")
 
@@ -61,15 +63,23 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready for traffic: the database answers and its migrations are current."""
+    """Ready for traffic: the database answers, its migrations are current, and every
+    background worker of this process (the mail relay) runs: "mail_relay": "down" with
+    the type of what stopped it while it waits to be restarted."""
+    workers: dict[str, Any] = {}
+    for worker in request.app.state.workers:
+        workers[worker.name] = worker.state
+        if worker.state != "up":
+            workers[f"{worker.name}_error"] = worker.last_error
+    workers_up = all(worker.state == "up" for worker in request.app.state.workers)
     try:
         state = await request.app.state.db.read(readiness)
     except Exception as exc:  # any failure to reach the database means "not ready"
         log.warning("readyz.database_unavailable", error=type(exc).__name__)
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    if state["pending_migrations"]:
-        return JSONResponse({"status": "unavailable", **state}, status_code=503)
-    return JSONResponse({"status": "ok", **state})
+        return JSONResponse({"status": "unavailable", "database": "unreachable", **workers}, status_code=503)
+    if state["pending_migrations"] or not workers_up:
+        return JSONResponse({"status": "unavailable", **state, **workers}, status_code=503)
+    return JSONResponse({"status": "ok", **state, **workers})
 
 
 async def metrics(request: Request) -> Response:
@@ -146,15 +156,25 @@ async def on_database_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_server_error(request: Request, exc: Exception) -> Response:
-    request_id = request.scope.get("state", {}).get("request_id")
+    """Starlette calls this from ServerErrorMiddleware, outside every middleware of the app, so
+    RequestContext never sees this response: it gets the same headers here."""
+    request_id = request.scope.get("state", {}).get("request_id") or "unknown"
     log.error("http.unhandled_error", error=type(exc).__name__, path=request.url.path)
-    return PlainTextResponse(f"Internal error. Reference: {request_id}", status_code=500)
+    if request.url.path.startswith(_MACHINE_PATHS):
+        response: Response = problem(500, "internal error", request_id=request_id)
+    else:
+        response = PlainTextResponse(f"Internal error. Reference: {request_id}", status_code=500)
+    response.headers["Cache-Control"] = "no-store"
+    response.raw_headers.extend(response_headers(request.scope, request_id))
+    return response
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 500)
     if status == 404 and not request.url.path.startswith(_MACHINE_PATHS):
         return await _error_page(request, 404, N_("Page not found"), N_("There is nothing at this address."))
+    if status == 404 and request.url.path.startswith("/api/"):  # e.g. an id that is no id (promo/views/ids.py)
+        return problem(404, "not found", request_id=request.scope.get("state", {}).get("request_id"))
     if status == 405:
         allow = allow_header(request.app.router.routes, request.scope, (getattr(exc, "headers", None) or {}).get("Allow"))
         return PlainTextResponse("Method not allowed", status_code=405, headers={"Allow": allow})
@@ -168,6 +188,14 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),  # sign-in links must never leak through Referer
     (b"x-frame-options", b"DENY"),
 ]
+
+
+def response_headers(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
+    """What every response carries: its request id and the security headers."""
+    headers = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
+    if scope.get("scheme") == "https":
+        headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+    return headers
 
 
 class RequestContext:
@@ -195,11 +223,7 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = message.setdefault("headers", [])
-                headers.append((b"x-request-id", request_id.encode()))
-                headers.extend(SECURITY_HEADERS)
-                if scope.get("scheme") == "https":
-                    headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+                message.setdefault("headers", []).extend(response_headers(scope, request_id))
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -230,27 +254,23 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             log.error("database.open_failed", error=str(exc), path=str(settings.database_path))
         app.state.db = db
         app.state.jobs = ImportJobs(db)
-        background: list[asyncio.Task[None]] = []
-        relay: MailRelay | None = None
         sink_server = None
         if settings.mail.sink:
             sink_server, app.state.sink = await start_sink("127.0.0.1", settings.mail.sink_port)
             log.info("mail.sink_started", port=settings.mail.sink_port, page="/dev/mail")
+        workers: list[Supervised] = app.state.workers
         if start_relay and settings.mail.relay:
             relay = MailRelay(db, settings.mail, app.state.templates, settings.public_url)
             app.state.wake_relay = relay.wake
-            background.append(asyncio.create_task(relay.run(), name="mail-relay"))
+            # stop: finish the message in hand, then leave the loop; restarted if anything escapes run()
+            workers.append(Supervised("mail_relay", relay.run, stop=relay.stop))
+        for worker in workers:
+            worker.start()
         try:
             yield
         finally:
-            if relay is not None:
-                relay.stop()  # finish the message in hand, then leave the loop
-            if background:
-                _done, pending = await asyncio.wait(background, timeout=5)
-                for task in pending:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await asyncio.gather(*(worker.stop(timeout=5) for worker in workers))
+            workers.clear()
             await app.state.jobs.close()
             if sink_server is not None:
                 sink_server.close()
@@ -268,6 +288,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             *auditor.routes,
             *review.routes,
             *console.routes,
+            *dashboard_views.routes,
             *console_staff.routes,
             *console_nonprofit.routes,
             *console_records.routes,
@@ -285,6 +306,8 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     app.state.languages = languages()
     app.state.sink = None
     app.state.wake_relay = lambda: None
+    app.state.workers = app_metrics.workers  # supervised background workers, reported by /readyz and /metrics
+    app.state.staff_signins = StaffSignins()
     if settings.secret_key:
         app.state.signin_links = SigninLinks(settings.secret_key, timedelta(minutes=settings.signin_link_minutes))
     app.add_middleware(NoStoreByDefault)

@@ -81,7 +81,7 @@ class Checkpoint:
     @classmethod
     def parse(cls, text: str) -> Checkpoint:
         seq, sep, digest = text.strip().partition(":")
-        if not sep or not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        if not sep or not (seq.isascii() and seq.isdigit()) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ValueError("a checkpoint looks like 1234:<64 hex digits>, as printed by `promo audit checkpoint`")
         return cls(int(seq), digest)
 

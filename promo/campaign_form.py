@@ -2,11 +2,13 @@
 
 The form only turns text into the definition's shape; every rule about what a valid
 campaign is lives in the campaign kind's parser, so the console, the CLI and the API
-give the same field-level messages. Fields the form does not edit (sponsors, support)
-are carried over from the campaign being edited."""
+give the same field-level messages. Fields the form does not edit (sponsors) are carried
+over from the campaign being edited. The offer's terms (R-X17 … R-X22) are edited section by
+section, `terms[i].title.<lang>` and so on, with one empty section to add a new one."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,8 +20,13 @@ OPTIONAL_NUMBERS = ("total_cap", "low_stock_threshold")
 # Where each field of the definition is edited on the form (errors are shown there).
 FORM_FIELDS = ("slug", "name", "names", "descriptions", "timezone", "eligibility_window.first_day", "eligibility_window.last_day",
                "redemption_window.first_day", "redemption_window.last_day", "countries", "products.qualifying_skus",
-               "products.excluded_skus", *TEXTAREAS, "products", "limit_per_account", *OPTIONAL_NUMBERS,
-               "reward.names", "reward.name", "reward.terms_url", "reward.code_expires_on", "reward.code_pattern")
+               "products.excluded_skus", *TEXTAREAS, "products", "limit_per_account", *OPTIONAL_NUMBERS, "allow_unbound_keys",
+               "reward.names", "reward.name", "reward.terms_url", "reward.code_expires_on", "reward.code_pattern",
+               *(f"support.{route}" for route in ("default", "product", "reward", "countries")))
+SUPPORT_ROUTES = ("default", "product", "reward")  # R-X16: redemption (general), product, reward
+TERMS_TEXTS = ("title", "text", "summary")
+_TERMS_KEY = re.compile(r"terms\[(\d+)\]\.")
+_TERMS_FIELD = re.compile(r"terms\[\d+\]\.(id|rules|(title|text|summary)\.[a-z]{2,3})")
 
 
 def definition_from_form(form: Mapping[str, Any], base: Mapping[str, Any] | None, languages: tuple[str, ...]) -> dict[str, Any]:
@@ -49,6 +56,8 @@ def definition_from_form(form: Mapping[str, Any], base: Mapping[str, Any] | None
     for name in OPTIONAL_NUMBERS:
         if get(name):
             data[name] = _number(get(name))
+    if checked := get("allow_unbound_keys"):  # a checkbox, "yes"; unticked is the default, false (R-X5)
+        data["allow_unbound_keys"] = True if checked == "yes" else checked  # anything else: the parser names the field
     availability = _availability(get("availability"), errors)
     if availability:
         data["availability"] = availability
@@ -61,9 +70,14 @@ def definition_from_form(form: Mapping[str, Any], base: Mapping[str, Any] | None
         data["reward"]["names"] = reward_names
     if not data["reward"]["code_pattern"]:
         del data["reward"]["code_pattern"]  # the kind's default (Xbox: XXXXX-XXXXX-XXXXX-XXXXX-XXXXX)
-    for key in ("sponsors", "support"):
-        if base and key in base:
-            data[key] = base[key]
+    support = _support(get, errors)
+    if support:
+        data["support"] = support
+    terms = terms_from_form(form, languages)
+    if terms:
+        data["terms"] = terms
+    if base and "sponsors" in base:
+        data["sponsors"] = base["sponsors"]
     if errors:
         raise InputError(errors)
     return data
@@ -90,11 +104,82 @@ def form_from_definition(data: Mapping[str, Any], languages: tuple[str, ...]) ->
             values[f"{window}.{end}"] = str(data.get(window, {}).get(end, ""))
     for name in OPTIONAL_NUMBERS:
         values[name] = str(data[name]) if name in data else ""
+    values["allow_unbound_keys"] = "yes" if data.get("allow_unbound_keys") is True else ""
     for lang in languages:
         values[f"names.{lang}"] = data.get("names", {}).get(lang, "")
         values[f"descriptions.{lang}"] = data.get("descriptions", {}).get(lang, "")
         values[f"reward.names.{lang}"] = reward.get("names", {}).get(lang, "")
+    support = data.get("support", {})
+    for route in SUPPORT_ROUTES:
+        values[f"support.{route}"] = support.get(route, "")
+    values["support.countries"] = "\n".join(f"{c}: {contact}" for c, contact in support.get("countries", {}).items())
+    return values | terms_values(data.get("terms", []), languages)
+
+
+def terms_values(sections: list[Mapping[str, Any]], languages: tuple[str, ...]) -> dict[str, str]:
+    """Form values for the terms, section i as terms[i].…, and no others."""
+    values = {}
+    for i, section in enumerate(sections):
+        values[f"terms[{i}].id"] = str(section.get("id", ""))
+        values[f"terms[{i}].rules"] = ", ".join(section.get("rules", []))
+        for key in TERMS_TEXTS:
+            for lang in languages:
+                values[f"terms[{i}].{key}.{lang}"] = section.get(key, {}).get(lang, "")
     return values
+
+
+def with_terms_of(values: dict[str, Any], data: Mapping[str, Any] | None, languages: tuple[str, ...]) -> dict[str, Any]:
+    """The posted values with the terms as the definition holds them: sections removed or left
+    empty are gone, so section i on the form is terms[i] in the errors."""
+    if data is None:
+        return values
+    kept = {k: v for k, v in values.items() if not _TERMS_KEY.match(k)}
+    return kept | terms_values(data.get("terms", []), languages)
+
+
+def terms_slots(values: Mapping[str, Any]) -> range:
+    """The sections the form shows: every section with a value, then one empty to add a section."""
+    used = [int(m.group(1)) for k, v in values.items() if (m := _TERMS_KEY.match(k)) and str(v).strip()]
+    return range(max(used, default=-1) + 2)
+
+
+def terms_from_form(form: Mapping[str, Any], languages: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The sections in form order; one marked for removal, or left empty, is left out."""
+    get = lambda name: str(form.get(name) or "").replace("\r\n", "\n").strip()  # noqa: E731
+    indices = sorted({int(m.group(1)) for k in form.keys() if (m := _TERMS_KEY.match(k))})
+    sections = []
+    for i in indices:
+        if get(f"terms[{i}].remove"):
+            continue
+        section: dict[str, Any] = {"id": get(f"terms[{i}].id")}
+        rules = [r for r in re.split(r"[\s,]+", get(f"terms[{i}].rules")) if r]
+        if rules:
+            section["rules"] = rules
+        for key in TERMS_TEXTS:
+            texts = {lang: get(f"terms[{i}].{key}.{lang}") for lang in languages if get(f"terms[{i}].{key}.{lang}")}
+            if texts or key != "summary":
+                section[key] = texts
+        if section["id"] or any(section.get(key) for key in TERMS_TEXTS) or rules:
+            sections.append(section)
+    return sections
+
+
+def _support(get: Any, errors: list[FieldError]) -> dict[str, Any]:
+    """R-X16: the three routes and the per-country contacts (`DK: https://…` per line)."""
+    support: dict[str, Any] = {route: get(f"support.{route}") for route in SUPPORT_ROUTES if get(f"support.{route}")}
+    countries: dict[str, str] = {}
+    for number, line in enumerate(get("support.countries").splitlines(), start=1):
+        if not line.strip():
+            continue
+        country, sep, contact = line.partition(":")
+        if not sep or not country.strip() or not contact.strip():
+            errors.append(FieldError("support.countries", "write each line as country: contact, e.g. DK: https://…",
+                                     line=number))
+            continue
+        countries[country.strip().upper()] = contact.strip()
+    if countries:
+        support["countries"] = countries
+    return support
 
 
 def errors_by_field(errors: list[FieldError]) -> dict[str, list[str]]:
@@ -106,6 +191,8 @@ def errors_by_field(errors: list[FieldError]) -> dict[str, list[str]]:
         target = next((f for f in FORM_FIELDS if where == f or where.startswith(f + ".")), "")
         if where.startswith("availability"):
             target = "availability"
+        elif where == "terms":  # at its section's field when the form has one, else atop the terms
+            target = error.field if _TERMS_FIELD.fullmatch(error.field) else "terms"
         line = f"line {error.line}: " if error.line is not None else ""
         detail = f"{error.field}: " if target and error.field != target else ""
         rule = f" ({error.rule})" if error.rule else ""
@@ -123,7 +210,8 @@ def _in_base_order(checked: list[Any], base: Mapping[str, Any] | None, key: str)
 
 def _number(text: str) -> int | str:
     # Digits become a number; anything else goes to the parser as is, which names the field.
-    return int(text) if text.lstrip("-").isdigit() else text
+    digits = text.removeprefix("-")
+    return int(text) if digits.isascii() and digits.isdigit() else text  # "²".isdigit() is True; int("²") fails
 
 
 def _matchers(text: str, field: str, errors: list[FieldError]) -> list[dict[str, list[str]]]:

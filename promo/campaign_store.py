@@ -1,11 +1,13 @@
 """Campaigns in the database: save (insert or update, audited field by field), load, list.
 
 The definition is stored as canonical JSON of the campaign file; parsed campaigns are
-cached by that text, so the redemption transaction loads its campaign with one indexed
-read and no re-parsing, and still sees an edit the moment it commits."""
+cached by its sha256 (stored beside it), so the redemption transaction loads its campaign
+with one indexed read, without reading the definition or re-parsing it, and still sees an
+edit the moment it commits."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections import OrderedDict
@@ -17,6 +19,7 @@ from promo.audit import append_event
 from promo.campaigns import campaign_from_json, campaign_to_json
 from promo.catalog import load_catalog
 from promo.errors import InputError, NotFound
+from promo.terms_store import record_terms_version
 from promo.timeutil import db_time
 
 _CACHE_SIZE = 64
@@ -66,34 +69,39 @@ def save_campaign(
     console); an update keeps its state. `expected_updated_at` refuses an edit made on
     top of a version that someone else has changed meanwhile."""
     definition = campaign_to_json(campaign)
-    row = conn.execute("SELECT id, definition, updated_at FROM campaigns WHERE slug = :slug",
+    digest = _sha256(definition)
+    row = conn.execute("SELECT id, definition, definition_sha256, updated_at FROM campaigns WHERE slug = :slug",
                        {"slug": campaign.slug}).fetchone()
     if row is not None and expected_updated_at is not None and row["updated_at"] != expected_updated_at:
         raise InputError.one("campaign", "was changed by someone else while you edited it; reload it and apply your change again")
     if row is None:
         campaign_id = conn.execute(
-            "INSERT INTO campaigns (slug, kind, definition, created_at, updated_at, published_at)"
-            " VALUES (:slug, :kind, :d, :t, :t, :published)",
-            {"slug": campaign.slug, "kind": campaign.kind, "d": definition, "t": db_time(now),
+            "INSERT INTO campaigns (slug, kind, definition, definition_sha256, created_at, updated_at, published_at)"
+            " VALUES (:slug, :kind, :d, :sha, :t, :t, :published)",
+            {"slug": campaign.slug, "kind": campaign.kind, "d": definition, "sha": digest, "t": db_time(now),
              "published": db_time(now) if publish else None},
         ).lastrowid
         assert campaign_id is not None
+        record_terms_version(conn, campaign_id, getattr(campaign, "terms", None), now=now)
         changes = {k: [None, v] for k, v in _flatten(json.loads(definition)).items()}
         append_event(conn, tag="campaign:definition:created", actor=actor, subject=f"campaign:{campaign.slug}",
                      data={"changes": changes, "state": "published" if publish else "draft"}, at=now, ip=ip)
         return campaign_id, changes
     changes = diff(json.loads(row["definition"]), json.loads(definition))
+    record_terms_version(conn, row["id"], getattr(campaign, "terms", None), now=now)  # R-X22
     if changes:
         conn.execute(
-            "UPDATE campaigns SET definition = :d, kind = :kind, updated_at = :t WHERE id = :id",
-            {"d": definition, "kind": campaign.kind, "t": db_time(now), "id": row["id"]},
+            "UPDATE campaigns SET definition = :d, definition_sha256 = :sha, kind = :kind, updated_at = :t WHERE id = :id",
+            {"d": definition, "sha": digest, "kind": campaign.kind, "t": db_time(now), "id": row["id"]},
         )
         append_event(conn, tag="campaign:definition:changed", actor=actor, subject=f"campaign:{campaign.slug}",
                      data={"changes": changes}, at=now, ip=ip)
+    elif row["definition_sha256"] != digest:  # saved before the column existed
+        conn.execute("UPDATE campaigns SET definition_sha256 = :sha WHERE id = :id", {"sha": digest, "id": row["id"]})
     return row["id"], changes
 
 
-_COLUMNS = "id, definition, updated_at, published_at, paused_at"
+_COLUMNS = "id, definition_sha256, updated_at, published_at, paused_at"
 
 
 def get_campaign(conn: sqlite3.Connection, slug: str) -> StoredCampaign:
@@ -108,7 +116,7 @@ def list_campaigns(conn: sqlite3.Connection) -> list[StoredCampaign]:
 
 
 def _stored(conn: sqlite3.Connection, row: sqlite3.Row) -> StoredCampaign:
-    return StoredCampaign(id=row["id"], campaign=_parse(conn, row["definition"]), updated_at=row["updated_at"],
+    return StoredCampaign(id=row["id"], campaign=_parse(conn, row["id"], row["definition_sha256"]), updated_at=row["updated_at"],
                           published_at=row["published_at"], paused_at=row["paused_at"])
 
 
@@ -133,15 +141,25 @@ def change_state(conn: sqlite3.Connection, slug: str, action: str, *, actor: str
     return after
 
 
-def _parse(conn: sqlite3.Connection, definition: str) -> Any:
-    if definition in _parsed:
-        _parsed.move_to_end(definition)
-        return _parsed[definition]
+def _parse(conn: sqlite3.Connection, campaign_id: int, digest: str | None) -> Any:
+    if digest is not None and digest in _parsed:
+        _parsed.move_to_end(digest)
+        return _parsed[digest]
+    # Missed: read the definition and key it by its own hash (a save may have come between
+    # the two statements; the text read is what was parsed).
+    definition = conn.execute("SELECT definition FROM campaigns WHERE id = :id", {"id": campaign_id}).fetchone()[0]
+    digest = _sha256(definition)
+    if digest in _parsed:
+        return _parsed[digest]
     campaign = campaign_from_json(definition, load_catalog(conn))
-    _parsed[definition] = campaign
+    _parsed[digest] = campaign
     if len(_parsed) > _CACHE_SIZE:
         _parsed.popitem(last=False)
     return campaign
+
+
+def _sha256(definition: str) -> str:
+    return hashlib.sha256(definition.encode("utf-8")).hexdigest()
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

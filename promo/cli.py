@@ -140,6 +140,7 @@ def relay(settings: Settings) -> None:
     from promo.db import Database
     from promo.logs import configure_logging
     from promo.mail import MailRelay
+    from promo.supervisor import Supervised
     from promo.templating import Templates
 
     configure_logging(settings.logging_format, settings.logging_level)
@@ -150,11 +151,13 @@ def relay(settings: Settings) -> None:
         async with Database(settings.database_path, busy_timeout_ms=settings.database_busy_timeout_ms,
                             synchronous=settings.database_synchronous) as db:
             outbox_relay = MailRelay(db, settings.mail, Templates(auto_reload=False), settings.public_url)
+            worker = Supervised("mail_relay", outbox_relay.run, stop=outbox_relay.stop)  # restarted if anything escapes
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, outbox_relay.stop)  # finish the message in hand, then leave
+                loop.add_signal_handler(signum, worker.ask_to_stop)  # finish the message in hand, then leave
             click.echo(f"relaying queued email to {settings.mail.host}:{settings.mail.port}", err=True)
-            await outbox_relay.run()
+            worker.start()
+            await worker.wait()
 
     asyncio.run(run())
 
@@ -198,7 +201,8 @@ def backup(settings: Settings, file: Path) -> None:
         except (FileExistsError, ValueError) as exc:
             fail(str(exc))
     click.echo(f"backed up to {report.path}: {report.pages} pages, {report.redemptions} redemptions, "
-               f"{report.audit_events} audit events; integrity and audit chain verified")
+               f"{report.donation_requests} donation requests, {report.audit_events} audit events; integrity, "
+               f"the books of {report.campaigns} campaign(s) and the audit chain verified")
 
 
 @main.group()
@@ -215,11 +219,13 @@ def staff() -> None:
 @handles_errors
 def staff_add(settings: Settings, email: str, role: str, password: str) -> None:
     """Create a staff account; the first admin is bootstrapped this way."""
-    from promo.staff import add_staff
+    from promo.passwords import hash_password
+    from promo.staff import add_staff, check_new_password
 
+    digest = hash_password(check_new_password(password))  # before the transaction: argon2 never holds the write lock
     with database(settings) as conn:
         with transaction(migrated(conn)):
-            member = add_staff(conn, email=email, role=role, password=password, now=utcnow(), actor=CLI_ACTOR)
+            member = add_staff(conn, email=email, role=role, password_hash=digest, now=utcnow(), actor=CLI_ACTOR)
     click.echo(f"staff account {member.email} ({member.role}) created")
 
 
@@ -346,7 +352,8 @@ def campaigns_list(settings: Settings) -> None:
 @click.pass_obj
 @handles_errors
 def import_activations_command(settings: Settings, file: Path) -> None:
-    """Import activation records (CSV: product_key,sku,country,purchased_at,activated_at,account_email)."""
+    """Import activation records (CSV: product_key,sku,purchase_country,activation_country,purchased_at,
+    activated_at,account_email; a single `country` column means both countries)."""
     with database(settings) as conn:
         count = import_activations(migrated(conn), source=str(file), catalog=load_catalog(conn), now=utcnow())
     click.echo(f"imported {count} activation record(s)")
@@ -369,17 +376,22 @@ def import_codes_command(settings: Settings, slug: str, file: Path) -> None:
 @main.command()
 @click.option("--campaign", "slug", required=True)
 @click.option("--sku", required=True)
-@click.option("--country", required=True, help="ISO country code where the product was bought")
-@click.option("--purchased-at", required=True, help="a date (2013-08-01) or a time with an offset")
+@click.option("--country", default="", help="ISO country code where the product was bought and activated")
+@click.option("--purchase-country", default="", help="where it was bought, when not --country (R-X2)")
+@click.option("--activation-country", default="", help="where it was activated, when not --country (R-X2)")
+@click.option("--purchased-at", required=True, help="a date (2013-08-01: that day in the campaign's zone) or a time with an offset")
 @click.option("--activated-at", required=True)
 @click.option("--at", "at", default=None, help="evaluate as of this instant (e.g. 2013-10-01T12:00:00Z); default now")
 @click.pass_obj
 @handles_errors
-def evaluate(settings: Settings, slug: str, sku: str, country: str, purchased_at: str, activated_at: str, at: str | None) -> None:
+def evaluate(settings: Settings, slug: str, sku: str, country: str, purchase_country: str, activation_country: str,
+             purchased_at: str, activated_at: str, at: str | None) -> None:
     """Dry run: would this purchase qualify? Prints the decision as JSON."""
     now = instant_option(at, "at")
+    dry = DryRun(slug, sku, country, purchased_at, activated_at, purchase_country=purchase_country,
+                 activation_country=activation_country)
     with database(settings) as conn:
-        decision = evaluate_dry_run(migrated(conn), DryRun(slug, sku, country, purchased_at, activated_at), now)
+        decision = evaluate_dry_run(migrated(conn), dry, now)
     emit(decision.as_dict())
     sys.exit(EXIT_OK if decision.eligible else EXIT_REFUSED)
 
@@ -389,15 +401,17 @@ def evaluate(settings: Settings, slug: str, sku: str, country: str, purchased_at
 @click.option("--account", required=True, help="the account's email address (the code is emailed there)")
 @click.option("--product-key", required=True)
 @click.option("--country", default=None, help="country of purchase as the customer states it (optional)")
-@click.option("--accept-terms", is_flag=True, help="the customer has accepted the reward's terms (R-X8)")
+@click.option("--residence-country", default=None,
+              help="where the customer lives; chooses sponsor, law and support (R-X13). Default: the country of purchase")
+@click.option("--accept-terms", is_flag=True, help="the customer has accepted the offer's terms and the reward's (R-X8, R-X22)")
 @click.option("--idempotency-key", default=None, help="repeat-safe: the same key returns the first result")
 @click.pass_obj
 @handles_errors
-def redeem(settings: Settings, slug: str, account: str, product_key: str, country: str | None,
+def redeem(settings: Settings, slug: str, account: str, product_key: str, country: str | None, residence_country: str | None,
            accept_terms: bool, idempotency_key: str | None) -> None:
     """Redeem for a customer (support): the same path as the web. Prints the result, code masked."""
     request = RedeemRequest(campaign=slug, account_email=account, product_key=product_key,
-                            terms_accepted=accept_terms, declared_country=country,
+                            terms_accepted=accept_terms, declared_country=country, residence_country=residence_country,
                             idempotency_key=idempotency_key, client_ip=None).normalized()
     with database(settings) as conn:
         result = redeem_sync(migrated(conn), request, utcnow(), mail_domain=settings.mail.message_id_domain)

@@ -226,6 +226,8 @@ def void_batch(conn: sqlite3.Connection, *, campaign_id: int, slug: str, batch_i
         "UPDATE reward_codes SET voided_at = :now WHERE batch_id = :b AND issued_at IS NULL AND voided_at IS NULL",
         {"now": db_time(now), "b": batch_id},
     ).rowcount
+    # Kept beside the batch, so stock is counted without reading the pool (promo/stock.py).
+    conn.execute("UPDATE code_batches SET voided = voided + :n WHERE id = :b", {"n": voided, "b": batch_id})
     append_event(conn, tag="codes:batch:voided", actor=actor, subject=f"campaign:{slug}", at=now, ip=ip,
                  data={"batch": batch_id, "voided": voided})
     return voided

@@ -46,11 +46,16 @@ def open_text(source: Path | str | IO[bytes]) -> IO[str]:
     return io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
 
 
-def rows(stream: IO[str], required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
+def rows(stream: IO[str], required: tuple[str, ...], optional: tuple[str, ...] = (),
+         header_problem: Callable[[list[str]], str | None] | None = None) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line number, {column: value}) for each non-blank row; a row of the wrong
-    width comes as (line number, {"__error__": message})."""
+    width comes as (line number, {"__error__": message}). `header_problem` checks what
+    the columns alone cannot say (one of two sets of columns), naming what is wrong."""
     lines = _lines(stream, required, optional)
     _, header = next(lines)
+    problem = header_problem(header) if header_problem else None  # type: ignore[arg-type]
+    if problem:
+        raise InputError(FieldError("header", problem, line=1))
     for line, values in lines:
         yield line, {"__error__": values} if isinstance(values, str) else dict(zip(header, values, strict=True))
 

@@ -18,9 +18,10 @@ that finds the write lock held by another process goes to the writer thread inst
 may wait for it without stalling the loop.
 
 So: short, frequent writes (a redemption, a session touch, a sign-in, the relay's lease and
-its outcomes) go through `write_grouped`; long ones (imports, voiding a batch, a staff
-sign-in's argon2 hash) through `write`, on the writer thread, where they never hold up the
-loop. While such a write runs, groups queue behind it on the thread.
+its outcomes) go through `write_grouped`; long ones (imports, voiding a batch) through
+`write`, on the writer thread, where they never hold up the loop. While such a write runs,
+groups queue behind it on the thread. Slow work that needs no lock stays out of both: a
+staff sign-in's argon2 check runs before its write (promo/passwords.py).
 """
 
 from __future__ import annotations

@@ -11,11 +11,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from promo.errors import FieldError, InputError
-from promo.identifiers import mask_code, mask_product_key
+from promo.identifiers import mask_code, mask_product_key, normalize_email
 from promo.timeutil import db_time, from_db_time
 
 RULE_ID = re.compile(r"^(R-[A-Z]{1,2}\d{1,2}|STOCK)$")
 OUTCOMES = ("redeemed", "refused")
+
+
+def _account(typed: str) -> str:
+    """An account as it is stored (bob@bücher.example is bob@xn--bcher-kva.example); a search
+    for something outside the grammar simply finds nothing."""
+    try:
+        return normalize_email(typed, "account")
+    except InputError:
+        return typed.lower()
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ class AttemptFilter:
             raise InputError(errors)
         account = get("account")
         return cls(campaign=get("campaign"), outcome=outcome, rule=rule.upper() if rule else None,
-                   country=country.upper() if country else None, account=account.lower() if account else None,
+                   country=country.upper() if country else None, account=_account(account) if account else None,
                    since=days["since"], until=days["until"])
 
     def as_query(self) -> dict[str, str]:
@@ -153,7 +162,8 @@ def attempt_detail(conn: sqlite3.Connection, attempt_id: int) -> dict[str, Any] 
     attempt = _row(row)
     raw = conn.execute("SELECT product_key, redemption_id, result FROM redemption_attempts WHERE id = :id", {"id": attempt_id}).fetchone()
     activation = conn.execute(
-        "SELECT sku, country, purchased_at, activated_at, account_email, imported_at FROM activations WHERE product_key = :k",
+        "SELECT sku, country AS purchase_country, COALESCE(activation_country, country) AS activation_country, purchased_at,"
+        " activated_at, account_email, imported_at FROM activations WHERE product_key = :k",
         {"k": raw["product_key"]}).fetchone()
     emails = conn.execute(
         "SELECT message_id, template, status, attempts, last_error, created_at, sent_at FROM outbox WHERE subject_ref = :s ORDER BY id",
@@ -162,6 +172,10 @@ def attempt_detail(conn: sqlite3.Connection, attempt_id: int) -> dict[str, Any] 
         "SELECT seq, tag, actor, created_at, data FROM audit_events WHERE subject = :s OR (subject = :c AND created_at = :t) ORDER BY seq",
         {"s": f"redemption:{raw['redemption_id']}", "c": f"campaign:{attempt.campaign}",
          "t": db_time(attempt.attempted_at)}).fetchall()
+    # R-X13 / R-X22: where the customer said they live, and the version of the terms accepted.
+    accepted = conn.execute(
+        "SELECT residence_country, terms_version, terms_accepted_at FROM redemptions WHERE id = :id",
+        {"id": raw["redemption_id"]}).fetchone() if raw["redemption_id"] else None
     return {"attempt": attempt, "failures": json.loads(raw["result"]).get("failures", []),
-            "activation": dict(activation) if activation else None,
+            "activation": dict(activation) if activation else None, "accepted": dict(accepted) if accepted else None,
             "emails": [dict(e) for e in emails], "events": [dict(e) for e in events]}

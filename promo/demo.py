@@ -38,6 +38,9 @@ def demo_definition(now: datetime) -> dict[str, Any]:
     data["eligibility_window"] = {"first_day": today - timedelta(days=60), "last_day": today + timedelta(days=30)}
     data["redemption_window"] = {"first_day": today - timedelta(days=60), "last_day": today + timedelta(days=60)}
     data["reward"]["code_expires_on"] = today + timedelta(days=365)
+    # The demo keys name no account, so that a newcomer can redeem with any address. A real
+    # offer leaves this out: such a key then goes to manual review (R-X5).
+    data["allow_unbound_keys"] = True
     return data
 
 
@@ -55,8 +58,8 @@ def install_demo(conn: sqlite3.Connection, now: datetime) -> dict[str, int]:
         day = moment_to_db((now - timedelta(days=3)).date())
         for key, sku, country in DEMO_KEYS:
             conn.execute(
-                "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email,"
-                " imported_at, import_batch) VALUES (:k, :sku, :c, :d, :d, NULL, :now, 'demo')"
+                "INSERT INTO activations (product_key, sku, country, activation_country, purchased_at, activated_at,"
+                " account_email, imported_at, import_batch) VALUES (:k, :sku, :c, :c, :d, :d, NULL, :now, 'demo')"
                 " ON CONFLICT (product_key) DO UPDATE SET purchased_at = excluded.purchased_at,"
                 " activated_at = excluded.activated_at",
                 {"k": key.replace("-", ""), "sku": sku, "c": country, "d": day, "now": db_time(now)},

@@ -2,13 +2,20 @@
 committed. Temporary failures (4xx, connection errors, timeouts) are retried with
 exponential backoff up to mail.max_attempts; permanent ones (5xx, any refused recipient)
 are marked failed. A message is never lost: it stays queued until sent or failed, across
-restarts, and keeps its Message-ID, so an unavoidable duplicate is recognisable."""
+restarts, and keeps its Message-ID, so an unavoidable duplicate is recognisable.
+
+Whatever one message makes raise while its data is read, it is built or sent (any
+exception: data that does not fit its template, an address the SMTP client refuses to
+write) fails that message alone, recorded and audited like a 5xx; the batch and the relay
+go on. The relay's run() is supervised in `promo serve` (promo/supervisor.py) in case
+anything else ever escapes it."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import re
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -24,15 +31,17 @@ import aiosmtplib
 
 from promo.campaign_store import get_campaign
 from promo.config import MailSettings
-from promo.db import Database
+from promo.db import Database, is_unavailable
 from promo.logs import get_logger
 from promo.outbox import OutboxMessage, claim_due, mark_deferred, mark_failed, mark_sent
 from promo.rewards import get_reward
 from promo.templating import Templates
+from promo.terms_store import accepted_terms
 from promo.timeutil import utcnow
 
 log = get_logger("promo.mail")
 CRLF = "\r\n"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (white space among them is folded before)
 
 SECRET_PAYLOAD_TEMPLATES = {"signin_link"}  # their payload is cleared once sent
 MAX_BACKOFF = timedelta(hours=1)
@@ -51,13 +60,15 @@ def email_context(conn: sqlite3.Connection, message: OutboxMessage) -> dict[str,
         reward = get_reward(conn, int(ref))
         if reward is None:
             raise PermanentFailure(f"redemption {ref} not found")
-        campaign = get_campaign(conn, reward.campaign_slug).campaign
-        country = reward.country or ""
+        stored = get_campaign(conn, reward.campaign_slug)
+        campaign = stored.campaign
+        country = reward.residence  # R-X13: where the customer lives chooses sponsor, law and support
         return {"reward": reward, "campaign": campaign, "country": country,
                 "sponsor": campaign.sponsor_for(country),
-                "support": campaign.support.for_country(country) if campaign.support else None}
+                "support": campaign.support.route_for(country) if campaign.support else None,
+                "terms": accepted_terms(conn, stored.id, reward.terms_version)}  # R-X22: the version accepted
     if message.template == "donation_keys" and kind == "donation":
-        from promo.nonprofit import get_request  # the keys are read when sending, never stored in the outbox
+        from promo.donations import get_request  # the keys are read when sending, never stored in the outbox
 
         return {"request": get_request(conn, int(ref))}
     if message.payload is not None:
@@ -70,7 +81,9 @@ def build_email(message: OutboxMessage, context: dict[str, Any], templates: Temp
     """multipart/alternative (text and HTML) with the headers every email carries."""
     base = f"email/{message.template}"
     ctx = {**context, "public_url": public_url, "recipient": message.recipient}
-    subject = " ".join(templates.render(f"{base}/subject.txt", message.locale, **ctx).split())  # one line, always
+    # One line, always, and only what a reader can see: a campaign's or organisation's name
+    # may hold anything its form let through, and a control character there is no text.
+    subject = _CONTROL.sub("", " ".join(templates.render(f"{base}/subject.txt", message.locale, **ctx).split()))
     text = templates.render(f"{base}/body.txt", message.locale, **ctx)
     html = templates.render(f"{base}/body.html", message.locale, **ctx)
     headers = {"From": settings.from_address, "To": message.recipient, "Subject": subject,
@@ -146,13 +159,17 @@ def _modern_email(headers: dict[str, str], text: str, html: str) -> EmailMessage
     return email
 
 
-def email_contexts(conn: sqlite3.Connection, messages: list[OutboxMessage]) -> list[dict[str, Any] | PermanentFailure]:
-    """Every message's template data in one read (one hop for the batch)."""
-    out: list[dict[str, Any] | PermanentFailure] = []
+def email_contexts(conn: sqlite3.Connection, messages: list[OutboxMessage]) -> list[dict[str, Any] | Exception]:
+    """Every message's template data in one read (one hop for the batch). A message whose
+    data cannot be read (any exception: a reference that is not a number, a row gone) gets
+    its exception instead, and fails alone; a database that refuses for now fails the read."""
+    out: list[dict[str, Any] | Exception] = []
     for message in messages:
         try:
             out.append(email_context(conn, message))
-        except PermanentFailure as exc:
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
             out.append(exc)
     return out
 
@@ -180,6 +197,8 @@ class MailRelay:
         self._wake.set()
 
     async def run(self) -> None:
+        """Send until stop(). A database that is away is waited out here; anything else that
+        escapes ends run() with that exception, for its supervisor to restart it."""
         try:
             while not self._stopping:
                 try:
@@ -217,13 +236,19 @@ class MailRelay:
         lanes = len(self._lanes)
         work = list(zip(batch, contexts, strict=True))
         try:
-            results = await asyncio.gather(*(self._send_lane(lane, work[lane::lanes]) for lane in range(lanes)))
+            # Every lane finishes before an error of one is raised: none is left sending
+            # on its own while a restarted relay opens the same lane again.
+            results = await asyncio.gather(*(self._send_lane(lane, work[lane::lanes]) for lane in range(lanes)),
+                                           return_exceptions=True)
         finally:
             if not keep_open:
                 await self.close()
-        return sum(len(lane_outcomes) for lane_outcomes in results)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return sum(len(lane_outcomes) for lane_outcomes in results if not isinstance(lane_outcomes, BaseException))
 
-    async def _send_lane(self, lane: int, work: list[tuple[OutboxMessage, dict[str, Any] | PermanentFailure]]) -> list[Outcome]:
+    async def _send_lane(self, lane: int, work: list[tuple[OutboxMessage, dict[str, Any] | Exception]]) -> list[Outcome]:
         """Send one lane's share of a batch over that lane's connection, in order. Each
         outcome is recorded before the next send (group commit merges the lanes' records),
         so a crash leaves at most one sent-but-unrecorded message per lane to go out twice."""
@@ -235,13 +260,13 @@ class MailRelay:
 
         try:
             for index, (message, context) in enumerate(work):
-                if isinstance(context, PermanentFailure):
-                    await record((message, "failed", str(context)))
+                if isinstance(context, Exception):
+                    await record((message, "failed", _describe(context)))
                     continue
                 try:
                     email = build_email(message, context, self.templates, self.settings, self.public_url, self.clock())
-                except PermanentFailure as exc:
-                    await record((message, "failed", str(exc)))
+                except Exception as exc:  # any exception: this message cannot be built, the others still can
+                    await record((message, "failed", _describe(exc)))
                     continue
                 outcome, usable = await self._send(lane, message, email)
                 await record(outcome)
@@ -317,6 +342,11 @@ class MailRelay:
                 # A kept-alive connection the server had dropped: one fresh try, now.
                 return await self._send(lane, message, email)
             return (message, "temporary", _describe(exc)), False
+        except Exception as exc:  # anything else this message made the client raise (a control character in an address)
+            # The SMTP transaction stopped at an unknown step: the next message starts on a
+            # fresh connection rather than inside this one's envelope.
+            await self.close(lane)
+            return (message, "failed", f"could not be sent: {_describe(exc)}"), True
         if refused:  # some recipients took it, some did not: a permanent, partial failure
             return (message, "failed", f"partially refused: {sorted(refused)}"), True
         log.info("mail.sent", outbox_id=message.id, template=message.template, attempts=message.attempts + 1)
@@ -324,6 +354,12 @@ class MailRelay:
 
 
 def _describe(exc: BaseException) -> str:
+    """An error as last_error and the audit event keep it: our own PermanentFailure in its
+    words, anything else with its type; storable whatever it holds (no lone surrogates)."""
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return f"{exc.code} {exc.message}"
-    return f"{type(exc).__name__}: {exc}"
+        text = f"{exc.code} {exc.message}"
+    elif isinstance(exc, PermanentFailure):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text[:500].encode("utf-8", "backslashreplace").decode("utf-8")

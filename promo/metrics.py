@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from promo.db import Database
 from promo.operations import OperationsSnapshot
+from promo.supervisor import Supervised
 
 
 class Metrics:
@@ -41,6 +45,8 @@ class Metrics:
         self.code_stock = Gauge(
             "promo_code_stock", "Reward codes by status (read at scrape time)", ["campaign", "status"], registry=self.registry
         )
+        self.workers: list[Supervised] = []  # background workers (the mail relay), read at scrape time
+        self.registry.register(_WorkerCollector(self.workers))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         # The labelled children are looked up once per (method, route, status), not per request.
@@ -71,3 +77,21 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _WorkerCollector(Collector):
+    """Each supervised worker's state as it is at scrape time: promo_worker_up{worker="mail_relay"}
+    is 0 while it waits to be restarted; promo_worker_restarts_total counts the restarts."""
+
+    def __init__(self, workers: list[Supervised]):
+        self.workers = workers
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("promo_worker_up", "1 while a background worker runs, 0 while it is down", labels=["worker"])
+        restarts = CounterMetricFamily("promo_worker_restarts", "Restarts of a background worker after it stopped",
+                                       labels=["worker"])
+        for worker in self.workers:
+            up.add_metric([worker.name], 1 if worker.up else 0)
+            restarts.add_metric([worker.name], worker.restarts)
+        yield up
+        yield restarts

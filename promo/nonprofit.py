@@ -1,6 +1,7 @@
-"""The nonprofit donation program's transactions: organisations (register, review),
-validation codes (issue, refresh, verify), donation requests (limits per cycle, licence
-keys from per-product pools, email through the outbox) and returns.
+"""The nonprofit donation program's transactions: organisations (register, review) and
+validation codes (issue, refresh, verify). Donation requests and returns are in
+promo/donations.py; staff decisions on requests and on an organisation's standing (hold,
+refuse, review again, revoke) in promo/nonprofit_decisions.py.
 
 Each function runs inside the caller's transaction (`db.write`), so the rules are checked
 and the result written under the one write lock: two requests racing for the last of an
@@ -12,33 +13,40 @@ import re
 import secrets
 import sqlite3
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from promo.audit import append_event
 from promo.campaign_store import get_campaign
 from promo.campaigns.donation_program import HEALTH_EXCEPTIONS, ORG_TYPES, DonationProgram, Registration, registration_failures
-from promo.campaigns.rules import STOCK, Decision, Failure
-from promo.catalog import load_catalog
-from promo.codes import next_product_key, take_code
+from promo.campaigns.rules import Failure
 from promo.countries import normalize_country
 from promo.errors import FieldError, InputError, NotFound
-from promo.identifiers import mask_code, normalize_email
-from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
+from promo.identifiers import normalize_email
 from promo.timeutil import db_time, from_db_time
+from promo.views.context import country_zone  # the one country -> zone table; pure, no request involved
 
 PROGRAM = "nonprofit-donations"
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 TOKEN_LENGTH = 12  # 36^12 ≈ 4.7e18 codes: guessing is hopeless at the verification rate limit
 VERIFY_FAILURES_PER_HOUR = 100  # per partner
-MAX_QUANTITY = 1000
-KEYS_EMAIL = "donation_keys"
-RETURN_EMAIL = "donation_return"
 
 
 NOT_HOLDER = Failure("R-V2", "not_the_holder", "only the organisation's account holder manages its validation codes")
 NOT_APPROVED = Failure("R-V8", "codes_need_approval", "validation codes can be created once the organisation is approved")
+REVOKED = Failure("R-N7", "organisation_revoked", "the organisation's approval was revoked: it can no longer request "
+                  "donations, and its validation codes no longer work")
+# Territories CLDR counts as countries that zone.tab files under another code; the rest
+# without a zone (Bouvet Island, Heard Island, Clipperton) have nobody to show a date to.
+_OTHER_ZONES = {"XK": "Europe/Belgrade", "IC": "Atlantic/Canary", "EA": "Africa/Ceuta", "AC": "Atlantic/St_Helena",
+                "TA": "Atlantic/St_Helena", "DG": "Indian/Chagos", "CQ": "Europe/Guernsey"}
+
+
+def organisation_zone(country: str) -> ZoneInfo:
+    """Where an organisation reads its dates: its country's zone, never a UTC date."""
+    return country_zone(country) or (ZoneInfo(_OTHER_ZONES[country]) if country in _OTHER_ZONES else ZoneInfo("UTC"))
 
 
 class NotAllowed(InputError):
@@ -59,10 +67,28 @@ class Organisation(Registration):
 
     id: int
     holder_email: str
-    status: str
+    status: str  # the first review's outcome: pending, approved, rejected
     failed_rules: tuple[str, ...]
     reason: str | None
     created_at: str
+    under_review_since: str | None = None
+    review_note: str | None = None  # staff only
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = None  # its representatives are told
+
+    @property
+    def standing(self) -> str:
+        """pending, approved, rejected, or for an approved organisation: under_review, revoked."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "under_review" if self.under_review_since else self.status
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return organisation_zone(self.country)
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.zone)
 
 
 @dataclass(frozen=True)
@@ -77,20 +103,17 @@ class ValidationCode:
     expires_at: datetime
     replaced: bool
     used: bool
+    country: str  # the organisation's: dates are shown in its zone
+    revoked: bool = False  # the organisation's approval was revoked (R-N7): the code no longer works
 
     def state(self, now: datetime) -> str:
-        return "replaced" if self.replaced else "expired" if now >= self.expires_at else "valid"
-
-
-@dataclass(frozen=True)
-class DonationResult:
-    decision: Decision
-    request_id: int | None = None
-    allowances: list[Any] = field(default_factory=list)  # what is left, shown with a refusal
+        if self.replaced:
+            return "replaced"
+        return "revoked" if self.revoked else "expired" if now >= self.expires_at else "valid"
 
     @property
-    def fulfilled(self) -> bool:
-        return self.request_id is not None
+    def expires_local(self) -> datetime:
+        return self.expires_at.astimezone(organisation_zone(self.country))
 
 
 def program(conn: sqlite3.Connection, slug: str = PROGRAM) -> tuple[int, DonationProgram]:
@@ -173,7 +196,7 @@ def review_organisation(conn: sqlite3.Connection, org_id: int, *, decision: str,
             raise NotAllowed("decision", failures, prefix="cannot approve: ")
         status, why = "approved", None
     elif decision == "reject":
-        status, why = "rejected", _reason(reason, "the organisation is rejected (the holder sees it)")
+        status, why = "rejected", require_reason(reason, "the organisation is rejected (the holder sees it)")
     else:
         raise InputError.one("decision", "must be approve or reject")
     conn.execute("UPDATE organisations SET status = :s, reason = :r, reviewer_email = :who, decided_at = :now WHERE id = :id",
@@ -183,7 +206,7 @@ def review_organisation(conn: sqlite3.Connection, org_id: int, *, decision: str,
     return get_organisation(conn, org_id)
 
 
-def _reason(reason: str, what: str) -> str:
+def require_reason(reason: str, what: str) -> str:
     """A rejection always says why: the person it concerns is told."""
     if not reason.strip():
         raise InputError.one("reason", f"say why {what}")
@@ -191,7 +214,8 @@ def _reason(reason: str, what: str) -> str:
 
 
 _ORG_SELECT = ("SELECT id, holder_email, name, short_name, country, registration_number, mission, org_type, health_kind,"
-               " non_discrimination, status, failed_rules, reason, created_at FROM organisations")
+               " non_discrimination, status, failed_rules, reason, created_at, under_review_since, review_note, revoked_at,"
+               " revoked_reason FROM organisations")
 
 
 def _organisation(row: sqlite3.Row) -> Organisation:
@@ -199,7 +223,10 @@ def _organisation(row: sqlite3.Row) -> Organisation:
                         registration_number=row["registration_number"], mission=row["mission"], org_type=row["org_type"],
                         health_kind=row["health_kind"], non_discrimination=bool(row["non_discrimination"]), id=row["id"],
                         holder_email=row["holder_email"], status=row["status"],
-                        failed_rules=tuple(row["failed_rules"].split()), reason=row["reason"], created_at=row["created_at"])
+                        failed_rules=tuple(row["failed_rules"].split()), reason=row["reason"], created_at=row["created_at"],
+                        under_review_since=row["under_review_since"], review_note=row["review_note"],
+                        revoked_at=from_db_time(row["revoked_at"]) if row["revoked_at"] else None,
+                        revoked_reason=row["revoked_reason"])
 
 
 def get_organisation(conn: sqlite3.Connection, org_id: int) -> Organisation:
@@ -214,7 +241,18 @@ def organisations_of(conn: sqlite3.Connection, holder_email: str) -> list[Organi
 
 
 def organisations_by_status(conn: sqlite3.Connection, status: str) -> list[Organisation]:
-    return [_organisation(r) for r in conn.execute(_ORG_SELECT + " WHERE status = :s ORDER BY id", {"s": status})]
+    """Organisations whose standing is `status` (under review and revoked ones were approved first)."""
+    stored = "approved" if status in ("under_review", "revoked") else status
+    found = [_organisation(r) for r in conn.execute(_ORG_SELECT + " WHERE status = :s ORDER BY id", {"s": stored})]
+    return [o for o in found if o.standing == status]
+
+
+def code_failures_of(org: Organisation) -> list[Failure]:
+    """R-V8, R-N7: only an approved organisation, never a revoked one, issues or refreshes codes.
+    One under review still may: the review is not a verdict, and only its requests wait."""
+    if org.standing == "revoked":
+        return [REVOKED]
+    return [] if org.status == "approved" else [NOT_APPROVED]
 
 
 # ---- validation codes -------------------------------------------------------------------------
@@ -235,8 +273,8 @@ def issue_code(conn: sqlite3.Connection, org_id: int, *, holder_email: str, firs
     org = get_organisation(conn, org_id)
     if org.holder_email != holder_email:
         raise NotAllowed("organisation", [NOT_HOLDER])
-    if org.status != "approved":
-        raise NotAllowed("organisation", [NOT_APPROVED])
+    if code_failures_of(org):
+        raise NotAllowed("organisation", code_failures_of(org))
     errors = [FieldError(f, "is required") for f, v in (("first_name", first_name), ("last_name", last_name)) if not v.strip()]
     try:
         address = normalize_email(email, "email")
@@ -265,31 +303,32 @@ def _insert_code(conn: sqlite3.Connection, org: Organisation, first: str, last: 
 
 
 def refresh_code(conn: sqlite3.Connection, code_id: int, *, holder_email: str, now: datetime, ip: str | None) -> str:
-    """R-V4: an expired or unused code is replaced by a new one valid 60 days."""
+    """R-V4: the holder refreshes a code whenever needed ("etter behov"), used, unused or
+    expired: the old code ends at once (partners' look-ups of it fail from now) and a new
+    one is valid 60 days. What the old code already obtained stays (R-V7)."""
     code = get_code(conn, code_id)
     org = get_organisation(conn, code.organisation_id)
     if org.holder_email != holder_email:
         raise NotAllowed("code", [NOT_HOLDER])
-    if org.status != "approved":
-        raise NotAllowed("code", [NOT_APPROVED])
+    if code_failures_of(org):
+        raise NotAllowed("code", code_failures_of(org))
     if code.replaced:
-        raise NotAllowed("code", [Failure("R-V4", "code_replaced", "this code was already replaced")])
-    if code.used and now < code.expires_at:
-        raise NotAllowed("code", [Failure("R-V4", "code_in_use", "only an expired or unused code can be refreshed")])
+        raise NotAllowed("code", [Failure("R-V4", "code_replaced", "this code was already replaced; refresh its newest code")])
     conn.execute("UPDATE validation_codes SET replaced_at = :now WHERE id = :id", {"now": db_time(now), "id": code_id})
     _, prog = program(conn)
     return _insert_code(conn, org, code.first_name, code.last_name, code.email, now, prog, code_id, ip, holder_email)
 
 
 _CODE_SELECT = ("SELECT c.id, c.organisation_id, c.code, c.first_name, c.last_name, c.email, c.created_at, c.expires_at,"
-                " c.replaced_at, EXISTS (SELECT 1 FROM validation_code_uses u WHERE u.code_id = c.id AND u.valid = 1) AS used"
-                " FROM validation_codes c")
+                " c.replaced_at, EXISTS (SELECT 1 FROM validation_code_uses u WHERE u.code_id = c.id AND u.valid = 1) AS used,"
+                " o.country, o.revoked_at IS NOT NULL AS revoked"
+                " FROM validation_codes c JOIN organisations o ON o.id = c.organisation_id")
 
 
 def _code(row: sqlite3.Row) -> ValidationCode:
     return ValidationCode(row["id"], row["organisation_id"], row["code"], row["first_name"], row["last_name"], row["email"],
                           from_db_time(row["created_at"]), from_db_time(row["expires_at"]), row["replaced_at"] is not None,
-                          bool(row["used"]))
+                          bool(row["used"]), row["country"], bool(row["revoked"]))
 
 
 def get_code(conn: sqlite3.Connection, code_id: int) -> ValidationCode:
@@ -343,13 +382,20 @@ def partner_for_token(conn: sqlite3.Connection, raw: str) -> tuple[int, str] | N
     return (row["id"], row["name"]) if row else None
 
 
+def failed_verifications(conn: sqlite3.Connection, partner_id: int, *, since: datetime, limit: int) -> int:
+    """A partner's failed look-ups since `since`, counted no further than `limit` (partial index
+    validation_code_uses_partner): the cap costs the same however hard a partner guesses."""
+    return int(conn.execute(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM validation_code_uses WHERE partner_id = :p AND valid = 0 AND used_at >= :s"
+        " LIMIT :limit)",
+        {"p": partner_id, "s": db_time(since), "limit": limit},
+    ).fetchone()[0])
+
+
 def verify_code(conn: sqlite3.Connection, partner_id: int, code: str, *, now: datetime) -> dict[str, Any]:
     """R-V6: a partner asks whether a code is valid, and for which organisation; every use is
     recorded. Failed lookups are capped per partner and hour, so codes cannot be guessed."""
-    since = db_time(now - timedelta(hours=1))
-    failures = conn.execute("SELECT COUNT(*) FROM validation_code_uses WHERE partner_id = :p AND valid = 0 AND used_at >= :s",
-                            {"p": partner_id, "s": since}).fetchone()[0]
-    if failures >= VERIFY_FAILURES_PER_HOUR:
+    if failed_verifications(conn, partner_id, since=now - timedelta(hours=1), limit=VERIFY_FAILURES_PER_HOUR) >= VERIFY_FAILURES_PER_HOUR:
         return {"valid": False, "rule": "R-V6", "reason": "too_many_failures",
                 "message": "too many verifications of unknown or invalid codes in the last hour"}
     found = find_code(conn, code) if len(code) <= 200 else None
@@ -360,7 +406,9 @@ def verify_code(conn: sqlite3.Connection, partner_id: int, code: str, *, now: da
     else:
         org = get_organisation(conn, found.organisation_id)
         problems = prog.code_failures(expires_at=found.expires_at, replaced=found.replaced, now=now)
-        if org.status != "approved":
+        if org.standing == "revoked":
+            problems.insert(0, REVOKED)  # the reason that matters, whatever else is wrong with the code
+        elif org.status != "approved":
             problems.append(Failure("R-V8", "organisation_not_approved", "the organisation is not approved"))
         answer = {"valid": not problems, "expires_at": db_time(found.expires_at),
                   "organisation": {"name": org.name, "short_name": org.short_name, "country": org.country}}
@@ -373,234 +421,3 @@ def verify_code(conn: sqlite3.Connection, partner_id: int, code: str, *, now: da
                  subject=f"organisation:{found.organisation_id}" if found else "validation-code:unknown", at=now,
                  data={"code": mask_validation_code(code[:200]), "valid": answer["valid"], "reason": answer.get("reason")})
     return answer
-
-
-# ---- donation requests --------------------------------------------------------------------------
-
-def parse_quantities(form: dict[str, str], products: tuple[str, ...]) -> dict[str, int]:
-    wanted: dict[str, int] = {}
-    errors = []
-    for sku in products:
-        raw = (form.get(f"qty.{sku}") or "").strip()
-        if not raw or raw == "0":
-            continue
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_QUANTITY:
-            errors.append(FieldError(f"qty.{sku}", f"must be a whole number from 0 to {MAX_QUANTITY}"))
-            continue
-        wanted[sku] = int(raw)
-    if not wanted and not errors:
-        errors.append(FieldError("products", "choose at least one product and how many"))
-    if errors:
-        raise InputError(errors)
-    return wanted
-
-
-def current_cycle(conn: sqlite3.Connection, org_id: int, now: datetime) -> tuple[int, datetime, datetime] | None:
-    """(id, start, end) of the organisation's cycle running at `now`, if any (R-N1)."""
-    row = conn.execute("SELECT id, starts_at, ends_at FROM donation_cycles WHERE organisation_id = :o"
-                       " ORDER BY starts_at DESC LIMIT 1", {"o": org_id}).fetchone()
-    if row is None or now >= from_db_time(row["ends_at"]):
-        return None
-    return row["id"], from_db_time(row["starts_at"]), from_db_time(row["ends_at"])
-
-
-def used_in_cycle(conn: sqlite3.Connection, cycle_id: int | None) -> dict[str, int]:
-    if cycle_id is None:
-        return {}
-    return {row[0]: int(row[1]) for row in conn.execute(
-        "SELECT l.sku, SUM(l.quantity) FROM donation_lines l JOIN donation_requests r ON r.id = l.request_id"
-        " WHERE r.cycle_id = :c AND r.returned_at IS NULL GROUP BY l.sku", {"c": cycle_id})}
-
-
-def request_donation(conn: sqlite3.Connection, *, account_email: str, code: str, quantities: dict[str, int], now: datetime,
-                     locale: str = "en", ip: str | None = None, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> DonationResult:
-    """Check every rule, then claim one licence key per product and email them, all in the
-    caller's transaction; a request that breaks any rule is refused whole (R-N2)."""
-    campaign_id, prog = program(conn)
-    catalog = load_catalog(conn)
-    failures = prog.request_failures(now)
-    found = find_code(conn, code)
-    org = None
-    if found is None:
-        failures.append(Failure("R-V1", "code_unknown", "no such validation code; check it with your organisation"))
-    else:
-        failures += prog.code_failures(expires_at=found.expires_at, replaced=found.replaced, now=now)
-        if found.email != account_email:
-            failures.append(Failure("R-V2", "not_the_representative",
-                                    "this validation code was issued to someone else; sign in with the address it was sent to"))
-        org = get_organisation(conn, found.organisation_id)
-        if org.status != "approved":
-            failures.append(Failure("R-N4", "organisation_not_approved", "the organisation is not approved"))
-    unknown = [s for s in quantities if s not in prog.products]
-    if unknown:
-        raise InputError.one("products", f"not donation products of this program: {', '.join(unknown)}")
-    cycle = current_cycle(conn, org.id, now) if org else None
-    used = used_in_cycle(conn, cycle[0] if cycle else None)
-    failures += prog.allocation_failures(catalog, used, quantities)
-    allowances = prog.allowances(catalog, used)
-    if failures:
-        return _refuse_request(conn, org, found, account_email, failures, allowances, now, ip)
-
-    assert org is not None and found is not None
-    keys = []
-    for sku in quantities:  # every product's key is found before any is taken: a refusal takes none
-        key_id = next_product_key(conn, campaign_id=campaign_id, sku=sku)
-        if key_id is None:
-            return _refuse_request(conn, org, found, account_email,
-                                   [Failure(STOCK, "no_keys_left", f"no licence keys are left for {sku}; try again later",
-                                            {"sku": sku})], allowances, now, ip)
-        keys.append((sku, key_id))
-    if cycle is None:  # the first request after the program's start, or after a cycle ended (R-N1)
-        cycle_id = conn.execute("INSERT INTO donation_cycles (organisation_id, starts_at, ends_at) VALUES (:o, :s, :e)",
-                                {"o": org.id, "s": db_time(now), "e": db_time(prog.cycle_end(now))}).lastrowid
-    else:
-        cycle_id = cycle[0]
-    request_id = conn.execute(
-        "INSERT INTO donation_requests (organisation_id, cycle_id, code_id, account_email, locale, requested_at)"
-        " VALUES (:o, :c, :code, :a, :l, :now)",
-        {"o": org.id, "c": cycle_id, "code": found.id, "a": account_email, "l": locale, "now": db_time(now)}).lastrowid
-    assert request_id is not None
-    for sku, key_id in keys:
-        take_code(conn, key_id, now=now)
-        conn.execute("INSERT INTO donation_lines (request_id, sku, quantity, code_id) VALUES (:r, :s, :q, :k)",
-                     {"r": request_id, "s": sku, "q": quantities[sku], "k": key_id})
-    conn.execute("INSERT INTO validation_code_uses (code_id, purpose, valid, used_at) VALUES (:c, 'request', 1, :now)",
-                 {"c": found.id, "now": db_time(now)})
-    enqueue(conn, template=KEYS_EMAIL, recipient=account_email, subject_ref=f"donation:{request_id}", at=now, locale=locale,
-            domain=mail_domain)
-    append_event(conn, tag="nonprofit:donation:fulfilled", actor=f"account:{account_email}", subject=f"organisation:{org.id}",
-                 ip=ip, at=now, data={"request": request_id, "cycle": cycle_id, "lines": quantities,
-                                      "code": mask_validation_code(found.code)})
-    after = {sku: used.get(sku, 0) + quantities.get(sku, 0) for sku in prog.products}
-    return DonationResult(Decision(), request_id, prog.allowances(catalog, after))
-
-
-def _refuse_request(conn: sqlite3.Connection, org: Organisation | None, found: ValidationCode | None, account: str,
-                    failures: list[Failure], allowances: list[Any], now: datetime, ip: str | None) -> DonationResult:
-    if found is not None:
-        conn.execute("INSERT INTO validation_code_uses (code_id, purpose, valid, used_at) VALUES (:c, 'request', 0, :now)",
-                     {"c": found.id, "now": db_time(now)})
-    append_event(conn, tag="nonprofit:donation:refused", actor=f"account:{account}",
-                 subject=f"organisation:{org.id}" if org else "organisation:unknown", ip=ip, at=now,
-                 data={"failures": [f.as_dict() for f in failures]})
-    return DonationResult(Decision(tuple(failures)), None, allowances)
-
-
-@dataclass(frozen=True)
-class DonationLine:
-    sku: str
-    name: str
-    quantity: int
-    key: str
-
-
-@dataclass(frozen=True)
-class DonationRequest:
-    id: int
-    organisation: str
-    organisation_id: int
-    account_email: str
-    requested_at: datetime
-    returned_at: datetime | None
-    lines: list[DonationLine]
-    return_status: str | None
-    locale: str
-
-    def masked_lines(self) -> list[DonationLine]:
-        return [DonationLine(line.sku, line.name, line.quantity, mask_code(line.key)) for line in self.lines]
-
-
-def get_request(conn: sqlite3.Connection, request_id: int) -> DonationRequest:
-    row = conn.execute(
-        "SELECT r.id, o.name, o.id AS org_id, r.account_email, r.requested_at, r.returned_at, r.locale,"
-        " (SELECT status FROM donation_returns t WHERE t.request_id = r.id ORDER BY t.id DESC LIMIT 1) AS return_status"
-        " FROM donation_requests r JOIN organisations o ON o.id = r.organisation_id WHERE r.id = :id",
-        {"id": request_id}).fetchone()
-    if row is None:
-        raise NotFound("donation request", str(request_id))
-    lines = [DonationLine(r[0], r[1], r[2], r[3]) for r in conn.execute(
-        "SELECT l.sku, s.name, l.quantity, c.code FROM donation_lines l JOIN skus s ON s.sku = l.sku"
-        " JOIN reward_codes c ON c.id = l.code_id WHERE l.request_id = :id ORDER BY l.id", {"id": request_id})]
-    return DonationRequest(row["id"], row["name"], row["org_id"], row["account_email"], from_db_time(row["requested_at"]),
-                           from_db_time(row["returned_at"]) if row["returned_at"] else None, lines, row["return_status"],
-                           row["locale"])
-
-
-def requests_of(conn: sqlite3.Connection, account_email: str) -> list[DonationRequest]:
-    ids = [r[0] for r in conn.execute("SELECT id FROM donation_requests WHERE account_email = :a ORDER BY id DESC",
-                                      {"a": account_email})]
-    return [get_request(conn, i) for i in ids]
-
-
-# ---- returns (R-N9) ------------------------------------------------------------------------------
-
-def ask_return(conn: sqlite3.Connection, request_id: int, *, account_email: str, not_installed: bool, now: datetime,
-               ip: str | None) -> int:
-    """A return covers the whole request (all its products), within 60 days of receipt, and
-    only if nothing was installed. Staff complete it; then the allocation is restored."""
-    request = get_request(conn, request_id)
-    if request.account_email != account_email:
-        raise NotFound("donation request", str(request_id))
-    if request.return_status in ("pending", "completed"):
-        raise InputError.one("return", f"a return of this request is already {request.return_status}")
-    _, prog = program(conn)
-    failures = prog.return_failures(received_at=request.requested_at, now=now, not_installed=not_installed)
-    if failures:
-        raise NotAllowed("return", failures)
-    return_id = conn.execute(
-        "INSERT INTO donation_returns (request_id, declared_not_installed, status, created_at)"
-        " VALUES (:r, 1, 'pending', :now)", {"r": request_id, "now": db_time(now)}).lastrowid
-    assert return_id is not None
-    append_event(conn, tag="nonprofit:return:asked", actor=f"account:{account_email}", subject=f"donation:{request_id}",
-                 ip=ip, at=now, data={"return": return_id, "declared_not_installed": True,
-                                      "lines": {line.sku: line.quantity for line in request.lines}})
-    return return_id
-
-
-def decide_return(conn: sqlite3.Connection, return_id: int, *, decision: str, reviewer: str, reason: str, now: datetime,
-                  ip: str | None, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> None:
-    """Complete (keys voided, allocation restored) or reject with a reason; the requester is emailed."""
-    row = conn.execute("SELECT request_id, status FROM donation_returns WHERE id = :id", {"id": return_id}).fetchone()
-    if row is None:
-        raise NotFound("return", str(return_id))
-    if row["status"] != "pending":
-        raise InputError.one("decision", f"this return was already {row['status']}")
-    request = get_request(conn, row["request_id"])
-    if decision == "complete":
-        status, why = "completed", None
-        conn.execute("UPDATE donation_requests SET returned_at = :now WHERE id = :id", {"now": db_time(now), "id": request.id})
-        conn.execute("UPDATE reward_codes SET voided_at = :now WHERE id IN (SELECT code_id FROM donation_lines"
-                     " WHERE request_id = :id)", {"now": db_time(now), "id": request.id})
-    elif decision == "reject":
-        status, why = "rejected", _reason(reason, "the return is rejected (the requester is told)")
-    else:
-        raise InputError.one("decision", "must be complete or reject")
-    conn.execute("UPDATE donation_returns SET status = :s, reason = :r, reviewer_email = :who, decided_at = :now WHERE id = :id",
-                 {"s": status, "r": why, "who": reviewer, "now": db_time(now), "id": return_id})
-    enqueue(conn, template=RETURN_EMAIL, recipient=request.account_email, subject_ref=f"donation-return:{return_id}", at=now,
-            locale=request.locale, domain=mail_domain,
-            payload={"request": request.id, "status": status, "reason": why, "organisation": request.organisation})
-    append_event(conn, tag=f"nonprofit:return:{status}", actor=f"staff:{reviewer}", subject=f"donation:{request.id}", ip=ip,
-                 at=now, data={"return": return_id, "changes": {"status": ["pending", status]}, "reason": why})
-
-
-def key_stock(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Licence keys per product of the program: available, issued, voided (returned)."""
-    campaign_id, prog = program(conn)
-    counts = {row[0]: row for row in conn.execute(
-        "SELECT sku, SUM(CASE WHEN issued_at IS NULL AND voided_at IS NULL THEN 1 ELSE 0 END),"
-        " SUM(CASE WHEN issued_at IS NOT NULL AND voided_at IS NULL THEN 1 ELSE 0 END),"
-        " SUM(CASE WHEN voided_at IS NOT NULL THEN 1 ELSE 0 END) FROM reward_codes WHERE campaign_id = :c GROUP BY sku",
-        {"c": campaign_id})}
-    catalog = load_catalog(conn)
-    return [{"sku": sku, "name": catalog[sku].name, "class": catalog[sku].product_class,
-             "available": counts[sku][1] if sku in counts else 0, "issued": counts[sku][2] if sku in counts else 0,
-             "voided": counts[sku][3] if sku in counts else 0} for sku in prog.products]
-
-
-def pending_returns(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT t.id, t.request_id, t.created_at, r.account_email, r.requested_at, o.name FROM donation_returns t"
-        " JOIN donation_requests r ON r.id = t.request_id JOIN organisations o ON o.id = r.organisation_id"
-        " WHERE t.status = 'pending' ORDER BY t.id").fetchall()
-    return [dict(r) for r in rows]

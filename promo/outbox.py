@@ -11,8 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from promo.activity import count_sent
 from promo.audit import append_event
+from promo.db import is_unavailable
+from promo.logs import get_logger
 from promo.timeutil import db_time
+
+log = get_logger("promo.mail")
 
 DEFAULT_MAIL_DOMAIN = "promo.invalid"
 
@@ -27,15 +32,18 @@ def enqueue(
     locale: str = "en",
     payload: dict[str, Any] | None = None,
     domain: str = DEFAULT_MAIL_DOMAIN,
+    campaign_id: int | None = None,
 ) -> str:
-    """Queue an email (call inside the transaction that makes the change it announces)."""
+    """Queue an email (call inside the transaction that makes the change it announces).
+    `campaign_id`: the campaign it belongs to, whose dashboard counts its delivery."""
     message_id = f"<{subject_ref.replace(':', '-')}.{secrets.token_hex(8)}@{domain}>"
     conn.execute(
         "INSERT INTO outbox (message_id, template, recipient, subject_ref, status, attempts, next_attempt_at,"
-        " created_at, locale, payload)"
-        " VALUES (:message_id, :template, :recipient, :subject_ref, 'queued', 0, :now, :now, :locale, :payload)",
+        " created_at, locale, payload, campaign_id)"
+        " VALUES (:message_id, :template, :recipient, :subject_ref, 'queued', 0, :now, :now, :locale, :payload, :campaign)",
         {"message_id": message_id, "template": template, "recipient": recipient, "subject_ref": subject_ref,
-         "now": db_time(at), "locale": locale, "payload": json.dumps(payload) if payload is not None else None},
+         "now": db_time(at), "locale": locale, "payload": json.dumps(payload) if payload is not None else None,
+         "campaign": campaign_id},
     )
     return message_id
 
@@ -54,27 +62,64 @@ class OutboxMessage:
 
 def claim_due(conn: sqlite3.Connection, *, now: datetime, lease: timedelta, limit: int) -> list[OutboxMessage]:
     """Take up to `limit` due messages and lease them (push next_attempt_at forward) so no
-    other relay sends them meanwhile. Call inside a transaction."""
-    rows = conn.execute(
-        "SELECT id, message_id, template, recipient, subject_ref, attempts, locale, payload FROM outbox"
-        " WHERE status = 'queued' AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :limit",
-        {"now": db_time(now), "limit": limit},
-    ).fetchall()
+    other relay sends them meanwhile. Call inside a transaction. A row that cannot be read
+    (a payload that is not JSON, text that is not UTF-8) is failed here, audited, and the
+    others are leased: otherwise it would stop every lease after it, for good."""
+    params = {"now": db_time(now), "limit": limit}
+    try:
+        rows = conn.execute(
+            "SELECT id, message_id, template, recipient, subject_ref, attempts, locale, payload FROM outbox"
+            " WHERE status = 'queued' AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :limit", params,
+        ).fetchall()
+    except sqlite3.OperationalError as exc:  # a column that does not decode: find the row, one by one
+        if is_unavailable(exc):
+            raise
+        due = conn.execute("SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= :now"
+                           " ORDER BY next_attempt_at, id LIMIT :limit", params)
+        rows = _readable_rows(conn, [row_id for (row_id,) in due], now)
+    messages = []
     for row in rows:
-        conn.execute("UPDATE outbox SET next_attempt_at = :lease WHERE id = :id", {"lease": db_time(now + lease), "id": row["id"]})
-    return [
-        OutboxMessage(row["id"], row["message_id"], row["template"], row["recipient"], row["subject_ref"], row["attempts"],
-                      row["locale"], json.loads(row["payload"]) if row["payload"] else None)
-        for row in rows
-    ]
+        try:
+            message = OutboxMessage(row["id"], row["message_id"], row["template"], row["recipient"], row["subject_ref"],
+                                    int(row["attempts"]), row["locale"], json.loads(row["payload"]) if row["payload"] else None)
+        except Exception as exc:
+            mark_failed(conn, row["id"], error=f"unreadable outbox row: {type(exc).__name__}: {exc}", now=now)
+            log.error("mail.failed", outbox_id=row["id"], error=f"unreadable outbox row: {type(exc).__name__}")
+            continue
+        conn.execute("UPDATE outbox SET next_attempt_at = :lease WHERE id = :id", {"lease": db_time(now + lease), "id": message.id})
+        messages.append(message)
+    return messages
+
+
+def _readable_rows(conn: sqlite3.Connection, ids: list[int], now: datetime) -> list[sqlite3.Row]:
+    """The rows among `ids` that read; the others are failed (and audited by their id, since
+    their own columns cannot be read)."""
+    rows = []
+    for row_id in ids:
+        try:
+            rows.append(conn.execute("SELECT id, message_id, template, recipient, subject_ref, attempts, locale, payload"
+                                     " FROM outbox WHERE id = :id", {"id": row_id}).fetchone())
+        except sqlite3.OperationalError as exc:
+            if is_unavailable(exc):
+                raise
+            # "Could not decode to UTF-8 column 'payload'": the text that follows may be a secret link
+            error = f"unreadable outbox row: {str(exc).partition(' with text ')[0]}"[:500]
+            conn.execute("UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = :error, payload = NULL,"
+                         " next_attempt_at = :now WHERE id = :id", {"error": error, "now": db_time(now), "id": row_id})
+            append_event(conn, tag="mail:message:failed", actor="system:mail-relay", subject=f"outbox:{row_id}", at=now,
+                         data={"outbox_id": row_id, "error": error})
+            log.error("mail.failed", outbox_id=row_id, error="unreadable outbox row")
+    return rows
 
 
 def mark_sent(conn: sqlite3.Connection, message_id: int, *, now: datetime, clear_payload: bool) -> None:
-    conn.execute(
+    sent = conn.execute(
         "UPDATE outbox SET status = 'sent', sent_at = :now, attempts = attempts + 1, last_error = NULL"
-        + (", payload = NULL" if clear_payload else "") + " WHERE id = :id",
+        + (", payload = NULL" if clear_payload else "") + " WHERE id = :id AND status <> 'sent' RETURNING campaign_id",
         {"now": db_time(now), "id": message_id},
-    )
+    ).fetchall()  # read to the end: the statement is then done
+    if sent and sent[0][0] is not None:
+        count_sent(conn, campaign_id=sent[0][0], at=now, shard_of=message_id)
 
 
 def mark_deferred(conn: sqlite3.Connection, message_id: int, *, error: str, retry_at: datetime) -> None:
@@ -97,8 +142,12 @@ def mark_failed(conn: sqlite3.Connection, message_id: int, *, error: str, now: d
                        "error": error[:500]})
 
 
-def sends_since(conn: sqlite3.Connection, *, template: str, subject_ref: str, since: datetime) -> int:
+def sends_since(conn: sqlite3.Connection, *, template: str, subject_ref: str, since: datetime, limit: int) -> int:
+    """Emails of `template` about `subject_ref` queued since `since`, counted no further than
+    `limit` (index outbox_subject): the resend limit (R-X10) costs the same however large the
+    outbox grows."""
     return int(conn.execute(
-        "SELECT COUNT(*) FROM outbox WHERE template = :t AND subject_ref = :s AND created_at >= :since",
-        {"t": template, "s": subject_ref, "since": db_time(since)},
+        "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE subject_ref = :s AND created_at >= :since AND template = :t"
+        " LIMIT :limit)",
+        {"t": template, "s": subject_ref, "since": db_time(since), "limit": limit},
     ).fetchone()[0])

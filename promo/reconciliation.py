@@ -75,12 +75,13 @@ def _donation_checks(conn: sqlite3.Connection, campaign_id: int, issued: int) ->
         "SELECT k.code, k.issued_at FROM reward_codes k WHERE k.campaign_id = :c AND k.issued_at IS NOT NULL"
         " AND NOT EXISTS (SELECT 1 FROM donation_lines l WHERE l.code_id = k.id) ORDER BY k.id LIMIT 50", {"c": campaign_id})]
     keys = Check("issued", ("donation request lines", lines), [("issued licence keys", issued)], orphans)
-    requests = int(conn.execute("SELECT COUNT(*) FROM donation_requests").fetchone()[0])
+    requests = int(conn.execute("SELECT COUNT(*) FROM donation_requests WHERE granted_at IS NOT NULL").fetchone()[0])
     emails = {status: 0 for status in ("sent", "queued", "failed")}
     for status, n in conn.execute(
         "SELECT o.status, COUNT(*) FROM donation_requests r JOIN outbox o ON o.id ="
-        " (SELECT MIN(id) FROM outbox WHERE subject_ref = 'donation:' || r.id) GROUP BY o.status"):
+        " (SELECT MIN(id) FROM outbox WHERE subject_ref = 'donation:' || r.id) WHERE r.granted_at IS NOT NULL"
+        " GROUP BY o.status"):
         emails[status] = n
-    mail = Check("emails", ("donation requests", requests),
+    mail = Check("emails", ("granted donation requests", requests),
                  [("emails sent", emails["sent"]), ("pending", emails["queued"]), ("failed", emails["failed"])])
     return [keys, mail]

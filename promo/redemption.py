@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from promo.activations import get_activation
+from promo.activity import count_attempt
 from promo.audit import append_event
 from promo.campaign_store import StoredCampaign, get_campaign
 from promo.campaigns.purchase_offer import Claim
@@ -26,15 +27,18 @@ from promo.codes import claim_code
 from promo.countries import normalize_country
 from promo.db import Database, transaction
 from promo.errors import InputError, NotFound
-from promo.identifiers import mask_code, mask_product_key, normalize_email, normalize_product_key
+from promo.identifiers import mailbox_params, mask_code, mask_product_key, normalize_email, normalize_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.stock import alert_if_low
-from promo.timeutil import db_time, from_db_time, iso
+from promo.timeutil import db_time, from_db_time, iso, moment_to_db
 
 REWARD_EMAIL = "reward_code"
+HELD_FOR_REVIEW = "held_for_review"  # R-X12: a sub-address of an account that already redeemed
 GUESS_WINDOW = timedelta(hours=1)
 # Refusals that a key guesser collects: no such key (R-X11), somebody else's key (R-X5).
 _GUESS_RULES = ("R-X11", "R-X5")
+# R-X5: a real key whose record names no account is for review, not a sign of guessing.
+KEY_NOT_BOUND = "key_not_bound"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class RedeemRequest:
     idempotency_key: str | None = None
     client_ip: str | None = None
     locale: str = "en"  # the language of the email
+    # R-X13: where the customer lives (for a business: its seat); it chooses the sponsor, the
+    # law and the support contact. None: the country of purchase (see residence_of).
+    residence_country: str | None = None
 
     def normalized(self) -> RedeemRequest:
         """Check and normalise input before taking the write lock; InputError on bad input."""
@@ -56,6 +63,7 @@ class RedeemRequest:
             ("account_email", normalize_email),
             ("product_key", normalize_product_key),
             ("declared_country", lambda v, f: normalize_country(v, f) if v else None),
+            ("residence_country", lambda v, f: normalize_country(v, f) if v else None),
         ):
             try:
                 values[name] = check(getattr(self, name), name)
@@ -112,11 +120,13 @@ def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
 
 
 def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, *,
-                mail_domain: str = DEFAULT_MAIL_DOMAIN, guess_limit: int | None = None) -> RedemptionResult:
-    """The redemption inside a transaction the caller holds (alone, or in a group commit)."""
+                mail_domain: str = DEFAULT_MAIL_DOMAIN, guess_limit: int | None = None,
+                reviewed: bool = False) -> RedemptionResult:
+    """The redemption inside a transaction the caller holds (alone, or in a group commit).
+    `reviewed`: a reviewer approved this claim (R-X12), so it is not held for review again."""
     conn.execute("SAVEPOINT redeem")
     try:
-        result = _decide_and_record(conn, request, now, mail_domain, guess_limit)
+        result = _decide_and_record(conn, request, now, mail_domain, guess_limit, reviewed)
     except sqlite3.IntegrityError:
         # A schema constraint caught what the checks did not: undo, then refuse and log that.
         conn.execute("ROLLBACK TO redeem")
@@ -133,7 +143,7 @@ def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
 
 
 def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, mail_domain: str,
-                       guess_limit: int | None) -> RedemptionResult:
+                       guess_limit: int | None, reviewed: bool) -> RedemptionResult:
     stored = get_campaign(conn, request.campaign)
     campaign = stored.campaign
     if campaign.kind != "purchase_offer":  # a donation program is asked through /nonprofit/, not redeemed
@@ -142,12 +152,14 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
         replay = _replay(conn, stored.id, request)
         if replay is not None:
             return replay
-    if guess_limit is not None and failed_key_attempts(conn, request, since=now - GUESS_WINDOW) >= guess_limit:
+    if guess_limit is not None and failed_key_attempts(conn, request, since=now - GUESS_WINDOW, limit=guess_limit) >= guess_limit:
         # Checked before the key is looked up, so a guesser learns nothing more (R-X12).
         failure = Failure("R-X12", "too_many_attempts", "too many attempts with product keys that could not be "
                           "used; try again in an hour or contact customer service")
         return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
 
+    if request.residence_country:  # asked before anything is decided: bad input is not a refusal
+        campaign.sponsor_for_residence(request.residence_country)  # InputError (residence_country, R-X13)
     activation = get_activation(conn, request.product_key)
     sku = country = None
     if activation is None:
@@ -157,12 +169,13 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
                      "or keep your dated receipt and ask for a manual review"),)
         ).plus(campaign.request_failures(now, request.terms_accepted))
     else:
-        sku, country = activation.sku, activation.country
+        sku, country = activation.sku, activation.purchase_country
         claim = Claim(
             account=request.account_email,
             product_key=request.product_key,
             sku=get_sku(conn, activation.sku),
-            country=activation.country,
+            purchase_country=activation.purchase_country,
+            activation_country=activation.activation_country,
             purchased_at=activation.purchased_at,
             activated_at=activation.activated_at,
             declared_country=request.declared_country,
@@ -172,6 +185,12 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
         if activation.account_email and activation.account_email != request.account_email:
             decision = decision.plus([Failure("R-X5", "key_bound_to_other_account",
                                               "this product key belongs to another account")])
+        elif activation.account_email is None and not campaign.allow_unbound_keys:
+            # R-X5: nothing ties this key to the signed-in account; its first comer must not
+            # simply get the code. A person checks it (R-X11, R-X12): the review queue.
+            decision = decision.plus([Failure("R-X5", KEY_NOT_BOUND, "the activation record of this product key names "
+                                              "no account, so it needs a manual review: send your dated receipt "
+                                              "(R-X11, R-X12)")])
 
     prior, used = prior_redemptions(conn, stored.id, request.account_email, request.product_key)
     if prior >= campaign.limit_per_account:
@@ -186,6 +205,13 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
         decision = decision.plus([Failure(CAMPAIGN, "campaign_paused", "this offer is paused for now; try again later")])
     if not decision.eligible:
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
+    if not reviewed and activation is not None and mailbox_sibling(conn, stored.id, request.account_email):
+        # Another address of the same mailbox (a sub-address) already has this reward (R-X6):
+        # not granted here, held for a person to decide (R-X12).
+        _hold_for_review(conn, stored.id, request, activation, now)
+        decision = Decision((Failure("R-X12", HELD_FOR_REVIEW, "an address of the same mailbox has already received this "
+                                     "offer's reward: this request waits for a manual review, and the decision is emailed"),))
+        return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
 
     if campaign.total_cap is not None and redeemed_in_total(conn, stored.id) >= campaign.total_cap:
         decision = Decision((Failure(STOCK, "total_cap_reached", f"all {campaign.total_cap} rewards of this offer "
@@ -196,12 +222,15 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
         decision = Decision((Failure(STOCK, "no_codes_left", "no codes left: every reward code of this offer has been given out"),))
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
 
+    residence = residence_of(request, country)
+    terms_version = campaign.terms.version if campaign.terms else None  # R-X22: what was accepted
     redemption_id = conn.execute(
         "INSERT INTO redemptions (campaign_id, account_email, slot, product_key, code_id, terms_url,"
-        " terms_accepted_at, redeemed_at, client_ip)"
-        " VALUES (:c, :a, :slot, :k, :code, :terms, :now, :now, :ip)",
+        " terms_accepted_at, redeemed_at, client_ip, residence_country, terms_version)"
+        " VALUES (:c, :a, :slot, :k, :code, :terms, :now, :now, :ip, :residence, :version)",
         {"c": stored.id, "a": request.account_email, "slot": prior + 1, "k": request.product_key,
-         "code": code.id, "terms": campaign.reward.terms_url, "now": db_time(now), "ip": request.client_ip},
+         "code": code.id, "terms": campaign.reward.terms_url, "now": db_time(now), "ip": request.client_ip,
+         "residence": residence, "version": terms_version},
     ).lastrowid
     assert redemption_id is not None
     conn.execute(
@@ -212,27 +241,68 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
     if campaign.low_stock_threshold is not None:
         alert_if_low(conn, stored, now=now, mail_domain=mail_domain)
     enqueue(conn, template=REWARD_EMAIL, recipient=request.account_email, subject_ref=f"redemption:{redemption_id}", at=now,
-            locale=request.locale, domain=mail_domain)
+            locale=request.locale, domain=mail_domain, campaign_id=stored.id)
     result = RedemptionResult("redeemed", decision, redemption_id, code.code, code.expires_at)
     append_event(conn, tag="redemption:code:issued", actor=f"account:{request.account_email}",
                  subject=f"redemption:{redemption_id}", ip=request.client_ip, at=now,
                  data={"campaign": campaign.slug, "sku": sku, "country": country,
                        "product_key": mask_product_key(request.product_key), "code": mask_code(code.code),
-                       "terms_url": campaign.reward.terms_url, "terms_accepted": True})
+                       "terms_url": campaign.reward.terms_url, "terms_accepted": True,
+                       "terms_version": terms_version, "terms_language": request.locale, "residence_country": residence})
     _log_attempt(conn, stored, request, result, now, sku=sku, country=country)
     return result
 
 
-def failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, since: datetime) -> int:
-    """The most failed key attempts (R-X11, R-X5) in the window, by this account or this IP
-    (partial indexes hold only those attempts, so this stays cheap under any traffic)."""
+def residence_of(request: RedeemRequest, purchase_country: str | None) -> str | None:
+    """R-X13: where the customer lives: as given, else the country of purchase (as declared on
+    the form, else the activation record's; its purchase_country once records carry both)."""
+    return request.residence_country or request.declared_country or purchase_country
+
+
+def failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, since: datetime, limit: int) -> int:
+    """The most failed key attempts (R-X11, R-X5) in the window, by this account or this IP,
+    counted no further than `limit`: partial indexes hold only those attempts, and the count
+    stops at the limit, so the check costs the same however many failures an attacker (or
+    everyone behind one NAT address) has piled up (issue 14)."""
     by_account, by_ip = conn.execute(
-        "SELECT (SELECT COUNT(*) FROM redemption_attempts WHERE guess_failure = 1 AND account_email = :a"
-        " AND attempted_at >= :since),"
-        " (SELECT COUNT(*) FROM redemption_attempts WHERE guess_failure = 1 AND client_ip = :ip AND attempted_at >= :since)",
-        {"a": request.account_email, "ip": request.client_ip, "since": db_time(since)},
+        "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM redemption_attempts WHERE guess_failure = 1 AND account_email = :a"
+        " AND attempted_at >= :since LIMIT :limit)),"
+        " (SELECT COUNT(*) FROM (SELECT 1 FROM redemption_attempts WHERE guess_failure = 1 AND client_ip = :ip"
+        " AND attempted_at >= :since LIMIT :limit))",
+        {"a": request.account_email, "ip": request.client_ip, "since": db_time(since), "limit": limit},
     ).fetchone()
     return max(int(by_account), int(by_ip))  # no IP (CLI, support): client_ip = NULL counts nothing
+
+
+def mailbox_sibling(conn: sqlite3.Connection, campaign_id: int, account: str) -> str | None:
+    """Another account of the same mailbox (promo/identifiers.py same_mailbox_key: the local
+    part before "+", and the domain) that already redeemed this campaign, if there is one.
+    Two ranges of the (campaign, account) unique index: the base address, and base+anything."""
+    row = conn.execute(
+        "SELECT account_email FROM redemptions WHERE campaign_id = :c AND account_email = :base AND account_email <> :a"
+        " UNION ALL SELECT account_email FROM redemptions WHERE campaign_id = :c AND account_email >= :lo"
+        " AND account_email < :hi AND account_email <> :a AND substr(account_email, -:n) = :at_domain LIMIT 1",
+        {"c": campaign_id, "a": account, **mailbox_params(account)},
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _hold_for_review(conn: sqlite3.Connection, campaign_id: int, request: RedeemRequest, activation: Any, now: datetime) -> None:
+    """A pending review claim for this key (R-X12), with the activation record as its evidence
+    and no receipt; one open claim per key and campaign (a repeated request adds none)."""
+    if conn.execute("SELECT 1 FROM review_claims WHERE campaign_id = :c AND product_key = :k AND status = 'pending'",
+                    {"c": campaign_id, "k": request.product_key}).fetchone():
+        return
+    claim_id = conn.execute(
+        "INSERT INTO review_claims (campaign_id, account_email, product_key, sku, country, purchased_at, activated_at,"
+        " locale, status, client_ip, created_at, cause) VALUES (:c, :a, :k, :sku, :country, :p, :act, :l, 'pending', :ip, :now,"
+        " :cause)",
+        {"c": campaign_id, "a": request.account_email, "k": request.product_key, "sku": activation.sku, "cause": HELD_FOR_REVIEW,
+         "country": activation.purchase_country, "p": moment_to_db(activation.purchased_at), "act": moment_to_db(activation.activated_at),
+         "l": request.locale, "ip": request.client_ip, "now": db_time(now)},
+    ).lastrowid
+    append_event(conn, tag="review:claim:held", actor=f"account:{request.account_email}", subject=f"review:{claim_id}",
+                 ip=request.client_ip, at=now, data={"product_key": mask_product_key(request.product_key), "rule": "R-X12"})
 
 
 def redeemed_in_total(conn: sqlite3.Connection, campaign_id: int) -> int:
@@ -265,7 +335,7 @@ def _refuse(conn: sqlite3.Connection, stored: StoredCampaign, request: RedeemReq
 
 def _log_attempt(conn: sqlite3.Connection, stored: StoredCampaign, request: RedeemRequest, result: RedemptionResult,
                  now: datetime, *, sku: str | None, country: str | None) -> None:
-    conn.execute(
+    attempt_id = conn.execute(
         "INSERT INTO redemption_attempts (campaign_id, account_email, idempotency_key, product_key, sku, country,"
         " outcome, failed_rules, result, redemption_id, attempted_at, client_ip, guess_failure)"
         " VALUES (:c, :a, :ik, :k, :sku, :country, :outcome, :rules, :result, :rid, :now, :ip, :guess)",
@@ -273,8 +343,12 @@ def _log_attempt(conn: sqlite3.Connection, stored: StoredCampaign, request: Rede
          "sku": sku, "country": country, "outcome": result.outcome,
          "rules": "".join(f" {r} " for r in result.decision.rules),
          "result": json.dumps(result.as_dict()), "rid": result.redemption_id, "now": db_time(now),
-         "ip": request.client_ip, "guess": int(any(rule in _GUESS_RULES for rule in result.decision.rules))},
-    )
+         "ip": request.client_ip,
+         "guess": int(any(f.rule in _GUESS_RULES and f.reason != KEY_NOT_BOUND for f in result.decision.failures))},
+    ).lastrowid
+    assert attempt_id is not None
+    count_attempt(conn, campaign_id=stored.id, outcome=result.outcome, at=now, tz=stored.campaign.tz, shard_of=attempt_id,
+                  reasons=(f"{f.rule} {f.reason}" for f in result.decision.failures))
 
 
 def _replay(conn: sqlite3.Connection, campaign_id: int, request: RedeemRequest) -> RedemptionResult | None:

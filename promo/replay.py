@@ -62,7 +62,7 @@ def replay(conn: sqlite3.Connection, campaign_id: int, proposed: Any, *, limit: 
     report = ReplayReport()
     rows = conn.execute(
         "SELECT a.id, a.account_email, a.product_key, a.failed_rules, a.attempted_at,"
-        " v.sku, v.country, v.purchased_at, v.activated_at"
+        " v.sku, v.country, COALESCE(v.activation_country, v.country) AS activation_country, v.purchased_at, v.activated_at"
         " FROM redemption_attempts a LEFT JOIN activations v ON v.product_key = a.product_key"
         " WHERE a.campaign_id = :c ORDER BY a.id DESC LIMIT :limit",
         {"c": campaign_id, "limit": limit + 1},
@@ -76,7 +76,8 @@ def replay(conn: sqlite3.Connection, campaign_id: int, proposed: Any, *, limit: 
             continue
         report.considered += 1
         claim = Claim(account=row["account_email"], product_key=row["product_key"], sku=catalog[row["sku"]],
-                      country=row["country"], purchased_at=moment_from_db(row["purchased_at"]),
+                      purchase_country=row["country"], activation_country=row["activation_country"],
+                      purchased_at=moment_from_db(row["purchased_at"]),
                       activated_at=moment_from_db(row["activated_at"]))
         recorded = tuple(sorted(CAMPAIGN_RULES.intersection(row["failed_rules"].split())))
         now = tuple(sorted(CAMPAIGN_RULES.intersection(proposed.evaluate(claim, from_db_time(row["attempted_at"])).rules)))

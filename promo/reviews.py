@@ -1,9 +1,15 @@
-"""Manual review (R-X11 proof of purchase, R-X12 fraud): claims without an activation
-record, with a receipt, decided by support or an admin.
+"""Manual review (R-X11 proof of purchase, R-X12 fraud): claims with a receipt, decided by
+support or an admin. A claim comes for one of two causes: the key has no activation record
+(R-X11), or its record names no account (R-X5, in a campaign that does not allow unbound keys).
 
-Approval writes the activation record (bound to the account) and runs the redemption in the
-same transaction, so the code and its email commit together. Rejection emails the reason.
+Approval writes the activation record (or binds the existing one) to the account and runs the
+redemption in the same transaction, so the code and its email commit together. Rejection emails the reason.
 Nobody reviews their own claim. Receipts are checked by content and kept outside the web root.
+
+A claim can also be held by the redemption itself (R-X12, promo/redemption.py): an address
+that shares its mailbox with an account that already redeemed the campaign (a sub-address,
+promo/identifiers.py). It has an activation record and no receipt; approving it grants the
+reward to that address.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from promo.errors import InputError, NotFound
 from promo.identifiers import mask_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.paging import Keyset, Page
-from promo.redemption import RedeemRequest, RedemptionResult, redeem_unit
+from promo.redemption import KEY_NOT_BOUND, RedeemRequest, RedemptionResult, mailbox_sibling, redeem_unit
 from promo.timeutil import db_time, from_db_time, moment_to_db
 
 RECEIPT_TYPES = {b"%PDF-": "application/pdf", b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
 SUSPICIOUS_ACCOUNTS_PER_IP = 3
 REVIEWER_ROLES = ("support", "admin")
+# Why a claim is reviewed: the reason the redemption gave (review_claims.cause).
+NO_ACTIVATION_RECORD = "no_activation_record"
 
 
 def receipt_type(head: bytes) -> str:
@@ -63,8 +71,8 @@ class Claim:
     country: str
     purchased_at: str
     activated_at: str
-    receipt_file: str
-    receipt_type: str
+    receipt_file: str | None  # None: held by the redemption (R-X12), the activation record is the evidence
+    receipt_type: str | None
     locale: str
     status: str
     reason: str | None
@@ -72,43 +80,51 @@ class Claim:
     created_at: datetime
     client_ip: str | None
     flags: tuple[str, ...] = ()
+    cause: str = NO_ACTIVATION_RECORD
 
 
 def submit_claim(conn: sqlite3.Connection, *, campaign: str, account_email: str, activation: Any, receipt_file: str,
                  kind: str, locale: str, ip: str | None, now: datetime) -> int:
-    """Queue a claim for review (inside a transaction)."""
+    """Queue a claim for review (inside a transaction). The claim states the purchase as the
+    customer gives it; a key whose record already names an account is not reviewed."""
     stored = get_campaign(conn, campaign)
-    if conn.execute("SELECT 1 FROM activations WHERE product_key = :k", {"k": activation.product_key}).fetchone():
+    record = conn.execute("SELECT account_email FROM activations WHERE product_key = :k", {"k": activation.product_key}).fetchone()
+    if record is not None and (record[0] is not None or stored.campaign.allow_unbound_keys):
         raise InputError.one("product_key", "this product key has an activation record: redeem it directly")
+    cause = NO_ACTIVATION_RECORD if record is None else KEY_NOT_BOUND
     try:
         claim_id = conn.execute(
             "INSERT INTO review_claims (campaign_id, account_email, product_key, sku, country, purchased_at, activated_at,"
-            " receipt_file, receipt_type, locale, status, client_ip, created_at)"
-            " VALUES (:c, :a, :k, :sku, :country, :p, :act, :f, :t, :l, 'pending', :ip, :now)",
+            " receipt_file, receipt_type, locale, status, client_ip, created_at, cause)"
+            " VALUES (:c, :a, :k, :sku, :country, :p, :act, :f, :t, :l, 'pending', :ip, :now, :cause)",
             {"c": stored.id, "a": account_email, "k": activation.product_key, "sku": activation.sku,
-             "country": activation.country, "p": moment_to_db(activation.purchased_at),
+             "country": activation.purchase_country, "p": moment_to_db(activation.purchased_at),
              "act": moment_to_db(activation.activated_at), "f": receipt_file, "t": kind, "l": locale,
-             "ip": ip, "now": db_time(now)},
+             "ip": ip, "now": db_time(now), "cause": cause},
         ).lastrowid
     except sqlite3.IntegrityError:
         raise InputError.one("product_key", "a review of this product key is already waiting") from None
     assert claim_id is not None
     append_event(conn, tag="review:claim:submitted", actor=f"account:{account_email}", subject=f"review:{claim_id}", ip=ip,
                  at=now, data={"campaign": campaign, "product_key": mask_product_key(activation.product_key),
-                               "sku": activation.sku, "country": activation.country})
+                               "sku": activation.sku, "country": activation.purchase_country, "cause": cause})
     return claim_id
 
 
 _SELECT = (
     "SELECT r.id, c.slug, r.account_email, r.product_key, r.sku, r.country, r.purchased_at, r.activated_at, r.receipt_file,"
-    " r.receipt_type, r.locale, r.status, r.reason, r.reviewer_email, r.created_at, r.client_ip"
+    " r.receipt_type, r.locale, r.status, r.reason, r.reviewer_email, r.created_at, r.client_ip, r.campaign_id, r.cause"
     " FROM review_claims r JOIN campaigns c ON c.id = r.campaign_id"
 )
 
 
 def _flags(conn: sqlite3.Connection, row: sqlite3.Row) -> tuple[str, ...]:
-    """R-X12 hints for the reviewer: many accounts from one address, one key tried by many."""
+    """R-X12 hints for the reviewer: another address of the same mailbox already redeemed,
+    many accounts from one address, one key tried by many."""
     flags = []
+    sibling = mailbox_sibling(conn, row[16], row[2])
+    if sibling:
+        flags.append(f"{sibling}, an address of the same mailbox, already redeemed this offer")
     if row[15]:
         accounts = conn.execute(
             "SELECT COUNT(DISTINCT account_email) FROM (SELECT account_email FROM redemption_attempts WHERE client_ip = :ip"
@@ -124,7 +140,7 @@ def _flags(conn: sqlite3.Connection, row: sqlite3.Row) -> tuple[str, ...]:
 
 def _claim(conn: sqlite3.Connection, row: sqlite3.Row) -> Claim:
     return Claim(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10], row[11], row[12],
-                 row[13], from_db_time(row[14]), row[15], _flags(conn, row))
+                 row[13], from_db_time(row[14]), row[15], _flags(conn, row), row[17])
 
 
 def pending_claims(conn: sqlite3.Connection, keyset: Keyset | None = None) -> Page[Claim]:
@@ -162,15 +178,20 @@ def approve(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, now: date
     (say, no codes left), nothing is written and the claim stays pending."""
     claim = _open_claim(conn, claim_id, reviewer)
     conn.execute("SAVEPOINT approve")
-    conn.execute(
-        "INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email, imported_at, import_batch)"
-        " VALUES (:k, :sku, :c, :p, :a, :e, :now, :batch)",
-        {"k": claim.product_key, "sku": claim.sku, "c": claim.country, "p": claim.purchased_at, "a": claim.activated_at,
-         "e": claim.account_email, "now": db_time(now), "batch": f"review:{claim_id}"},
-    )
+    # The key's own record, if it has one, stays the evidence: approving binds it to the account (R-X5).
+    # A claim held by the redemption (R-X12) has its record, bound to the account that asked.
+    bound = conn.execute("UPDATE activations SET account_email = :e WHERE product_key = :k AND account_email IS NULL",
+                         {"e": claim.account_email, "k": claim.product_key}).rowcount
+    if not bound and not conn.execute("SELECT 1 FROM activations WHERE product_key = :k", {"k": claim.product_key}).fetchone():
+        conn.execute(
+            "INSERT INTO activations (product_key, sku, country, activation_country, purchased_at, activated_at, account_email,"
+            " imported_at, import_batch) VALUES (:k, :sku, :c, :c, :p, :a, :e, :now, :batch)",
+            {"k": claim.product_key, "sku": claim.sku, "c": claim.country, "p": claim.purchased_at, "a": claim.activated_at,
+             "e": claim.account_email, "now": db_time(now), "batch": f"review:{claim_id}"},
+        )
     request = RedeemRequest(campaign=claim.campaign, account_email=claim.account_email, product_key=claim.product_key,
                             terms_accepted=True, declared_country=claim.country, client_ip=claim.client_ip, locale=claim.locale)
-    result = redeem_unit(conn, request, now, mail_domain=mail_domain)
+    result = redeem_unit(conn, request, now, mail_domain=mail_domain, reviewed=True)
     if not result.redeemed:
         conn.execute("ROLLBACK TO approve")
         conn.execute("RELEASE approve")
@@ -178,7 +199,7 @@ def approve(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, now: date
     conn.execute("UPDATE review_claims SET status = 'approved', reviewer_email = :r, redemption_id = :rid, decided_at = :now"
                  " WHERE id = :id", {"r": reviewer, "rid": result.redemption_id, "now": db_time(now), "id": claim_id})
     append_event(conn, tag="review:claim:approved", actor=f"staff:{reviewer}", subject=f"review:{claim_id}", ip=ip, at=now,
-                 data={"redemption": result.redemption_id})
+                 data={"redemption": result.redemption_id, "cause": claim.cause, "bound_existing_record": bool(bound)})
     conn.execute("RELEASE approve")
     return result
 
@@ -193,7 +214,7 @@ def reject(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, reason: st
     conn.execute("UPDATE review_claims SET status = 'rejected', reason = :reason, reviewer_email = :r, decided_at = :now"
                  " WHERE id = :id", {"reason": text, "r": reviewer, "now": db_time(now), "id": claim_id})
     enqueue(conn, template="review_rejected", recipient=claim.account_email, subject_ref=f"review:{claim_id}", at=now,
-            locale=claim.locale, domain=mail_domain,
+            locale=claim.locale, domain=mail_domain, campaign_id=get_campaign(conn, claim.campaign).id,
             payload={"reason": text, "campaign": claim.campaign, "product_key": mask_product_key(claim.product_key)})
     append_event(conn, tag="review:claim:rejected", actor=f"staff:{reviewer}", subject=f"review:{claim_id}", ip=ip, at=now,
                  data={"reason": text})

@@ -18,17 +18,26 @@ class Reward:
     code_expires_at: datetime
     redeemed_at: datetime
     country: str | None  # where the product was bought (activation record)
+    residence_country: str | None = None  # R-X13: where the customer lives (None before migration 0013)
+    terms_version: str | None = None  # R-X22: the version of the offer's terms accepted
+    campaign_id: int | None = None
+
+    @property
+    def residence(self) -> str:
+        """The country that chooses the sponsor, the law and the support contact (R-X13)."""
+        return self.residence_country or self.country or ""
 
 
 _SELECT = (
-    "SELECT r.id, c.slug, r.account_email, k.code, k.expires_at, r.redeemed_at, a.country"
+    "SELECT r.id, c.slug, r.account_email, k.code, k.expires_at, r.redeemed_at, a.country, r.residence_country,"
+    " r.terms_version, r.campaign_id"
     " FROM redemptions r JOIN campaigns c ON c.id = r.campaign_id JOIN reward_codes k ON k.id = r.code_id"
     " LEFT JOIN activations a ON a.product_key = r.product_key"
 )
 
 
 def _reward(row: sqlite3.Row) -> Reward:
-    return Reward(row[0], row[1], row[2], row[3], from_db_time(row[4]), from_db_time(row[5]), row[6])
+    return Reward(row[0], row[1], row[2], row[3], from_db_time(row[4]), from_db_time(row[5]), row[6], row[7], row[8], row[9])
 
 
 def get_reward(conn: sqlite3.Connection, redemption_id: int) -> Reward | None:

@@ -1,8 +1,10 @@
 """Staff accounts, roles, and their sign-in (separate from consumers).
 
-Passwords are hashed with argon2id. Sign-in is limited per IP and locks an account after
-repeated failures; every attempt, success or failure, and every lockout is an audit event.
-Roles are checked on the server for every staff route (see views/staffauth.py).
+Passwords are hashed with argon2id, never inside a transaction (promo/passwords.py;
+promo/staff_signin.py runs a sign-in: read here, check the password, write here). Sign-in is
+limited per IP and locks an account after repeated failures; every attempt, success or
+failure, and every lockout is an audit event. Roles are checked on the server for every
+staff route (see views/staffauth.py).
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from promo.audit import append_event
 from promo.auth import session_hash
@@ -27,9 +26,6 @@ LOCK_AFTER = 5  # consecutive failures
 LOCK_FOR = timedelta(minutes=15)
 IP_FAILURES_PER_WINDOW = 20
 IP_WINDOW = timedelta(minutes=15)
-_hasher = PasswordHasher()
-# Verifying against this when the address is unknown keeps timing the same (no enumeration).
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -47,35 +43,77 @@ class StaffSession:
     last_seen_at: datetime | None = None
 
 
-def add_staff(conn: sqlite3.Connection, *, email: str, role: str, password: str, now: datetime, actor: str) -> StaffMember:
-    """Create a staff account (inside a transaction)."""
+def check_new_password(password: str) -> str:
+    """A new password long enough to keep (checked before it is hashed)."""
+    if len(password) < MIN_PASSWORD:
+        raise InputError.one("password", f"must have at least {MIN_PASSWORD} characters")
+    return password
+
+
+def add_staff(conn: sqlite3.Connection, *, email: str, role: str, password_hash: str, now: datetime, actor: str) -> StaffMember:
+    """Create a staff account (inside a transaction) with a password hashed beforehand, outside
+    it (passwords.hash_password, or hash_off_loop in the server)."""
     address = normalize_email(email, "email")
     if role not in ROLES:
         raise InputError.one("role", f"must be one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD:
-        raise InputError.one("password", f"must have at least {MIN_PASSWORD} characters")
     if conn.execute("SELECT 1 FROM staff WHERE email = :e", {"e": address}).fetchone():
         raise InputError.one("email", f"{address} already has a staff account")
     staff_id = conn.execute(
         "INSERT INTO staff (email, role, password_hash, created_at) VALUES (:e, :r, :h, :t)",
-        {"e": address, "r": role, "h": _hasher.hash(password), "t": db_time(now)},
+        {"e": address, "r": role, "h": password_hash, "t": db_time(now)},
     ).lastrowid
     assert staff_id is not None
     append_event(conn, tag="staff:account:created", actor=actor, subject=f"staff:{address}", data={"role": role}, at=now)
     return StaffMember(staff_id, address, role)
 
 
-def sign_in(conn: sqlite3.Connection, *, email: str, password: str, now: datetime, ip: str | None) -> tuple[str, StaffSession] | str:
-    """Check a password (inside a transaction). Returns (raw session id, session) or the
-    reason it failed: "invalid" (wrong address or password), "locked", or "too_many"."""
-    address = (email or "").strip().lower()
-    failures_from_ip = conn.execute(
-        "SELECT COUNT(*) FROM staff_signin_attempts WHERE succeeded = 0 AND ip = :ip AND attempted_at >= :since",
-        {"ip": ip, "since": db_time(now - IP_WINDOW)},
-    ).fetchone()[0] if ip else 0
-    if failures_from_ip >= IP_FAILURES_PER_WINDOW:
-        _attempt(conn, address, ip, False, now, "too_many")
-        return "too_many"
+@dataclass(frozen=True)
+class SigninState:
+    """What a sign-in knows before the password is checked (read, outside any transaction)."""
+
+    refusal: str | None  # "too_many" or "locked": refused before any hashing
+    staff_id: int | None = None
+    password_hash: str | None = None  # None: no such (active) account; checked against a dummy
+
+
+def failures_from_ip(conn: sqlite3.Connection, ip: str, *, since: datetime, limit: int) -> int:
+    """Failed staff sign-ins from `ip` since `since`, counted no further than `limit`: the
+    check costs the same however many failures an attacker has piled up (partial index
+    staff_signin_attempts_ip)."""
+    return int(conn.execute(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM staff_signin_attempts WHERE succeeded = 0 AND ip = :ip"
+        " AND attempted_at >= :since LIMIT :limit)",
+        {"ip": ip, "since": db_time(since), "limit": limit},
+    ).fetchone()[0])
+
+
+def signin_state(conn: sqlite3.Connection, *, address: str, ip: str | None, now: datetime, in_flight: int = 0) -> SigninState:
+    """The per-IP limit, the account and its lock, before any hashing. `in_flight`: other
+    attempts from this IP whose outcome is not written yet (they count against the limit,
+    so a burst cannot get more password checks than the limit allows)."""
+    if ip:
+        allowed = IP_FAILURES_PER_WINDOW - in_flight
+        if allowed <= 0 or failures_from_ip(conn, ip, since=now - IP_WINDOW, limit=allowed) >= allowed:
+            return SigninState("too_many")
+    row = conn.execute("SELECT id, password_hash, locked_until FROM staff WHERE email = :e AND disabled_at IS NULL",
+                       {"e": address}).fetchone()
+    if row is None:
+        return SigninState(None)
+    if row["locked_until"] and from_db_time(row["locked_until"]) > now:
+        return SigninState("locked")
+    return SigninState(None, row["id"], row["password_hash"])
+
+
+def record_signin(conn: sqlite3.Connection, *, address: str, ip: str | None, now: datetime, checked: SigninState,
+                  outcome: str) -> tuple[str, StaffSession] | str:
+    """Write a sign-in's outcome (inside a short transaction; the password was checked before,
+    outside it). `outcome`: "ok" (the password matched `checked.password_hash`), "invalid",
+    or a refusal ("too_many", "locked", "busy"). Returns (raw session id, session) or the
+    reason it failed. The account is read again: one changed meanwhile (disabled, locked by
+    another process's failures, a new password) is not signed in."""
+    if outcome not in ("ok", "invalid"):
+        _attempt(conn, address, ip, False, now, outcome)
+        return outcome
     row = conn.execute(
         "SELECT id, email, role, password_hash, failed_attempts, locked_until FROM staff"
         " WHERE email = :e AND disabled_at IS NULL", {"e": address},
@@ -83,12 +121,9 @@ def sign_in(conn: sqlite3.Connection, *, email: str, password: str, now: datetim
     if row is not None and row["locked_until"] and from_db_time(row["locked_until"]) > now:
         _attempt(conn, address, ip, False, now, "locked")
         return "locked"
-    try:
-        _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password or "")
-        ok = row is not None
-    except (VerificationError, InvalidHashError):
-        ok = False
-    if not ok:
+    if outcome == "ok" and (row is None or row["id"] != checked.staff_id or row["password_hash"] != checked.password_hash):
+        outcome = "invalid"
+    if outcome == "invalid":
         _attempt(conn, address, ip, False, now, "invalid")
         if row is not None:
             failures = row["failed_attempts"] + 1

@@ -1,14 +1,16 @@
-"""Stock of a campaign's code pool: by status, redemptions per day, the projected run-out
-date, and the low-stock alert (one email to marketers per threshold crossing)."""
+"""Stock of a campaign's code pool: by status (from counters, not the pool), redemptions
+per campaign-local day, the projected run-out, and the low-stock alert (one email to
+marketers per threshold crossing)."""
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from promo import activity
+from promo.activity import local_hour_start
 from promo.audit import append_event
 from promo.codes import stock
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
@@ -21,41 +23,102 @@ ALERT_ROLES = ("marketer",)  # who gets the email; admins when there is no marke
 
 
 @dataclass(frozen=True)
+class RunOut:
+    """When the pool runs out at the recent rate, said so a marketer can act on it."""
+
+    kind: str  # "runs_out" (on `on`), "not_at_this_rate", "out_of_codes", "window_closed"
+    on: date | None  # the campaign-local day, for "runs_out"
+    rate_per_day: float  # redemptions a day over the last RATE_DAYS days (or since redemption opened)
+
+    @property
+    def text(self) -> str:
+        return {"runs_out": str(self.on), "not_at_this_rate": "not at this rate", "out_of_codes": "out of codes now",
+                "window_closed": "redemption has closed"}[self.kind]
+
+
+@dataclass(frozen=True)
 class StockReport:
     by_status: dict[str, int]  # available, issued, expired, voided
-    per_day: list[tuple[date, int]]  # redemptions per UTC day, oldest first, HISTORY_DAYS days
-    rate_per_day: float
-    runs_out_on: date | None  # None: nothing redeemed lately, so no projection
+    per_day: list[tuple[date, int]]  # redemptions per campaign-local day, oldest first, HISTORY_DAYS days
+    run_out: RunOut
     threshold: int | None
+    timezone: str = "UTC"
 
     @property
     def low(self) -> bool:
         return self.threshold is not None and self.by_status["available"] < self.threshold
 
+    @property
+    def rate_per_day(self) -> float:
+        return self.run_out.rate_per_day
+
+    @property
+    def runs_out_on(self) -> date | None:
+        return self.run_out.on
+
     def as_dict(self) -> dict[str, Any]:
         return {**self.by_status, "low_stock_threshold": self.threshold, "low": self.low,
                 "redemptions_per_day": [{"day": d.isoformat(), "redemptions": n} for d, n in self.per_day],
-                "rate_per_day": round(self.rate_per_day, 2),
-                "projected_run_out": self.runs_out_on.isoformat() if self.runs_out_on else None}
+                "timezone": self.timezone, "rate_per_day": round(self.rate_per_day, 2),
+                "projected_run_out": self.runs_out_on.isoformat() if self.runs_out_on else None,
+                "projection": self.run_out.kind}
+
+
+def pool_counts(conn: sqlite3.Connection, stored: Any, now: datetime) -> dict[str, int]:
+    """Codes by status, as codes.stock() counts them, without reading the pool: codes per
+    batch (known at import, voided ones counted when voided), issued ones from the campaign's
+    redemption counter, and only the free codes already past their expiry from the index of
+    free codes (none while a campaign runs, all that are left once its codes expire)."""
+    campaign = stored.campaign
+    if campaign.kind != "purchase_offer":  # a program's keys are also taken outside redemptions
+        return stock(conn, campaign_id=stored.id, not_expiring_before=campaign.code_expires_at, now=now)
+    total, voided, issued, expired = conn.execute(
+        "SELECT (SELECT COALESCE(SUM(code_count), 0) FROM code_batches WHERE campaign_id = :c),"
+        " (SELECT COALESCE(SUM(voided), 0) FROM code_batches WHERE campaign_id = :c),"
+        " (SELECT COALESCE(MAX(redeemed), 0) FROM campaign_totals WHERE campaign_id = :c),"
+        " (SELECT COUNT(*) FROM reward_codes WHERE campaign_id = :c AND issued_at IS NULL AND voided_at IS NULL"
+        " AND expires_at < :min)",
+        {"c": stored.id, "min": db_time(max(campaign.code_expires_at, now))},
+    ).fetchone()
+    return {"available": total - voided - issued - expired, "issued": issued, "expired": expired, "voided": voided}
+
+
+def redemption_rate(conn: sqlite3.Connection, stored: Any, now: datetime) -> float:
+    """Redemptions a day over the last RATE_DAYS days, or since redemption opened if later."""
+    window = stored.campaign.redemption
+    since = max(now - timedelta(days=RATE_DAYS), window.start)
+    if since >= now:
+        return 0.0
+    days = max((now - since) / timedelta(days=1), 1.0)  # a first hour's pace is not a daily rate
+    return activity.total(conn, stored.id, "redeemed", start=local_hour_start(since, stored.campaign.tz), end=now) / days
+
+
+def project_run_out(stored: Any, available: int, rate_per_day: float, now: datetime) -> RunOut:
+    window = stored.campaign.redemption
+    if now >= window.end:
+        return RunOut("window_closed", None, rate_per_day)
+    if available <= 0:
+        return RunOut("out_of_codes", None, rate_per_day)
+    if rate_per_day <= 0:
+        return RunOut("not_at_this_rate", None, rate_per_day)
+    at = now + timedelta(days=available / rate_per_day)
+    if at >= window.end:  # codes outlast the redemption window
+        return RunOut("not_at_this_rate", None, rate_per_day)
+    return RunOut("runs_out", at.astimezone(stored.campaign.tz).date(), rate_per_day)
 
 
 def stock_report(conn: sqlite3.Connection, stored: Any, now: datetime) -> StockReport:
     campaign = stored.campaign
-    by_status = stock(conn, campaign_id=stored.id, not_expiring_before=campaign.code_expires_at, now=now)
-    today = now.date()
-    first = today - timedelta(days=HISTORY_DAYS - 1)
-    counts = dict(conn.execute(
-        "SELECT substr(redeemed_at, 1, 10) AS day, COUNT(*) FROM redemptions"
-        " WHERE campaign_id = :c AND redeemed_at >= :since GROUP BY substr(redeemed_at, 1, 10)",
-        {"c": stored.id, "since": db_time(datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo))},
-    ).fetchall())
-    per_day = [(first + timedelta(days=i), int(counts.get((first + timedelta(days=i)).isoformat(), 0)))
-               for i in range(HISTORY_DAYS)]
-    rate = sum(n for _, n in per_day[-RATE_DAYS:]) / RATE_DAYS
-    runs_out = None
-    if rate > 0:
-        runs_out = today + timedelta(days=math.ceil(by_status["available"] / rate))
-    return StockReport(by_status, per_day, rate, runs_out, getattr(campaign, "low_stock_threshold", None))
+    by_status = pool_counts(conn, stored, now)
+    tz = campaign.tz
+    today = now.astimezone(tz).date()
+    per_day = [(day, counts["redeemed"]) for day, counts in
+               activity.by_local_day(conn, stored.id, ("redeemed",), today - timedelta(days=HISTORY_DAYS - 1), today, tz)]
+    if getattr(campaign, "redemption", None) is None:  # a donation program has no redemption window
+        run_out = RunOut("not_at_this_rate", None, 0.0)
+    else:
+        run_out = project_run_out(stored, by_status["available"], redemption_rate(conn, stored, now), now)
+    return StockReport(by_status, per_day, run_out, getattr(campaign, "low_stock_threshold", None), campaign.timezone)
 
 
 def available_at_least(conn: sqlite3.Connection, stored: Any, n: int, now: datetime) -> bool:
@@ -88,7 +151,7 @@ def alert_if_low(conn: sqlite3.Connection, stored: Any, *, now: datetime, mail_d
     recipients = _alert_recipients(conn)
     for email in recipients:
         enqueue(conn, template=LOW_STOCK_EMAIL, recipient=email, subject_ref=f"stock-alert:{alert_id}", at=now,
-                domain=mail_domain, payload={"slug": slug, "name": stored.campaign.name, "available": available,
+                domain=mail_domain, campaign_id=stored.id, payload={"slug": slug, "name": stored.campaign.name, "available": available,
                                              "threshold": threshold})
     append_event(conn, tag="codes:stock:low", actor="system", subject=f"campaign:{slug}", at=now,
                  data={"available": available, "threshold": threshold, "notified": recipients})

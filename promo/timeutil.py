@@ -60,8 +60,8 @@ def iso(value: datetime) -> str:
 def zone(name: str, field: str = "timezone") -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise InputError.one(field, f"unknown time zone {name!r} (use an IANA name such as Europe/Copenhagen)") from None
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):  # OSError: a name too long for a file name
+        raise InputError.one(field, f"unknown time zone {name[:60]!r} (use an IANA name such as Europe/Copenhagen)") from None
 
 
 def parse_instant(value: str, field: str) -> datetime:
@@ -106,6 +106,24 @@ def moment_not_before(later: Moment, earlier: Moment, tz: ZoneInfo) -> bool:
     if isinstance(later, datetime) and isinstance(earlier, datetime):
         return later.astimezone(UTC) >= earlier.astimezone(UTC)
     return _day(later, tz) >= _day(earlier, tz)
+
+
+# The widest offsets of any zone in use (Etc/GMT+12 to Pacific/Kiritimati): a bare day
+# covers, in some zone, the instants from 10:00Z the day before to 12:00Z the day after.
+_EARLIEST_OFFSET, _LATEST_OFFSET = timedelta(hours=-12), timedelta(hours=14)
+
+
+def order_possible(later: Moment, earlier: Moment) -> bool:
+    """Could `later` be at or after `earlier` in some campaign's zone? For evidence that
+    belongs to no campaign yet (an activation record): only an order that no zone can make
+    right is wrong there; each campaign orders a bare day in its own zone (moment_not_before)."""
+    if isinstance(later, datetime) and isinstance(earlier, datetime):
+        return later.astimezone(UTC) >= earlier.astimezone(UTC)
+    if isinstance(later, datetime):  # the latest day the instant can be anywhere
+        return (later.astimezone(UTC) + _LATEST_OFFSET).date() >= earlier
+    if isinstance(earlier, datetime):  # the earliest day the instant can be anywhere
+        return later >= (earlier.astimezone(UTC) + _EARLIEST_OFFSET).date()
+    return later >= earlier
 
 
 def _day(value: Moment, tz: ZoneInfo) -> date:

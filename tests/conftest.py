@@ -75,8 +75,10 @@ def reward_code(n: int) -> str:
     return "-".join(raw[i : i + 5] for i in range(0, 25, 5))
 
 
-def open_campaign_text(slug: str = "open-today") -> str:
-    """The shipped offer with windows around today (UTC), for tests that use the real clock."""
+def open_campaign_text(slug: str = "open-today", *, allow_unbound_keys: bool = True) -> str:
+    """The shipped offer with windows around today (UTC), for tests that use the real clock.
+    Its test keys name no account, so by default it allows that (R-X5); tests of R-X5's
+    default (review) pass allow_unbound_keys=False."""
     import tomllib
 
     import tomli_w
@@ -88,6 +90,8 @@ def open_campaign_text(slug: str = "open-today") -> str:
     data["eligibility_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
     data["redemption_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
     data["reward"]["code_expires_on"] = today + timedelta(days=365)
+    if allow_unbound_keys:
+        data["allow_unbound_keys"] = True
     return tomli_w.dumps(data)
 
 

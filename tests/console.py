@@ -7,6 +7,7 @@ import json
 import re
 import sqlite3
 import time
+from html.parser import HTMLParser
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -57,6 +58,46 @@ def post_confirmed(client: TestClient, path: str, values: dict[str, Any]):  # ty
     asked = post_form(client, path, values)
     assert asked.status_code == 200 and 'name="confirm"' in asked.text, (asked.status_code, asked.text[:2000])
     return client.post(path, data=confirmation_fields(asked.text))
+
+
+class _FormReader(HTMLParser):
+    """What a browser would send for a form as shown: inputs, checked boxes, selected
+    options and textareas (lists for names that repeat: checkboxes)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.values: dict[str, Any] = {}
+        self._area: str | None = None
+
+    def _add(self, name: str, value: str) -> None:
+        if name in self.values:
+            old = self.values[name]
+            self.values[name] = [*old, value] if isinstance(old, list) else [old, value]
+        else:
+            self.values[name] = value
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "input" and a.get("name") and a.get("type") not in ("submit", "file"):
+            if a.get("type") != "checkbox" or "checked" in a:
+                self._add(a["name"], a.get("value", ""))
+        elif tag == "textarea" and a.get("name"):
+            self._area = a["name"]
+            self.values[self._area] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._area:
+            self.values[self._area] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea":
+            self._area = None
+
+
+def form_values(html: str) -> dict[str, Any]:
+    reader = _FormReader()
+    reader.feed(html)
+    return reader.values
 
 
 def field_error(html: str, field: str) -> str:

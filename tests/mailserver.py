@@ -28,11 +28,13 @@ class ScriptedHandler:
         self.refuse: dict[str, str] = {}
         self.stall_seconds = 0.0
         self.received: list[EmailMessage] = []
+        self.rcpt_to: list[str] = []  # every envelope recipient accepted, as the client sent it
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address in self.refuse:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
+        self.rcpt_to.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:

@@ -154,7 +154,8 @@ def test_evaluate_stock_and_uploads(api: tuple[TestClient, dict[str, str]], shop
 def test_the_openapi_description_names_every_endpoint(client: TestClient) -> None:
     openapi = client.get("/api/v1/openapi.json").json()
     assert openapi["openapi"].startswith("3.1") and openapi["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
-    served = {(m.lower(), r.path) for r in client.app.routes if isinstance(r, Route) and r.path.startswith("/api/v1/")  # type: ignore[attr-defined]
+    served = {(m.lower(), re.sub(r":\w+}", "}", r.path))  # {job_id:int64} is {job_id} in OpenAPI
+              for r in client.app.routes if isinstance(r, Route) and r.path.startswith("/api/v1/")  # type: ignore[attr-defined]
               and r.path != "/api/v1/openapi.json" for m in (r.methods or set()) - {"HEAD"}}
     described = {(m, p) for p, ops in openapi["paths"].items() for m in ops if m != "parameters"}
     assert described == served
@@ -172,3 +173,36 @@ def test_an_upload_over_the_limit_is_refused_and_leaves_no_file(api: tuple[TestC
     too_big = client.post("/api/v1/campaigns/open-today/codes", headers=headers, content=b"code\n" + b"X" * 500)
     assert too_big.status_code == 413 and too_big.headers["content-type"] == "application/problem+json"
     assert list(tmp_path.glob("promo-upload-*")) == []
+
+
+def test_evaluate_and_activation_uploads_carry_both_countries(api: tuple[TestClient, dict[str, str]],
+                                                              shop: sqlite3.Connection) -> None:
+    """R-X2 through the API: two countries in the evaluate body and in the activation CSV, as described."""
+    from promo.activations import get_activation
+
+    client, headers = api
+    openapi = client.get("/api/v1/openapi.json").json()
+    body = openapi["paths"]["/api/v1/campaigns/{slug}/evaluate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"country", "purchase_country", "activation_country"} <= set(body["properties"])
+    assert "country" not in body["required"]
+    upload = openapi["paths"]["/api/v1/activations"]["post"]["requestBody"]["content"]["text/csv"]["schema"]["description"]
+    assert "purchase_country,activation_country" in upload and "`country`" in upload
+
+    day = "2026-11-01"
+    answer = client.post("/api/v1/campaigns/open-today/evaluate", headers=headers, json={
+        "sku": "O365-HOME-ESD", "purchase_country": "DK", "activation_country": "US", "purchased_at": day, "activated_at": day})
+    assert answer.status_code == 200
+    schema_check(openapi, "Decision", answer.json())
+    assert [f["reason"] for f in answer.json()["failures"] if f["rule"] == "R-X2"] == ["activation_country_not_eligible"]
+    missing = client.post("/api/v1/campaigns/open-today/evaluate", headers=headers,
+                          json={"sku": "O365-HOME-ESD", "purchased_at": day, "activated_at": day})
+    assert missing.status_code == 400 and {e["field"] for e in missing.json()["errors"]} == {"country"}
+
+    records = ("product_key,sku,purchase_country,activation_country,purchased_at,activated_at\n"
+               f"{product_key(78)},O365-HOME-ESD,DK,NO,{day},{day}\n")
+    assert client.post("/api/v1/activations", headers=headers, content=records).status_code == 201
+    record = get_activation(shop, product_key(78).replace("-", ""))
+    assert record is not None and (record.purchase_country, record.activation_country) == ("DK", "NO")
+    half = client.post("/api/v1/activations", headers=headers,
+                       content="product_key,sku,purchase_country,purchased_at,activated_at\n")
+    assert half.status_code == 422 and "missing column activation_country" in half.json()["errors"][0]["message"]

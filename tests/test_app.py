@@ -37,7 +37,7 @@ def test_healthz(client: TestClient) -> None:
 def test_readyz_when_migrated(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "pending_migrations": []}
+    assert response.json() == {"status": "ok", "database": "ok", "pending_migrations": [], "mail_relay": "up"}
 
 
 def test_readyz_is_503_when_migrations_are_pending(settings: Settings) -> None:
@@ -70,7 +70,7 @@ def test_metrics_expose_requests_and_code_stock(client: TestClient, conn: sqlite
 def test_metrics_count_decisions_by_outcome_and_rule_from_any_process(client: TestClient, conn: sqlite3.Connection) -> None:
     from promo.campaign_store import get_campaign
     from tests.test_redemption import add_activations, redeem
-    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None), (2, "O365-HOME-TRIAL", "US", None)])
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", "ann@example.com"), (2, "O365-HOME-TRIAL", "US", "bob@example.com")])
     add_codes(conn, get_campaign(conn, SLUG), 2)
     assert redeem(conn, key=1).redeemed  # on another connection, as the CLI would
     assert not redeem(conn, key=2, account="bob@example.com").redeemed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 import sqlite3
 import subprocess
 import time
@@ -11,16 +12,18 @@ from pathlib import Path
 import pytest
 
 from promo.backup import verify_backup
+from promo.campaign_store import get_campaign
 from promo.config import Settings
+from promo.db import transaction
 from tests import race_worker
-from tests.conftest import product_key
+from tests.conftest import SLUG, product_key
 from tests.test_cli import PROMO
 from tests.test_concurrency import assert_invariants, prepared
 
 
 @pytest.mark.slow
 def test_backup_under_load_is_consistent_and_restores(settings: Settings, tmp_path: Path) -> None:
-    path = prepared(settings, keys=3000, codes=3000)
+    path = prepared(settings, keys=3000, codes=3000, owner="")  # keys with no account, any account redeems (R-X5 allowed)
     ctx = multiprocessing.get_context("spawn")
     jobs = [[(f"load{p}-{n}@example.com", product_key(n)) for n in range(p, 3000, 2)] for p in range(2)]
     with ctx.Pool(2) as pool:
@@ -32,7 +35,7 @@ def test_backup_under_load_is_consistent_and_restores(settings: Settings, tmp_pa
             target = tmp_path / f"backup-{i}.sqlite3"
             result = subprocess.run([PROMO, "backup", str(target)], env=env, capture_output=True, text=True, timeout=60)
             assert result.returncode == 0, result.stderr
-            assert "integrity and audit chain verified" in result.stdout
+            assert "the audit chain verified" in result.stdout
             copies.append(target)
         assert not load.ready(), "the load finished before the backups: make it longer"
         outcomes = [o for part in load.get(timeout=120) for o in part]
@@ -59,3 +62,59 @@ def test_backup_refuses_to_overwrite_and_detects_a_damaged_copy(settings: Settin
     damaged.close()
     with pytest.raises(ValueError, match="audit chain broken at event 1"):
         verify_backup(target)
+
+
+def both_programs(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """An offer redemption and a granted nonprofit donation in one database."""
+    from tests.test_nonprofit import T0, approved_org, ask, install_program, new_code
+    from tests.test_redemption import add_activations, add_codes, redeem
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None)])
+    add_codes(conn, get_campaign(conn, SLUG), 3)
+    assert redeem(conn, 1).redeemed
+    install_program(conn, keys_per_product=2, now=T0)
+    donation = ask(conn, new_code(conn, approved_org(conn)), T0, DON_OFFICE_PROPLUS=1, DON_WINSRV_STD=1)
+    assert donation.fulfilled
+    return conn
+
+
+def test_a_backup_of_a_database_using_both_programs_is_verified(settings: Settings, conn: sqlite3.Connection,
+                                                                tmp_path: Path) -> None:
+    """Issue 14, 7: every backup was refused once one donation was granted (its licence keys
+    were counted as offer codes without redemptions). Each campaign's books are checked by kind."""
+    both_programs(conn)
+    target = tmp_path / "copies" / "both.sqlite3"
+    env = {"PROMO_CONFIG": str(settings.database_path.parent / "config.toml"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([PROMO, "backup", str(target)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "1 redemptions, 1 donation requests" in result.stdout and "the books of 2 campaign(s)" in result.stdout
+    assert sorted(p.name for p in target.parent.iterdir()) == ["both.sqlite3"]
+    report = verify_backup(target)  # the "restore": the copy on its own
+    assert (report.redemptions, report.donation_requests, report.campaigns) == (1, 1, 2)
+    copy = sqlite3.connect(target)
+    assert copy.execute("SELECT COUNT(*) FROM donation_lines").fetchone()[0] == 2
+    copy.close()
+
+
+def _issue_a_code_from_nowhere(conn: sqlite3.Connection, slug: str) -> None:
+    conn.execute("UPDATE reward_codes SET issued_at = '2026-03-02T10:00:00Z' WHERE id = (SELECT MIN(k.id) FROM reward_codes k"
+                 " JOIN campaigns c ON c.id = k.campaign_id WHERE c.slug = ? AND k.issued_at IS NULL)", (slug,))
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda c: _issue_a_code_from_nowhere(c, SLUG), f"campaign {SLUG}: the issued books do not balance: 1 accepted redemptions"),
+    (lambda c: _issue_a_code_from_nowhere(c, "nonprofit-donations"),
+     "campaign nonprofit-donations: the issued books do not balance: 2 donation request lines but 3 issued licence keys"),
+    (lambda c: c.execute("DELETE FROM outbox WHERE subject_ref LIKE 'redemption:%'"),
+     f"campaign {SLUG}: the emails books do not balance: 1 issued codes but 0 emails sent + 0 pending + 0 failed"),
+    (lambda c: c.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"), "audit chain broken at event 2"),
+], ids=["offer code without redemption", "licence key without request", "redemption without email", "audit chain"])
+def test_a_copy_that_fails_verification_leaves_nothing_behind(conn: sqlite3.Connection, tmp_path: Path,
+                                                              damage: object, message: str) -> None:
+    from promo.backup import backup_database
+    both_programs(conn)
+    with transaction(conn):
+        damage(conn)  # type: ignore[operator]
+    target = tmp_path / "copies" / "damaged.sqlite3"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        backup_database(conn, target)
+    assert list(target.parent.iterdir()) == []  # neither the backup nor its .partial file

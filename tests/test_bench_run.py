@@ -23,7 +23,7 @@ def test_the_benchmark_runs_whole_and_prints_its_table(tmp_path: Path) -> None:
     assert shutil.which("wrk"), "the benchmark needs Debian's wrk (scripts/test installs it when it can)"
     out, real = tmp_path / "results.json", ROOT / "bench" / "results.json"
     before = real.stat().st_mtime_ns if real.exists() else None
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--scale", "0.01", "--seconds", "1",
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--scale", "0.01", "--seconds", "3",
                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -38,3 +38,20 @@ def test_the_benchmark_runs_whole_and_prints_its_table(tmp_path: Path) -> None:
     verified = results["verify"]
     assert verified.pop("redemptions") > 0 and all(verified.values()), verified
     assert (real.stat().st_mtime_ns if real.exists() else None) == before  # the real results are left alone
+
+
+@pytest.mark.slow
+def test_the_signin_burst_benchmark_runs_and_prints_its_figures(tmp_path: Path) -> None:
+    """`scripts/bench signin-burst` at a small size: a real `promo serve`, redemptions
+    throughout, a burst of failed staff sign-ins from distinct loopback addresses (each one
+    reaches the password check: all 401, none 429). Figures printed, not judged."""
+    out = tmp_path / "burst.json"
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "signin_burst.py"), "--rate", "20", "--quiet", "1",
+                          "--burst", "5", "--after", "0.5", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["signin_statuses"] == {"401": 5} and results["redemption_errors"] == 0
+    assert results["redemptions_quiet"] > 0 and results["redemptions_during_burst"] > 0
+    for line in ("quiet", "during the burst", "ratio burst / quiet"):
+        assert line in run.stdout

@@ -48,6 +48,19 @@ def test_shipped_offer_states_what_the_issue_asks() -> None:
     assert data["reward"]["code_expires_on"].isoformat() == "2014-10-31"
     assert data["products"]["qualifying"] and data["products"]["excluded"]  # by attribute
     assert len(data["products"]["qualifying_skus"]) == 8 and len(data["products"]["excluded_skus"]) == 14
+    assert "availability" not in data  # the documents give no per-country list (R-X3)
+    assert "allow_unbound_keys" not in data  # the default: a key with no account goes to review (R-X5)
+
+
+def test_the_new_settings_round_trip_and_are_written_only_when_set() -> None:
+    data = shipped() | {"allow_unbound_keys": True, "availability": {"O365-HOME-MIL": ["GB", "DE"]}}
+    offer = parse_campaign_file(tomli_w.dumps(data), CATALOG)
+    assert offer.allow_unbound_keys is True and offer.products.availability == {"O365-HOME-MIL": frozenset({"DE", "GB"})}
+    text = render_campaign_file(offer)
+    assert "allow_unbound_keys = true" in text and 'O365-HOME-MIL = [\n    "DE",\n    "GB",\n]' in text
+    assert render_campaign_file(parse_campaign_file(text, CATALOG)) == text
+    quiet = render_campaign_file(parse_campaign_file(tomli_w.dumps(shipped() | {"allow_unbound_keys": False}), CATALOG))
+    assert "allow_unbound_keys" not in quiet and quiet == shipped_campaign_text(SLUG)
 
 
 @pytest.mark.parametrize(("change", "field", "message"), [
@@ -64,6 +77,8 @@ def test_shipped_offer_states_what_the_issue_asks() -> None:
     (lambda d: d["reward"].update(code_pattern="(["), "reward.code_pattern", "regular expression"),
     (lambda d: d["products"]["excluded"].append({"channel": ["retail"]}), "products.excluded[4].channel", "unknown channel"),
     (lambda d: d.update(colour="red"), "colour", "unknown setting"),
+    (lambda d: d.update(allow_unbound_keys="yes"), "allow_unbound_keys", "must be true or false"),
+    (lambda d: d.update(availability={"O365-HOME-MIL": []}), "availability.O365-HOME-MIL", "non-empty list"),
     (lambda d: d.pop("reward"), "reward", "required"),
 ])
 def test_validation_names_the_field(change: Any, field: str, message: str) -> None:

@@ -75,11 +75,41 @@ def test_evaluate_refused_exits_1_with_every_rule(cli: Cli) -> None:
     assert json.loads(result.stdout)["failed_rules"] == ["R-X2", "R-X4", "R-X7"]
 
 
+@pytest.mark.parametrize(("purchased", "activated", "code"), [
+    ("2013-08-02", "2013-08-01T23:30:00Z", 0),  # issue 15: 01:30 on 2013-08-02 in Copenhagen, the day of purchase
+    ("2013-08-02", "2013-08-01T22:00:00Z", 0),  # local midnight
+    ("2013-08-02", "2013-08-01T21:59:59Z", 2),  # 23:59:59 on 2013-08-01 local: before the purchase day
+    ("2013-08-01T21:59:59Z", "2013-08-01", 0),
+    ("2013-08-01T23:30:00Z", "2013-08-01", 2),  # bought 01:30 on 2013-08-02 local
+])
+def test_evaluate_orders_a_bare_day_in_the_campaigns_zone(cli: Cli, purchased: str, activated: str, code: int) -> None:
+    cli("campaigns", "import", "--shipped", SLUG)
+    result = cli("evaluate", "--campaign", SLUG, "--sku", "O365-HOME-ESD", "--country", "DK", "--purchased-at", purchased,
+                 "--activated-at", activated, "--at", "2013-10-01T12:00:00Z")
+    assert result.returncode == code, result.stdout + result.stderr
+    if code:
+        assert "activated_at: activation" in result.stderr and "in the campaign's zone (Europe/Copenhagen)" in result.stderr
+
+
+def test_evaluate_takes_the_two_countries_apart(cli: Cli) -> None:
+    cli("campaigns", "import", "--shipped", SLUG)
+    base = ["evaluate", "--campaign", SLUG, "--sku", "O365-HOME-ESD", "--purchased-at", "2013-08-01",
+            "--activated-at", "2013-08-02", "--at", "2013-10-01T12:00:00Z"]
+    both = cli(*base, "--purchase-country", "DK", "--activation-country", "NO")
+    assert both.returncode == 0, both.stderr
+    abroad = cli(*base, "--country", "DK", "--activation-country", "US")
+    assert abroad.returncode == 1
+    assert [f["reason"] for f in json.loads(abroad.stdout)["failures"]] == ["activation_country_not_eligible"]
+    neither = cli(*base)
+    assert neither.returncode == 2 and "country: is required" in neither.stderr
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--sku", "NOPE"], "sku: unknown SKU 'NOPE'"),
     (["--country", "Denmark"], "country: 'Denmark' is not an ISO 3166-1 country code"),
     (["--purchased-at", "01/08/2013"], "purchased_at: '01/08/2013' is not a valid date (use YYYY-MM-DD)"),
-    (["--activated-at", "2013-07-30"], "activated_at: activation (2013-07-30) is before purchase (2013-08-01)"),
+    (["--activated-at", "2013-07-30"], "activated_at: activation (2013-07-30) is before purchase (2013-08-01) "
+                                       "in the campaign's zone (Europe/Copenhagen)"),
     (["--at", "2013-10-01T12:00:00"], "at: '2013-10-01T12:00:00' has no time zone"),
     (["--campaign", "nope"], "campaign 'nope' not found"),
 ])
@@ -101,6 +131,7 @@ def test_imports_and_support_redeem_end_to_end(cli: Cli) -> None:
     data["eligibility_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
     data["redemption_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
     data["reward"]["code_expires_on"] = today + timedelta(days=365)
+    data["allow_unbound_keys"] = True  # the keys below name no account (R-X5's default is review)
     assert cli("campaigns", "import", cli.write("open.toml", tomli_w.dumps(data))).returncode == 0
 
     day = (today - timedelta(days=2)).isoformat()

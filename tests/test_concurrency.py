@@ -18,13 +18,18 @@ from promo.db import Database
 from promo.redemption import RedeemRequest, redeem
 from tests import race_worker
 from tests.conftest import DURING, SLUG, prepare_database, product_key
-from tests.test_redemption import add_activations, add_codes
+from tests.test_redemption import add_activations, add_codes, allow_unbound_keys
 
 
-def prepared(settings: Settings, keys: int, codes: int, bind: bool = False) -> Path:
+def prepared(settings: Settings, keys: int, codes: int, owner: str | None = None) -> Path:
+    """Key n is bound to `owner`, or else to user{n} (R-X5); owner "" leaves the keys unbound
+    and allows that in the campaign, for the race of many accounts over one key."""
     conn = prepare_database(settings.database_path)
     from promo.campaign_store import get_campaign
-    add_activations(conn, [(n, "O365-HOME-ESD", "DK", f"user{n}@example.com" if bind else None) for n in range(keys)])
+    if owner == "":
+        allow_unbound_keys(conn)
+    add_activations(conn, [(n, "O365-HOME-ESD", "DK", f"user{n}@example.com" if owner is None else owner or None)
+                           for n in range(keys)])
     add_codes(conn, get_campaign(conn, SLUG), codes)
     conn.close()
     return settings.database_path
@@ -46,7 +51,7 @@ def assert_invariants(path: Path) -> None:
 
 
 async def test_200_simultaneous_redemptions_for_one_account_give_one_code(settings: Settings) -> None:
-    path = prepared(settings, keys=200, codes=300)
+    path = prepared(settings, keys=200, codes=300, owner="ann@example.com")
     async with Database(path) as db:
         results = await asyncio.gather(*(
             redeem(db, RedeemRequest(SLUG, "ann@example.com", product_key(n), terms_accepted=True), DURING)
@@ -78,7 +83,7 @@ def race_in_processes(path: Path, jobs_per_process: list[list[tuple[str, str]]])
 
 @pytest.mark.slow
 def test_one_account_racing_from_four_processes(settings: Settings) -> None:
-    path = prepared(settings, keys=200, codes=300)
+    path = prepared(settings, keys=200, codes=300, owner="ann@example.com")
     jobs = [[("ann@example.com", product_key(n)) for n in range(p, 200, 4)] for p in range(4)]
     assert race_in_processes(path, jobs) == {"redeemed": 1, "R-X6": 199}
     assert_invariants(path)
@@ -98,7 +103,7 @@ def test_500_accounts_racing_for_100_codes_from_four_processes(settings: Setting
 
 @pytest.mark.slow
 def test_one_product_key_tried_by_many_accounts_in_many_processes(settings: Settings) -> None:
-    path = prepared(settings, keys=1, codes=10)
+    path = prepared(settings, keys=1, codes=10, owner="")
     jobs = [[(f"user{p}-{i}@example.com", product_key(0)) for i in range(10)] for p in range(4)]
     assert race_in_processes(path, jobs) == {"redeemed": 1, "R-X5": 39}
     assert_invariants(path)

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from promo.campaign_store import get_campaign
 from promo.campaigns import render_campaign_file
 from tests.conftest import product_key
-from tests.console import SUMMER, audit_changes, csrf, field_error, post_confirmed, post_form, signed_in
+from tests.console import SUMMER, audit_changes, csrf, field_error, form_values, post_confirmed, post_form, signed_in
 from tests.mailserver import MailServer
 from tests.web import follow_link, redeem_form, sign_in, submit
 
@@ -113,19 +113,14 @@ def test_edits_are_audited_field_by_field_and_stale_edits_are_refused(marketer: 
 def test_clone_copies_everything_but_the_address(marketer: TestClient, shop: sqlite3.Connection) -> None:
     form = marketer.get("/console/campaigns/new?from=open-today").text
     assert 'value="open-today-copy"' in form and "(copy)" in form
-    values = {k: v for k, v in re.findall(r'name="([\w.]+)" type="(?:text|date|number|url)" value="([^"]*)"', form)}
-    values.update(countries=re.findall(r'name="countries" value="(\w\w)"\s+checked', form),
-                  **{"products.qualifying_skus": re.findall(r'name="products.qualifying_skus" value="([\w-]+)" checked', form),
-                     "products.excluded_skus": re.findall(r'name="products.excluded_skus" value="([\w-]+)" checked', form)},
-                  clone_of="open-today")
-    for area in ("products.qualifying", "products.excluded", "availability"):
-        found = re.search(rf'name="{area}" rows="3"[^>]*>([^<]*)</textarea>', form)
-        values[area] = found.group(1) if found else ""
+    values = {k: v for k, v in form_values(form).items() if k != "csrf"}
+    assert values["clone_of"] == "open-today"
     values["timezone"] = "UTC"
     assert post_form(marketer, "/console/campaigns/new", values).status_code == 303
     original, copy = get_campaign(shop, "open-today").campaign, get_campaign(shop, "open-today-copy").campaign
     assert copy.countries == original.countries and copy.products == original.products
-    assert copy.sponsors == original.sponsors and copy.support == original.support  # carried over, not on the form
+    assert copy.sponsors == original.sponsors  # carried over, not on the form
+    assert copy.support == original.support and copy.terms == original.terms  # on the form (R-X16, R-X22)
     assert copy.reward == original.reward and copy.name == original.name + " (copy)"
 
 
@@ -193,6 +188,41 @@ def test_preview_shows_the_decision_with_every_failing_rule(marketer: TestClient
     assert rules == ["R-X4", "R-X2", "R-X1", "R-X1"]
     bad = preview(sku="O365-HOME-ESD", country="Narnia", purchased_at=day, activated_at="yesterday")
     assert "is not an ISO 3166-1 country code" in bad and "Qualifies" not in bad
+
+
+def test_preview_orders_bare_days_in_the_campaigns_zone_and_takes_two_countries(marketer: TestClient) -> None:
+    def preview(**query: str) -> str:
+        page = marketer.get("/console/campaigns/office365-xbox-gold-2013", params={"sku": "O365-HOME-ESD", **query})
+        assert page.status_code == 200
+        return page.text
+
+    # 2013-08-01T23:30:00Z is 01:30 on 2013-08-02 in Copenhagen, the day of purchase: in order.
+    same_day = preview(country="DK", purchased_at="2013-08-02", activated_at="2013-08-01T23:30:00Z")
+    assert "Does not qualify" in same_day and "R-X7" in same_day  # only because the 2013 offer has closed
+    assert "before purchase" not in same_day and "R-X1" not in same_day
+    before = preview(country="DK", purchased_at="2013-08-01T23:30:00Z", activated_at="2013-08-01")
+    assert ('<p class="error">activation (2013-08-01) is before purchase (2013-08-01T23:30:00Z) in the '
+            "campaign&#39;s zone (Europe/Copenhagen)</p>") in before
+    abroad = preview(country="DK", activation_country="US", purchased_at="2013-08-01", activated_at="2013-08-02")
+    assert "the product was activated in United States (US)" in abroad and "bought in" not in abroad
+    assert 'name="activation_country" value="US"' in abroad
+
+
+def test_allowing_unbound_keys_is_a_checkbox_on_the_form(marketer: TestClient, shop: sqlite3.Connection) -> None:
+    assert "Allow keys whose activation record names no account" in marketer.get("/console/campaigns/new").text
+    assert create(marketer, allow_unbound_keys="yes").status_code == 303
+    assert get_campaign(shop, "summer-2026").campaign.allow_unbound_keys is True
+    form = marketer.get("/console/campaigns/summer-2026/edit").text
+    assert re.search(r'name="allow_unbound_keys" value="yes"[^>]*\s+checked', form)
+    values = _values_of(get_campaign(shop, "summer-2026").campaign)
+    del values["allow_unbound_keys"]  # unticked
+    updated_at = re.search(r'name="updated_at" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    assert post_form(marketer, "/console/campaigns/summer-2026/edit",
+                     {**values, "updated_at": updated_at, "action": "save"}).status_code == 303
+    assert get_campaign(shop, "summer-2026").campaign.allow_unbound_keys is False
+    assert audit_changes(shop, "campaign:definition:changed")[-1]["changes"] == {"allow_unbound_keys": [True, None]}
+    odd = create(marketer, slug="odd-2026", allow_unbound_keys="maybe")
+    assert odd.status_code == 422 and field_error(odd.text, "allow_unbound_keys").startswith("must be true or false")
 
 
 def get_day() -> str:

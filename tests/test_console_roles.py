@@ -4,6 +4,7 @@ name every route, so a new route cannot be added without deciding who may use it
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime
 
@@ -23,6 +24,8 @@ CONSOLE = {
     ("POST", "/console/campaigns/new"): EDIT,
     ("POST", "/console/campaigns/import"): EDIT,
     ("GET", "/console/campaigns/{slug}"): READ,
+    ("GET", "/console/campaigns/{slug}/dashboard"): READ,
+    ("GET", "/console/dashboard"): READ,
     ("GET", "/console/campaigns/{slug}/edit"): EDIT,
     ("POST", "/console/campaigns/{slug}/edit"): EDIT,
     ("POST", "/console/campaigns/{slug}/state"): EDIT,
@@ -43,6 +46,7 @@ CONSOLE = {
     ("GET", "/console/nonprofit/requests"): READ,
     ("POST", "/console/nonprofit/keys"): EDIT,
     ("POST", "/console/nonprofit/organisations/{org_id}/{decision}"): EDIT,
+    ("POST", "/console/nonprofit/requests/{request_id}/{decision}"): EDIT,
     ("POST", "/console/nonprofit/returns/{return_id}/{decision}"): EDIT,
 }
 API = {
@@ -61,12 +65,13 @@ PARTNER = {("POST", "/api/v1/validation-codes/verify")}  # partner tokens, not s
 
 
 def routes_of(client: TestClient, prefix: str) -> set[tuple[str, str]]:
-    return {(method, r.path) for r in client.app.routes if isinstance(r, Route) and r.path.startswith(prefix)  # type: ignore[attr-defined]
+    return {(method, re.sub(r":\w+}", "}", r.path))  # {job_id:int64} -> {job_id}
+            for r in client.app.routes if isinstance(r, Route) and r.path.startswith(prefix)  # type: ignore[attr-defined]
             for method in (r.methods or set()) - {"HEAD"}}
 
 
 def url(path: str, ids: dict[str, int]) -> str:
-    return path.format(slug="open-today", decision="approve", org_id=1, return_id=1, **ids)
+    return path.format(slug="open-today", decision="approve", org_id=1, return_id=1, request_id=1, **ids)
 
 
 @pytest.fixture

@@ -172,7 +172,7 @@ def test_the_review_queue_is_paged_oldest_first(client: TestClient, shop: sqlite
     day = TODAY - timedelta(days=2)
     for n in range(55):
         name, kind = store_receipt(web_settings.receipts_dir, b"%PDF-1.4\n", 1_000_000)
-        evidence = Activation(product_key(500 + n).replace("-", ""), "O365-HOME-ESD", "DK", day, day, None)
+        evidence = Activation(product_key(500 + n).replace("-", ""), "O365-HOME-ESD", "DK", "DK", day, day, None)
         with transaction(shop):
             submit_claim(shop, campaign="open-today", account_email=f"c{n}@example.com", activation=evidence,
                          receipt_file=name, kind=kind, locale="en", ip=None, now=datetime.now(UTC))

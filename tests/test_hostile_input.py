@@ -77,13 +77,21 @@ def test_any_bytes_as_a_code_file_give_codes_or_a_clear_error(conn: sqlite3.Conn
     assert not conn.in_transaction
 
 
+ACTIVATION_HEADERS = st.sampled_from([
+    ["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],  # the older file: one country
+    ["product_key", "sku", "purchase_country", "activation_country", "purchased_at", "activated_at", "account_email"],
+    ["product_key", "sku", "purchase_country", "purchased_at", "activated_at"],  # a header error
+])
+
+
 @FUZZ
-@given(rows=st.lists(st.lists(TEXT, min_size=0, max_size=8), max_size=6))
-def test_any_rows_as_an_activation_file_give_records_or_a_clear_error(conn: sqlite3.Connection, rows: list[list[str]]) -> None:
+@given(rows=st.lists(st.lists(TEXT, min_size=0, max_size=8), max_size=6), header=ACTIVATION_HEADERS)
+def test_any_rows_as_an_activation_file_give_records_or_a_clear_error(conn: sqlite3.Connection, rows: list[list[str]],
+                                                                      header: list[str]) -> None:
     import csv
     text = io.StringIO()
     writer = csv.writer(text)
-    writer.writerow(["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"])
+    writer.writerow(header)
     writer.writerows(rows)
     before = counts(conn)
     try:
@@ -150,19 +158,44 @@ def test_a_time_without_a_zone_is_always_refused(naive: datetime) -> None:
 
 # ---- the rules
 
-@given(sku=st.sampled_from(sorted(CATALOG)), country=st.sampled_from(["DK", "NO", "US", "DE", "JP", "KR", "TW"]),
+COUNTRY = st.sampled_from(["DK", "NO", "US", "DE", "JP", "KR", "TW"])
+
+
+def _in_order(purchased: date, activated: date) -> bool:
+    """Activation at or after purchase, a bare day being its whole day in the campaign's zone: an
+    instant is in order with a day when it is not before that day's first instant (or, the other
+    way round, before the first instant of the next day)."""
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, datetime.min.time(), tzinfo=OFFER.tz)
+
+    if isinstance(purchased, datetime) and isinstance(activated, datetime):
+        return activated >= purchased
+    if isinstance(activated, datetime):
+        return activated >= midnight(purchased)
+    if isinstance(purchased, datetime):
+        return purchased < midnight(activated + timedelta(days=1))
+    return activated >= purchased
+
+
+@given(sku=st.sampled_from(sorted(CATALOG)), bought_in=COUNTRY, activated_in=COUNTRY,
        purchased=st.datetimes(min_value=datetime(2013, 6, 1), max_value=datetime(2013, 12, 1), timezones=ZONES.map(ZoneInfo)),
-       delay=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=90)),
+       delay=st.timedeltas(min_value=timedelta(days=-2), max_value=timedelta(days=90)),
+       bare=st.sampled_from([(False, False), (True, False), (False, True), (True, True)]),
        now=st.datetimes(min_value=datetime(2013, 6, 1), max_value=datetime(2014, 1, 1), timezones=st.just(UTC)),
        terms=st.sampled_from([True, False, None]))
-def test_an_eligible_decision_means_every_rule_holds(sku: str, country: str, purchased: datetime, delay: timedelta,
-                                                     now: datetime, terms: bool | None) -> None:
-    claim = Claim(account="a@example.com", product_key="K" * 25, sku=CATALOG[sku], country=country,
-                  purchased_at=purchased, activated_at=purchased + delay, terms_accepted=terms)
+def test_an_eligible_decision_means_every_rule_holds(sku: str, bought_in: str, activated_in: str, purchased: datetime,
+                                                     delay: timedelta, bare: tuple[bool, bool], now: datetime,
+                                                     terms: bool | None) -> None:
+    # Either fact may be a bare day (its local day in the campaign's zone) or an instant.
+    bought: date = purchased.astimezone(OFFER.tz).date() if bare[0] else purchased
+    activated: date = (purchased + delay).astimezone(OFFER.tz).date() if bare[1] else purchased + delay
+    claim = Claim(account="a@example.com", product_key="K" * 25, sku=CATALOG[sku], purchase_country=bought_in,
+                  activation_country=activated_in, purchased_at=bought, activated_at=activated, terms_accepted=terms)
     decision = OFFER.evaluate(claim, now)
     holds = (OFFER.products.is_qualifying(CATALOG[sku]) and not OFFER.products.is_excluded(CATALOG[sku])
-             and OFFER.products.available_in(CATALOG[sku], country) and country in OFFER.countries
-             and OFFER.eligibility.contains(purchased) and OFFER.eligibility.contains(purchased + delay)
+             and OFFER.products.available_in(CATALOG[sku], bought_in) and bought_in in OFFER.countries
+             and activated_in in OFFER.countries and _in_order(bought, activated)
+             and OFFER.eligibility.contains(bought) and OFFER.eligibility.contains(activated)
              and OFFER.redemption.contains(now) and terms is not False)
     assert decision.eligible == holds
     assert all(f.rule.startswith("R-X") and f.message for f in decision.failures)

@@ -226,6 +226,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 page("home, chosen country without offers", "consumer.home", shop.get("/?country=US", lang=lang))
                 for slug in ("open-today", "not-yet", "closed", "auckland"):
                     page(f"offer {slug}", "consumer.offer", shop.get(f"/offers/{slug}", lang=lang))
+                    page(f"terms {slug}", "consumer.terms", shop.get(f"/offers/{slug}/terms", lang=lang))
                 page("redeem form", "consumer.redeem_form", shop.get("/offers/open-today/redeem", lang=lang, as_account=winner))
                 page("review form", "consumer.review_form",
                      shop.get(f"/offers/open-today/review?product_key={reviewer_key}", lang=lang, as_account=winner))
@@ -298,7 +299,8 @@ def test_the_sweep_covers_every_consumer_page_and_email(sweep: dict[str, Any]) -
 
     assert {r.name for r in routes} - sweep["visited"] == set()
     assert sweep["emails"] == sweep["expected_emails"]
-    shown_to_staff_or_nonprofits = {"low_stock", "donation_keys", "donation_return"}  # not the offers' customers
+    shown_to_staff_or_nonprofits = {"low_stock", "donation_keys", "donation_return", "donation_status",
+                                    "organisation_revoked"}  # not the offers' customers
     templates = {p.name for p in (ROOT / "templates" / "email").iterdir() if p.is_dir()}
     assert templates - shown_to_staff_or_nonprofits == {kind for kind, _ in sweep["expected_emails"]}
 

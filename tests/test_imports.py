@@ -6,6 +6,7 @@ import csv
 import io
 import sqlite3
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -13,10 +14,10 @@ from hypothesis import strategies as st
 
 from promo.activations import get_activation, import_activations
 from promo.campaign_store import StoredCampaign
-from promo.catalog import load_catalog
+from promo.catalog import load_catalog, shipped_catalog, upsert_skus
 from promo.codes import claim_code, import_codes, stock
 from promo.csvfile import records, rows
-from promo.db import IMPORT_CACHE_MIB
+from promo.db import IMPORT_CACHE_MIB, connect, migrate, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_product_key
 from tests.conftest import csv_bytes, product_key, reward_code
@@ -49,7 +50,8 @@ def test_activation_import_normalises_keys_emails_and_times(conn: sqlite3.Connec
     assert activations(conn, rows) == 2
     first = get_activation(conn, product_key(1).replace("-", ""))
     assert first is not None
-    assert (first.sku, first.country, first.account_email) == ("O365-HOME-ESD", "DK", "ann@example.com")
+    assert (first.sku, first.purchase_country, first.activation_country, first.account_email) == (
+        "O365-HOME-ESD", "DK", "DK", "ann@example.com")
     assert first.purchased_at == date(2013, 8, 1)
     assert first.activated_at == datetime(2013, 8, 2, 8, 0, tzinfo=UTC)
     second = get_activation(conn, product_key(2).replace("-", ""))
@@ -101,13 +103,85 @@ def test_activations_keep_their_line_and_a_refusal_that_is_not_a_duplicate_is_ra
 
 @pytest.mark.parametrize(("content", "message"), [
     (b"", "empty"),
-    (b"product_key,sku\n", "missing column country"),
+    (b"product_key,sku\n", "missing column purchased_at, activated_at"),
+    (b"product_key,sku,purchased_at,activated_at\n", "missing column purchase_country, activation_country"),
+    (b"product_key,sku,purchase_country,purchased_at,activated_at\n", "missing column activation_country"),
+    (b"product_key,sku,country,purchase_country,purchased_at,activated_at\n",
+     "column country means both countries: leave out purchase_country"),
     (b"product_key,sku,country,purchased_at,activated_at,colour\n", "unknown column colour"),
     (b"\xff\xfe\x00garbage", "not UTF-8"),
 ])
 def test_activation_file_problems_are_clear(conn: sqlite3.Connection, content: bytes, message: str) -> None:
     with pytest.raises(InputError, match=message):
         import_activations(conn, source=io.BytesIO(content), catalog=load_catalog(conn), now=NOW)
+
+
+TWO = ["product_key", "sku", "purchase_country", "activation_country", "purchased_at", "activated_at", "account_email"]
+
+
+def test_activation_records_carry_both_countries(conn: sqlite3.Connection) -> None:
+    # R-X2: bought and activated in an eligible country; the record keeps the two apart.
+    assert activations(conn, [[product_key(1), "O365-HOME-ESD", "dk", "no", "2013-08-01", "2013-08-02", ""]], TWO) == 1
+    record = get_activation(conn, normalize_product_key(product_key(1), "k"))
+    assert record is not None and (record.purchase_country, record.activation_country) == ("DK", "NO")
+
+
+def test_a_file_with_one_country_column_still_imports_meaning_both(conn: sqlite3.Connection) -> None:
+    assert activations(conn, [[product_key(1), "O365-HOME-ESD", "SE", "2013-08-01", "2013-08-02", ""]]) == 1
+    record = get_activation(conn, normalize_product_key(product_key(1), "k"))
+    assert record is not None and (record.purchase_country, record.activation_country) == ("SE", "SE")
+
+
+def test_each_country_is_checked_in_its_own_column(conn: sqlite3.Connection) -> None:
+    with pytest.raises(InputError) as info:
+        activations(conn, [[product_key(1), "O365-HOME-ESD", "XX", "DK", "2013-08-01", "2013-08-02", ""],
+                           [product_key(2), "O365-HOME-ESD", "DK", "", "2013-08-01", "2013-08-02", ""]], TWO)
+    assert {(e.line, e.field) for e in info.value.errors} == {(2, "purchase_country"), (3, "activation_country")}
+    with pytest.raises(InputError) as info:  # a bad legacy cell is one error, named by its column
+        activations(conn, [[product_key(3), "O365-HOME-ESD", "XX", "2013-08-01", "2013-08-02", ""]])
+    assert [(e.line, e.field) for e in info.value.errors] == [(2, "country")]
+    assert count(conn, "activations") == 0
+
+
+def test_records_from_before_migration_0012_mean_both_countries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import promo.db
+
+    every = promo.db.available_migrations()
+    monkeypatch.setattr(promo.db, "available_migrations", lambda: [m for m in every if m[0] < 12])
+    old = connect(tmp_path / "old.sqlite3")
+    migrate(old)
+    with transaction(old):
+        upsert_skus(old, shipped_catalog())
+        old.execute("INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email,"
+                    " imported_at, import_batch) VALUES ('K1', 'O365-HOME-ESD', 'NO', '2013-08-01', '2013-08-02', NULL,"
+                    " '2013-07-10T00:00:00.000000Z', 'old')")
+    monkeypatch.setattr(promo.db, "available_migrations", lambda: every)
+    assert migrate(old) == ["0012_two_countries_unbound_keys.sql"]
+    record = get_activation(old, "K1")
+    assert record is not None and (record.purchase_country, record.activation_country) == ("NO", "NO")
+    assert old.execute("SELECT activation_country FROM activations").fetchone()[0] == "NO"  # filled, not only read so
+
+
+# A bare day belongs to no zone until a campaign orders it: an import refuses only an activation
+# that is before the purchase in every zone (UTC-12 … UTC+14); each campaign then orders in its own.
+@pytest.mark.parametrize(("purchased", "activated", "imports"), [
+    ("2013-08-02", "2013-08-01T23:30:00Z", True),  # issue 15: 01:30 on 2013-08-02 in Copenhagen
+    ("2013-08-01T23:30:00Z", "2013-08-01", True),  # 19:30 on 2013-08-01 in New York
+    ("2013-08-02", "2013-08-01T10:00:00Z", True),  # 00:00 on 2013-08-02 at UTC+14
+    ("2013-08-02", "2013-08-01T09:59:59Z", False),  # 2013-08-01 everywhere
+    ("2013-08-02T11:59:59Z", "2013-08-01", True),  # 23:59:59 on 2013-08-01 at UTC-12
+    ("2013-08-02T12:00:00Z", "2013-08-01", False),  # 2013-08-02 everywhere
+    ("2013-08-02", "2013-08-01", False),
+    ("2013-08-01T10:00:00Z", "2013-08-01T09:59:59Z", False),
+])
+def test_import_refuses_only_an_order_no_zone_makes_right(conn: sqlite3.Connection, purchased: str, activated: str,
+                                                          imports: bool) -> None:
+    row = [product_key(1), "O365-HOME-ESD", "DK", purchased, activated, ""]
+    if imports:
+        assert activations(conn, [row]) == 1
+    else:
+        with pytest.raises(InputError, match="is before purchase .* in every time zone"):
+            activations(conn, [row])
 
 
 def test_bom_and_blank_lines_are_accepted(conn: sqlite3.Connection) -> None:

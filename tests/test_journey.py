@@ -181,7 +181,7 @@ def test_the_journey_in_danish(client: TestClient, smtp: MailServer) -> None:
     assert mail["Subject"] == "Dit link til at logge på" and mail["Content-Language"] == "da"
     follow_link(client, re.search(r"http://testserver(/signin/\S+)", text_of(mail)).group(1))  # type: ignore[union-attr]
     page = client.get(f"{OFFER}/redeem").text
-    for label in ("Produktnøgle", "Købsland", "Jeg accepterer vilkårene for anvendelse", ">Indløs<", ">Danmark<"):
+    for label in ("Produktnøgle", "Købsland", "Jeg accepterer tilbuddets vilkår og betingelser", "Land, du bor i", ">Indløs<", ">Danmark<"):
         assert label in page
     refused = submit(client, page, product_key(2), terms=False)
     assert "Din produktnøgle er til Office 365 Home – prøveversion, som ikke er omfattet af dette tilbud." in refused.text

@@ -36,7 +36,7 @@ class Clock:
 
 @pytest.fixture
 def redeemed(conn: sqlite3.Connection, stored: object) -> sqlite3.Connection:
-    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None)])
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", "ann@example.com")])
     add_codes(conn, stored, 3)  # type: ignore[arg-type]
     assert redeem(conn, key=1, account="ann@example.com").redeemed
     return conn
@@ -218,7 +218,7 @@ async def test_the_relay_logs_in_when_configured(db: Database, settings: Setting
 
 async def test_a_server_going_down_mid_batch_loses_nothing(db: Database, settings: Settings, redeemed: sqlite3.Connection,
                                                            stored: object) -> None:
-    add_activations(redeemed, [(n, "O365-HOME-ESD", "DK", None) for n in range(10, 14)])
+    add_activations(redeemed, [(n, "O365-HOME-ESD", "DK", f"user{n}@example.com") for n in range(10, 14)])
     add_codes(redeemed, stored, 4, start=100)  # type: ignore[arg-type]
     for n in range(10, 14):
         assert redeem(redeemed, key=n, account=f"user{n}@example.com").redeemed
@@ -262,7 +262,7 @@ async def test_a_failed_email_is_visible_to_auditors(db: Database, settings: Set
 
 async def test_parallel_lanes_send_every_message_once(db: Database, settings: Settings, smtp: MailServer,
                                                       redeemed: sqlite3.Connection, stored: object) -> None:
-    add_activations(redeemed, [(n, "O365-HOME-ESD", "DK", None) for n in range(20, 30)])
+    add_activations(redeemed, [(n, "O365-HOME-ESD", "DK", f"user{n}@example.com") for n in range(20, 30)])
     add_codes(redeemed, stored, 10, start=200)  # type: ignore[arg-type]
     for n in range(20, 30):
         assert redeem(redeemed, key=n, account=f"user{n}@example.com").redeemed
@@ -347,3 +347,137 @@ async def test_an_email_that_cannot_be_built_is_failed_and_the_batch_goes_on(
     rows = redeemed.execute("SELECT recipient, status, last_error FROM outbox WHERE subject_ref LIKE 'signin:%' ORDER BY id")
     assert [tuple(r) for r in rows] == [("ann@example.com", "sent", None),
                                         ("bob@example.com", "failed", "the To header holds a line break")]
+
+
+# ---- a poison row fails alone (issue 14, section 2): whatever one message makes raise
+# while it is leased, read, built or sent, the relay records that message's failure with
+# an audit event, and sends the next one. Rows are written here as any writer could.
+
+def insert_row(conn: sqlite3.Connection, **columns: object) -> int:
+    """An outbox row due a minute before the redemption's email (so it is taken first)."""
+    import json
+
+    from promo.db import transaction
+    from promo.timeutil import db_time
+    values: dict[str, object] = {
+        "message_id": "<poison.1@promo.test>", "template": "signin_link", "recipient": "bob@example.com",
+        "subject_ref": "signin:poison", "status": "queued", "attempts": 0, "next_attempt_at": db_time(DURING - timedelta(minutes=1)),
+        "created_at": db_time(DURING), "locale": "en",
+        "payload": json.dumps({"link": "http://promo.test/signin/SECRET", "minutes": 15}), **columns}
+    names = ", ".join(values)
+    expressions = ", ".join(f"CAST(:{n} AS TEXT)" if isinstance(values[n], bytes) else f":{n}" for n in values)
+    with transaction(conn):
+        cursor = conn.execute(f"INSERT INTO outbox ({names}) VALUES ({expressions})", values)  # noqa: S608 - column names are ours
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def anns_email(conn: sqlite3.Connection) -> str:
+    """The status of the redemption's email (the row written before any poison)."""
+    return str(conn.execute("SELECT status FROM outbox WHERE recipient = 'ann@example.com'").fetchone()[0])
+
+
+def outbox_row(conn: sqlite3.Connection, row_id: int) -> tuple[object, ...]:
+    row = conn.execute("SELECT status, attempts, CAST(last_error AS BLOB) FROM outbox WHERE id = ?", (row_id,)).fetchone()
+    return row[0], row[1], bytes(row[2] or b"").decode("utf-8", "replace")
+
+
+POISON = {  # what a row holds -> the error recorded for it
+    "a NUL in an ASCII address": ({"recipient": "x\x00y@example.com"}, "could not be sent: ValueError"),
+    "a NUL in a UTF-8 address": ({"recipient": "ærø\x00@example.dk"}, "could not be sent: ValueError"),
+    "a line break in an address": ({"recipient": "bob@example.com\r\nBcc: eve@example.com"}, "the To header holds a line break"),
+    "a line break in the language": ({"locale": "da\r\nBcc: eve@example.com"}, "the Content-Language header holds a line break"),
+    "a payload that is not JSON": ({"payload": "{not json"}, "unreadable outbox row: JSONDecodeError"),
+    "a payload that is not an object": ({"payload": "[1, 2]"}, "TypeError"),
+    "a reference that is not a number": ({"template": "reward_code", "subject_ref": "redemption:x1"}, "ValueError"),
+    "a template that does not exist": ({"template": "no_such_email"}, "TemplatesNotFound"),
+    "attempts that are not a number": ({"attempts": "many"}, "unreadable outbox row: ValueError"),
+    "an address that is not UTF-8": ({"recipient": b"\xff\xfe@example.com"},
+                                     "unreadable outbox row: Could not decode to UTF-8 column 'recipient'"),
+    "a payload that is not UTF-8": ({"payload": b'{"link": "http://promo.test/signin/SECRET\xff"}'},
+                                    "unreadable outbox row: Could not decode to UTF-8 column 'payload'"),
+}
+
+
+@pytest.mark.parametrize("poison", list(POISON), ids=list(POISON))
+async def test_a_poison_row_fails_alone_and_the_next_email_goes_out(db: Database, settings: Settings, smtp: MailServer,
+                                                                     redeemed: sqlite3.Connection, poison: str) -> None:
+    from promo.audit import verify_chain
+    columns, error = POISON[poison]
+    row_id = insert_row(redeemed, **columns)
+    relay = relay_for(db, settings, smtp.port, Clock(DURING))
+    await relay.deliver_once()
+    status, attempts, last_error = outbox_row(redeemed, row_id)
+    assert (status, attempts) == ("failed", 1) and error in last_error, last_error
+    assert "SECRET" not in last_error  # a sign-in link is a secret, also in an error
+    assert [m["To"] for m in smtp.received] == ["ann@example.com"]  # the redemption's email, taken after it
+    assert anns_email(redeemed) == "sent"
+    event = redeemed.execute("SELECT subject, data FROM audit_events WHERE tag = 'mail:message:failed'").fetchone()
+    assert event["subject"] in ("signin:poison", "redemption:x1", f"outbox:{row_id}") and "SECRET" not in event["data"]
+    assert verify_chain(redeemed).ok
+    assert await relay.deliver_once() == 0  # nothing left leased for later: failed once and for all
+
+
+async def test_a_poison_row_does_not_stop_the_running_relay(db: Database, settings: Settings, smtp: MailServer,
+                                                            redeemed: sqlite3.Connection) -> None:
+    """run() itself, as `promo serve` runs it: before the fix the ValueError ended it."""
+    import asyncio
+    poisoned = insert_row(redeemed, recipient="x\x00y@example.com")
+    relay = relay_for(db, settings, smtp.port, Clock(DURING), connections=4)
+    task = asyncio.create_task(relay.run())
+    try:
+        for _ in range(200):
+            if smtp.received:
+                break
+            await asyncio.sleep(0.02)
+        assert [m["To"] for m in smtp.received] == ["ann@example.com"] and not task.done()
+        insert_row(redeemed, message_id="<later.1@promo.test>", recipient="carol@example.com", subject_ref="signin:later")
+        relay.wake()
+        for _ in range(200):
+            if len(smtp.received) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert smtp.received[1]["To"] == "carol@example.com" and not task.done()
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 5)
+    assert outbox_row(redeemed, poisoned)[0] == "failed"
+
+
+async def test_an_error_in_the_middle_of_an_envelope_leaves_no_broken_connection(
+        db: Database, settings: Settings, smtp: MailServer, redeemed: sqlite3.Connection,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SMTP client raised after MAIL FROM (the state the server is in is unknown): the
+    lane's connection is closed, so the next message does not meet "503 nested MAIL"."""
+    poisoned = insert_row(redeemed)
+    real = aiosmtplib.SMTP._send_recipients
+    calls = 0
+
+    async def fails_once(self: aiosmtplib.SMTP, *args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the client broke after MAIL FROM")
+        return await real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aiosmtplib.SMTP, "_send_recipients", fails_once)
+    relay = relay_for(db, settings, smtp.port, Clock(DURING))  # one lane: both messages on it, in order
+    assert await relay.deliver_once(keep_open=True) == 2
+    await relay.close()
+    assert outbox_row(redeemed, poisoned)[:2] == ("failed", 1)
+    assert "RuntimeError: the client broke after MAIL FROM" in outbox_row(redeemed, poisoned)[2]
+    assert anns_email(redeemed) == "sent" and [m["To"] for m in smtp.received] == ["ann@example.com"]
+
+
+async def test_a_line_break_in_a_subject_stays_inside_the_subject(db: Database, settings: Settings, smtp: MailServer,
+                                                                  redeemed: sqlite3.Connection) -> None:
+    """A campaign's name in the low-stock alert's subject: line breaks and control characters
+    never start a header of their own (nor reach the wire); the email still goes out."""
+    import json
+    row_id = insert_row(redeemed, template="low_stock", subject_ref="stock-alert:1", payload=json.dumps(
+        {"slug": "x", "name": "Offer\r\nBcc: eve@example.com\x00\x1b", "available": 1, "threshold": 5}))
+    await relay_for(db, settings, smtp.port, Clock(DURING)).deliver_once()
+    assert outbox_row(redeemed, row_id)[0] == "sent"
+    alert = next(m for m in smtp.received if m["To"] == "bob@example.com")
+    assert alert["Subject"] == "Low stock: 1 codes left for Offer Bcc: eve@example.com" and alert["Bcc"] is None
+    assert "eve@example.com" not in str(smtp.received[0]["To"])

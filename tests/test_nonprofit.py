@@ -5,6 +5,7 @@ boundary to the second, racing requests), and returns (R-N9, day 59/60/61)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
 import threading
@@ -20,17 +21,14 @@ from promo.campaigns.donation_program import HEALTH_EXCEPTIONS, INELIGIBLE_TYPES
 from promo.catalog import load_catalog
 from promo.codes import import_codes
 from promo.db import connect, transaction
+from promo.donations import ask_return, decide_return, get_request, request_donation
 from promo.errors import InputError
 from promo.nonprofit import (
     NotAllowed,
     add_partner,
-    ask_return,
-    decide_return,
-    get_request,
     issue_code,
     refresh_code,
     register_organisation,
-    request_donation,
     review_organisation,
     verify_code,
 )
@@ -65,6 +63,13 @@ def install_program(conn: sqlite3.Connection, *, keys_per_product: int, now: dat
     return conn
 
 
+def grant_by_staff(conn: sqlite3.Connection) -> None:
+    """The program, changed so that every request waits for staff (R-N4)."""
+    stored = get_campaign(conn, "nonprofit-donations")
+    with transaction(conn):
+        save_campaign(conn, dataclasses.replace(stored.campaign, grant="by_staff"), actor="test", now=T0)
+
+
 @pytest.fixture
 def program(conn: sqlite3.Connection) -> sqlite3.Connection:
     return install_program(conn, keys_per_product=200, now=T0)
@@ -84,7 +89,7 @@ def new_code(conn: sqlite3.Connection, org_id: int, at: datetime = T0, email: st
 
 def ask(conn: sqlite3.Connection, code: str, at: datetime, **quantities: int) -> Any:
     with transaction(conn):
-        return request_donation(conn, account_email=REP, code=code, now=at,
+        return request_donation(conn, account_email=REP, code=code, now=at, terms_accepted=True,
                                 quantities={k.replace("_", "-"): v for k, v in quantities.items()})
 
 
@@ -190,11 +195,15 @@ def test_refresh_replaces_a_code_with_a_new_one_valid_60_days(program: sqlite3.C
     assert ask(program, old, later, DON_OFFICE_PROPLUS=1).decision.rules == ["R-V4"]  # the old one is replaced
     assert ask(program, fresh, later, DON_OFFICE_PROPLUS=1).fulfilled
     fresh_id = program.execute("SELECT id FROM validation_codes WHERE code = ?", (fresh,)).fetchone()[0]
-    with pytest.raises(NotAllowed) as used, transaction(program):
-        refresh_code(program, fresh_id, holder_email=HOLDER, now=later, ip=None)  # used and still valid: no
-    assert used.value.errors[0].rule == "R-V4"
-    with transaction(program):  # once expired, a used code may be refreshed
-        refresh_code(program, fresh_id, holder_email=HOLDER, now=later + timedelta(days=60), ip=None)
+    with transaction(program):  # used and still valid: refreshed all the same ("etter behov", R-V4)
+        newest = refresh_code(program, fresh_id, holder_email=HOLDER, now=later, ip=None)
+    assert ask(program, fresh, later, DON_OFFICE_PROPLUS=1).decision.rules == ["R-V4"]
+    with pytest.raises(NotAllowed) as replaced, transaction(program):  # a replaced code is not refreshed twice
+        refresh_code(program, fresh_id, holder_email=HOLDER, now=later, ip=None)
+    assert replaced.value.errors[0].rule == "R-V4" and "refresh its newest code" in replaced.value.errors[0].message
+    newest_id = program.execute("SELECT id FROM validation_codes WHERE code = ?", (newest,)).fetchone()[0]
+    with transaction(program):  # once expired, too
+        refresh_code(program, newest_id, holder_email=HOLDER, now=later + timedelta(days=60), ip=None)
 
 
 def test_expiry_does_not_undo_what_was_obtained(program: sqlite3.Connection) -> None:

@@ -8,15 +8,19 @@ from __future__ import annotations
 import re
 import sqlite3
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from promo.db import transaction
 from promo.nonprofit import VERIFY_FAILURES_PER_HOUR, add_partner
-from tests.console import post_form, signed_in
+from tests.console import field_error, post_form, signed_in
 from tests.mailserver import MailServer
-from tests.test_nonprofit import install_program, lk
+from tests.test_nonprofit import grant_by_staff, install_program, lk
 from tests.web import follow_link, hidden, sign_in, text_of, wait_for_mail_to
 
 HOLDER, REP = "holder@ngo.example", "rep@ngo.example"
@@ -71,13 +75,14 @@ def test_a_donation_from_registration_to_return(client: TestClient, charity: sql
     as_consumer(client, smtp, REP, "/nonprofit/request")
     form = client.get("/nonprofit/request")
     too_many = client.post("/nonprofit/request", data={"csrf": hidden(form.text, "csrf"), "code": code,
-                                                       "qty.DON-WINSRV-STD": "26"})
+                                                       "qty.DON-WINSRV-STD": "26", "accept_terms": "yes"})
     assert too_many.status_code == 422 and "R-N2" in too_many.text
     assert "You asked for 26 of Windows Server Standard, but only 25 of 25 are left" in too_many.text
     assert re.search(r"<th scope=\"row\">Windows Server Standard</th><td>25 of 25</td>", too_many.text)
     already = len(smtp.received)
     granted = client.post("/nonprofit/request", data={"csrf": hidden(form.text, "csrf"), "code": code,
-                                                      "qty.DON-WINSRV-STD": "2", "qty.DON-OFFICE-PROPLUS": "10"})
+                                                      "qty.DON-WINSRV-STD": "2", "qty.DON-OFFICE-PROPLUS": "10",
+                                                      "accept_terms": "yes"})
     assert granted.status_code == 303
     donation = client.get(granted.headers["location"]).text
     keys = re.findall(r'<td class="code">([A-Z0-9-]{29})</td>', donation)
@@ -117,9 +122,8 @@ def test_ineligible_types_cannot_be_approved_in_the_console(client: TestClient, 
     as_consumer(client, smtp, HOLDER)
     page = client.get(org_path).text
     assert "Not approved" in page and "a library (R-N6)" in page and "Create a validation code" not in page
-    stranger = TestClient(client.app, follow_redirects=False)
-    as_consumer(stranger, smtp, "stranger@example.com")
-    assert stranger.get(org_path).status_code == 404  # not theirs
+    as_consumer(client, smtp, "stranger@example.com")
+    assert client.get(org_path).status_code == 404  # not theirs
 
 
 def test_pages_speak_danish_and_norwegian(client: TestClient, charity: sqlite3.Connection, smtp: MailServer) -> None:
@@ -226,8 +230,320 @@ def test_the_keys_email_speaks_the_requester_s_language(client: TestClient, char
         form = client.get("/nonprofit/request")
         already = len(smtp.received)
         granted = client.post("/nonprofit/request", data={"csrf": hidden(form.text, "csrf"), "code": code,
-                                                          "qty.DON-WINSRV-CAL": "1"})
+                                                          "qty.DON-WINSRV-CAL": "1", "accept_terms": "yes"})
         assert granted.status_code == 303
         email = wait_for_mail_to(smtp, REP, after=already)
         assert email["Subject"].startswith(subject) and email["Content-Language"] == lang
         assert "Havnens Madbank" in text_of(email)
+
+
+# ---- issue 15, item 8: terms, holds, refusals, reviews, revocation, refresh, dates in zone ---------
+
+def approved_with_code(conn: sqlite3.Connection, *, country: str = "DK", at: datetime | None = None,
+                       short: str = "HarbourFood", number: str = "DK-12345") -> tuple[int, str]:
+    """An approved organisation (holder HOLDER) and a code for REP, as the holder and staff make them."""
+    from promo.campaigns.donation_program import Registration
+    from promo.nonprofit import issue_code, register_organisation, review_organisation
+
+    now = at or datetime.now(UTC)
+    with transaction(conn):
+        org_id = register_organisation(conn, holder_email=HOLDER, now=now, ip=None, registration=Registration(
+            "Harbour Food Bank", short, country, number, "relieving_poverty", "charity", None, True))
+        review_organisation(conn, org_id, decision="approve", reviewer="s@example.com", reason="", now=now, ip=None)
+        code = issue_code(conn, org_id, holder_email=HOLDER, first_name="Rita", last_name="Rep", email=REP, now=now, ip=None)
+    return org_id, code
+
+
+class Tab:
+    """One person's browser: their own cookies on the shared client. (A second TestClient
+    outside `with` serves each request on an event loop of its own, while the database's
+    group commits belong to the app's loop: under load a request could wait for ever.)"""
+
+    def __init__(self, client: TestClient):
+        self.client, self.cookies = client, list(client.cookies.jar)  # whole cookies, with their domains
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        self.client.cookies.clear()
+        for cookie in self.cookies:
+            self.client.cookies.jar.set_cookie(cookie)
+        try:
+            return self.client.request(method, url, **kwargs)
+        finally:
+            self.cookies = list(self.client.cookies.jar)
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self.request("POST", url, **kwargs)
+
+
+def consumer(client: TestClient, smtp: MailServer, email: str, next_path: str = "/nonprofit/") -> Tab:
+    """A browser signed in as `email`, beside the staff member's."""
+    as_consumer(client, smtp, email, next_path)
+    return Tab(client)
+
+
+def staff_member(client: TestClient, conn: sqlite3.Connection, role: str) -> Tab:
+    signed_in(client, conn, role)
+    return Tab(client)
+
+
+def ask_for(browser: Tab, code: str, terms: bool = True, **quantities: str):  # type: ignore[no-untyped-def]
+    form = browser.get("/nonprofit/request")
+    data = {"csrf": hidden(form.text, "csrf"), "code": code, **{f"qty.{k.replace('_', '-')}": v for k, v in quantities.items()}}
+    if terms:
+        data["accept_terms"] = "yes"
+    return browser.post("/nonprofit/request", data=data)
+
+
+def test_a_request_needs_the_terms_of_use_and_shows_who_may_use_the_licences(
+        client: TestClient, charity: sqlite3.Connection, smtp: MailServer) -> None:
+    _org_id, code = approved_with_code(charity)
+    rep = consumer(client, smtp, REP, "/nonprofit/request")
+    form = rep.get("/nonprofit/request").text
+    assert 'name="accept_terms"' in form and 'href="/nonprofit/terms"' in form and "(version 1)" in form
+    assert "Volunteers and members of the organisation are not eligible for licences." in form  # R-N11
+    missing = ask_for(rep, code, terms=False, DON_OFFICE_PROPLUS="2")
+    assert missing.status_code == 422
+    assert field_error(missing.text, "accept_terms") == "Accept the program&#39;s terms of use to send the request."
+    assert re.search(r'id="accept_terms"[^>]*aria-invalid="true"', missing.text)
+    both = ask_for(rep, code, terms=False)  # every wrong field named at once
+    assert both.status_code == 422 and field_error(both.text, "accept_terms") and field_error(both.text, "products")
+    assert charity.execute("SELECT COUNT(*) FROM donation_requests").fetchone()[0] == 0
+
+    already = len(smtp.received)
+    granted = ask_for(rep, code, DON_OFFICE_PROPLUS="2")
+    assert granted.status_code == 303
+    page = rep.get(granted.headers["location"]).text
+    assert "Granted" in page and "Who may use the licences" in page and "Terms of use version 1 accepted on" in page
+    body = text_of(wait_for_mail_to(smtp, REP, after=already))
+    assert "Only employees and board members with substantial day-to-day management" in body
+    assert "Terms of use version 1 accepted on" in body
+    stored = charity.execute("SELECT terms_version, terms_accepted_at FROM donation_requests").fetchone()
+    assert stored[0] == "1" and stored[1].endswith("Z")
+    for lang, heading, rn11 in (("en", "Terms of use", "not for personal gain"),
+                                ("da", "Vilkår for anvendelse", "ikke til personlig vinding"),
+                                ("nb", "Bruksvilkår", "ikke for personlig vinning")):
+        rep.get(f"/language?lang={lang}&next=/")
+        terms = rep.get("/nonprofit/terms")
+        assert terms.status_code == 200 and f"<h1>{heading}</h1>" in terms.text and rn11 in terms.text
+
+
+def test_a_request_during_a_review_is_held_until_staff_clear_it(client: TestClient, charity: sqlite3.Connection,
+                                                                smtp: MailServer) -> None:
+    org_id, code = approved_with_code(charity)
+    staff = staff_member(client, charity, "marketer")
+    bare = post_form(staff, f"/console/nonprofit/organisations/{org_id}/review", {"reason": ""})
+    assert bare.status_code == 422 and "say why the organisation is reviewed again" in bare.text
+    assert post_form(staff, f"/console/nonprofit/organisations/{org_id}/review",
+                     {"reason": "A complaint about its hiring policy"}).status_code == 303
+    assert "A complaint about its hiring policy" in staff.get("/console/nonprofit/").text
+
+    rep = consumer(client, smtp, REP, "/nonprofit/request")
+    already = len(smtp.received)
+    held = ask_for(rep, code, DON_WINSRV_STD="20")
+    assert held.status_code == 303
+    page = rep.get(held.headers["location"]).text
+    assert "On hold" in page and "being reviewed again. The request waits until the review ends" in page
+    assert 'id="keys"' not in page and "Windows Server Standard (donation)</td><td>20" in page
+    email = wait_for_mail_to(smtp, REP, after=already)
+    assert email["Subject"].startswith("Your donation request") and email["Subject"].endswith("is on hold")
+    assert "The request waits until the review ends" in text_of(email)
+    over = ask_for(rep, code, DON_WINSRV_STD="6")  # 20 are reserved by the held request
+    assert over.status_code == 422 and "only 5 of 25 are left" in over.text
+
+    holder = consumer(client, smtp, HOLDER)
+    org_page = holder.get(f"/nonprofit/organisations/{org_id}").text
+    assert "Under review" in org_page and "Donation requests wait until the review ends" in org_page
+    assert re.search(r'id="request-\d+".*On hold', org_page, re.S)
+
+    request_id = held.headers["location"].rsplit("/", 1)[1]
+    early = post_form(staff, f"/console/nonprofit/requests/{request_id}/grant", {})
+    assert early.status_code == 409 and "under review: its requests wait until the review ends (R-N4)" in early.text
+    already = len(smtp.received)
+    assert post_form(staff, f"/console/nonprofit/organisations/{org_id}/clear", {}).status_code == 303
+    keys = wait_for_mail_to(smtp, REP, after=already)
+    assert keys["Subject"].startswith("Your donated software: request")
+    assert "Granted" in rep.get(held.headers["location"]).text
+    tags = [r[0] for r in charity.execute("SELECT tag FROM audit_events WHERE tag LIKE 'nonprofit:%' ORDER BY seq")][-5:]
+    assert tags == ["nonprofit:organisation:under_review", "nonprofit:donation:held", "nonprofit:donation:refused",
+                    "nonprofit:organisation:cleared", "nonprofit:donation:fulfilled"]
+
+
+def test_staff_hold_and_refuse_with_a_reason_the_requester_reads(client: TestClient, charity: sqlite3.Connection,
+                                                                 smtp: MailServer) -> None:
+    grant_by_staff(charity)
+    org_id, code = approved_with_code(charity)
+    rep = consumer(client, smtp, REP, "/nonprofit/request")
+    first, second = ask_for(rep, code, DON_OFFICE_PROPLUS="3"), ask_for(rep, code, DON_WINSRV_CAL="4")
+    assert "Waiting for a decision" in rep.get(first.headers["location"]).text
+    first_id, second_id = (r.headers["location"].rsplit("/", 1)[1] for r in (first, second))
+    staff = staff_member(client, charity, "marketer")
+    console = staff.get("/console/nonprofit/").text
+    assert f'id="waiting-{first_id}"' in console and f"Hold request {first_id}" in console
+
+    bare = post_form(staff, f"/console/nonprofit/requests/{first_id}/hold", {"reason": "  "})
+    assert bare.status_code == 422 and "say why the request is held (the requester is told)" in bare.text
+    already = len(smtp.received)
+    reason = "Please send us your latest annual report <first>."
+    assert post_form(staff, f"/console/nonprofit/requests/{first_id}/hold", {"reason": reason}).status_code == 303
+    email = wait_for_mail_to(smtp, REP, after=already)
+    assert email["Subject"].endswith("is on hold") and reason in text_of(email)
+    html = email.get_body(("html",)).get_content()
+    assert "latest annual report &lt;first&gt;." in html and "<first>" not in html  # staff's words escaped
+    page = rep.get(first.headers["location"]).text
+    assert "On hold" in page and "latest annual report &lt;first&gt;." in page
+
+    already = len(smtp.received)
+    assert post_form(staff, f"/console/nonprofit/requests/{second_id}/refuse",
+                     {"reason": "Client access licences need a server."}).status_code == 303
+    email = wait_for_mail_to(smtp, REP, after=already)
+    assert email["Subject"].endswith("was not granted") and "Client access licences need a server." in text_of(email)
+    page = rep.get(second.headers["location"]).text
+    assert "Not granted" in page and "Client access licences need a server." in page and "no longer counts" in page
+    holder = consumer(client, smtp, HOLDER)
+    org_page = holder.get(f"/nonprofit/organisations/{org_id}").text
+    assert "Client access licences need a server." in org_page and "latest annual report" in org_page
+
+    assert post_form(staff, f"/console/nonprofit/requests/{first_id}/grant", {}).status_code == 303
+    again = post_form(staff, f"/console/nonprofit/requests/{first_id}/refuse", {"reason": "no"})
+    assert again.status_code == 409 and "stays granted (R-V7)" in again.text
+    assert post_form(staff, f"/console/nonprofit/requests/{first_id}/approve", {}).status_code == 404
+    auditor = staff_member(client, charity, "auditor")
+    read_only = auditor.get("/console/nonprofit/").text
+    assert "Hold request" not in read_only and "Revoke " not in read_only
+
+
+def test_revoking_an_organisation_over_http(client: TestClient, charity: sqlite3.Connection, smtp: MailServer) -> None:
+    with transaction(charity):
+        token = add_partner(charity, "TechSoup", now=datetime.now(UTC), actor="test")
+    org_id, code = approved_with_code(charity)
+    rep = consumer(client, smtp, REP, "/nonprofit/request")
+    granted = ask_for(rep, code, DON_WINSRV_STD="3")
+    keys_before = re.findall(r'<td class="code">([A-Z0-9-]{29})</td>', rep.get(granted.headers["location"]).text)
+    assert len(keys_before) == 1
+
+    staff = staff_member(client, charity, "admin")
+    bare = post_form(staff, f"/console/nonprofit/organisations/{org_id}/revoke", {})
+    assert bare.status_code == 422 and "say why the approval is revoked" in bare.text
+    already = len(smtp.received)
+    reason = "Its bylaws exclude members by religion."
+    assert post_form(staff, f"/console/nonprofit/organisations/{org_id}/revoke", {"reason": reason}).status_code == 303
+    told = {wait_for_mail_to(smtp, address, after=already)["To"]: wait_for_mail_to(smtp, address, after=already)
+            for address in (HOLDER, REP)}
+    for email in told.values():  # a Danish organisation: told in Danish, with the reason
+        assert email["Subject"] == "Godkendelsen af Harbour Food Bank i softwaredonationsprogrammet er tilbagekaldt"
+        assert reason in text_of(email) and "heller ikke hos partnere" in text_of(email)
+    assert reason in staff.get("/console/nonprofit/").text
+    again = post_form(staff, f"/console/nonprofit/organisations/{org_id}/clear", {})
+    assert again.status_code == 409 and "a revoked approval is final (R-N7)" in again.text
+
+    holder = consumer(client, smtp, HOLDER)
+    org_page = holder.get(f"/nonprofit/organisations/{org_id}")
+    assert "Approval revoked" in org_page.text and reason in org_page.text and "Create a validation code" not in org_page.text
+    assert "no longer valid: the approval was revoked" in org_page.text and "valid until" not in org_page.text
+    assert "no longer valid: the approval was revoked" in rep.get("/nonprofit/").text
+    issued = holder.post(f"/nonprofit/organisations/{org_id}/codes", data={
+        "csrf": hidden(org_page.text, "csrf"), "first_name": "A", "last_name": "B", "email": "c@ngo.example"})
+    assert issued.status_code == 403 and "approval was revoked" in issued.text and "(R-N7)" in issued.text
+    code_id = charity.execute("SELECT id FROM validation_codes").fetchone()[0]
+    refreshed = holder.post(f"/nonprofit/codes/{code_id}/refresh", data={"csrf": hidden(org_page.text, "csrf")})
+    assert refreshed.status_code == 403 and "(R-N7)" in refreshed.text
+    answer = client.post("/api/v1/validation-codes/verify", headers={"Authorization": f"Bearer {token}"},
+                         json={"code": code}).json()
+    assert answer["valid"] is False and answer["rule"] == "R-N7" and answer["reason"] == "organisation_revoked"
+
+    refused = ask_for(rep, code, DON_OFFICE_PROPLUS="1")
+    assert refused.status_code == 422 and "approval was revoked" in refused.text
+    kept = rep.get(granted.headers["location"]).text  # R-V7: what it received stays
+    assert re.findall(r'<td class="code">([A-Z0-9-]{29})</td>', kept) == keys_before and "Granted" in kept
+
+
+def test_a_used_code_is_refreshed_any_time_and_the_old_one_fails_at_partners_at_once(
+        client: TestClient, charity: sqlite3.Connection, smtp: MailServer) -> None:
+    with transaction(charity):
+        token = add_partner(charity, "TechSoup", now=datetime.now(UTC), actor="test")
+    headers = {"Authorization": f"Bearer {token}"}
+    org_id, code = approved_with_code(charity)
+    assert client.post("/api/v1/validation-codes/verify", headers=headers, json={"code": code}).json()["valid"] is True
+    holder = consumer(client, smtp, HOLDER)
+    page = holder.get(f"/nonprofit/organisations/{org_id}").text
+    assert "used" in page and "/refresh" in page  # used and valid: refreshable all the same (R-V4)
+    code_id = charity.execute("SELECT id FROM validation_codes").fetchone()[0]
+    refreshed = holder.post(f"/nonprofit/codes/{code_id}/refresh", data={"csrf": hidden(page, "csrf")})
+    assert refreshed.status_code == 201
+    fresh = re.search(r'id="new-code">([^<]+)<', refreshed.text).group(1)  # type: ignore[union-attr]
+    old = client.post("/api/v1/validation-codes/verify", headers=headers, json={"code": code}).json()
+    assert (old["valid"], old["rule"], old["reason"]) == (False, "R-V4", "code_replaced")
+    assert client.post("/api/v1/validation-codes/verify", headers=headers, json={"code": fresh}).json()["valid"] is True
+    twice = holder.post(f"/nonprofit/codes/{code_id}/refresh", data={"csrf": hidden(page, "csrf")})
+    assert twice.status_code == 403 and "(R-V4)" in twice.text
+
+
+def test_dates_are_shown_in_the_organisation_s_zone(client: TestClient, charity: sqlite3.Connection, smtp: MailServer) -> None:
+    """A code created at 23:30 UTC on 2 March expires 60 days later at 23:30 UTC, which in
+    Copenhagen is 01:30 on 2 May (summer time): the page says 2 May, never the UTC date."""
+    from promo.donations import request_donation
+    late = datetime(2030, 3, 2, 23, 30, tzinfo=UTC)
+    dk_org, dk_code = approved_with_code(charity, at=late)
+    us_org, _ = approved_with_code(charity, country="US", at=datetime(2030, 3, 3, 2, 0, tzinfo=UTC), short="Bronx",
+                                   number="US-1")
+    with transaction(charity):
+        request_id = request_donation(charity, account_email=REP, code=dk_code, quantities={"DON-WINSRV-CAL": 1}, now=late,
+                                      terms_accepted=True).request_id
+    holder = consumer(client, smtp, HOLDER)
+    assert "valid until May 2, 2030 at 01:30" in holder.get(f"/nonprofit/organisations/{dk_org}").text
+    assert "valid until May 1, 2030 at 22:00" in holder.get(f"/nonprofit/organisations/{us_org}").text  # New York, EDT
+    holder.get("/language?lang=da&next=/")
+    assert "gyldig til 2. maj 2030 kl. 01:30" in holder.get(f"/nonprofit/organisations/{dk_org}").text
+    rep = consumer(client, smtp, REP)
+    home = rep.get("/nonprofit/").text
+    assert "valid until May 2, 2030 at 01:30" in home and "March 3, 2030" in home  # the request's day in Copenhagen
+    donation = rep.get(f"/nonprofit/requests/{request_id}").text
+    assert "Harbour Food Bank · March 3, 2030" in donation and "accepted on March 3, 2030" in donation
+    assert "March 2, 2030" not in donation
+
+
+HOSTILE = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=200)
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(kind=st.sampled_from(["organisations", "requests"]),
+       target=st.one_of(st.integers(-2, 4).map(str), HOSTILE),
+       decision=st.one_of(st.sampled_from(["grant", "hold", "refuse", "review", "clear", "revoke", "approve", "reject"]), HOSTILE),
+       reason=HOSTILE)
+def test_staff_decisions_answer_any_input_clearly(client: TestClient, charity: sqlite3.Connection, kind: str, target: str,
+                                                  decision: str, reason: str) -> None:
+    """Every decision route of the console, any target, decision and reason: a decision or a
+    clear refusal (404, 409, 422), never a 500; the audit chain stays whole."""
+    from promo.audit import verify_chain
+    if charity.execute("SELECT COUNT(*) FROM organisations").fetchone()[0] == 0:
+        grant_by_staff(charity)
+        _org, code = approved_with_code(charity)
+        with transaction(charity):
+            from promo.donations import request_donation
+            for _ in range(3):
+                request_donation(charity, account_email=REP, code=code, quantities={"DON-OFFICE-PROPLUS": 1},
+                                 now=datetime.now(UTC), terms_accepted=True)
+        signed_in(client, charity, "marketer")
+    path = f"/console/nonprofit/{kind}/{quote(target, safe='')}/{quote(decision, safe='')}"
+    response = post_form(client, path, {"reason": reason})
+    assert response.status_code in (303, 404, 409, 422), (path, response.status_code)
+    assert "Traceback" not in response.text
+    assert verify_chain(charity).ok
+
+
+@FUZZ
+@given(code=HOSTILE, terms=HOSTILE, quantity=HOSTILE)
+def test_the_request_form_answers_any_input_clearly(client: TestClient, charity: sqlite3.Connection, smtp: MailServer,
+                                                    code: str, terms: str, quantity: str) -> None:
+    if client.cookies.get("promo_session") is None:
+        as_consumer(client, smtp, REP, "/nonprofit/request")
+    form = client.get("/nonprofit/request")
+    response = client.post("/nonprofit/request", data={"csrf": hidden(form.text, "csrf"), "code": code, "accept_terms": terms,
+                                                       "qty.DON-SQL-SRV": quantity})
+    assert response.status_code == 422 and "Traceback" not in response.text  # no such code, or a field named
+    if terms != "yes":
+        assert field_error(response.text, "accept_terms")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,15 +12,24 @@ import pytest
 
 from promo.activations import import_activations
 from promo.audit import verify_chain
-from promo.campaign_store import StoredCampaign
+from promo.campaign_store import StoredCampaign, get_campaign, save_campaign
 from promo.catalog import load_catalog
 from promo.codes import import_codes
+from promo.db import transaction
 from promo.errors import InputError
 from promo.redemption import RedeemRequest, RedemptionResult, redeem_sync
-from tests.conftest import DURING, csv_bytes, product_key, reward_code
+from tests.conftest import DURING, SLUG, csv_bytes, product_key, reward_code
 
 CPH = ZoneInfo("Europe/Copenhagen")
 ANN = "ann@example.com"
+
+
+def allow_unbound_keys(conn: sqlite3.Connection) -> None:
+    """The shipped offer, allowing keys whose record names no account, for tests of other rules
+    that redeem such keys with any account. R-X5's default (manual review) is tested below."""
+    stored = get_campaign(conn, SLUG)
+    with transaction(conn):
+        save_campaign(conn, replace(stored.campaign, allow_unbound_keys=True), actor="test", now=DURING)
 
 
 def add_activations(conn: sqlite3.Connection, rows: list[tuple[int, str, str, str | None]]) -> None:
@@ -47,6 +57,7 @@ def redeem(conn: sqlite3.Connection, key: int = 1, account: str = ANN, *, now: d
 
 @pytest.fixture
 def ready(conn: sqlite3.Connection, stored: StoredCampaign) -> sqlite3.Connection:
+    allow_unbound_keys(conn)
     add_activations(conn, [(1, "O365-HOME-ESD", "DK", None), (2, "O365-UNI-FPP", "NO", None),
                            (3, "O365-HOME-TRIAL", "DK", None), (4, "O365-HOME-ESD", "US", None),
                            (5, "O365-HOME-ESD", "DK", "bob@example.com")])
@@ -144,7 +155,7 @@ def test_redemption_window_closes_at_midnight_in_the_campaign_zone(ready: sqlite
 
 
 def test_an_empty_pool_says_no_codes_left(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
-    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None), (2, "O365-HOME-ESD", "SE", None)])
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", "a@example.com"), (2, "O365-HOME-ESD", "SE", "b@example.com")])
     add_codes(conn, stored, 1)
     assert redeem(conn, key=1, account="a@example.com").redeemed
     empty = redeem(conn, key=2, account="b@example.com")
@@ -152,7 +163,7 @@ def test_an_empty_pool_says_no_codes_left(conn: sqlite3.Connection, stored: Stor
 
 
 def test_codes_expiring_before_the_stated_expiry_are_never_issued(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
-    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None)])
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", ANN)])
     import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, now=DURING, source_name="t.csv",
                  source=csv_bytes(["code", "expires_at"], [[reward_code(1), "2014-06-30"], [reward_code(2), "2013-08-01"]]))
     assert redeem(conn, key=1).decision.rules == ["STOCK"]
@@ -209,3 +220,111 @@ def test_a_stale_count_is_stopped_by_the_schema_and_logged_as_r_x6(ready: sqlite
     assert one(ready, "SELECT COUNT(*) FROM outbox")[0] == 1
     assert one(ready, "SELECT outcome FROM redemption_attempts ORDER BY id DESC LIMIT 1")[0] == "refused"
     assert verify_chain(ready).ok
+
+
+# ---- R-X5: the account the subscription is tied to. A key whose activation record names no
+# account is not granted to whoever comes first: it goes to manual review (R-X11, R-X12).
+
+def test_a_key_whose_record_names_no_account_is_not_granted_outright(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None)])
+    add_codes(conn, stored, 3)
+    result = redeem(conn, key=1)
+    assert not result.redeemed and result.decision.rules == ["R-X5"]
+    assert [f.reason for f in result.decision.failures] == ["key_not_bound"]
+    assert "manual review" in result.decision.failures[0].message
+    assert one(conn, "SELECT COUNT(*) FROM reward_codes WHERE issued_at IS NOT NULL")[0] == 0
+    assert one(conn, "SELECT COUNT(*) FROM outbox")[0] == 0
+    attempt = one(conn, "SELECT * FROM redemption_attempts")
+    assert attempt["failed_rules"] == " R-X5 " and attempt["guess_failure"] == 0  # a real key, not a guess
+
+
+def test_the_account_named_in_the_record_redeems_its_key(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", ANN)])
+    add_codes(conn, stored, 1)
+    assert redeem(conn, key=1, account="bo@example.com").decision.rules == ["R-X5"]
+    assert redeem(conn, key=1, account=ANN).redeemed
+
+
+def test_a_campaign_that_allows_unbound_keys_grants_them(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None)])
+    add_codes(conn, stored, 1)
+    allow_unbound_keys(conn)
+    assert redeem(conn, key=1, account="anyone@example.com").redeemed
+
+
+# ---- R-X3: the military appreciation edition, with the catalog as `promo migrate` loads it
+
+@pytest.mark.parametrize("country", ["DK", "NO", "SE", "AR", "ZA", "TW"])
+def test_the_military_edition_is_redeemed_where_the_old_catalog_refused_it(
+        conn: sqlite3.Connection, stored: StoredCampaign, country: str) -> None:
+    add_activations(conn, [(1, "O365-HOME-MIL", country, ANN)])
+    add_codes(conn, stored, 1)
+    assert redeem(conn, key=1).redeemed
+
+
+def test_promo_migrate_drops_the_old_unsourced_country_list(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    from promo.catalog import get_sku, shipped_catalog, upsert_skus
+
+    with transaction(conn):  # a database from before: the military edition limited to seven countries
+        conn.executemany("INSERT INTO sku_countries (sku, country) VALUES ('O365-HOME-MIL', ?)",
+                         [(c,) for c in ("BE", "DE", "ES", "GB", "IT", "KR", "US")])
+    assert get_sku(conn, "O365-HOME-MIL").countries is not None
+    with transaction(conn):
+        upsert_skus(conn, shipped_catalog())  # what `promo migrate` does after the schema
+    assert get_sku(conn, "O365-HOME-MIL").countries is None
+
+
+# ---- R-X1 / R-X2 on stored evidence: a bare day in the campaign's zone, two countries
+
+@pytest.mark.parametrize(("purchased", "activated", "redeemed"), [
+    ("2013-08-02", "2013-08-01T23:30:00Z", True),  # 01:30 on 2013-08-02 in Copenhagen: same day
+    ("2013-08-02", "2013-08-01T22:00:00Z", True),  # 00:00 local
+    ("2013-08-02", "2013-08-01T21:59:59Z", False),  # 23:59:59 on 2013-08-01 local: before the purchase
+    ("2013-08-01T21:59:59Z", "2013-08-01", True),  # bought 23:59:59 local on the day of activation
+    ("2013-08-01T23:30:00Z", "2013-08-01", False),  # bought 01:30 local on 2013-08-02, "activated" 2013-08-01
+])
+def test_stored_dates_are_ordered_in_the_campaigns_zone(conn: sqlite3.Connection, stored: StoredCampaign,
+                                                       purchased: str, activated: str, redeemed: bool) -> None:
+    import_activations(conn, catalog=load_catalog(conn), now=DURING, source=csv_bytes(
+        ["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],
+        [[product_key(1), "O365-HOME-ESD", "DK", purchased, activated, ANN]]))
+    add_codes(conn, stored, 1)
+    result = redeem(conn, key=1)
+    assert result.redeemed is redeemed
+    if not redeemed:
+        assert [(f.rule, f.reason) for f in result.decision.failures] == [("R-X1", "activation_before_purchase")]
+
+
+@pytest.mark.parametrize(("bought", "activated", "reasons"), [
+    ("DK", "NO", []),
+    ("DK", "US", ["activation_country_not_eligible"]),
+    ("US", "DK", ["purchase_country_not_eligible"]),
+])
+def test_a_record_with_two_countries_is_checked_on_both(conn: sqlite3.Connection, stored: StoredCampaign,
+                                                        bought: str, activated: str, reasons: list[str]) -> None:
+    import_activations(conn, catalog=load_catalog(conn), now=DURING, source=csv_bytes(
+        ["product_key", "sku", "purchase_country", "activation_country", "purchased_at", "activated_at", "account_email"],
+        [[product_key(1), "O365-HOME-ESD", bought, activated, "2013-08-01", "2013-08-02", ANN]]))
+    add_codes(conn, stored, 1)
+    result = redeem(conn, key=1)
+    assert [f.reason for f in result.decision.failures] == reasons
+    assert result.redeemed is (not reasons)
+
+
+def test_replay_orders_bare_days_in_the_edited_campaigns_zone(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    """The console's replay judges recorded claims with the edited rules: moving the campaign to
+    UTC puts a 01:30-Copenhagen activation on the day before its purchase day (R-X1)."""
+    from promo.replay import replay
+
+    import_activations(conn, catalog=load_catalog(conn), now=DURING, source=csv_bytes(
+        ["product_key", "sku", "purchase_country", "activation_country", "purchased_at", "activated_at", "account_email"],
+        [[product_key(1), "O365-HOME-ESD", "DK", "NO", "2013-08-02", "2013-08-01T23:30:00Z", ANN]]))
+    add_codes(conn, stored, 1)
+    assert redeem(conn, key=1).redeemed
+    assert replay(conn, stored.id, stored.campaign).changed == 0
+    in_utc = replay(conn, stored.id, replace(stored.campaign, timezone="UTC", eligibility=replace(
+        stored.campaign.eligibility, tz=ZoneInfo("UTC"))))
+    assert (in_utc.changed, in_utc.newly_refused) == (1, 1) and in_utc.examples[0].proposed == ("R-X1",)
+    without_no = replay(conn, stored.id, replace(stored.campaign, countries=tuple(c for c in stored.campaign.countries
+                                                                                    if c != "NO")))
+    assert without_no.newly_refused == 1 and without_no.examples[0].proposed == ("R-X2",)  # the activation country

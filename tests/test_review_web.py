@@ -116,3 +116,56 @@ def test_a_review_form_sent_back_keeps_the_chosen_country(client: TestClient, sm
     assert again.status_code == 422
     chosen = countries(again.text)
     assert chosen.count(" selected>") == 1 and '<option value="DK" selected>' in chosen
+
+
+def test_an_unbound_key_is_explained_and_reaches_the_queue_with_its_cause(
+        client: TestClient, smtp: MailServer, shop: sqlite3.Connection, web_settings: Settings) -> None:
+    """R-X5: in an offer that does not allow unbound keys, a key whose record names no account
+    is not granted to whoever comes first: the customer is told why and sent to review."""
+    from promo.campaign_store import get_campaign, save_campaign
+    from promo.campaigns import parse_campaign_file
+    from promo.catalog import load_catalog
+    from promo.db import transaction
+    from tests.conftest import open_campaign_text, product_key
+    from tests.test_redemption import add_codes
+
+    with transaction(shop):
+        save_campaign(shop, parse_campaign_file(open_campaign_text("strict-today", allow_unbound_keys=False),
+                                                load_catalog(shop)), actor="test", now=datetime.now(UTC))
+    add_codes(shop, get_campaign(shop, "strict-today"), 2, start=50)
+    follow_link(client, sign_in(client, smtp))
+    page = client.get("/offers/strict-today/redeem").text
+    key = product_key(1)  # recorded by the shop with no account
+    refused = client.post("/offers/strict-today/redeem", data={
+        "csrf": hidden(page, "csrf"), "idempotency_key": hidden(page, "idempotency_key"), "product_key": key,
+        "country": "DK", "accept_terms": "yes"})
+    assert refused.status_code == 422
+    assert "does not say which account it belongs to" in refused.text and "R-X5" in refused.text
+    link = re.search(r'href="(/offers/strict-today/review\?[^"]+)"', refused.text)
+    assert link and "cause=unbound" in link.group(1)
+    form = client.get(link.group(1).replace("&amp;", "&"))
+    assert form.status_code == 200 and "does not say which account it belongs to" in form.text
+    sent = client.post("/offers/strict-today/review", data={
+        "csrf": hidden(form.text, "csrf"), "cause": "unbound", "product_key": key, "sku": "O365-HOME-ESD",
+        "country": "DK", "purchased_at": DAY, "activated_at": DAY},
+        files={"receipt": ("receipt.pdf", PDF, "application/pdf")})
+    assert sent.status_code == 200 and "Waiting for review" in sent.text
+    assert shop.execute("SELECT cause FROM review_claims").fetchone()[0] == "key_not_bound"
+    queue = reviewer(client, shop)
+    assert "key names no account (R-X5)" in queue
+    claim_id = re.search(r'href="/review/(\d+)"', queue).group(1)  # type: ignore[union-attr]
+    claim_page = client.get(f"/review/{claim_id}").text
+    assert 'id="record"' in claim_page and "the key's activation record names no account" in claim_page
+    already = len(smtp.received)
+    assert client.post(f"/review/{claim_id}/approve", data={"csrf": hidden(claim_page, "csrf")}).status_code == 303
+    wait_for_mail_to(smtp, ANN, after=already)
+    assert shop.execute("SELECT account_email FROM activations WHERE product_key = :k",
+                        {"k": key.replace("-", "")}).fetchone()[0] == ANN
+
+
+def test_the_review_link_for_an_unknown_key_keeps_its_own_words(client: TestClient, smtp: MailServer) -> None:
+    follow_link(client, sign_in(client, smtp))
+    refused = submit(client, redeem_form(client), UNKNOWN_KEY)
+    assert "cause=unbound" not in refused.text
+    form = client.get(f"/offers/open-today/review?product_key={UNKNOWN_KEY}&cause=<b>x</b>")
+    assert "We have no record of your purchase" in form.text and "<b>x</b>" not in form.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -23,7 +24,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
 def claim(conn: sqlite3.Connection, tmp_path: Path, account: str = "ann@example.com", key: int = 1, ip: str = "192.0.2.1") -> int:
     name, kind = store_receipt(tmp_path / "receipts", PDF, 1_000_000)
-    evidence = Activation(product_key(key).replace("-", ""), "O365-HOME-ESD", "DK", date(2013, 8, 1), date(2013, 8, 2), None)
+    evidence = Activation(product_key(key).replace("-", ""), "O365-HOME-ESD", "DK", "DK", date(2013, 8, 1), date(2013, 8, 2), None)
     with transaction(conn):
         return submit_claim(conn, campaign="office365-xbox-gold-2013", account_email=account, activation=evidence,
                             receipt_file=name, kind=kind, locale="da", ip=ip, now=DURING)
@@ -102,3 +103,64 @@ def test_one_open_claim_per_key_and_flags_for_the_reviewer(conn: sqlite3.Connect
         claim(conn, tmp_path, account=account, key=n)
     flags = pending_claims(conn).items[-1].flags
     assert "4 accounts from this address" in flags
+
+
+# ---- R-X5: a key whose activation record names no account comes to review with that cause
+
+def unbound_record(conn: sqlite3.Connection, key: int = 1, *, country: str = "DK") -> None:
+    from promo.activations import import_activations
+    from promo.catalog import load_catalog
+    from tests.conftest import csv_bytes
+
+    import_activations(conn, catalog=load_catalog(conn), now=DURING, source=csv_bytes(
+        ["product_key", "sku", "purchase_country", "activation_country", "purchased_at", "activated_at", "account_email"],
+        [[product_key(key), "O365-UNI-FPP", country, country, "2013-08-03", "2013-08-04", ""]]))
+
+
+def test_an_unbound_key_is_reviewed_with_its_cause_and_approval_binds_its_record(
+        conn: sqlite3.Connection, stored: StoredCampaign, tmp_path: Path) -> None:
+    unbound_record(conn)
+    add_codes(conn, stored, 1)
+    claim_id = claim(conn, tmp_path)  # the customer states ESD, DK, 2013-08-01: the record says otherwise
+    assert get_claim(conn, claim_id).cause == "key_not_bound"
+    assert pending_claims(conn).items[0].cause == "key_not_bound"
+    with transaction(conn):
+        result = approve(conn, claim_id, reviewer="support@example.com", now=DURING, ip=None)
+    assert result.redeemed
+    record = conn.execute("SELECT sku, account_email, import_batch, purchased_at FROM activations").fetchone()
+    assert record["account_email"] == "ann@example.com"  # bound to the claimant
+    assert (record["sku"], record["purchased_at"]) == ("O365-UNI-FPP", "2013-08-03")  # the record stays the evidence
+    assert record["import_batch"] != f"review:{claim_id}"
+    assert conn.execute("SELECT COUNT(*) FROM activations").fetchone()[0] == 1
+    approved = json.loads(conn.execute("SELECT data FROM audit_events WHERE tag = 'review:claim:approved'").fetchone()[0])
+    assert (approved["cause"], approved["bound_existing_record"]) == ("key_not_bound", True)
+
+
+def test_a_refused_approval_leaves_an_unbound_record_unbound(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    unbound_record(conn)
+    claim_id = claim(conn, tmp_path)  # the pool is empty
+    with transaction(conn):
+        assert approve(conn, claim_id, reviewer="support@example.com", now=DURING, ip=None).decision.rules == ["STOCK"]
+    assert conn.execute("SELECT account_email FROM activations").fetchone()[0] is None
+    assert get_claim(conn, claim_id).status == "pending"
+
+
+def test_a_claim_without_a_record_keeps_the_old_cause(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    assert get_claim(conn, claim(conn, tmp_path)).cause == "no_activation_record"
+
+
+def test_keys_that_can_be_redeemed_directly_are_not_reviewed(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    from promo.activations import import_activations
+    from promo.catalog import load_catalog
+    from tests.conftest import csv_bytes
+    from tests.test_redemption import allow_unbound_keys
+
+    import_activations(conn, catalog=load_catalog(conn), now=DURING, source=csv_bytes(
+        ["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],
+        [[product_key(1), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", "bo@example.com"]]))
+    with pytest.raises(InputError, match="redeem it directly"):
+        claim(conn, tmp_path, key=1)  # bound: its account redeems it
+    unbound_record(conn, key=2)
+    allow_unbound_keys(conn)
+    with pytest.raises(InputError, match="redeem it directly"):
+        claim(conn, tmp_path, key=2)  # the campaign lets anyone redeem an unbound key

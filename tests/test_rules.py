@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from promo.campaigns import parse_campaign_file, shipped_campaign_text
 from promo.campaigns.purchase_offer import Claim, PurchaseOffer
 from promo.catalog import shipped_catalog
-from promo.errors import InputError
 from promo.timeutil import Moment
 
 CPH = ZoneInfo("Europe/Copenhagen")  # the campaign's stated zone (R-X1)
@@ -27,13 +26,25 @@ QUALIFYING = ["O365-HOME-FPP", "O365-HOME-POSA", "O365-HOME-ESD", "O365-HOME-ANN
 EXCLUDED = ["O365-HOME-MONTHLY", "O365-SBP", "OFFICE2013-HS", "OFFICE2013-HB", "OFFICE2013-PRO", "WORD2013",
             "OFFICEMAC2011-HS", "OFFICEMAC2011-HB", "OFFICE2010-PRO", "OFFICE2007-STD", "OFFICE2003-STD",
             "O365-HOME-TRIAL", "O365-HOME-NFR", "O365-HOME-VL"]
-COUNTRIES = "AR AU AT BE BR CA CL CO CZ DK FI FR DE GR HK HU IE IL IT KR MX NL NZ NO PL PT RU SA SG SK ZA ES SE CH TW TR AE GB".split()
+# R-X2's 38 countries/regions as the document names them (seeds/003), with their ISO codes.
+R_X2 = {
+    "Argentina": "AR", "Australia": "AU", "Austria": "AT", "Belgium": "BE", "Brazil": "BR", "Canada": "CA",
+    "Chile": "CL", "Colombia": "CO", "Czech Republic": "CZ", "Denmark": "DK", "Finland": "FI", "France": "FR",
+    "Germany": "DE", "Greece": "GR", "Hong Kong SAR": "HK", "Hungary": "HU", "Ireland": "IE", "Israel": "IL",
+    "Italy": "IT", "Korea": "KR", "Mexico": "MX", "Netherlands": "NL", "New Zealand": "NZ", "Norway": "NO",
+    "Poland": "PL", "Portugal": "PT", "Russia": "RU", "Saudi Arabia": "SA", "Singapore": "SG", "Slovakia": "SK",
+    "South Africa": "ZA", "Spain": "ES", "Sweden": "SE", "Switzerland": "CH", "Taiwan": "TW", "Turkey": "TR",
+    "United Arab Emirates": "AE", "United Kingdom": "GB",
+}
+COUNTRIES = list(R_X2.values())
 
 
 def claim(sku: str = "O365-HOME-ESD", country: str = "DK", purchased: Moment = date(2013, 8, 1),
           activated: Moment | None = None, **extra: object) -> Claim:
-    return Claim(account="a@example.com", product_key="K" * 25, sku=CATALOG[sku], country=country,
-                 purchased_at=purchased, activated_at=activated if activated is not None else purchased, **extra)
+    """`country`: bought and activated there, unless purchase_country/activation_country say otherwise."""
+    countries = {"purchase_country": country, "activation_country": country}
+    return Claim(account="a@example.com", product_key="K" * 25, sku=CATALOG[sku], purchased_at=purchased,
+                 activated_at=activated if activated is not None else purchased, **(countries | extra))  # type: ignore[arg-type]
 
 
 def rules(c: Claim, now: datetime = DURING) -> list[str]:
@@ -191,13 +202,41 @@ def test_attribute_rules_alone_decide_skus_not_in_any_list() -> None:
     assert [f.reason for f in OFFER.evaluate(replace(claim(), sku=business), DURING).failures] == ["product_not_qualifying"]
 
 
-@pytest.mark.parametrize(("country", "expected"), [("DE", []), ("GB", []), ("DK", ["R-X3"]), ("NO", ["R-X3"])])
-def test_per_country_availability(country: str, expected: list[str]) -> None:
-    # The military edition is sold only in some countries (catalog), so it qualifies only there.
-    decision = OFFER.evaluate(claim(sku="O365-HOME-MIL", country=country), DURING)
-    assert decision.rules == expected
-    if expected:
-        assert decision.failures[0].reason == "product_not_available_in_country"
+@pytest.mark.parametrize("country", COUNTRIES)
+def test_the_military_edition_qualifies_in_every_r_x2_country(country: str) -> None:
+    # R-X3 names the military appreciation edition and no country list: it qualifies wherever R-X2 does.
+    assert CATALOG["O365-HOME-MIL"].countries is None
+    assert rules(claim(sku="O365-HOME-MIL", country=country)) == []
+
+
+def test_no_shipped_sku_is_limited_to_some_countries() -> None:
+    # The documents give no per-country availability (R-X3): none may be assumed.
+    assert [s.sku for s in CATALOG.values() if s.countries is not None] == []
+    assert OFFER.products.availability == {}
+
+
+def _with_availability(availability: dict[str, list[str]]) -> PurchaseOffer:
+    import tomllib
+
+    data = tomllib.loads(shipped_campaign_text("office365-xbox-gold-2013")) | {"availability": availability}
+    return PurchaseOffer.from_dict(data, CATALOG)
+
+
+@pytest.mark.parametrize(("country", "refused"), [("DE", False), ("GB", False), ("DK", True), ("NO", True)])
+def test_a_marketer_set_availability_still_refuses_with_its_own_reason(country: str, refused: bool) -> None:
+    offer = _with_availability({"O365-HOME-MIL": ["DE", "GB"]})  # a marketer's list from a real source
+    decision = offer.evaluate(claim(sku="O365-HOME-MIL", country=country), DURING)
+    assert decision.rules == (["R-X3"] if refused else [])
+    if refused:
+        assert [f.reason for f in decision.failures] == ["product_not_available_in_country"]
+        assert "availability" in decision.failures[0].message and country in decision.failures[0].message
+    assert offer.evaluate(claim(sku="O365-HOME-ESD", country=country), DURING).eligible  # other SKUs untouched
+
+
+def test_availability_follows_the_country_of_purchase() -> None:
+    offer = _with_availability({"O365-HOME-MIL": ["DE"]})
+    assert offer.evaluate(claim(sku="O365-HOME-MIL", purchase_country="DE", activation_country="DK"), DURING).eligible
+    assert offer.evaluate(claim(sku="O365-HOME-MIL", purchase_country="DK", activation_country="DE"), DURING).rules == ["R-X3"]
 
 
 # ---- R-X8: terms; and all failures together
@@ -219,9 +258,117 @@ def test_every_failing_rule_is_reported_at_once() -> None:
     assert all(f.message for f in decision.failures)
 
 
-def test_activation_before_purchase_is_an_input_error_not_a_refusal() -> None:
-    with pytest.raises(InputError, match="activated_at: activation .* is before purchase"):
-        claim(purchased=date(2013, 8, 2), activated=date(2013, 8, 1))
+# ---- R-X1: a bare day is that whole day in the campaign's zone, also when ordering purchase
+# and activation. Copenhagen is UTC+2 in August: local midnight of 2013-08-02 is 2013-08-01T22:00:00Z.
+
+LOCAL_MIDNIGHT = datetime(2013, 8, 2, 0, 0, 0, tzinfo=CPH)
+
+
+def _order(c: Claim) -> list[str]:
+    return [f.reason for f in OFFER.evaluate(c, DURING).failures if f.reason == "activation_before_purchase"]
+
+
+def test_the_issue_example_activation_at_01_30_local_on_the_day_of_purchase_qualifies() -> None:
+    # 2013-08-01T23:30:00Z is 01:30 on 2013-08-02 in Copenhagen: the day of purchase (issue 15).
+    assert rules(claim(purchased=date(2013, 8, 2), activated=datetime(2013, 8, 1, 23, 30, tzinfo=UTC))) == []
+    # The reverse: bought at 01:30 on 2013-08-02 local, "activated" on 2013-08-01 local: before.
+    assert rules(claim(purchased=datetime(2013, 8, 1, 23, 30, tzinfo=UTC), activated=date(2013, 8, 1))) == ["R-X1"]
+
+
+@pytest.mark.parametrize(("activated", "in_order"), [
+    (LOCAL_MIDNIGHT - SECOND, False),  # 23:59:59 on 2013-08-01 local, the day before the purchase
+    (LOCAL_MIDNIGHT, True),
+    (LOCAL_MIDNIGHT + SECOND, True),
+])
+def test_activation_instant_against_a_bare_purchase_day(activated: datetime, in_order: bool) -> None:
+    c = claim(purchased=date(2013, 8, 2), activated=activated.astimezone(UTC))
+    assert (_order(c) == []) is in_order
+    assert OFFER.evaluate(c, DURING).eligible is in_order
+
+
+@pytest.mark.parametrize(("purchased", "in_order"), [
+    (LOCAL_MIDNIGHT - SECOND, True),  # bought 23:59:59 on 2013-08-01 local, activated that day
+    (LOCAL_MIDNIGHT, False),  # bought on 2013-08-02 local: a 2013-08-01 activation is before it
+    (LOCAL_MIDNIGHT + SECOND, False),
+])
+def test_purchase_instant_against_a_bare_activation_day(purchased: datetime, in_order: bool) -> None:
+    c = claim(purchased=purchased.astimezone(UTC), activated=date(2013, 8, 1))
+    assert (_order(c) == []) is in_order
+    if not in_order:
+        assert OFFER.evaluate(c, DURING).rules == ["R-X1"]
+
+
+@pytest.mark.parametrize(("purchased", "activated", "in_order"), [
+    (date(2013, 8, 1), date(2013, 8, 1), True),
+    (date(2013, 8, 2), date(2013, 8, 1), False),
+    (LOCAL_MIDNIGHT, LOCAL_MIDNIGHT - SECOND, False),
+    (LOCAL_MIDNIGHT, LOCAL_MIDNIGHT, True),
+])
+def test_order_of_two_days_or_two_instants(purchased: Moment, activated: Moment, in_order: bool) -> None:
+    assert (_order(claim(purchased=purchased, activated=activated)) == []) is in_order
+
+
+def test_activation_before_purchase_is_a_refusal_that_says_so() -> None:
+    decision = OFFER.evaluate(claim(purchased=date(2013, 8, 2), activated=date(2013, 8, 1)), DURING)
+    assert decision.rules == ["R-X1"]
+    assert "activation (2013-08-01) is before the purchase (2013-08-02)" in decision.failures[0].message
+    assert "Europe/Copenhagen" in decision.failures[0].message
+
+
+def test_the_order_follows_the_campaigns_zone() -> None:
+    # The same evidence in a campaign kept in UTC: 23:30Z is still 2013-08-01 there, before the purchase day.
+    import tomllib
+
+    data = tomllib.loads(shipped_campaign_text("office365-xbox-gold-2013")) | {"timezone": "UTC"}
+    in_utc = PurchaseOffer.from_dict(data, CATALOG)
+    c = claim(purchased=date(2013, 8, 2), activated=datetime(2013, 8, 1, 23, 30, tzinfo=UTC))
+    assert OFFER.evaluate(c, DURING).eligible
+    assert [f.reason for f in in_utc.evaluate(c, DURING).failures] == ["activation_before_purchase"]
+
+
+# Window edges (R-X1) with one fact a bare day and the other an instant, in the campaign's zone.
+@pytest.mark.parametrize(("purchased", "activated", "expected"), [
+    (date(2013, 7, 18), ELIGIBILITY_OPENS, []),  # first day, activated at its first second
+    (date(2013, 7, 17), ELIGIBILITY_OPENS, ["purchase_outside_window"]),
+    (ELIGIBILITY_OPENS - SECOND, date(2013, 7, 18), ["purchase_outside_window"]),
+    (ELIGIBILITY_OPENS, date(2013, 7, 18), []),
+    (date(2013, 9, 28), ELIGIBILITY_CLOSES - SECOND, []),  # last day, activated at its last second
+    (date(2013, 9, 28), ELIGIBILITY_CLOSES, ["activation_outside_window"]),
+    (ELIGIBILITY_CLOSES - SECOND, date(2013, 9, 28), []),
+    (ELIGIBILITY_CLOSES, date(2013, 9, 29), ["purchase_outside_window", "activation_outside_window"]),
+    (ELIGIBILITY_CLOSES, date(2013, 9, 28), ["activation_before_purchase", "purchase_outside_window"]),
+])
+def test_window_edges_with_bare_days_and_instants(purchased: Moment, activated: Moment, expected: list[str]) -> None:
+    def utc(m: Moment) -> Moment:
+        return m.astimezone(UTC) if isinstance(m, datetime) else m
+
+    decision = OFFER.evaluate(claim(purchased=utc(purchased), activated=utc(activated)), DURING)
+    assert [f.reason for f in decision.failures] == expected
+
+
+# ---- R-X2: bought *and* activated in an eligible country, each checked on its own
+
+@pytest.mark.parametrize(("bought", "activated", "reasons"), [
+    ("DK", "NO", []),
+    ("DK", "US", ["activation_country_not_eligible"]),
+    ("US", "DK", ["purchase_country_not_eligible"]),
+    ("US", "US", ["country_not_eligible"]),
+    ("US", "JP", ["purchase_country_not_eligible", "activation_country_not_eligible"]),
+])
+def test_purchase_and_activation_country_are_checked_apart(bought: str, activated: str, reasons: list[str]) -> None:
+    decision = OFFER.evaluate(claim(purchase_country=bought, activation_country=activated), DURING)
+    assert [f.reason for f in decision.failures] == reasons
+    assert set(decision.rules) == ({"R-X2"} if reasons else set())
+    for failure in decision.failures:
+        assert failure.params["country"] in failure.message
+        which = {"purchase_country_not_eligible": "bought in", "activation_country_not_eligible": "activated in",
+                 "country_not_eligible": "bought and activated in"}[failure.reason]
+        assert which in failure.message
+
+
+def test_the_declared_country_is_the_country_of_purchase() -> None:
+    assert rules(claim(purchase_country="DK", activation_country="NO", declared_country="DK")) == []
+    assert rules(claim(purchase_country="DK", activation_country="NO", declared_country="NO")) == ["R-X17"]
 
 
 # ---- R-X6 / R-X9 data the engine relies on

@@ -36,10 +36,14 @@ REVIEWED_DYNAMIC_SQL = {
     ("campaign_store.py", "change_state"): "the column is one of two names fixed in the function; values are parameters",
     ("codes.py", "batches"): "a constant SELECT plus paging.Keyset's clause on a fixed column; values are parameters",
     ("codes.py", "batch_of"): "a constant SELECT plus a constant WHERE",
-    ("nonprofit_records.py", "organisations_page"): "a constant SELECT and WHERE plus Keyset's clause on a fixed column",
+    ("nonprofit_records.py", "organisations_page"): "a constant SELECT, a fixed standing condition (_STANDING)"
+                                                       " plus Keyset's clause on a fixed column",
     ("nonprofit_records.py", "requests_page"): "a constant SELECT and WHERE plus Keyset's clause on a fixed column",
     ("redemption_lookup.py", "find_redemptions"): "the SQL of lookup_sql: one of four constant SELECTs plus Keyset's clause",
     ("staff_actions.py", "query_actions"): "the SQL of actions_sql: fixed clauses chosen by ActionFilter plus Keyset's clause",
+    ("activity.py", "count_attempt"): "the module's constant upsert (_UPSERT); values are parameters",
+    ("activity.py", "count_sent"): "the module's constant upsert (_UPSERT); values are parameters",
+    ("activity.py", "hourly"): "an IN list of named parameters :o0, :o1 …, one per outcome; values are parameters",
 }
 
 

@@ -31,8 +31,8 @@ FORBIDDEN = "cannot open this page or do this"  # templates/staff/forbidden.html
 EXPIRED = 'id="expired-form"'  # templates/staff/expired.html
 MENUS = {
     "admin": [label for _path, label in MENU],
-    "marketer": ["Campaigns", "Activations", "Nonprofits", "API tokens"],
-    "auditor": ["Campaigns", "Activations", "Nonprofits", "Decision log", "Staff actions", "Reconciliation",
+    "marketer": ["Campaigns", "Dashboard", "Activations", "Nonprofits", "API tokens"],
+    "auditor": ["Campaigns", "Dashboard", "Activations", "Nonprofits", "Decision log", "Staff actions", "Reconciliation",
                 "Find a redemption", "API tokens"],
     "support": ["Find a redemption", "Review queue"],
 }
@@ -46,7 +46,7 @@ def records(shop: sqlite3.Connection, web_settings: Settings) -> sqlite3.Connect
     from tests.test_confirmations import _redeem_one, _token_for
     _redeem_one(shop)
     name, kind = store_receipt(web_settings.receipts_dir, b"%PDF-1.4\n% receipt\n", 1_000_000)
-    evidence = Activation(product_key(50).replace("-", ""), "O365-HOME-ESD", "DK", date.today(), date.today(), None)
+    evidence = Activation(product_key(50).replace("-", ""), "O365-HOME-ESD", "DK", "DK", date.today(), date.today(), None)
     with transaction(shop):
         submit_claim(shop, campaign="open-today", account_email="bob@example.com", activation=evidence, receipt_file=name,
                      kind=kind, locale="en", ip="192.0.2.9", now=datetime.now(UTC))

@@ -118,7 +118,7 @@ def follow_link(client: TestClient, path: str) -> str:
 def redeem_form(client: TestClient) -> str:
     page = client.get(f"{OFFER}/redeem")
     assert page.status_code == 200
-    for label in ("Product key", "Country of purchase", "I accept the terms of use", ">Redeem<"):
+    for label in ("Product key", "Country of purchase", "I accept the offer's terms and conditions", "Country where you live", ">Redeem<"):
         assert label in page.text
     return page.text
 

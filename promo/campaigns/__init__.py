@@ -52,7 +52,7 @@ def parse_campaign_file(text: str, catalog: Mapping[str, Sku]) -> Any:
 
 def render_campaign_file(campaign: Campaign) -> str:
     """The canonical campaign file: export writes this, and import of it gives it back."""
-    return tomli_w.dumps(campaign.to_dict(), multiline_strings=False, indent=4)
+    return tomli_w.dumps(campaign.to_dict(), multiline_strings=True, indent=4)
 
 
 def campaign_to_json(campaign: Campaign) -> str:

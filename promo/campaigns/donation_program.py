@@ -1,5 +1,5 @@
 """Campaign kind "donation program": software donations to validated nonprofits
-(RULES.md R-N1 … R-N9, R-V1 … R-V8). The rules here are pure, like the purchase offer's:
+(RULES.md R-N1 … R-N11, R-V1 … R-V8). The rules here are pure, like the purchase offer's:
 they take what is known and the instant, and return every failure with its rule id.
 Storage and the transactions are in promo/nonprofit.py."""
 
@@ -18,6 +18,7 @@ from promo.errors import FieldError, InputError
 from promo.timeutil import zone
 
 KIND = "donation_program"
+GRANT_MODES = ("at_once", "by_staff")  # R-N4: the sponsor may grant or refuse any request; by_staff: every request waits
 KEY_PATTERN = r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$"
 NEVER = date(9999, 12, 31)  # licence keys do not expire
 
@@ -76,6 +77,50 @@ def registration_failures(reg: Registration) -> list[Failure]:
     return failures
 
 
+# ---- states (R-N4, R-N7, R-V7) ---------------------------------------------------------------
+# A donation request that passes every rule is requested (waiting for staff) or held (waiting,
+# with a reason the requester sees) until it is granted or refused; a waiting request reserves
+# its quantities in the cycle's allocation (R-N2), so granting every waiting request at once can
+# never exceed a limit. Granted and refused are final: what was granted stays granted (R-V7).
+REQUEST_MOVES: dict[str, tuple[str, ...]] = {"requested": ("held", "granted", "refused"), "held": ("granted", "refused")}
+WAITING = ("requested", "held")
+# An approved organisation's standing (the first review, pending -> approved or rejected, is
+# decided apart): a later review (its requests wait) ends cleared (approved again) or with the
+# approval revoked, for good (R-N7).
+STANDING_MOVES: dict[str, tuple[str, ...]] = {"approved": ("under_review", "revoked"), "under_review": ("approved", "revoked")}
+
+
+def request_move_failures(current: str, target: str) -> list[Failure]:
+    """R-N4/R-V7: which staff decisions a request in `current` allows (empty: this one is allowed)."""
+    if target in REQUEST_MOVES.get(current, ()):
+        return []
+    if current == "granted":
+        why = "a granted donation stays granted (R-V7): nothing is taken back"
+    elif current == "refused":
+        why = "a refused request stays refused; the organisation may send a new request"
+    else:
+        why = "a held request can only be granted or refused"
+    return [Failure("R-N4", "request_decided", f"this request is {current}, so it cannot be {target}: {why}",
+                    {"status": current, "decision": target})]
+
+
+_STANDING_VERB = {"approved": "cleared", "rejected": "rejected", "under_review": "put under review", "revoked": "revoked"}
+
+
+def standing_move_failures(current: str, target: str) -> list[Failure]:
+    """R-N4/R-N7: which changes of standing an organisation in `current` allows."""
+    if target in STANDING_MOVES.get(current, ()):
+        return []
+    if current in STANDING_MOVES:
+        then = f"from {current.replace('_', ' ')} it can only be " + " or ".join(_STANDING_VERB[t] for t in STANDING_MOVES[current])
+    else:
+        then = {"revoked": "a revoked approval is final", "rejected": "a rejected registration is final",
+                "pending": "its registration waits for review: approve or reject it first"}.get(current, "")
+    return [Failure("R-N7" if current == "revoked" else "R-N4", "standing_unchanged",
+                    f"this organisation is {current.replace('_', ' ')}, so it cannot be {_STANDING_VERB[target]}: {then}",
+                    {"status": current, "decision": target})]
+
+
 @dataclass(frozen=True)
 class Limits:
     """R-N2, per organisation and cycle."""
@@ -111,6 +156,8 @@ class DonationProgram:
     code_days: int = 60  # R-V3
     return_days: int = 60  # R-N9
     names: Mapping[str, str] = field(default_factory=dict)
+    grant: str = "at_once"  # GRANT_MODES
+    terms_version: str = "1"  # R-N10: the terms of use a request accepts (stored with it)
     code_pattern: str = KEY_PATTERN
     kind: str = KIND
 
@@ -244,18 +291,28 @@ class DonationProgram:
             limits = Limits(**values)
         else:
             fail("limits", "must be a table")
-        unknown = set(data) - {"slug", "kind", "name", "timezone", "program_start", "products", "limits", "names"}
+        grant = data.get("grant", "at_once")
+        if grant not in GRANT_MODES:
+            fail("grant", "must be at_once (requests that pass every rule are granted at once) or by_staff "
+                          "(every request waits for staff, R-N4)")
+        terms_version = data.get("terms_version", "1")
+        if not isinstance(terms_version, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}", terms_version):
+            fail("terms_version", "must name the version of the terms of use, such as 1 or 2013-07 (R-N10)")
+        unknown = set(data) - {"slug", "kind", "name", "timezone", "program_start", "products", "limits", "names", "grant",
+                               "terms_version"}
         for key in sorted(unknown):
             fail(key, "unknown setting for a donation program")
         names = data.get("names", {})
         if errors:
             raise InputError(errors)
         return cls(slug=slug, name=name, timezone=tz, program_start=start, products=tuple(str(p) for p in products),
-                   limits=limits, names=dict(names) if isinstance(names, Mapping) else {})
+                   limits=limits, names=dict(names) if isinstance(names, Mapping) else {}, grant=str(grant),
+                   terms_version=str(terms_version))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"slug": self.slug, "kind": self.kind, "name": self.name, "timezone": self.timezone,
-                                "program_start": self.program_start, "products": list(self.products),
+                                "program_start": self.program_start, "grant": self.grant,
+                                "terms_version": self.terms_version, "products": list(self.products),
                                 "limits": {"each_desktop_or_cal": self.limits.each_desktop_or_cal,
                                            "windows_server_standard": self.limits.windows_server_standard,
                                            "other_servers_total": self.limits.other_servers_total}}

@@ -13,14 +13,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from promo.campaigns.rules import Decision, Failure, matches_any
+from promo.campaigns.terms import Terms, parse_terms
 from promo.catalog import ATTRIBUTES, CHANNELS, TERMS, Sku
 from promo.countries import country_name, normalize_country
 from promo.errors import FieldError, InputError
+from promo.i18n import languages
 from promo.timeutil import DayWindow, Moment, moment_not_before, moment_text, zone
 
 KIND = "purchase_offer"
 DEFAULT_CODE_PATTERN = r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$"
 _RULE_AT_END = re.compile(r" \((R-[A-Z]+\d+)\)$")
+# R-X16: a support contact is a web page or a phone number (the documents give phone numbers).
+_PHONE = re.compile(r"\+?[0-9][0-9 ()./-]{4,30}")
 
 
 @dataclass(frozen=True)
@@ -30,19 +34,12 @@ class Claim:
     account: str
     product_key: str
     sku: Sku
-    country: str  # where the product was bought and activated (from the evidence)
+    purchase_country: str  # R-X2: where the product was bought (from the evidence)
+    activation_country: str  # R-X2: where it was activated (from the evidence)
     purchased_at: Moment
     activated_at: Moment
     declared_country: str | None = None  # what the consumer typed, if asked
     terms_accepted: bool | None = None  # None: not asked (dry run)
-
-    def __post_init__(self) -> None:
-        # A claim whose activation precedes its purchase is bad input, not a refusal.
-        if not moment_not_before(self.activated_at, self.purchased_at, ZoneInfo("UTC")):
-            raise InputError.one(
-                "activated_at",
-                f"activation ({moment_text(self.activated_at)}) is before purchase ({moment_text(self.purchased_at)})",
-            )
 
 
 @dataclass(frozen=True)
@@ -96,14 +93,30 @@ class Sponsor:
 
 
 @dataclass(frozen=True)
+class SupportContact:
+    contact: str
+    general: bool  # True: the country has no contact of its own; this is the default
+
+    @property
+    def is_link(self) -> bool:
+        return self.contact.startswith(("https://", "http://"))
+
+
+@dataclass(frozen=True)
 class Support:
-    """R-X16: customer-service contact per country, with a default."""
+    """R-X16: three support routes: the redemption's customer service per country (with a
+    general default), the purchased product's support, and the reward's own (limited) support."""
 
     default: str
     countries: Mapping[str, str]
+    product: str = ""  # the Office 365 product and its subscription
+    reward: str = ""  # Xbox Live Gold: limited customer support
 
-    def for_country(self, country: str) -> str:
-        return self.countries.get(country, self.default)
+    def route_for(self, country: str) -> SupportContact:
+        """The redemption contact for customers in `country`; a country without its own is
+        given the default, marked as general so pages and emails say so."""
+        own = self.countries.get(country)
+        return SupportContact(own, False) if own else SupportContact(self.default, True)
 
 
 @dataclass(frozen=True)
@@ -121,8 +134,12 @@ class PurchaseOffer:
     descriptions: Mapping[str, str] = field(default_factory=dict)  # a short text per language, shown on the offer page
     sponsors: tuple[Sponsor, ...] = ()  # R-X13
     support: Support | None = None  # R-X16
+    terms: Terms | None = None  # R-X17 … R-X22: the offer's own terms, per language
     total_cap: int | None = None  # at most this many rewards in all (None: the pool is the limit)
     low_stock_threshold: int | None = None  # marketers are emailed once when available codes fall below
+    # R-X5: a key whose activation record names no account goes to manual review, unless
+    # the campaign says otherwise (the demo, where any address may redeem a demo key).
+    allow_unbound_keys: bool = False
     kind: str = KIND
 
     def name_in(self, lang: str) -> str:
@@ -134,8 +151,32 @@ class PurchaseOffer:
     def sponsor_for(self, country: str) -> Sponsor | None:
         return next((s for s in self.sponsors if country in s.countries), None)
 
+    @property
+    def residence_countries(self) -> tuple[str, ...] | None:
+        """R-X13: where a customer may live for this offer: the countries its sponsors cover
+        (None: no sponsor mapping, so any country)."""
+        if not self.sponsors:
+            return None
+        return tuple(sorted({c for s in self.sponsors for c in s.countries}))
+
+    def sponsor_for_residence(self, country: str) -> Sponsor | None:
+        """R-X13: the sponsor (and law) for a customer who lives in `country`. The terms map
+        regions, not countries; when this campaign's mapping has no sponsor for the country,
+        Promo does not guess one: an InputError names the residence_country field."""
+        sponsor = self.sponsor_for(country)
+        if sponsor is None and self.sponsors:
+            raise InputError(FieldError(
+                "residence_country", f"the offer's terms name no sponsor or governing law for customers who live in "
+                f"{country_name(country)} ({country}); they do for {', '.join(self.residence_countries or ())}",
+                rule="R-X13"))
+        return sponsor
+
     def is_open(self, now: datetime) -> bool:
         return self.redemption.contains(now)
+
+    def in_order(self, purchased_at: Moment, activated_at: Moment) -> bool:
+        """Activation at or after purchase, a bare day being that whole day in the campaign's zone."""
+        return moment_not_before(activated_at, purchased_at, self.tz)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -173,43 +214,58 @@ class PurchaseOffer:
             return [Failure("R-X4", "product_excluded", f"{sku.name} ({sku.sku}) is excluded from this offer", {"sku": sku.sku})]
         if not rules.is_qualifying(sku):
             return [Failure("R-X3", "product_not_qualifying", f"{sku.name} ({sku.sku}) is not a qualifying product", {"sku": sku.sku})]
-        if not rules.available_in(sku, claim.country):
+        country = claim.purchase_country  # availability is where the product is sold
+        if not rules.available_in(sku, country):
             return [
                 Failure(
                     "R-X3",
                     "product_not_available_in_country",
-                    f"{sku.sku} is not part of this offer in {country_name(claim.country)} ({claim.country})",
-                    {"sku": sku.sku, "country": claim.country},
+                    f"{sku.sku} is not part of this offer in {country_name(country)} ({country}) "
+                    "(the campaign's per-country availability)",
+                    {"sku": sku.sku, "country": country},
                 )
             ]
         return []
 
     def _country(self, claim: Claim) -> list[Failure]:
+        """R-X2: bought *and* activated in an eligible country, each checked on its own."""
         failures = []
-        if claim.country not in self.countries:
-            failures.append(
-                Failure(
-                    "R-X2",
-                    "country_not_eligible",
-                    f"the product was bought and activated in {country_name(claim.country)} ({claim.country}), "
-                    f"which is not one of the offer's {len(self.countries)} countries",
-                    {"country": claim.country},
-                )
-            )
-        if claim.declared_country and claim.declared_country != claim.country:
+        bought, activated = claim.purchase_country, claim.activation_country
+        of_the_offer = f"which is not one of the offer's {len(self.countries)} countries"
+        if bought == activated and bought not in self.countries:  # one place: one refusal that names both facts
+            failures.append(Failure("R-X2", "country_not_eligible",
+                                    f"the product was bought and activated in {country_name(bought)} ({bought}), "
+                                    f"{of_the_offer}", {"country": bought}))
+        else:
+            for what, reason, country in (("bought", "purchase_country_not_eligible", bought),
+                                          ("activated", "activation_country_not_eligible", activated)):
+                if country not in self.countries:
+                    failures.append(Failure("R-X2", reason, f"the product was {what} in {country_name(country)} "
+                                            f"({country}), {of_the_offer}", {"country": country}))
+        if claim.declared_country and claim.declared_country != bought:
             failures.append(
                 Failure(
                     "R-X17",
                     "declared_country_mismatch",
                     f"the country of purchase given ({claim.declared_country}) does not match the "
-                    f"activation record for this product key ({claim.country})",
-                    {"declared": claim.declared_country, "recorded": claim.country},
+                    f"activation record for this product key ({bought})",
+                    {"declared": claim.declared_country, "recorded": bought},
                 )
             )
         return failures
 
     def _eligibility_window(self, claim: Claim) -> list[Failure]:
         window, failures = self.eligibility, []
+        if not self.in_order(claim.purchased_at, claim.activated_at):
+            failures.append(
+                Failure(
+                    "R-X1",
+                    "activation_before_purchase",
+                    f"the activation ({moment_text(claim.activated_at)}) is before the purchase "
+                    f"({moment_text(claim.purchased_at)}) in the campaign's zone ({self.timezone})",
+                    {"purchased": moment_text(claim.purchased_at), "activated": moment_text(claim.activated_at)},
+                )
+            )
         for what, moment in (("purchase", claim.purchased_at), ("activation", claim.activated_at)):
             if not window.contains(moment):
                 failures.append(
@@ -263,6 +319,8 @@ class PurchaseOffer:
             data["total_cap"] = self.total_cap
         if self.low_stock_threshold is not None:
             data["low_stock_threshold"] = self.low_stock_threshold
+        if self.allow_unbound_keys:
+            data["allow_unbound_keys"] = True
         data |= {
             "countries": list(self.countries),
             "eligibility_window": {"first_day": self.eligibility.first_day, "last_day": self.eligibility.last_day},
@@ -286,7 +344,13 @@ class PurchaseOffer:
         if self.sponsors:
             data["sponsors"] = [_sponsor_dict(s) for s in self.sponsors]
         if self.support:
-            data["support"] = {"default": self.support.default, "countries": dict(sorted(self.support.countries.items()))}
+            data["support"] = {"default": self.support.default}
+            for route in ("product", "reward"):
+                if getattr(self.support, route):
+                    data["support"][route] = getattr(self.support, route)
+            data["support"]["countries"] = dict(sorted(self.support.countries.items()))
+        if self.terms:
+            data["terms"] = self.terms.as_list()
         return data
 
 
@@ -431,6 +495,11 @@ class _Parser:
         if threshold is not None and not _whole(threshold):
             self.fail("low_stock_threshold", "must be a whole number of at least 1, or left out for no alert")
             threshold = None
+        allow_unbound_keys = d.get("allow_unbound_keys", False)
+        if not isinstance(allow_unbound_keys, bool):
+            self.fail("allow_unbound_keys", "must be true or false: false sends a key whose activation record names no account "
+                      "to manual review (R-X5)")
+            allow_unbound_keys = False
 
         raw_products = d.get("products")
         section: Mapping[str, Any] = raw_products if isinstance(raw_products, Mapping) else {}
@@ -466,13 +535,14 @@ class _Parser:
             self.fail("reward.code_expires_on", "codes would expire before the redemption window closes (R-X9)")
 
         unknown = set(d) - {"slug", "kind", "name", "timezone", "limit_per_account", "total_cap",
-                            "low_stock_threshold", "countries",
+                            "low_stock_threshold", "allow_unbound_keys", "countries",
                             "eligibility_window", "redemption_window", "products", "availability", "reward",
-                            "names", "descriptions", "sponsors", "support"}
+                            "names", "descriptions", "sponsors", "support", "terms"}
         names = self.names()
         descriptions = self.names("descriptions")
         sponsors = self.sponsors()
         support = self.support()
+        terms = parse_terms(d.get("terms"), names, languages(), self.fail)
         for key in sorted(unknown):
             self.fail(key, "unknown setting for a purchase offer")
 
@@ -492,8 +562,10 @@ class _Parser:
             descriptions=descriptions,
             sponsors=sponsors,
             support=support,
+            terms=terms,
             total_cap=total_cap,
             low_stock_threshold=threshold,
+            allow_unbound_keys=allow_unbound_keys,
         )
 
     def names(self, field: str = "names", source: Mapping[str, Any] | None = None, key: str | None = None) -> Mapping[str, str]:
@@ -532,20 +604,45 @@ class _Parser:
         return tuple(out)
 
     def support(self) -> Support | None:
+        """R-X16: the three routes; every contact a web page or a phone number."""
         section = self.data.get("support")
         if section is None:
             return None
         if not isinstance(section, Mapping):
-            self.fail("support", "must be a table with default and countries")
+            self.fail("support", "must be a table with default, product, reward and countries")
             return None
-        default = self.text("support.default", section, "default")
+        for key in sorted(set(section) - {"default", "product", "reward", "countries"}):
+            self.fail(f"support.{key}", "unknown setting; use default, product, reward and countries (R-X16)")
+        routes = {
+            "default": "the general customer service for questions about the redemption",
+            "product": "the support for the product bought and its subscription",
+            "reward": "the reward's own (limited) customer support",
+        }
+        contacts = {key: self.contact(f"support.{key}", section.get(key), f"is required: {what} (R-X16)")
+                    for key, what in routes.items()}
         countries = {}
-        for code, contact in (section.get("countries") or {}).items():
+        raw_countries = section.get("countries") or {}
+        if not isinstance(raw_countries, Mapping):
+            self.fail("support.countries", "must be a table of country = \"contact\" (R-X16)")
+            raw_countries = {}
+        for code, contact in raw_countries.items():
             try:
-                countries[normalize_country(code, f"support.countries.{code}")] = str(contact)
+                country = normalize_country(code, f"support.countries.{code}")
             except InputError as exc:
                 self.errors.extend(exc.errors)
-        return Support(default, countries)
+                continue
+            countries[country] = self.contact(f"support.countries.{code}", contact, "is required (R-X16)")
+        return Support(contacts["default"], countries, contacts["product"], contacts["reward"])
+
+    def contact(self, field: str, value: object, missing: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(field, missing)
+            return ""
+        value = value.strip()
+        is_link = value.startswith(("https://", "http://")) and not any(c.isspace() for c in value)
+        if not (is_link or _PHONE.fullmatch(value)):
+            self.fail(field, "must be an http(s) link or a phone number such as +45 43 31 60 00 (R-X16)")
+        return value
 
     def availability(self) -> Mapping[str, frozenset[str]]:
         section = self.data.get("availability", {})

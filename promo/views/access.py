@@ -15,6 +15,7 @@ from starlette.routing import Match, Router
 # The staff menu, in order: (path, label). Each entry is shown only to roles its route admits.
 MENU = (
     ("/console/", "Campaigns"),
+    ("/console/dashboard", "Dashboard"),
     ("/console/activations", "Activations"),
     ("/console/nonprofit/", "Nonprofits"),
     ("/audit/", "Decision log"),

@@ -140,7 +140,8 @@ async def campaign_state(request: Request, staff: StaffMember, actor: str) -> Re
 async def evaluate(request: Request, staff: StaffMember, actor: str) -> Response:
     body = await _json_body(request)
     dry = DryRun(campaign=request.path_params["slug"], **{k: str(body.get(k) or "") for k in
-                                                          ("sku", "country", "purchased_at", "activated_at")})
+                                                          ("sku", "country", "purchase_country", "activation_country",
+                                                           "purchased_at", "activated_at")})
     decision = await request.app.state.db.read(evaluate_dry_run, dry, utcnow())
     return JSONResponse(decision.as_dict())
 
@@ -195,10 +196,7 @@ async def upload_activations(request: Request, staff: StaffMember, actor: str) -
 
 @api_role(*READERS)
 async def job(request: Request, staff: StaffMember, actor: str) -> Response:
-    raw = request.path_params["job_id"]
-    if not raw.isdigit():
-        return problem(404, f"import job {raw!r} not found")
-    found = await request.app.state.db.read(get_job, int(raw))
+    found = await request.app.state.db.read(get_job, request.path_params["job_id"])
     return JSONResponse(found.as_dict(request.app.state.jobs.progress(found)))
 
 
@@ -232,6 +230,6 @@ routes = [
     Route("/api/v1/campaigns/{slug}/stock", stock, name="api.stock"),
     Route("/api/v1/campaigns/{slug}/codes", upload_codes, methods=["POST"], name="api.codes"),
     Route("/api/v1/activations", upload_activations, methods=["POST"], name="api.activations"),
-    Route("/api/v1/jobs/{job_id}", job, name="api.job"),
+    Route("/api/v1/jobs/{job_id:int64}", job, name="api.job"),
     Route("/api/v1/validation-codes/verify", verify_validation_code, methods=["POST"], name="api.verify_code"),
 ]

@@ -61,10 +61,10 @@ async def log_page(request: Request, session: StaffSession) -> Response:
 
 @require_role(*READERS)
 async def attempt_page(request: Request, session: StaffSession) -> Response:
-    raw = request.path_params["attempt_id"]
-    detail = await request.app.state.db.read(attempt_detail, int(raw)) if raw.isdigit() else None
+    attempt_id = request.path_params["attempt_id"]
+    detail = await request.app.state.db.read(attempt_detail, attempt_id)
     if detail is None:
-        raise NotFound("attempt", raw)
+        raise NotFound("attempt", str(attempt_id))
     campaigns = {s.campaign.slug: s.campaign for s in await request.app.state.db.read(list_campaigns)}
     return staff_render(request, "audit/attempt.html", session=session, campaigns=campaigns, **detail)
 
@@ -222,7 +222,7 @@ async def redemptions_page(request: Request, session: StaffSession) -> Response:
 
 routes = [
     Route("/audit/", log_page, name="auditor.log"),
-    Route("/audit/attempts/{attempt_id}", attempt_page, name="auditor.attempt"),
+    Route("/audit/attempts/{attempt_id:int64}", attempt_page, name="auditor.attempt"),
     Route("/audit/export.csv", export_csv, name="auditor.export_csv"),
     Route("/audit/export.json", export_json, name="auditor.export_json"),
     Route("/audit/reconciliation", reconciliation_page, name="auditor.reconciliation"),

@@ -27,8 +27,6 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from promo.errors import InputError
-from promo.paging import parse_id
 from promo.staff import StaffSession
 from promo.views.staffauth import staff_render
 
@@ -55,14 +53,6 @@ Describe = Callable[[Request, StaffSession, FormData], Awaitable[Consequence | N
 def counted(n: int, noun: str) -> str:
     """ "1 open session", "2 open sessions": figures in sentences."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def path_number(raw: str) -> int | None:
-    """An id from the address, or None when it is not one (the view then answers as it does)."""
-    try:
-        return parse_id(raw, "id")
-    except InputError:
-        return None
 
 
 def _fields(form: FormData) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from promo.auth import same_token
-from promo.campaign_form import definition_from_form, errors_by_field, form_from_definition
+from promo.campaign_form import definition_from_form, errors_by_field, form_from_definition, terms_slots, with_terms_of
 from promo.campaign_list import CampaignQuery, list_page
 from promo.campaign_store import STATE_ACTIONS, StoredCampaign, change_state, get_campaign, save_campaign
 from promo.campaigns import campaign_from_dict, parse_campaign_file, render_campaign_file
@@ -37,8 +37,9 @@ from promo.replay import replay
 from promo.staff import StaffSession
 from promo.stock import rearm_if_restocked, stock_report
 from promo.timeutil import utcnow
-from promo.views.confirm import Consequence, confirmed, counted, path_number
-from promo.views.context import client_ip, path_id, redirect
+from promo.views.confirm import Consequence, confirmed, counted
+from promo.views.context import client_ip, redirect
+from promo.views.dashboard_charts import per_day_chart
 from promo.views.staffauth import expired_form, require_role, staff_render
 
 OFFER = "purchase_offer"  # the kind these pages edit; the donation program has /console/nonprofit/
@@ -55,7 +56,7 @@ def actor(session: StaffSession) -> str:
 async def checked_form(request: Request, session: StaffSession) -> FormData | Response:
     """The posted form if its CSRF token is the session's, else the expired-form page."""
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_UPLOAD_BYTES:
+    if length and length.isascii() and length.isdigit() and int(length) > MAX_UPLOAD_BYTES:
         return staff_render(request, "console/message.html", 413, session=session, title="File too large",
                             message=f"Uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
     form = await request.form(max_part_size=4 * 1024 * 1024)
@@ -125,7 +126,7 @@ async def _form_page(request: Request, session: StaffSession, *, values: dict[st
     countries = sorted(((c, country_name(c)) for c in country_codes()), key=lambda pair: pair[1])
     return staff_render(request, "console/edit.html", status, session=session, values=values, mode=mode,
                         errors=errors or {}, stored=stored, replayed=replayed, catalog=catalog, countries=countries,
-                        languages=languages(), timezones=sorted(available_timezones()))
+                        languages=languages(), timezones=sorted(available_timezones()), terms_slots=terms_slots(values))
 
 
 @require_role(*EDITORS)
@@ -147,6 +148,7 @@ async def create(request: Request, session: StaffSession, form: FormData) -> Res
     clone_of = str(form.get("clone_of") or "")
     base = (await request.app.state.db.read(get_offer, clone_of)).campaign.to_dict() if clone_of else None
     values = {**form_from_definition({}, languages()), **_posted_values(form)}
+    data = None
     try:
         data = definition_from_form(form, base, languages())
         campaign = campaign_from_dict(data, await _catalog(request))
@@ -158,7 +160,8 @@ async def create(request: Request, session: StaffSession, form: FormData) -> Res
 
         await request.app.state.db.write(insert)
     except InputError as exc:
-        return await _form_page(request, session, values=values, mode="new", status=422, errors=errors_by_field(exc.errors))
+        return await _form_page(request, session, values=with_terms_of(values, data, languages()), mode="new", status=422,
+                                errors=errors_by_field(exc.errors))
     return redirect(f"/console/campaigns/{campaign.slug}")
 
 
@@ -178,12 +181,15 @@ async def campaign_page(request: Request, session: StaffSession) -> Response:
     query = request.query_params
     if "sku" in query:
         dry = DryRun(campaign=slug, sku=query.get("sku", ""), country=query.get("country", ""),
-                     purchased_at=query.get("purchased_at", ""), activated_at=query.get("activated_at", ""))
+                     purchased_at=query.get("purchased_at", ""), activated_at=query.get("activated_at", ""),
+                     activation_country=query.get("activation_country", ""))
         try:
             preview = await db.read(evaluate_dry_run, dry, now)
         except InputError as exc:
             preview_errors = {e.field: e.message for e in exc.errors}
+    chart = per_day_chart(data["stock"].per_day, data["stored"].campaign.timezone)
     return staff_render(request, "console/campaign.html", session=session, now=now, state=data["stored"].status(now),
+                        per_day_chart=chart,
                         can_edit=session.staff.role in EDITORS, preview=preview, preview_errors=preview_errors,
                         query=dict(query), catalog=await _catalog(request), **data)
 
@@ -201,13 +207,14 @@ async def edit_submit(request: Request, session: StaffSession, form: FormData) -
     db = request.app.state.db
     stored = await db.read(get_offer, _slug(request))
     values = {**_posted_values(form), "slug": stored.campaign.slug}
+    data = None
     try:
         data = definition_from_form(form, stored.campaign.to_dict(), languages())
         data["slug"] = stored.campaign.slug  # the slug is the campaign's address: it does not change
         campaign = campaign_from_dict(data, await _catalog(request))
     except InputError as exc:
-        return await _form_page(request, session, values=values, mode="edit", status=422, stored=stored,
-                          errors=errors_by_field(exc.errors))
+        return await _form_page(request, session, values=with_terms_of(values, data, languages()), mode="edit", status=422,
+                                stored=stored, errors=errors_by_field(exc.errors))
     if form.get("action") == "replay":
         report = await db.read(replay, stored.id, campaign)
         return await _form_page(request, session, values=values, mode="edit", stored=stored, replayed=report)
@@ -335,10 +342,7 @@ async def upload_codes(request: Request, session: StaffSession, form: FormData) 
 
 
 async def _void_consequence(request: Request, session: StaffSession, form: FormData) -> Consequence:
-    slug, raw = _slug(request), str(request.path_params["batch_id"])
-    batch_id = path_number(raw)  # strictly: a 30-digit id would overflow SQLite
-    if batch_id is None:
-        raise NotFound("batch", raw)
+    slug, batch_id = _slug(request), request.path_params["batch_id"]  # an int64 by the route's convertor
 
     def load(conn: Any) -> tuple[StoredCampaign, Batch | None]:
         stored = get_offer(conn, slug)
@@ -361,7 +365,7 @@ async def _void_consequence(request: Request, session: StaffSession, form: FormD
 @staff_form(*EDITORS)
 @confirmed(_void_consequence)
 async def void_codes(request: Request, session: StaffSession, form: FormData) -> Response:
-    slug, batch_id = _slug(request), path_id(request, "batch_id", "batch")
+    slug, batch_id = _slug(request), request.path_params["batch_id"]
 
     def void(conn: Any) -> int:
         stored = get_offer(conn, slug)
@@ -386,7 +390,7 @@ async def upload_activations(request: Request, session: StaffSession, form: Form
 
 @require_role(*READERS)
 async def job_page(request: Request, session: StaffSession) -> Response:
-    job = await request.app.state.db.read(get_job, path_id(request, "job_id", "import job"))
+    job = await request.app.state.db.read(get_job, request.path_params["job_id"])
     jobs = request.app.state.jobs
     back = "/console/activations"
     if job.campaign_slug:
@@ -407,9 +411,9 @@ routes = [
     Route("/console/campaigns/{slug}/state", state_submit, methods=["POST"], name="console.state"),
     Route("/console/campaigns/{slug}/export.toml", export_file, name="console.export"),
     Route("/console/campaigns/{slug}/codes", upload_codes, methods=["POST"], name="console.upload_codes"),
-    Route("/console/campaigns/{slug}/batches/{batch_id}/void", void_codes, methods=["POST"], name="console.void"),
+    Route("/console/campaigns/{slug}/batches/{batch_id:int64}/void", void_codes, methods=["POST"], name="console.void"),
     Route("/console/activations", activations_page, methods=["GET"], name="console.activations"),
     Route("/console/activations", upload_activations, methods=["POST"], name="console.upload_activations"),
-    Route("/console/jobs/{job_id}", job_page, name="console.job"),
+    Route("/console/jobs/{job_id:int64}", job_page, name="console.job"),
 ]
 

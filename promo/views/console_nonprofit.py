@@ -1,6 +1,7 @@
-"""Staff pages of the nonprofit program: review organisations against R-N5/R-N6/R-N7 and
-process returns (R-N9). Same roles as the marketer console: marketers and admins decide,
-auditors read."""
+"""Staff pages of the nonprofit program: review organisations against R-N5/R-N6/R-N7, review
+an approved one again, clear it or revoke its approval (R-N7); grant, hold or refuse waiting
+donation requests (R-N4); process returns (R-N9). Same roles as the marketer console:
+marketers and admins decide, auditors read."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from promo.donations import decide_return, key_stock, pending_returns, waiting_requests
 from promo.errors import InputError, NotFound
 from promo.jobs import recent_jobs
-from promo.nonprofit import PROGRAM, decide_return, key_stock, organisations_by_status, pending_returns, review_organisation
+from promo.nonprofit import PROGRAM, organisations_by_status, review_organisation
+from promo.nonprofit_decisions import REQUEST_DECISIONS, STANDING_DECISIONS, change_standing, decide_request
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
 from promo.views.console import EDITORS, READERS, staff_form, start_upload
-from promo.views.context import client_ip, path_id, redirect
+from promo.views.context import client_ip, redirect
 from promo.views.nonprofit import LABELS
 from promo.views.staffauth import require_role, staff_render
 
@@ -30,6 +33,8 @@ async def _page(request: Request, session: StaffSession, status: int = 200, erro
         except NotFound:  # the program is not installed (`promo demo` or `promo campaigns import`)
             keys = []
         return {"pending": organisations_by_status(conn, "pending"), "approved": organisations_by_status(conn, "approved"),
+                "under_review": organisations_by_status(conn, "under_review"),
+                "revoked": organisations_by_status(conn, "revoked"), "waiting": waiting_requests(conn),
                 "returns": pending_returns(conn), "keys": keys,
                 "jobs": recent_jobs(conn, campaign_slug=PROGRAM, kind="codes", limit=5)}
 
@@ -44,8 +49,8 @@ async def overview(request: Request, session: StaffSession) -> Response:
 
 async def _decide(request: Request, session: StaffSession, form: FormData, decide: Callable[..., Any], name: str,
                   decisions: tuple[str, ...], **extra: Any) -> Response:
-    """A staff decision on one organisation or return: audited by `decide`, errors shown with their rule."""
-    target, decision = path_id(request, name, "page"), str(request.path_params["decision"])
+    """A staff decision on one organisation, request or return: audited by `decide`, errors shown with their rule."""
+    target, decision = request.path_params[name], str(request.path_params["decision"])
     if decision not in decisions:
         raise NotFound("page", request.url.path)
     try:
@@ -54,13 +59,24 @@ async def _decide(request: Request, session: StaffSession, form: FormData, decid
     except InputError as exc:
         return await _page(request, session, exc.status if exc.status != 400 else 422, "; ".join(
             f"{e.message} ({e.rule})" if e.rule else e.message for e in exc.errors))
-    request.app.state.wake_relay()  # the requester of a return is emailed
+    request.app.state.wake_relay()  # the requester (of a request, a return) or the representatives are emailed
     return redirect("/console/nonprofit/")
 
 
 @staff_form(*EDITORS)
 async def review(request: Request, session: StaffSession, form: FormData) -> Response:
+    """approve/reject a registration; review/clear/revoke an approved organisation (R-N7)."""
+    if request.path_params["decision"] in STANDING_DECISIONS:
+        return await _decide(request, session, form, change_standing, "org_id", tuple(STANDING_DECISIONS),
+                             mail_domain=request.app.state.settings.mail.message_id_domain)
     return await _decide(request, session, form, review_organisation, "org_id", ("approve", "reject"))
+
+
+@staff_form(*EDITORS)
+async def decide_donation(request: Request, session: StaffSession, form: FormData) -> Response:
+    """Grant, hold or refuse a waiting donation request (R-N4)."""
+    return await _decide(request, session, form, decide_request, "request_id", tuple(REQUEST_DECISIONS),
+                         mail_domain=request.app.state.settings.mail.message_id_domain)
 
 
 @staff_form(*EDITORS)
@@ -78,6 +94,8 @@ async def upload_keys(request: Request, session: StaffSession, form: FormData) -
 routes = [
     Route("/console/nonprofit/", overview, name="console.nonprofit"),
     Route("/console/nonprofit/keys", upload_keys, methods=["POST"], name="console.nonprofit_keys"),
-    Route("/console/nonprofit/organisations/{org_id}/{decision}", review, methods=["POST"], name="console.nonprofit_review"),
-    Route("/console/nonprofit/returns/{return_id}/{decision}", process_return, methods=["POST"], name="console.nonprofit_return"),
+    Route("/console/nonprofit/organisations/{org_id:int64}/{decision}", review, methods=["POST"], name="console.nonprofit_review"),
+    Route("/console/nonprofit/requests/{request_id:int64}/{decision}", decide_donation, methods=["POST"],
+          name="console.nonprofit_request"),
+    Route("/console/nonprofit/returns/{return_id:int64}/{decision}", process_return, methods=["POST"], name="console.nonprofit_return"),
 ]

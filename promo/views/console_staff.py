@@ -10,9 +10,10 @@ from starlette.routing import Route
 
 from promo.api_tokens import create_token, revoke_token, token_of, tokens_of
 from promo.errors import InputError
-from promo.staff import ROLES, StaffSession, account_reach, add_staff, list_staff, update_staff
+from promo.passwords import Busy, hash_off_loop
+from promo.staff import ROLES, StaffSession, account_reach, add_staff, check_new_password, list_staff, update_staff
 from promo.timeutil import utcnow
-from promo.views.confirm import Consequence, confirmed, counted, path_number
+from promo.views.confirm import Consequence, confirmed, counted
 from promo.views.console import READERS, actor, staff_form
 from promo.views.context import client_ip, redirect
 from promo.views.staffauth import require_role, staff_render
@@ -30,8 +31,14 @@ async def staff_page(request: Request, session: StaffSession, *, status: int = 2
 async def staff_add(request: Request, session: StaffSession, form: FormData) -> Response:
     values = {k: str(form.get(k) or "") for k in ("email", "role")}
     try:
-        await request.app.state.db.write(add_staff, email=values["email"], role=values["role"],
-                                         password=str(form.get("password") or ""), now=utcnow(), actor=actor(session))
+        # Hashed before the transaction, in the bounded pool: argon2 never holds the write lock.
+        password = check_new_password(str(form.get("password") or ""))
+        try:
+            digest = await hash_off_loop(password)
+        except Busy:
+            raise InputError.one("password", "the server is busy checking passwords: send the form again in a few seconds") from None
+        await request.app.state.db.write_grouped(add_staff, email=values["email"], role=values["role"],
+                                                 password_hash=digest, now=utcnow(), actor=actor(session))
     except InputError as exc:
         return await staff_page.__wrapped__(request, session, status=422, values=values,  # type: ignore[attr-defined]
                                             errors={e.field: e.message for e in exc.errors})
@@ -41,8 +48,8 @@ async def staff_add(request: Request, session: StaffSession, form: FormData) -> 
 async def _disable_consequence(request: Request, session: StaffSession, form: FormData) -> Consequence | None:
     """Disabling signs someone out and stops their scripts at once: confirmed. Changing a
     role or enabling an account is not."""
-    staff_id = path_number(str(request.path_params["staff_id"]))
-    if form.get("action") != "disable" or staff_id is None:
+    staff_id = request.path_params["staff_id"]  # an int64 by the route's convertor
+    if form.get("action") != "disable":
         return None
     reach = await request.app.state.db.read(account_reach, staff_id)
     if reach is None or reach["disabled"] or reach["id"] == session.staff.id:
@@ -60,14 +67,13 @@ async def _disable_consequence(request: Request, session: StaffSession, form: Fo
 @staff_form("admin")
 @confirmed(_disable_consequence)
 async def staff_update(request: Request, session: StaffSession, form: FormData) -> Response:
-    raw = str(request.path_params["staff_id"])
     action = str(form.get("action") or "")
     role = str(form.get("role") or "") if action == "role" else None
     disabled = {"disable": True, "enable": False}.get(action)
     try:
-        if not raw.isdigit() or (role is None and disabled is None):
+        if role is None and disabled is None:
             raise InputError.one("action", "must be role, disable or enable")
-        await request.app.state.db.write(update_staff, int(raw), role=role, disabled=disabled, actor=session.staff,
+        await request.app.state.db.write(update_staff, request.path_params["staff_id"], role=role, disabled=disabled, actor=session.staff,
                                          now=utcnow(), ip=client_ip(request))
     except InputError as exc:
         return await staff_page.__wrapped__(request, session, status=422,  # type: ignore[attr-defined]
@@ -95,9 +101,7 @@ async def token_create(request: Request, session: StaffSession, form: FormData) 
 
 
 async def _revoke_consequence(request: Request, session: StaffSession, form: FormData) -> Consequence | None:
-    token_id = path_number(str(request.path_params["token_id"]))
-    if token_id is None:
-        return None
+    token_id = request.path_params["token_id"]  # an int64 by the route's convertor
     token = await request.app.state.db.read(token_of, session.staff, token_id)
     if token is None or token.revoked_at:
         return None  # not theirs (revoke_token answers 404) or revoked already: nothing happens
@@ -113,17 +117,16 @@ async def _revoke_consequence(request: Request, session: StaffSession, form: For
 @staff_form(*READERS)
 @confirmed(_revoke_consequence)
 async def token_revoke(request: Request, session: StaffSession, form: FormData) -> Response:
-    raw = str(request.path_params["token_id"])
-    if raw.isdigit():
-        await request.app.state.db.write(revoke_token, session.staff, int(raw), now=utcnow(), ip=client_ip(request))
+    await request.app.state.db.write(revoke_token, session.staff, request.path_params["token_id"], now=utcnow(),
+                                     ip=client_ip(request))
     return redirect("/console/tokens")
 
 
 routes = [
     Route("/console/staff", staff_page, methods=["GET"], name="console.staff"),
     Route("/console/staff", staff_add, methods=["POST"], name="console.staff_add"),
-    Route("/console/staff/{staff_id}", staff_update, methods=["POST"], name="console.staff_update"),
+    Route("/console/staff/{staff_id:int64}", staff_update, methods=["POST"], name="console.staff_update"),
     Route("/console/tokens", tokens_page, methods=["GET"], name="console.tokens"),
     Route("/console/tokens", token_create, methods=["POST"], name="console.token_create"),
-    Route("/console/tokens/{token_id}/revoke", token_revoke, methods=["POST"], name="console.token_revoke"),
+    Route("/console/tokens/{token_id:int64}/revoke", token_revoke, methods=["POST"], name="console.token_revoke"),
 ]

@@ -3,6 +3,7 @@ is made by the services (auth, redemption, outbox); this module speaks HTTP and 
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -15,15 +16,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from promo.auth import SigninLinks, TokenExpired, TokenInvalid, consume_signin, end_session, request_signin, same_token
-from promo.campaign_store import get_campaign, list_campaigns
+from promo.campaign_store import StoredCampaign, get_campaign, list_campaigns
+from promo.campaigns.terms import blocks
 from promo.catalog import get_sku, load_catalog
 from promo.countries import country_codes
 from promo.db import Database
 from promo.errors import InputError, NotFound
 from promo.identifiers import mask_code, normalize_email
 from promo.outbox import enqueue, sends_since
-from promo.redemption import REWARD_EMAIL, RedeemRequest, redeem
+from promo.redemption import HELD_FOR_REVIEW, REWARD_EMAIL, RedeemRequest, redeem
 from promo.rewards import Reward, get_reward, rewards_of
+from promo.terms_store import accepted_terms
 from promo.timeutil import utcnow
 from promo.views.context import (
     COUNTRY_COOKIE,
@@ -41,6 +44,7 @@ from promo.views.context import (
 from promo.views.refusals import explain
 
 YEAR = 365 * 24 * 3600
+_VERSION = re.compile(r"[0-9a-f]{64}")  # a terms version: sha256 hex
 
 
 def _db(request: Request) -> Database:
@@ -51,13 +55,14 @@ def _csrf_ok(ctx: PageContext, form: Any) -> bool:
     return same_token(ctx.csrf_token, form.get("csrf"))
 
 
-async def _signed_in_post(request: Request) -> tuple[PageContext, Any] | Response:
+async def _signed_in_post(request: Request, max_files: int = 0) -> tuple[PageContext, Any] | Response:
     """The prelude of every signed-in form: a session, else sign in; a valid CSRF token, else 403."""
     ctx = await page_context(request)
     if ctx.session is None:
         return _sign_in_first(request)
-    form = await read_form(request)
+    form = await read_form(request, max_files)
     if not _csrf_ok(ctx, form):
+        await form.close()  # an uploaded file's temporary copy
         return _forbidden(request, ctx)
     return ctx, form
 
@@ -114,10 +119,14 @@ async def home(request: Request) -> Response:
 
 async def _campaign(request: Request) -> Any:
     """The offer behind the URL; a draft does not exist for consumers."""
+    return (await _stored_offer(request)).campaign
+
+
+async def _stored_offer(request: Request) -> StoredCampaign:
     stored = await _db(request).lookup(get_campaign, request.path_params["slug"])
     if not stored.published or stored.campaign.kind != "purchase_offer":
         raise NotFound("offer", request.path_params["slug"])
-    return stored.campaign
+    return stored
 
 
 async def offer(request: Request) -> Response:
@@ -129,7 +138,8 @@ async def offer(request: Request) -> Response:
     return render(request, ctx, "consumer/offer.html", campaign=campaign, countries=countries,
                   sponsor=campaign.sponsor_for(ctx.country or ""), is_open=campaign.is_open(now),
                   not_yet=campaign.redemption.is_before(now), qualifying=qualifying, excluded=excluded,
-                  closes_at=campaign.redemption.end - timedelta(microseconds=1))  # its last instant, shown to the second
+                  closes_at=campaign.redemption.end - timedelta(microseconds=1),  # its last instant, shown to the second
+                  **_support_routes(campaign, ctx.country))
 
 
 def _products_of(campaign: Any, catalog: dict[str, Any]) -> tuple[list[Any], list[Any]]:
@@ -140,6 +150,32 @@ def _products_of(campaign: Any, catalog: dict[str, Any]) -> tuple[list[Any], lis
     by_attribute = [s for s in catalog.values() if s not in listed and rules.is_qualifying(s)]
     return ([s for s in listed + by_attribute if not rules.is_excluded(s)],
             [catalog[sku] for sku in rules.excluded_skus if sku in catalog])
+
+
+def _support_routes(campaign: Any, country: str | None, *, every_country: bool = True) -> dict[str, Any]:
+    """R-X16: the support routes for a page: the redemption contact for `country` when known,
+    and (`every_country`) the contacts of the other countries too."""
+    support = campaign.support
+    route = support.route_for(country) if support and country else None
+    return {"support": support, "support_country": country, "support_route": route, "every_country": every_country}
+
+
+async def terms_page(request: Request) -> Response:
+    """R-X22: the offer's terms and conditions in the reader's language (else English); with
+    ?version=, the earlier version a redemption accepted, as it was recorded."""
+    ctx = await page_context(request)
+    stored = await _stored_offer(request)
+    campaign = stored.campaign
+    version = request.query_params.get("version")
+    if version is not None:
+        terms = await _db(request).read(accepted_terms, stored.id, version) if _VERSION.fullmatch(version) else None
+    else:
+        terms = campaign.terms
+    if terms is None:
+        raise NotFound("terms", version or campaign.slug)
+    return render(request, ctx, "consumer/terms.html", campaign=campaign, terms=terms, terms_lang=terms.language_for(ctx.lang),
+                  blocks=blocks, current=campaign.terms is not None and terms.version == campaign.terms.version,
+                  **_support_routes(campaign, ctx.country))
 
 
 def _sign_in_first(request: Request) -> Response:
@@ -159,9 +195,20 @@ def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int 
     # Customer service for the country the customer chose (a known country only), else theirs.
     support_country = next((c for c in (values.get("country", "").upper(), ctx.country) if c in country_codes()), "")
     return render(request, ctx, "consumer/redeem.html", status, campaign=campaign, support_country=support_country,
-                  support=campaign.support.for_country(support_country) if campaign.support else None,
+                  refusal_support=campaign.support.route_for(support_country) if campaign.support else None,
                   country_options=_country_options(request, ctx, campaign, values["country"]), values=values,
+                  residence_options=_residence_options(request, ctx, campaign, values.get("residence_country", "")),
                   errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16))
+
+
+
+def _residence_options(request: Request, ctx: PageContext, campaign: Any, chosen: str) -> Markup:
+    """R-X13: where the customer may live (the countries the offer's sponsors cover), first
+    "same as the country of purchase" (the default). Cached like _country_options."""
+    codes = campaign.residence_countries or tuple(sorted(country_codes()))
+    return request.app.state.templates.fragment(  # type: ignore[no-any-return]
+        "consumer/_residence_options.html", ctx.lang, countries=ctx.l10n.countries(codes),
+        selected=chosen if chosen in codes else "")
 
 
 def _country_options(request: Request, ctx: PageContext, campaign: Any, chosen: str | None) -> Markup:
@@ -181,11 +228,12 @@ async def redeem_submit(request: Request) -> Response:
     assert ctx.session is not None
     # The redemption loads its campaign inside its own transaction (an unknown slug is a 404
     # from there); the view reads the campaign only when it has a page to render again.
-    values = {name: str(form.get(name) or "") for name in ("product_key", "country", "accept_terms")}
+    values = {name: str(form.get(name) or "") for name in ("product_key", "country", "residence_country", "accept_terms")}
     attempt = RedeemRequest(
         campaign=request.path_params["slug"], account_email=ctx.session.account_email, product_key=values["product_key"],
         terms_accepted=values["accept_terms"] == "yes", declared_country=values["country"] or None,
-        idempotency_key=str(form.get("idempotency_key") or "") or None, client_ip=client_ip(request), locale=ctx.lang)
+        idempotency_key=str(form.get("idempotency_key") or "") or None, client_ip=client_ip(request), locale=ctx.lang,
+        residence_country=values["residence_country"] or None)
     try:
         settings = request.app.state.settings
         result = await redeem(_db(request), attempt, utcnow(), mail_domain=settings.mail.message_id_domain,
@@ -196,9 +244,11 @@ async def redeem_submit(request: Request) -> Response:
     if result.redeemed:
         request.app.state.wake_relay()
         return redirect(f"/rewards/{result.redemption_id}")
-    limited = "R-X12" in result.decision.rules
+    reasons = {f.reason for f in result.decision.failures}
+    limited = "too_many_attempts" in reasons
     campaign = await _campaign(request)
-    page = _redeem_page(request, ctx, campaign, 429 if limited else 422, values=values,
+    status = 429 if limited else 202 if HELD_FOR_REVIEW in reasons else 422  # 202: a person decides (R-X12)
+    page = _redeem_page(request, ctx, campaign, status, values=values,
                         refusals=explain(result.decision.failures, campaign, ctx.l10n,
                                          await _products_named_in(request, result.decision.failures)))
     if limited:
@@ -216,15 +266,14 @@ def _field_message(ctx: PageContext, field: str) -> str:
     messages = {
         "product_key": ctx.l10n.gettext("Enter the 25-character product key from your Office 365 product."),
         "declared_country": ctx.l10n.gettext("Choose the country where you bought the product."),
+        "residence_country": ctx.l10n.gettext(
+            "Choose the country where you live from the list: the offer's terms name a sponsor for those countries only."),
     }
     return messages.get(field, ctx.l10n.gettext("Check this field."))
 
 
 async def _owned_reward(request: Request, ctx: PageContext) -> Reward:
-    try:
-        redemption_id = int(request.path_params["redemption_id"])
-    except ValueError:
-        raise NotFound("reward", str(request.path_params["redemption_id"])) from None
+    redemption_id = request.path_params["redemption_id"]
     reward = await _db(request).read(get_reward, redemption_id)
     # Somebody else's reward is "not found": a code is shown to its owner only.
     if reward is None or ctx.session is None or reward.account_email != ctx.session.account_email:
@@ -238,8 +287,10 @@ async def reward_page(request: Request) -> Response:
         return _sign_in_first(request)
     reward = await _owned_reward(request, ctx)
     campaign = (await _db(request).read(get_campaign, reward.campaign_slug)).campaign
+    # R-X13: where the customer lives chooses the sponsor, the law and the support contact.
     return render(request, ctx, "consumer/reward.html", reward=reward, campaign=campaign,
-                  resent=request.query_params.get("resent"), sponsor=campaign.sponsor_for(reward.country or ""))
+                  resent=request.query_params.get("resent"), sponsor=campaign.sponsor_for(reward.residence),
+                  **_support_routes(campaign, reward.residence, every_country=False))
 
 
 async def rewards_page(request: Request) -> Response:
@@ -248,7 +299,12 @@ async def rewards_page(request: Request) -> Response:
         return _sign_in_first(request)
     rewards = await _db(request).read(rewards_of, ctx.session.account_email)
     names = {s.campaign.slug: s.campaign for s in await _db(request).read(list_campaigns)}
-    return render(request, ctx, "consumer/rewards.html", rewards=rewards, campaigns=names, mask=mask_code)
+    # R-X13 / R-X16: each reward's sponsor, law and support contact, by where its owner lives.
+    sponsors = {r.redemption_id: names[r.campaign_slug].sponsor_for(r.residence) for r in rewards if r.campaign_slug in names}
+    support = {r.redemption_id: names[r.campaign_slug].support.route_for(r.residence) for r in rewards
+               if r.campaign_slug in names and names[r.campaign_slug].support and r.residence}
+    return render(request, ctx, "consumer/rewards.html", rewards=rewards, campaigns=names, mask=mask_code,
+                  sponsors=sponsors, support=support)
 
 
 async def resend(request: Request) -> Response:
@@ -263,10 +319,11 @@ async def resend(request: Request) -> Response:
 
     def queue_if_allowed(conn: Any) -> bool:
         now = utcnow()
-        if sends_since(conn, template=REWARD_EMAIL, subject_ref=ref, since=now - timedelta(hours=1)) > limit:
+        # The first email and `limit` resends an hour (so one more than the limit is counted).
+        if sends_since(conn, template=REWARD_EMAIL, subject_ref=ref, since=now - timedelta(hours=1), limit=limit + 1) > limit:
             return False
         enqueue(conn, template=REWARD_EMAIL, recipient=reward.account_email, subject_ref=ref, at=now, locale=ctx.lang,
-                domain=request.app.state.settings.mail.message_id_domain)
+                domain=request.app.state.settings.mail.message_id_domain, campaign_id=reward.campaign_id)
         return True
 
     queued = await _db(request).write(queue_if_allowed)
@@ -290,7 +347,8 @@ async def signin_submit(request: Request) -> Response:
         email = normalize_email(str(form.get("email") or ""), "email")
     except InputError:
         return render(request, ctx, "consumer/signin.html", 422, next=next_path, email=str(form.get("email") or ""),
-                      error=ctx.l10n.gettext("Enter an email address, such as name@example.com."))
+                      error=ctx.l10n.gettext("Enter an email address as your mail provider writes it, such as "
+                                             "name@example.com, without spaces, quotes, brackets or comments."))
     settings = request.app.state.settings
     links: SigninLinks = request.app.state.signin_links
     await _db(request).write_grouped(request_signin, email=email, links=links, public_url=settings.public_url, locale=ctx.lang,
@@ -357,11 +415,15 @@ async def review_form(request: Request) -> Response:
     if ctx.session is None:
         return _sign_in_first(request)
     campaign = await _campaign(request)
-    return await _review_page(request, ctx, campaign, values={"product_key": request.query_params.get("product_key", "")})
+    values = {"product_key": request.query_params.get("product_key", ""),
+              "cause": "unbound" if request.query_params.get("cause") == "unbound" else ""}
+    return await _review_page(request, ctx, campaign, values=values)
 
 
 async def _review_page(request: Request, ctx: PageContext, campaign: Any, status: int = 200, *, values: dict[str, str],
                        errors: dict[str, str] | None = None) -> Response:
+    # `cause` only picks the page's opening words (the link from the refusal says why); the
+    # claim's cause is decided from the records when it is sent, so the page reveals nothing.
     from promo.catalog import load_catalog
 
     catalog = await _db(request).read(load_catalog)
@@ -375,14 +437,15 @@ async def review_submit(request: Request) -> Response:
     from promo.catalog import load_catalog
     from promo.reviews import store_receipt, submit_claim
 
-    checked = await _signed_in_post(request)
+    checked = await _signed_in_post(request, max_files=1)  # the receipt
     if isinstance(checked, Response):
         return checked
     ctx, form = checked
     assert ctx.session is not None
     campaign = await _campaign(request)
     settings = request.app.state.settings
-    values = {name: str(form.get(name) or "") for name in ("product_key", "sku", "country", "purchased_at", "activated_at")}
+    values = {name: str(form.get(name) or "") for name in ("product_key", "sku", "country", "purchased_at", "activated_at", "cause")}
+    values["cause"] = "unbound" if values["cause"] == "unbound" else ""
     messages = {
         "product_key": ctx.l10n.gettext("Enter the 25-character product key from your Office 365 product."),
         "sku": ctx.l10n.gettext("Choose the product you bought."),
@@ -421,13 +484,14 @@ async def review_submit(request: Request) -> Response:
 routes = [
     Route("/", home, name="consumer.home"),
     Route("/offers/{slug}", offer, name="consumer.offer"),
+    Route("/offers/{slug}/terms", terms_page, name="consumer.terms"),
     Route("/offers/{slug}/redeem", redeem_form, methods=["GET"], name="consumer.redeem_form"),
     Route("/offers/{slug}/redeem", redeem_submit, methods=["POST"], name="consumer.redeem"),
     Route("/offers/{slug}/review", review_form, methods=["GET"], name="consumer.review_form"),
     Route("/offers/{slug}/review", review_submit, methods=["POST"], name="consumer.review"),
     Route("/rewards", rewards_page, name="consumer.rewards"),
-    Route("/rewards/{redemption_id}", reward_page, name="consumer.reward"),
-    Route("/rewards/{redemption_id}/resend", resend, methods=["POST"], name="consumer.resend"),
+    Route("/rewards/{redemption_id:int64}", reward_page, name="consumer.reward"),
+    Route("/rewards/{redemption_id:int64}/resend", resend, methods=["POST"], name="consumer.resend"),
     Route("/signin", signin_form, methods=["GET"], name="consumer.signin_form"),
     Route("/signin", signin_submit, methods=["POST"], name="consumer.signin"),
     Route("/signin/sent", signin_sent, name="consumer.signin_sent"),

@@ -19,7 +19,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from promo.auth import Session, load_session, needs_touch, touch_session
 from promo.countries import country_codes
-from promo.errors import NotFound
 from promo.i18n import Localizer, languages, negotiate, region_of
 from promo.timeutil import utcnow
 
@@ -113,14 +112,15 @@ def _region(request: Request) -> str | None:
 FORM_FIELDS_MAX = 1000
 
 
-async def read_form(request: Request) -> FormData:
+async def read_form(request: Request, max_files: int = 0) -> FormData:
     """The posted form. Urlencoded bodies (every consumer form) are parsed by the standard
     library, because python-multipart's pure-Python parser took a tenth of a redemption
     request; decoding is Starlette's (bytes as latin-1, %-escapes as UTF-8, "+" a space).
-    Anything else (multipart uploads) goes to Starlette."""
+    Anything else (multipart uploads) goes to Starlette, with at most `max_files` files (a
+    400 beyond): a form that takes no file never holds a temporary file nobody closes."""
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
-        return await request.form()
+        return await request.form(max_files=max_files)
     body = (await request.body()).decode("latin-1")
     try:
         fields = parse_qsl(body, keep_blank_values=True, max_num_fields=FORM_FIELDS_MAX)
@@ -155,14 +155,6 @@ def local_path(target: str | None, default: str = "/") -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
     return target
-
-
-def path_id(request: Request, name: str, what: str) -> int:
-    """A numeric id from the URL; anything else is a page that does not exist."""
-    raw = str(request.path_params[name])
-    if not raw.isdigit():
-        raise NotFound(what, raw)
-    return int(raw)
 
 
 def client_ip(request: Request) -> str | None:

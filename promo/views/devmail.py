@@ -26,10 +26,7 @@ async def mailbox(request: Request) -> Response:
 async def message(request: Request) -> Response:
     sink = _sink(request)
     ctx = await page_context(request)
-    try:
-        found = sink.get(int(request.path_params["number"]))
-    except ValueError:
-        found = None
+    found = sink.get(request.path_params["number"])
     if found is None:
         raise NotFound("message", str(request.path_params["number"]))
     return render(request, ctx, "dev/mail_message.html", message=found)
@@ -37,5 +34,5 @@ async def message(request: Request) -> Response:
 
 routes = [
     Route("/dev/mail", mailbox, name="dev.mail"),
-    Route("/dev/mail/{number}", message, name="dev.mail_message"),
+    Route("/dev/mail/{number:int64}", message, name="dev.mail_message"),
 ]

@@ -1,6 +1,8 @@
 """Nonprofit program pages (en/da/nb): register an organisation, issue and refresh
-validation codes (the account holder), request donations with a code (a representative),
-see the licence keys, and ask for a return."""
+validation codes (the account holder), request donations with a code (a representative)
+under the program's terms of use (R-N10, R-N11), follow a request (waiting, held, refused
+with the reason, or granted with its licence keys), and ask for a return. Dates are shown
+in the organisation's zone."""
 
 from __future__ import annotations
 
@@ -14,29 +16,32 @@ from promo.campaigns.donation_program import HEALTH_EXCEPTIONS, INELIGIBLE_TYPES
 from promo.campaigns.rules import Failure
 from promo.catalog import load_catalog
 from promo.countries import country_codes
-from promo.errors import InputError, NotFound
+from promo.donations import (
+    ask_return,
+    get_request,
+    parse_quantities,
+    request_donation,
+    requests_of,
+    requests_of_organisation,
+)
+from promo.errors import FieldError, InputError, NotFound
 from promo.i18n import N_
 from promo.nonprofit import (
     NotAllowed,
-    ask_return,
     codes_held_by,
     codes_of_organisation,
     get_code,
     get_organisation,
-    get_request,
     issue_code,
     organisations_of,
-    parse_quantities,
     parse_registration,
     program,
     refresh_code,
     register_organisation,
-    request_donation,
-    requests_of,
 )
 from promo.timeutil import utcnow
 from promo.views.consumer import signed_in_form, signed_in_page
-from promo.views.context import PageContext, client_ip, page_context, path_id, redirect, render
+from promo.views.context import PageContext, client_ip, page_context, redirect, render
 from promo.views.refusals import Explained, in_words
 
 LABELS = {
@@ -55,6 +60,16 @@ LABELS = {
     "womens_health_clinic": N_("Women's health clinic"), "hospice": N_("Hospice"), "emergency_services": N_("Emergency services"),
     "blood_tissue_organ_bank": N_("Blood, tissue or organ bank"), "other": N_("Other health care (hospital, practice, …)"),
     "pending": N_("Waiting for review"), "approved": N_("Approved"), "rejected": N_("Not approved"),
+    "under_review": N_("Under review"), "revoked": N_("Approval revoked"),
+}
+# A donation request's state, as the requester reads it (R-N4).
+REQUEST_STATES = {"requested": N_("Waiting for a decision"), "held": N_("On hold"), "granted": N_("Granted"),
+                  "refused": N_("Not granted")}
+# Why a request is held when no one wrote a reason: the program put it on hold.
+HOLD_CAUSES = {
+    "review": N_("Your organisation's registration is being reviewed again. The request waits until the review ends; "
+                 "it keeps its place in your allocation."),
+    "stock": N_("Licence keys for a product of this request have run out. The request waits until new keys arrive."),
 }
 REASONS = {
     "mission_not_eligible": N_("The mission is not one of the program's missions serving the local community."),
@@ -73,7 +88,8 @@ REASONS = {
     "no_keys_left": N_("No licence keys are left for %(sku)s at the moment. Please try again later."),
     "not_the_holder": N_("Only the organisation's account holder can do this."),
     "codes_need_approval": N_("Validation codes can be created once the organisation is approved."),
-    "code_in_use": N_("Only an expired or unused code can be refreshed."),
+    "organisation_revoked": N_("The organisation's approval was revoked: it can no longer request donations, and its "
+                               "validation codes no longer work."),
     "return_too_late": N_("A return must be asked for less than 60 days after the products were received."),
     "return_installed": N_("Products that were installed cannot be returned."),
 }
@@ -88,6 +104,7 @@ FIELD_MESSAGES = {
     "first_name": N_("Enter the first name."), "last_name": N_("Enter the last name."),
     "email": N_("Enter an email address, such as name@example.org."),
     "products": N_("Choose at least one product and how many."),
+    "accept_terms": N_("Accept the program's terms of use to send the request."),
 }
 
 GROUPS = {"Windows Server Standard": N_("Windows Server Standard"), "other server products": N_("other server products, in total")}
@@ -135,7 +152,7 @@ async def home(request: Request) -> Response:
         data = await _db(request).read(load)
     else:
         data["program"] = (await _db(request).read(program))[1]
-    return render(request, ctx, "nonprofit/home.html", now=utcnow(), labels=LABELS, **data)
+    return render(request, ctx, "nonprofit/home.html", now=utcnow(), labels=LABELS, states=REQUEST_STATES, **data)
 
 
 def _registration_page(request: Request, ctx: PageContext, status: int = 200, values: dict[str, str] | None = None,
@@ -169,27 +186,28 @@ async def _organisation_page(request: Request, ctx: PageContext, org_id: int, st
                              new_code: str | None = None) -> Response:
     assert ctx.session is not None
 
-    def load(conn: Any) -> tuple[Any, Any]:
+    def load(conn: Any) -> tuple[Any, Any, Any]:
         org = get_organisation(conn, org_id)
         if org.holder_email != ctx.session.account_email:  # type: ignore[union-attr]
             raise NotFound("organisation", str(org_id))  # not yours: as if it did not exist
-        return org, codes_of_organisation(conn, org_id)
+        return org, codes_of_organisation(conn, org_id), requests_of_organisation(conn, org_id)
 
-    org, codes = await _db(request).read(load)
-    return render(request, ctx, "nonprofit/organisation.html", status, org=org, codes=codes, now=utcnow(), labels=LABELS,
-                  values=values or {}, errors=errors or {}, new_code=new_code)
+    org, codes, requests = await _db(request).read(load)
+    return render(request, ctx, "nonprofit/organisation.html", status, org=org, codes=codes, requests=requests, now=utcnow(),
+                  labels=LABELS, states=REQUEST_STATES, causes=HOLD_CAUSES, values=values or {}, errors=errors or {},
+                  new_code=new_code)
 
 
 @signed_in_page
 async def organisation_page(request: Request, ctx: PageContext) -> Response:
-    return await _organisation_page(request, ctx, path_id(request, "org_id", "organisation"))
+    return await _organisation_page(request, ctx, request.path_params["org_id"])
 
 
 @signed_in_form
 async def issue_submit(request: Request, ctx: PageContext, form: Any) -> Response:
     assert ctx.session is not None
     values = {k: str(form.get(k) or "") for k in ("first_name", "last_name", "email")}
-    org_id = path_id(request, "org_id", "organisation")
+    org_id = request.path_params["org_id"]
     try:
         code = await _db(request).write(issue_code, org_id, holder_email=ctx.session.account_email,
                                         now=utcnow(), ip=client_ip(request), **values)
@@ -203,7 +221,7 @@ async def issue_submit(request: Request, ctx: PageContext, form: Any) -> Respons
 @signed_in_form
 async def refresh_submit(request: Request, ctx: PageContext, _form: Any) -> Response:
     assert ctx.session is not None
-    code_id = path_id(request, "code_id", "validation code")
+    code_id = request.path_params["code_id"]
     org_id = (await _db(request).read(get_code, code_id)).organisation_id
     try:
         code = await _db(request).write(refresh_code, code_id, holder_email=ctx.session.account_email, now=utcnow(),
@@ -211,6 +229,13 @@ async def refresh_submit(request: Request, ctx: PageContext, _form: Any) -> Resp
     except NotAllowed as exc:
         return await _organisation_page(request, ctx, org_id, 403, errors={"rule": _refused(exc, ctx)})
     return await _organisation_page(request, ctx, org_id, 201, new_code=code)
+
+
+async def terms(request: Request) -> Response:
+    """R-N10/R-N11: the program's terms of use, which every donation request accepts."""
+    ctx = await page_context(request)
+    _, prog = await _db(request).read(program)
+    return render(request, ctx, "nonprofit/terms.html", program=prog)
 
 
 async def _request_page(request: Request, ctx: PageContext, status: int = 200, *, values: dict[str, str] | None = None,
@@ -235,15 +260,23 @@ async def request_submit(request: Request, ctx: PageContext, form: Any) -> Respo
     assert ctx.session is not None
     values = {k: str(v) for k, v in form.items() if k != "csrf"}
     _, prog = await _db(request).read(program)
+    accepted = values.get("accept_terms") == "yes"
     try:
-        quantities = parse_quantities(values, prog.products)
+        errors = [] if accepted else [FieldError("accept_terms", "the program's terms of use must be accepted", rule="R-N10")]
+        try:
+            quantities = parse_quantities(values, prog.products)
+        except InputError as exc:
+            errors += exc.errors
+        if errors:  # every field that is wrong, named at once
+            raise InputError(errors)
         settings = request.app.state.settings
         result = await _db(request).write(request_donation, account_email=ctx.session.account_email,
                                           code=values.get("code", ""), quantities=quantities, now=utcnow(), locale=ctx.lang,
-                                          ip=client_ip(request), mail_domain=settings.mail.message_id_domain)
+                                          terms_accepted=accepted, ip=client_ip(request),
+                                          mail_domain=settings.mail.message_id_domain)
     except InputError as exc:
         return await _request_page(request, ctx, 422, values=values, errors=_field_errors(exc, ctx))
-    if not result.fulfilled:
+    if result.request_id is None:
         return await _request_page(request, ctx, 422, values=values, refusals=explain(result.decision.failures, ctx),
                                    allowances=result.allowances)
     request.app.state.wake_relay()
@@ -252,11 +285,12 @@ async def request_submit(request: Request, ctx: PageContext, form: Any) -> Respo
 
 async def _donation_page(request: Request, ctx: PageContext, status: int = 200, error: str | None = None) -> Response:
     assert ctx.session is not None
-    request_id = path_id(request, "request_id", "donation request")
+    request_id = request.path_params["request_id"]
     found = await _db(request).read(get_request, request_id)
     if found.account_email != ctx.session.account_email:
         raise NotFound("donation request", str(request_id))  # not yours: as if it did not exist
-    return render(request, ctx, "nonprofit/donation.html", status, donation=found, error=error)
+    return render(request, ctx, "nonprofit/donation.html", status, donation=found, error=error, states=REQUEST_STATES,
+                  causes=HOLD_CAUSES)
 
 
 @signed_in_page
@@ -267,7 +301,7 @@ async def donation_page(request: Request, ctx: PageContext) -> Response:
 @signed_in_form
 async def return_submit(request: Request, ctx: PageContext, form: Any) -> Response:
     assert ctx.session is not None
-    request_id = path_id(request, "request_id", "donation request")
+    request_id = request.path_params["request_id"]
     try:
         await _db(request).write(ask_return, request_id, account_email=ctx.session.account_email,
                                  not_installed=form.get("not_installed") == "yes", now=utcnow(), ip=client_ip(request))
@@ -281,11 +315,12 @@ routes = [
     Route("/nonprofit/", home, name="nonprofit.home"),
     Route("/nonprofit/register", register_form, methods=["GET"], name="nonprofit.register_form"),
     Route("/nonprofit/register", register_submit, methods=["POST"], name="nonprofit.register"),
-    Route("/nonprofit/organisations/{org_id}", organisation_page, name="nonprofit.organisation"),
-    Route("/nonprofit/organisations/{org_id}/codes", issue_submit, methods=["POST"], name="nonprofit.issue_code"),
-    Route("/nonprofit/codes/{code_id}/refresh", refresh_submit, methods=["POST"], name="nonprofit.refresh_code"),
+    Route("/nonprofit/organisations/{org_id:int64}", organisation_page, name="nonprofit.organisation"),
+    Route("/nonprofit/organisations/{org_id:int64}/codes", issue_submit, methods=["POST"], name="nonprofit.issue_code"),
+    Route("/nonprofit/codes/{code_id:int64}/refresh", refresh_submit, methods=["POST"], name="nonprofit.refresh_code"),
+    Route("/nonprofit/terms", terms, methods=["GET"], name="nonprofit.terms"),
     Route("/nonprofit/request", request_form, methods=["GET"], name="nonprofit.request_form"),
     Route("/nonprofit/request", request_submit, methods=["POST"], name="nonprofit.request"),
-    Route("/nonprofit/requests/{request_id}", donation_page, name="nonprofit.donation"),
-    Route("/nonprofit/requests/{request_id}/return", return_submit, methods=["POST"], name="nonprofit.return"),
+    Route("/nonprofit/requests/{request_id:int64}", donation_page, name="nonprofit.donation"),
+    Route("/nonprofit/requests/{request_id:int64}/return", return_submit, methods=["POST"], name="nonprofit.return"),
 ]

@@ -19,6 +19,15 @@ _PROBLEM = {"description": "Problem (RFC 9457) naming the field, line and rule a
 _ERRORS = {"401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM}
 _SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"}}
 _CSV = {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+_ACTIVATIONS_CSV = {"required": True, "content": {"text/csv": {"schema": {
+    "type": "string",
+    "description": "Header product_key,sku,purchase_country,activation_country,purchased_at,activated_at and optional "
+                   "account_email (R-X2: where the product was bought and where it was activated, ISO codes). A file "
+                   "with one `country` column instead of the two means both. purchased_at/activated_at: a day "
+                   "(2013-08-01, that whole day in each campaign's zone) or an instant with Z or an offset. An empty "
+                   "account_email binds the key to no account (R-X5: redeeming it needs a manual review unless the "
+                   "campaign sets allow_unbound_keys)."}}}}
+_DAY_OR_INSTANT = "a day (2013-08-01: that whole day in the campaign's zone) or an instant with Z or an offset"
 _SOURCE = {"name": "source", "in": "query", "required": False, "schema": {"type": "string"},
            "description": "a file name for the upload's record"}
 
@@ -52,10 +61,15 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/campaigns/{slug}/evaluate": {"parameters": [_SLUG], "post": {
             "operationId": "evaluate", "summary": "Would this qualify? The same rules as a redemption; nothing is written",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["sku", "country", "purchased_at", "activated_at"],
-                "properties": {"sku": {"type": "string"}, "country": {"type": "string"},
-                               "purchased_at": {"type": "string", "description": "a day or an instant with its zone"},
-                               "activated_at": {"type": "string"}}}}}},
+                "type": "object", "required": ["sku", "purchased_at", "activated_at"],
+                "description": "Give `country` (bought and activated there), or purchase_country and "
+                               "activation_country; either of the two overrides `country` for its own fact (R-X2).",
+                "properties": {"sku": {"type": "string"},
+                               "country": {"type": "string", "description": "ISO code where it was bought and activated"},
+                               "purchase_country": {"type": "string", "description": "ISO code where it was bought"},
+                               "activation_country": {"type": "string", "description": "ISO code where it was activated"},
+                               "purchased_at": {"type": "string", "description": _DAY_OR_INSTANT},
+                               "activated_at": {"type": "string", "description": _DAY_OR_INSTANT}}}}}},
             "responses": {"200": _json(_ref("Decision"), "The decision with every failing rule"), "400": _PROBLEM, **_ERRORS}}},
         "/api/v1/campaigns/{slug}/stock": {"parameters": [_SLUG], "get": {
             "operationId": "stock", "responses": {"200": _json(_ref("Stock"), "Codes by status and the run-out projection"), **_ERRORS}}},
@@ -65,9 +79,10 @@ OPENAPI: dict[str, Any] = {
             "responses": {"201": _json(_ref("Job"), "Imported"), "413": _PROBLEM, "422": _PROBLEM, **_ERRORS}}},
         "/api/v1/activations": {"parameters": [_SOURCE], "post": {
             "operationId": "uploadActivations", "summary": "Import activation records (the CSV of `promo import-activations`)",
-            "requestBody": _CSV,
+            "requestBody": _ACTIVATIONS_CSV,
             "responses": {"201": _json(_ref("Job"), "Imported"), "413": _PROBLEM, "422": _PROBLEM, **_ERRORS}}},
-        "/api/v1/jobs/{job_id}": {"parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+        "/api/v1/jobs/{job_id}": {"parameters": [{"name": "job_id", "in": "path", "required": True,
+                                                  "schema": {"type": "integer", "format": "int64", "minimum": 0}}],
                                   "get": {"operationId": "getJob", "responses": {"200": _json(_ref("Job"), "An upload"), **_ERRORS}}},
         "/api/v1/validation-codes/verify": {"post": {
             "operationId": "verifyValidationCode", "security": [{"partner": []}],
@@ -101,6 +116,8 @@ OPENAPI: dict[str, Any] = {
                 "available": {"type": "integer"}, "issued": {"type": "integer"}, "expired": {"type": "integer"},
                 "voided": {"type": "integer"}, "low_stock_threshold": {"type": ["integer", "null"]}, "low": {"type": "boolean"},
                 "rate_per_day": {"type": "number"}, "projected_run_out": {"type": ["string", "null"]},
+                "projection": {"type": "string", "enum": ["runs_out", "not_at_this_rate", "out_of_codes", "window_closed"]},
+                "timezone": {"type": "string"},  # the zone of redemptions_per_day's days
                 "redemptions_per_day": {"type": "array", "items": {"type": "object"}}}},
             "Verification": {"type": "object", "required": ["valid"], "properties": {
                 "valid": {"type": "boolean"}, "expires_at": {"type": "string"}, "rule": {"type": "string"},

@@ -19,6 +19,12 @@ MESSAGES = {
     "product_not_qualifying": N_("Your product key is for %(product)s, which is not one of the products in this offer."),
     "product_not_available_in_country": N_("%(product)s bought in %(country)s is not part of this offer."),
     "country_not_eligible": N_("The product was bought and activated in %(country)s, which is not one of the offer's countries."),
+    "purchase_country_not_eligible": N_("The product was bought in %(country)s, which is not one of the offer's countries."),
+    "activation_country_not_eligible": N_(
+        "The product was activated in %(country)s, which is not one of the offer's countries."),
+    "activation_before_purchase": N_(
+        "Our record for this product key shows it activated before it was bought, so it cannot qualify as it stands. "
+        "Please contact customer service."),
     "declared_country_mismatch": N_(
         "The country of purchase you gave (%(declared)s) does not match our activation record for this product key (%(recorded)s)."),
     "purchase_outside_window": N_("The product was bought outside the offer period, %(first)s to %(last)s."),
@@ -27,6 +33,9 @@ MESSAGES = {
     "redemption_closed": N_("The redemption period ended on %(last_redeem)s."),
     "terms_not_accepted": N_("You must accept the terms of use of the reward before redeeming."),
     "account_limit_reached": N_("This account has already received its reward code for this offer."),
+    "key_not_bound": N_(
+        "Our record of this product key does not say which account it belongs to, so we cannot send the code straight "
+        "away. Ask for a manual review with your dated receipt: a person checks it and emails you the outcome."),
     "already_redeemed": N_("This account or product key has already redeemed this offer."),
     "key_bound_to_other_account": N_("This product key is tied to another account than the one you are signed in with."),
     "key_already_redeemed": N_("This product key has already been used to redeem this offer."),
@@ -35,6 +44,9 @@ MESSAGES = {
     "total_cap_reached": N_("No codes left: every reward of this offer has been given out."),
     "campaign_not_published": N_("This offer has not started."),
     "campaign_paused": N_("This offer is paused for the moment."),
+    "held_for_review": N_(
+        "An address of the same mailbox has already received this offer's reward, so this request waits for a manual "
+        "review. We will email you the decision."),
     "too_many_attempts": N_("There have been too many attempts with product keys that could not be used."),
 }
 
@@ -59,7 +71,7 @@ NEXT_STEPS: dict[str, tuple[str, str | None]] = {
     "redemption_not_open": (N_("Come back when redemption opens."), OFFER),
     "redemption_closed": (N_("Requests after the redemption period cannot be accepted. If you have questions, "
                              "contact customer service."), None),
-    "terms_not_accepted": (N_("Read the terms, tick “I accept the terms of use” and send the form again."), None),
+    "terms_not_accepted": (N_("Read the terms, tick the box that accepts them and send the form again."), None),
     "account_limit_reached": (_ONE_CODE, REWARDS),
     "already_redeemed": (_ONE_CODE, REWARDS),
     "key_bound_to_other_account": (N_("Sign out, then sign in with the account your Office 365 subscription is tied to."), None),
@@ -72,6 +84,9 @@ NEXT_STEPS: dict[str, tuple[str, str | None]] = {
     "campaign_not_published": (N_("See the offer page for when it starts."), OFFER),
     "campaign_paused": (N_("Please try again later."), None),
     "too_many_attempts": (N_("Wait an hour before you try again, or contact customer service."), None),
+    "key_not_bound": (N_("Ask for a manual review with your dated receipt: a person checks that the key is yours."), REVIEW),
+    "held_for_review": (N_("There is nothing more to do now: a person looks at the request and emails you the decision."),
+                        None),
 }
 # A reason this module does not know yet (a new rule) still reads in the customer's language.
 UNKNOWN = (N_("Your request does not meet the rules of this offer."),

@@ -6,19 +6,20 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from promo.activations import Activation, get_activation
 from promo.auth import same_token
 from promo.db import transaction
 from promo.errors import InputError, NotFound
 from promo.paging import Keyset
-from promo.reviews import REVIEWER_ROLES, NotAllowed, approve, get_claim, pending_claims, reject
+from promo.reviews import KEY_NOT_BOUND, REVIEWER_ROLES, Claim, NotAllowed, approve, get_claim, pending_claims, reject
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
-from promo.views.context import client_ip, path_id, read_form, redirect
+from promo.views.context import client_ip, read_form, redirect
 from promo.views.staffauth import expired_form, require_role, staff_render
 
 
 def _claim_id(request: Request) -> int:
-    return path_id(request, "claim_id", "review claim")
+    return int(request.path_params["claim_id"])  # {claim_id:int64}
 
 
 @require_role(*REVIEWER_ROLES)
@@ -28,15 +29,24 @@ async def queue(request: Request, session: StaffSession) -> Response:
     return staff_render(request, "review/queue.html", session=session, claims=page.items, page=page)
 
 
+async def _record(request: Request, claim: Claim) -> Activation | None:
+    """The key's activation record, when the claim is about an unbound one (R-X5): the reviewer
+    compares it with what the customer states and the receipt."""
+    return await request.app.state.db.read(get_activation, claim.product_key) if claim.cause == KEY_NOT_BOUND else None
+
+
 @require_role(*REVIEWER_ROLES)
 async def claim_page(request: Request, session: StaffSession, error: str | None = None, status: int = 200) -> Response:
     claim = await request.app.state.db.read(get_claim, _claim_id(request))
-    return staff_render(request, "review/claim.html", status, session=session, claim=claim, error=error)
+    return staff_render(request, "review/claim.html", status, session=session, claim=claim, error=error,
+                        record=await _record(request, claim))
 
 
 @require_role(*REVIEWER_ROLES)
 async def receipt(request: Request, session: StaffSession) -> Response:
     claim = await request.app.state.db.read(get_claim, _claim_id(request))
+    if claim.receipt_file is None:  # held by the redemption (R-X12): there is no receipt
+        raise NotFound("receipt", str(claim.id))
     path = request.app.state.settings.receipts_dir / claim.receipt_file
     if not path.is_file():
         raise NotFound("receipt", str(claim.id))
@@ -82,7 +92,7 @@ async def decide(request: Request, session: StaffSession) -> Response:
 
 routes = [
     Route("/review/", queue, name="review.queue"),
-    Route("/review/{claim_id}", claim_page, name="review.claim"),
-    Route("/review/{claim_id}/receipt", receipt, name="review.receipt"),
-    Route("/review/{claim_id}/{decision:str}", decide, methods=["POST"], name="review.decide"),
+    Route("/review/{claim_id:int64}", claim_page, name="review.claim"),
+    Route("/review/{claim_id:int64}/receipt", receipt, name="review.receipt"),
+    Route("/review/{claim_id:int64}/{decision:str}", decide, methods=["POST"], name="review.decide"),
 ]

@@ -14,7 +14,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from promo.auth import TOUCH_AFTER, same_token
-from promo.staff import StaffSession, end_staff_session, load_staff_session, sign_in, touch_staff_session
+from promo.errors import InputError
+from promo.identifiers import normalize_email
+from promo.staff import StaffSession, end_staff_session, load_staff_session, touch_staff_session
 from promo.timeutil import utcnow
 from promo.views.access import home_for, may_open, menu_for, retry_page
 from promo.views.context import client_ip, local_path, read_form, redirect
@@ -114,15 +116,24 @@ async def signin_submit(request: Request) -> Response:
                                 error="This form has expired. Reload the page and try again.")
         _cookie(response, request, STAFF_CSRF_COOKIE, fresh)
         return response
-    result = await request.app.state.db.write(sign_in, email=str(form.get("email") or ""), password=str(form.get("password") or ""),
-                                              now=utcnow(), ip=client_ip(request))
     next_path = local_path(str(form.get("next") or ""), "/")
+    try:  # the grammar of every account address: nothing outside it names a staff account
+        email = normalize_email(str(form.get("email") or ""), "email")
+    except InputError as exc:
+        return staff_render(request, "staff/signin.html", 422, csrf=token, next=next_path, error=str(exc))
+    # The password is checked outside any transaction (promo/staff_signin.py, issue 14).
+    result = await request.app.state.staff_signins.sign_in(
+        request.app.state.db, email=email, password=str(form.get("password") or ""), now=utcnow(), ip=client_ip(request))
     if isinstance(result, str):
         messages = {"invalid": "The email address or password is not right.",
                     "locked": "Too many failed attempts: this account is locked for a while.",
-                    "too_many": "Too many failed attempts from your address: try again later."}
-        status = 401 if result == "invalid" else 429
-        return staff_render(request, "staff/signin.html", status, csrf=token, next=next_path, error=messages[result])
+                    "too_many": "Too many failed attempts from your address: try again later.",
+                    "busy": "Too many sign-ins at once: try again in a few seconds."}
+        status = {"invalid": 401, "busy": 503}.get(result, 429)
+        page = staff_render(request, "staff/signin.html", status, csrf=token, next=next_path, error=messages[result])
+        if result == "busy":
+            page.headers["Retry-After"] = "5"
+        return page
     raw, session = result
     response = redirect(next_path if next_path != "/" else home_of(request, session.staff.role))
     _cookie(response, request, STAFF_COOKIE, raw)

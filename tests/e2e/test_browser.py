@@ -22,7 +22,9 @@ if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: scripts/test installs it (apt-get install chromium)", pytrace=False)
     pytest.skip("Debian's chromium is not installed (scripts/test installs it when run as root)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
+
+from tests.e2e.watch import WatchedBrowser  # noqa: E402
 
 
 @pytest.fixture
@@ -49,13 +51,13 @@ def open_newest_mail(page: Page, server: Served, subject: str) -> None:
 
 LABELS = {
     "en": {"email": "Email address", "send": "Send sign-in link", "key": "Product key", "country": "Country of purchase",
-           "terms": "I accept the terms of use", "redeem": "Redeem", "signin_subject": "Your sign-in link",
+           "terms": "I accept the offer's terms and conditions", "redeem": "Redeem", "signin_subject": "Your sign-in link",
            "code_heading": "Your code", "country_name": "Denmark", "refused": "We could not give you a code",
-           "tick": "tick “I accept the terms of use” and send the form again"},
+           "tick": "tick the box that accepts them and send the form again"},
     "da": {"email": "E-mailadresse", "send": "Send link til at logge på", "key": "Produktnøgle", "country": "Købsland",
-           "terms": "Jeg accepterer vilkårene for anvendelse", "redeem": "Indløs", "signin_subject": "Dit link til at logge på",
+           "terms": "Jeg accepterer tilbuddets vilkår og betingelser", "redeem": "Indløs", "signin_subject": "Dit link til at logge på",
            "code_heading": "Din kode", "country_name": "Norge", "refused": "Vi kunne ikke give dig en kode",
-           "tick": "sæt flueben ved “Jeg accepterer vilkårene for anvendelse”"},
+           "tick": "sæt flueben i feltet, der accepterer dem"},
 }
 
 
@@ -63,8 +65,9 @@ LABELS = {
     ("en", "DEMO1-AAAAA-BBBBB-CCCCC-00001", "browser-en@example.com"),
     ("da", "DEMO2-AAAAA-BBBBB-CCCCC-00002", "browser-da@example.com"),
 ])
-def test_journey_by_visible_labels(browser: Browser, server: Served, lang: str, key: str, account: str) -> None:
+def test_journey_by_visible_labels(browser: WatchedBrowser, server: Served, lang: str, key: str, account: str) -> None:
     text = LABELS[lang]
+    browser.allow_status("/offers/demo-xbox-gold/redeem", 422)  # refused without the terms, on purpose
     context = browser.new_context(locale={"en": "en-GB", "da": "da-DK"}[lang], viewport={"width": 390, "height": 844})
     page = context.new_page()
     page.goto(server.url + "/offers/demo-xbox-gold")
@@ -107,10 +110,10 @@ def test_journey_by_visible_labels(browser: Browser, server: Served, lang: str, 
     context.close()
 
 
-def test_pages_fit_a_320_pixel_screen_and_work_by_keyboard(browser: Browser, server: Served) -> None:
+def test_pages_fit_a_320_pixel_screen_and_work_by_keyboard(browser: WatchedBrowser, server: Served) -> None:
     context = browser.new_context(viewport={"width": 320, "height": 640})
     page = context.new_page()
-    for path in ("/", "/offers/demo-xbox-gold", "/signin"):
+    for path in ("/", "/offers/demo-xbox-gold", "/offers/demo-xbox-gold/terms", "/signin"):
         page.goto(server.url + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 320, path
     shot(page, "en-320-signin")

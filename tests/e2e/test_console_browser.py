@@ -7,17 +7,18 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from playwright.sync_api import Browser, expect  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 from tests.conftest import reward_code
 from tests.e2e.test_browser import shot  # importing it skips these tests without chromium
+from tests.e2e.watch import WatchedBrowser
 from tests.served import PROMO, Served
 
 PASSWORD = "marketer passphrase 1"
 CODES = 5000
 
 
-def test_a_marketer_creates_a_campaign_uploads_codes_and_sees_the_stock(browser: Browser, default_server: Served,
+def test_a_marketer_creates_a_campaign_uploads_codes_and_sees_the_stock(browser: WatchedBrowser, default_server: Served,
                                                                         tmp_path: Path) -> None:
     env = {**default_server.env, "PROMO_STAFF_PASSWORD": PASSWORD}
     added = subprocess.run([PROMO, "staff", "add", "marketer@example.com", "--role", "marketer"], env=env,
@@ -26,6 +27,7 @@ def test_a_marketer_creates_a_campaign_uploads_codes_and_sees_the_stock(browser:
     codes = tmp_path / "autumn-codes.csv"
     codes.write_text("code\n" + "".join(f"{reward_code(n)}\n" for n in range(CODES)), encoding="utf-8")
 
+    browser.allow_status("/console/campaigns/new", 422)  # the form with a validation error, on purpose
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.goto(default_server.url + "/console/")
