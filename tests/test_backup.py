@@ -67,8 +67,8 @@ def test_backup_refuses_to_overwrite_and_detects_a_damaged_copy(settings: Settin
 def both_programs(conn: sqlite3.Connection) -> sqlite3.Connection:
     """An offer redemption and a granted nonprofit donation in one database."""
     from tests.test_nonprofit import T0, approved_org, ask, install_program, new_code
-    from tests.test_redemption import add_activations, add_codes, redeem
-    add_activations(conn, [(1, "O365-HOME-ESD", "DK", None)])
+    from tests.test_redemption import ANN, add_activations, add_codes, redeem
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", ANN)])  # bound to the account that redeems it (R-X5)
     add_codes(conn, get_campaign(conn, SLUG), 3)
     assert redeem(conn, 1).redeemed
     install_program(conn, keys_per_product=2, now=T0)

@@ -147,7 +147,7 @@ def test_records_from_before_migration_0012_mean_both_countries(tmp_path: Path, 
     import promo.db
 
     every = promo.db.available_migrations()
-    monkeypatch.setattr(promo.db, "available_migrations", lambda: [m for m in every if m[0] < 12])
+    monkeypatch.setattr(promo.db, "available_migrations", lambda: [m for m in every if m[0] != 12])  # all but 0012
     old = connect(tmp_path / "old.sqlite3")
     migrate(old)
     with transaction(old):

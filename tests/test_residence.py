@@ -124,7 +124,7 @@ def test_the_reason_is_the_field_and_rule_for_the_command_line(cli: Cli) -> None
     assert cli("campaigns", "import", cli.write("open.toml", tomli_w.dumps(data))).returncode == 0
     day = (today - timedelta(days=2)).isoformat()
     cli("import-activations", cli.write("a.csv", "product_key,sku,country,purchased_at,activated_at,account_email\n"
-                                                  f"{product_key(1)},O365-HOME-ESD,DK,{day},{day},\n"))
+                                                  f"{product_key(1)},O365-HOME-ESD,DK,{day},{day},{ANN}\n"))
     cli("import-codes", "--campaign", "open-today", cli.write("c.csv", f"code\n{reward_code(0)}\n"))
     redeem = ["redeem", "--campaign", "open-today", "--account", ANN, "--accept-terms", "--product-key", product_key(1)]
     bad = cli(*redeem, "--residence-country", "US")

@@ -64,6 +64,11 @@ NEXT_STEPS: dict[str, tuple[str, str | None]] = {
     "product_not_available_in_country": (_OTHER_KEY, OFFER),
     "country_not_eligible": (N_("If you have a product bought and activated in one of the offer's countries, "
                                 "enter its product key instead."), OFFER),
+    "purchase_country_not_eligible": (N_("If you have a product bought and activated in one of the offer's countries, "
+                                         "enter its product key instead."), OFFER),
+    "activation_country_not_eligible": (N_("If you have a product bought and activated in one of the offer's countries, "
+                                           "enter its product key instead."), OFFER),
+    "activation_before_purchase": (N_("Customer service can check our record for this product key with you."), None),
     "declared_country_mismatch": (N_("Choose the country where you bought the product and send the form again. "
                                      "If our record is wrong, contact customer service."), None),
     "purchase_outside_window": (_OUTSIDE, None),
