@@ -3,14 +3,11 @@ filters, one attempt in detail, streamed CSV/JSON exports, and the audit chain's
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from promo.audit import verify_chain
@@ -21,6 +18,7 @@ from promo.paging import Keyset, Page
 from promo.redemption_lookup import LOOKUPS, Lookup, find_redemptions
 from promo.staff import StaffSession
 from promo.staff_actions import ActionFilter, StaffAction, query_actions, staff_actors
+from promo.views.exports import csv_download, json_download
 from promo.views.staffauth import require_role, staff_render
 
 READERS = ("auditor", "admin")
@@ -30,12 +28,6 @@ EXPORT_CHUNK = 1000
 CSV_COLUMNS = ("id", "attempted_at", "campaign", "account", "product_key", "sku", "country", "outcome", "rules",
                "code", "email_status", "email_error", "client_ip")
 ACTION_COLUMNS = ("seq", "created_at", "tag", "actor", "subject", "ip", "data")
-
-
-def csv_safe(value: Any) -> str:
-    """No spreadsheet formulas from data (=cmd, +, -, @, tab, CR): prefix them with a quote."""
-    text = " ".join(value) if isinstance(value, list) else ("" if value is None else str(value))
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 async def _filter(request: Request) -> AttemptFilter:
@@ -83,40 +75,16 @@ async def _rows(request: Request, flt: AttemptFilter) -> AsyncIterator[list[Atte
 async def export_csv(request: Request, session: StaffSession) -> Response:
     flt = await _filter(request)
 
-    async def body() -> AsyncIterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
-        async for chunk in _rows(request, flt):
-            for row in chunk:
-                data = row.as_dict()
-                writer.writerow([csv_safe(data[column] if column != "rules" else row.rules) for column in CSV_COLUMNS])
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-        yield buffer.getvalue()
+    def cells(row: AttemptRow) -> list[Any]:
+        data = row.as_dict()
+        return [data[column] if column != "rules" else row.rules for column in CSV_COLUMNS]
 
-    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": 'attachment; filename="decisions.csv"'})
+    return csv_download(_rows(request, flt), CSV_COLUMNS, cells, "decisions.csv")
 
 
 @require_role(*READERS)
 async def export_json(request: Request, session: StaffSession) -> Response:
-    flt = await _filter(request)
-
-    async def body() -> AsyncIterator[str]:
-        yield "["
-        first = True
-        async for chunk in _rows(request, flt):
-            parts = []
-            for row in chunk:
-                parts.append(("" if first else ",") + "\n" + json.dumps(row.as_dict(), ensure_ascii=False))
-                first = False
-            yield "".join(parts)
-        yield "\n]\n"
-
-    return StreamingResponse(body(), media_type="application/json",
-                             headers={"Content-Disposition": 'attachment; filename="decisions.json"'})
+    return json_download(_rows(request, await _filter(request)), AttemptRow.as_dict, "decisions.json")
 
 
 @require_role(*READERS)
@@ -167,42 +135,16 @@ async def _actions(request: Request, flt: ActionFilter) -> AsyncIterator[list[St
 
 @require_role(*READERS)
 async def actions_csv(request: Request, session: StaffSession) -> Response:
-    flt = _action_filter(request)
+    def cells(action: StaffAction) -> list[Any]:
+        data = action.as_dict()
+        return [data[c] if c != "data" else action.raw for c in ACTION_COLUMNS]
 
-    async def body() -> AsyncIterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(ACTION_COLUMNS)
-        async for chunk in _actions(request, flt):
-            for action in chunk:
-                data = action.as_dict()
-                writer.writerow([csv_safe(data[c] if c != "data" else action.raw) for c in ACTION_COLUMNS])
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-        yield buffer.getvalue()
-
-    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": 'attachment; filename="staff-actions.csv"'})
+    return csv_download(_actions(request, _action_filter(request)), ACTION_COLUMNS, cells, "staff-actions.csv")
 
 
 @require_role(*READERS)
 async def actions_json(request: Request, session: StaffSession) -> Response:
-    flt = _action_filter(request)
-
-    async def body() -> AsyncIterator[str]:
-        yield "["
-        first = True
-        async for chunk in _actions(request, flt):
-            parts = []
-            for action in chunk:
-                parts.append(("" if first else ",") + "\n" + json.dumps(action.as_dict(), ensure_ascii=False))
-                first = False
-            yield "".join(parts)
-        yield "\n]\n"
-
-    return StreamingResponse(body(), media_type="application/json",
-                             headers={"Content-Disposition": 'attachment; filename="staff-actions.json"'})
+    return json_download(_actions(request, _action_filter(request)), StaffAction.as_dict, "staff-actions.json")
 
 
 @require_role(*LOOKUP_ROLES)
