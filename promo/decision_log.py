@@ -12,7 +12,7 @@ from typing import Any
 
 from promo.errors import FieldError, InputError
 from promo.identifiers import mask_code, mask_product_key, normalize_email
-from promo.timeutil import db_time, from_db_time
+from promo.timeutil import db_time, from_db_time, query_day_range
 
 RULE_ID = re.compile(r"^(R-[A-Z]{1,2}\d{1,2}|STOCK)$")
 OUTCOMES = ("redeemed", "refused")
@@ -49,24 +49,15 @@ class AttemptFilter:
             errors.append(FieldError("rule", "must be a rule id such as R-X2 (or STOCK)"))
         if country and not re.fullmatch(r"[A-Za-z]{2}", country):
             errors.append(FieldError("country", "must be a two-letter country code"))
-        days: dict[str, date | None] = {}
-        for name in ("since", "until"):
-            value = get(name)
-            try:
-                days[name] = date.fromisoformat(value) if value else None
-            except ValueError:
-                errors.append(FieldError(name, "must be a date such as 2013-10-01"))
-                days[name] = None
-                continue
-            if days[name] and days[name] >= date.max:  # type: ignore[operator]  # the day after it does not exist
-                errors.append(FieldError(name, f"must be a day before {date.max}"))
-                days[name] = None
+        # The day after `until` must exist: no 9999-12-31. Days given out of order simply match nothing.
+        since, until = query_day_range(query, errors, first=date.min, last=date.max - timedelta(days=1),
+                                       example="2013-10-01", in_order=False)
         if errors:
             raise InputError(errors)
         account = get("account")
         return cls(campaign=get("campaign"), outcome=outcome, rule=rule.upper() if rule else None,
                    country=country.upper() if country else None, account=_account(account) if account else None,
-                   since=days["since"], until=days["until"])
+                   since=since, until=until)
 
     def as_query(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.__dict__.items() if v}

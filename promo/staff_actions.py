@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from promo.errors import FieldError, InputError
 from promo.event_changes import Change, changes_of, details_of
 from promo.paging import Keyset, Page
-from promo.timeutil import db_time, from_db_time
+from promo.timeutil import db_time, from_db_time, query_day_range
 
 # Must read exactly as in the partial indexes' WHERE (migration 0021), or they are not used.
 STAFF_EVENTS = "tag NOT LIKE 'redemption:%'"
@@ -56,23 +56,10 @@ class ActionFilter:
         except (ZoneInfoNotFoundError, ValueError):
             errors.append(FieldError("zone", "must be a time zone name such as UTC or Europe/Copenhagen"))
             zone_name = "UTC"
-        days: dict[str, date | None] = {}
-        for name in ("since", "until"):
-            value = (query.get(name) or "").strip()
-            try:
-                days[name] = date.fromisoformat(value) if value else None
-            except ValueError:
-                errors.append(FieldError(name, "must be a date such as 2026-03-01"))
-                days[name] = None
-                continue
-            if days[name] and not FIRST_DAY <= days[name] <= LAST_DAY:  # type: ignore[operator]
-                errors.append(FieldError(name, f"must be a day between {FIRST_DAY} and {LAST_DAY}"))
-                days[name] = None
-        if days["since"] and days["until"] and days["since"] > days["until"]:
-            errors.append(FieldError("until", "must not be before the first day"))
+        since, until = query_day_range(query, errors, first=FIRST_DAY, last=LAST_DAY, example="2026-03-01")
         if errors:
             raise InputError(errors)
-        return cls(texts["actor"], texts["tag"], texts["subject"], days["since"], days["until"], zone_name)
+        return cls(texts["actor"], texts["tag"], texts["subject"], since, until, zone_name)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from promo.errors import InputError
+from promo.errors import FieldError, InputError
 
 Moment = date | datetime  # datetime is a subclass of date: test datetime first
 
@@ -159,3 +159,26 @@ class DayWindow:
         if isinstance(moment, datetime):
             return moment.astimezone(UTC) < self.start
         return moment < self.first_day
+
+
+def query_day_range(query: dict[str, str], errors: list[FieldError], *, first: date, last: date, example: str,
+                    in_order: bool = True) -> tuple[date | None, date | None]:
+    """`since` and `until` from a list page's query: inclusive days within first..last (a day
+    past them overflows where a zone turns the day into instants). A bad one is appended to
+    `errors`, naming its field, and read as absent."""
+    days: dict[str, date | None] = {}
+    for name in ("since", "until"):
+        value = (query.get(name) or "").strip()
+        try:
+            day = date.fromisoformat(value) if value else None
+        except ValueError:
+            errors.append(FieldError(name, f"must be a date such as {example}"))
+            day = None
+        if day is not None and not first <= day <= last:
+            errors.append(FieldError(name, f"must be a day between {first} and {last}"))
+            day = None
+        days[name] = day
+    since, until = days["since"], days["until"]
+    if in_order and since and until and since > until:
+        errors.append(FieldError("until", "must not be before the first day"))
+    return since, until
