@@ -295,9 +295,10 @@ def _hold_for_review(conn: sqlite3.Connection, campaign_id: int, request: Redeem
         return
     claim_id = conn.execute(
         "INSERT INTO review_claims (campaign_id, account_email, product_key, sku, country, purchased_at, activated_at,"
-        " locale, status, client_ip, created_at, cause) VALUES (:c, :a, :k, :sku, :country, :p, :act, :l, 'pending', :ip, :now,"
-        " :cause)",
+        " locale, status, client_ip, created_at, cause, residence_country) VALUES (:c, :a, :k, :sku, :country, :p, :act, :l,"
+        " 'pending', :ip, :now, :cause, :residence)",
         {"c": campaign_id, "a": request.account_email, "k": request.product_key, "sku": activation.sku, "cause": HELD_FOR_REVIEW,
+         "residence": request.residence_country,
          "country": activation.purchase_country, "p": moment_to_db(activation.purchased_at), "act": moment_to_db(activation.activated_at),
          "l": request.locale, "ip": request.client_ip, "now": db_time(now)},
     ).lastrowid

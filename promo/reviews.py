@@ -81,6 +81,8 @@ class Claim:
     client_ip: str | None
     flags: tuple[str, ...] = ()
     cause: str = NO_ACTIVATION_RECORD
+    campaign_id: int = 0
+    residence_country: str | None = None  # R-X13, as the request held by the redemption stated it
 
 
 def submit_claim(conn: sqlite3.Connection, *, campaign: str, account_email: str, activation: Any, receipt_file: str,
@@ -113,7 +115,8 @@ def submit_claim(conn: sqlite3.Connection, *, campaign: str, account_email: str,
 
 _SELECT = (
     "SELECT r.id, c.slug, r.account_email, r.product_key, r.sku, r.country, r.purchased_at, r.activated_at, r.receipt_file,"
-    " r.receipt_type, r.locale, r.status, r.reason, r.reviewer_email, r.created_at, r.client_ip, r.campaign_id, r.cause"
+    " r.receipt_type, r.locale, r.status, r.reason, r.reviewer_email, r.created_at, r.client_ip, r.campaign_id, r.cause,"
+    " r.residence_country"
     " FROM review_claims r JOIN campaigns c ON c.id = r.campaign_id"
 )
 
@@ -140,7 +143,7 @@ def _flags(conn: sqlite3.Connection, row: sqlite3.Row) -> tuple[str, ...]:
 
 def _claim(conn: sqlite3.Connection, row: sqlite3.Row) -> Claim:
     return Claim(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10], row[11], row[12],
-                 row[13], from_db_time(row[14]), row[15], _flags(conn, row), row[17])
+                 row[13], from_db_time(row[14]), row[15], _flags(conn, row), row[17], row[16], row[18])
 
 
 def pending_claims(conn: sqlite3.Connection, keyset: Keyset | None = None) -> Page[Claim]:
@@ -190,7 +193,8 @@ def approve(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, now: date
              "e": claim.account_email, "now": db_time(now), "batch": f"review:{claim_id}"},
         )
     request = RedeemRequest(campaign=claim.campaign, account_email=claim.account_email, product_key=claim.product_key,
-                            terms_accepted=True, declared_country=claim.country, client_ip=claim.client_ip, locale=claim.locale)
+                            terms_accepted=True, declared_country=claim.country, client_ip=claim.client_ip, locale=claim.locale,
+                            residence_country=claim.residence_country)
     result = redeem_unit(conn, request, now, mail_domain=mail_domain, reviewed=True)
     if not result.redeemed:
         conn.execute("ROLLBACK TO approve")
@@ -214,7 +218,7 @@ def reject(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, reason: st
     conn.execute("UPDATE review_claims SET status = 'rejected', reason = :reason, reviewer_email = :r, decided_at = :now"
                  " WHERE id = :id", {"reason": text, "r": reviewer, "now": db_time(now), "id": claim_id})
     enqueue(conn, template="review_rejected", recipient=claim.account_email, subject_ref=f"review:{claim_id}", at=now,
-            locale=claim.locale, domain=mail_domain, campaign_id=get_campaign(conn, claim.campaign).id,
+            locale=claim.locale, domain=mail_domain, campaign_id=claim.campaign_id,
             payload={"reason": text, "campaign": claim.campaign, "product_key": mask_product_key(claim.product_key)})
     append_event(conn, tag="review:claim:rejected", actor=f"staff:{reviewer}", subject=f"review:{claim_id}", ip=ip, at=now,
                  data={"reason": text})

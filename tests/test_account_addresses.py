@@ -147,6 +147,31 @@ def test_a_sub_address_of_an_account_that_redeemed_is_held_for_review_not_grante
     assert verify_chain(conn).ok
 
 
+def test_a_held_claim_keeps_where_the_customer_lives_through_its_approval(conn: sqlite3.Connection,
+                                                                           stored: StoredCampaign) -> None:
+    """R-X13: bought in Denmark, living in Korea, held as a sub-address (R-X12): the approved
+    reward names Korea's sponsor and law, as the request would have."""
+    from datetime import UTC, datetime
+
+    from promo.db import transaction
+    from promo.reviews import approve, pending_claims
+    from promo.rewards import get_reward
+
+    add_activations(conn, [(1, "O365-HOME-ESD", "DK", "ann@example.com"), (2, "O365-HOME-ESD", "DK", "ann+kr@example.com")])
+    add_codes(conn, stored, 10)
+    assert redeem(conn, 1, "ann@example.com").redeemed
+    held = redeem(conn, 2, "ann+kr@example.com", residence_country="KR")
+    assert [f.reason for f in held.decision.failures] == ["held_for_review"]
+    claim = pending_claims(conn).items[0]
+    assert claim.residence_country == "KR"
+    with transaction(conn):
+        result = approve(conn, claim.id, reviewer="support@example.com", now=datetime(2013, 9, 2, tzinfo=UTC), ip=None)
+    assert result.redeemed
+    reward = get_reward(conn, result.redemption_id)
+    assert reward is not None and reward.residence == "KR"
+    assert stored.campaign.sponsor_for(reward.residence).region == "Korea"
+
+
 def test_other_mailboxes_are_not_held(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
     add_activations(conn, [(1, "O365-HOME-ESD", "DK", "ann@example.com"), (2, "O365-HOME-ESD", "DK", "ann+x@example.org"),
                            (3, "O365-HOME-ESD", "DK", "anna+x@example.com"), (4, "O365-HOME-ESD", "DK", "ann.lee+x@example.com")])
