@@ -65,8 +65,8 @@ def email_context(conn: sqlite3.Connection, message: OutboxMessage) -> dict[str,
         country = reward.residence  # R-X13: where the customer lives chooses sponsor, law and support
         return {"reward": reward, "campaign": campaign, "country": country,
                 "sponsor": campaign.sponsor_for(country),
-                "support": campaign.support.route_for(country) if campaign.support else None,
-                "terms": accepted_terms(conn, stored.id, reward.terms_version)}  # R-X22: the version accepted
+                "support": campaign.support_route(country),
+                "terms": accepted_terms(conn, stored.id, reward.terms_version, current=campaign.terms)}  # R-X22: the version accepted
     if message.template == "donation_keys" and kind == "donation":
         from promo.donations import get_request  # the keys are read when sending, never stored in the outbox
 

@@ -33,7 +33,11 @@ def terms_of_version(conn: sqlite3.Connection, campaign_id: int, version: str) -
     return sections
 
 
-def accepted_terms(conn: sqlite3.Connection, campaign_id: int, version: str | None) -> Terms | None:
-    """The terms of a recorded version (what a redemption accepted), or None."""
+def accepted_terms(conn: sqlite3.Connection, campaign_id: int, version: str | None, *,
+                   current: Terms | None = None) -> Terms | None:
+    """The terms of a recorded version (what a redemption accepted), or None. `current`, the
+    campaign's terms already parsed, is that version nearly always: then nothing is read."""
+    if current is not None and version == current.version:
+        return current
     sections = terms_of_version(conn, campaign_id, version) if version else None
     return terms_from_list(sections) if sections else None

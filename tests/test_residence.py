@@ -182,3 +182,12 @@ def test_residence_over_real_http_with_the_mail_sink(default_server: Served) -> 
         mail = newest_mail(client, 2)
         assert "Microsoft Taiwan Corp." in mail and "Taiwan (Taipei District Court)" in mail and LUXEMBOURG not in mail
     assert Path(server.log).exists()
+
+
+def test_a_refusal_names_customer_service_where_the_customer_lives(client: TestClient, smtp: MailServer) -> None:
+    """R-X13/R-X16: bought in Denmark, living in Norway: the refusal's customer service is Norway's."""
+    follow_link(client, sign_in(client, smtp))
+    refused = redeem(client, product_key(999), country="DK", residence="NO")  # no such record: refused
+    assert refused.status_code == 422
+    support = re.search(r'<p class="support">(.*?)</p>', refused.text, re.S)
+    assert support and "nb-no/contactus" in support.group(1) and "Norway" in support.group(1), refused.text[-2000:]

@@ -151,7 +151,12 @@ class PurchaseOffer:
     def sponsor_for(self, country: str) -> Sponsor | None:
         return next((s for s in self.sponsors if country in s.countries), None)
 
-    @property
+    def support_route(self, country: str) -> SupportContact | None:
+        """R-X16: customer service for customers in `country` (the general contact, said as
+        such, where it has none of its own); None when the campaign names no support."""
+        return self.support.route_for(country) if self.support else None
+
+    @cached_property
     def residence_countries(self) -> tuple[str, ...] | None:
         """R-X13: where a customer may live for this offer: the countries its sponsors cover
         (None: no sponsor mapping, so any country)."""

@@ -155,9 +155,8 @@ def _products_of(campaign: Any, catalog: dict[str, Any]) -> tuple[list[Any], lis
 def _support_routes(campaign: Any, country: str | None, *, every_country: bool = True) -> dict[str, Any]:
     """R-X16: the support routes for a page: the redemption contact for `country` when known,
     and (`every_country`) the contacts of the other countries too."""
-    support = campaign.support
-    route = support.route_for(country) if support and country else None
-    return {"support": support, "support_country": country, "support_route": route, "every_country": every_country}
+    route = campaign.support_route(country) if country else None
+    return {"support": campaign.support, "support_country": country, "support_route": route, "every_country": every_country}
 
 
 async def terms_page(request: Request) -> Response:
@@ -168,7 +167,8 @@ async def terms_page(request: Request) -> Response:
     campaign = stored.campaign
     version = request.query_params.get("version")
     if version is not None:
-        terms = await _db(request).read(accepted_terms, stored.id, version) if _VERSION.fullmatch(version) else None
+        terms = (await _db(request).read(accepted_terms, stored.id, version, current=campaign.terms)
+                 if _VERSION.fullmatch(version) else None)
     else:
         terms = campaign.terms
     if terms is None:
@@ -192,10 +192,11 @@ async def redeem_form(request: Request) -> Response:
 def _redeem_page(request: Request, ctx: PageContext, campaign: Any, status: int = 200, *, values: dict[str, str] | None = None,
                  errors: dict[str, str] | None = None, refusals: list[Any] | None = None) -> Response:
     values = values or {"country": ctx.country if ctx.country and ctx.country in campaign.countries else ""}
-    # Customer service for the country the customer chose (a known country only), else theirs.
-    support_country = next((c for c in (values.get("country", "").upper(), ctx.country) if c in country_codes()), "")
+    # Customer service where the customer lives (R-X13), else the country of purchase chosen, else theirs (known ones only).
+    support_country = next((c for c in (values.get("residence_country", "").upper(), values.get("country", "").upper(),
+                                        ctx.country) if c in country_codes()), "")
     return render(request, ctx, "consumer/redeem.html", status, campaign=campaign, support_country=support_country,
-                  refusal_support=campaign.support.route_for(support_country) if campaign.support else None,
+                  refusal_support=campaign.support_route(support_country),
                   country_options=_country_options(request, ctx, campaign, values["country"]), values=values,
                   residence_options=_residence_options(request, ctx, campaign, values.get("residence_country", "")),
                   errors=errors or {}, refusals=refusals or [], idempotency_key=secrets.token_urlsafe(16))
@@ -301,8 +302,8 @@ async def rewards_page(request: Request) -> Response:
     names = {s.campaign.slug: s.campaign for s in await _db(request).read(list_campaigns)}
     # R-X13 / R-X16: each reward's sponsor, law and support contact, by where its owner lives.
     sponsors = {r.redemption_id: names[r.campaign_slug].sponsor_for(r.residence) for r in rewards if r.campaign_slug in names}
-    support = {r.redemption_id: names[r.campaign_slug].support.route_for(r.residence) for r in rewards
-               if r.campaign_slug in names and names[r.campaign_slug].support and r.residence}
+    support = {r.redemption_id: names[r.campaign_slug].support_route(r.residence) for r in rewards
+               if r.campaign_slug in names and r.residence}
     return render(request, ctx, "consumer/rewards.html", rewards=rewards, campaigns=names, mask=mask_code,
                   sponsors=sponsors, support=support)
 
