@@ -26,7 +26,7 @@ from promo.auth import SigninLinks
 from promo.config import Settings
 from promo.db import DRIVER_ERRORS, Database, is_unavailable
 from promo.errors import InputError, NotFound, PromoError
-from promo.http_policy import NoStoreByDefault, allow_header
+from promo.http_policy import allow_header, no_store_unless_set
 from promo.i18n import N_, languages
 from promo.jobs import ImportJobs
 from promo.logs import get_logger
@@ -199,7 +199,8 @@ def response_headers(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]
 
 
 class RequestContext:
-    """Pure ASGI middleware: a request id, one log line and metrics per request."""
+    """Pure ASGI middleware: a request id, the headers every answer carries, one log line and
+    metrics per request."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app, self.metrics = app, metrics
@@ -223,7 +224,9 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", []).extend(response_headers(scope, request_id))
+                headers = message.setdefault("headers", [])
+                headers.extend(response_headers(scope, request_id))
+                no_store_unless_set(scope["path"], headers)
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -310,6 +313,5 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     app.state.staff_signins = StaffSignins()
     if settings.secret_key:
         app.state.signin_links = SigninLinks(settings.secret_key, timedelta(minutes=settings.signin_link_minutes))
-    app.add_middleware(NoStoreByDefault)
     app.add_middleware(RequestContext, metrics=app_metrics)
     return app

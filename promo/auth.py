@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -152,6 +153,12 @@ def end_session(conn: sqlite3.Connection, id_hash: str, *, now: datetime, ip: st
     conn.execute("UPDATE sessions SET ended_at = :now WHERE id_hash = :h", {"now": db_time(now), "h": id_hash})
     append_event(conn, tag="account:session:ended", actor=f"account:{row[0]}", subject=f"account:{row[0]}",
                  data={}, at=now, ip=ip)
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of a request's `Authorization: Bearer …` header, if there is one."""
+    scheme, _, raw = headers.get("authorization", "").partition(" ")
+    return (raw.strip() or None) if scheme.lower() == "bearer" else None
 
 
 def same_token(expected: str | None, given: str | None) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 
 def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> set[str]:
@@ -34,24 +34,13 @@ def allow_header(routes: Iterable[BaseRoute], scope: Scope, fallback: Any = None
     return ", ".join(sorted(methods)) if methods else str(fallback or "")
 
 
-class NoStoreByDefault:
-    """Pure ASGI middleware: `Cache-Control: no-store` on every answer that does not set its
-    own, static files aside. Pages, exports (decision log CSV/JSON, campaign files, receipts)
-    and API answers hold personal data, codes and tokens: no browser or proxy may keep them."""
+STATIC_PREFIX = "/static/"
 
-    def __init__(self, app: ASGIApp, static_prefix: str = "/static/"):
-        self.app, self.static_prefix = app, static_prefix
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.static_prefix):
-            await self.app(scope, receive, send)
-            return
-
-        async def send_no_store(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.setdefault("headers", [])
-                if not any(name.lower() == b"cache-control" for name, _ in headers):
-                    headers.append((b"cache-control", b"no-store"))
-            await send(message)
-
-        await self.app(scope, receive, send_no_store)
+def no_store_unless_set(path: str, headers: list[tuple[bytes, bytes]]) -> None:
+    """`Cache-Control: no-store` on every answer that does not set its own, static files aside.
+    Pages, exports (decision log CSV/JSON, campaign files, receipts) and API answers hold
+    personal data, codes and tokens: no browser or proxy may keep them. (Called by the one
+    request middleware, promo.app.RequestContext, as it adds the headers every answer carries.)"""
+    if not path.startswith(STATIC_PREFIX) and not any(name.lower() == b"cache-control" for name, _ in headers):
+        headers.append((b"cache-control", b"no-store"))

@@ -7,11 +7,12 @@ reverse proxy on the same host would otherwise make every outside client look lo
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+
+from promo.auth import bearer_token, same_token
 
 _PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 
@@ -28,14 +29,6 @@ def is_direct_loopback(request: Request) -> bool:
     return address.is_loopback
 
 
-def has_token(request: Request, token: str | None) -> bool:
-    scheme, _, supplied = request.headers.get("authorization", "").partition(" ")
-    if not token or scheme.lower() != "bearer":
-        return False
-    # Bytes, not str: compare_digest refuses non-ASCII str (a 500 instead of a 401).
-    return hmac.compare_digest(supplied.strip().encode("utf-8"), token.encode("utf-8"))
-
-
 def metrics_refusal(request: Request, access: str, token: str | None) -> Response | None:
     """None when the request may read /metrics; otherwise the answer to send instead."""
     if access == "public":
@@ -44,7 +37,7 @@ def metrics_refusal(request: Request, access: str, token: str | None) -> Respons
         if is_direct_loopback(request):
             return None
         return PlainTextResponse("Forbidden: /metrics is served to this machine only (metrics.access).", status_code=403)
-    if has_token(request, token):
+    if same_token(token, bearer_token(request.headers)):  # compared as bytes
         return None
     return PlainTextResponse("Unauthorized: /metrics needs its bearer token (metrics.access).", status_code=401,
                              headers={"WWW-Authenticate": 'Bearer realm="metrics"'})

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from promo.api_tokens import needs_touch, staff_for_token, touch_token
+from promo.auth import bearer_token
 from promo.campaign_store import STATE_ACTIONS, change_state, get_campaign, list_campaigns, save_campaign
 from promo.campaigns import campaign_from_dict, parse_campaign_file
 from promo.catalog import load_catalog
@@ -43,19 +44,13 @@ def problem(status: int, title: str, errors: list[dict[str, Any]] | None = None,
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
-def bearer_token(request: Request) -> str | None:
-    """The token of an `Authorization: Bearer …` header, if there is one."""
-    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
-    return (raw.strip() or None) if scheme.lower() == "bearer" else None
-
-
 def api_role(*roles: str) -> Callable[[ApiView], Callable[[Request], Awaitable[Response]]]:
     """A live token whose owner has one of `roles`: else 401 (no or bad token) or 403."""
 
     def decorate(view: ApiView) -> Callable[[Request], Awaitable[Response]]:
         @wraps(view)
         async def wrapper(request: Request) -> Response:
-            found = await request.app.state.db.read(staff_for_token, raw) if (raw := bearer_token(request)) else None
+            found = await request.app.state.db.read(staff_for_token, raw) if (raw := bearer_token(request.headers)) else None
             if found is None:
                 return problem(401, "a valid API token is required (Authorization: Bearer …)",
                                headers={"WWW-Authenticate": 'Bearer realm="promo"'})
@@ -205,7 +200,7 @@ async def verify_validation_code(request: Request) -> Response:
     Authenticated with a partner token (`promo partners add`); every use is recorded."""
     from promo.nonprofit import partner_for_token, verify_code
 
-    partner = await request.app.state.db.read(partner_for_token, raw) if (raw := bearer_token(request)) else None
+    partner = await request.app.state.db.read(partner_for_token, raw) if (raw := bearer_token(request.headers)) else None
     if partner is None:
         return problem(401, "a valid partner token is required (Authorization: Bearer partner_…)",
                        headers={"WWW-Authenticate": 'Bearer realm="promo-partners"'})

@@ -139,7 +139,6 @@ def render(request: Request, ctx: PageContext, template: str, status: int = 200,
     response = HTMLResponse(html, status_code=status)
     if ctx.set_csrf_cookie:
         set_cookie(response, ctx, CSRF_COOKIE, ctx.csrf_token)
-    response.headers["Cache-Control"] = "no-store"  # pages are per user
     return response
 
 

@@ -43,9 +43,7 @@ def staff_render(request: Request, template: str, status: int = 200, **values: A
     html = request.app.state.templates.render(
         template, "en", request=request, may=may, menu=menu_for(router, role) if role else [],
         home=home_for(router, role) if role else "/staff/signin", **values)
-    response = HTMLResponse(html, status_code=status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return HTMLResponse(html, status_code=status)
 
 
 def _cookie(response: Response, request: Request, name: str, value: str) -> None:
