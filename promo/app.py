@@ -67,11 +67,12 @@ async def readyz(request: Request) -> Response:
     background worker of this process (the mail relay) runs: "mail_relay": "down" with
     the type of what stopped it while it waits to be restarted."""
     workers: dict[str, Any] = {}
+    workers_up = True
     for worker in request.app.state.workers:
         workers[worker.name] = worker.state
         if worker.state != "up":
             workers[f"{worker.name}_error"] = worker.last_error
-    workers_up = all(worker.state == "up" for worker in request.app.state.workers)
+            workers_up = False
     try:
         state = await request.app.state.db.read(readiness)
     except Exception as exc:  # any failure to reach the database means "not ready"

@@ -103,11 +103,7 @@ def _readable_rows(conn: sqlite3.Connection, ids: list[int], now: datetime) -> l
             if is_unavailable(exc):
                 raise
             # "Could not decode to UTF-8 column 'payload'": the text that follows may be a secret link
-            error = f"unreadable outbox row: {str(exc).partition(' with text ')[0]}"[:500]
-            conn.execute("UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = :error, payload = NULL,"
-                         " next_attempt_at = :now WHERE id = :id", {"error": error, "now": db_time(now), "id": row_id})
-            append_event(conn, tag="mail:message:failed", actor="system:mail-relay", subject=f"outbox:{row_id}", at=now,
-                         data={"outbox_id": row_id, "error": error})
+            mark_failed(conn, row_id, error=f"unreadable outbox row: {str(exc).partition(' with text ')[0]}", now=now)
             log.error("mail.failed", outbox_id=row_id, error="unreadable outbox row")
     return rows
 
@@ -136,10 +132,17 @@ def mark_failed(conn: sqlite3.Connection, message_id: int, *, error: str, now: d
         " next_attempt_at = :now WHERE id = :id",
         {"error": error[:500], "now": db_time(now), "id": message_id},
     )
-    row = conn.execute("SELECT message_id, template, subject_ref, attempts FROM outbox WHERE id = :id", {"id": message_id}).fetchone()
-    append_event(conn, tag="mail:message:failed", actor="system:mail-relay", subject=row["subject_ref"], at=now,
-                 data={"message_id": row["message_id"], "template": row["template"], "attempts": row["attempts"],
-                       "error": error[:500]})
+    try:
+        row = conn.execute("SELECT message_id, template, subject_ref, attempts FROM outbox WHERE id = :id",
+                           {"id": message_id}).fetchone()
+        subject = row["subject_ref"]
+        data = {"message_id": row["message_id"], "template": row["template"], "attempts": row["attempts"]}
+    except sqlite3.OperationalError as exc:  # a row whose own columns do not read: named by its id
+        if is_unavailable(exc):
+            raise
+        subject, data = f"outbox:{message_id}", {"outbox_id": message_id}
+    append_event(conn, tag="mail:message:failed", actor="system:mail-relay", subject=subject, at=now,
+                 data={**data, "error": error[:500]})
 
 
 def sends_since(conn: sqlite3.Connection, *, template: str, subject_ref: str, since: datetime, limit: int) -> int:

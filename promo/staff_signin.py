@@ -48,8 +48,9 @@ class StaffSignins:
     async def sign_in(self, db: Database, *, email: str, password: str, now: datetime,
                       ip: str | None) -> tuple[str, StaffSession] | str:
         """(raw session id, session), or why not: "invalid" (wrong address or password),
-        "locked", "too_many" (this IP), or "busy" (too many password checks in hand)."""
-        address = (email or "").strip().lower()
+        "locked", "too_many" (this IP), or "busy" (too many password checks in hand).
+        `email` is already normalised (identifiers.normalize_email, at the form)."""
+        address = email
         async with self._one_at_a_time(address):
             if ip:
                 self._from_ip[ip] += 1

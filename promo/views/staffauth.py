@@ -26,11 +26,6 @@ STAFF_CSRF_COOKIE = "promo_staff_csrf"
 View = Callable[[Request], Awaitable[Response]]
 
 
-def home_of(request: Request, role: str) -> str:
-    """Where a role starts after signing in without a page to go back to."""
-    return home_for(request.app.router, role)
-
-
 def staff_render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     session = values.get("session")
     role = session.staff.role if isinstance(session, StaffSession) else None
@@ -133,7 +128,7 @@ async def signin_submit(request: Request) -> Response:
             page.headers["Retry-After"] = "5"
         return page
     raw, session = result
-    response = redirect(next_path if next_path != "/" else home_of(request, session.staff.role))
+    response = redirect(next_path if next_path != "/" else home_for(request.app.router, session.staff.role))  # where a role starts
     _cookie(response, request, STAFF_COOKIE, raw)
     return response
 
