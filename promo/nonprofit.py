@@ -22,11 +22,10 @@ from promo.audit import append_event
 from promo.campaign_store import get_campaign
 from promo.campaigns.donation_program import HEALTH_EXCEPTIONS, ORG_TYPES, DonationProgram, Registration, registration_failures
 from promo.campaigns.rules import Failure
-from promo.countries import normalize_country
+from promo.countries import country_zone, normalize_country
 from promo.errors import FieldError, InputError, NotFound
 from promo.identifiers import normalize_email
 from promo.timeutil import db_time, from_db_time
-from promo.views.context import country_zone  # the one country -> zone table; pure, no request involved
 
 PROGRAM = "nonprofit-donations"
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
@@ -38,15 +37,11 @@ NOT_HOLDER = Failure("R-V2", "not_the_holder", "only the organisation's account 
 NOT_APPROVED = Failure("R-V8", "codes_need_approval", "validation codes can be created once the organisation is approved")
 REVOKED = Failure("R-N7", "organisation_revoked", "the organisation's approval was revoked: it can no longer request "
                   "donations, and its validation codes no longer work")
-# Territories CLDR counts as countries that zone.tab files under another code; the rest
-# without a zone (Bouvet Island, Heard Island, Clipperton) have nobody to show a date to.
-_OTHER_ZONES = {"XK": "Europe/Belgrade", "IC": "Atlantic/Canary", "EA": "Africa/Ceuta", "AC": "Atlantic/St_Helena",
-                "TA": "Atlantic/St_Helena", "DG": "Indian/Chagos", "CQ": "Europe/Guernsey"}
 
 
 def organisation_zone(country: str) -> ZoneInfo:
     """Where an organisation reads its dates: its country's zone, never a UTC date."""
-    return country_zone(country) or (ZoneInfo(_OTHER_ZONES[country]) if country in _OTHER_ZONES else ZoneInfo("UTC"))
+    return country_zone(country) or ZoneInfo("UTC")
 
 
 class NotAllowed(InputError):

@@ -6,8 +6,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
-from importlib import resources
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
@@ -18,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from promo.auth import Session, load_session, needs_touch, touch_session
-from promo.countries import country_codes
+from promo.countries import country_codes, country_zone
 from promo.i18n import Localizer, languages, negotiate, region_of
 from promo.timeutil import utcnow
 
@@ -26,28 +24,6 @@ SESSION_COOKIE = "promo_session"
 CSRF_COOKIE = "promo_csrf"
 LANG_COOKIE = "promo_lang"
 COUNTRY_COOKIE = "promo_country"
-# Where zone.tab's first zone is not where most people live.
-_MAIN_ZONE = {"AU": "Australia/Sydney", "BR": "America/Sao_Paulo", "CA": "America/Toronto", "MX": "America/Mexico_City",
-              "RU": "Europe/Moscow", "US": "America/New_York", "CL": "America/Santiago", "ES": "Europe/Madrid",
-              "PT": "Europe/Lisbon", "NZ": "Pacific/Auckland"}
-
-
-@lru_cache(maxsize=1)
-def _zones_by_country() -> dict[str, str]:
-    table = resources.files("tzdata.zoneinfo").joinpath("zone.tab").read_text(encoding="utf-8")
-    first: dict[str, str] = {}
-    for line in table.splitlines():
-        if line and not line.startswith("#"):
-            parts = line.split("\t")
-            first.setdefault(parts[0], parts[2])
-    return {**first, **_MAIN_ZONE}
-
-
-def country_zone(country: str | None) -> ZoneInfo | None:
-    name = _zones_by_country().get(country or "")
-    return ZoneInfo(name) if name else None
-
-
 @dataclass
 class PageContext:
     lang: str
