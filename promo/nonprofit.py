@@ -79,6 +79,11 @@ class Organisation(Registration):
         return "under_review" if self.under_review_since else self.status
 
     @property
+    def may_issue_codes(self) -> bool:
+        """R-V8, R-N7: whether its holder may issue and refresh validation codes now."""
+        return not code_failures_of(self)
+
+    @property
     def zone(self) -> ZoneInfo:
         return organisation_zone(self.country)
 
@@ -268,8 +273,8 @@ def issue_code(conn: sqlite3.Connection, org_id: int, *, holder_email: str, firs
     org = get_organisation(conn, org_id)
     if org.holder_email != holder_email:
         raise NotAllowed("organisation", [NOT_HOLDER])
-    if code_failures_of(org):
-        raise NotAllowed("organisation", code_failures_of(org))
+    if failures := code_failures_of(org):
+        raise NotAllowed("organisation", failures)
     errors = [FieldError(f, "is required") for f, v in (("first_name", first_name), ("last_name", last_name)) if not v.strip()]
     try:
         address = normalize_email(email, "email")
@@ -305,8 +310,8 @@ def refresh_code(conn: sqlite3.Connection, code_id: int, *, holder_email: str, n
     org = get_organisation(conn, code.organisation_id)
     if org.holder_email != holder_email:
         raise NotAllowed("code", [NOT_HOLDER])
-    if code_failures_of(org):
-        raise NotAllowed("code", code_failures_of(org))
+    if failures := code_failures_of(org):
+        raise NotAllowed("code", failures)
     if code.replaced:
         raise NotAllowed("code", [Failure("R-V4", "code_replaced", "this code was already replaced; refresh its newest code")])
     conn.execute("UPDATE validation_codes SET replaced_at = :now WHERE id = :id", {"now": db_time(now), "id": code_id})

@@ -130,16 +130,16 @@ def _release_after_review(conn: sqlite3.Connection, org_id: int, *, actor: str, 
     held = [r[0] for r in conn.execute("SELECT id FROM donation_requests WHERE organisation_id = :o AND status = 'held'"
                                        " AND hold_cause = 'review' ORDER BY id", {"o": org_id})]
     for request_id in held:
-        request = get_request(conn, request_id)
-        keys, missing = find_keys(conn, campaign_id, {item.sku: item.quantity for item in request.items}) \
-            if prog.grant == "at_once" else ([], None)
         if prog.grant == "by_staff":
             conn.execute("UPDATE donation_requests SET status = 'requested', hold_cause = NULL WHERE id = :id",
                          {"id": request_id})
             append_event(conn, tag="nonprofit:donation:requested", actor=actor, subject=f"organisation:{org_id}", ip=ip,
                          at=now, data={"request": request_id, "changes": {"status": ["held", "requested"]},
                                        "cause": "review ended"})
-        elif missing:
+            continue
+        request = get_request(conn, request_id)
+        keys, missing = find_keys(conn, campaign_id, {item.sku: item.quantity for item in request.items})
+        if missing:
             _hold_or_refuse(conn, request, "held", "stock", None, actor=actor, now=now, ip=ip, mail_domain=mail_domain)
         else:
             hand_over_keys(conn, request_id, keys, now=now, actor=actor, ip=ip, mail_domain=mail_domain,
