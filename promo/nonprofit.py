@@ -240,11 +240,21 @@ def organisations_of(conn: sqlite3.Connection, holder_email: str) -> list[Organi
     return [_organisation(r) for r in conn.execute(_ORG_SELECT + " WHERE holder_email = :h ORDER BY id", {"h": holder_email})]
 
 
+# Each standing (Organisation.standing) as a fixed condition: under review and revoked
+# organisations were approved first, and keep status = 'approved'.
+STANDING_SQL = {
+    "": "1 = 1",
+    "pending": "status = 'pending'",
+    "rejected": "status = 'rejected'",
+    "approved": "status = 'approved' AND revoked_at IS NULL AND under_review_since IS NULL",
+    "under_review": "status = 'approved' AND revoked_at IS NULL AND under_review_since IS NOT NULL",
+    "revoked": "status = 'approved' AND revoked_at IS NOT NULL",
+}
+
+
 def organisations_by_status(conn: sqlite3.Connection, status: str) -> list[Organisation]:
-    """Organisations whose standing is `status` (under review and revoked ones were approved first)."""
-    stored = "approved" if status in ("under_review", "revoked") else status
-    found = [_organisation(r) for r in conn.execute(_ORG_SELECT + " WHERE status = :s ORDER BY id", {"s": stored})]
-    return [o for o in found if o.standing == status]
+    """Organisations whose standing is `status`, read by that condition alone."""
+    return [_organisation(r) for r in conn.execute(_ORG_SELECT + f" WHERE {STANDING_SQL[status]} ORDER BY id")]  # fixed
 
 
 def code_failures_of(org: Organisation) -> list[Failure]:

@@ -9,20 +9,10 @@ from dataclasses import dataclass
 
 from promo.donations import DonationRequest, get_request
 from promo.errors import FieldError, InputError
-from promo.nonprofit import _ORG_SELECT, Organisation, _organisation
+from promo.nonprofit import _ORG_SELECT, STANDING_SQL, Organisation, _organisation
 from promo.paging import Keyset, Page
 
 ORG_STATUSES = ("pending", "approved", "under_review", "revoked", "rejected")
-# Each standing (Organisation.standing) as a fixed condition: under review and revoked
-# organisations were approved first, and keep status = 'approved'.
-_STANDING = {
-    "": "1 = 1",
-    "pending": "status = 'pending'",
-    "rejected": "status = 'rejected'",
-    "approved": "status = 'approved' AND revoked_at IS NULL AND under_review_since IS NULL",
-    "under_review": "status = 'approved' AND revoked_at IS NULL AND under_review_since IS NOT NULL",
-    "revoked": "status = 'approved' AND revoked_at IS NOT NULL",
-}
 MAX_SEARCH = 100
 
 
@@ -54,7 +44,7 @@ def organisations_page(conn: sqlite3.Connection, query: RecordQuery, keyset: Key
     or holder's address."""
     condition, order, params = keyset.sql("id")
     rows = conn.execute(
-        _ORG_SELECT + f" WHERE {_STANDING[query.status]} AND (:q = '' OR name LIKE :like ESCAPE '\\'"
+        _ORG_SELECT + f" WHERE {STANDING_SQL[query.status]} AND (:q = '' OR name LIKE :like ESCAPE '\\'"
         " OR short_name LIKE :like ESCAPE '\\' OR registration_number LIKE :like ESCAPE '\\'"
         f" OR holder_email LIKE :like ESCAPE '\\') AND {condition} ORDER BY {order} LIMIT :keyset_limit",  # fixed clauses
         {"q": query.q, "like": _like(query.q), **params}).fetchall()

@@ -25,7 +25,7 @@ REVIEWED_DYNAMIC_SQL = {
     ("jobs.py", "get_job"): "a constant SELECT plus a constant WHERE",
     ("nonprofit.py", "get_organisation"): "a constant SELECT plus a constant WHERE",
     ("nonprofit.py", "organisations_of"): "a constant SELECT plus a constant WHERE",
-    ("nonprofit.py", "organisations_by_status"): "a constant SELECT plus a constant WHERE",
+    ("nonprofit.py", "organisations_by_status"): "a constant SELECT plus a fixed standing condition (STANDING_SQL)",
     ("nonprofit.py", "get_code"): "a constant SELECT plus a constant WHERE",
     ("nonprofit.py", "find_code"): "a constant SELECT plus a constant WHERE",
     ("nonprofit.py", "codes_of_organisation"): "a constant SELECT plus a constant WHERE",
@@ -36,7 +36,7 @@ REVIEWED_DYNAMIC_SQL = {
     ("campaign_store.py", "change_state"): "the column is one of two names fixed in the function; values are parameters",
     ("codes.py", "batches"): "a constant SELECT plus paging.Keyset's clause on a fixed column; values are parameters",
     ("codes.py", "batch_of"): "a constant SELECT plus a constant WHERE",
-    ("nonprofit_records.py", "organisations_page"): "a constant SELECT, a fixed standing condition (_STANDING)"
+    ("nonprofit_records.py", "organisations_page"): "a constant SELECT, a fixed standing condition (nonprofit.STANDING_SQL)"
                                                        " plus Keyset's clause on a fixed column",
     ("nonprofit_records.py", "requests_page"): "a constant SELECT and WHERE plus Keyset's clause on a fixed column",
     ("redemption_lookup.py", "find_redemptions"): "the SQL of lookup_sql: one of four constant SELECTs plus Keyset's clause",
