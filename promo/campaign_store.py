@@ -7,7 +7,6 @@ edit the moment it commits."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections import OrderedDict
@@ -18,6 +17,7 @@ from typing import Any
 from promo.audit import append_event
 from promo.campaigns import campaign_from_json, campaign_to_json
 from promo.catalog import load_catalog
+from promo.db import sha256_hex
 from promo.errors import InputError, NotFound
 from promo.terms_store import record_terms_version
 from promo.timeutil import db_time
@@ -159,7 +159,7 @@ def _parse(conn: sqlite3.Connection, campaign_id: int, digest: str | None) -> An
 
 
 def _sha256(definition: str) -> str:
-    return hashlib.sha256(definition.encode("utf-8")).hexdigest()
+    return sha256_hex(definition) or ""
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

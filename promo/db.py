@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -51,8 +52,15 @@ def connect(path: Path | str, *, busy_timeout_ms: int = 5000, synchronous: str =
     return conn
 
 
+def sha256_hex(text: str | None) -> str | None:
+    """The hex sha256 of a text's UTF-8; in SQL, sha256_hex(column) (a migration that keys
+    rows by their content, as campaigns.definition_sha256 is)."""
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> None:
     conn.row_factory = sqlite3.Row
+    conn.create_function("sha256_hex", 1, sha256_hex, deterministic=True)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     if synchronous not in {"FULL", "NORMAL"}:

@@ -183,3 +183,26 @@ async def test_a_commit_that_fails_saves_nobodys_work_and_tells_everyone(tmp_pat
         assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
         assert await db.lookup(lambda conn: conn.execute("SELECT COUNT(*) FROM child").fetchone()[0]) == 0
         assert await db.write_grouped(child, 1) >= 1  # the next group commits as usual
+
+
+def test_campaigns_saved_before_their_hash_existed_get_one_when_migrated(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration 0023: a campaign whose definition_sha256 is NULL (saved before 0013) is keyed
+    in the cache of parsed campaigns at once, not re-read and re-hashed on every redemption."""
+    import promo.db
+    from promo.campaign_store import _sha256, get_campaign
+    from tests.conftest import SLUG, prepare_database
+
+    every = available_migrations()
+    monkeypatch.setattr(promo.db, "available_migrations", lambda: [m for m in every if m[0] != 23])
+    conn = prepare_database(tmp_path / "old.sqlite3")
+    conn.execute("UPDATE campaigns SET definition_sha256 = NULL")  # as a campaign saved before 0013 is
+    monkeypatch.setattr(promo.db, "available_migrations", lambda: every)
+    assert migrate(conn) == ["0023_definition_hashes.sql"]
+    definition, digest = conn.execute("SELECT definition, definition_sha256 FROM campaigns WHERE slug = ?", (SLUG,)).fetchone()
+    assert digest == _sha256(definition)
+    get_campaign(conn, SLUG)  # parsed once
+    reads: list[str] = []
+    conn.set_trace_callback(reads.append)
+    get_campaign(conn, SLUG)
+    assert not [sql for sql in reads if "SELECT definition FROM" in sql]  # served from the cache by its hash
