@@ -121,14 +121,19 @@ def stock_report(conn: sqlite3.Connection, stored: Any, now: datetime) -> StockR
     return StockReport(by_status, per_day, run_out, getattr(campaign, "low_stock_threshold", None), campaign.timezone)
 
 
-def available_at_least(conn: sqlite3.Connection, stored: Any, n: int, now: datetime) -> bool:
-    """Whether at least n codes are issuable: reads at most n index entries, not the pool."""
-    found = conn.execute(
+def available_up_to(conn: sqlite3.Connection, stored: Any, n: int, now: datetime) -> int:
+    """Issuable codes, counted no further than n: reads at most n index entries, not the pool
+    (below n, the exact count)."""
+    return int(conn.execute(
         "SELECT COUNT(*) FROM (SELECT 1 FROM reward_codes WHERE campaign_id = :c AND issued_at IS NULL"
         " AND voided_at IS NULL AND expires_at >= :min LIMIT :n) AS enough",
         {"c": stored.id, "min": db_time(max(stored.campaign.code_expires_at, now)), "n": n},
-    ).fetchone()[0]
-    return int(found) >= n
+    ).fetchone()[0])
+
+
+def available_at_least(conn: sqlite3.Connection, stored: Any, n: int, now: datetime) -> bool:
+    """Whether at least n codes are issuable (reads at most n index entries)."""
+    return available_up_to(conn, stored, n, now) >= n
 
 
 def alert_if_low(conn: sqlite3.Connection, stored: Any, *, now: datetime, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> bool:
@@ -140,9 +145,9 @@ def alert_if_low(conn: sqlite3.Connection, stored: Any, *, now: datetime, mail_d
     if conn.execute("SELECT 1 FROM stock_alerts WHERE campaign_id = :c AND rearmed_at IS NULL",
                     {"c": stored.id}).fetchone():
         return False  # already fired for this crossing
-    if available_at_least(conn, stored, threshold, now):
+    available = available_up_to(conn, stored, threshold, now)  # below the threshold, the exact count: no pool scan
+    if available >= threshold:
         return False
-    available = stock(conn, campaign_id=stored.id, not_expiring_before=stored.campaign.code_expires_at, now=now)["available"]
     alert_id = conn.execute(
         "INSERT INTO stock_alerts (campaign_id, threshold, available, fired_at) VALUES (:c, :t, :a, :now)",
         {"c": stored.id, "t": threshold, "a": available, "now": db_time(now)},

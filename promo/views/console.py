@@ -25,17 +25,16 @@ from promo.campaign_list import CampaignQuery, list_page
 from promo.campaign_store import STATE_ACTIONS, StoredCampaign, change_state, get_campaign, save_campaign
 from promo.campaigns import campaign_from_dict, parse_campaign_file, render_campaign_file
 from promo.catalog import load_catalog
-from promo.codes import Batch, batch_of, batches, stock, void_batch
+from promo.codes import Batch, batch_of, batches, void_batch
 from promo.countries import country_codes, country_name
 from promo.errors import InputError, NotFound
 from promo.evaluation import DryRun, evaluate_dry_run
 from promo.i18n import languages
 from promo.jobs import get_job, recent_jobs, spool
 from promo.paging import Keyset, Page
-from promo.redemption import redeemed_in_total
 from promo.replay import replay
 from promo.staff import StaffSession
-from promo.stock import rearm_if_restocked, stock_report
+from promo.stock import pool_counts, rearm_if_restocked, stock_report
 from promo.timeutil import utcnow
 from promo.views.confirm import Consequence, confirmed, counted
 from promo.views.context import client_ip, redirect
@@ -251,12 +250,12 @@ async def _state_consequence(request: Request, session: StaffSession, form: Form
     if action not in ("publish", "pause"):
         return None  # resuming, or an unknown action that state_submit refuses
 
-    def load(conn: Any) -> tuple[StoredCampaign, dict[str, int], int]:
+    def load(conn: Any) -> tuple[StoredCampaign, dict[str, int]]:
         stored = get_offer(conn, slug)
-        return stored, stock(conn, campaign_id=stored.id, not_expiring_before=stored.campaign.code_expires_at,
-                             now=now), redeemed_in_total(conn, stored.id)
+        return stored, pool_counts(conn, stored, now)  # from counters: no scan of a million codes
 
-    stored, codes, redeemed = await request.app.state.db.read(load)
+    stored, codes = await request.app.state.db.read(load)
+    redeemed = codes["issued"]  # an offer's codes are issued by redemptions only
     if (action == "publish" and stored.published) or (action == "pause" and (not stored.published or stored.paused)):
         return None  # not possible now: change_state refuses it with the reason
     c, state = stored.campaign, stored.status(now)
