@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from promo.auth import SIGNIN_REQUESTS_PER_WINDOW, signin_requests_since  # noqa: E402
 from promo.db import transaction  # noqa: E402
-from promo.nonprofit import VERIFY_FAILURES_PER_HOUR, failed_verifications  # noqa: E402
+from promo.nonprofit.validation_codes import VERIFY_FAILURES_PER_HOUR, failed_verifications  # noqa: E402
 from promo.outbox import sends_since  # noqa: E402
 from promo.redemption import REWARD_EMAIL, RedeemRequest, failed_key_attempts  # noqa: E402
 from promo.staff import IP_FAILURES_PER_WINDOW, failures_from_ip  # noqa: E402

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from promo.auth import SigninLinks
 from promo.config import Settings
 from promo.db import DRIVER_ERRORS, Database, is_unavailable
+from promo.email_domains import SENDING_DOMAINS  # noqa: F401  (imported once: each registers its email contexts)
 from promo.errors import InputError, NotFound, PromoError
 from promo.http_policy import allow_header, no_store_unless_set
 from promo.i18n import N_, languages

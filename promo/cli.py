@@ -138,6 +138,7 @@ def relay(settings: Settings) -> None:
     import signal
 
     from promo.db import Database
+    from promo.email_domains import SENDING_DOMAINS  # noqa: F401  (imported once: each registers its email contexts)
     from promo.logs import configure_logging
     from promo.mail import MailRelay
     from promo.supervisor import Supervised
@@ -240,7 +241,7 @@ def partners() -> None:
 @handles_errors
 def partners_add(settings: Settings, name: str) -> None:
     """Register a partner and print its API token (shown once; only a hash is kept)."""
-    from promo.nonprofit import add_partner
+    from promo.nonprofit.validation_codes import add_partner
 
     with database(settings) as conn:
         with transaction(migrated(conn)):

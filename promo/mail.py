@@ -29,14 +29,12 @@ from typing import Any
 
 import aiosmtplib
 
-from promo.campaign_store import get_campaign
 from promo.config import MailSettings
 from promo.db import Database, is_unavailable
+from promo.email_contexts import PermanentFailure, context_for
 from promo.logs import get_logger
 from promo.outbox import OutboxMessage, claim_due, mark_deferred, mark_failed, mark_sent
-from promo.rewards import get_reward
 from promo.templating import Templates
-from promo.terms_store import accepted_terms
 from promo.timeutil import utcnow
 
 log = get_logger("promo.mail")
@@ -47,33 +45,6 @@ SECRET_PAYLOAD_TEMPLATES = {"signin_link"}  # their payload is cleared once sent
 MAX_BACKOFF = timedelta(hours=1)
 _TEMPORARY = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError,
               aiosmtplib.SMTPConnectTimeoutError, OSError, asyncio.TimeoutError)
-
-
-class PermanentFailure(Exception):
-    """The message cannot be delivered or built; do not retry."""
-
-
-def email_context(conn: sqlite3.Connection, message: OutboxMessage) -> dict[str, Any]:
-    """What the template of an outbox row renders from (runs on the database thread)."""
-    kind, _, ref = message.subject_ref.partition(":")
-    if message.template == "reward_code" and kind == "redemption":
-        reward = get_reward(conn, int(ref))
-        if reward is None:
-            raise PermanentFailure(f"redemption {ref} not found")
-        stored = get_campaign(conn, reward.campaign_slug)
-        campaign = stored.campaign
-        country = reward.residence  # R-X13: where the customer lives chooses sponsor, law and support
-        return {"reward": reward, "campaign": campaign, "country": country,
-                "sponsor": campaign.sponsor_for(country),
-                "support": campaign.support_route(country),
-                "terms": accepted_terms(conn, stored.id, reward.terms_version, current=campaign.terms)}  # R-X22: the version accepted
-    if message.template == "donation_keys" and kind == "donation":
-        from promo.donations import get_request  # the keys are read when sending, never stored in the outbox
-
-        return {"request": get_request(conn, int(ref))}
-    if message.payload is not None:
-        return dict(message.payload)
-    raise PermanentFailure(f"no data for template {message.template!r} ({message.subject_ref})")
 
 
 def build_email(message: OutboxMessage, context: dict[str, Any], templates: Templates, settings: MailSettings,
@@ -166,7 +137,7 @@ def email_contexts(conn: sqlite3.Connection, messages: list[OutboxMessage]) -> l
     out: list[dict[str, Any] | Exception] = []
     for message in messages:
         try:
-            out.append(email_context(conn, message))
+            out.append(context_for(conn, message))
         except Exception as exc:
             if is_unavailable(exc):
                 raise

@@ -183,7 +183,7 @@ def test_the_review_queue_is_paged_oldest_first(client: TestClient, shop: sqlite
 
 
 def test_organisations_and_donation_requests_are_found_and_paged(client: TestClient, conn: sqlite3.Connection) -> None:
-    from promo.nonprofit import register_organisation
+    from promo.nonprofit.organisations import register_organisation
     from tests.test_nonprofit import T0, approved_org, ask, install_program, new_code, registration
     install_program(conn, keys_per_product=80, now=T0)
     orgs = [approved_org(conn, name=f"Food Bank {n:02d}", short_name=f"Food{n:02d}", registration_number=f"DK-{n:05d}")

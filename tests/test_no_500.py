@@ -26,7 +26,7 @@ from promo.app import SECURITY_HEADERS, create_app
 from promo.config import Settings, load_settings
 from promo.db import transaction
 from promo.mailsink import SinkHandler
-from promo.nonprofit import add_partner
+from promo.nonprofit.validation_codes import add_partner
 from promo.paging import MAX_ID as INT64_MAX
 from promo.paging import parse_id
 from tests.conftest import product_key

@@ -21,17 +21,12 @@ from promo.campaigns.donation_program import HEALTH_EXCEPTIONS, INELIGIBLE_TYPES
 from promo.catalog import load_catalog
 from promo.codes import import_codes
 from promo.db import connect, transaction
-from promo.donations import ask_return, decide_return, get_request, request_donation
 from promo.errors import InputError
-from promo.nonprofit import (
-    NotAllowed,
-    add_partner,
-    issue_code,
-    refresh_code,
-    register_organisation,
-    review_organisation,
-    verify_code,
-)
+from promo.nonprofit.donations import get_request, request_donation
+from promo.nonprofit.organisations import register_organisation, review_organisation
+from promo.nonprofit.program import NotAllowed
+from promo.nonprofit.returns import ask_return, decide_return
+from promo.nonprofit.validation_codes import add_partner, issue_code, refresh_code, verify_code
 from tests.conftest import csv_bytes
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

@@ -25,18 +25,13 @@ from promo.campaigns.donation_program import (
 )
 from promo.catalog import shipped_catalog, upsert_skus
 from promo.db import _statements, available_migrations, connect, migrate, transaction
-from promo.donations import ask_return, get_request, request_donation, used_in_cycle
 from promo.errors import InputError
-from promo.nonprofit import (
-    NotAllowed,
-    add_partner,
-    codes_of_organisation,
-    get_organisation,
-    issue_code,
-    refresh_code,
-    verify_code,
-)
-from promo.nonprofit_decisions import WrongState, change_standing, decide_request, organisation_language
+from promo.nonprofit.decisions import WrongState, change_standing, decide_request
+from promo.nonprofit.donations import get_request, request_donation, used_in_cycle
+from promo.nonprofit.organisations import get_organisation, organisation_language
+from promo.nonprofit.program import NotAllowed
+from promo.nonprofit.returns import ask_return
+from promo.nonprofit.validation_codes import add_partner, codes_of_organisation, issue_code, refresh_code, verify_code
 from promo.reconciliation import reconcile
 from tests.conftest import prepare_database
 from tests.test_nonprofit import HOLDER, REP, T0, approved_org, ask, grant_by_staff, install_program, new_code

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from promo.db import transaction
-from promo.nonprofit import VERIFY_FAILURES_PER_HOUR, add_partner
+from promo.nonprofit.validation_codes import VERIFY_FAILURES_PER_HOUR, add_partner
 from tests.console import field_error, post_form, signed_in
 from tests.mailserver import MailServer
 from tests.test_nonprofit import grant_by_staff, install_program, lk
@@ -216,7 +216,8 @@ def test_the_program_is_not_an_offer(client: TestClient, charity: sqlite3.Connec
 def test_the_keys_email_speaks_the_requester_s_language(client: TestClient, charity: sqlite3.Connection,
                                                        smtp: MailServer) -> None:
     from promo.campaigns.donation_program import Registration
-    from promo.nonprofit import issue_code, register_organisation, review_organisation
+    from promo.nonprofit.organisations import register_organisation, review_organisation
+    from promo.nonprofit.validation_codes import issue_code
 
     now = datetime.now(UTC)
     with transaction(charity):
@@ -243,7 +244,8 @@ def approved_with_code(conn: sqlite3.Connection, *, country: str = "DK", at: dat
                        short: str = "HarbourFood", number: str = "DK-12345") -> tuple[int, str]:
     """An approved organisation (holder HOLDER) and a code for REP, as the holder and staff make them."""
     from promo.campaigns.donation_program import Registration
-    from promo.nonprofit import issue_code, register_organisation, review_organisation
+    from promo.nonprofit.organisations import register_organisation, review_organisation
+    from promo.nonprofit.validation_codes import issue_code
 
     now = at or datetime.now(UTC)
     with transaction(conn):
@@ -484,7 +486,7 @@ def test_a_used_code_is_refreshed_any_time_and_the_old_one_fails_at_partners_at_
 def test_dates_are_shown_in_the_organisation_s_zone(client: TestClient, charity: sqlite3.Connection, smtp: MailServer) -> None:
     """A code created at 23:30 UTC on 2 March expires 60 days later at 23:30 UTC, which in
     Copenhagen is 01:30 on 2 May (summer time): the page says 2 May, never the UTC date."""
-    from promo.donations import request_donation
+    from promo.nonprofit.donations import request_donation
     late = datetime(2030, 3, 2, 23, 30, tzinfo=UTC)
     dk_org, dk_code = approved_with_code(charity, at=late)
     us_org, _ = approved_with_code(charity, country="US", at=datetime(2030, 3, 3, 2, 0, tzinfo=UTC), short="Bronx",
@@ -523,7 +525,7 @@ def test_staff_decisions_answer_any_input_clearly(client: TestClient, charity: s
         grant_by_staff(charity)
         _org, code = approved_with_code(charity)
         with transaction(charity):
-            from promo.donations import request_donation
+            from promo.nonprofit.donations import request_donation
             for _ in range(3):
                 request_donation(charity, account_email=REP, code=code, quantities={"DON-OFFICE-PROPLUS": 1},
                                  now=datetime.now(UTC), terms_accepted=True)

@@ -1,7 +1,7 @@
 """Campaign kind "donation program": software donations to validated nonprofits
 (RULES.md R-N1 … R-N11, R-V1 … R-V8). The rules here are pure, like the purchase offer's:
 they take what is known and the instant, and return every failure with its rule id.
-Storage and the transactions are in promo/nonprofit.py."""
+Storage and the transactions are in the promo/nonprofit/ package."""
 
 from __future__ import annotations
 

@@ -198,7 +198,7 @@ async def job(request: Request, staff: StaffMember, actor: str) -> Response:
 async def verify_validation_code(request: Request) -> Response:
     """R-V6: a partner confirms that a validation code is valid, and for which organisation.
     Authenticated with a partner token (`promo partners add`); every use is recorded."""
-    from promo.nonprofit import partner_for_token, verify_code
+    from promo.nonprofit.validation_codes import partner_for_token, verify_code
 
     partner = await request.app.state.db.read(partner_for_token, raw) if (raw := bearer_token(request.headers)) else None
     if partner is None:

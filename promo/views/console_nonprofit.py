@@ -13,11 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from promo.donations import decide_return, key_stock, pending_returns, waiting_requests
 from promo.errors import InputError, NotFound
-from promo.jobs import recent_jobs
-from promo.nonprofit import PROGRAM, organisations_by_status, review_organisation
-from promo.nonprofit_decisions import REQUEST_DECISIONS, STANDING_DECISIONS, change_standing, decide_request
+from promo.nonprofit.decisions import REQUEST_DECISIONS, STANDING_DECISIONS, change_standing, decide_request
+from promo.nonprofit.organisations import review_organisation
+from promo.nonprofit.pages import program_overview
+from promo.nonprofit.program import PROGRAM
+from promo.nonprofit.returns import decide_return
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
 from promo.views.console import EDITORS, READERS, staff_form, start_upload
@@ -27,19 +28,9 @@ from promo.views.staffauth import require_role, staff_render
 
 
 async def _page(request: Request, session: StaffSession, status: int = 200, error: str | None = None) -> Response:
-    def load(conn: Any) -> dict[str, Any]:
-        try:
-            keys = key_stock(conn)
-        except NotFound:  # the program is not installed (`promo demo` or `promo campaigns import`)
-            keys = []
-        return {"pending": organisations_by_status(conn, "pending"), "approved": organisations_by_status(conn, "approved"),
-                "under_review": organisations_by_status(conn, "under_review"),
-                "revoked": organisations_by_status(conn, "revoked"), "waiting": waiting_requests(conn),
-                "returns": pending_returns(conn), "keys": keys,
-                "jobs": recent_jobs(conn, campaign_slug=PROGRAM, kind="codes", limit=5)}
-
+    overview = await request.app.state.db.read(program_overview)
     return staff_render(request, "console/nonprofit.html", status, session=session, labels=LABELS, error=error,
-                        can_edit=session.staff.role in EDITORS, **await request.app.state.db.read(load))
+                        can_edit=session.staff.role in EDITORS, **vars(overview))
 
 
 @require_role(*READERS)

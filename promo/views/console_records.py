@@ -9,7 +9,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from promo.errors import InputError
-from promo.nonprofit_records import ORG_STATUSES, RecordQuery, organisations_page, requests_page
+from promo.nonprofit.donations import requests_page
+from promo.nonprofit.organisations import ORG_STATUSES, organisations_page
+from promo.nonprofit.records import RecordQuery
 from promo.paging import Keyset, Page
 from promo.staff import StaffSession
 from promo.views.console import READERS

@@ -14,31 +14,21 @@ from starlette.routing import Route
 
 from promo.campaigns.donation_program import HEALTH_EXCEPTIONS, INELIGIBLE_TYPES, MISSIONS, ORG_TYPES
 from promo.campaigns.rules import Failure
-from promo.catalog import load_catalog
 from promo.countries import country_codes
-from promo.donations import (
-    ask_return,
-    get_request,
-    parse_quantities,
-    request_donation,
-    requests_of,
-    requests_of_organisation,
-)
-from promo.errors import FieldError, InputError, NotFound
+from promo.errors import InputError
 from promo.i18n import N_
-from promo.nonprofit import (
-    NotAllowed,
-    codes_held_by,
-    codes_of_organisation,
-    get_code,
-    get_organisation,
-    issue_code,
-    organisations_of,
-    parse_registration,
-    program,
-    refresh_code,
-    register_organisation,
+from promo.nonprofit.organisations import parse_registration, register_organisation
+from promo.nonprofit.pages import (
+    account_home,
+    account_request,
+    ask_from_form,
+    donation_form,
+    holder_organisation,
+    holder_organisation_of_code,
 )
+from promo.nonprofit.program import NotAllowed, program
+from promo.nonprofit.returns import ask_return
+from promo.nonprofit.validation_codes import issue_code, refresh_code
 from promo.timeutil import utcnow
 from promo.views.consumer import signed_in_form, signed_in_page
 from promo.views.context import PageContext, client_ip, page_context, redirect, render
@@ -141,18 +131,9 @@ def _db(request: Request) -> Any:
 
 async def home(request: Request) -> Response:
     ctx = await page_context(request)
-    data: dict[str, Any] = {"organisations": [], "codes": [], "requests": []}
-    if ctx.session:
-        email = ctx.session.account_email
-
-        def load(conn: Any) -> dict[str, Any]:
-            return {"organisations": organisations_of(conn, email), "codes": codes_held_by(conn, email),
-                    "requests": requests_of(conn, email), "program": program(conn)[1]}
-
-        data = await _db(request).read(load)
-    else:
-        data["program"] = (await _db(request).read(program))[1]
-    return render(request, ctx, "nonprofit/home.html", now=utcnow(), labels=LABELS, states=REQUEST_STATES, **data)
+    page = await _db(request).read(account_home, ctx.session.account_email if ctx.session else None)
+    return render(request, ctx, "nonprofit/home.html", now=utcnow(), labels=LABELS, states=REQUEST_STATES,
+                  program=page.program, organisations=page.organisations, codes=page.codes, requests=page.requests)
 
 
 def _registration_page(request: Request, ctx: PageContext, status: int = 200, values: dict[str, str] | None = None,
@@ -181,21 +162,16 @@ async def register_submit(request: Request, ctx: PageContext, form: Any) -> Resp
     return redirect(f"/nonprofit/organisations/{org_id}")
 
 
-async def _organisation_page(request: Request, ctx: PageContext, org_id: int, status: int = 200, *,
+async def _organisation_page(request: Request, ctx: PageContext, key: int, status: int = 200, *, by_code: bool = False,
                              values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
                              new_code: str | None = None) -> Response:
+    """The organisation `key` names, or (by_code) the one whose validation code `key` is."""
     assert ctx.session is not None
-
-    def load(conn: Any) -> tuple[Any, Any, Any]:
-        org = get_organisation(conn, org_id)
-        if org.holder_email != ctx.session.account_email:  # type: ignore[union-attr]
-            raise NotFound("organisation", str(org_id))  # not yours: as if it did not exist
-        return org, codes_of_organisation(conn, org_id), requests_of_organisation(conn, org_id)
-
-    org, codes, requests = await _db(request).read(load)
-    return render(request, ctx, "nonprofit/organisation.html", status, org=org, codes=codes, requests=requests, now=utcnow(),
-                  labels=LABELS, states=REQUEST_STATES, causes=HOLD_CAUSES, values=values or {}, errors=errors or {},
-                  new_code=new_code)
+    load = holder_organisation_of_code if by_code else holder_organisation
+    page = await _db(request).read(load, key, ctx.session.account_email)
+    return render(request, ctx, "nonprofit/organisation.html", status, org=page.org, codes=page.codes,
+                  requests=page.requests, now=utcnow(), labels=LABELS, states=REQUEST_STATES, causes=HOLD_CAUSES,
+                  values=values or {}, errors=errors or {}, new_code=new_code)
 
 
 @signed_in_page
@@ -222,13 +198,12 @@ async def issue_submit(request: Request, ctx: PageContext, form: Any) -> Respons
 async def refresh_submit(request: Request, ctx: PageContext, _form: Any) -> Response:
     assert ctx.session is not None
     code_id = request.path_params["code_id"]
-    org_id = (await _db(request).read(get_code, code_id)).organisation_id
     try:
         code = await _db(request).write(refresh_code, code_id, holder_email=ctx.session.account_email, now=utcnow(),
                                         ip=client_ip(request))
     except NotAllowed as exc:
-        return await _organisation_page(request, ctx, org_id, 403, errors={"rule": _refused(exc, ctx)})
-    return await _organisation_page(request, ctx, org_id, 201, new_code=code)
+        return await _organisation_page(request, ctx, code_id, 403, by_code=True, errors={"rule": _refused(exc, ctx)})
+    return await _organisation_page(request, ctx, code_id, 201, by_code=True, new_code=code)
 
 
 async def terms(request: Request) -> Response:
@@ -241,12 +216,9 @@ async def terms(request: Request) -> Response:
 async def _request_page(request: Request, ctx: PageContext, status: int = 200, *, values: dict[str, str] | None = None,
                         errors: dict[str, str] | None = None, refusals: list[Explained] | None = None,
                         allowances: list[Any] | None = None) -> Response:
-    def load(conn: Any) -> tuple[Any, Any]:
-        return program(conn)[1], load_catalog(conn)
-
-    prog, catalog = await _db(request).read(load)
-    return render(request, ctx, "nonprofit/request.html", status, program=prog, catalog=catalog, values=values or {},
-                  label=lambda text: group_label(text, ctx),
+    form = await _db(request).read(donation_form)
+    return render(request, ctx, "nonprofit/request.html", status, program=form.program, catalog=form.catalog,
+                  values=values or {}, label=lambda text: group_label(text, ctx),
                   errors=errors or {}, refusals=refusals or [], allowances=allowances or [])
 
 
@@ -259,21 +231,10 @@ async def request_form(request: Request, ctx: PageContext) -> Response:
 async def request_submit(request: Request, ctx: PageContext, form: Any) -> Response:
     assert ctx.session is not None
     values = {k: str(v) for k, v in form.items() if k != "csrf"}
-    _, prog = await _db(request).read(program)
-    accepted = values.get("accept_terms") == "yes"
     try:
-        errors = [] if accepted else [FieldError("accept_terms", "the program's terms of use must be accepted", rule="R-N10")]
-        try:
-            quantities = parse_quantities(values, prog.products)
-        except InputError as exc:
-            errors += exc.errors
-        if errors:  # every field that is wrong, named at once
-            raise InputError(errors)
-        settings = request.app.state.settings
-        result = await _db(request).write(request_donation, account_email=ctx.session.account_email,
-                                          code=values.get("code", ""), quantities=quantities, now=utcnow(), locale=ctx.lang,
-                                          terms_accepted=accepted, ip=client_ip(request),
-                                          mail_domain=settings.mail.message_id_domain)
+        result = await _db(request).write(ask_from_form, values, account_email=ctx.session.account_email, now=utcnow(),
+                                          locale=ctx.lang, ip=client_ip(request),
+                                          mail_domain=request.app.state.settings.mail.message_id_domain)
     except InputError as exc:
         return await _request_page(request, ctx, 422, values=values, errors=_field_errors(exc, ctx))
     if result.request_id is None:
@@ -285,10 +246,7 @@ async def request_submit(request: Request, ctx: PageContext, form: Any) -> Respo
 
 async def _donation_page(request: Request, ctx: PageContext, status: int = 200, error: str | None = None) -> Response:
     assert ctx.session is not None
-    request_id = request.path_params["request_id"]
-    found = await _db(request).read(get_request, request_id)
-    if found.account_email != ctx.session.account_email:
-        raise NotFound("donation request", str(request_id))  # not yours: as if it did not exist
+    found = await _db(request).read(account_request, request.path_params["request_id"], ctx.session.account_email)
     return render(request, ctx, "nonprofit/donation.html", status, donation=found, error=error, states=REQUEST_STATES,
                   causes=HOLD_CAUSES)
 

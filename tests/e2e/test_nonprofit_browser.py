@@ -17,7 +17,8 @@ from playwright.sync_api import expect  # noqa: E402
 
 from promo.campaigns.donation_program import Registration
 from promo.db import connect, transaction
-from promo.nonprofit import issue_code, register_organisation, review_organisation
+from promo.nonprofit.organisations import register_organisation, review_organisation
+from promo.nonprofit.validation_codes import issue_code
 from tests.e2e.test_browser import open_newest_mail, shot  # importing it skips these tests without chromium
 from tests.e2e.watch import WatchedBrowser
 from tests.served import PROMO, Served

@@ -1,8 +1,11 @@
-"""Donation requests of the nonprofit program: the rules of R-N1/R-N2 per two-year cycle,
-licence keys from per-product pools, the requester's emails through the outbox, and
-returns (R-N9). A request that passes every rule is granted at once or waits (held or
-requested, R-N4), its quantities reserved; promo/nonprofit_decisions.py has the staff's
-decisions on waiting requests. Each function runs inside the caller's transaction."""
+"""Donation requests of the nonprofit program and their returns: the rules of R-N1/R-N2 per
+two-year cycle, licence keys from per-product pools, the requester's emails through the
+outbox, and returns (R-N9). A request that passes every rule is granted at once or waits
+(held or requested, R-N4), its quantities reserved; promo/nonprofit/decisions.py has the
+staff's decisions on waiting requests. Owns the `donation_cycles`, `donation_requests`,
+`donation_items`, `donation_lines` and `donation_returns` tables; the licence keys are the
+program's pools in `reward_codes` (promo/codes.py), taken here, and voided by a return.
+Each function runs inside the caller's transaction."""
 
 from __future__ import annotations
 
@@ -16,27 +19,21 @@ from promo.campaigns.donation_program import WAITING
 from promo.campaigns.rules import STOCK, Decision, Failure
 from promo.catalog import load_catalog
 from promo.codes import next_product_key, take_code
+from promo.email_contexts import register
 from promo.errors import FieldError, InputError, NotFound
 from promo.identifiers import mask_code
-from promo.nonprofit import (
-    REVOKED,
-    NotAllowed,
-    Organisation,
-    ValidationCode,
-    find_code,
-    get_organisation,
-    mask_validation_code,
-    organisation_zone,
-    program,
-    require_reason,
-)
-from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
+from promo.nonprofit.organisations import Organisation, get_organisation, organisation_zone, standing_failures
+from promo.nonprofit.program import program
+from promo.nonprofit.records import RecordQuery, like_pattern
+from promo.nonprofit.validation_codes import ValidationCode, find_code, mask_validation_code, record_use
+from promo.outbox import DEFAULT_MAIL_DOMAIN, OutboxMessage, enqueue
+from promo.paging import Keyset, Page
 from promo.timeutil import db_time, from_db_time
 
 MAX_QUANTITY = 1000
 KEYS_EMAIL = "donation_keys"
-RETURN_EMAIL = "donation_return"
 STATUS_EMAIL = "donation_status"  # a request held or refused, with the reason (R-N4)
+NOT_APPROVED = Failure("R-N4", "organisation_not_approved", "the organisation is not approved")
 
 
 @dataclass(frozen=True)
@@ -111,10 +108,7 @@ def request_donation(conn: sqlite3.Connection, *, account_email: str, code: str,
             failures.append(Failure("R-V2", "not_the_representative",
                                     "this validation code was issued to someone else; sign in with the address it was sent to"))
         org = get_organisation(conn, found.organisation_id)
-        if org.standing == "revoked":
-            failures.append(REVOKED)
-        elif org.status != "approved":
-            failures.append(Failure("R-N4", "organisation_not_approved", "the organisation is not approved"))
+        failures += standing_failures(org, not_approved=NOT_APPROVED)  # one under review asks, and waits
     unknown = [s for s in quantities if s not in prog.products]
     if unknown:
         raise InputError.one("products", f"not donation products of this program: {', '.join(unknown)}")
@@ -149,8 +143,7 @@ def request_donation(conn: sqlite3.Connection, *, account_email: str, code: str,
     assert request_id is not None
     conn.executemany("INSERT INTO donation_items (request_id, sku, quantity) VALUES (:r, :s, :q)",
                      [{"r": request_id, "s": sku, "q": n} for sku, n in quantities.items()])
-    conn.execute("INSERT INTO validation_code_uses (code_id, purpose, valid, used_at) VALUES (:c, 'request', 1, :now)",
-                 {"c": found.id, "now": db_time(now)})
+    record_use(conn, found.id, purpose="request", valid=True, now=now)
     data = {"request": request_id, "cycle": cycle_id, "lines": quantities, "code": mask_validation_code(found.code),
             "terms_version": prog.terms_version}
     if status == "granted":
@@ -207,11 +200,35 @@ def tell_requester(conn: sqlite3.Connection, request: DonationRequest, *, now: d
                      "items": [[item.name, item.quantity] for item in request.items]})
 
 
+def hold_or_refuse(conn: sqlite3.Connection, request: DonationRequest, target: str, cause: str | None, why: str | None, *,
+                   actor: str, now: datetime, ip: str | None, mail_domain: str) -> None:
+    """A waiting request is held or refused (by staff, a review, a revocation, or keys that
+    ran out); the requester is emailed why. A refusal gives the reservation back (refused
+    requests do not count, R-N2)."""
+    conn.execute("UPDATE donation_requests SET status = :s, hold_cause = :cause, reason = :why, decided_by = :who,"
+                 " decided_at = :now WHERE id = :id",
+                 {"s": target, "cause": cause, "why": why, "who": actor, "now": db_time(now), "id": request.id})
+    tell_requester(conn, get_request(conn, request.id), now=now, mail_domain=mail_domain)
+    append_event(conn, tag=f"nonprofit:donation:{target}", actor=actor, subject=f"organisation:{request.organisation_id}",
+                 ip=ip, at=now, data={"request": request.id, "changes": {"status": [request.status, target]},
+                                      "cause": cause, "reason": why})
+
+
+def mark_decided(conn: sqlite3.Connection, request_id: int, *, actor: str, now: datetime) -> None:
+    """Staff grant a request (its keys are handed over next, hand_over_keys)."""
+    conn.execute("UPDATE donation_requests SET decided_by = :who, decided_at = :now WHERE id = :id",
+                 {"who": actor, "now": db_time(now), "id": request_id})
+
+
+def wait_for_staff(conn: sqlite3.Connection, request_id: int) -> None:
+    """A request a review held waits for staff again, as a new one would (R-N4)."""
+    conn.execute("UPDATE donation_requests SET status = 'requested', hold_cause = NULL WHERE id = :id", {"id": request_id})
+
+
 def _refuse_request(conn: sqlite3.Connection, org: Organisation | None, found: ValidationCode | None, account: str,
                     failures: list[Failure], allowances: list[Any], now: datetime, ip: str | None) -> DonationResult:
     if found is not None:
-        conn.execute("INSERT INTO validation_code_uses (code_id, purpose, valid, used_at) VALUES (:c, 'request', 0, :now)",
-                     {"c": found.id, "now": db_time(now)})
+        record_use(conn, found.id, purpose="request", valid=False, now=now)
     append_event(conn, tag="nonprofit:donation:refused", actor=f"account:{account}",
                  subject=f"organisation:{org.id}" if org else "organisation:unknown", ip=ip, at=now,
                  data={"failures": [f.as_dict() for f in failures]})
@@ -269,97 +286,99 @@ def _time(text: str | None) -> datetime | None:
     return from_db_time(text) if text else None
 
 
+_REQUEST_SELECT = (
+    "SELECT r.id, o.name, o.id AS org_id, o.country, r.account_email, r.requested_at, r.returned_at, r.locale, r.status,"
+    " r.hold_cause, r.reason, r.granted_at, r.decided_at, r.terms_version, r.terms_accepted_at,"
+    " (SELECT status FROM donation_returns t WHERE t.request_id = r.id ORDER BY t.id DESC LIMIT 1) AS return_status"
+    " FROM donation_requests r JOIN organisations o ON o.id = r.organisation_id")
+_BATCH = 500  # requests read per statement: well under SQLite's limit on parameters
+
+
+def requests_by_id(conn: sqlite3.Connection, ids: list[int]) -> list[DonationRequest]:
+    """The requests `ids` names that exist, in that order, with their items and lines: three
+    statements for each 500, not three for each request."""
+    found: dict[int, DonationRequest] = {}
+    for start in range(0, len(ids), _BATCH):
+        chunk = ids[start:start + _BATCH]
+        params = {f"r{n}": request_id for n, request_id in enumerate(chunk)}
+        among = ", ".join(f":{name}" for name in params)  # named parameters only: no value is in the SQL
+        lines: dict[int, list[DonationLine]] = {request_id: [] for request_id in chunk}
+        for r in conn.execute("SELECT l.request_id, l.sku, s.name, l.quantity, c.code FROM donation_lines l"
+                              " JOIN skus s ON s.sku = l.sku JOIN reward_codes c ON c.id = l.code_id"
+                              f" WHERE l.request_id IN ({among}) ORDER BY l.id", params):
+            lines[r[0]].append(DonationLine(r[1], r[2], r[3], r[4]))
+        items: dict[int, list[DonationItem]] = {request_id: [] for request_id in chunk}
+        for r in conn.execute("SELECT i.request_id, i.sku, s.name, i.quantity FROM donation_items i"
+                              f" JOIN skus s ON s.sku = i.sku WHERE i.request_id IN ({among}) ORDER BY i.rowid", params):
+            items[r[0]].append(DonationItem(r[1], r[2], r[3]))
+        for row in conn.execute(_REQUEST_SELECT + f" WHERE r.id IN ({among})", params):
+            found[row["id"]] = DonationRequest(
+                row["id"], row["name"], row["org_id"], row["account_email"], from_db_time(row["requested_at"]),
+                _time(row["returned_at"]), lines[row["id"]], row["return_status"], row["locale"], row["status"],
+                row["hold_cause"], row["reason"], _time(row["granted_at"]), _time(row["decided_at"]),
+                row["terms_version"], _time(row["terms_accepted_at"]), items[row["id"]], row["country"])
+    return [found[request_id] for request_id in ids if request_id in found]
+
+
 def get_request(conn: sqlite3.Connection, request_id: int) -> DonationRequest:
-    row = conn.execute(
-        "SELECT r.id, o.name, o.id AS org_id, o.country, r.account_email, r.requested_at, r.returned_at, r.locale, r.status,"
-        " r.hold_cause, r.reason, r.granted_at, r.decided_at, r.terms_version, r.terms_accepted_at,"
-        " (SELECT status FROM donation_returns t WHERE t.request_id = r.id ORDER BY t.id DESC LIMIT 1) AS return_status"
-        " FROM donation_requests r JOIN organisations o ON o.id = r.organisation_id WHERE r.id = :id",
-        {"id": request_id}).fetchone()
-    if row is None:
+    found = requests_by_id(conn, [request_id])
+    if not found:
         raise NotFound("donation request", str(request_id))
-    lines = [DonationLine(r[0], r[1], r[2], r[3]) for r in conn.execute(
-        "SELECT l.sku, s.name, l.quantity, c.code FROM donation_lines l JOIN skus s ON s.sku = l.sku"
-        " JOIN reward_codes c ON c.id = l.code_id WHERE l.request_id = :id ORDER BY l.id", {"id": request_id})]
-    items = [DonationItem(r[0], r[1], r[2]) for r in conn.execute(
-        "SELECT i.sku, s.name, i.quantity FROM donation_items i JOIN skus s ON s.sku = i.sku WHERE i.request_id = :id"
-        " ORDER BY i.rowid", {"id": request_id})]
-    return DonationRequest(row["id"], row["name"], row["org_id"], row["account_email"], from_db_time(row["requested_at"]),
-                           _time(row["returned_at"]), lines, row["return_status"], row["locale"], row["status"],
-                           row["hold_cause"], row["reason"], _time(row["granted_at"]), _time(row["decided_at"]),
-                           row["terms_version"], _time(row["terms_accepted_at"]), items, row["country"])
+    return found[0]
 
 
 def requests_of(conn: sqlite3.Connection, account_email: str) -> list[DonationRequest]:
-    ids = [r[0] for r in conn.execute("SELECT id FROM donation_requests WHERE account_email = :a ORDER BY id DESC",
-                                      {"a": account_email})]
-    return [get_request(conn, i) for i in ids]
+    return requests_by_id(conn, [r[0] for r in conn.execute(
+        "SELECT id FROM donation_requests WHERE account_email = :a ORDER BY id DESC", {"a": account_email})])
 
 
 def requests_of_organisation(conn: sqlite3.Connection, org_id: int) -> list[DonationRequest]:
-    ids = [r[0] for r in conn.execute("SELECT id FROM donation_requests WHERE organisation_id = :o ORDER BY id DESC",
-                                      {"o": org_id})]
-    return [get_request(conn, i) for i in ids]
+    return requests_by_id(conn, [r[0] for r in conn.execute(
+        "SELECT id FROM donation_requests WHERE organisation_id = :o ORDER BY id DESC", {"o": org_id})])
 
 
-def waiting_requests(conn: sqlite3.Connection) -> list[DonationRequest]:
-    """Requests staff are to decide (R-N4), oldest first."""
-    ids = [r[0] for r in conn.execute("SELECT id FROM donation_requests WHERE status IN ('requested', 'held') ORDER BY id")]
-    return [get_request(conn, i) for i in ids]
+def waiting_requests(conn: sqlite3.Connection, org_id: int | None = None) -> list[DonationRequest]:
+    """Requests staff are to decide (R-N4), oldest first: all, or one organisation's."""
+    return requests_by_id(conn, [r[0] for r in conn.execute(
+        "SELECT id FROM donation_requests WHERE status IN ('requested', 'held') AND (:o IS NULL OR organisation_id = :o)"
+        " ORDER BY id", {"o": org_id})])
 
 
-# ---- returns (R-N9) ------------------------------------------------------------------------------
-
-def ask_return(conn: sqlite3.Connection, request_id: int, *, account_email: str, not_installed: bool, now: datetime,
-               ip: str | None) -> int:
-    """A return covers the whole request (all its products), within 60 days of receipt, and
-    only if nothing was installed. Staff complete it; then the allocation is restored."""
-    request = get_request(conn, request_id)
-    if request.account_email != account_email:
-        raise NotFound("donation request", str(request_id))
-    if request.granted_at is None:
-        raise InputError.one("return", f"this request is {request.status}: only products that were received can be returned")
-    if request.return_status in ("pending", "completed"):
-        raise InputError.one("return", f"a return of this request is already {request.return_status}")
-    _, prog = program(conn)
-    failures = prog.return_failures(received_at=request.granted_at, now=now, not_installed=not_installed)
-    if failures:
-        raise NotAllowed("return", failures)
-    return_id = conn.execute(
-        "INSERT INTO donation_returns (request_id, declared_not_installed, status, created_at)"
-        " VALUES (:r, 1, 'pending', :now)", {"r": request_id, "now": db_time(now)}).lastrowid
-    assert return_id is not None
-    append_event(conn, tag="nonprofit:return:asked", actor=f"account:{account_email}", subject=f"donation:{request_id}",
-                 ip=ip, at=now, data={"return": return_id, "declared_not_installed": True,
-                                      "lines": {line.sku: line.quantity for line in request.lines}})
-    return return_id
+def held_for_review(conn: sqlite3.Connection, org_id: int) -> list[DonationRequest]:
+    """An organisation's requests that wait because it is under review, oldest first."""
+    return requests_by_id(conn, [r[0] for r in conn.execute(
+        "SELECT id FROM donation_requests WHERE organisation_id = :o AND status = 'held' AND hold_cause = 'review'"
+        " ORDER BY id", {"o": org_id})])
 
 
-def decide_return(conn: sqlite3.Connection, return_id: int, *, decision: str, reviewer: str, reason: str, now: datetime,
-                  ip: str | None, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> None:
-    """Complete (keys voided, allocation restored) or reject with a reason; the requester is emailed."""
-    row = conn.execute("SELECT request_id, status FROM donation_returns WHERE id = :id", {"id": return_id}).fetchone()
-    if row is None:
-        raise NotFound("return", str(return_id))
-    if row["status"] != "pending":
-        raise InputError.one("decision", f"this return was already {row['status']}")
-    request = get_request(conn, row["request_id"])
-    if decision == "complete":
-        status, why = "completed", None
-        conn.execute("UPDATE donation_requests SET returned_at = :now WHERE id = :id", {"now": db_time(now), "id": request.id})
-        conn.execute("UPDATE reward_codes SET voided_at = :now WHERE id IN (SELECT code_id FROM donation_lines"
-                     " WHERE request_id = :id)", {"now": db_time(now), "id": request.id})
-    elif decision == "reject":
-        status, why = "rejected", require_reason(reason, "the return is rejected (the requester is told)")
-    else:
-        raise InputError.one("decision", "must be complete or reject")
-    conn.execute("UPDATE donation_returns SET status = :s, reason = :r, reviewer_email = :who, decided_at = :now WHERE id = :id",
-                 {"s": status, "r": why, "who": reviewer, "now": db_time(now), "id": return_id})
-    enqueue(conn, template=RETURN_EMAIL, recipient=request.account_email, subject_ref=f"donation-return:{return_id}", at=now,
-            locale=request.locale, domain=mail_domain,
-            payload={"request": request.id, "status": status, "reason": why, "organisation": request.organisation})
-    append_event(conn, tag=f"nonprofit:return:{status}", actor=f"staff:{reviewer}", subject=f"donation:{request.id}", ip=ip,
-                 at=now, data={"return": return_id, "changes": {"status": ["pending", status]}, "reason": why})
+def mark_returned(conn: sqlite3.Connection, request_id: int, *, now: datetime) -> None:
+    """A completed return (promo/nonprofit/returns.py): the request no longer counts in its
+    cycle (R-N2), and its licence keys are voided."""
+    conn.execute("UPDATE donation_requests SET returned_at = :now WHERE id = :id", {"now": db_time(now), "id": request_id})
+    conn.execute("UPDATE reward_codes SET voided_at = :now WHERE id IN (SELECT code_id FROM donation_lines"
+                 " WHERE request_id = :id)", {"now": db_time(now), "id": request_id})
+
+
+def requests_page(conn: sqlite3.Connection, query: RecordQuery, keyset: Keyset) -> Page[DonationRequest]:
+    """Donation requests, newest first, by the organisation's name or short name or the
+    requester's address (the console's list); each with its lines (keys masked where shown)."""
+    condition, order, params = keyset.sql("r.id")
+    ids = [row[0] for row in conn.execute(
+        "SELECT r.id FROM donation_requests r JOIN organisations o ON o.id = r.organisation_id"
+        " WHERE (:q = '' OR o.name LIKE :like ESCAPE '\\' OR o.short_name LIKE :like ESCAPE '\\'"
+        f" OR r.account_email LIKE :like ESCAPE '\\') AND {condition} ORDER BY {order} LIMIT :keyset_limit",  # fixed clauses
+        {"q": query.q, "like": like_pattern(query.q), **params})]
+    return keyset.page(requests_by_id(conn, ids), lambda request: request.id)
+
+
+def _keys_email_context(conn: sqlite3.Connection, message: OutboxMessage) -> dict[str, Any] | None:
+    """A granted request's keys email (subject `donation:<id>`) reads the keys when it is
+    sent: they are never stored in the outbox."""
+    kind, _, ref = message.subject_ref.partition(":")
+    return {"request": get_request(conn, int(ref))} if kind == "donation" else None
+
+
+register(KEYS_EMAIL, _keys_email_context)
 
 
 def key_stock(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -374,11 +393,3 @@ def key_stock(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [{"sku": sku, "name": catalog[sku].name, "class": catalog[sku].product_class,
              "available": counts[sku][1] if sku in counts else 0, "issued": counts[sku][2] if sku in counts else 0,
              "voided": counts[sku][3] if sku in counts else 0} for sku in prog.products]
-
-
-def pending_returns(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT t.id, t.request_id, t.created_at, r.account_email, r.granted_at AS received_at, o.name FROM donation_returns t"
-        " JOIN donation_requests r ON r.id = t.request_id JOIN organisations o ON o.id = r.organisation_id"
-        " WHERE t.status = 'pending' ORDER BY t.id").fetchall()
-    return [dict(r) for r in rows]

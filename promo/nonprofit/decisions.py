@@ -8,24 +8,41 @@ with who and why:
   discriminatory policy found later): no more requests, codes or partner confirmations;
   what it already received stays (R-V7); its representatives are emailed why.
 
-The states and the moves between them are in promo/campaigns/donation_program.py."""
+The states and the moves between them are in promo/campaigns/donation_program.py. Owns no
+table: each change is written by the module that owns it (organisations, donations)."""
 
 from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
 
-from babel.core import get_global
-
 from promo.audit import append_event
 from promo.campaigns.donation_program import request_move_failures, standing_move_failures
 from promo.campaigns.rules import STOCK, Failure
-from promo.donations import DonationRequest, find_keys, get_request, hand_over_keys, tell_requester
 from promo.errors import InputError
-from promo.i18n import languages
-from promo.nonprofit import REVOKED, NotAllowed, Organisation, get_organisation, program, require_reason
+from promo.nonprofit.donations import (
+    DonationRequest,
+    find_keys,
+    get_request,
+    hand_over_keys,
+    held_for_review,
+    hold_or_refuse,
+    mark_decided,
+    wait_for_staff,
+    waiting_requests,
+)
+from promo.nonprofit.organisations import (
+    Organisation,
+    end_review,
+    get_organisation,
+    organisation_language,
+    revoke_approval,
+    standing_failures,
+    start_review,
+)
+from promo.nonprofit.program import NotAllowed, program, require_reason
+from promo.nonprofit.validation_codes import representatives
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
-from promo.timeutil import db_time
 
 REVOKED_EMAIL = "organisation_revoked"
 REQUEST_DECISIONS = {"grant": "granted", "hold": "held", "refuse": "refused"}
@@ -59,35 +76,24 @@ def decide_request(conn: sqlite3.Connection, request_id: int, *, decision: str, 
         _grant(conn, request, org, actor=actor, now=now, ip=ip, mail_domain=mail_domain)
     else:
         why = require_reason(reason, f"the request is {target} (the requester is told)")
-        _hold_or_refuse(conn, request, target, "staff" if target == "held" else None, why, actor=actor, now=now, ip=ip,
-                        mail_domain=mail_domain)
+        hold_or_refuse(conn, request, target, "staff" if target == "held" else None, why, actor=actor, now=now, ip=ip,
+                       mail_domain=mail_domain)
     return get_request(conn, request_id)
 
 
 def _grant(conn: sqlite3.Connection, request: DonationRequest, org: Organisation, *, actor: str, now: datetime,
            ip: str | None, mail_domain: str) -> None:
-    if org.standing in ("under_review", "revoked"):  # a revocation refuses waiting requests: kept as a guard
-        raise WrongState("decision", [UNDER_REVIEW if org.standing == "under_review" else REVOKED])
+    # A request waits only once its organisation was approved; a revocation refuses waiting
+    # requests, so that check is a guard.
+    if failures := standing_failures(org, not_approved=None, under_review=UNDER_REVIEW):
+        raise WrongState("decision", failures)
     campaign_id, _ = program(conn)
     keys, missing = find_keys(conn, campaign_id, {item.sku: item.quantity for item in request.items})
     if missing:  # the request keeps waiting, its reservation with it
         raise WrongState("decision", [Failure(STOCK, "no_keys_left", f"no licence keys are left for {missing}; upload "
                                               "keys first, then grant the request", {"sku": missing})])
-    conn.execute("UPDATE donation_requests SET decided_by = :who, decided_at = :now WHERE id = :id",
-                 {"who": actor, "now": db_time(now), "id": request.id})
+    mark_decided(conn, request.id, actor=actor, now=now)
     hand_over_keys(conn, request.id, keys, now=now, actor=actor, ip=ip, mail_domain=mail_domain, data={})
-
-
-def _hold_or_refuse(conn: sqlite3.Connection, request: DonationRequest, target: str, cause: str | None, why: str | None, *,
-                    actor: str, now: datetime, ip: str | None, mail_domain: str) -> None:
-    """A refusal gives the reservation back (refused requests do not count, R-N2)."""
-    conn.execute("UPDATE donation_requests SET status = :s, hold_cause = :cause, reason = :why, decided_by = :who,"
-                 " decided_at = :now WHERE id = :id",
-                 {"s": target, "cause": cause, "why": why, "who": actor, "now": db_time(now), "id": request.id})
-    tell_requester(conn, get_request(conn, request.id), now=now, mail_domain=mail_domain)
-    append_event(conn, tag=f"nonprofit:donation:{target}", actor=actor, subject=f"organisation:{request.organisation_id}",
-                 ip=ip, at=now, data={"request": request.id, "changes": {"status": [request.status, target]},
-                                      "cause": cause, "reason": why})
 
 
 # ---- an organisation's standing ---------------------------------------------------------------
@@ -106,12 +112,11 @@ def change_standing(conn: sqlite3.Connection, org_id: int, *, decision: str, rev
     changes = {"standing": [org.standing, target]}
     if target == "under_review":
         note = require_reason(reason, "the organisation is reviewed again (for staff)")
-        conn.execute("UPDATE organisations SET under_review_since = :now, review_note = :note WHERE id = :id",
-                     {"now": db_time(now), "note": note, "id": org_id})
+        start_review(conn, org_id, note=note, now=now)
         append_event(conn, tag="nonprofit:organisation:under_review", actor=actor, subject=f"organisation:{org_id}", ip=ip,
                      at=now, data={"changes": changes, "reason": note})
     elif target == "approved":
-        conn.execute("UPDATE organisations SET under_review_since = NULL, review_note = NULL WHERE id = :id", {"id": org_id})
+        end_review(conn, org_id)
         append_event(conn, tag="nonprofit:organisation:cleared", actor=actor, subject=f"organisation:{org_id}", ip=ip,
                      at=now, data={"changes": changes, "reason": reason.strip() or None})
         _release_after_review(conn, org_id, actor=actor, now=now, ip=ip, mail_domain=mail_domain)
@@ -127,22 +132,18 @@ def _release_after_review(conn: sqlite3.Connection, org_id: int, *, actor: str, 
     granted at once (their quantities were reserved, so together they fit every limit), or
     waiting for staff when the program says so. One whose keys have run out stays held."""
     campaign_id, prog = program(conn)
-    held = [r[0] for r in conn.execute("SELECT id FROM donation_requests WHERE organisation_id = :o AND status = 'held'"
-                                       " AND hold_cause = 'review' ORDER BY id", {"o": org_id})]
-    for request_id in held:
+    for request in held_for_review(conn, org_id):
         if prog.grant == "by_staff":
-            conn.execute("UPDATE donation_requests SET status = 'requested', hold_cause = NULL WHERE id = :id",
-                         {"id": request_id})
+            wait_for_staff(conn, request.id)
             append_event(conn, tag="nonprofit:donation:requested", actor=actor, subject=f"organisation:{org_id}", ip=ip,
-                         at=now, data={"request": request_id, "changes": {"status": ["held", "requested"]},
+                         at=now, data={"request": request.id, "changes": {"status": ["held", "requested"]},
                                        "cause": "review ended"})
             continue
-        request = get_request(conn, request_id)
         keys, missing = find_keys(conn, campaign_id, {item.sku: item.quantity for item in request.items})
         if missing:
-            _hold_or_refuse(conn, request, "held", "stock", None, actor=actor, now=now, ip=ip, mail_domain=mail_domain)
+            hold_or_refuse(conn, request, "held", "stock", None, actor=actor, now=now, ip=ip, mail_domain=mail_domain)
         else:
-            hand_over_keys(conn, request_id, keys, now=now, actor=actor, ip=ip, mail_domain=mail_domain,
+            hand_over_keys(conn, request.id, keys, now=now, actor=actor, ip=ip, mail_domain=mail_domain,
                            data={"cause": "review ended"})
 
 
@@ -151,34 +152,15 @@ def _revoke(conn: sqlite3.Connection, org: Organisation, why: str, *, actor: str
     """R-N7 found later: the approval ends for good. Waiting requests are refused with the same
     reason; granted donations and their keys stay (R-V7); the holder and everyone who was
     given a validation code are emailed why."""
-    conn.execute("UPDATE organisations SET revoked_at = :now, revoked_reason = :why, revoked_by = :who,"
-                 " under_review_since = NULL WHERE id = :id", {"now": db_time(now), "why": why, "who": reviewer, "id": org.id})
-    waiting = [r[0] for r in conn.execute("SELECT id FROM donation_requests WHERE organisation_id = :o"
-                                          " AND status IN ('requested', 'held') ORDER BY id", {"o": org.id})]
-    for request_id in waiting:
-        _hold_or_refuse(conn, get_request(conn, request_id), "refused", None, why, actor=actor, now=now, ip=ip,
-                        mail_domain=mail_domain)
+    revoke_approval(conn, org.id, why=why, reviewer=reviewer, now=now)
+    waiting = waiting_requests(conn, org.id)
+    for request in waiting:
+        hold_or_refuse(conn, request, "refused", None, why, actor=actor, now=now, ip=ip, mail_domain=mail_domain)
     told = representatives(conn, org)
     lang = organisation_language(org.country)
     for address in told:
         enqueue(conn, template=REVOKED_EMAIL, recipient=address, subject_ref=f"organisation-revoked:{org.id}", at=now,
                 locale=lang, domain=mail_domain, payload={"organisation": org.name, "reason": why})
     append_event(conn, tag="nonprofit:organisation:revoked", actor=actor, subject=f"organisation:{org.id}", ip=ip, at=now,
-                 data={"changes": {"standing": [org.standing, "revoked"]}, "reason": why, "refused_requests": waiting,
-                       "told": len(told)})
-
-
-def representatives(conn: sqlite3.Connection, org: Organisation) -> list[str]:
-    """The account holder and every person a validation code was issued to, once each."""
-    issued = [r[0] for r in conn.execute("SELECT DISTINCT email FROM validation_codes WHERE organisation_id = :o ORDER BY email",
-                                         {"o": org.id})]
-    return [org.holder_email] + [e for e in issued if e != org.holder_email]
-
-
-def organisation_language(country: str) -> str:
-    """The language of an organisation's country when Promo speaks it (DK: da, NO: nb), else English:
-    an email not prompted by a request has no reader's choice to follow."""
-    likely = str(get_global("likely_subtags").get(f"und_{country}", ""))
-    lang = likely.split("_")[0]
-    return lang if lang in languages() else "en"
-
+                 data={"changes": {"standing": [org.standing, "revoked"]}, "reason": why,
+                       "refused_requests": [request.id for request in waiting], "told": len(told)})
