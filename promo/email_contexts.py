@@ -15,7 +15,7 @@ from promo.outbox import OutboxMessage
 
 # A builder returns the template's data, or None when the message is not one it reads
 # (its payload is used then).
-ContextBuilder = Callable[[sqlite3.Connection, OutboxMessage], "dict[str, Any] | None"]
+ContextBuilder = Callable[[sqlite3.Connection, OutboxMessage], dict[str, Any] | None]
 
 _BUILDERS: dict[str, ContextBuilder] = {}
 
