@@ -25,9 +25,10 @@ from promo.campaigns import parse_campaign_file, render_campaign_file, shipped_c
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus
 from promo.codes import import_codes, stock
 from promo.config import Settings, env_name, load_settings
-from promo.db import connect, migrate, pending_migrations, transaction
+from promo.db import connect, transaction
 from promo.errors import ConfigError, InputError, NotFound
 from promo.evaluation import DryRun, evaluate_dry_run
+from promo.migrate import migrate, pending_migrations
 from promo.redemption import RedeemRequest, redeem_sync
 from promo.timeutil import parse_instant, utcnow
 

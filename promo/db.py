@@ -1,4 +1,4 @@
-"""Connections, transactions and migrations.
+"""Connections and transactions (the migration runner is promo/migrate.py).
 
 Storage functions are plain synchronous functions that take a `sqlite3.Connection`; all
 SQL lives in them. `Database` runs such a function on aiosqlite's connection thread as
@@ -32,18 +32,12 @@ import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from promo.timeutil import db_now
-
 T = TypeVar("T")
-
-MIGRATIONS_PACKAGE = "promo.migrations"
-
 
 def connect(path: Path | str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> sqlite3.Connection:
     """A configured synchronous connection (CLI tools, worker processes, tests)."""
@@ -389,62 +383,3 @@ def insert_each(conn: sqlite3.Connection, sql: str, rows: Iterable[Any], refused
             if not refused(current):
                 raise
             refusals += 1
-
-
-# ---- migrations -------------------------------------------------------------------------
-
-
-def available_migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) for each numbered file in promo/migrations, in order."""
-    found = []
-    for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def applied_versions(conn: sqlite3.Connection) -> set[int]:
-    try:
-        return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    except sqlite3.OperationalError:  # a database never migrated: nothing applied
-        return set()
-
-
-def pending_migrations(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
-    done = applied_versions(conn)
-    return [m for m in available_migrations() if m[0] not in done]
-
-
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply pending migrations, each in its own transaction. Returns the names applied."""
-    applied = []
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    for version, name, sql in pending_migrations(conn):
-        with transaction(conn):
-            # executescript would COMMIT our transaction first; run statement by statement.
-            for statement in _statements(sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)",
-                {"v": version, "n": name, "t": db_now()},
-            )
-        applied.append(name)
-    return applied
-
-
-def _statements(script: str) -> Iterator[str]:
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        if line.lstrip().startswith("--"):
-            continue
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                yield buffer.strip()
-            buffer = ""
-    if buffer.strip():
-        raise ValueError(f"incomplete SQL statement at end of migration: {buffer.strip()[:80]!r}")
