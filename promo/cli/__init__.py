@@ -1,0 +1,38 @@
+"""The `promo` command. Exit codes: 0 eligible / redeemed / done, 1 refused, 2 bad input.
+
+Commands run the same storage and rule functions as the web service, on a synchronous
+connection: SQLite's write lock (BEGIN IMMEDIATE) keeps them safe beside a running server.
+One module per group of commands: service.py (serve, relay, migrate, demo, backup),
+campaigns.py (campaign files and imports), accounts.py (staff, partners), audit.py and
+customers.py (evaluate, redeem); common.py holds what they share.
+"""
+
+from __future__ import annotations
+
+import click
+
+from promo.cli.accounts import partners, staff
+from promo.cli.audit import audit
+from promo.cli.campaigns import campaigns, import_activations_command, import_codes_command
+from promo.cli.common import fail
+from promo.cli.customers import evaluate, redeem
+from promo.cli.service import backup, demo, migrate_command, relay, serve
+from promo.config import load_settings
+from promo.errors import ConfigError
+
+
+@click.group()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="config file (default: $PROMO_CONFIG or ./config.toml)")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """Promo: campaign redemption service."""
+    try:
+        ctx.obj = load_settings(config_path)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+for command in (serve, relay, migrate_command, demo, backup, staff, partners, audit, campaigns,
+                import_activations_command, import_codes_command, evaluate, redeem):
+    main.add_command(command)
