@@ -119,8 +119,8 @@ def larger_cache(conn: sqlite3.Connection, mib: int = IMPORT_CACHE_MIB) -> Itera
         conn.execute(f"PRAGMA cache_size={int(before)}")
 
 
-Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]  # fn(conn, *args, **kwargs)
-Outcome = tuple[bool, Any]  # (True, its value) or (False, the exception it raised)
+WriteJob = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]  # fn(conn, *args, **kwargs)
+WriteOutcome = tuple[bool, Any]  # (True, its value) or (False, the exception it raised)
 Pending = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]  # a job and its caller's future
 
 MAX_GROUP = 128  # jobs in one group commit
@@ -132,16 +132,16 @@ TURNS_BETWEEN_SLICES = 3
 LOOKUP_BUSY_MS = 100  # the longest a lookup may hold up the event loop
 
 
-def run_group(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
+def run_group(conn: sqlite3.Connection, jobs: list[WriteJob]) -> list[WriteOutcome]:
     """Run jobs in one transaction, each inside its own SAVEPOINT: a job that raises is
     rolled back alone; the rest commit together with one COMMIT (one fsync)."""
     with transaction(conn):
         return run_jobs(conn, jobs)
 
 
-def run_jobs(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
+def run_jobs(conn: sqlite3.Connection, jobs: list[WriteJob]) -> list[WriteOutcome]:
     """Inside a transaction: each job in its own SAVEPOINT, so one that raises undoes only itself."""
-    outcomes: list[Outcome] = []
+    outcomes: list[WriteOutcome] = []
     for fn, args, kwargs in jobs:
         conn.execute("SAVEPOINT job")
         try:
@@ -299,7 +299,7 @@ class Database:
                 conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         ended = self._loop_transaction = asyncio.Event()
         done: list[Pending] = []
-        outcomes: list[Outcome] = []
+        outcomes: list[WriteOutcome] = []
         try:
             while self._group and len(done) < MAX_GROUP:
                 if done:
@@ -326,7 +326,7 @@ class Database:
         self._settle(done, outcomes)
         return True
 
-    def _settle(self, batch: list[Pending], outcomes: list[Outcome] | BaseException) -> None:
+    def _settle(self, batch: list[Pending], outcomes: list[WriteOutcome] | BaseException) -> None:
         """Tell each job's caller its outcome, once its transaction has committed (or failed)."""
         if isinstance(outcomes, BaseException):
             for *_, future in batch:
