@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from promo.campaigns.purchase_offer_file import offer_to_dict, read_offer
-from promo.campaigns.purchase_offer_parts import DEFAULT_CODE_PATTERN, KIND, ProductRules, Reward, Sponsor, Support, SupportContact
+from promo.campaigns.purchase_offer_parts import DEFAULT_CODE_PATTERN, KIND, OfferReward, ProductRules, Sponsor, Support, SupportContact
 from promo.campaigns.rules import Decision, Failure
 from promo.campaigns.terms import Terms
 from promo.catalog import Sku
@@ -24,7 +24,7 @@ from promo.errors import FieldError, InputError
 from promo.timeutil import DayWindow, Moment, moment_not_before, moment_text
 
 # The parts are importable from here, as they were before they had a module of their own.
-__all__ = ["DEFAULT_CODE_PATTERN", "KIND", "Claim", "ProductRules", "PurchaseOffer", "Reward", "Sponsor", "Support",
+__all__ = ["DEFAULT_CODE_PATTERN", "KIND", "Claim", "OfferReward", "ProductRules", "PurchaseOffer", "Sponsor", "Support",
            "SupportContact"]
 
 
@@ -53,7 +53,7 @@ class PurchaseOffer:
     countries: tuple[str, ...]  # R-X2
     products: ProductRules  # R-X3 / R-X4
     limit_per_account: int  # R-X6
-    reward: Reward  # R-X9
+    reward: OfferReward  # R-X9
     names: Mapping[str, str] = field(default_factory=dict)  # the offer's name per language
     descriptions: Mapping[str, str] = field(default_factory=dict)  # a short text per language, shown on the offer page
     sponsors: tuple[Sponsor, ...] = ()  # R-X13

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from promo.campaigns.purchase_offer_parts import DEFAULT_CODE_PATTERN, KIND, ProductRules, Reward, Sponsor, Support
+from promo.campaigns.purchase_offer_parts import DEFAULT_CODE_PATTERN, KIND, OfferReward, ProductRules, Sponsor, Support
 from promo.campaigns.terms import parse_terms
 from promo.catalog import ATTRIBUTES, CHANNELS, TERMS, Sku
 from promo.countries import normalize_country
@@ -254,7 +254,7 @@ class _Parser:
         terms_url = self.text("reward.terms_url", reward_section, "terms_url")
         if terms_url and not terms_url.startswith(("https://", "http://")):
             self.fail("reward.terms_url", "must be an http(s) link")
-        reward = Reward(
+        reward = OfferReward(
             name=self.text("reward.name", reward_section, "name"),
             terms_url=terms_url,
             code_expires_on=self.day("reward.code_expires_on", reward_section, "code_expires_on") or date.min,

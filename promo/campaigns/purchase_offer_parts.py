@@ -35,7 +35,10 @@ class ProductRules:
 
 
 @dataclass(frozen=True)
-class Reward:
+class OfferReward:
+    """The reward an offer promises (its [reward] table); what an account was issued is
+    promo.rewards.Reward."""
+
     name: str  # in English
     terms_url: str
     code_expires_on: date  # R-X9: the code must be activated by this day
