@@ -5,6 +5,10 @@ connection: SQLite's write lock (BEGIN IMMEDIATE) keeps them safe beside a runni
 One module per group of commands: service.py (serve, relay, migrate, demo, backup),
 campaigns.py (campaign files and imports), accounts.py (staff, partners), audit.py and
 customers.py (evaluate, redeem); common.py holds what they share.
+
+A command that needs the web app, the mail relay, argon2 or the nonprofit store imports it
+inside its function: importing them all at start-up took `import promo.cli` from about 1.5 s
+to about 4 s on the shared 2-core machine, for every `promo` run.
 """
 
 from __future__ import annotations
