@@ -12,7 +12,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from promo.audit import append_event, verify_chain  # noqa: E402
-from promo.db import connect, migrate, transaction  # noqa: E402
+from promo.db import connect, transaction  # noqa: E402
+from promo.migrate import migrate  # noqa: E402
 
 
 def main() -> None:

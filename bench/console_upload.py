@@ -30,8 +30,9 @@ from bench.run import PROMO, peak_rss_mb, wait_ready  # noqa: E402
 from promo.campaign_store import save_campaign  # noqa: E402
 from promo.campaigns import campaign_from_dict  # noqa: E402
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
-from promo.db import connect, migrate, transaction  # noqa: E402
+from promo.db import connect, transaction  # noqa: E402
 from promo.demo import demo_definition  # noqa: E402
+from promo.migrate import migrate  # noqa: E402
 from promo.passwords import hash_password  # noqa: E402
 from promo.staff import add_staff  # noqa: E402
 from tests.mailserver import free_port  # noqa: E402

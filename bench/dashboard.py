@@ -35,7 +35,8 @@ from promo.campaigns import parse_campaign_file, shipped_campaign_text  # noqa: 
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
 from promo.codes import import_codes, stock  # noqa: E402
 from promo.dashboard import campaign_dashboard, overview  # noqa: E402
-from promo.db import connect, migrate, transaction  # noqa: E402
+from promo.db import connect, transaction  # noqa: E402
+from promo.migrate import migrate  # noqa: E402
 from promo.outbox import mark_sent  # noqa: E402
 from promo.redemption import RedeemRequest, redeem_unit  # noqa: E402
 from promo.stock import stock_report  # noqa: E402

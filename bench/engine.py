@@ -27,7 +27,8 @@ from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
 from promo.campaigns import parse_campaign_file, shipped_campaign_text  # noqa: E402
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
 from promo.codes import import_codes  # noqa: E402
-from promo.db import Database, connect, migrate, transaction  # noqa: E402
+from promo.db import Database, connect, transaction  # noqa: E402
+from promo.migrate import migrate  # noqa: E402
 from promo.redemption import RedeemRequest, redeem, redeem_sync  # noqa: E402
 
 SLUG = "office365-xbox-gold-2013"

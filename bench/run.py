@@ -34,10 +34,11 @@ from promo.campaigns import campaign_from_dict  # noqa: E402
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
 from promo.codes import import_codes  # noqa: E402
 from promo.config import load_settings  # noqa: E402
-from promo.db import Database, connect, migrate, run_group, transaction  # noqa: E402
+from promo.db import Database, connect, run_group, transaction  # noqa: E402
 from promo.demo import demo_definition  # noqa: E402
 from promo.logs import configure_logging  # noqa: E402
 from promo.mail import MailRelay  # noqa: E402
+from promo.migrate import migrate  # noqa: E402
 from promo.redemption import RedeemRequest, redeem_sync, redeem_unit  # noqa: E402
 from promo.templating import Templates  # noqa: E402
 from tests.mailserver import free_port  # noqa: E402

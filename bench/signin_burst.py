@@ -42,8 +42,9 @@ from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
 from promo.campaigns import campaign_from_dict  # noqa: E402
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
 from promo.codes import import_codes  # noqa: E402
-from promo.db import connect, migrate, transaction  # noqa: E402
+from promo.db import connect, transaction  # noqa: E402
 from promo.demo import demo_definition  # noqa: E402
+from promo.migrate import migrate  # noqa: E402
 from tests.mailserver import free_port  # noqa: E402
 from tests.served import mint_sessions, write_config  # noqa: E402
 

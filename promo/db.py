@@ -1,4 +1,4 @@
-"""Connections, transactions and migrations.
+"""Connections and transactions (the migration runner is promo/migrate.py).
 
 Storage functions are plain synchronous functions that take a `sqlite3.Connection`; all
 SQL lives in them. `Database` runs such a function on aiosqlite's connection thread as
@@ -32,18 +32,12 @@ import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from promo.timeutil import db_now
-
 T = TypeVar("T")
-
-MIGRATIONS_PACKAGE = "promo.migrations"
-
 
 def connect(path: Path | str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> sqlite3.Connection:
     """A configured synchronous connection (CLI tools, worker processes, tests)."""
@@ -125,8 +119,8 @@ def larger_cache(conn: sqlite3.Connection, mib: int = IMPORT_CACHE_MIB) -> Itera
         conn.execute(f"PRAGMA cache_size={int(before)}")
 
 
-Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]  # fn(conn, *args, **kwargs)
-Outcome = tuple[bool, Any]  # (True, its value) or (False, the exception it raised)
+WriteJob = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]  # fn(conn, *args, **kwargs)
+WriteOutcome = tuple[bool, Any]  # (True, its value) or (False, the exception it raised)
 Pending = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]  # a job and its caller's future
 
 MAX_GROUP = 128  # jobs in one group commit
@@ -138,16 +132,16 @@ TURNS_BETWEEN_SLICES = 3
 LOOKUP_BUSY_MS = 100  # the longest a lookup may hold up the event loop
 
 
-def run_group(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
+def run_group(conn: sqlite3.Connection, jobs: list[WriteJob]) -> list[WriteOutcome]:
     """Run jobs in one transaction, each inside its own SAVEPOINT: a job that raises is
     rolled back alone; the rest commit together with one COMMIT (one fsync)."""
     with transaction(conn):
         return run_jobs(conn, jobs)
 
 
-def run_jobs(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
+def run_jobs(conn: sqlite3.Connection, jobs: list[WriteJob]) -> list[WriteOutcome]:
     """Inside a transaction: each job in its own SAVEPOINT, so one that raises undoes only itself."""
-    outcomes: list[Outcome] = []
+    outcomes: list[WriteOutcome] = []
     for fn, args, kwargs in jobs:
         conn.execute("SAVEPOINT job")
         try:
@@ -305,7 +299,7 @@ class Database:
                 conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         ended = self._loop_transaction = asyncio.Event()
         done: list[Pending] = []
-        outcomes: list[Outcome] = []
+        outcomes: list[WriteOutcome] = []
         try:
             while self._group and len(done) < MAX_GROUP:
                 if done:
@@ -332,7 +326,7 @@ class Database:
         self._settle(done, outcomes)
         return True
 
-    def _settle(self, batch: list[Pending], outcomes: list[Outcome] | BaseException) -> None:
+    def _settle(self, batch: list[Pending], outcomes: list[WriteOutcome] | BaseException) -> None:
         """Tell each job's caller its outcome, once its transaction has committed (or failed)."""
         if isinstance(outcomes, BaseException):
             for *_, future in batch:
@@ -389,62 +383,3 @@ def insert_each(conn: sqlite3.Connection, sql: str, rows: Iterable[Any], refused
             if not refused(current):
                 raise
             refusals += 1
-
-
-# ---- migrations -------------------------------------------------------------------------
-
-
-def available_migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) for each numbered file in promo/migrations, in order."""
-    found = []
-    for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def applied_versions(conn: sqlite3.Connection) -> set[int]:
-    try:
-        return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    except sqlite3.OperationalError:  # a database never migrated: nothing applied
-        return set()
-
-
-def pending_migrations(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
-    done = applied_versions(conn)
-    return [m for m in available_migrations() if m[0] not in done]
-
-
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply pending migrations, each in its own transaction. Returns the names applied."""
-    applied = []
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    for version, name, sql in pending_migrations(conn):
-        with transaction(conn):
-            # executescript would COMMIT our transaction first; run statement by statement.
-            for statement in _statements(sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)",
-                {"v": version, "n": name, "t": db_now()},
-            )
-        applied.append(name)
-    return applied
-
-
-def _statements(script: str) -> Iterator[str]:
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        if line.lstrip().startswith("--"):
-            continue
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                yield buffer.strip()
-            buffer = ""
-    if buffer.strip():
-        raise ValueError(f"incomplete SQL statement at end of migration: {buffer.strip()[:80]!r}")

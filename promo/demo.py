@@ -4,6 +4,8 @@ minute. Safe to run again: windows move to include today, codes are topped up.""
 
 from __future__ import annotations
 
+import csv
+import io
 import secrets
 import sqlite3
 import string
@@ -11,14 +13,16 @@ import tomllib
 from datetime import datetime, timedelta
 from typing import Any
 
-from promo.campaign_store import get_campaign, save_campaign
+from promo.campaign_store import StoredCampaign, get_campaign, save_campaign
 from promo.campaigns import campaign_from_dict, shipped_campaign_text
 from promo.catalog import load_catalog
+from promo.codes import import_codes
 from promo.db import transaction
 from promo.timeutil import db_time, moment_to_db
 
 DEMO_SLUG = "demo-xbox-gold"
 POOL_SIZE = 50
+DEMO_ACTOR = "demo"
 # (product key, SKU, country): the README lists these for newcomers.
 DEMO_KEYS = [
     ("DEMO1-AAAAA-BBBBB-CCCCC-00001", "O365-HOME-ESD", "DK"),  # qualifies
@@ -49,11 +53,23 @@ def _demo_code() -> str:
     return "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(5))
 
 
+def _import_demo_codes(conn: sqlite3.Connection, stored: StoredCampaign, rows: list[tuple[str, ...]], header: tuple[str, ...],
+                       now: datetime) -> None:
+    """Generated codes go into the pool through the import, as any code file does: one batch
+    named "demo", a source line per code and the audit event (call outside a transaction)."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=io.BytesIO(text.getvalue().encode("utf-8")),
+                 source_name="demo", now=now, actor=DEMO_ACTOR)
+
+
 def install_demo(conn: sqlite3.Connection, now: datetime) -> dict[str, int]:
     """Create or refresh the demo offer (call outside a transaction)."""
     with transaction(conn):
         campaign = campaign_from_dict(demo_definition(now), load_catalog(conn))
-        save_campaign(conn, campaign, actor="demo", now=now)
+        save_campaign(conn, campaign, actor=DEMO_ACTOR, now=now)
         stored = get_campaign(conn, DEMO_SLUG)
         day = moment_to_db((now - timedelta(days=3)).date())
         for key, sku, country in DEMO_KEYS:
@@ -67,16 +83,9 @@ def install_demo(conn: sqlite3.Connection, now: datetime) -> dict[str, int]:
         available = conn.execute(
             "SELECT COUNT(*) FROM reward_codes WHERE campaign_id = :c AND issued_at IS NULL AND voided_at IS NULL",
             {"c": stored.id}).fetchone()[0]
-        added = max(0, POOL_SIZE - available)
-        if added:
-            batch = conn.execute(
-                "INSERT INTO code_batches (campaign_id, source, code_count, imported_at) VALUES (:c, 'demo', :n, :t)",
-                {"c": stored.id, "n": added, "t": db_time(now)}).lastrowid
-            expires = db_time(campaign.code_expires_at)
-            for _ in range(added):
-                conn.execute(
-                    "INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at) VALUES (:c, :b, :code, :e)",
-                    {"c": stored.id, "b": batch, "code": _demo_code(), "e": expires})
+    added = max(0, POOL_SIZE - available)
+    if added:
+        _import_demo_codes(conn, stored, [(_demo_code(),) for _ in range(added)], ("code",), now)
     install_donation_program(conn, now)
     return {"codes_added": added, "keys": len(DEMO_KEYS)}
 
@@ -88,18 +97,12 @@ def install_donation_program(conn: sqlite3.Connection, now: datetime) -> None:
     """The shipped nonprofit program, with licence keys to hand out (call outside a transaction)."""
     with transaction(conn):
         program = campaign_from_dict(tomllib.loads(shipped_campaign_text("nonprofit-donations")), load_catalog(conn))
-        save_campaign(conn, program, actor="demo", now=now)
+        save_campaign(conn, program, actor=DEMO_ACTOR, now=now)
         stored = get_campaign(conn, program.slug)
-        batch = None
+        missing: list[tuple[str, ...]] = []
         for sku in program.products:
             have = conn.execute("SELECT COUNT(*) FROM reward_codes WHERE campaign_id = :c AND sku = :s AND issued_at IS NULL"
                                 " AND voided_at IS NULL", {"c": stored.id, "s": sku}).fetchone()[0]
-            for _ in range(max(0, DONATION_KEYS_PER_PRODUCT - have)):
-                if batch is None:
-                    batch = conn.execute("INSERT INTO code_batches (campaign_id, source, code_count, imported_at)"
-                                         " VALUES (:c, 'demo', 0, :t)", {"c": stored.id, "t": db_time(now)}).lastrowid
-                conn.execute("INSERT INTO reward_codes (campaign_id, batch_id, code, expires_at, sku) VALUES (:c, :b, :k, :e, :s)",
-                             {"c": stored.id, "b": batch, "k": _demo_code(), "e": db_time(program.code_expires_at), "s": sku})
-        if batch is not None:
-            conn.execute("UPDATE code_batches SET code_count = (SELECT COUNT(*) FROM reward_codes WHERE batch_id = :b)"
-                         " WHERE id = :b", {"b": batch})
+            missing += [(_demo_code(), sku) for _ in range(max(0, DONATION_KEYS_PER_PRODUCT - have))]
+    if missing:
+        _import_demo_codes(conn, stored, missing, ("code", "sku"), now)

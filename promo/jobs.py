@@ -29,12 +29,12 @@ from promo.stock import rearm_if_restocked
 from promo.timeutil import db_time, utcnow
 
 log = get_logger("promo.jobs")
-KINDS = ("codes", "activations")
+IMPORT_KINDS = ("codes", "activations")
 COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
-class Job:
+class ImportJob:
     id: int
     kind: str
     campaign_slug: str | None
@@ -88,7 +88,7 @@ class ImportJobs:
     async def start(self, *, kind: str, path: str, size: int, source: str, actor: str,
                     campaign_slug: str | None = None) -> int:
         """Record the job and start it; the temporary file at `path` is removed when done."""
-        if kind not in KINDS:
+        if kind not in IMPORT_KINDS:
             raise ValueError(kind)
         job_id = await self.db.write(_create, kind=kind, campaign_slug=campaign_slug, source=source, size=size,
                                      actor=actor, now=utcnow())
@@ -97,13 +97,13 @@ class ImportJobs:
         task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
         return job_id
 
-    async def wait(self, job_id: int) -> Job:
+    async def wait(self, job_id: int) -> ImportJob:
         task = self._tasks.get(job_id)
         if task is not None:
             await asyncio.shield(task)
         return await self.db.read(get_job, job_id)
 
-    def progress(self, job: Job) -> float | None:
+    def progress(self, job: ImportJob) -> float | None:
         """Share of the file read so far (0..1), or None when this instance is not running it."""
         if job.status != "running":
             return 1.0
@@ -186,11 +186,11 @@ def _finish(conn: sqlite3.Connection, job_id: int, status: str, imported: int | 
         )
 
 
-_JOB_COLUMNS = ("SELECT j.id, j.kind, c.slug, j.source, j.size_bytes, j.status, j.imported, j.errors, j.error_total,"
+_JOB_COLUMNS = ("SELECT j.id, j.kind, c.slug AS campaign_slug, j.source, j.size_bytes, j.status, j.imported, j.errors, j.error_total,"
                 " j.actor, j.started_at, j.finished_at FROM import_jobs j LEFT JOIN campaigns c ON c.id = j.campaign_id")
 
 
-def get_job(conn: sqlite3.Connection, job_id: int) -> Job:
+def get_job(conn: sqlite3.Connection, job_id: int) -> ImportJob:
     row = conn.execute(_JOB_COLUMNS + " WHERE j.id = :id", {"id": job_id}).fetchone()
     if row is None:
         raise NotFound("import job", str(job_id))
@@ -198,7 +198,7 @@ def get_job(conn: sqlite3.Connection, job_id: int) -> Job:
 
 
 def recent_jobs(conn: sqlite3.Connection, *, campaign_slug: str | None = None, kind: str | None = None,
-                limit: int = 10) -> list[Job]:
+                limit: int = 10) -> list[ImportJob]:
     rows = conn.execute(
         _JOB_COLUMNS + " WHERE (:slug IS NULL OR c.slug = :slug) AND (:kind IS NULL OR j.kind = :kind)"
         " ORDER BY j.id DESC LIMIT :limit",
@@ -207,6 +207,8 @@ def recent_jobs(conn: sqlite3.Connection, *, campaign_slug: str | None = None, k
     return [_job(r) for r in rows]
 
 
-def _job(row: sqlite3.Row) -> Job:
-    return Job(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json.loads(row[7]) if row[7] else [],
-               row[8] or 0, row[9], row[10], row[11])
+def _job(row: sqlite3.Row) -> ImportJob:
+    return ImportJob(id=row["id"], kind=row["kind"], campaign_slug=row["campaign_slug"], source=row["source"],
+               size_bytes=row["size_bytes"], status=row["status"], imported=row["imported"],
+               errors=json.loads(row["errors"]) if row["errors"] else [], error_total=row["error_total"] or 0,
+               actor=row["actor"], started_at=row["started_at"], finished_at=row["finished_at"])

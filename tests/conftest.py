@@ -17,7 +17,8 @@ from promo.campaign_store import StoredCampaign, get_campaign, save_campaign
 from promo.campaigns import parse_campaign_file, shipped_campaign_text
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus
 from promo.config import Settings, load_settings
-from promo.db import connect, migrate, transaction
+from promo.db import connect, transaction
+from promo.migrate import migrate
 
 pytest_plugins = ["tests.web"]  # web fixtures: client, shop, web_settings
 

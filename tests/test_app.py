@@ -18,7 +18,8 @@ from starlette.testclient import TestClient
 
 from promo.app import create_app
 from promo.config import Settings
-from promo.db import available_migrations, connect
+from promo.db import connect
+from promo.migrate import available_migrations
 from tests.conftest import SLUG, reward_code
 from tests.test_redemption import add_codes
 

@@ -16,7 +16,8 @@ import pytest
 import tomli_w
 
 from promo.campaigns import shipped_campaign_text
-from promo.db import available_migrations, connect, transaction
+from promo.db import connect, transaction
+from promo.migrate import available_migrations
 from promo.outbox import enqueue
 from tests.conftest import SLUG, product_key, reward_code
 from tests.mailserver import MailServer

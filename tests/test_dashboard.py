@@ -22,7 +22,8 @@ from promo.activity import local_hour_start
 from promo.campaign_store import StoredCampaign, get_campaign
 from promo.codes import stock, void_batch
 from promo.dashboard import REASONS, campaign_dashboard, overview
-from promo.db import _statements, transaction
+from promo.db import transaction
+from promo.migrate import _statements
 from promo.stock import pool_counts, stock_report
 from promo.timeutil import from_db_time
 from tests.dashboard_history import CODES, CPH, KOLKATA, NOW, SPRING, add_campaign, add_keys, attempt, local, spring_history

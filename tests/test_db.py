@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from promo.db import Database, applied_versions, available_migrations, connect, migrate, transaction
+from promo.db import Database, connect, transaction
+from promo.migrate import applied_versions, available_migrations, migrate
 
 
 def test_wal_mode_and_idempotent_migrations(tmp_path: Path) -> None:
@@ -189,15 +190,15 @@ def test_campaigns_saved_before_their_hash_existed_get_one_when_migrated(tmp_pat
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Migration 0023: a campaign whose definition_sha256 is NULL (saved before 0013) is keyed
     in the cache of parsed campaigns at once, not re-read and re-hashed on every redemption."""
-    import promo.db
+    import promo.migrate
     from promo.campaign_store import _sha256, get_campaign
     from tests.conftest import SLUG, prepare_database
 
     every = available_migrations()
-    monkeypatch.setattr(promo.db, "available_migrations", lambda: [m for m in every if m[0] != 23])
+    monkeypatch.setattr(promo.migrate, "available_migrations", lambda: [m for m in every if m[0] != 23])
     conn = prepare_database(tmp_path / "old.sqlite3")
     conn.execute("UPDATE campaigns SET definition_sha256 = NULL")  # as a campaign saved before 0013 is
-    monkeypatch.setattr(promo.db, "available_migrations", lambda: every)
+    monkeypatch.setattr(promo.migrate, "available_migrations", lambda: every)
     assert migrate(conn) == ["0023_definition_hashes.sql"]
     definition, digest = conn.execute("SELECT definition, definition_sha256 FROM campaigns WHERE slug = ?", (SLUG,)).fetchone()
     assert digest == _sha256(definition)

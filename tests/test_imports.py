@@ -17,9 +17,10 @@ from promo.campaign_store import StoredCampaign
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus
 from promo.codes import claim_code, import_codes, stock
 from promo.csvfile import records, rows
-from promo.db import IMPORT_CACHE_MIB, connect, migrate, transaction
+from promo.db import IMPORT_CACHE_MIB, connect, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_product_key
+from promo.migrate import migrate
 from tests.conftest import csv_bytes, product_key, reward_code
 
 NOW = datetime(2013, 7, 10, tzinfo=UTC)
@@ -144,10 +145,10 @@ def test_each_country_is_checked_in_its_own_column(conn: sqlite3.Connection) -> 
 
 
 def test_records_from_before_migration_0012_mean_both_countries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import promo.db
+    import promo.migrate
 
-    every = promo.db.available_migrations()
-    monkeypatch.setattr(promo.db, "available_migrations", lambda: [m for m in every if m[0] != 12])  # all but 0012
+    every = promo.migrate.available_migrations()
+    monkeypatch.setattr(promo.migrate, "available_migrations", lambda: [m for m in every if m[0] != 12])  # all but 0012
     old = connect(tmp_path / "old.sqlite3")
     migrate(old)
     with transaction(old):
@@ -155,7 +156,7 @@ def test_records_from_before_migration_0012_mean_both_countries(tmp_path: Path, 
         old.execute("INSERT INTO activations (product_key, sku, country, purchased_at, activated_at, account_email,"
                     " imported_at, import_batch) VALUES ('K1', 'O365-HOME-ESD', 'NO', '2013-08-01', '2013-08-02', NULL,"
                     " '2013-07-10T00:00:00.000000Z', 'old')")
-    monkeypatch.setattr(promo.db, "available_migrations", lambda: every)
+    monkeypatch.setattr(promo.migrate, "available_migrations", lambda: every)
     assert migrate(old) == ["0012_two_countries_unbound_keys.sql"]
     record = get_activation(old, "K1")
     assert record is not None and (record.purchase_country, record.activation_country) == ("NO", "NO")

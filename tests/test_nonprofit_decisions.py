@@ -24,8 +24,9 @@ from promo.campaigns.donation_program import (
     standing_move_failures,
 )
 from promo.catalog import shipped_catalog, upsert_skus
-from promo.db import _statements, available_migrations, connect, migrate, transaction
+from promo.db import connect, transaction
 from promo.errors import InputError
+from promo.migrate import _statements, available_migrations, migrate
 from promo.nonprofit.decisions import WrongState, change_standing, decide_request
 from promo.nonprofit.donations import get_request, request_donation, used_in_cycle
 from promo.nonprofit.organisations import get_organisation, organisation_language

@@ -12,7 +12,7 @@ REVIEWED_DYNAMIC_SQL = {
     ("db.py", "configure"): "PRAGMA values: an int() and a value checked against FULL/NORMAL",
     ("db.py", "_commit_on_loop"): "PRAGMA busy_timeout restored from an int()",
     ("db.py", "larger_cache"): "PRAGMA cache_size from int()s: the MiB asked for, then the size read back",
-    ("db.py", "migrate"): "statements of the numbered migration files shipped in the package",
+    ("migrate.py", "migrate"): "statements of the numbered migration files shipped in the package",
     ("db.py", "insert_each"): "the literal INSERT its callers pass (the code and activation imports); values are parameters",
     ("outbox.py", "mark_sent"): "an optional fixed clause",
     ("rewards.py", "get_reward"): "a constant SELECT plus a constant WHERE",

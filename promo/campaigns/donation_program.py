@@ -1,24 +1,23 @@
 """Campaign kind "donation program": software donations to validated nonprofits
 (RULES.md R-N1 … R-N11, R-V1 … R-V8). The rules here are pure, like the purchase offer's:
 they take what is known and the instant, and return every failure with its rule id.
-Storage and the transactions are in the promo/nonprofit/ package."""
+Storage and the transactions are in the promo/nonprofit/ package; the campaign file is read and
+written in donation_program_file.py."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from promo.campaigns.donation_program_file import program_to_dict, read_program
 from promo.campaigns.rules import Failure
 from promo.catalog import Sku
-from promo.errors import FieldError, InputError
 from promo.timeutil import zone
 
 KIND = "donation_program"
-GRANT_MODES = ("at_once", "by_staff")  # R-N4: the sponsor may grant or refuse any request; by_staff: every request waits
 KEY_PATTERN = r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$"
 NEVER = date(9999, 12, 31)  # licence keys do not expire
 
@@ -156,7 +155,7 @@ class DonationProgram:
     code_days: int = 60  # R-V3
     return_days: int = 60  # R-N9
     names: Mapping[str, str] = field(default_factory=dict)
-    grant: str = "at_once"  # GRANT_MODES
+    grant: str = "at_once"  # donation_program_file.GRANT_MODES
     terms_version: str = "1"  # R-N10: the terms of use a request accepts (stored with it)
     code_pattern: str = KEY_PATTERN
     kind: str = KIND
@@ -242,80 +241,11 @@ class DonationProgram:
             failures.append(Failure("R-N9", "return_installed", "products that were installed cannot be returned"))
         return failures
 
-    # ---- the campaign file ---------------------------------------------------------------
+    # ---- the campaign file (donation_program_file.py reads and writes it) -----------------
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], catalog: Mapping[str, Sku]) -> DonationProgram:
-        errors: list[FieldError] = []
-
-        def fail(where: str, message: str) -> None:
-            errors.append(FieldError(where, message))
-
-        slug, name, tz = (str(data.get(k) or "").strip() for k in ("slug", "name", "timezone"))
-        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug):
-            fail("slug", "must be lower-case letters, digits and single dashes")
-        if not name:
-            fail("name", "is required")
-        try:
-            zone(tz)
-        except InputError as exc:
-            errors.extend(exc.errors)
-        start = data.get("program_start")
-        if isinstance(start, str):
-            try:
-                start = date.fromisoformat(start)
-            except ValueError:
-                start = None
-        if not isinstance(start, date) or isinstance(start, datetime):
-            fail("program_start", "must be a date such as 2011-07-27 (R-N1)")
-            start = date.min
-        products = data.get("products")
-        if not isinstance(products, list) or not products:
-            fail("products", "must list the donation SKUs offered")
-            products = []
-        for sku in products:
-            if str(sku) not in catalog:
-                fail("products", f"unknown SKU {sku}: not in the product catalog")
-            elif catalog[str(sku)].product_class is None:
-                fail("products", f"{sku} has no product class; donation products need one (R-N2)")
-        raw_limits = data.get("limits", {})
-        limits = Limits()
-        if isinstance(raw_limits, Mapping):
-            values = {}
-            for key in ("each_desktop_or_cal", "windows_server_standard", "other_servers_total"):
-                value = raw_limits.get(key, getattr(limits, key))
-                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                    fail(f"limits.{key}", "must be a whole number of at least 1 (R-N2)")
-                    value = 1
-                values[key] = value
-            limits = Limits(**values)
-        else:
-            fail("limits", "must be a table")
-        grant = data.get("grant", "at_once")
-        if grant not in GRANT_MODES:
-            fail("grant", "must be at_once (requests that pass every rule are granted at once) or by_staff "
-                          "(every request waits for staff, R-N4)")
-        terms_version = data.get("terms_version", "1")
-        if not isinstance(terms_version, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}", terms_version):
-            fail("terms_version", "must name the version of the terms of use, such as 1 or 2013-07 (R-N10)")
-        unknown = set(data) - {"slug", "kind", "name", "timezone", "program_start", "products", "limits", "names", "grant",
-                               "terms_version"}
-        for key in sorted(unknown):
-            fail(key, "unknown setting for a donation program")
-        names = data.get("names", {})
-        if errors:
-            raise InputError(errors)
-        return cls(slug=slug, name=name, timezone=tz, program_start=start, products=tuple(str(p) for p in products),
-                   limits=limits, names=dict(names) if isinstance(names, Mapping) else {}, grant=str(grant),
-                   terms_version=str(terms_version))
+        return read_program(cls, Limits, data, catalog)
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"slug": self.slug, "kind": self.kind, "name": self.name, "timezone": self.timezone,
-                                "program_start": self.program_start, "grant": self.grant,
-                                "terms_version": self.terms_version, "products": list(self.products),
-                                "limits": {"each_desktop_or_cal": self.limits.each_desktop_or_cal,
-                                           "windows_server_standard": self.limits.windows_server_standard,
-                                           "other_servers_total": self.limits.other_servers_total}}
-        if self.names:
-            data["names"] = dict(sorted(self.names.items()))
-        return data
+        return program_to_dict(self)

@@ -1,0 +1,121 @@
+"""`promo serve`, `relay`, `migrate`, `demo` and `backup`: running and keeping the service."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from promo.catalog import shipped_catalog, upsert_skus
+from promo.cli.common import database, fail, handles_errors, migrated
+from promo.config import Settings, env_name, load_settings
+from promo.db import transaction
+from promo.migrate import migrate
+from promo.timeutil import utcnow
+
+
+@click.command()
+@click.option("--host", default=None, help="override server.host")
+@click.option("--port", type=int, default=None, help="override server.port")
+@click.pass_obj
+@handles_errors
+def serve(settings: Settings, host: str | None, port: int | None) -> None:
+    """Run the web service (uvicorn, uvloop + httptools when available)."""
+    import uvicorn
+
+    from promo.app import create_app
+    from promo.logs import configure_logging
+
+    if host or port:  # as PROMO_SERVER_HOST/PORT would, so the settings derived from them follow
+        overrides = {env_name("server.host"): host or "", env_name("server.port"): str(port or "")}
+        settings = load_settings(click.get_current_context().find_root().params["config_path"],
+                                 environ={**os.environ, **{k: v for k, v in overrides.items() if v}})
+    settings.require_secret_key()
+    configure_logging(settings.logging_format, settings.logging_level)
+    with database(settings) as conn:
+        migrated(conn)
+    # X-Forwarded-* are believed only from the configured proxies (uvicorn's own default
+    # trusts 127.0.0.1, which would let any local client choose its address).
+    uvicorn.run(create_app(settings), host=settings.server_host, port=settings.server_port,
+                proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=list(settings.trusted_proxies),
+                access_log=False, log_level=settings.logging_level.lower(), server_header=False)
+
+
+@click.command()
+@click.pass_obj
+@handles_errors
+def relay(settings: Settings) -> None:
+    """Send queued email alone, without the web service, until SIGINT or SIGTERM. For web
+    servers run with mail.relay = false, so email has a process (and a core) of its own
+    and does not slow redemptions in a spike. Several relays may run: batches are leased."""
+    import asyncio
+    import signal
+
+    from promo.db import Database
+    from promo.email_domains import SENDING_DOMAINS  # noqa: F401  (imported once: each registers its email contexts)
+    from promo.logs import configure_logging
+    from promo.mail import MailRelay
+    from promo.supervisor import Supervised
+    from promo.templating import Templates
+
+    configure_logging(settings.logging_format, settings.logging_level)
+    with database(settings) as conn:
+        migrated(conn)
+
+    async def run() -> None:
+        async with Database(settings.database_path, busy_timeout_ms=settings.database_busy_timeout_ms,
+                            synchronous=settings.database_synchronous) as db:
+            outbox_relay = MailRelay(db, settings.mail, Templates(auto_reload=False), settings.public_url)
+            worker = Supervised("mail_relay", outbox_relay.run, stop=outbox_relay.stop)  # restarted if anything escapes
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, worker.ask_to_stop)  # finish the message in hand, then leave
+            click.echo(f"relaying queued email to {settings.mail.host}:{settings.mail.port}", err=True)
+            worker.start()
+            await worker.wait()
+
+    asyncio.run(run())
+
+
+@click.command("migrate")
+@click.pass_obj
+@handles_errors
+def migrate_command(settings: Settings) -> None:
+    """Apply pending schema migrations and load the shipped SKU catalog."""
+    with database(settings) as conn:
+        applied = migrate(conn)
+        with transaction(conn):
+            upsert_skus(conn, shipped_catalog())
+    click.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
+
+
+@click.command()
+@click.pass_obj
+@handles_errors
+def demo(settings: Settings) -> None:
+    """Create or refresh the demo offer (open today, 50 codes, the README's product keys)."""
+    from promo.demo import DEMO_KEYS, DEMO_SLUG, install_demo
+
+    with database(settings) as conn:
+        result = install_demo(migrated(conn), utcnow())
+    click.echo(f"{DEMO_SLUG}: open today; {result['codes_added']} code(s) added; product keys: "
+               + ", ".join(key for key, _, _ in DEMO_KEYS))
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+@handles_errors
+def backup(settings: Settings, file: Path) -> None:
+    """Consistent online copy of the database (safe while the service runs), verified."""
+    from promo.backup import backup_database
+
+    with database(settings) as conn:
+        try:
+            report = backup_database(migrated(conn), file)
+        except (FileExistsError, ValueError) as exc:
+            fail(str(exc))
+    click.echo(f"backed up to {report.path}: {report.pages} pages, {report.redemptions} redemptions, "
+               f"{report.donation_requests} donation requests, {report.audit_events} audit events; integrity, "
+               f"the books of {report.campaigns} campaign(s) and the audit chain verified")
