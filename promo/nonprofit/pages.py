@@ -12,7 +12,7 @@ from typing import Any
 from promo.campaigns.donation_program import DonationProgram
 from promo.catalog import Sku, load_catalog
 from promo.errors import FieldError, InputError, NotFound
-from promo.jobs import Job, recent_jobs
+from promo.jobs import ImportJob, recent_jobs
 from promo.nonprofit.donations import (
     DonationRequest,
     DonationResult,
@@ -116,7 +116,7 @@ class ProgramOverview:
     waiting: list[DonationRequest]
     returns: list[dict[str, Any]]
     keys: list[dict[str, Any]]
-    jobs: list[Job]
+    jobs: list[ImportJob]
 
 
 def program_overview(conn: sqlite3.Connection) -> ProgramOverview:
