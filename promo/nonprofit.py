@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from promo.audit import append_event
-from promo.campaign_store import get_campaign
+from promo.campaign_store import get_campaign_of
 from promo.campaigns.donation_program import HEALTH_EXCEPTIONS, ORG_TYPES, DonationProgram, Registration, registration_failures
 from promo.campaigns.rules import Failure
 from promo.countries import country_zone, normalize_country
@@ -117,9 +117,7 @@ class ValidationCode:
 
 
 def program(conn: sqlite3.Connection, slug: str = PROGRAM) -> tuple[int, DonationProgram]:
-    stored = get_campaign(conn, slug)
-    if not isinstance(stored.campaign, DonationProgram):
-        raise NotFound("donation program", slug)
+    stored = get_campaign_of(conn, slug, DonationProgram, what="donation program")
     return stored.id, stored.campaign
 
 
