@@ -9,9 +9,10 @@ section, `terms[i].title.<lang>` and so on, with one empty section to add a new 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.catalog import ATTRIBUTES
 from promo.errors import FieldError, InputError
 
@@ -32,12 +33,14 @@ _TERMS_FIELD = re.compile(r"terms\[\d+\]\.(id|rules|(title|text|summary)\.[a-z]{
 def definition_from_form(form: Mapping[str, Any], base: Mapping[str, Any] | None, languages: tuple[str, ...]) -> dict[str, Any]:
     """The definition a submitted form describes; InputError for text the form cannot read
     (a malformed attribute line), before the campaign's own validation runs."""
-    get = lambda name: str(form.get(name) or "").strip()  # noqa: E731
-    getlist = form.getlist if hasattr(form, "getlist") else lambda name: list(form.get(name) or [])
+    def get(name: str) -> str:
+        return str(form.get(name) or "").strip()
+
+    getlist: Callable[[str], list[Any]] = form.getlist if hasattr(form, "getlist") else lambda name: list(form.get(name) or [])
     errors: list[FieldError] = []
     data: dict[str, Any] = {
         "slug": get("slug") or (base or {}).get("slug", ""),
-        "kind": (base or {}).get("kind", "purchase_offer"),
+        "kind": (base or {}).get("kind", PurchaseOffer.kind),  # the form edits purchase offers
         "name": get("name"),
         "timezone": get("timezone"),
         "limit_per_account": _number(get("limit_per_account")) if get("limit_per_account") else 1,
@@ -145,7 +148,9 @@ def terms_slots(values: Mapping[str, Any]) -> range:
 
 def terms_from_form(form: Mapping[str, Any], languages: tuple[str, ...]) -> list[dict[str, Any]]:
     """The sections in form order; one marked for removal, or left empty, is left out."""
-    get = lambda name: str(form.get(name) or "").replace("\r\n", "\n").strip()  # noqa: E731
+    def get(name: str) -> str:
+        return str(form.get(name) or "").replace("\r\n", "\n").strip()
+
     indices = sorted({int(m.group(1)) for k in form.keys() if (m := _TERMS_KEY.match(k))})
     sections = []
     for i in indices:

@@ -12,10 +12,11 @@ import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from promo.audit import append_event
 from promo.campaigns import campaign_from_json, campaign_to_json
+from promo.campaigns.kind import CampaignKind
 from promo.catalog import load_catalog
 from promo.db import sha256_hex
 from promo.errors import InputError, NotFound
@@ -23,7 +24,7 @@ from promo.terms_store import record_terms_version
 from promo.timeutil import db_time
 
 _CACHE_SIZE = 64
-_parsed: OrderedDict[str, Any] = OrderedDict()
+_parsed: OrderedDict[str, CampaignKind] = OrderedDict()
 
 
 STATES = ("draft", "scheduled", "live", "paused", "ended")
@@ -33,7 +34,7 @@ STATE_ACTIONS = ("publish", "pause", "resume")
 @dataclass(frozen=True)
 class StoredCampaign:
     id: int
-    campaign: Any  # a campaign kind instance, e.g. PurchaseOffer
+    campaign: CampaignKind  # of any kind; get_campaign_of gives one kind's, typed
     updated_at: str
     published_at: str | None = None
     paused_at: str | None = None
@@ -50,8 +51,8 @@ class StoredCampaign:
         """draft, scheduled, live, paused or ended: what a marketer sees in the console."""
         if not self.published:
             return "draft"
-        window = getattr(self.campaign, "redemption", None)  # a donation program has no window
-        if window is None:
+        window = self.campaign.redemption_window()
+        if window is None:  # not redeemed: live from its publication
             return "paused" if self.paused else "live"
         if window.is_before(now):
             return "scheduled"
@@ -60,8 +61,18 @@ class StoredCampaign:
         return "paused" if self.paused else "live"
 
 
+K = TypeVar("K", bound=CampaignKind, covariant=True)
+
+
+@dataclass(frozen=True)
+class StoredOf(StoredCampaign, Generic[K]):
+    """A stored campaign of one kind (K: PurchaseOffer, DonationProgram)."""
+
+    campaign: K
+
+
 def save_campaign(
-    conn: sqlite3.Connection, campaign: Any, *, actor: str, now: datetime, ip: str | None = None,
+    conn: sqlite3.Connection, campaign: CampaignKind, *, actor: str, now: datetime, ip: str | None = None,
     publish: bool = True, expected_updated_at: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Insert or update by slug (inside a transaction). Returns (id, {field: [before, after]}).
@@ -82,13 +93,13 @@ def save_campaign(
              "published": db_time(now) if publish else None},
         ).lastrowid
         assert campaign_id is not None
-        record_terms_version(conn, campaign_id, getattr(campaign, "terms", None), now=now)
+        record_terms_version(conn, campaign_id, campaign.terms, now=now)
         changes = {k: [None, v] for k, v in _flatten(json.loads(definition)).items()}
         append_event(conn, tag="campaign:definition:created", actor=actor, subject=f"campaign:{campaign.slug}",
                      data={"changes": changes, "state": "published" if publish else "draft"}, at=now, ip=ip)
         return campaign_id, changes
     changes = diff(json.loads(row["definition"]), json.loads(definition))
-    record_terms_version(conn, row["id"], getattr(campaign, "terms", None), now=now)  # R-X22
+    record_terms_version(conn, row["id"], campaign.terms, now=now)  # R-X22
     if changes:
         conn.execute(
             "UPDATE campaigns SET definition = :d, definition_sha256 = :sha, kind = :kind, updated_at = :t WHERE id = :id",
@@ -109,6 +120,17 @@ def get_campaign(conn: sqlite3.Connection, slug: str) -> StoredCampaign:
     if row is None:
         raise NotFound("campaign", slug)
     return _stored(conn, row)
+
+
+def get_campaign_of(conn: sqlite3.Connection, slug: str, kind: type[K], *, what: str = "campaign") -> StoredOf[K]:
+    """The campaign `slug` if it is of `kind`. NotFound("campaign") when there is no such
+    campaign, NotFound(what) when it is of another kind: to a consumer a donation program
+    is no offer, to the nonprofit pages a purchase offer is no donation program."""
+    stored = get_campaign(conn, slug)
+    campaign = stored.campaign
+    if not isinstance(campaign, kind):
+        raise NotFound(what, slug)
+    return StoredOf(stored.id, campaign, stored.updated_at, stored.published_at, stored.paused_at)
 
 
 def list_campaigns(conn: sqlite3.Connection) -> list[StoredCampaign]:
@@ -141,7 +163,7 @@ def change_state(conn: sqlite3.Connection, slug: str, action: str, *, actor: str
     return after
 
 
-def _parse(conn: sqlite3.Connection, campaign_id: int, digest: str | None) -> Any:
+def _parse(conn: sqlite3.Connection, campaign_id: int, digest: str | None) -> CampaignKind:
     if digest is not None and digest in _parsed:
         _parsed.move_to_end(digest)
         return _parsed[digest]

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import IO
+from zoneinfo import ZoneInfo
 
 from promo.audit import append_event
+from promo.campaigns.kind import CampaignKind
 from promo.csvfile import ErrorList, open_text, records
 from promo.db import insert_each, larger_cache, transaction
 from promo.errors import FieldError, InputError
@@ -38,7 +40,7 @@ def import_codes(
     conn: sqlite3.Connection,
     *,
     campaign_id: int,
-    campaign: object,
+    campaign: CampaignKind,
     source: IO[bytes] | str,
     source_name: str,
     now: datetime,
@@ -50,12 +52,12 @@ def import_codes(
     duplicate in the file or in the database) rolls the whole file back and is reported
     with its line number. Call on a connection outside any transaction.
     """
-    pattern = re.compile(campaign.code_pattern)  # type: ignore[attr-defined]
+    pattern = re.compile(campaign.code_pattern)
     fullmatch = pattern.fullmatch
-    products = set(campaign.code_products)  # type: ignore[attr-defined]  # empty: one pool for the campaign
+    products = set(campaign.code_products)  # empty: one pool for the campaign
     per_product = bool(products)
-    default_expiry = db_time(campaign.code_expires_at)  # type: ignore[attr-defined]
-    tz = campaign.tz  # type: ignore[attr-defined]
+    default_expiry = db_time(campaign.code_expires_at)
+    tz = campaign.tz
     errors = ErrorList()
 
     def valid_rows(stream: IO[str], batch_id: int) -> Iterator[_CodeRow]:
@@ -105,7 +107,7 @@ def import_codes(
             errors.add(FieldError("file", "holds no codes"))
         errors.raise_if_any()
         conn.execute("UPDATE code_batches SET code_count = :n WHERE id = :b", {"n": imported, "b": batch_id})
-        append_event(conn, tag="codes:batch:imported", actor=actor, subject=f"campaign:{campaign.slug}", at=now,  # type: ignore[attr-defined]
+        append_event(conn, tag="codes:batch:imported", actor=actor, subject=f"campaign:{campaign.slug}", at=now,
                      data={"batch": batch_id, "source": source_name, "codes": imported})
     return ImportReport(batch_id=batch_id, imported=imported)
 
@@ -121,12 +123,12 @@ def _duplicate(conn: sqlite3.Connection, code: str, *, line: int, batch_id: int)
     return FieldError("code", "already in a code pool", line=line)
 
 
-def _expiry(value: str, tz: object) -> str:
+def _expiry(value: str, tz: ZoneInfo) -> str:
     moment = parse_moment(value, "expires_at")
     if isinstance(moment, datetime):
         return db_time(moment)
     # A bare day: the code is valid through that whole day in the campaign's zone.
-    end = datetime.combine(moment + timedelta(days=1), time(0), tzinfo=tz)  # type: ignore[arg-type]
+    end = datetime.combine(moment + timedelta(days=1), time(0), tzinfo=tz)
     return db_time(end.astimezone(UTC) - timedelta(microseconds=1))
 
 

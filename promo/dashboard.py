@@ -16,7 +16,8 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from promo import activity
-from promo.campaign_store import StoredCampaign, list_campaigns
+from promo.campaign_store import StoredCampaign, StoredOf, list_campaigns
+from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.stock import RunOut, pool_counts, project_run_out, redemption_rate
 from promo.timeutil import from_db_time
 
@@ -69,7 +70,7 @@ class Mail:
 
 @dataclass(frozen=True)
 class Dashboard:
-    stored: StoredCampaign
+    stored: StoredOf[PurchaseOffer]
     status: str
     now: datetime
     tz: ZoneInfo
@@ -113,14 +114,14 @@ def open_claims(conn: sqlite3.Connection, campaign_id: int) -> int:
                             {"c": campaign_id}).fetchone()[0])
 
 
-def shown_day(stored: StoredCampaign, now: datetime, asked: date | None) -> date:
+def shown_day(stored: StoredOf[PurchaseOffer], now: datetime, asked: date | None) -> date:
     """The day shown by the hour: the one asked for, else today; kept inside the window."""
     window = stored.campaign.redemption
     day = asked or now.astimezone(stored.campaign.tz).date()
     return min(max(day, window.first_day), window.last_day)
 
 
-def campaign_dashboard(conn: sqlite3.Connection, stored: StoredCampaign, now: datetime,
+def campaign_dashboard(conn: sqlite3.Connection, stored: StoredOf[PurchaseOffer], now: datetime,
                        day: date | None = None) -> Dashboard:
     campaign = stored.campaign
     tz, window = campaign.tz, campaign.redemption
@@ -173,7 +174,7 @@ class Glance:
 def overview(conn: sqlite3.Connection, now: datetime) -> list[Glance]:
     out = []
     for stored in list_campaigns(conn):
-        if stored.campaign.kind != "purchase_offer" or stored.status(now) not in OVERVIEW_STATES:
+        if stored.campaign.redemption_window() is None or stored.status(now) not in OVERVIEW_STATES:  # redemptions only
             continue
         out.append(glance(conn, stored, now))
     return out

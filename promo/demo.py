@@ -13,8 +13,9 @@ import tomllib
 from datetime import datetime, timedelta
 from typing import Any
 
-from promo.campaign_store import StoredCampaign, get_campaign, save_campaign
+from promo.campaign_store import StoredCampaign, get_campaign, get_campaign_of, save_campaign
 from promo.campaigns import campaign_from_dict, shipped_campaign_text
+from promo.campaigns.donation_program import DonationProgram
 from promo.catalog import load_catalog
 from promo.codes import import_codes
 from promo.db import transaction
@@ -98,9 +99,9 @@ def install_donation_program(conn: sqlite3.Connection, now: datetime) -> None:
     with transaction(conn):
         program = campaign_from_dict(tomllib.loads(shipped_campaign_text("nonprofit-donations")), load_catalog(conn))
         save_campaign(conn, program, actor=DEMO_ACTOR, now=now)
-        stored = get_campaign(conn, program.slug)
+        stored = get_campaign_of(conn, program.slug, DonationProgram)
         missing: list[tuple[str, ...]] = []
-        for sku in program.products:
+        for sku in stored.campaign.products:
             have = conn.execute("SELECT COUNT(*) FROM reward_codes WHERE campaign_id = :c AND sku = :s AND issued_at IS NULL"
                                 " AND voided_at IS NULL", {"c": stored.id, "s": sku}).fetchone()[0]
             missing += [(_demo_code(), sku) for _ in range(max(0, DONATION_KEYS_PER_PRODUCT - have))]

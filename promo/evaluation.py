@@ -4,11 +4,13 @@ The same rule code path as a redemption (campaign.evaluate); nothing is written.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from promo.campaign_store import get_campaign
-from promo.campaigns.purchase_offer import Claim
+from promo.campaigns.purchase_offer import Claim, PurchaseOffer
 from promo.campaigns.rules import Decision
 from promo.catalog import load_catalog, normalize_sku
 from promo.countries import normalize_country
@@ -31,18 +33,19 @@ class DryRun:
 def evaluate_dry_run(conn: sqlite3.Connection, request: DryRun, now: datetime) -> Decision:
     stored = get_campaign(conn, request.campaign)
     campaign = stored.campaign
-    if campaign.kind != "purchase_offer":
+    if not isinstance(campaign, PurchaseOffer):
         raise InputError.one("campaign", f"{request.campaign} is a {campaign.kind}; dry runs are for purchase offers")
     catalog = load_catalog(conn)
     errors: list[FieldError] = []
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # Claim's fields: a Sku, countries, moments
     countries = {name: getattr(request, name).strip() or request.country for name in ("purchase_country", "activation_country")}
-    for name, raw, check in (
+    checks: list[tuple[str, str, Callable[[str, str], object]]] = [
         ("sku", request.sku, lambda v, f: normalize_sku(v, catalog, f)),
         *((name, raw, normalize_country) for name, raw in countries.items()),
         ("purchased_at", request.purchased_at, parse_moment),
         ("activated_at", request.activated_at, parse_moment),
-    ):
+    ]
+    for name, raw, check in checks:
         # A country that came from `country` is reported there, where it was typed.
         field = name if name not in countries or getattr(request, name).strip() else "country"
         try:
@@ -53,7 +56,7 @@ def evaluate_dry_run(conn: sqlite3.Connection, request: DryRun, now: datetime) -
         raise InputError(errors)
     purchased, activated = values["purchased_at"], values["activated_at"]
     if not campaign.in_order(purchased, activated):  # typed input: a field error, not a refusal
-        raise InputError.one("activated_at", f"activation ({moment_text(activated)}) is before purchase "  # type: ignore[arg-type]
-                             f"({moment_text(purchased)}) in the campaign's zone ({campaign.timezone})")  # type: ignore[arg-type]
-    claim = Claim(account=request.account, product_key="", **values)  # type: ignore[arg-type]
+        raise InputError.one("activated_at", f"activation ({moment_text(activated)}) is before purchase "
+                             f"({moment_text(purchased)}) in the campaign's zone ({campaign.timezone})")
+    claim = Claim(account=request.account, product_key="", **values)
     return campaign.evaluate(claim, now)

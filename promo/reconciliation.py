@@ -7,10 +7,12 @@ Any mismatch comes with the rows behind it (codes and product keys masked)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from promo.campaign_store import get_campaign
+from promo.campaigns.kind import Issuance
 from promo.codes import stock
 from promo.identifiers import mask_code
 
@@ -43,27 +45,30 @@ def reconcile(conn: sqlite3.Connection, slug: str, now: datetime) -> Reconciliat
     imported = int(conn.execute("SELECT COUNT(*) FROM reward_codes WHERE campaign_id = :c", {"c": stored.id}).fetchone()[0])
     codes = Check("codes", ("imported", imported), [(k, v) for k, v in counts.items()])
 
-    if stored.campaign.kind == "donation_program":
-        return Reconciliation(slug, [codes, *_donation_checks(conn, stored.id, counts["issued"])])
-    redemptions = int(conn.execute("SELECT COUNT(*) FROM redemptions WHERE campaign_id = :c", {"c": stored.id}).fetchone()[0])
-    issued = counts["issued"]
+    books = _BOOKS[stored.campaign.issuance]  # how the kind's codes are issued says what they balance against
+    return Reconciliation(slug, [codes, *books(conn, stored.id, counts["issued"])])
+
+
+def _redemption_checks(conn: sqlite3.Connection, campaign_id: int, issued: int) -> list[Check]:
+    """A redeemed campaign: one issued code per accepted redemption; one email per redemption."""
+    redemptions = int(conn.execute("SELECT COUNT(*) FROM redemptions WHERE campaign_id = :c", {"c": campaign_id}).fetchone()[0])
     orphans = [f"code {mask_code(r[0])} issued at {r[1]} without a redemption" for r in conn.execute(
         "SELECT k.code, k.issued_at FROM reward_codes k WHERE k.campaign_id = :c AND k.issued_at IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM redemptions r WHERE r.code_id = k.id) ORDER BY k.id LIMIT 50", {"c": stored.id})]
+        " AND NOT EXISTS (SELECT 1 FROM redemptions r WHERE r.code_id = k.id) ORDER BY k.id LIMIT 50", {"c": campaign_id})]
     issuance = Check("issued", ("accepted redemptions", redemptions), [("issued codes", issued)], orphans)
 
     emails = {status: 0 for status in ("sent", "queued", "failed")}
     for status, n in conn.execute(
         "SELECT o.status, COUNT(*) FROM redemptions r JOIN outbox o ON o.id ="
         " (SELECT MIN(id) FROM outbox WHERE subject_ref = 'redemption:' || r.id) WHERE r.campaign_id = :c GROUP BY o.status",
-        {"c": stored.id}):
+        {"c": campaign_id}):
         emails[status] = n
     missing = [f"redemption {r[0]} ({r[1]}) has no email in the outbox" for r in conn.execute(
         "SELECT r.id, r.account_email FROM redemptions r WHERE r.campaign_id = :c AND NOT EXISTS"
-        " (SELECT 1 FROM outbox o WHERE o.subject_ref = 'redemption:' || r.id) ORDER BY r.id LIMIT 50", {"c": stored.id})]
+        " (SELECT 1 FROM outbox o WHERE o.subject_ref = 'redemption:' || r.id) ORDER BY r.id LIMIT 50", {"c": campaign_id})]
     mail = Check("emails", ("issued codes", issued),
                  [("emails sent", emails["sent"]), ("pending", emails["queued"]), ("failed", emails["failed"])], missing)
-    return Reconciliation(slug, [codes, issuance, mail])
+    return [issuance, mail]
 
 
 def _donation_checks(conn: sqlite3.Connection, campaign_id: int, issued: int) -> list[Check]:
@@ -85,3 +90,7 @@ def _donation_checks(conn: sqlite3.Connection, campaign_id: int, issued: int) ->
     mail = Check("emails", ("granted donation requests", requests),
                  [("emails sent", emails["sent"]), ("pending", emails["queued"]), ("failed", emails["failed"])])
     return [keys, mail]
+
+
+_BOOKS: dict[Issuance, Callable[[sqlite3.Connection, int, int], list[Check]]] = {
+    Issuance.REDEMPTION: _redemption_checks, Issuance.DONATION: _donation_checks}

@@ -19,15 +19,15 @@ from typing import Any
 from promo.activations import get_activation
 from promo.activity import count_attempt
 from promo.audit import append_event
-from promo.campaign_store import StoredCampaign, get_campaign
-from promo.campaigns.purchase_offer import Claim
+from promo.campaign_store import StoredCampaign, get_campaign, get_campaign_of
+from promo.campaigns.purchase_offer import Claim, PurchaseOffer
 from promo.campaigns.rules import CAMPAIGN, STOCK, Decision, Failure
 from promo.catalog import get_sku
 from promo.codes import claim_code
 from promo.countries import normalize_country
 from promo.db import Database, transaction
 from promo.email_contexts import register
-from promo.errors import InputError, NotFound
+from promo.errors import InputError
 from promo.identifiers import mailbox_params, mask_code, mask_product_key, normalize_email, normalize_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.reward_email import reward_email_context
@@ -147,10 +147,9 @@ def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
 
 def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, mail_domain: str,
                        guess_limit: int | None, reviewed: bool) -> RedemptionResult:
-    stored = get_campaign(conn, request.campaign)
+    # A donation program is asked through /nonprofit/, not redeemed: to this, no offer.
+    stored = get_campaign_of(conn, request.campaign, PurchaseOffer, what="offer")
     campaign = stored.campaign
-    if campaign.kind != "purchase_offer":  # a donation program is asked through /nonprofit/, not redeemed
-        raise NotFound("offer", request.campaign)
     if request.idempotency_key:
         replay = _replay(conn, stored.id, request)
         if replay is not None:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from promo.audit import append_event
-from promo.campaign_store import get_campaign
+from promo.campaign_store import get_campaign_of
+from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.errors import InputError, NotFound
 from promo.identifiers import mask_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
@@ -89,7 +90,7 @@ def submit_claim(conn: sqlite3.Connection, *, campaign: str, account_email: str,
                  kind: str, locale: str, ip: str | None, now: datetime) -> int:
     """Queue a claim for review (inside a transaction). The claim states the purchase as the
     customer gives it; a key whose record already names an account is not reviewed."""
-    stored = get_campaign(conn, campaign)
+    stored = get_campaign_of(conn, campaign, PurchaseOffer, what="offer")  # R-X12 reviews claims to an offer
     record = conn.execute("SELECT account_email FROM activations WHERE product_key = :k", {"k": activation.product_key}).fetchone()
     if record is not None and (record[0] is not None or stored.campaign.allow_unbound_keys):
         raise InputError.one("product_key", "this product key has an activation record: redeem it directly")

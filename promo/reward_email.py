@@ -8,7 +8,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from promo.campaign_store import get_campaign
+from promo.campaign_store import get_campaign_of
+from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.email_contexts import PermanentFailure
 from promo.outbox import OutboxMessage
 from promo.rewards import get_reward
@@ -23,7 +24,7 @@ def reward_email_context(conn: sqlite3.Connection, message: OutboxMessage) -> di
     reward = get_reward(conn, int(ref))
     if reward is None:
         raise PermanentFailure(f"redemption {ref} not found")
-    stored = get_campaign(conn, reward.campaign_slug)
+    stored = get_campaign_of(conn, reward.campaign_slug, PurchaseOffer)
     campaign = stored.campaign
     country = reward.residence  # R-X13: where the customer lives chooses sponsor, law and support
     return {"reward": reward, "campaign": campaign, "country": country,

@@ -12,6 +12,8 @@ from typing import Any
 from promo import activity
 from promo.activity import local_hour_start
 from promo.audit import append_event
+from promo.campaign_store import StoredCampaign
+from promo.campaigns.kind import Issuance
 from promo.codes import stock
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.timeutil import db_time
@@ -64,13 +66,13 @@ class StockReport:
                 "projection": self.run_out.kind}
 
 
-def pool_counts(conn: sqlite3.Connection, stored: Any, now: datetime) -> dict[str, int]:
+def pool_counts(conn: sqlite3.Connection, stored: StoredCampaign, now: datetime) -> dict[str, int]:
     """Codes by status, as codes.stock() counts them, without reading the pool: codes per
     batch (known at import, voided ones counted when voided), issued ones from the campaign's
     redemption counter, and only the free codes already past their expiry from the index of
     free codes (none while a campaign runs, all that are left once its codes expire)."""
     campaign = stored.campaign
-    if campaign.kind != "purchase_offer":  # a program's keys are also taken outside redemptions
+    if campaign.issuance is not Issuance.REDEMPTION:  # the redemption counter does not count its codes
         return stock(conn, campaign_id=stored.id, not_expiring_before=campaign.code_expires_at, now=now)
     total, voided, issued, expired = conn.execute(
         "SELECT (SELECT COALESCE(SUM(code_count), 0) FROM code_batches WHERE campaign_id = :c),"
@@ -83,9 +85,12 @@ def pool_counts(conn: sqlite3.Connection, stored: Any, now: datetime) -> dict[st
     return {"available": total - voided - issued - expired, "issued": issued, "expired": expired, "voided": voided}
 
 
-def redemption_rate(conn: sqlite3.Connection, stored: Any, now: datetime) -> float:
-    """Redemptions a day over the last RATE_DAYS days, or since redemption opened if later."""
-    window = stored.campaign.redemption
+def redemption_rate(conn: sqlite3.Connection, stored: StoredCampaign, now: datetime) -> float:
+    """Redemptions a day over the last RATE_DAYS days, or since redemption opened if later
+    (0 for a campaign that is not redeemed)."""
+    window = stored.campaign.redemption_window()
+    if window is None:
+        return 0.0
     since = max(now - timedelta(days=RATE_DAYS), window.start)
     if since >= now:
         return 0.0
@@ -93,8 +98,10 @@ def redemption_rate(conn: sqlite3.Connection, stored: Any, now: datetime) -> flo
     return activity.total(conn, stored.id, "redeemed", start=local_hour_start(since, stored.campaign.tz), end=now) / days
 
 
-def project_run_out(stored: Any, available: int, rate_per_day: float, now: datetime) -> RunOut:
-    window = stored.campaign.redemption
+def project_run_out(stored: StoredCampaign, available: int, rate_per_day: float, now: datetime) -> RunOut:
+    window = stored.campaign.redemption_window()
+    if window is None:  # not redeemed: nothing to project
+        return RunOut("not_at_this_rate", None, rate_per_day)
     if now >= window.end:
         return RunOut("window_closed", None, rate_per_day)
     if available <= 0:
@@ -107,21 +114,18 @@ def project_run_out(stored: Any, available: int, rate_per_day: float, now: datet
     return RunOut("runs_out", at.astimezone(stored.campaign.tz).date(), rate_per_day)
 
 
-def stock_report(conn: sqlite3.Connection, stored: Any, now: datetime) -> StockReport:
+def stock_report(conn: sqlite3.Connection, stored: StoredCampaign, now: datetime) -> StockReport:
     campaign = stored.campaign
     by_status = pool_counts(conn, stored, now)
     tz = campaign.tz
     today = now.astimezone(tz).date()
     per_day = [(day, counts["redeemed"]) for day, counts in
                activity.by_local_day(conn, stored.id, ("redeemed",), today - timedelta(days=HISTORY_DAYS - 1), today, tz)]
-    if getattr(campaign, "redemption", None) is None:  # a donation program has no redemption window
-        run_out = RunOut("not_at_this_rate", None, 0.0)
-    else:
-        run_out = project_run_out(stored, by_status["available"], redemption_rate(conn, stored, now), now)
-    return StockReport(by_status, per_day, run_out, getattr(campaign, "low_stock_threshold", None), campaign.timezone)
+    run_out = project_run_out(stored, by_status["available"], redemption_rate(conn, stored, now), now)
+    return StockReport(by_status, per_day, run_out, campaign.low_stock_threshold, campaign.timezone)
 
 
-def available_up_to(conn: sqlite3.Connection, stored: Any, n: int, now: datetime) -> int:
+def available_up_to(conn: sqlite3.Connection, stored: StoredCampaign, n: int, now: datetime) -> int:
     """Issuable codes, counted no further than n: reads at most n index entries, not the pool
     (below n, the exact count)."""
     return int(conn.execute(
@@ -131,15 +135,15 @@ def available_up_to(conn: sqlite3.Connection, stored: Any, n: int, now: datetime
     ).fetchone()[0])
 
 
-def available_at_least(conn: sqlite3.Connection, stored: Any, n: int, now: datetime) -> bool:
+def available_at_least(conn: sqlite3.Connection, stored: StoredCampaign, n: int, now: datetime) -> bool:
     """Whether at least n codes are issuable (reads at most n index entries)."""
     return available_up_to(conn, stored, n, now) >= n
 
 
-def alert_if_low(conn: sqlite3.Connection, stored: Any, *, now: datetime, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> bool:
+def alert_if_low(conn: sqlite3.Connection, stored: StoredCampaign, *, now: datetime, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> bool:
     """Fire the low-stock alert if it is armed and stock is below the threshold (inside
     the transaction that took a code). Returns whether it fired."""
-    threshold = getattr(stored.campaign, "low_stock_threshold", None)
+    threshold = stored.campaign.low_stock_threshold
     if threshold is None:
         return False
     if conn.execute("SELECT 1 FROM stock_alerts WHERE campaign_id = :c AND rearmed_at IS NULL",
@@ -163,12 +167,12 @@ def alert_if_low(conn: sqlite3.Connection, stored: Any, *, now: datetime, mail_d
     return True
 
 
-def rearm_if_restocked(conn: sqlite3.Connection, stored: Any, *, now: datetime, actor: str) -> bool:
+def rearm_if_restocked(conn: sqlite3.Connection, stored: StoredCampaign, *, now: datetime, actor: str) -> bool:
     """After a restock or a threshold change: re-arm a fired alert once stock is back at
     the threshold, so the next crossing emails again."""
     row = conn.execute("SELECT id FROM stock_alerts WHERE campaign_id = :c AND rearmed_at IS NULL",
                        {"c": stored.id}).fetchone()
-    threshold = getattr(stored.campaign, "low_stock_threshold", None)
+    threshold = stored.campaign.low_stock_threshold
     if row is None or (threshold is not None and not available_at_least(conn, stored, threshold, now)):
         return False
     conn.execute("UPDATE stock_alerts SET rearmed_at = :now WHERE id = :id", {"now": db_time(now), "id": row["id"]})

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from promo.campaigns.donation_program_file import program_to_dict, read_program
+from promo.campaigns.kind import Issuance
 from promo.campaigns.rules import Failure
 from promo.catalog import Sku
 from promo.timeutil import zone
@@ -159,9 +160,29 @@ class DonationProgram:
     terms_version: str = "1"  # R-N10: the terms of use a request accepts (stored with it)
     code_pattern: str = KEY_PATTERN
     kind: str = KIND
+    issuance: ClassVar[Issuance] = Issuance.DONATION  # staff grant licence keys to requests (R-N4)
+    console_path: ClassVar[str] = "/console/nonprofit/"
 
     def name_in(self, lang: str) -> str:
         return self.names.get(lang, self.name)
+
+    def redemption_window(self) -> None:
+        """Nobody redeems a program: organisations ask through /nonprofit/, staff grant."""
+        return None
+
+    def schedule(self) -> str:
+        return f"opens after {self.program_start}"
+
+    @property
+    def low_stock_threshold(self) -> None:
+        """Licence keys have no low-stock alert."""
+        return None
+
+    @property
+    def terms(self) -> None:
+        """A request accepts the program's terms of use by version (terms_version, R-N10); the
+        program keeps no terms text of its own."""
+        return None
 
     @property
     def tz(self) -> ZoneInfo:

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
+from promo.campaigns.kind import Issuance
 from promo.campaigns.purchase_offer_file import offer_to_dict, read_offer
 from promo.campaigns.purchase_offer_parts import DEFAULT_CODE_PATTERN, KIND, OfferReward, ProductRules, Sponsor, Support, SupportContact
 from promo.campaigns.rules import Decision, Failure
@@ -65,9 +66,20 @@ class PurchaseOffer:
     # the campaign says otherwise (the demo, where any address may redeem a demo key).
     allow_unbound_keys: bool = False
     kind: str = KIND
+    issuance: ClassVar[Issuance] = Issuance.REDEMPTION  # one code per accepted redemption (R-X6)
 
     def name_in(self, lang: str) -> str:
         return self.names.get(lang, self.name)
+
+    def redemption_window(self) -> DayWindow:
+        return self.redemption
+
+    def schedule(self) -> str:
+        return f"redeem {self.redemption.first_day}..{self.redemption.last_day}"
+
+    @property
+    def console_path(self) -> str:
+        return f"/console/campaigns/{self.slug}"
 
     def description_in(self, lang: str) -> str:
         return self.descriptions.get(lang) or self.descriptions.get("en", "")

@@ -166,7 +166,8 @@ def _ordered(texts: Mapping[str, str], languages: list[str]) -> dict[str, str]:
 
 
 def language_name(lang: str) -> str:
-    return Locale("en").languages.get(lang.replace("-", "_"), lang)
+    name: str = Locale("en").languages.get(lang.replace("-", "_"), lang)  # Babel's mapping is untyped
+    return name
 
 
 # ---- display -----------------------------------------------------------------------------

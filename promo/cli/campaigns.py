@@ -70,10 +70,8 @@ def campaigns_list(settings: Settings) -> None:
         for s in list_campaigns(migrated(conn)):
             c = s.campaign
             counts = stock(conn, campaign_id=s.id, not_expiring_before=c.code_expires_at, now=now)
-            window = (f"redeem {c.redemption.first_day}..{c.redemption.last_day}" if hasattr(c, "redemption")
-                      else f"opens after {c.program_start}")
             click.echo(
-                f"{c.slug}\t{c.kind}\t{window} {c.timezone}\t"
+                f"{c.slug}\t{c.kind}\t{c.schedule()} {c.timezone}\t"
                 + " ".join(f"{k}={v}" for k, v in counts.items())
             )
 

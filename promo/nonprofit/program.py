@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 
-from promo.campaign_store import get_campaign
+from promo.campaign_store import get_campaign_of
 from promo.campaigns.donation_program import DonationProgram
 from promo.campaigns.rules import Failure
-from promo.errors import FieldError, InputError, NotFound
+from promo.errors import FieldError, InputError
 
 PROGRAM = "nonprofit-donations"
 
@@ -25,9 +25,7 @@ class NotAllowed(InputError):
 
 
 def program(conn: sqlite3.Connection, slug: str = PROGRAM) -> tuple[int, DonationProgram]:
-    stored = get_campaign(conn, slug)
-    if not isinstance(stored.campaign, DonationProgram):
-        raise NotFound("donation program", slug)
+    stored = get_campaign_of(conn, slug, DonationProgram, what="donation program")
     return stored.id, stored.campaign
 
 

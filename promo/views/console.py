@@ -22,12 +22,13 @@ from starlette.routing import Route
 from promo.auth import same_token
 from promo.campaign_form import definition_from_form, errors_by_field, form_from_definition, terms_slots, with_terms_of
 from promo.campaign_list import CampaignQuery, list_page
-from promo.campaign_store import STATE_ACTIONS, StoredCampaign, change_state, get_campaign, save_campaign
+from promo.campaign_store import STATE_ACTIONS, StoredCampaign, StoredOf, change_state, get_campaign, get_campaign_of, save_campaign
 from promo.campaigns import campaign_from_dict, parse_campaign_file, render_campaign_file
+from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.catalog import load_catalog
 from promo.codes import Batch, batch_of, batches, void_batch
 from promo.countries import country_codes, country_name
-from promo.errors import InputError, NotFound
+from promo.errors import InputError
 from promo.evaluation import DryRun, evaluate_dry_run
 from promo.i18n import languages
 from promo.jobs import get_job, recent_jobs, spool
@@ -41,7 +42,7 @@ from promo.views.context import client_ip, redirect
 from promo.views.dashboard_charts import per_day_chart
 from promo.views.staffauth import expired_form, require_role, staff_render
 
-OFFER = "purchase_offer"  # the kind these pages edit; the donation program has /console/nonprofit/
+OFFER = PurchaseOffer.kind  # the kind these pages edit; the donation program has /console/nonprofit/
 READERS = ("admin", "marketer", "auditor")
 FormView = Callable[[Request, StaffSession, FormData], Awaitable[Response]]
 EDITORS = ("admin", "marketer")
@@ -64,11 +65,8 @@ async def checked_form(request: Request, session: StaffSession) -> FormData | Re
     return form
 
 
-def get_offer(conn: Any, slug: str) -> StoredCampaign:
-    stored = get_campaign(conn, slug)
-    if stored.campaign.kind != OFFER:
-        raise NotFound("campaign", slug)
-    return stored
+def get_offer(conn: Any, slug: str) -> StoredOf[PurchaseOffer]:
+    return get_campaign_of(conn, slug, PurchaseOffer)
 
 
 async def _catalog(request: Request) -> dict[str, Any]:
@@ -394,7 +392,7 @@ async def job_page(request: Request, session: StaffSession) -> Response:
     back = "/console/activations"
     if job.campaign_slug:
         stored = await request.app.state.db.read(get_campaign, job.campaign_slug)
-        back = f"/console/campaigns/{job.campaign_slug}" if stored.campaign.kind == OFFER else "/console/nonprofit/"
+        back = stored.campaign.console_path
     return staff_render(request, "console/job.html", session=session, job=job, progress=jobs.progress(job),
                         running_here=jobs.running_here(job.id), back=back)
 

@@ -16,7 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from promo.auth import SigninLinks, TokenExpired, TokenInvalid, consume_signin, end_session, request_signin, same_token
-from promo.campaign_store import StoredCampaign, get_campaign, list_campaigns
+from promo.campaign_store import StoredOf, get_campaign, get_campaign_of, list_campaigns
+from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.campaigns.terms import blocks
 from promo.catalog import get_sku, load_catalog
 from promo.countries import country_codes
@@ -104,7 +105,7 @@ async def home(request: Request) -> Response:
     if chosen in country_codes():
         ctx.country, ctx.country_chosen = chosen, True
     open_offers = [s.campaign for s in await _db(request).read(list_campaigns)
-                   if s.published and s.campaign.kind == "purchase_offer" and s.campaign.is_open(now)]
+                   if s.published and isinstance(s.campaign, PurchaseOffer) and s.campaign.is_open(now)]
     offers = [o for o in open_offers if ctx.country is None or ctx.country in o.countries]
     if not offers and not ctx.country_chosen:
         # The browser's region is a hint, not the visitor's word: it never leads to a dead end
@@ -122,9 +123,9 @@ async def _campaign(request: Request) -> Any:
     return (await _stored_offer(request)).campaign
 
 
-async def _stored_offer(request: Request) -> StoredCampaign:
-    stored = await _db(request).lookup(get_campaign, request.path_params["slug"])
-    if not stored.published or stored.campaign.kind != "purchase_offer":
+async def _stored_offer(request: Request) -> StoredOf[PurchaseOffer]:
+    stored = await _db(request).lookup(get_campaign_of, request.path_params["slug"], PurchaseOffer, what="offer")
+    if not stored.published:
         raise NotFound("offer", request.path_params["slug"])
     return stored
 
