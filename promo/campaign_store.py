@@ -111,6 +111,19 @@ def get_campaign(conn: sqlite3.Connection, slug: str) -> StoredCampaign:
     return _stored(conn, row)
 
 
+def campaign_exists(conn: sqlite3.Connection, slug: str) -> bool:
+    return conn.execute("SELECT 1 FROM campaigns WHERE slug = :s", {"s": slug}).fetchone() is not None
+
+
+def get_campaign_of_kind(conn: sqlite3.Connection, slug: str, kind: str) -> StoredCampaign:
+    """The campaign at `slug` if it is of `kind`; another kind's campaign is "not found" to
+    pages that edit one kind (the console's offer pages, say)."""
+    stored = get_campaign(conn, slug)
+    if stored.campaign.kind != kind:
+        raise NotFound("campaign", slug)
+    return stored
+
+
 def list_campaigns(conn: sqlite3.Connection) -> list[StoredCampaign]:
     return [_stored(conn, r) for r in conn.execute(f"SELECT {_COLUMNS} FROM campaigns ORDER BY slug").fetchall()]
 

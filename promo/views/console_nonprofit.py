@@ -18,10 +18,11 @@ from promo.errors import InputError, NotFound
 from promo.jobs import recent_jobs
 from promo.nonprofit import PROGRAM, organisations_by_status, review_organisation
 from promo.nonprofit_decisions import REQUEST_DECISIONS, STANDING_DECISIONS, change_standing, decide_request
-from promo.staff import StaffSession
+from promo.staff import POLICY, StaffSession
 from promo.timeutil import utcnow
-from promo.views.console import EDITORS, READERS, staff_form, start_upload
+from promo.views.console import start_upload
 from promo.views.context import client_ip, redirect
+from promo.views.guards import staff_form
 from promo.views.nonprofit import LABELS
 from promo.views.staffauth import require_role, staff_render
 
@@ -39,10 +40,10 @@ async def _page(request: Request, session: StaffSession, status: int = 200, erro
                 "jobs": recent_jobs(conn, campaign_slug=PROGRAM, kind="codes", limit=5)}
 
     return staff_render(request, "console/nonprofit.html", status, session=session, labels=LABELS, error=error,
-                        can_edit=session.staff.role in EDITORS, **await request.app.state.db.read(load))
+                        can_edit=session.staff.role in POLICY.edit_campaigns, **await request.app.state.db.read(load))
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def overview(request: Request, session: StaffSession) -> Response:
     return await _page(request, session)
 
@@ -63,7 +64,7 @@ async def _decide(request: Request, session: StaffSession, form: FormData, decid
     return redirect("/console/nonprofit/")
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def review(request: Request, session: StaffSession, form: FormData) -> Response:
     """approve/reject a registration; review/clear/revoke an approved organisation (R-N7)."""
     if request.path_params["decision"] in STANDING_DECISIONS:
@@ -72,20 +73,20 @@ async def review(request: Request, session: StaffSession, form: FormData) -> Res
     return await _decide(request, session, form, review_organisation, "org_id", ("approve", "reject"))
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def decide_donation(request: Request, session: StaffSession, form: FormData) -> Response:
     """Grant, hold or refuse a waiting donation request (R-N4)."""
     return await _decide(request, session, form, decide_request, "request_id", tuple(REQUEST_DECISIONS),
                          mail_domain=request.app.state.settings.mail.message_id_domain)
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def process_return(request: Request, session: StaffSession, form: FormData) -> Response:
     return await _decide(request, session, form, decide_return, "return_id", ("complete", "reject"),
                          mail_domain=request.app.state.settings.mail.message_id_domain)
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def upload_keys(request: Request, session: StaffSession, form: FormData) -> Response:
     """Licence keys for the program's per-product pools: a CSV with `code,sku`, all or nothing."""
     return await start_upload(request, session, form, "codes", PROGRAM)

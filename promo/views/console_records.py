@@ -11,8 +11,7 @@ from starlette.routing import Route
 from promo.errors import InputError
 from promo.nonprofit_records import ORG_STATUSES, RecordQuery, organisations_page, requests_page
 from promo.paging import Keyset, Page
-from promo.staff import StaffSession
-from promo.views.console import READERS
+from promo.staff import POLICY, StaffSession
 from promo.views.nonprofit import LABELS
 from promo.views.staffauth import require_role, staff_render
 
@@ -31,12 +30,12 @@ async def _list(request: Request, session: StaffSession, template: str, load: ob
                         errors={})
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def organisations(request: Request, session: StaffSession) -> Response:
     return await _list(request, session, "console/organisations.html", organisations_page, ORG_STATUSES)
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def donation_requests(request: Request, session: StaffSession) -> Response:
     return await _list(request, session, "console/requests.html", requests_page)
 

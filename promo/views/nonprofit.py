@@ -40,8 +40,8 @@ from promo.nonprofit import (
     register_organisation,
 )
 from promo.timeutil import utcnow
-from promo.views.consumer import signed_in_form, signed_in_page
 from promo.views.context import PageContext, client_ip, page_context, redirect, render
+from promo.views.guards import signed_in_form, signed_in_page
 from promo.views.refusals import Explained, in_words
 
 LABELS = {
