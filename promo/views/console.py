@@ -49,7 +49,7 @@ from promo.views.staffauth import require_role, staff_render
 OFFER = "purchase_offer"  # the kind these pages edit; the donation program has /console/nonprofit/
 
 
-async def offer(request: Request, slug: str) -> StoredCampaign:
+async def _offer(request: Request, slug: str) -> StoredCampaign:
     """The offer at `slug`; another kind's campaign is not found here."""
     return await request.app.state.db.read(get_campaign_of_kind, slug, OFFER)  # type: ignore[no-any-return]
 
@@ -94,7 +94,7 @@ async def _form_page(request: Request, session: StaffSession, *, values: dict[st
 async def new_form(request: Request, session: StaffSession) -> Response:
     clone_of = request.query_params.get("from")
     if clone_of:
-        stored = await offer(request, clone_of)
+        stored = await _offer(request, clone_of)
         values = form_from_definition(stored.campaign.to_dict(), languages())
         values["slug"] = f"{stored.campaign.slug}-copy"
         values["name"] = f"{stored.campaign.name} (copy)"
@@ -107,7 +107,7 @@ async def new_form(request: Request, session: StaffSession) -> Response:
 @staff_form(*POLICY.edit_campaigns)
 async def create(request: Request, session: StaffSession, form: FormData) -> Response:
     clone_of = str(form.get("clone_of") or "")
-    base = (await offer(request, clone_of)).campaign.to_dict() if clone_of else None
+    base = (await _offer(request, clone_of)).campaign.to_dict() if clone_of else None
     values = {**form_from_definition({}, languages()), **_posted_values(form)}
     data = None
     try:
@@ -146,7 +146,7 @@ async def campaign_page(request: Request, session: StaffSession) -> Response:
 
 @require_role(*POLICY.edit_campaigns)
 async def edit_form(request: Request, session: StaffSession) -> Response:
-    stored = await offer(request, _slug(request))
+    stored = await _offer(request, _slug(request))
     values = form_from_definition(stored.campaign.to_dict(), languages())
     values["updated_at"] = stored.updated_at
     return await _form_page(request, session, values=values, mode="edit", stored=stored)
@@ -155,7 +155,7 @@ async def edit_form(request: Request, session: StaffSession) -> Response:
 @staff_form(*POLICY.edit_campaigns)
 async def edit_submit(request: Request, session: StaffSession, form: FormData) -> Response:
     db = request.app.state.db
-    stored = await offer(request, _slug(request))
+    stored = await _offer(request, _slug(request))
     values = {**_posted_values(form), "slug": stored.campaign.slug}
     data = None
     try:
@@ -237,7 +237,7 @@ async def state_submit(request: Request, session: StaffSession, form: FormData) 
 
 @require_role(*POLICY.read_campaigns)
 async def export_file(request: Request, session: StaffSession) -> Response:
-    stored = await offer(request, _slug(request))
+    stored = await _offer(request, _slug(request))
     return Response(render_campaign_file(stored.campaign), media_type="application/toml; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{stored.campaign.slug}.toml"'})
 
@@ -279,7 +279,7 @@ async def start_upload(request: Request, session: StaffSession, form: FormData, 
 
 @staff_form(*POLICY.edit_campaigns)
 async def upload_codes(request: Request, session: StaffSession, form: FormData) -> Response:
-    await offer(request, _slug(request))  # 404 before anything is stored
+    await _offer(request, _slug(request))  # 404 before anything is stored
     return await start_upload(request, session, form, "codes", _slug(request))
 
 

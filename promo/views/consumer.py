@@ -74,7 +74,7 @@ async def _campaign(request: Request) -> Any:
 
 
 async def _stored_offer(request: Request) -> StoredCampaign:
-    stored = await _db(request).lookup(get_campaign, request.path_params["slug"])
+    stored: StoredCampaign = await _db(request).lookup(get_campaign, request.path_params["slug"])
     if not stored.published or stored.campaign.kind != "purchase_offer":
         raise NotFound("offer", request.path_params["slug"])
     return stored
@@ -222,7 +222,7 @@ def _field_message(ctx: PageContext, field: str) -> str:
 
 async def _owned_reward(request: Request, ctx: PageContext) -> Reward:
     redemption_id = request.path_params["redemption_id"]
-    reward = await _db(request).read(get_reward, redemption_id)
+    reward: Reward | None = await _db(request).read(get_reward, redemption_id)
     # Somebody else's reward is "not found": a code is shown to its owner only.
     if reward is None or ctx.session is None or reward.account_email != ctx.session.account_email:
         raise NotFound("reward", str(redemption_id))
