@@ -133,6 +133,10 @@ def get_campaign_of(conn: sqlite3.Connection, slug: str, kind: type[K], *, what:
     return StoredOf(stored.id, campaign, stored.updated_at, stored.published_at, stored.paused_at)
 
 
+def campaign_exists(conn: sqlite3.Connection, slug: str) -> bool:
+    return conn.execute("SELECT 1 FROM campaigns WHERE slug = :s", {"s": slug}).fetchone() is not None
+
+
 def list_campaigns(conn: sqlite3.Connection) -> list[StoredCampaign]:
     return [_stored(conn, r) for r in conn.execute(f"SELECT {_COLUMNS} FROM campaigns ORDER BY slug").fetchall()]
 

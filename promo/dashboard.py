@@ -16,7 +16,8 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from promo import activity
-from promo.campaign_store import StoredCampaign, StoredOf, list_campaigns
+from promo.campaign_store import StoredCampaign, StoredOf, get_campaign_of, list_campaigns
+from promo.campaigns.kind import CampaignKind
 from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.stock import RunOut, pool_counts, project_run_out, redemption_rate
 from promo.timeutil import from_db_time
@@ -138,6 +139,11 @@ def campaign_dashboard(conn: sqlite3.Connection, stored: StoredOf[PurchaseOffer]
         refusals=refusals(conn, stored.id), burn_down=burn_down(conn, stored, days, stock["available"], now),
         run_out=run_out, mail=mail_state(conn, stored.id), open_claims=open_claims(conn, stored.id),
         redeemed=activity.total(conn, stored.id, "redeemed"), refused=activity.total(conn, stored.id, "refused"))
+
+
+def dashboard_of(conn: sqlite3.Connection, slug: str, *, kind: type[CampaignKind], now: datetime, day: date | None = None) -> Dashboard:
+    """The dashboard of the `kind` campaign at `slug` (another kind's is not found), read in one snapshot."""
+    return campaign_dashboard(conn, get_campaign_of(conn, slug, kind, what="campaign"), now, day)
 
 
 def burn_down(conn: sqlite3.Connection, stored: StoredCampaign, days: list[tuple[date, dict[str, int]]],

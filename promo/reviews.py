@@ -29,11 +29,12 @@ from promo.identifiers import mask_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.paging import Keyset, Page
 from promo.redemption import KEY_NOT_BOUND, RedeemRequest, RedemptionResult, mailbox_sibling, redeem_unit
+from promo.staff import POLICY
 from promo.timeutil import db_time, from_db_time, moment_to_db
 
 RECEIPT_TYPES = {b"%PDF-": "application/pdf", b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
 SUSPICIOUS_ACCOUNTS_PER_IP = 3
-REVIEWER_ROLES = ("support", "admin")
+REVIEWER_ROLES = POLICY.review_claims  # the role policy (promo/staff.py); views/review.py guards with it
 # Why a claim is reviewed: the reason the redemption gave (review_claims.cause).
 NO_ACTIVATION_RECORD = "no_activation_record"
 

@@ -1,11 +1,14 @@
-"""A consumer's rewards: the redemptions of an account, with their codes (storage)."""
+"""A consumer's rewards: the redemptions of an account, with their codes (storage), and the
+re-sending of a reward's email (R-X10)."""
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from promo.outbox import enqueue, sends_since
+from promo.redemption import REWARD_EMAIL
 from promo.timeutil import from_db_time
 
 
@@ -48,3 +51,18 @@ def get_reward(conn: sqlite3.Connection, redemption_id: int) -> Reward | None:
 def rewards_of(conn: sqlite3.Connection, account_email: str) -> list[Reward]:
     rows = conn.execute(_SELECT + " WHERE r.account_email = :a ORDER BY r.redeemed_at DESC", {"a": account_email})
     return [_reward(row) for row in rows]
+
+
+def resend_reward(conn: sqlite3.Connection, reward: Reward, *, limit: int, now: datetime, locale: str,
+                  domain: str) -> bool:
+    """R-X10: queue the reward's email again, the *same* code to the *same* address, unless
+    `limit` resends were queued in the last hour (the first email is counted too, so one
+    more than the limit is allowed in all). Counting and queueing share one transaction
+    (run by `Database.write`), so two clicks at once cannot both pass the limit. Returns
+    whether the email was queued."""
+    ref = f"redemption:{reward.redemption_id}"
+    if sends_since(conn, template=REWARD_EMAIL, subject_ref=ref, since=now - timedelta(hours=1), limit=limit + 1) > limit:
+        return False
+    enqueue(conn, template=REWARD_EMAIL, recipient=reward.account_email, subject_ref=ref, at=now, locale=locale,
+            domain=domain, campaign_id=reward.campaign_id)
+    return True

@@ -29,6 +29,24 @@ IP_WINDOW = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
+class RolePolicy:
+    """Which roles may do what: the one table every staff page and API call is guarded by
+    (views/guards.py, views/api.py). The staff menu and links read the same roles back from
+    the routes (views/access.py). The order is the one messages list them in."""
+
+    read_campaigns: tuple[str, ...] = ("admin", "marketer", "auditor")  # the console, dashboards, the API's reads
+    edit_campaigns: tuple[str, ...] = ("admin", "marketer")  # create, edit, publish, codes, activations
+    read_audit: tuple[str, ...] = ("auditor", "admin")  # the decision log, staff actions, reconciliation
+    look_up_redemptions: tuple[str, ...] = ("auditor", "admin", "support")  # support answers "where is my code?"
+    review_claims: tuple[str, ...] = ("support", "admin")  # the manual review queue (R-X11, R-X12)
+    own_api_tokens: tuple[str, ...] = ("admin", "marketer", "auditor")  # each their own tokens
+    manage_staff: tuple[str, ...] = ("admin",)
+
+
+POLICY = RolePolicy()
+
+
+@dataclass(frozen=True)
 class StaffMember:
     id: int
     email: str

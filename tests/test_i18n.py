@@ -295,8 +295,9 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def test_the_sweep_covers_every_consumer_page_and_email(sweep: dict[str, Any]) -> None:
-    from promo.views.consumer import routes
+    from promo.views import consumer, consumer_account  # the sign-in pages are consumer pages too
 
+    routes = [*consumer.routes, *consumer_account.routes]
     assert {r.name for r in routes} - sweep["visited"] == set()
     assert sweep["emails"] == sweep["expected_emails"]
     shown_to_staff_or_nonprofits = {"low_stock", "donation_keys", "donation_return", "donation_status",

@@ -368,12 +368,12 @@ def test_the_500_page_keeps_the_security_headers_and_the_request_id(web_settings
 
 def test_a_view_that_raises_answers_the_same_way(web_settings: Settings, shop: sqlite3.Connection,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from promo.views import consumer
+    from promo.views import consumer_account
 
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise ZeroDivisionError("broken")
 
-    monkeypatch.setattr(consumer, "local_path", broken)  # the sign-in page calls it
+    monkeypatch.setattr(consumer_account, "local_path", broken)  # the sign-in page calls it
     with TestClient(create_app(web_settings), raise_server_exceptions=False) as client:
         response = client.get("/signin")
     assert response.status_code == 500 and re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])

@@ -18,17 +18,18 @@ from starlette.routing import Route
 
 from promo.api_tokens import needs_touch, staff_for_token, touch_token
 from promo.auth import bearer_token
-from promo.campaign_store import STATE_ACTIONS, change_state, get_campaign, list_campaigns, save_campaign
+from promo.campaign_service import save_and_rearm, stock_of
+from promo.campaign_store import STATE_ACTIONS, change_state, get_campaign, list_campaigns
 from promo.campaigns import campaign_from_dict, parse_campaign_file
 from promo.catalog import load_catalog
 from promo.errors import InputError
 from promo.evaluation import DryRun, evaluate_dry_run
 from promo.jobs import get_job
-from promo.staff import StaffMember
-from promo.stock import rearm_if_restocked, stock_report
+from promo.nonprofit.validation_codes import partner_for_token, verify_code
+from promo.staff import POLICY, StaffMember
 from promo.timeutil import utcnow
-from promo.views.console import EDITORS, MAX_UPLOAD_BYTES, READERS
 from promo.views.context import client_ip
+from promo.views.guards import MAX_UPLOAD_BYTES
 from promo.views.openapi import OPENAPI
 
 ApiView = Callable[[Request, StaffMember, str], Awaitable[Response]]
@@ -83,18 +84,18 @@ def _campaign_json(stored: Any, now: Any) -> dict[str, Any]:
             "definition": json.loads(json.dumps(stored.campaign.to_dict(), default=str))}
 
 
-@api_role(*READERS)
+@api_role(*POLICY.read_campaigns)
 async def campaigns_list(request: Request, staff: StaffMember, actor: str) -> Response:
     now = utcnow()
     return JSONResponse({"campaigns": [_campaign_json(s, now) for s in await request.app.state.db.read(list_campaigns)]})
 
 
-@api_role(*READERS)
+@api_role(*POLICY.read_campaigns)
 async def campaign_read(request: Request, staff: StaffMember, actor: str) -> Response:
     return JSONResponse(_campaign_json(await request.app.state.db.read(get_campaign, request.path_params["slug"]), utcnow()))
 
 
-@api_role(*EDITORS)
+@api_role(*POLICY.edit_campaigns)
 async def campaign_write(request: Request, staff: StaffMember, actor: str) -> Response:
     """Create (as a draft) or replace a campaign: JSON (the definition) or TOML (a campaign file)."""
     slug = request.path_params["slug"]
@@ -110,18 +111,13 @@ async def campaign_write(request: Request, staff: StaffMember, actor: str) -> Re
         raise InputError.one("slug", f"is {campaign.slug!r} in the body but {slug!r} in the address")
     now = utcnow()
 
-    def save(conn: Any) -> tuple[bool, dict[str, Any]]:
-        existed = conn.execute("SELECT 1 FROM campaigns WHERE slug = :s", {"s": slug}).fetchone() is not None
-        _id, changes = save_campaign(conn, campaign, actor=actor, now=now, ip=client_ip(request), publish=False)
-        rearm_if_restocked(conn, get_campaign(conn, slug), now=now, actor=actor)
-        return existed, changes
-
-    existed, changes = await request.app.state.db.write(save)
+    existed, changes = await request.app.state.db.write(save_and_rearm, campaign, actor=actor, now=now, ip=client_ip(request),
+                                                        publish=False)
     stored = await request.app.state.db.read(get_campaign, slug)
     return JSONResponse({**_campaign_json(stored, now), "changes": changes}, status_code=200 if existed else 201)
 
 
-@api_role(*EDITORS)
+@api_role(*POLICY.edit_campaigns)
 async def campaign_state(request: Request, staff: StaffMember, actor: str) -> Response:
     action = (await _json_body(request)).get("action")
     if action not in STATE_ACTIONS:
@@ -131,7 +127,7 @@ async def campaign_state(request: Request, staff: StaffMember, actor: str) -> Re
     return JSONResponse(_campaign_json(stored, utcnow()))
 
 
-@api_role(*READERS)
+@api_role(*POLICY.read_campaigns)
 async def evaluate(request: Request, staff: StaffMember, actor: str) -> Response:
     body = await _json_body(request)
     dry = DryRun(campaign=request.path_params["slug"], **{k: str(body.get(k) or "") for k in
@@ -141,14 +137,9 @@ async def evaluate(request: Request, staff: StaffMember, actor: str) -> Response
     return JSONResponse(decision.as_dict())
 
 
-@api_role(*READERS)
+@api_role(*POLICY.read_campaigns)
 async def stock(request: Request, staff: StaffMember, actor: str) -> Response:
-    now = utcnow()
-
-    def report(conn: Any) -> dict[str, Any]:
-        return stock_report(conn, get_campaign(conn, request.path_params["slug"]), now).as_dict()
-
-    return JSONResponse(await request.app.state.db.read(report))
+    return JSONResponse(await request.app.state.db.read(stock_of, request.path_params["slug"], utcnow()))
 
 
 async def _upload(request: Request, actor: str, kind: str, slug: str | None) -> Response:
@@ -179,17 +170,17 @@ async def _upload(request: Request, actor: str, kind: str, slug: str | None) -> 
     return JSONResponse(job.as_dict(1.0), status_code=201)
 
 
-@api_role(*EDITORS)
+@api_role(*POLICY.edit_campaigns)
 async def upload_codes(request: Request, staff: StaffMember, actor: str) -> Response:
     return await _upload(request, actor, "codes", request.path_params["slug"])
 
 
-@api_role(*EDITORS)
+@api_role(*POLICY.edit_campaigns)
 async def upload_activations(request: Request, staff: StaffMember, actor: str) -> Response:
     return await _upload(request, actor, "activations", None)
 
 
-@api_role(*READERS)
+@api_role(*POLICY.read_campaigns)
 async def job(request: Request, staff: StaffMember, actor: str) -> Response:
     found = await request.app.state.db.read(get_job, request.path_params["job_id"])
     return JSONResponse(found.as_dict(request.app.state.jobs.progress(found)))
@@ -198,8 +189,6 @@ async def job(request: Request, staff: StaffMember, actor: str) -> Response:
 async def verify_validation_code(request: Request) -> Response:
     """R-V6: a partner confirms that a validation code is valid, and for which organisation.
     Authenticated with a partner token (`promo partners add`); every use is recorded."""
-    from promo.nonprofit.validation_codes import partner_for_token, verify_code
-
     partner = await request.app.state.db.read(partner_for_token, raw) if (raw := bearer_token(request.headers)) else None
     if partner is None:
         return problem(401, "a valid partner token is required (Authorization: Bearer partner_…)",

@@ -15,14 +15,14 @@ from promo.campaign_store import list_campaigns
 from promo.decision_log import AttemptFilter, AttemptRow, attempt_detail, count_attempts, query_attempts
 from promo.errors import InputError, NotFound
 from promo.paging import Keyset, Page
+from promo.reconciliation import reconcile
 from promo.redemption_lookup import LOOKUPS, Lookup, find_redemptions
-from promo.staff import StaffSession
+from promo.staff import POLICY, StaffSession
 from promo.staff_actions import ActionFilter, StaffAction, query_actions, staff_actors
+from promo.timeutil import utcnow
 from promo.views.exports import csv_download, json_download
 from promo.views.staffauth import require_role, staff_render
 
-READERS = ("auditor", "admin")
-LOOKUP_ROLES = ("auditor", "admin", "support")  # support answers customers: "where is my code?"
 PAGE = 100
 EXPORT_CHUNK = 1000
 CSV_COLUMNS = ("id", "attempted_at", "campaign", "account", "product_key", "sku", "country", "outcome", "rules",
@@ -34,7 +34,7 @@ async def _filter(request: Request) -> AttemptFilter:
     return AttemptFilter.from_query(dict(request.query_params))
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_audit)
 async def log_page(request: Request, session: StaffSession) -> Response:
     db = request.app.state.db
     try:
@@ -51,7 +51,7 @@ async def log_page(request: Request, session: StaffSession) -> Response:
                         campaigns=campaigns, page=page)
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_audit)
 async def attempt_page(request: Request, session: StaffSession) -> Response:
     attempt_id = request.path_params["attempt_id"]
     detail = await request.app.state.db.read(attempt_detail, attempt_id)
@@ -71,7 +71,7 @@ async def _rows(request: Request, flt: AttemptFilter) -> AsyncIterator[list[Atte
         before = chunk[-1].id
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_audit)
 async def export_csv(request: Request, session: StaffSession) -> Response:
     flt = await _filter(request)
 
@@ -82,16 +82,13 @@ async def export_csv(request: Request, session: StaffSession) -> Response:
     return csv_download(_rows(request, flt), CSV_COLUMNS, cells, "decisions.csv")
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_audit)
 async def export_json(request: Request, session: StaffSession) -> Response:
     return json_download(_rows(request, await _filter(request)), AttemptRow.as_dict, "decisions.json")
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_audit)
 async def reconciliation_page(request: Request, session: StaffSession) -> Response:
-    from promo.reconciliation import reconcile
-    from promo.timeutil import utcnow
-
     db = request.app.state.db
     slugs = [s.campaign.slug for s in await db.read(list_campaigns)]
     chosen = request.query_params.get("campaign") or (slugs[0] if slugs else None)
@@ -105,7 +102,7 @@ def _action_filter(request: Request) -> ActionFilter:
     return ActionFilter.from_query(dict(request.query_params))
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_audit)
 async def staff_actions_page(request: Request, session: StaffSession) -> Response:
     db = request.app.state.db
     actors = await db.read(staff_actors)
@@ -133,7 +130,7 @@ async def _actions(request: Request, flt: ActionFilter) -> AsyncIterator[list[St
         keyset = Keyset(before=page.items[-1].seq, size=EXPORT_CHUNK)
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_audit)
 async def actions_csv(request: Request, session: StaffSession) -> Response:
     def cells(action: StaffAction) -> list[Any]:
         data = action.as_dict()
@@ -142,12 +139,12 @@ async def actions_csv(request: Request, session: StaffSession) -> Response:
     return csv_download(_actions(request, _action_filter(request)), ACTION_COLUMNS, cells, "staff-actions.csv")
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_audit)
 async def actions_json(request: Request, session: StaffSession) -> Response:
     return json_download(_actions(request, _action_filter(request)), StaffAction.as_dict, "staff-actions.json")
 
 
-@require_role(*LOOKUP_ROLES)
+@require_role(*POLICY.look_up_redemptions)
 async def redemptions_page(request: Request, session: StaffSession) -> Response:
     query = dict(request.query_params)
     values = {"by": query.get("by") or "account", "q": query.get("q") or ""}

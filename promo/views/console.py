@@ -9,8 +9,6 @@ write the audit events."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from functools import wraps
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -19,14 +17,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from promo.auth import same_token
 from promo.campaign_form import definition_from_form, errors_by_field, form_from_definition, terms_slots, with_terms_of
-from promo.campaign_list import CampaignQuery, list_page
+from promo.campaign_list import CampaignQuery
+from promo.campaign_service import (
+    campaign_batch,
+    campaign_overview,
+    campaign_with_counts,
+    create_draft,
+    page_with_stock,
+    save_and_rearm,
+    void_campaign_batch,
+)
 from promo.campaign_store import STATE_ACTIONS, StoredCampaign, StoredOf, change_state, get_campaign, get_campaign_of, save_campaign
 from promo.campaigns import campaign_from_dict, parse_campaign_file, render_campaign_file
 from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.catalog import load_catalog
-from promo.codes import Batch, batch_of, batches, void_batch
 from promo.countries import country_codes, country_name
 from promo.errors import InputError
 from promo.evaluation import DryRun, evaluate_dry_run
@@ -34,60 +39,24 @@ from promo.i18n import languages
 from promo.jobs import get_job, recent_jobs, spool
 from promo.paging import Keyset, Page
 from promo.replay import replay
-from promo.staff import StaffSession
-from promo.stock import pool_counts, rearm_if_restocked, stock_report
+from promo.staff import POLICY, StaffSession
 from promo.timeutil import utcnow
 from promo.views.confirm import Consequence, confirmed, counted
 from promo.views.context import client_ip, redirect
 from promo.views.dashboard_charts import per_day_chart
-from promo.views.staffauth import expired_form, require_role, staff_render
-
-OFFER = PurchaseOffer.kind  # the kind these pages edit; the donation program has /console/nonprofit/
-READERS = ("admin", "marketer", "auditor")
-FormView = Callable[[Request, StaffSession, FormData], Awaitable[Response]]
-EDITORS = ("admin", "marketer")
-MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # a million codes is about 30 MB
+from promo.views.guards import MAX_UPLOAD_BYTES, actor, staff_form
+from promo.views.staffauth import require_role, staff_render
 
 
-def actor(session: StaffSession) -> str:
-    return f"staff:{session.staff.email}"
-
-
-async def checked_form(request: Request, session: StaffSession) -> FormData | Response:
-    """The posted form if its CSRF token is the session's, else the expired-form page."""
-    length = request.headers.get("content-length")
-    if length and length.isascii() and length.isdigit() and int(length) > MAX_UPLOAD_BYTES:
-        return staff_render(request, "console/message.html", 413, session=session, title="File too large",
-                            message=f"Uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
-    form = await request.form(max_part_size=4 * 1024 * 1024)
-    if not same_token(session.csrf_token, str(form.get("csrf") or "")):
-        return expired_form(request, session)
-    return form
-
-
-def get_offer(conn: Any, slug: str) -> StoredOf[PurchaseOffer]:
-    return get_campaign_of(conn, slug, PurchaseOffer)
+async def _offer(request: Request, slug: str) -> StoredOf[PurchaseOffer]:
+    """The offer at `slug`; another kind's campaign is not found here (the donation program
+    has /console/nonprofit/)."""
+    stored: StoredOf[PurchaseOffer] = await request.app.state.db.read(get_campaign_of, slug, PurchaseOffer, what="campaign")
+    return stored
 
 
 async def _catalog(request: Request) -> dict[str, Any]:
     return await request.app.state.db.read(load_catalog)  # type: ignore[no-any-return]
-
-
-def staff_form(*roles: str) -> Callable[[FormView], Callable[[Request], Awaitable[Response]]]:
-    """A form post by staff with one of `roles` and the session's CSRF token: the view gets the form."""
-
-    def decorate(view: FormView) -> Callable[[Request], Awaitable[Response]]:
-        @require_role(*roles)
-        @wraps(view)
-        async def wrapper(request: Request, session: StaffSession) -> Response:
-            form = await checked_form(request, session)
-            if isinstance(form, Response):
-                return form
-            return await view(request, session, form)
-
-        return wrapper
-
-    return decorate
 
 
 def _slug(request: Request) -> str:
@@ -96,7 +65,7 @@ def _slug(request: Request) -> str:
 
 # ---- campaigns --------------------------------------------------------------------------
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def index(request: Request, session: StaffSession) -> Response:
     db, now = request.app.state.db, utcnow()
     try:
@@ -105,15 +74,11 @@ async def index(request: Request, session: StaffSession) -> Response:
     except InputError as exc:
         return staff_render(request, "console/index.html", 400, session=session, rows=[], now=now, query=CampaignQuery(),
                             page=Page([]), found=0, errors={e.field: e.message for e in exc.errors},
-                            can_edit=session.staff.role in EDITORS)
+                            can_edit=session.staff.role in POLICY.edit_campaigns)
 
-    def overview(conn: Any) -> tuple[list[tuple[StoredCampaign, Any]], Page[StoredCampaign], int]:
-        page, found = list_page(conn, query, keyset, kind=OFFER, now=now)
-        return [(s, stock_report(conn, s, now)) for s in page.items], page, found
-
-    rows, page, found = await db.read(overview)
+    rows, page, found = await db.read(page_with_stock, query, keyset, kind=PurchaseOffer, now=now)
     return staff_render(request, "console/index.html", session=session, rows=rows, now=now, query=query, page=page,
-                        found=found, errors={}, can_edit=session.staff.role in EDITORS)
+                        found=found, errors={}, can_edit=session.staff.role in POLICY.edit_campaigns)
 
 
 async def _form_page(request: Request, session: StaffSession, *, values: dict[str, Any], mode: str, status: int = 200,
@@ -126,11 +91,11 @@ async def _form_page(request: Request, session: StaffSession, *, values: dict[st
                         languages=languages(), timezones=sorted(available_timezones()), terms_slots=terms_slots(values))
 
 
-@require_role(*EDITORS)
+@require_role(*POLICY.edit_campaigns)
 async def new_form(request: Request, session: StaffSession) -> Response:
     clone_of = request.query_params.get("from")
     if clone_of:
-        stored = await request.app.state.db.read(get_offer, clone_of)
+        stored = await _offer(request, clone_of)
         values = form_from_definition(stored.campaign.to_dict(), languages())
         values["slug"] = f"{stored.campaign.slug}-copy"
         values["name"] = f"{stored.campaign.name} (copy)"
@@ -140,40 +105,29 @@ async def new_form(request: Request, session: StaffSession) -> Response:
     return await _form_page(request, session, values=values, mode="new")
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def create(request: Request, session: StaffSession, form: FormData) -> Response:
     clone_of = str(form.get("clone_of") or "")
-    base = (await request.app.state.db.read(get_offer, clone_of)).campaign.to_dict() if clone_of else None
+    base = (await _offer(request, clone_of)).campaign.to_dict() if clone_of else None
     values = {**form_from_definition({}, languages()), **_posted_values(form)}
     data = None
     try:
         data = definition_from_form(form, base, languages())
         campaign = campaign_from_dict(data, await _catalog(request))
-
-        def insert(conn: Any) -> None:
-            if conn.execute("SELECT 1 FROM campaigns WHERE slug = :s", {"s": campaign.slug}).fetchone():
-                raise InputError.one("slug", f"{campaign.slug} is already taken by another campaign")
-            save_campaign(conn, campaign, actor=actor(session), now=utcnow(), ip=client_ip(request), publish=False)
-
-        await request.app.state.db.write(insert)
+        await request.app.state.db.write(create_draft, campaign, actor=actor(session), now=utcnow(), ip=client_ip(request))
     except InputError as exc:
         return await _form_page(request, session, values=with_terms_of(values, data, languages()), mode="new", status=422,
                                 errors=errors_by_field(exc.errors))
     return redirect(f"/console/campaigns/{campaign.slug}")
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def campaign_page(request: Request, session: StaffSession) -> Response:
     db, now, slug = request.app.state.db, utcnow(), _slug(request)
 
     keyset = Keyset.from_query(request.query_params, prefix="batches_")
 
-    def load(conn: Any) -> dict[str, Any]:
-        stored = get_offer(conn, slug)
-        return {"stored": stored, "stock": stock_report(conn, stored, now), "batches": batches(conn, stored.id, keyset),
-                "jobs": recent_jobs(conn, campaign_slug=slug, kind="codes", limit=5)}
-
-    data = await db.read(load)
+    data = await db.read(campaign_overview, slug, kind=PurchaseOffer, keyset=keyset, now=now)
     preview, preview_errors = None, {}
     query = request.query_params
     if "sku" in query:
@@ -187,22 +141,22 @@ async def campaign_page(request: Request, session: StaffSession) -> Response:
     chart = per_day_chart(data["stock"].per_day, data["stored"].campaign.timezone)
     return staff_render(request, "console/campaign.html", session=session, now=now, state=data["stored"].status(now),
                         per_day_chart=chart,
-                        can_edit=session.staff.role in EDITORS, preview=preview, preview_errors=preview_errors,
+                        can_edit=session.staff.role in POLICY.edit_campaigns, preview=preview, preview_errors=preview_errors,
                         query=dict(query), catalog=await _catalog(request), **data)
 
 
-@require_role(*EDITORS)
+@require_role(*POLICY.edit_campaigns)
 async def edit_form(request: Request, session: StaffSession) -> Response:
-    stored = await request.app.state.db.read(get_offer, _slug(request))
+    stored = await _offer(request, _slug(request))
     values = form_from_definition(stored.campaign.to_dict(), languages())
     values["updated_at"] = stored.updated_at
     return await _form_page(request, session, values=values, mode="edit", stored=stored)
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def edit_submit(request: Request, session: StaffSession, form: FormData) -> Response:
     db = request.app.state.db
-    stored = await db.read(get_offer, _slug(request))
+    stored = await _offer(request, _slug(request))
     values = {**_posted_values(form), "slug": stored.campaign.slug}
     data = None
     try:
@@ -216,13 +170,9 @@ async def edit_submit(request: Request, session: StaffSession, form: FormData) -
         report = await db.read(replay, stored.id, campaign)
         return await _form_page(request, session, values=values, mode="edit", stored=stored, replayed=report)
 
-    def update(conn: Any) -> None:
-        save_campaign(conn, campaign, actor=actor(session), now=utcnow(), ip=client_ip(request),
-                      expected_updated_at=str(form.get("updated_at") or "") or None)
-        rearm_if_restocked(conn, get_campaign(conn, campaign.slug), now=utcnow(), actor=actor(session))
-
     try:
-        await db.write(update)
+        await db.write(save_and_rearm, campaign, actor=actor(session), now=utcnow(), ip=client_ip(request),
+                       expected_updated_at=str(form.get("updated_at") or "") or None)
     except InputError as exc:
         return await _form_page(request, session, values=values, mode="edit", status=409, stored=stored,
                           errors=errors_by_field(exc.errors))
@@ -248,11 +198,7 @@ async def _state_consequence(request: Request, session: StaffSession, form: Form
     if action not in ("publish", "pause"):
         return None  # resuming, or an unknown action that state_submit refuses
 
-    def load(conn: Any) -> tuple[StoredCampaign, dict[str, int]]:
-        stored = get_offer(conn, slug)
-        return stored, pool_counts(conn, stored, now)  # from counters: no scan of a million codes
-
-    stored, codes = await request.app.state.db.read(load)
+    stored, codes = await request.app.state.db.read(campaign_with_counts, slug, kind=PurchaseOffer, now=now)
     redeemed = codes["issued"]  # an offer's codes are issued by redemptions only
     if (action == "publish" and stored.published) or (action == "pause" and (not stored.published or stored.paused)):
         return None  # not possible now: change_state refuses it with the reason
@@ -279,7 +225,7 @@ async def _state_consequence(request: Request, session: StaffSession, form: Form
                  "Resuming later reopens it within its redemption window."])
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 @confirmed(_state_consequence)
 async def state_submit(request: Request, session: StaffSession, form: FormData) -> Response:
     action = str(form.get("action") or "")
@@ -290,14 +236,14 @@ async def state_submit(request: Request, session: StaffSession, form: FormData) 
     return redirect(f"/console/campaigns/{_slug(request)}")
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def export_file(request: Request, session: StaffSession) -> Response:
-    stored = await request.app.state.db.read(get_offer, _slug(request))
+    stored = await _offer(request, _slug(request))
     return Response(render_campaign_file(stored.campaign), media_type="application/toml; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{stored.campaign.slug}.toml"'})
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def import_file(request: Request, session: StaffSession, form: FormData) -> Response:
     upload = form.get("file")
     try:
@@ -332,20 +278,15 @@ async def start_upload(request: Request, session: StaffSession, form: FormData, 
     return redirect(f"/console/jobs/{job_id}")
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def upload_codes(request: Request, session: StaffSession, form: FormData) -> Response:
-    await request.app.state.db.read(get_offer, _slug(request))  # 404 before anything is stored
+    await _offer(request, _slug(request))  # 404 before anything is stored
     return await start_upload(request, session, form, "codes", _slug(request))
 
 
 async def _void_consequence(request: Request, session: StaffSession, form: FormData) -> Consequence:
     slug, batch_id = _slug(request), request.path_params["batch_id"]  # an int64 by the route's convertor
-
-    def load(conn: Any) -> tuple[StoredCampaign, Batch | None]:
-        stored = get_offer(conn, slug)
-        return stored, batch_of(conn, stored.id, batch_id)
-
-    stored, batch = await request.app.state.db.read(load)
+    stored, batch = await request.app.state.db.read(campaign_batch, slug, batch_id, kind=PurchaseOffer)
     if batch is None:
         raise InputError.one("batch", f"batch {batch_id} is not one of this campaign's code batches")
     n, issued = batch.voidable, batch.issued
@@ -359,33 +300,28 @@ async def _void_consequence(request: Request, session: StaffSession, form: FormD
                  "Voided codes are never issued. This cannot be undone."])
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 @confirmed(_void_consequence)
 async def void_codes(request: Request, session: StaffSession, form: FormData) -> Response:
     slug, batch_id = _slug(request), request.path_params["batch_id"]
-
-    def void(conn: Any) -> int:
-        stored = get_offer(conn, slug)
-        return void_batch(conn, campaign_id=stored.id, slug=slug, batch_id=batch_id, actor=actor(session),
-                          now=utcnow(), ip=client_ip(request))
-
-    await request.app.state.db.write(void)
+    await request.app.state.db.write(void_campaign_batch, slug, batch_id, kind=PurchaseOffer, actor=actor(session), now=utcnow(),
+                                     ip=client_ip(request))
     return redirect(f"/console/campaigns/{slug}")
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def activations_page(request: Request, session: StaffSession) -> Response:
     jobs = await request.app.state.db.read(recent_jobs, kind="activations", limit=10)
     return staff_render(request, "console/activations.html", session=session, jobs=jobs,
-                        can_edit=session.staff.role in EDITORS)
+                        can_edit=session.staff.role in POLICY.edit_campaigns)
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def upload_activations(request: Request, session: StaffSession, form: FormData) -> Response:
     return await start_upload(request, session, form, "activations", None)
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def job_page(request: Request, session: StaffSession) -> Response:
     job = await request.app.state.db.read(get_job, request.path_params["job_id"])
     jobs = request.app.state.jobs

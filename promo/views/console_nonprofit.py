@@ -19,10 +19,11 @@ from promo.nonprofit.organisations import review_organisation
 from promo.nonprofit.pages import program_overview
 from promo.nonprofit.program import PROGRAM
 from promo.nonprofit.returns import decide_return
-from promo.staff import StaffSession
+from promo.staff import POLICY, StaffSession
 from promo.timeutil import utcnow
-from promo.views.console import EDITORS, READERS, staff_form, start_upload
+from promo.views.console import start_upload
 from promo.views.context import client_ip, redirect
+from promo.views.guards import staff_form
 from promo.views.nonprofit import LABELS
 from promo.views.staffauth import require_role, staff_render
 
@@ -30,10 +31,10 @@ from promo.views.staffauth import require_role, staff_render
 async def _page(request: Request, session: StaffSession, status: int = 200, error: str | None = None) -> Response:
     overview = await request.app.state.db.read(program_overview)
     return staff_render(request, "console/nonprofit.html", status, session=session, labels=LABELS, error=error,
-                        can_edit=session.staff.role in EDITORS, **vars(overview))
+                        can_edit=session.staff.role in POLICY.edit_campaigns, **vars(overview))
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def overview(request: Request, session: StaffSession) -> Response:
     return await _page(request, session)
 
@@ -54,7 +55,7 @@ async def _decide(request: Request, session: StaffSession, form: FormData, decid
     return redirect("/console/nonprofit/")
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def review(request: Request, session: StaffSession, form: FormData) -> Response:
     """approve/reject a registration; review/clear/revoke an approved organisation (R-N7)."""
     if request.path_params["decision"] in STANDING_DECISIONS:
@@ -63,20 +64,20 @@ async def review(request: Request, session: StaffSession, form: FormData) -> Res
     return await _decide(request, session, form, review_organisation, "org_id", ("approve", "reject"))
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def decide_donation(request: Request, session: StaffSession, form: FormData) -> Response:
     """Grant, hold or refuse a waiting donation request (R-N4)."""
     return await _decide(request, session, form, decide_request, "request_id", tuple(REQUEST_DECISIONS),
                          mail_domain=request.app.state.settings.mail.message_id_domain)
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def process_return(request: Request, session: StaffSession, form: FormData) -> Response:
     return await _decide(request, session, form, decide_return, "return_id", ("complete", "reject"),
                          mail_domain=request.app.state.settings.mail.message_id_domain)
 
 
-@staff_form(*EDITORS)
+@staff_form(*POLICY.edit_campaigns)
 async def upload_keys(request: Request, session: StaffSession, form: FormData) -> Response:
     """Licence keys for the program's per-product pools: a CSV with `code,sku`, all or nothing."""
     return await start_upload(request, session, form, "codes", PROGRAM)

@@ -13,8 +13,7 @@ from promo.nonprofit.donations import requests_page
 from promo.nonprofit.organisations import ORG_STATUSES, organisations_page
 from promo.nonprofit.records import RecordQuery
 from promo.paging import Keyset, Page
-from promo.staff import StaffSession
-from promo.views.console import READERS
+from promo.staff import POLICY, StaffSession
 from promo.views.nonprofit import LABELS
 from promo.views.staffauth import require_role, staff_render
 
@@ -33,12 +32,12 @@ async def _list(request: Request, session: StaffSession, template: str, load: ob
                         errors={})
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def organisations(request: Request, session: StaffSession) -> Response:
     return await _list(request, session, "console/organisations.html", organisations_page, ORG_STATUSES)
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def donation_requests(request: Request, session: StaffSession) -> Response:
     return await _list(request, session, "console/requests.html", requests_page)
 

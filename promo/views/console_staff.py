@@ -11,15 +11,15 @@ from starlette.routing import Route
 from promo.api_tokens import create_token, revoke_token, token_of, tokens_of
 from promo.errors import InputError
 from promo.passwords import Busy, hash_off_loop
-from promo.staff import ROLES, StaffSession, account_reach, add_staff, check_new_password, list_staff, update_staff
+from promo.staff import POLICY, ROLES, StaffSession, account_reach, add_staff, check_new_password, list_staff, update_staff
 from promo.timeutil import utcnow
 from promo.views.confirm import Consequence, confirmed, counted
-from promo.views.console import READERS, actor, staff_form
 from promo.views.context import client_ip, redirect
+from promo.views.guards import actor, staff_form
 from promo.views.staffauth import require_role, staff_render
 
 
-@require_role("admin")
+@require_role(*POLICY.manage_staff)
 async def staff_page(request: Request, session: StaffSession, *, status: int = 200, errors: dict[str, str] | None = None,
                      values: dict[str, str] | None = None) -> Response:
     members = await request.app.state.db.read(list_staff)
@@ -27,7 +27,7 @@ async def staff_page(request: Request, session: StaffSession, *, status: int = 2
                         errors=errors or {}, values=values or {})
 
 
-@staff_form("admin")
+@staff_form(*POLICY.manage_staff)
 async def staff_add(request: Request, session: StaffSession, form: FormData) -> Response:
     values = {k: str(form.get(k) or "") for k in ("email", "role")}
     try:
@@ -64,7 +64,7 @@ async def _disable_consequence(request: Request, session: StaffSession, form: Fo
         details=["They cannot sign in until an admin enables the account again."])
 
 
-@staff_form("admin")
+@staff_form(*POLICY.manage_staff)
 @confirmed(_disable_consequence)
 async def staff_update(request: Request, session: StaffSession, form: FormData) -> Response:
     action = str(form.get("action") or "")
@@ -81,7 +81,7 @@ async def staff_update(request: Request, session: StaffSession, form: FormData) 
     return redirect("/console/staff")
 
 
-@require_role(*READERS)
+@require_role(*POLICY.own_api_tokens)
 async def tokens_page(request: Request, session: StaffSession, *, status: int = 200, new_token: str | None = None,
                       error: str | None = None) -> Response:
     tokens = await request.app.state.db.read(tokens_of, session.staff)
@@ -89,7 +89,7 @@ async def tokens_page(request: Request, session: StaffSession, *, status: int = 
                         error=error)
 
 
-@staff_form(*READERS)
+@staff_form(*POLICY.own_api_tokens)
 async def token_create(request: Request, session: StaffSession, form: FormData) -> Response:
     try:
         raw, _id = await request.app.state.db.write(create_token, session.staff, str(form.get("name") or ""),
@@ -114,7 +114,7 @@ async def _revoke_consequence(request: Request, session: StaffSession, form: For
         details=["A revoked token cannot be used again; create a new one for the script instead."])
 
 
-@staff_form(*READERS)
+@staff_form(*POLICY.own_api_tokens)
 @confirmed(_revoke_consequence)
 async def token_revoke(request: Request, session: StaffSession, form: FormData) -> Response:
     await request.app.state.db.write(revoke_token, session.staff, request.path_params["token_id"], now=utcnow(),

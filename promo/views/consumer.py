@@ -1,13 +1,12 @@
-"""Consumer pages: offers, sign-in by email link, redeem, My rewards. Thin: every decision
-is made by the services (auth, redemption, outbox); this module speaks HTTP and HTML."""
+"""Consumer pages: offers, redeem, review requests, My rewards, the language. Thin: every
+decision is made by the services (redemption, rewards, reviews); this module speaks HTTP and
+HTML. Signing in and out is views/consumer_account.py; the guards are views/guards.py."""
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from functools import wraps
 from typing import Any
 
 from markupsafe import Markup
@@ -15,87 +14,39 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from promo.auth import SigninLinks, TokenExpired, TokenInvalid, consume_signin, end_session, request_signin, same_token
+from promo.activations import parse_activation
 from promo.campaign_store import StoredOf, get_campaign, get_campaign_of, list_campaigns
 from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.campaigns.terms import blocks
 from promo.catalog import get_sku, load_catalog
 from promo.countries import country_codes
-from promo.db import Database
 from promo.errors import InputError, NotFound
-from promo.identifiers import mask_code, normalize_email
-from promo.outbox import enqueue, sends_since
-from promo.redemption import HELD_FOR_REVIEW, REWARD_EMAIL, RedeemRequest, redeem
-from promo.rewards import Reward, get_reward, rewards_of
+from promo.identifiers import mask_code
+from promo.redemption import HELD_FOR_REVIEW, RedeemRequest, redeem
+from promo.reviews import store_receipt, submit_claim
+from promo.rewards import Reward, get_reward, resend_reward, rewards_of
 from promo.terms_store import accepted_terms
 from promo.timeutil import utcnow
 from promo.views.context import (
     COUNTRY_COOKIE,
     LANG_COOKIE,
-    SESSION_COOKIE,
     PageContext,
     client_ip,
     local_path,
     page_context,
-    read_form,
     redirect,
     render,
     set_cookie,
 )
+from promo.views.guards import sign_in_first, signed_in_post
 from promo.views.refusals import explain
 
 YEAR = 365 * 24 * 3600
 _VERSION = re.compile(r"[0-9a-f]{64}")  # a terms version: sha256 hex
 
 
-def _db(request: Request) -> Database:
+def _db(request: Request) -> Any:
     return request.app.state.db
-
-
-def _csrf_ok(ctx: PageContext, form: Any) -> bool:
-    return same_token(ctx.csrf_token, form.get("csrf"))
-
-
-async def _signed_in_post(request: Request, max_files: int = 0) -> tuple[PageContext, Any] | Response:
-    """The prelude of every signed-in form: a session, else sign in; a valid CSRF token, else 403."""
-    ctx = await page_context(request)
-    if ctx.session is None:
-        return _sign_in_first(request)
-    form = await read_form(request, max_files)
-    if not _csrf_ok(ctx, form):
-        await form.close()  # an uploaded file's temporary copy
-        return _forbidden(request, ctx)
-    return ctx, form
-
-
-def signed_in_page(view: Callable[[Request, PageContext], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """A page for signed-in accounts: the view gets the context; anyone else signs in first."""
-    @wraps(view)
-    async def wrapper(request: Request) -> Response:
-        ctx = await page_context(request)
-        if ctx.session is None:
-            return _sign_in_first(request)
-        return await view(request, ctx)
-
-    return wrapper
-
-
-def signed_in_form(view: Callable[[Request, PageContext, Any], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """A form post of a signed-in account with a valid CSRF token (else sign-in, or 403)."""
-    @wraps(view)
-    async def wrapper(request: Request) -> Response:
-        checked = await _signed_in_post(request)
-        if isinstance(checked, Response):
-            return checked
-        ctx, form = checked
-        return await view(request, ctx, form)
-
-    return wrapper
-
-
-def _forbidden(request: Request, ctx: PageContext) -> Response:
-    return render(request, ctx, "error.html", 403, title=ctx.l10n.gettext("This form has expired"),
-                  message=ctx.l10n.gettext("Please go back, reload the page and try again."))
 
 
 async def home(request: Request) -> Response:
@@ -179,14 +130,10 @@ async def terms_page(request: Request) -> Response:
                   **_support_routes(campaign, ctx.country))
 
 
-def _sign_in_first(request: Request) -> Response:
-    return redirect(f"/signin?next={request.url.path}")
-
-
 async def redeem_form(request: Request) -> Response:
     ctx = await page_context(request)
     if ctx.session is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     return _redeem_page(request, ctx, await _campaign(request))
 
 
@@ -223,7 +170,7 @@ def _country_options(request: Request, ctx: PageContext, campaign: Any, chosen: 
 
 
 async def redeem_submit(request: Request) -> Response:
-    checked = await _signed_in_post(request)
+    checked = await signed_in_post(request)
     if isinstance(checked, Response):
         return checked
     ctx, form = checked
@@ -276,7 +223,7 @@ def _field_message(ctx: PageContext, field: str) -> str:
 
 async def _owned_reward(request: Request, ctx: PageContext) -> Reward:
     redemption_id = request.path_params["redemption_id"]
-    reward = await _db(request).read(get_reward, redemption_id)
+    reward: Reward | None = await _db(request).read(get_reward, redemption_id)
     # Somebody else's reward is "not found": a code is shown to its owner only.
     if reward is None or ctx.session is None or reward.account_email != ctx.session.account_email:
         raise NotFound("reward", str(redemption_id))
@@ -286,7 +233,7 @@ async def _owned_reward(request: Request, ctx: PageContext) -> Reward:
 async def reward_page(request: Request) -> Response:
     ctx = await page_context(request)
     if ctx.session is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     reward = await _owned_reward(request, ctx)
     campaign = (await _db(request).read(get_campaign, reward.campaign_slug)).campaign
     # R-X13: where the customer lives chooses the sponsor, the law and the support contact.
@@ -298,7 +245,7 @@ async def reward_page(request: Request) -> Response:
 async def rewards_page(request: Request) -> Response:
     ctx = await page_context(request)
     if ctx.session is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     rewards = await _db(request).read(rewards_of, ctx.session.account_email)
     names = {s.campaign.slug: s.campaign for s in await _db(request).read(list_campaigns)}
     # R-X13 / R-X16: each reward's sponsor, law and support contact, by where its owner lives.
@@ -311,95 +258,17 @@ async def rewards_page(request: Request) -> Response:
 
 async def resend(request: Request) -> Response:
     """R-X10: re-send the *same* code to the *same* address (support, not replacement)."""
-    checked = await _signed_in_post(request)
+    checked = await signed_in_post(request)
     if isinstance(checked, Response):
         return checked
     ctx, _form = checked
     reward = await _owned_reward(request, ctx)
-    limit = request.app.state.settings.mail.resend_per_hour
-    ref = f"redemption:{reward.redemption_id}"
-
-    def queue_if_allowed(conn: Any) -> bool:
-        now = utcnow()
-        # The first email and `limit` resends an hour (so one more than the limit is counted).
-        if sends_since(conn, template=REWARD_EMAIL, subject_ref=ref, since=now - timedelta(hours=1), limit=limit + 1) > limit:
-            return False
-        enqueue(conn, template=REWARD_EMAIL, recipient=reward.account_email, subject_ref=ref, at=now, locale=ctx.lang,
-                domain=request.app.state.settings.mail.message_id_domain, campaign_id=reward.campaign_id)
-        return True
-
-    queued = await _db(request).write(queue_if_allowed)
+    mail = request.app.state.settings.mail
+    queued = await _db(request).write(resend_reward, reward, limit=mail.resend_per_hour, now=utcnow(), locale=ctx.lang,
+                                      domain=mail.message_id_domain)
     if queued:
         request.app.state.wake_relay()
     return redirect(f"/rewards/{reward.redemption_id}?resent={'yes' if queued else 'limited'}")
-
-
-async def signin_form(request: Request) -> Response:
-    ctx = await page_context(request)
-    return render(request, ctx, "consumer/signin.html", next=local_path(request.query_params.get("next")), error=None, email="")
-
-
-async def signin_submit(request: Request) -> Response:
-    ctx = await page_context(request)
-    form = await read_form(request)
-    if not _csrf_ok(ctx, form):
-        return _forbidden(request, ctx)
-    next_path = local_path(str(form.get("next") or ""))
-    try:
-        email = normalize_email(str(form.get("email") or ""), "email")
-    except InputError:
-        return render(request, ctx, "consumer/signin.html", 422, next=next_path, email=str(form.get("email") or ""),
-                      error=ctx.l10n.gettext("Enter an email address as your mail provider writes it, such as "
-                                             "name@example.com, without spaces, quotes, brackets or comments."))
-    settings = request.app.state.settings
-    links: SigninLinks = request.app.state.signin_links
-    await _db(request).write_grouped(request_signin, email=email, links=links, public_url=settings.public_url, locale=ctx.lang,
-                             now=utcnow(), ip=client_ip(request), mail_domain=settings.mail.message_id_domain)
-    request.app.state.wake_relay()
-    # The same page whether the address is known, new or rate-limited: no enumeration.
-    response = redirect("/signin/sent")
-    set_cookie(response, ctx, "promo_next", next_path, 3600)
-    return response
-
-
-async def signin_sent(request: Request) -> Response:
-    ctx = await page_context(request)
-    return render(request, ctx, "consumer/signin_sent.html")
-
-
-async def signin_link(request: Request) -> Response:
-    ctx = await page_context(request)
-    links: SigninLinks = request.app.state.signin_links
-    try:
-        email, jti = links.read(request.path_params["token"])
-    except TokenExpired:
-        return _link_failed(request, ctx, ctx.l10n.gettext("This sign-in link has expired. Ask for a new one."))
-    except TokenInvalid:
-        return _link_failed(request, ctx, ctx.l10n.gettext("This sign-in link is not valid. Ask for a new one."))
-    started = await _db(request).write_grouped(consume_signin, email=email, jti=jti, now=utcnow(), ip=client_ip(request))
-    if started is None:
-        return _link_failed(request, ctx, ctx.l10n.gettext("This sign-in link has already been used. Ask for a new one."))
-    raw, _session = started
-    response = redirect(local_path(request.cookies.get("promo_next"), "/"))
-    set_cookie(response, ctx, SESSION_COOKIE, raw)  # a session cookie: gone when the browser closes
-    response.delete_cookie("promo_next", path="/")
-    return response
-
-
-def _link_failed(request: Request, ctx: PageContext, message: str) -> Response:
-    return render(request, ctx, "consumer/signin.html", 400, next="/", email="", error=message)
-
-
-async def signout(request: Request) -> Response:
-    ctx = await page_context(request)
-    form = await read_form(request)
-    if ctx.session is not None:
-        if not _csrf_ok(ctx, form):
-            return _forbidden(request, ctx)
-        await _db(request).write(end_session, ctx.session.id_hash, now=utcnow(), ip=client_ip(request))
-    response = redirect("/")
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
 
 
 async def language(request: Request) -> Response:
@@ -415,7 +284,7 @@ async def review_form(request: Request) -> Response:
     """R-X11: no activation record for the key: ask for a manual review with a receipt."""
     ctx = await page_context(request)
     if ctx.session is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     campaign = await _campaign(request)
     values = {"product_key": request.query_params.get("product_key", ""),
               "cause": "unbound" if request.query_params.get("cause") == "unbound" else ""}
@@ -426,8 +295,6 @@ async def _review_page(request: Request, ctx: PageContext, campaign: Any, status
                        errors: dict[str, str] | None = None) -> Response:
     # `cause` only picks the page's opening words (the link from the refusal says why); the
     # claim's cause is decided from the records when it is sent, so the page reveals nothing.
-    from promo.catalog import load_catalog
-
     catalog = await _db(request).read(load_catalog)
     products = [sku for sku in catalog.values() if campaign.products.is_qualifying(sku) and not campaign.products.is_excluded(sku)]
     return render(request, ctx, "consumer/review.html", status, campaign=campaign, values=values, errors=errors or {},
@@ -435,11 +302,7 @@ async def _review_page(request: Request, ctx: PageContext, campaign: Any, status
 
 
 async def review_submit(request: Request) -> Response:
-    from promo.activations import parse_activation
-    from promo.catalog import load_catalog
-    from promo.reviews import store_receipt, submit_claim
-
-    checked = await _signed_in_post(request, max_files=1)  # the receipt
+    checked = await signed_in_post(request, max_files=1)  # the receipt
     if isinstance(checked, Response):
         return checked
     ctx, form = checked
@@ -494,10 +357,5 @@ routes = [
     Route("/rewards", rewards_page, name="consumer.rewards"),
     Route("/rewards/{redemption_id:int64}", reward_page, name="consumer.reward"),
     Route("/rewards/{redemption_id:int64}/resend", resend, methods=["POST"], name="consumer.resend"),
-    Route("/signin", signin_form, methods=["GET"], name="consumer.signin_form"),
-    Route("/signin", signin_submit, methods=["POST"], name="consumer.signin"),
-    Route("/signin/sent", signin_sent, name="consumer.signin_sent"),
-    Route("/signin/{token}", signin_link, name="consumer.signin_link"),
-    Route("/signout", signout, methods=["POST"], name="consumer.signout"),
     Route("/language", language, name="consumer.language"),
 ]

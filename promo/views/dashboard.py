@@ -5,18 +5,17 @@ promo/views/dashboard_charts.py draws them; this module serves the pages."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.charts import sparkline
-from promo.dashboard import Dashboard, campaign_dashboard, overview
+from promo.dashboard import dashboard_of, overview
 from promo.errors import InputError
-from promo.staff import StaffSession
+from promo.staff import POLICY, StaffSession
 from promo.timeutil import utcnow
-from promo.views.console import READERS, get_offer
 from promo.views.dashboard_charts import charts
 from promo.views.staffauth import require_role, staff_render
 
@@ -31,19 +30,15 @@ def _day(request: Request) -> date | None:
         raise InputError.one("day", "must be a date like 2026-05-01") from None
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def campaign_page(request: Request, session: StaffSession) -> Response:
     slug, day, now = str(request.path_params["slug"]), _day(request), utcnow()
-
-    def load(conn: Any) -> Dashboard:
-        return campaign_dashboard(conn, get_offer(conn, slug), now, day)
-
-    board = await request.app.state.db.read(load)
+    board = await request.app.state.db.read(dashboard_of, slug, kind=PurchaseOffer, now=now, day=day)
     return staff_render(request, "console/dashboard.html", session=session, board=board, c=board.stored.campaign,
                         charts=charts(board))
 
 
-@require_role(*READERS)
+@require_role(*POLICY.read_campaigns)
 async def overview_page(request: Request, session: StaffSession) -> Response:
     now = utcnow()
     glances = await request.app.state.db.read(overview, now)

@@ -30,8 +30,8 @@ from promo.nonprofit.program import NotAllowed, program
 from promo.nonprofit.returns import ask_return
 from promo.nonprofit.validation_codes import issue_code, refresh_code
 from promo.timeutil import utcnow
-from promo.views.consumer import signed_in_form, signed_in_page
 from promo.views.context import PageContext, client_ip, page_context, redirect, render
+from promo.views.guards import signed_in_form, signed_in_page
 from promo.views.refusals import Explained, in_words
 
 LABELS = {
