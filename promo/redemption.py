@@ -31,10 +31,10 @@ from promo.errors import InputError
 from promo.identifiers import mailbox_params, mask_code, mask_product_key, normalize_email, normalize_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.reward_email import reward_email_context
+from promo.rewards import REWARD_EMAIL
 from promo.stock import alert_if_low
 from promo.timeutil import db_time, from_db_time, iso, moment_to_db
 
-REWARD_EMAIL = "reward_code"
 register(REWARD_EMAIL, reward_email_context)  # the relay reads the reward when sending, never from the outbox
 HELD_FOR_REVIEW = "held_for_review"  # R-X12: a sub-address of an account that already redeemed
 GUESS_WINDOW = timedelta(hours=1)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from promo.outbox import enqueue, sends_since
-from promo.redemption import REWARD_EMAIL
 from promo.timeutil import from_db_time
+
+REWARD_EMAIL = "reward_code"  # the template of a reward's email: sent by a redemption, re-sent from here
 
 
 @dataclass(frozen=True)
