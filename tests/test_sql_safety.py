@@ -43,6 +43,10 @@ REVIEWED_DYNAMIC_SQL = {
     ("staff_actions.py", "query_actions"): "the SQL of actions_sql: fixed clauses chosen by ActionFilter plus Keyset's clause",
     ("activity.py", "count_attempt"): "the module's constant upsert (_UPSERT); values are parameters",
     ("activity.py", "count_sent"): "the module's constant upsert (_UPSERT); values are parameters",
+    ("pg_connection.py", "execute"): "the caller's SQL in psycopg's placeholders (pg_sql.translate), plus RETURNING of an"
+                                     " identity column read from the schema",
+    ("pg_connection.py", "executemany"): "the caller's SQL in psycopg's placeholders (pg_sql.translate)",
+    ("pg_schema.py", "migrate"): "statements of the numbered PostgreSQL migration files shipped in the package",
     ("activity.py", "hourly"): "an IN list of named parameters :o0, :o1 …, one per outcome; values are parameters",
 }
 
