@@ -10,6 +10,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import IO
 
 from promo.audit import append_event
+from promo.backends import dialect_of
 from promo.csvfile import ErrorList, open_text, records
 from promo.db import insert_each, larger_cache, transaction
 from promo.errors import FieldError, InputError
@@ -137,7 +138,7 @@ def claim_code(conn: sqlite3.Connection, *, campaign_id: int, not_expiring_befor
     row = conn.execute(
         "SELECT id, code, expires_at FROM reward_codes"
         " WHERE campaign_id = :campaign AND issued_at IS NULL AND voided_at IS NULL AND expires_at >= :min_expiry"
-        " ORDER BY expires_at, id LIMIT 1",
+        " ORDER BY expires_at, id LIMIT 1" + dialect_of(conn).skip_locked,  # PostgreSQL: no two claims wait for one code
         {"campaign": campaign_id, "min_expiry": db_time(max(not_expiring_before, now))},
     ).fetchone()
     if row is None:

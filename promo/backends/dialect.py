@@ -18,6 +18,9 @@ class Dialect:
     skip_locked: str  # appended to a SELECT that claims a row another writer may hold
     time_type: str  # the column type of an instant (promo.timeutil.db_time on both)
     case_insensitive_like: str  # SQLite's LIKE ignores ASCII case; PostgreSQL's does not
+    # Taken before reading the audit chain's head: the chain has one head, and on PostgreSQL
+    # writers run at once (SQLite's write lock already serialises them). Issue 18 removes it.
+    chain_lock: str = ""
     unavailable_sqlstates: frozenset[str] = frozenset()  # "try again", not a bug (PostgreSQL)
     retry_sqlstates: frozenset[str] = frozenset()  # serialization failure, deadlock: rerun the transaction
 

@@ -19,6 +19,7 @@ POSTGRESQL = Dialect(
     skip_locked=" FOR UPDATE SKIP LOCKED",
     time_type="timestamptz",
     case_insensitive_like="ILIKE",
+    chain_lock="SELECT pg_advisory_xact_lock(7001)",  # 7001: the audit chain's lock key, Promo's own
     # Connection lost, server shutting down, too many connections, disk full: try again later.
     unavailable_sqlstates=frozenset({"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03",
                                      "53000", "53100", "53200", "53300"}),
@@ -28,6 +29,9 @@ POSTGRESQL = Dialect(
 # SQLite's transaction openers; PostgreSQL has one BEGIN (a writer's row locks do the rest).
 _BEGIN = re.compile(r"\s*BEGIN(\s+(IMMEDIATE|DEFERRED|EXCLUSIVE))?(\s+TRANSACTION)?\s*;?\s*", re.IGNORECASE)
 _PRAGMA = re.compile(r"\s*PRAGMA\b", re.IGNORECASE)
+# SQLite's tuning of its own page cache (promo.db.larger_cache around bulk imports): nothing
+# to tune per connection on PostgreSQL, so reading it gives 0 and setting it does nothing.
+_TUNING_PRAGMA = re.compile(r"\s*PRAGMA\s+cache_size\s*(=\s*-?\d+)?\s*;?\s*", re.IGNORECASE)
 
 
 class UnsupportedStatement(ValueError):
@@ -39,6 +43,8 @@ def translate(sql: str) -> str:
     """The shared SQL in psycopg's placeholders, with SQLite-only statements mapped or refused."""
     if _BEGIN.fullmatch(sql):
         return "BEGIN"
+    if _TUNING_PRAGMA.fullmatch(sql):
+        return "SELECT 0"
     if _PRAGMA.match(sql):
         raise UnsupportedStatement(f"PRAGMA is SQLite's own; this statement needs a dialect hook: {sql[:60]!r}")
     return _placeholders(sql)

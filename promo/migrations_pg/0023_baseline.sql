@@ -11,6 +11,16 @@
 -- Flags stay smallint 0/1: the shared SQL says `guess_failure = 1`, and SQLite's planner
 -- does not match `= TRUE` against the partial indexes written `= 1` (checked on 3.40).
 
+-- Text must sort by code point, as on SQLite: the mailbox check (R-X6) reads ranges such as
+-- account_email >= 'ann+' AND account_email < 'ann,'. A linguistic collation breaks them.
+DO $$
+BEGIN
+    IF (SELECT datcollate FROM pg_database WHERE datname = current_database()) NOT IN ('C', 'POSIX', 'C.UTF-8', 'C.utf8') THEN
+        RAISE EXCEPTION 'Promo needs a database that sorts text by code point: CREATE DATABASE ... TEMPLATE template0 LC_COLLATE ''C.UTF-8'' LC_CTYPE ''C.UTF-8''';
+    END IF;
+END
+$$;
+
 CREATE TABLE skus (
     sku            text PRIMARY KEY,
     name           text NOT NULL,
