@@ -12,6 +12,7 @@ BEGIN ... SAVEPOINT ... RELEASE ... COMMIT) against PostgreSQL with
   (a) psycopg 3 synchronous connections from psycopg_pool on worker threads, dispatched
       from the event loop, through promo.backends.pg_connection.PgConnection (the adapter
       Promo would ship: :name translation, rows by name, timestamptz read as db_time text);
+  (a') the same without the adapter (psycopg's placeholders, tuple rows): the adapter's cost;
   (b) psycopg 3 asynchronous connections (AsyncConnectionPool), tasks on the event loop;
   (c) asyncpg (its pool), tasks on the event loop,
 at 1, 4 and 16 concurrent clients. Runs alternate (driver order rotates each round), so
@@ -207,6 +208,26 @@ class PsycopgThreads:
         self.pool.close()
 
 
+class PsycopgThreadsRaw(PsycopgThreads):
+    """(a) without Promo's adapter: psycopg's own placeholders and tuple rows. The difference
+    to (a) is what the adapter costs (translation lookup, rows by name, RETURNING for lastrowid)."""
+
+    name = "psycopg sync raw"
+
+    def __init__(self, clients: int, hot_rows: bool):
+        super().__init__(clients, hot_rows)
+        self.statements = [(name, translate(sql)) for name, sql in SEQUENCE]
+
+    def transaction(self, n: int) -> None:
+        with self.pool.connection() as raw:
+            results: dict[str, Any] = {}
+            for name, sql in self.statements:
+                if name == "chain_lock" and not self.hot_rows:
+                    continue
+                cursor = raw.execute(sql, parameters(n, self.hot_rows, results))
+                results[name] = cursor.fetchone() if cursor.description else None
+
+
 class PsycopgAsync:
     name = "psycopg async"
 
@@ -325,11 +346,11 @@ async def main() -> None:
     print(f"setting up {DATABASE} ({POOL_SIZE:,} codes and activation records) ...", flush=True)
     setup()
     counter = itertools.count(1)
-    kinds = [PsycopgThreads, PsycopgAsync, Asyncpg]
+    kinds: list[type[Any]] = [PsycopgThreads, PsycopgThreadsRaw, PsycopgAsync, Asyncpg]
     figures: dict[tuple[str, int], list[dict[str, float]]] = {}
     for round_ in range(args.rounds):
         for clients in args.clients:
-            order = kinds[round_ % 3:] + kinds[:round_ % 3]
+            order = kinds[round_ % len(kinds):] + kinds[:round_ % len(kinds)]
             for kind in order:
                 driver = await make(kind, clients, hot_rows)
                 try:

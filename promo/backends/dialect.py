@@ -30,13 +30,15 @@ class Dialect:
             return f"substr({expr}, -({length}))"
         return f"right({expr}, {length})"
 
-    def json_text(self, column: str, key: str) -> str:
-        """A top-level member of a JSON text column, as text (campaign_list's definition fields)."""
-        if not key.isidentifier():
-            raise ValueError(f"not a JSON key this module spells: {key!r}")
+    def json_text(self, column: str, path: str) -> str:
+        """A member of a JSON text column by its dotted path ("redemption_window.first_day"),
+        as text on PostgreSQL (SQLite's json_extract gives the JSON value: same for strings)."""
+        keys = path.split(".")
+        if not all(key.isidentifier() for key in keys):
+            raise ValueError(f"not a JSON path this module spells: {path!r}")
         if self.name == "sqlite":
-            return f"json_extract({column}, '$.{key}')"
-        return f"(({column})::jsonb ->> '{key}')"
+            return f"json_extract({column}, '$.{path}')"
+        return f"(({column})::jsonb #>> '{{{','.join(keys)}}}')"
 
     def hour_of(self, column: str) -> str:
         """The UTC hour an instant falls in, comparable with db_time text (charts, back-fills)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -59,6 +60,15 @@ class JsonTextLoader(Loader):
 
     def load(self, data: Buffer) -> str:
         return bytes(data).decode("utf-8")
+
+
+class WholeNumberLoader(Loader):
+    """numeric as int when it is whole: PostgreSQL's SUM() of integers is numeric, SQLite's an
+    int, and callers format, compare and JSON-encode it as one. A fraction stays a Decimal."""
+
+    def load(self, data: Buffer) -> int | Decimal:
+        text = bytes(data).decode("ascii")
+        return int(text) if text.lstrip("-").isdigit() else Decimal(text)
 
 
 class PgRow:
@@ -177,6 +187,7 @@ def configure(raw: psycopg.Connection[Any]) -> None:
     raw.adapters.register_loader("timestamptz", DbTimeLoader)
     raw.adapters.register_loader("jsonb", JsonTextLoader)
     raw.adapters.register_loader("json", JsonTextLoader)
+    raw.adapters.register_loader("numeric", WholeNumberLoader)
 
 
 def read_identities(raw: psycopg.Connection[Any]) -> dict[str, str]:
