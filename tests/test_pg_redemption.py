@@ -5,7 +5,9 @@ shipped catalog and campaign, imported activation records and codes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,7 +18,7 @@ from promo.activations import import_activations
 from promo.audit import verify_chain
 from promo.backends import pg_connection, pg_schema
 from promo.backends.pg_connection import PgConnection
-from promo.backends.postgresql import PostgresDatabase
+from promo.backends.postgresql import MAX_ATTEMPTS, PostgresDatabase, RetriesExhausted, is_unavailable
 from promo.campaign_store import get_campaign, save_campaign
 from promo.campaigns import parse_campaign_file, shipped_campaign_text
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus
@@ -109,3 +111,38 @@ async def test_a_constraint_refusal_is_an_integrity_error_the_domain_already_cat
         with pytest.raises(sqlite3.IntegrityError):
             await db.write(duplicate_slug)
         assert await db.lookup(lambda conn: conn.execute("SELECT count(*) FROM campaigns").fetchone()[0]) == 1
+
+
+async def test_a_deadlock_reruns_the_victims_transaction_and_both_writes_land(pg_url: str, pg: PgConnection) -> None:
+    """Two writes lock the same two rows in opposite orders: PostgreSQL aborts one
+    (deadlock_detected); PostgresDatabase reruns it, so both callers succeed (item 4)."""
+    pg.execute("CREATE TABLE pair (id integer PRIMARY KEY, n integer NOT NULL)")
+    pg.execute("INSERT INTO pair VALUES (1, 0), (2, 0)")
+    both_hold_one = threading.Barrier(2)
+    attempts: list[int] = []
+
+    def cross(conn: PgConnection, first: int, second: int) -> None:
+        attempts.append(first)
+        conn.execute("UPDATE pair SET n = n + 1 WHERE id = ?", (first,))
+        with contextlib.suppress(threading.BrokenBarrierError):  # a rerun finds nobody waiting
+            both_hold_one.wait(timeout=5)
+        conn.execute("UPDATE pair SET n = n + 1 WHERE id = ?", (second,))
+
+    async with PostgresDatabase(pg_url, pool_size=2) as db:
+        await asyncio.gather(db.write(cross, 1, 2), db.write(cross, 2, 1))
+    assert len(attempts) == 3  # one of the two ran twice
+    assert [tuple(r) for r in pg.execute("SELECT id, n FROM pair ORDER BY id")] == [(1, 2), (2, 2)]
+
+
+async def test_a_transaction_postgresql_keeps_refusing_gives_up_as_unavailable(pg_url: str, pg: PgConnection) -> None:
+    calls: list[int] = []
+
+    def always_conflicts(conn: PgConnection) -> None:
+        calls.append(1)
+        conn.execute("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$")
+
+    async with PostgresDatabase(pg_url, pool_size=1) as db:
+        with pytest.raises(RetriesExhausted) as gave_up:
+            await db.write(always_conflicts)
+    assert len(calls) == MAX_ATTEMPTS
+    assert is_unavailable(gave_up.value)  # a 503 with Retry-After once promo.db's hook asks (never a 500)
