@@ -102,6 +102,24 @@ async def test_concurrent_redemptions_on_postgresql_give_each_code_once(pg_url: 
     assert verify_chain(pg).ok
 
 
+async def test_one_account_asking_six_times_at_once_gets_one_code_on_postgresql(pg_url: str, pg: PgConnection) -> None:
+    """R-X6 under READ COMMITTED: six transactions for one account with six keys all read "no
+    reward yet"; the UNIQUE (campaign, account, slot) lets one insert through, and the others'
+    violations become the R-X6 refusal (their claimed codes rolled back to the pool). The pool
+    holds more codes than there are requests: with fewer, SKIP LOCKED finds every free code
+    held by a claim still in flight and says "no codes left" although most will roll back."""
+    stored = get_campaign(pg, SLUG)
+    import_codes(pg, campaign_id=stored.id, campaign=stored.campaign, source=csv_bytes(["code"], [[reward_code(i)] for i in range(4, 10)]),
+                 source_name="more.csv", now=DURING)
+    async with PostgresDatabase(pg_url, pool_size=6) as db:
+        results = await asyncio.gather(*(redeem(db, request(n, "ann@example.com"), DURING, guess_limit=10) for n in range(1, 7)))
+    assert sum(r.redeemed for r in results) == 1
+    assert all(r.decision.rules == ["R-X6"] for r in results if not r.redeemed), [r.decision.failures for r in results]
+    assert pg.execute("SELECT count(*) FROM reward_codes WHERE issued_at IS NOT NULL").fetchone()[0] == 1
+    assert pg.execute("SELECT redeemed FROM campaign_totals").fetchone()[0] == 1
+    assert verify_chain(pg).ok
+
+
 async def test_a_constraint_refusal_is_an_integrity_error_the_domain_already_catches(pg_url: str, pg: PgConnection) -> None:
     async with PostgresDatabase(pg_url, pool_size=1) as db:
         def duplicate_slug(conn: PgConnection) -> None:
