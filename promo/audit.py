@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from promo.backends import dialect_of
 from promo.timeutil import db_time
 
 GENESIS_HASH = "0" * 64
@@ -39,6 +40,9 @@ def append_event(
     ip: str | None = None,
 ) -> int:
     """Record one event (call inside the transaction that makes the change)."""
+    chain_lock = dialect_of(conn).chain_lock
+    if chain_lock:  # PostgreSQL: concurrent writers queue here for the one head (issue 18 removes the queue)
+        conn.execute(chain_lock)
     head = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
     payload = {

@@ -97,7 +97,8 @@ def signin_requests_since(conn: sqlite3.Connection, email: str, *, since: dateti
     the cap costs the same however often the address was tried."""
     return int(conn.execute(
         "SELECT COUNT(*) FROM (SELECT 1 FROM signin_tokens WHERE created_at >= :since AND (account_email = :base"
-        " OR (account_email >= :lo AND account_email < :hi AND substr(account_email, -:n) = :at_domain)) LIMIT :limit)",
+        " OR (account_email >= :lo AND account_email < :hi AND substr(account_email, length(account_email) - :n + 1) = :at_domain))"
+        " LIMIT :limit) AS recent",  # a tail and an alias both stores read alike (PostgreSQL: no negative substr start)
         {"since": db_time(since), "limit": limit, **mailbox_params(email)},
     ).fetchone()[0])
 

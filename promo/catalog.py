@@ -132,7 +132,8 @@ def load_catalog(conn: sqlite3.Connection) -> dict[str, Sku]:
 def _names(conn: sqlite3.Connection, sku: str | None = None) -> dict[str, tuple[tuple[str, str], ...]]:
     """Names per language, of every SKU or of one."""
     out: dict[str, list[tuple[str, str]]] = {}
-    rows = conn.execute("SELECT sku, lang, name FROM sku_names WHERE :sku IS NULL OR sku = :sku ORDER BY sku, lang",
+    # :sku compared first, then tested for NULL: PostgreSQL infers its type from the comparison.
+    rows = conn.execute("SELECT sku, lang, name FROM sku_names WHERE sku = :sku OR :sku IS NULL ORDER BY sku, lang",
                         {"sku": sku})
     for row in rows:
         out.setdefault(row[0], []).append((row[1], row[2]))

@@ -11,6 +11,7 @@ from typing import IO
 from zoneinfo import ZoneInfo
 
 from promo.audit import append_event
+from promo.backends import dialect_of
 from promo.campaigns.kind import CampaignKind
 from promo.csvfile import ErrorList, open_text, records
 from promo.db import insert_each, larger_cache, transaction
@@ -139,7 +140,7 @@ def claim_code(conn: sqlite3.Connection, *, campaign_id: int, not_expiring_befor
     row = conn.execute(
         "SELECT id, code, expires_at FROM reward_codes"
         " WHERE campaign_id = :campaign AND issued_at IS NULL AND voided_at IS NULL AND expires_at >= :min_expiry"
-        " ORDER BY expires_at, id LIMIT 1",
+        " ORDER BY expires_at, id LIMIT 1" + dialect_of(conn).skip_locked,  # PostgreSQL: no two claims wait for one code
         {"campaign": campaign_id, "min_expiry": db_time(max(not_expiring_before, now))},
     ).fetchone()
     if row is None:

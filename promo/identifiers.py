@@ -113,7 +113,8 @@ def same_mailbox_key(account: str) -> tuple[str, str]:
 def mailbox_params(account: str) -> dict[str, object]:
     """SQL parameters for "an account of this mailbox", as two index ranges:
     `account_email = :base OR (account_email >= :lo AND account_email < :hi
-    AND substr(account_email, -:n) = :at_domain)` (base+anything sorts in [base+, base,))."""
+    AND substr(account_email, length(account_email) - :n + 1) = :at_domain)` (base+anything sorts
+    in [base+, base,); the tail spelled so that PostgreSQL reads it as SQLite does)."""
     base, domain = same_mailbox_key(account)
     return {"base": f"{base}@{domain}", "lo": f"{base}+", "hi": f"{base},", "n": len(domain) + 1, "at_domain": f"@{domain}"}
 

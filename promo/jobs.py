@@ -199,8 +199,8 @@ def get_job(conn: sqlite3.Connection, job_id: int) -> ImportJob:
 
 def recent_jobs(conn: sqlite3.Connection, *, campaign_slug: str | None = None, kind: str | None = None,
                 limit: int = 10) -> list[ImportJob]:
-    rows = conn.execute(
-        _JOB_COLUMNS + " WHERE (:slug IS NULL OR c.slug = :slug) AND (:kind IS NULL OR j.kind = :kind)"
+    rows = conn.execute(  # each :x compared first, then tested for NULL: PostgreSQL infers its type from the comparison
+        _JOB_COLUMNS + " WHERE (c.slug = :slug OR :slug IS NULL) AND (j.kind = :kind OR :kind IS NULL)"
         " ORDER BY j.id DESC LIMIT :limit",
         {"slug": campaign_slug, "kind": kind, "limit": limit},
     ).fetchall()

@@ -268,9 +268,9 @@ def failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, sin
     everyone behind one NAT address) has piled up (issue 14)."""
     by_account, by_ip = conn.execute(
         "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM redemption_attempts WHERE guess_failure = 1 AND account_email = :a"
-        " AND attempted_at >= :since LIMIT :limit)),"
+        " AND attempted_at >= :since LIMIT :limit) AS f),"
         " (SELECT COUNT(*) FROM (SELECT 1 FROM redemption_attempts WHERE guess_failure = 1 AND client_ip = :ip"
-        " AND attempted_at >= :since LIMIT :limit))",
+        " AND attempted_at >= :since LIMIT :limit) AS g)",
         {"a": request.account_email, "ip": request.client_ip, "since": db_time(since), "limit": limit},
     ).fetchone()
     return max(int(by_account), int(by_ip))  # no IP (CLI, support): client_ip = NULL counts nothing
@@ -283,7 +283,8 @@ def mailbox_sibling(conn: sqlite3.Connection, campaign_id: int, account: str) ->
     row = conn.execute(
         "SELECT account_email FROM redemptions WHERE campaign_id = :c AND account_email = :base AND account_email <> :a"
         " UNION ALL SELECT account_email FROM redemptions WHERE campaign_id = :c AND account_email >= :lo"
-        " AND account_email < :hi AND account_email <> :a AND substr(account_email, -:n) = :at_domain LIMIT 1",
+        " AND account_email < :hi AND account_email <> :a AND substr(account_email, length(account_email) - :n + 1) = :at_domain"
+        " LIMIT 1",  # the tail spelled for both stores: PostgreSQL's substr() has no negative start
         {"c": campaign_id, "a": account, **mailbox_params(account)},
     ).fetchone()
     return row[0] if row else None

@@ -44,6 +44,13 @@ REVIEWED_DYNAMIC_SQL = {
     ("staff_actions.py", "query_actions"): "the SQL of actions_sql: fixed clauses chosen by ActionFilter plus Keyset's clause",
     ("activity.py", "count_attempt"): "the module's constant upsert (_UPSERT); values are parameters",
     ("activity.py", "count_sent"): "the module's constant upsert (_UPSERT); values are parameters",
+    ("pg_connection.py", "execute"): "the caller's SQL in psycopg's placeholders (pg_sql.translate), plus RETURNING of an"
+                                     " identity column read from the schema",
+    ("pg_connection.py", "executemany"): "the caller's SQL in psycopg's placeholders (pg_sql.translate)",
+    ("codes.py", "claim_code"): "a constant SELECT plus the dialect's constant FOR UPDATE SKIP LOCKED (empty on SQLite)",
+    ("audit.py", "append_event"): "the dialect's constant chain lock (PostgreSQL's advisory lock; none on SQLite)",
+    ("postgresql.py", "in_transaction"): "one of two constant BEGINs (READ COMMITTED for writes, a read-only snapshot for reads)",
+    ("pg_schema.py", "migrate"): "statements of the numbered PostgreSQL migration files shipped in the package",
     ("activity.py", "hourly"): "an IN list of named parameters :o0, :o1 …, one per outcome; values are parameters",
 }
 

@@ -1,0 +1,22 @@
+"""Storage backends: SQLite (the embedded default) and PostgreSQL (issue 17).
+
+The storage functions and their SQL are written once, against the `sqlite3.Connection`
+surface (`execute`, `executemany`, rows by name and position). What the two stores spell
+differently lives in one small `Dialect` per backend; a storage function that needs one of
+those few fragments asks `dialect_of(conn)`. On PostgreSQL the connection is a
+`pg_connection.PgConnection`, which offers that same surface over psycopg 3.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from promo.backends.dialect import Dialect
+from promo.backends.sqlite import SQLITE
+
+__all__ = ["Dialect", "dialect_of"]
+
+
+def dialect_of(conn: Any) -> Dialect:
+    """The dialect of a connection: its own (a PgConnection says), else SQLite's."""
+    return getattr(conn, "dialect", SQLITE)

@@ -1,0 +1,204 @@
+"""A psycopg 3 connection with the `sqlite3.Connection` surface the storage functions use.
+
+So the domain code runs unchanged on PostgreSQL:
+- `execute(sql, params)` / `executemany` take the shared SQL (`:name` or `?`, translated
+  by pg_sql) and return a cursor with fetchone/fetchall/iteration/rowcount/lastrowid;
+  `lastrowid` comes from a `RETURNING` appended to single-row INSERTs into a table with an
+  identity column (no extra round trip).
+- Rows are indexable by column name and by position, like sqlite3.Row.
+- timestamptz values are read back as the exact text promo.timeutil.db_time writes, and
+  jsonb as its text, so `from_db_time(row["x"])` and `json.loads(row["y"])` still hold.
+- A constraint violation raises `ConstraintViolation`, a sqlite3.IntegrityError, which is
+  what the domain catches today (a hook in promo.db should name a store-neutral one).
+The connection is in autocommit mode: transactions are the explicit BEGIN/COMMIT and
+SAVEPOINTs of promo.db.transaction and run_jobs, as with sqlite3's isolation_level=None.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.adapt import Buffer, Loader
+from psycopg.pq import TransactionStatus
+
+from promo.backends.pg_sql import POSTGRESQL, inserted_table, translate
+
+Params = Mapping[str, Any] | Sequence[Any]
+
+# Session settings every connection gets: UTC text for timestamptz (what the loader reads).
+CONNECT_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO"
+
+
+class ConstraintViolation(sqlite3.IntegrityError):
+    """A UNIQUE, CHECK or foreign key constraint refused a row on PostgreSQL. The psycopg
+    error is its __cause__ (its sqlstate and constraint name are there)."""
+
+    def __init__(self, error: psycopg.errors.IntegrityError):
+        super().__init__(str(error).strip())
+        self.sqlstate = error.sqlstate
+        self.constraint = getattr(error.diag, "constraint_name", None)
+
+
+class DbTimeLoader(Loader):
+    """timestamptz (text, TimeZone=UTC, DateStyle=ISO: '2026-12-03 21:13:10.5+00') as db_time's
+    fixed-width text '2026-12-03T21:13:10.500000Z'."""
+
+    def load(self, data: Buffer) -> str:
+        text = bytes(data).decode("ascii")
+        if not text.endswith("+00") or len(text) < 22:
+            raise ValueError(f"timestamptz not in UTC ISO text (set TimeZone=UTC): {text!r}")
+        fraction = text[20:-3]  # '' or the digits after '.', trailing zeros dropped
+        return f"{text[:10]}T{text[11:19]}.{fraction:0<6}Z"
+
+
+class JsonTextLoader(Loader):
+    """jsonb as its text: callers json.loads it, as they do the TEXT column on SQLite."""
+
+    def load(self, data: Buffer) -> str:
+        return bytes(data).decode("utf-8")
+
+
+class WholeNumberLoader(Loader):
+    """numeric as int when it is whole: PostgreSQL's SUM() of integers is numeric, SQLite's an
+    int, and callers format, compare and JSON-encode it as one. A fraction stays a Decimal."""
+
+    def load(self, data: Buffer) -> int | Decimal:
+        text = bytes(data).decode("ascii")
+        return int(text) if text.lstrip("-").isdigit() else Decimal(text)
+
+
+class PgRow:
+    """A result row by position (row[0]) and by name (row["code"]), like sqlite3.Row."""
+
+    __slots__ = ("_values", "_index")
+
+    def __init__(self, values: Sequence[Any], index: Mapping[str, int]):
+        self._values = values
+        self._index = index
+
+    def __getitem__(self, key: int | str | slice) -> Any:
+        if isinstance(key, str):
+            try:
+                return self._values[self._index[key]]
+            except KeyError:
+                return self._values[self._index[key.lower()]]  # sqlite3.Row ignores case too
+        return self._values[key]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PgRow) and tuple(self._values) == tuple(other._values) and self.keys() == other.keys()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values))
+
+    def __repr__(self) -> str:
+        return f"PgRow({dict(zip(self._index, self._values, strict=True))!r})"
+
+
+def pg_row_factory(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], PgRow]:
+    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+    return lambda values: PgRow(values, index)
+
+
+class PgCursor:
+    """What sqlite3.Cursor offers the storage functions, over a psycopg cursor."""
+
+    def __init__(self, cursor: psycopg.Cursor[PgRow], lastrowid: int | None = None):
+        self._cursor = cursor
+        self.lastrowid = lastrowid
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    def fetchone(self) -> PgRow | None:
+        return self._cursor.fetchone() if self._cursor.description is not None else None
+
+    def fetchall(self) -> list[PgRow]:
+        return self._cursor.fetchall() if self._cursor.description is not None else []
+
+    def fetchmany(self, size: int = 1) -> list[PgRow]:
+        return self._cursor.fetchmany(size) if self._cursor.description is not None else []
+
+    def __iter__(self) -> Iterator[PgRow]:
+        return iter(self.fetchall()) if self._cursor.description is None else iter(self._cursor)
+
+    def close(self) -> None:
+        self._cursor.close()
+
+
+class PgConnection:
+    """A psycopg connection that the storage functions take for a sqlite3.Connection."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, raw: psycopg.Connection[Any], identities: Mapping[str, str]):
+        self.raw = raw
+        self._identities = identities  # table -> its identity column (id; audit_events.seq)
+
+    def execute(self, sql: str, params: Params = ()) -> PgCursor:
+        table = inserted_table(sql)
+        identity = self._identities.get(table) if table else None
+        statement = translate(sql) + (f" RETURNING {identity}" if identity else "")
+        cursor = self.raw.cursor(row_factory=pg_row_factory)
+        try:
+            cursor.execute(statement, params)  # () too: psycopg then reads %% as %
+        except psycopg.errors.IntegrityError as exc:
+            raise ConstraintViolation(exc) from exc
+        if identity:
+            returned = cursor.fetchall()  # INSERT ... VALUES (...), (...): the last, as sqlite3 says
+            return PgCursor(cursor, int(returned[-1][0]) if returned else None)
+        return PgCursor(cursor)
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> PgCursor:
+        cursor = self.raw.cursor(row_factory=pg_row_factory)
+        try:
+            cursor.executemany(translate(sql), seq_of_params)
+        except psycopg.errors.IntegrityError as exc:
+            raise ConstraintViolation(exc) from exc
+        return PgCursor(cursor)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def configure(raw: psycopg.Connection[Any]) -> None:
+    """Per connection, once: the loaders that make PostgreSQL's values read as SQLite's text."""
+    raw.adapters.register_loader("timestamptz", DbTimeLoader)
+    raw.adapters.register_loader("jsonb", JsonTextLoader)
+    raw.adapters.register_loader("json", JsonTextLoader)
+    raw.adapters.register_loader("numeric", WholeNumberLoader)
+
+
+def read_identities(raw: psycopg.Connection[Any]) -> dict[str, str]:
+    """Each table's identity column, read from the schema (so lastrowid needs no list to keep)."""
+    rows = raw.execute("SELECT table_name, column_name FROM information_schema.columns"
+                       " WHERE table_schema = current_schema() AND is_identity = 'YES'").fetchall()
+    return {table: column for table, column in rows}
+
+
+def connect(url: str, **kwargs: Any) -> PgConnection:
+    """A configured connection (CLI tools, tests). The service uses PostgresDatabase's pool."""
+    raw = psycopg.connect(url, autocommit=True, options=CONNECT_OPTIONS, **kwargs)
+    configure(raw)
+    return PgConnection(raw, read_identities(raw))

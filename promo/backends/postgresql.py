@@ -1,0 +1,169 @@
+"""PostgresDatabase: promo.db.Database's interface on a pool of psycopg connections.
+
+The storage functions stay synchronous `fn(conn, ...)`; here each call borrows a pooled
+connection on a worker thread (psycopg releases the GIL while it waits on the server), so
+several transactions really run at once, which SQLite's one writer never does. Hence:
+- every write is its own transaction at READ COMMITTED; the UNIQUE constraints and the
+  code claim's FOR UPDATE SKIP LOCKED keep the invariants (R-X5, R-X6) under concurrency;
+- a serialization failure or a deadlock reruns the whole function, a bounded number of
+  times with a short random backoff, so a person never sees it as a 500;
+- `write_grouped` needs no group commit (commits of different connections overlap), so it
+  is `write`: the function still gets a transaction it must not BEGIN or COMMIT itself;
+- `lookup` runs on a worker thread too (a PostgreSQL round trip must never block the event
+  loop), in autocommit: each of its few statements sees the latest commit;
+- `read` runs in one REPEATABLE READ READ ONLY transaction: a page's figures agree.
+The driver was chosen by measurement: bench/pg_driver.py, bench/README.md (PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from promo.backends.pg_connection import CONNECT_OPTIONS, PgConnection, configure, read_identities
+from promo.backends.pg_sql import POSTGRESQL
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 5  # a transaction is tried at most this often when PostgreSQL asks for a rerun
+BACKOFF_S = 0.005  # the first retry waits up to this long (randomised), doubling each time
+POOL_SIZE = 10  # connections, and the worker threads that use them
+POOL_TIMEOUT_S = 10.0  # the longest a call waits for a free connection, and open() for the first
+
+
+class RetriesExhausted(RuntimeError):
+    """PostgreSQL asked to rerun a transaction MAX_ATTEMPTS times in a row (serialization
+    failures or deadlocks): the store is overloaded with conflicting writes; try again later."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A serialization failure or a deadlock: rerunning the whole transaction is correct."""
+    while exc is not None:
+        if isinstance(exc, psycopg.Error) and exc.sqlstate in POSTGRESQL.retry_sqlstates:
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The server refused for now (gone, starting, full): a 503, not a bug. The hook promo.db's
+    is_unavailable needs for this store."""
+    if isinstance(exc, RetriesExhausted):
+        return True
+    if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.TransactionRollback):
+        return exc.sqlstate is None or exc.sqlstate in POSTGRESQL.unavailable_sqlstates
+    return False
+
+
+def in_transaction(conn: PgConnection, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+                   begin: str = "BEGIN ISOLATION LEVEL READ COMMITTED") -> T:
+    """fn(conn, ...) inside BEGIN ... COMMIT, rerun from the start on a serialization failure
+    or deadlock (at most MAX_ATTEMPTS times); any other exception rolls back and propagates."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        conn.execute(begin)
+        try:
+            value = fn(conn, *args, **kwargs)
+            conn.execute("COMMIT")
+            return value
+        except BaseException as exc:
+            with contextlib.suppress(psycopg.Error):  # a broken connection has nothing to undo
+                conn.execute("ROLLBACK")
+            if not is_retryable(exc):
+                raise
+            if attempt == MAX_ATTEMPTS:
+                raise RetriesExhausted(f"PostgreSQL asked to rerun the transaction {MAX_ATTEMPTS} times") from exc
+            time.sleep(random.uniform(0, BACKOFF_S * 2 ** (attempt - 1)))
+    raise AssertionError("unreachable")
+
+
+class PostgresDatabase:
+    """The same async interface as promo.db.Database, on PostgreSQL."""
+
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE, timeout_s: float = POOL_TIMEOUT_S):
+        self.url = url
+        self._pool_size = pool_size
+        self._timeout_s = timeout_s
+        self._pool: ConnectionPool[Any] | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        self._identities: dict[str, str] = {}
+        # What promo.metrics reads from Database: no group commits here (kept for its gauges).
+        self.group_commits = self.group_commits_on_thread = self.grouped_writes = 0
+
+    async def open(self) -> PostgresDatabase:
+        threads = ThreadPoolExecutor(self._pool_size, thread_name_prefix="promo-pg")
+        pool: ConnectionPool[Any] = ConnectionPool(
+            self.url, min_size=self._pool_size, max_size=self._pool_size, open=False, timeout=self._timeout_s,
+            kwargs={"autocommit": True, "options": CONNECT_OPTIONS}, configure=configure, name="promo")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(threads, lambda: pool.open(wait=True, timeout=self._timeout_s))
+            self._identities = await loop.run_in_executor(threads, self._read_identities, pool)
+        except BaseException:
+            await loop.run_in_executor(threads, pool.close)
+            threads.shutdown(wait=False)
+            raise
+        self._pool, self._threads = pool, threads
+        return self
+
+    @staticmethod
+    def _read_identities(pool: ConnectionPool[Any]) -> dict[str, str]:
+        with pool.connection() as raw:
+            return read_identities(raw)
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    async def close(self) -> None:
+        pool, threads = self._pool, self._threads
+        self._pool = self._threads = None
+        if pool is not None and threads is not None:
+            await asyncio.get_running_loop().run_in_executor(threads, pool.close)
+            threads.shutdown(wait=True)
+
+    async def __aenter__(self) -> PostgresDatabase:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # A pool that could not be opened at start-up is retried on use, as Database does.
+        if not self.is_open:
+            await self.open()
+        pool, threads = self._pool, self._threads
+        assert pool is not None and threads is not None
+
+        def run() -> T:
+            with pool.connection() as raw:
+                return fn(PgConnection(raw, self._identities), *args, **kwargs)
+
+        return await asyncio.get_running_loop().run_in_executor(threads, run)
+
+    async def run_writer(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(conn, ...) on a pooled connection; fn manages its own transaction(s)."""
+        return await self._call(fn, *args, **kwargs)
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(conn, ...) in one READ COMMITTED transaction, rerun on serialization failure or deadlock."""
+        return await self._call(in_transaction, fn, args, kwargs)
+
+    async def write_grouped(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """As write: concurrent transactions commit side by side, so there is nothing to group."""
+        return await self.write(fn, *args, **kwargs)
+
+    async def lookup(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A short point read, in autocommit, off the event loop."""
+        return await self._call(fn, *args, **kwargs)
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(conn, ...) in one read-only snapshot (REPEATABLE READ): its statements agree."""
+        return await self._call(in_transaction, fn, args, kwargs, begin="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

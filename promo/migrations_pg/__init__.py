@@ -1,0 +1,1 @@
+"""PostgreSQL migrations: numbered SQL files, applied by promo.backends.pg_schema.migrate."""

@@ -1,0 +1,166 @@
+"""A real redemption on PostgreSQL through PostgresDatabase (issue 17, items 2 and 4): the
+service function promo.redemption.redeem, unchanged, on the PostgreSQL schema, with the
+shipped catalog and campaign, imported activation records and codes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from promo.activations import import_activations
+from promo.audit import verify_chain
+from promo.backends import pg_connection, pg_schema
+from promo.backends.pg_connection import PgConnection
+from promo.backends.postgresql import MAX_ATTEMPTS, PostgresDatabase, RetriesExhausted, is_unavailable
+from promo.campaign_store import get_campaign, save_campaign
+from promo.campaigns import parse_campaign_file, shipped_campaign_text
+from promo.catalog import load_catalog, shipped_catalog, upsert_skus
+from promo.codes import import_codes
+from promo.db import transaction
+from promo.redemption import RedeemRequest, redeem
+from tests.conftest import DURING, SLUG, csv_bytes, product_key, reward_code
+
+pytest_plugins = ["tests.pg"]
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[PgConnection]:
+    """The schema, the shipped catalog and campaign (unbound keys allowed), 6 activation
+    records and 4 codes: through the same storage functions as on SQLite."""
+    conn = pg_connection.connect(pg_url)
+    pg_schema.migrate(conn)
+    conn.close()
+    conn = pg_connection.connect(pg_url)  # after the migration: it reads the identity columns
+    try:
+        load(conn)
+        yield conn
+    finally:
+        conn.close()
+
+
+def load(conn: PgConnection) -> None:
+    with transaction(conn):
+        upsert_skus(conn, shipped_catalog())
+        campaign = parse_campaign_file(shipped_campaign_text(SLUG), load_catalog(conn))
+        save_campaign(conn, replace(campaign, allow_unbound_keys=True), actor="test", now=datetime(2013, 7, 1, tzinfo=UTC))
+    stored = get_campaign(conn, SLUG)
+    import_activations(conn, source=csv_bytes(["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],
+                                              [[product_key(n), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""]
+                                               for n in range(1, 7)]),
+                       catalog=load_catalog(conn), now=DURING)
+    import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=csv_bytes(["code"], [[reward_code(i)] for i in range(4)]),
+                 source_name="t.csv", now=DURING)
+
+
+def request(key: int, account: str, **extra: object) -> RedeemRequest:
+    return RedeemRequest(campaign=SLUG, account_email=account, product_key=product_key(key), terms_accepted=True, **extra)  # type: ignore[arg-type]
+
+
+async def test_a_redemption_on_postgresql_records_everything_and_replays(pg_url: str, pg: PgConnection) -> None:
+    async with PostgresDatabase(pg_url, pool_size=2) as db:
+        result = await redeem(db, request(1, "ann@example.com", client_ip="192.0.2.7", idempotency_key="k-1"), DURING, guess_limit=10)
+        assert result.redeemed and result.code == reward_code(0)
+        assert result.code_expires_at == datetime(2014, 10, 31, 22, 59, 59, 999999, tzinfo=UTC)
+        again = await redeem(db, request(1, "ann@example.com", idempotency_key="k-1"), DURING, guess_limit=10)
+        assert again.replayed and again.code == result.code and again.redemption_id == result.redemption_id
+        second = await redeem(db, request(2, "ann@example.com"), DURING, guess_limit=10)  # R-X6: one reward per account
+        assert not second.redeemed and "R-X6" in second.decision.rules
+        sibling = await redeem(db, request(3, "ann+promo@example.com"), DURING, guess_limit=10)  # R-X12: same mailbox
+        assert not sibling.redeemed and [f.reason for f in sibling.decision.failures] == ["held_for_review"]
+    row = pg.execute("SELECT r.account_email, r.redeemed_at, c.code, c.issued_at FROM redemptions r"
+                     " JOIN reward_codes c ON c.id = r.code_id WHERE r.id = ?", (result.redemption_id,)).fetchone()
+    assert (row["account_email"], row["code"], row[1], row["issued_at"]) == (
+        "ann@example.com", reward_code(0), "2013-09-01T12:00:00.000000Z", "2013-09-01T12:00:00.000000Z")
+    outbox = pg.execute("SELECT status FROM outbox WHERE subject_ref = :s", {"s": f"redemption:{result.redemption_id}"}).fetchone()
+    assert outbox[0] == "queued"
+    assert pg.execute("SELECT redeemed FROM campaign_totals").fetchone()[0] == 1
+    outcomes = [r[0] for r in pg.execute("SELECT outcome FROM redemption_attempts ORDER BY id")]
+    assert outcomes == ["redeemed", "refused", "refused"]  # the replay is not logged twice
+    assert pg.execute("SELECT count(*) FROM review_claims WHERE status = 'pending'").fetchone()[0] == 1
+    chain = verify_chain(pg)
+    assert chain.ok and chain.events >= 4
+
+
+async def test_concurrent_redemptions_on_postgresql_give_each_code_once(pg_url: str, pg: PgConnection) -> None:
+    """Six accounts at once for four codes, on six connections really in parallel: four get
+    distinct codes, two are told no codes are left, nothing fails; the chain still verifies."""
+    async with PostgresDatabase(pg_url, pool_size=6) as db:
+        results = await asyncio.gather(*(redeem(db, request(n, f"user{n}@example.com"), DURING, guess_limit=10)
+                                         for n in range(1, 7)))
+    codes = sorted(r.code for r in results if r.redeemed and r.code)
+    assert codes == [reward_code(i) for i in range(4)]
+    assert sorted(f.reason for r in results if not r.redeemed for f in r.decision.failures) == ["no_codes_left"] * 2
+    assert pg.execute("SELECT count(*), count(DISTINCT code_id) FROM redemptions").fetchone()[:] == (4, 4)
+    assert pg.execute("SELECT redeemed FROM campaign_totals").fetchone()[0] == 4
+    assert verify_chain(pg).ok
+
+
+async def test_one_account_asking_six_times_at_once_gets_one_code_on_postgresql(pg_url: str, pg: PgConnection) -> None:
+    """R-X6 under READ COMMITTED: six transactions for one account with six keys all read "no
+    reward yet"; the UNIQUE (campaign, account, slot) lets one insert through, and the others'
+    violations become the R-X6 refusal (their claimed codes rolled back to the pool). The pool
+    holds more codes than there are requests: with fewer, SKIP LOCKED finds every free code
+    held by a claim still in flight and says "no codes left" although most will roll back."""
+    stored = get_campaign(pg, SLUG)
+    import_codes(pg, campaign_id=stored.id, campaign=stored.campaign, source=csv_bytes(["code"], [[reward_code(i)] for i in range(4, 10)]),
+                 source_name="more.csv", now=DURING)
+    async with PostgresDatabase(pg_url, pool_size=6) as db:
+        results = await asyncio.gather(*(redeem(db, request(n, "ann@example.com"), DURING, guess_limit=10) for n in range(1, 7)))
+    assert sum(r.redeemed for r in results) == 1
+    assert all(r.decision.rules == ["R-X6"] for r in results if not r.redeemed), [r.decision.failures for r in results]
+    assert pg.execute("SELECT count(*) FROM reward_codes WHERE issued_at IS NOT NULL").fetchone()[0] == 1
+    assert pg.execute("SELECT redeemed FROM campaign_totals").fetchone()[0] == 1
+    assert verify_chain(pg).ok
+
+
+async def test_a_constraint_refusal_is_an_integrity_error_the_domain_already_catches(pg_url: str, pg: PgConnection) -> None:
+    async with PostgresDatabase(pg_url, pool_size=1) as db:
+        def duplicate_slug(conn: PgConnection) -> None:
+            conn.execute("INSERT INTO campaigns (slug, kind, definition, created_at, updated_at)"
+                         " VALUES (:s, 'x', '{}', :t, :t)", {"s": SLUG, "t": "2013-09-01T12:00:00.000000Z"})
+
+        with pytest.raises(sqlite3.IntegrityError):
+            await db.write(duplicate_slug)
+        assert await db.lookup(lambda conn: conn.execute("SELECT count(*) FROM campaigns").fetchone()[0]) == 1
+
+
+async def test_a_deadlock_reruns_the_victims_transaction_and_both_writes_land(pg_url: str, pg: PgConnection) -> None:
+    """Two writes lock the same two rows in opposite orders: PostgreSQL aborts one
+    (deadlock_detected); PostgresDatabase reruns it, so both callers succeed (item 4)."""
+    pg.execute("CREATE TABLE pair (id integer PRIMARY KEY, n integer NOT NULL)")
+    pg.execute("INSERT INTO pair VALUES (1, 0), (2, 0)")
+    both_hold_one = threading.Barrier(2)
+    attempts: list[int] = []
+
+    def cross(conn: PgConnection, first: int, second: int) -> None:
+        attempts.append(first)
+        conn.execute("UPDATE pair SET n = n + 1 WHERE id = ?", (first,))
+        with contextlib.suppress(threading.BrokenBarrierError):  # a rerun finds nobody waiting
+            both_hold_one.wait(timeout=5)
+        conn.execute("UPDATE pair SET n = n + 1 WHERE id = ?", (second,))
+
+    async with PostgresDatabase(pg_url, pool_size=2) as db:
+        await asyncio.gather(db.write(cross, 1, 2), db.write(cross, 2, 1))
+    assert len(attempts) == 3  # one of the two ran twice
+    assert [tuple(r) for r in pg.execute("SELECT id, n FROM pair ORDER BY id")] == [(1, 2), (2, 2)]
+
+
+async def test_a_transaction_postgresql_keeps_refusing_gives_up_as_unavailable(pg_url: str, pg: PgConnection) -> None:
+    calls: list[int] = []
+
+    def always_conflicts(conn: PgConnection) -> None:
+        calls.append(1)
+        conn.execute("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$")
+
+    async with PostgresDatabase(pg_url, pool_size=1) as db:
+        with pytest.raises(RetriesExhausted) as gave_up:
+            await db.write(always_conflicts)
+    assert len(calls) == MAX_ATTEMPTS
+    assert is_unavailable(gave_up.value)  # a 503 with Retry-After once promo.db's hook asks (never a 500)
