@@ -6,6 +6,8 @@
   var approve = document.getElementById("approve");
   var reason = document.getElementById("reason");
   if (!approve || !reason) { return; }
+  var keys = document.getElementById("keys");
+  if (keys) { keys.hidden = false; }  // told only where they work
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.repeat) { return; }
     var target = event.target;
