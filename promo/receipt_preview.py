@@ -44,19 +44,27 @@ def _semaphore() -> asyncio.Semaphore:
     return _renders[loop]
 
 
+class RenderFailed(Exception):
+    """This attempt did not draw the page, for a reason that may pass (too slow, no process)."""
+
+
 async def render_pdf(source: Path, timeout: float = TIMEOUT_SECONDS) -> bytes | None:
-    """The first page of the PDF at `source` as a PNG, or None (refused, broken, too slow)."""
+    """The first page of the PDF at `source` as a PNG, or None (refused or broken: for good).
+    RenderFailed when it was too slow this time or no process could be started."""
     async with _semaphore():
-        with open(source, "rb") as stdin:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "promo.pdf_render", stdin=stdin, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        try:
+            with open(source, "rb") as stdin:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "promo.pdf_render", stdin=stdin, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        except OSError as exc:  # no process to be had (limits, memory): no preview, the download stays
+            raise RenderFailed("no process to draw it") from exc
         try:
             out, _ = await asyncio.wait_for(process.communicate(), timeout)
         except TimeoutError:
             process.kill()
             await process.wait()
-            return None
+            raise RenderFailed(f"not drawn within {timeout:g} s") from None
     if process.returncode != 0 or not out.startswith(b"\x89PNG\r\n\x1a\n"):
         return None
     return out
@@ -80,11 +88,17 @@ async def preview_of(receipts_dir: Path, receipt_file: str, receipt_type: str,
         return Preview(None, problem="the PDF could not be drawn")
     if source.stat().st_size > MAX_INPUT_BYTES:
         return Preview(None, problem="the PDF is too large to preview")
-    drawn = await render_pdf(source, timeout)
-    previews.mkdir(mode=0o700, exist_ok=True)
+    try:
+        drawn = await render_pdf(source, timeout)
+    except RenderFailed as exc:  # not remembered: the next view tries again
+        return Preview(None, problem=str(exc))
     target = image if drawn is not None else failed
-    partial = previews / f"{target.name}.{secrets.token_hex(4)}.part"
-    partial.write_bytes(drawn or b"")
-    partial.chmod(0o600)
-    partial.replace(target)  # whole or absent: a concurrent view never serves half an image
+    try:
+        previews.mkdir(mode=0o700, exist_ok=True)
+        partial = previews / f"{target.name}.{secrets.token_hex(4)}.part"
+        partial.write_bytes(drawn or b"")
+        partial.chmod(0o600)
+        partial.replace(target)  # whole or absent: a concurrent view never serves half an image
+    except OSError:  # a full disk: this view says so, the next one tries again
+        return Preview(None, problem="the preview could not be stored")
     return Preview("image/png", image) if drawn is not None else Preview(None, problem="the PDF could not be drawn")

@@ -13,7 +13,7 @@ import pytest
 
 from promo import pdf_render
 from promo.pdf_render import MAX_PAGES, MAX_SIDE, RenderRefused, first_page_png, scale_for
-from promo.receipt_preview import preview_of, render_pdf
+from promo.receipt_preview import RenderFailed, preview_of, render_pdf
 from tests.review_fixtures import HOSTILE_PDF, RECEIPT_PDF, decode_png, minimal_pdf
 
 
@@ -45,7 +45,11 @@ def test_the_child_process_limits_itself_and_reports_failures() -> None:
 def test_a_render_that_takes_too_long_is_killed(tmp_path: Path) -> None:
     source = tmp_path / "receipt"
     source.write_bytes(RECEIPT_PDF)
-    assert asyncio.run(render_pdf(source, timeout=0.001)) is None
+    with pytest.raises(RenderFailed, match="not drawn within"):
+        asyncio.run(render_pdf(source, timeout=0.001))
+    slow = asyncio.run(preview_of(tmp_path, "receipt", "application/pdf", timeout=0.001))
+    assert not slow.shown and "not drawn within" in (slow.problem or "")
+    assert not (tmp_path / "previews").exists()  # too slow is not remembered as broken: tried again next time
     drawn = asyncio.run(render_pdf(source))
     assert drawn is not None and decode_png(drawn)[:2] == (400, 200)
 
