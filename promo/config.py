@@ -87,6 +87,15 @@ def _addresses(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _shared_addresses(value: Any) -> tuple[str, ...]:
+    """IP addresses or networks many accounts share (reviews.shared_addresses); "*" would turn
+    the "many accounts from one address" flag off for everyone, so it is refused."""
+    out = _addresses(value)
+    if "*" in out:
+        raise ValueError('"*" is not a shared address: list the addresses or networks')
+    return out
+
+
 class _Derived:
     """The default of a setting that follows from others when it is not set (see _derive)."""
 
@@ -120,6 +129,7 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "server.public_url": (DERIVED, _str),
     "reviews.receipts_dir": ("var/receipts", _str),
     "reviews.max_receipt_bytes": (5_000_000, _int),
+    "reviews.shared_addresses": ((), _shared_addresses),
     "mail.host": ("127.0.0.1", _str),
     "mail.port": (DERIVED, _port),
     "mail.starttls": (False, _bool),
@@ -179,6 +189,7 @@ class Settings:
     public_url: str
     receipts_dir: Path
     max_receipt_bytes: int
+    shared_addresses: tuple[str, ...]  # IPs or networks many accounts share: no "many accounts" flag (R-X12)
     mail: MailSettings
     metrics_access: str  # who may read /metrics: "public", "loopback" or "token"
     metrics_token: str | None
@@ -257,6 +268,7 @@ def load_settings(config_path: Path | str | None = None, environ: Mapping[str, s
         public_url=values["server.public_url"].rstrip("/"),
         receipts_dir=_resolve(base, values["reviews.receipts_dir"]),
         max_receipt_bytes=values["reviews.max_receipt_bytes"],
+        shared_addresses=values["reviews.shared_addresses"],
         mail=MailSettings(
             host=values["mail.host"],
             port=values["mail.port"],

@@ -14,23 +14,27 @@ reward to that address.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from promo.activations import Activation, get_activation
 from promo.audit import append_event
 from promo.campaign_store import get_campaign_of
 from promo.campaigns.purchase_offer import PurchaseOffer
+from promo.db import transaction
 from promo.errors import InputError, NotFound
 from promo.identifiers import mask_product_key
 from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
 from promo.paging import Keyset, Page
 from promo.redemption import KEY_NOT_BOUND, RedeemRequest, RedemptionResult, mailbox_sibling, redeem_unit
 from promo.staff import POLICY
-from promo.timeutil import db_time, from_db_time, moment_to_db
+from promo.timeutil import db_time, from_db_time, moment_from_db, moment_text, moment_to_db
 
 RECEIPT_TYPES = {b"%PDF-": "application/pdf", b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
 SUSPICIOUS_ACCOUNTS_PER_IP = 3
@@ -85,6 +89,7 @@ class Claim:
     cause: str = NO_ACTIVATION_RECORD
     campaign_id: int = 0
     residence_country: str | None = None  # R-X13, as the request held by the redemption stated it
+    decided_at: datetime | None = None
 
 
 def submit_claim(conn: sqlite3.Connection, *, campaign: str, account_email: str, activation: Any, receipt_file: str,
@@ -93,7 +98,7 @@ def submit_claim(conn: sqlite3.Connection, *, campaign: str, account_email: str,
     customer gives it; a key whose record already names an account is not reviewed."""
     stored = get_campaign_of(conn, campaign, PurchaseOffer, what="offer")  # R-X12 reviews claims to an offer
     record = conn.execute("SELECT account_email FROM activations WHERE product_key = :k", {"k": activation.product_key}).fetchone()
-    if record is not None and (record[0] is not None or stored.campaign.allow_unbound_keys):
+    if record is not None and (record["account_email"] is not None or stored.campaign.allow_unbound_keys):
         raise InputError.one("product_key", "this product key has an activation record: redeem it directly")
     cause = NO_ACTIVATION_RECORD if record is None else KEY_NOT_BOUND
     try:
@@ -115,53 +120,120 @@ def submit_claim(conn: sqlite3.Connection, *, campaign: str, account_email: str,
     return claim_id
 
 
-_SELECT = (
-    "SELECT r.id, c.slug, r.account_email, r.product_key, r.sku, r.country, r.purchased_at, r.activated_at, r.receipt_file,"
-    " r.receipt_type, r.locale, r.status, r.reason, r.reviewer_email, r.created_at, r.client_ip, r.campaign_id, r.cause,"
-    " r.residence_country"
+CLAIM_SELECT = (
+    "SELECT r.id, c.slug AS campaign, r.account_email, r.product_key, r.sku, r.country, r.purchased_at, r.activated_at,"
+    " r.receipt_file, r.receipt_type, r.locale, r.status, r.reason, r.reviewer_email, r.created_at, r.client_ip,"
+    " r.campaign_id, r.cause, r.residence_country, r.decided_at"
     " FROM review_claims r JOIN campaigns c ON c.id = r.campaign_id"
 )
 
 
-def _flags(conn: sqlite3.Connection, row: sqlite3.Row) -> tuple[str, ...]:
+def is_shared_address(ip: str | None, shared: Sequence[str]) -> bool:
+    """Whether `ip` falls in one of the known shared addresses or networks (reviews.shared_addresses:
+    a university, an office, a carrier's NAT), where many accounts are expected."""
+    if not ip or not shared:
+        return False
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(network, strict=False) for network in shared)
+
+
+def accounts_from_address(conn: sqlite3.Connection, ip: str) -> int:
+    """Distinct accounts that asked for a reward or a review from `ip`."""
+    return int(conn.execute(
+        "SELECT COUNT(DISTINCT account_email) FROM (SELECT account_email FROM redemption_attempts WHERE client_ip = :ip"
+        " UNION SELECT account_email FROM review_claims WHERE client_ip = :ip)", {"ip": ip}).fetchone()[0])
+
+
+def _flags(conn: sqlite3.Connection, row: sqlite3.Row, shared: Sequence[str]) -> tuple[str, ...]:
     """R-X12 hints for the reviewer: another address of the same mailbox already redeemed,
-    many accounts from one address, one key tried by many."""
+    many accounts from one address (unless it is a known shared one), one key tried by many.
+    The claim holds the client's IP only (no postal address), so "one address" is the IP."""
     flags = []
-    sibling = mailbox_sibling(conn, row[16], row[2])
+    sibling = mailbox_sibling(conn, row["campaign_id"], row["account_email"])
     if sibling:
         flags.append(f"{sibling}, an address of the same mailbox, already redeemed this offer")
-    if row[15]:
-        accounts = conn.execute(
-            "SELECT COUNT(DISTINCT account_email) FROM (SELECT account_email FROM redemption_attempts WHERE client_ip = :ip"
-            " UNION SELECT account_email FROM review_claims WHERE client_ip = :ip)", {"ip": row[15]}).fetchone()[0]
+    ip = row["client_ip"]
+    if ip and not is_shared_address(ip, shared):
+        accounts = accounts_from_address(conn, ip)
         if accounts > SUSPICIOUS_ACCOUNTS_PER_IP:
             flags.append(f"{accounts} accounts from this address")
     tried = conn.execute("SELECT COUNT(DISTINCT account_email) FROM redemption_attempts WHERE product_key = :k",
-                         {"k": row[3]}).fetchone()[0]
+                         {"k": row["product_key"]}).fetchone()[0]
     if tried > 1:
         flags.append(f"this key was tried by {tried} accounts")
     return tuple(flags)
 
 
-def _claim(conn: sqlite3.Connection, row: sqlite3.Row) -> Claim:
-    return Claim(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10], row[11], row[12],
-                 row[13], from_db_time(row[14]), row[15], _flags(conn, row), row[17], row[16], row[18])
+def claim_of_row(row: sqlite3.Row, flags: tuple[str, ...] = ()) -> Claim:
+    return Claim(
+        id=row["id"], campaign=row["campaign"], account_email=row["account_email"], product_key=row["product_key"],
+        sku=row["sku"], country=row["country"], purchased_at=row["purchased_at"], activated_at=row["activated_at"],
+        receipt_file=row["receipt_file"], receipt_type=row["receipt_type"], locale=row["locale"], status=row["status"],
+        reason=row["reason"], reviewer_email=row["reviewer_email"], created_at=from_db_time(row["created_at"]),
+        client_ip=row["client_ip"], flags=flags, cause=row["cause"], campaign_id=row["campaign_id"],
+        residence_country=row["residence_country"],
+        decided_at=from_db_time(row["decided_at"]) if row["decided_at"] else None)
 
 
-def pending_claims(conn: sqlite3.Connection, keyset: Keyset | None = None) -> Page[Claim]:
-    """Claims waiting for a decision, oldest first, a page at a time."""
+def _claim(conn: sqlite3.Connection, row: sqlite3.Row, shared: Sequence[str] = ()) -> Claim:
+    return claim_of_row(row, _flags(conn, row, shared))
+
+
+def pending_claims(conn: sqlite3.Connection, keyset: Keyset | None = None, *, shared: Sequence[str] = ()) -> Page[Claim]:
+    """Claims waiting for a decision, oldest first, a page at a time. `shared`: the known shared
+    addresses, which raise no "many accounts" flag."""
     keyset = keyset or Keyset(descending=False)
     condition, order, params = keyset.sql("r.id")
-    rows = conn.execute(_SELECT + f" WHERE r.status = 'pending' AND {condition} ORDER BY {order} LIMIT :keyset_limit",
+    rows = conn.execute(CLAIM_SELECT + f" WHERE r.status = 'pending' AND {condition} ORDER BY {order} LIMIT :keyset_limit",
                         params).fetchall()  # fixed clauses from Keyset; values are parameters
-    return keyset.page([_claim(conn, r) for r in rows], lambda claim: claim.id)
+    return keyset.page([_claim(conn, r, shared) for r in rows], lambda claim: claim.id)
 
 
-def get_claim(conn: sqlite3.Connection, claim_id: int) -> Claim:
-    row = conn.execute(_SELECT + " WHERE r.id = :id", {"id": claim_id}).fetchone()
+def get_claim(conn: sqlite3.Connection, claim_id: int, *, shared: Sequence[str] = ()) -> Claim:
+    row = conn.execute(CLAIM_SELECT + " WHERE r.id = :id", {"id": claim_id}).fetchone()
     if row is None:
         raise NotFound("review claim", str(claim_id))
-    return _claim(conn, row)
+    return _claim(conn, row, shared)
+
+
+@dataclass(frozen=True)
+class ClaimEvidence:
+    """A claim as the reviewer sees it: with its key's activation record, when the key has one
+    (unbound, R-X5; held by the redemption, R-X12; or recorded since the claim was made)."""
+
+    claim: Claim
+    record: Activation | None
+
+    @property
+    def masked_key(self) -> str:
+        return mask_product_key(self.claim.product_key)
+
+    def comparison(self) -> list[tuple[str, str, str, bool]]:
+        """(fact, as recorded, as the customer states, whether they differ), for the facts
+        both hold; empty without a record."""
+        if self.record is None:
+            return []
+        record, claim = self.record, self.claim
+        facts = [("Product", record.sku, claim.sku),
+                 ("Bought in", record.purchase_country, claim.country),
+                 ("Bought", moment_text(record.purchased_at), moment_text(moment_from_db(claim.purchased_at))),
+                 ("Activated", moment_text(record.activated_at), moment_text(moment_from_db(claim.activated_at)))]
+        return [(name, recorded, stated, recorded != stated) for name, recorded, stated in facts]
+
+
+def claim_evidence(conn: sqlite3.Connection, claim_id: int, *, shared: Sequence[str] = ()) -> ClaimEvidence:
+    claim = get_claim(conn, claim_id, shared=shared)
+    return ClaimEvidence(claim, get_activation(conn, claim.product_key))
+
+
+def next_pending(conn: sqlite3.Connection, after_id: int) -> int | None:
+    """The claim to open after deciding one: the next waiting one in queue order, else the oldest."""
+    row = conn.execute("SELECT id FROM review_claims WHERE status = 'pending' ORDER BY id > :after DESC, id LIMIT 1",
+                       {"after": after_id}).fetchone()
+    return int(row["id"]) if row else None
 
 
 class NotAllowed(Exception):
@@ -224,3 +296,19 @@ def reject(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, reason: st
             payload={"reason": text, "campaign": claim.campaign, "product_key": mask_product_key(claim.product_key)})
     append_event(conn, tag="review:claim:rejected", actor=f"staff:{reviewer}", subject=f"review:{claim_id}", ip=ip, at=now,
                  data={"reason": text})
+
+
+DECISIONS = ("approve", "reject")
+
+
+def decide(conn: sqlite3.Connection, claim_id: int, decision: str, *, reviewer: str, reason: str, now: datetime,
+           ip: str | None, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> RedemptionResult | None:
+    """A reviewer's decision in its own transaction: approve (the redemption's result) or reject
+    with `reason` (None)."""
+    if decision not in DECISIONS:
+        raise InputError.one("decision", "must be approve or reject")
+    with transaction(conn):
+        if decision == "approve":
+            return approve(conn, claim_id, reviewer=reviewer, now=now, ip=ip, mail_domain=mail_domain)
+        reject(conn, claim_id, reviewer=reviewer, reason=reason, now=now, ip=ip, mail_domain=mail_domain)
+        return None

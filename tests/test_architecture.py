@@ -17,11 +17,6 @@ VIEWS = Path(__file__).resolve().parent.parent / "promo" / "views"
 SQL_START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
 DATABASE_MODULES = ("sqlite3", "aiosqlite", "promo.db")
 
-# Modules being moved to service functions on another branch (issue 16): the review queue.
-# Emptied when that branch lands.
-PENDING_ISSUE_16 = frozenset({"review.py"})
-
-
 def violations(source: str) -> list[str]:
     """What in `source` (a view module) breaks the shape above, one line each."""
     found: list[str] = []
@@ -65,15 +60,7 @@ def view_modules() -> list[Path]:
 @pytest.mark.parametrize("path", view_modules(), ids=lambda p: p.name)
 def test_views_hold_no_connection_and_write_no_sql(path: Path) -> None:
     found = violations(path.read_text(encoding="utf-8"))
-    if path.name in PENDING_ISSUE_16:
-        assert found, f"promo/views/{path.name} is clean now: remove it from PENDING_ISSUE_16"
-        pytest.xfail(f"being moved to service functions by another helper: {found}")
     assert found == [], f"promo/views/{path.name}:\n" + "\n".join(found)
-
-
-def test_the_known_exceptions_are_view_modules() -> None:
-    # A renamed or removed module must leave the set, or it would excuse nothing forever.
-    assert PENDING_ISSUE_16 <= {p.name for p in view_modules()}
 
 
 @pytest.mark.parametrize(("planted", "expected"), [

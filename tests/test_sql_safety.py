@@ -22,6 +22,7 @@ REVIEWED_DYNAMIC_SQL = {
     ("decision_log.py", "attempt_detail"): "a constant SELECT plus a constant WHERE",
     ("reviews.py", "get_claim"): "a constant SELECT plus a constant WHERE",
     ("reviews.py", "pending_claims"): "a constant SELECT and WHERE plus Keyset's clause on a fixed column",
+    ("review_history.py", "decided_claims"): "CLAIM_SELECT, fixed clauses chosen by DecidedFilter plus Keyset's clause on a fixed column",
     ("jobs.py", "get_job"): "a constant SELECT plus a constant WHERE",
     ("organisations.py", "get_organisation"): "a constant SELECT plus a constant WHERE",
     ("organisations.py", "organisations_of"): "a constant SELECT plus a constant WHERE",
