@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from promo.countries import country_codes
-from promo.email_layout import render_email, service_name
+from promo.email_layout import EmailParts, render_email, service_name
 from promo.errors import NotFound
 from promo.i18n import Localizer, languages
 from promo.preview import EMAILS, PAGES, SAMPLE_ACCOUNT, Preview, email_context, load_preview, preview_country, sample_reward
@@ -129,7 +129,7 @@ async def page(request: Request, session: StaffSession) -> Response:
                           sponsor=campaign.sponsor_for(nav.country), **support))
 
 
-async def _email(request: Request) -> tuple[PreviewNav, str, dict[str, object]]:
+async def _email(request: Request) -> tuple[PreviewNav, EmailParts]:
     lang, template = _lang(request), str(request.path_params["template"])
     if template not in EMAILS:
         raise NotFound("email", template)
@@ -137,24 +137,24 @@ async def _email(request: Request) -> tuple[PreviewNav, str, dict[str, object]]:
     nav = _nav(request, preview, lang, f"email/{template}")
     reason = Localizer(lang).gettext("Sample reason: the date on the receipt cannot be read.")
     context = email_context(template, preview.campaign, nav.country, utcnow(), sample_reason=reason)
-    return nav, template, {**context, "public_url": request.app.state.settings.public_url, "recipient": SAMPLE_ACCOUNT}
+    settings = request.app.state.settings
+    return nav, render_email(request.app.state.templates, template, lang,
+                             {**context, "public_url": settings.public_url, "recipient": SAMPLE_ACCOUNT},
+                             service=service_name(settings.mail.from_address))
 
 
 @require_role(*EDITORS)
 async def email_page(request: Request, session: StaffSession) -> Response:
-    nav, template, context = await _email(request)
-    parts = render_email(request.app.state.templates, template, nav.lang, context,
-                         service=service_name(request.app.state.settings.mail.from_address))
+    nav, parts = await _email(request)
+    frame = f"{nav.console}/preview/{nav.lang}/{nav.page}/html?country={nav.country}"
     return _answer(render(request, _page_context(request, nav), "preview/email.html", preview=nav, parts=parts,
-                          recipient=SAMPLE_ACCOUNT, html_url=f"{nav.console}/preview/{nav.lang}/email/{template}/html?country={nav.country}"))
+                          recipient=SAMPLE_ACCOUNT, html_url=frame))
 
 
 @require_role(*EDITORS)
 async def email_html(request: Request, session: StaffSession) -> Response:
     """The email's HTML part alone, for the sandboxed frame on the email's preview page."""
-    nav, template, context = await _email(request)
-    parts = render_email(request.app.state.templates, template, nav.lang, context,
-                         service=service_name(request.app.state.settings.mail.from_address))
+    _nav, parts = await _email(request)
     return email_frame(parts.html)
 
 
