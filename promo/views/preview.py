@@ -47,7 +47,11 @@ class PreviewNav:
         return f"/console/campaigns/{self.slug}"
 
     def url(self, page: str | None = None, lang: str | None = None) -> str:
-        return f"{self.console}/preview/{lang or self.lang}/{page or self.page}?country={self.country}"
+        """Another page in this country; the same page in another language, where its customer
+        lives (preview_country: da, Denmark)."""
+        if lang is not None:
+            return f"{self.console}/preview/{lang}/{self.page}"
+        return f"{self.console}/preview/{self.lang}/{page or self.page}?country={self.country}"
 
     @property
     def pages(self) -> tuple[str, ...]:
