@@ -65,4 +65,6 @@ def test_a_marketer_views_a_campaign_as_a_customer(browser: WatchedBrowser, defa
     expect(frame.get_by_role("link", name="Se tilbuddet")).to_have_attribute("href", f"{default_server.url}/offers/{DEMO}")
     expect(page.locator("pre.mail")).to_contain_text(SAMPLE_CODE)
     fits(page, width)
+    email = next(f for f in page.frames if "/email/reward_code/html" in f.url)
+    assert email.evaluate("document.documentElement.scrollWidth <= innerWidth")  # the email itself fits its frame
     shot(page, f"preview-02-email-{width}")
