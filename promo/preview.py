@@ -21,7 +21,7 @@ from promo.errors import NotFound
 from promo.rewards import Reward
 
 # Obviously not a code: lower case where codes are upper case, words where codes are
-# random, and it says what it is. No code pool can hold it (codes are [A-Z0-9-]).
+# random, and it says what it is. The default code pattern (DEFAULT_CODE_PATTERN) refuses it.
 SAMPLE_CODE = "SAMPLE-preview-only-NOT-A-CODE"
 SAMPLE_ACCOUNT = "customer@example.com"  # example.com: reserved, never anybody's mailbox (RFC 2606)
 SAMPLE_PRODUCT_KEY = "*****-*****-*****-*****-SAMPL"  # masked, as a rejection shows a key

@@ -4,6 +4,7 @@ show a sample code, can send nothing, and write nothing."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import tomllib
 from datetime import UTC, datetime
@@ -15,12 +16,15 @@ from starlette.testclient import TestClient
 
 from promo.campaign_store import get_campaign, save_campaign
 from promo.campaigns import parse_campaign_file
+from promo.campaigns.purchase_offer import DEFAULT_CODE_PATTERN
 from promo.catalog import load_catalog
 from promo.db import transaction
 from promo.preview import SAMPLE_CODE
 from promo.views.preview import PREVIEW_POLICY
 from tests.conftest import open_campaign_text
 from tests.console import signed_in
+from tests.mailserver import MailServer
+from tests.web import sign_in
 
 DRAFT = "draft-preview"
 NAMES = {"en": "Winter <b>offer</b> <script>alert(1)</script>", "da": "Vintertilbud <script>x()</script>",
@@ -153,17 +157,14 @@ def test_staff_who_cannot_edit_campaigns_are_refused(client: TestClient, draft: 
 
 
 def test_a_consumer_is_sent_to_the_staff_sign_in(client: TestClient, draft: sqlite3.Connection) -> None:
-    from tests.web import sign_in
     client.cookies.clear()
     for path in (f"{PREVIEW}/en/offer", f"{PREVIEW}/en/email/reward_code/html"):
         response = client.get(path)
         assert response.status_code == 303 and response.headers["location"].startswith("/staff/signin"), path
-    assert draft is not None and sign_in is not None
 
 
-def test_a_signed_in_consumer_cannot_preview(client: TestClient, draft: sqlite3.Connection, smtp: object) -> None:
-    from tests.web import sign_in
-    sign_in(client, smtp)  # type: ignore[arg-type]  # a consumer session, no staff one
+def test_a_signed_in_consumer_cannot_preview(client: TestClient, draft: sqlite3.Connection, smtp: MailServer) -> None:
+    sign_in(client, smtp)  # a consumer session, no staff one
     response = client.get(f"{PREVIEW}/en/reward")
     assert response.status_code == 303 and response.headers["location"].startswith("/staff/signin")
     assert client.get(f"/offers/{DRAFT}").status_code == 404  # and the draft stays unseen on the consumer side
@@ -177,6 +178,11 @@ def test_the_campaign_page_links_to_the_preview_for_editors_only(client: TestCli
     assert start.status_code == 303 and start.headers["location"] == f"{PREVIEW}/en/offer"
     signed_in(client, draft, "auditor")
     assert PREVIEW not in Page(client.get(f"/console/campaigns/{DRAFT}").text).links
+
+
+def test_the_sample_code_is_no_code_a_pool_would_take(draft: sqlite3.Connection) -> None:
+    assert re.fullmatch(DEFAULT_CODE_PATTERN, SAMPLE_CODE) is None
+    assert re.fullmatch(get_campaign(draft, DRAFT).campaign.code_pattern, SAMPLE_CODE) is None
 
 
 def test_unknown_pages_languages_and_campaigns_are_not_found(client: TestClient, draft: sqlite3.Connection) -> None:
