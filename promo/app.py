@@ -51,6 +51,7 @@ from promo.views import (
     consumer_account,
     devmail,
     nonprofit,
+    preview,
     review,
     staffauth,
 )
@@ -191,11 +192,13 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),  # sign-in links must never leak through Referer
     (b"x-frame-options", b"DENY"),
 ]
+_OWN_POLICY = frozenset({b"content-security-policy", b"x-frame-options"})  # a response may set its own
 
 
-def response_headers(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
-    """What every response carries: its request id and the security headers."""
-    headers = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
+def response_headers(scope: Scope, request_id: str, own: frozenset[bytes] = frozenset()) -> list[tuple[bytes, bytes]]:
+    """What every response carries: its request id and the security headers, but for those
+    the response set itself (`own`: an email shown in a frame, promo/views/email_frame.py)."""
+    headers = [(b"x-request-id", request_id.encode()), *(h for h in SECURITY_HEADERS if h[0] not in own)]
     if scope.get("scheme") == "https":
         headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
     return headers
@@ -228,7 +231,8 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.setdefault("headers", [])
-                headers.extend(response_headers(scope, request_id))
+                own = frozenset(name.lower() for name, _ in headers if name.lower() in _OWN_POLICY)
+                headers.extend(response_headers(scope, request_id, own))
                 no_store_unless_set(scope["path"], headers)
             await send(message)
 
@@ -294,6 +298,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             *staffauth.routes,
             *auditor.routes,
             *review.routes,
+            *preview.routes,
             *console.routes,
             *dashboard_views.routes,
             *console_staff.routes,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import re
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -32,6 +31,7 @@ import aiosmtplib
 from promo.config import MailSettings
 from promo.db import Database, is_unavailable
 from promo.email_contexts import PermanentFailure, context_for
+from promo.email_layout import render_email, service_name
 from promo.logs import get_logger
 from promo.outbox import OutboxMessage, claim_due, mark_deferred, mark_failed, mark_sent
 from promo.templating import Templates
@@ -39,7 +39,6 @@ from promo.timeutil import utcnow
 
 log = get_logger("promo.mail")
 CRLF = "\r\n"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (white space among them is folded before)
 
 SECRET_PAYLOAD_TEMPLATES = {"signin_link"}  # their payload is cleared once sent
 MAX_BACKOFF = timedelta(hours=1)
@@ -50,13 +49,10 @@ _TEMPORARY = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, ai
 def build_email(message: OutboxMessage, context: dict[str, Any], templates: Templates, settings: MailSettings,
                 public_url: str, now: datetime) -> RawEmail | EmailMessage:
     """multipart/alternative (text and HTML) with the headers every email carries."""
-    base = f"email/{message.template}"
-    ctx = {**context, "public_url": public_url, "recipient": message.recipient}
-    # One line, always, and only what a reader can see: a campaign's or organisation's name
-    # may hold anything its form let through, and a control character there is no text.
-    subject = _CONTROL.sub("", " ".join(templates.render(f"{base}/subject.txt", message.locale, **ctx).split()))
-    text = templates.render(f"{base}/body.txt", message.locale, **ctx)
-    html = templates.render(f"{base}/body.html", message.locale, **ctx)
+    parts = render_email(templates, message.template, message.locale,  # the branded layout: promo/email_layout.py
+                         {**context, "public_url": public_url, "recipient": message.recipient},
+                         service=service_name(settings.from_address))
+    subject, text, html = parts.subject, parts.text, parts.html
     headers = {"From": settings.from_address, "To": message.recipient, "Subject": subject,
                "Message-ID": message.message_id, "Date": format_datetime(now), "Auto-Submitted": "auto-generated",
                "Content-Language": message.locale}

@@ -30,6 +30,10 @@ CONSOLE = {
     ("POST", "/console/campaigns/{slug}/edit"): EDIT,
     ("POST", "/console/campaigns/{slug}/state"): EDIT,
     ("GET", "/console/campaigns/{slug}/export.toml"): READ,
+    ("GET", "/console/campaigns/{slug}/preview"): EDIT,  # "View as customer" (issue 19, item 10)
+    ("GET", "/console/campaigns/{slug}/preview/{lang}/{page}"): EDIT,
+    ("GET", "/console/campaigns/{slug}/preview/{lang}/email/{template}"): EDIT,
+    ("GET", "/console/campaigns/{slug}/preview/{lang}/email/{template}/html"): EDIT,
     ("POST", "/console/campaigns/{slug}/codes"): EDIT,
     ("POST", "/console/campaigns/{slug}/batches/{batch_id}/void"): EDIT,
     ("GET", "/console/activations"): READ,
@@ -71,7 +75,8 @@ def routes_of(client: TestClient, prefix: str) -> set[tuple[str, str]]:
 
 
 def url(path: str, ids: dict[str, int]) -> str:
-    return path.format(slug="open-today", decision="approve", org_id=1, return_id=1, request_id=1, **ids)
+    return path.format(slug="open-today", decision="approve", org_id=1, return_id=1, request_id=1, lang="da", page="reward",
+                       template="reward_code", **ids)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from promo.errors import NotFound
 from promo.views.context import page_context, render
+from promo.views.email_frame import email_frame
 
 
 def _sink(request: Request):  # type: ignore[no-untyped-def]
@@ -32,7 +33,16 @@ async def message(request: Request) -> Response:
     return render(request, ctx, "dev/mail_message.html", message=found)
 
 
+async def message_html(request: Request) -> Response:
+    """The message's HTML part alone, for the sandboxed frame on its page."""
+    found = _sink(request).get(request.path_params["number"])
+    if found is None or found.html is None:
+        raise NotFound("message", str(request.path_params["number"]))
+    return email_frame(found.html)
+
+
 routes = [
     Route("/dev/mail", mailbox, name="dev.mail"),
     Route("/dev/mail/{number:int64}", message, name="dev.mail_message"),
+    Route("/dev/mail/{number:int64}/html", message_html, name="dev.mail_html"),
 ]
