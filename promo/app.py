@@ -108,6 +108,8 @@ async def _error_page(request: Request, status: int, title: str, message: str) -
     from promo.views.context import page_context, render
 
     try:
+        if status in (403, 404) and staffauth.is_staff_path(request.url.path):
+            return await staffauth.staff_error_page(request, status, title, message)
         ctx = await page_context(request)
         return render(request, ctx, "error.html", status, title=ctx.l10n.gettext(title), message=ctx.l10n.gettext(message))
     except Exception:  # the error page must never fail: fall back to plain text
@@ -179,6 +181,8 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     if status == 405:
         allow = allow_header(request.app.router.routes, request.scope, (getattr(exc, "headers", None) or {}).get("Allow"))
         return PlainTextResponse("Method not allowed", status_code=405, headers={"Allow": allow})
+    if status == 403 and not request.url.path.startswith(_MACHINE_PATHS):
+        return await _error_page(request, 403, N_("Not allowed"), N_("You cannot open this page."))
     return PlainTextResponse(str(getattr(exc, "detail", "")), status_code=status)
 
 

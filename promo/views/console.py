@@ -27,9 +27,9 @@ from promo.campaigns import campaign_from_dict, parse_campaign_file, render_camp
 from promo.catalog import load_catalog
 from promo.codes import Batch, batch_of, batches, void_batch
 from promo.countries import country_codes, country_name
-from promo.errors import InputError, NotFound
+from promo.errors import FieldError, InputError, NotFound
 from promo.evaluation import DryRun, evaluate_dry_run
-from promo.i18n import languages
+from promo.i18n import N_, languages
 from promo.jobs import get_job, recent_jobs, spool
 from promo.paging import Keyset, Page
 from promo.replay import replay
@@ -39,7 +39,7 @@ from promo.timeutil import utcnow
 from promo.views.confirm import Consequence, confirmed, counted
 from promo.views.context import client_ip, redirect
 from promo.views.dashboard_charts import per_day_chart
-from promo.views.staffauth import expired_form, require_role, staff_render
+from promo.views.staffauth import expired_form, require_role, staff_gettext, staff_render
 
 OFFER = "purchase_offer"  # the kind these pages edit; the donation program has /console/nonprofit/
 READERS = ("admin", "marketer", "auditor")
@@ -56,8 +56,9 @@ async def checked_form(request: Request, session: StaffSession) -> FormData | Re
     """The posted form if its CSRF token is the session's, else the expired-form page."""
     length = request.headers.get("content-length")
     if length and length.isascii() and length.isdigit() and int(length) > MAX_UPLOAD_BYTES:
-        return staff_render(request, "console/message.html", 413, session=session, title="File too large",
-                            message=f"Uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+        gettext = staff_gettext(request)
+        return staff_render(request, "console/message.html", 413, session=session, title=gettext(N_("File too large")),
+                            message=gettext(N_("Uploads are limited to %(mb)s MB.")) % {"mb": MAX_UPLOAD_BYTES // (1024 * 1024)})
     form = await request.form(max_part_size=4 * 1024 * 1024)
     if not same_token(session.csrf_token, str(form.get("csrf") or "")):
         return expired_form(request, session)
@@ -160,7 +161,7 @@ async def create(request: Request, session: StaffSession, form: FormData) -> Res
         await request.app.state.db.write(insert)
     except InputError as exc:
         return await _form_page(request, session, values=with_terms_of(values, data, languages()), mode="new", status=422,
-                                errors=errors_by_field(exc.errors))
+                                errors=errors_by_field(exc.errors, staff_gettext(request)))
     return redirect(f"/console/campaigns/{campaign.slug}")
 
 
@@ -213,7 +214,7 @@ async def edit_submit(request: Request, session: StaffSession, form: FormData) -
         campaign = campaign_from_dict(data, await _catalog(request))
     except InputError as exc:
         return await _form_page(request, session, values=with_terms_of(values, data, languages()), mode="edit", status=422,
-                                stored=stored, errors=errors_by_field(exc.errors))
+                                stored=stored, errors=errors_by_field(exc.errors, staff_gettext(request)))
     if form.get("action") == "replay":
         report = await db.read(replay, stored.id, campaign)
         return await _form_page(request, session, values=values, mode="edit", stored=stored, replayed=report)
@@ -227,7 +228,7 @@ async def edit_submit(request: Request, session: StaffSession, form: FormData) -
         await db.write(update)
     except InputError as exc:
         return await _form_page(request, session, values=values, mode="edit", status=409, stored=stored,
-                          errors=errors_by_field(exc.errors))
+                          errors=errors_by_field(exc.errors, staff_gettext(request)))
     return redirect(f"/console/campaigns/{campaign.slug}")
 
 
@@ -304,7 +305,7 @@ async def import_file(request: Request, session: StaffSession, form: FormData) -
     upload = form.get("file")
     try:
         if not isinstance(upload, UploadFile) or not upload.filename:
-            raise InputError.one("file", "choose a campaign file (.toml) to import")
+            raise InputError.one("file", "choose a campaign file (.toml) to import")  # shown as a sentence below
         raw = await upload.read(MAX_UPLOAD_BYTES)
         try:
             text = raw.decode("utf-8")
@@ -315,9 +316,17 @@ async def import_file(request: Request, session: StaffSession, form: FormData) -
         await request.app.state.db.write(save_campaign, campaign, actor=actor(session), now=utcnow(),
                                          ip=client_ip(request), publish=False)
     except InputError as exc:
-        return staff_render(request, "console/message.html", 422, session=session, title="The campaign file was not imported",
-                            errors=[str(e) for e in exc.errors])
+        title = staff_gettext(request)(N_("The campaign file was not imported"))
+        return staff_render(request, "console/message.html", 422, session=session, title=title,
+                            errors=[_file_sentence(request, e) for e in exc.errors])
     return redirect(f"/console/campaigns/{campaign.slug}")
+
+
+def _file_sentence(request: Request, error: FieldError) -> str:
+    """A campaign file's problem: a sentence when no file came, else the parser's line and field."""
+    if error.field == "file" and error.message.startswith("choose"):
+        return staff_gettext(request)(N_("Choose a campaign file (.toml) to import."))
+    return str(error)
 
 
 # ---- code pools and activation records -----------------------------------------------------
@@ -325,8 +334,8 @@ async def import_file(request: Request, session: StaffSession, form: FormData) -
 async def start_upload(request: Request, session: StaffSession, form: FormData, kind: str, slug: str | None) -> Response:
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
-        return staff_render(request, "console/message.html", 422, session=session, title="Nothing was uploaded",
-                            errors=["file: choose a CSV file to upload"])
+        return staff_render(request, "console/message.html", 422, session=session, title=staff_gettext(request)(N_("Nothing was uploaded")),
+                            errors=[staff_gettext(request)(N_("Choose a CSV file to upload."))])
     await upload.seek(0)
     path, size = await asyncio.to_thread(spool, upload.file)
     job_id = await request.app.state.jobs.start(kind=kind, path=path, size=size, source=upload.filename,
