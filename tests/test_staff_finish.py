@@ -70,8 +70,8 @@ def test_console_errors_are_sentences_that_name_their_field(client: TestClient, 
 
 
 @pytest.mark.parametrize(("lang", "words"), [
-    ("da", ["Kampagner", "Ny kampagne", "Log ud", "Navn eller slug indeholder"]),
-    ("nb", ["Kampanjer", "Ny kampanje", "Logg ut", "Navn eller slug inneholder"]),
+    ("da", ["Kampagner", "Ny kampagne", "Log af", "Navn eller slug indeholder"]),
+    ("nb", ["Kampanjer", "Ny kampanje", "Logg av", "Navn eller slug inneholder"]),
 ])
 def test_a_staff_page_renders_in_the_chosen_language(client: TestClient, shop: sqlite3.Connection,
                                                        lang: str, words: list[str]) -> None:

@@ -29,8 +29,6 @@ MENU = (
     ("/console/tokens", N_("API tokens")),
     ("/console/staff", N_("Staff")),
 )
-# The roles' names as staff read them in the header (promo/staff.py ROLES).
-ROLE_NAMES = (N_("admin"), N_("marketer"), N_("auditor"), N_("support"))
 # Paths under these prefixes are staff pages: their 404 and 403 come in the staff layout.
 STAFF_PREFIXES = ("/console", "/audit", "/review", "/staff")
 # Where each role starts after signing in, in order of preference; else its first menu entry.

@@ -41,7 +41,7 @@ def staff_render(request: Request, template: str, status: int = 200, **values: A
     lang = staff_language(request)
     html = request.app.state.templates.render(
         template, lang, request=request, may=may, menu=menu_for(router, role) if role else [],
-        home=home_for(router, role) if role else "/staff/signin", languages=languages(), **values)
+        home=home_for(router, role) if role else "/staff/signin", ui_languages=languages(), **values)
     return HTMLResponse(html, status_code=status)
 
 
