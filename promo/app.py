@@ -17,7 +17,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -249,6 +249,11 @@ class RequestContext:
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
+async def favicon(request: Request) -> Response:
+    """Browsers ask /favicon.ico of pages that link none (a CSV, a JSON answer): the same SVG."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+
+
 def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     app_metrics = Metrics()
 
@@ -290,6 +295,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             Route("/healthz", healthz, name="ops.healthz"),
             Route("/readyz", readyz, name="ops.readyz"),
             Route("/metrics", metrics, name="ops.metrics"),
+            Route("/favicon.ico", favicon, name="favicon"),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
             *consumer.routes,
             *staffauth.routes,

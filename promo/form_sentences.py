@@ -33,5 +33,8 @@ SENTENCES = {
 
 def sentence(error: FieldError, gettext: Callable[[str], str]) -> str | None:
     """The sentence for `error` in the reader's language, or None when it has none."""
-    known = SENTENCES.get((error.field, error.message))
+    # "is required" may carry its field's description ("is required: the support for ..."),
+    # which the sentence gives in its own words.
+    message = _REQUIRED if error.message.startswith(_REQUIRED) else error.message
+    known = SENTENCES.get((error.field, message))
     return gettext(known) if known else None

@@ -26,6 +26,8 @@ def test_the_favicon_is_served_as_svg_and_linked_from_both_layouts(client: TestC
     assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
     assert icon.text.startswith("<svg")
     assert "img-src 'self'" in icon.headers["content-security-policy"]  # the CSP lets the page show it
+    asked = client.get("/favicon.ico")  # what a browser asks of a page that links none (a CSV)
+    assert asked.status_code == 200 and asked.headers["content-type"] == "image/svg+xml" and asked.text == icon.text
     link = '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
     assert link in client.get("/").text
     assert link in client.get("/staff/signin").text
