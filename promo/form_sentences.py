@@ -38,3 +38,10 @@ def sentence(error: FieldError, gettext: Callable[[str], str]) -> str | None:
     message = _REQUIRED if error.message.startswith(_REQUIRED) else error.message
     known = SENTENCES.get((error.field, message))
     return gettext(known) if known else None
+
+
+def file_sentence(error: FieldError, gettext: Callable[[str], str]) -> str:
+    """A campaign file's problem: a sentence when no file came, else the parser's line and field."""
+    if error.field == "file" and error.message.startswith("choose"):
+        return gettext(N_("Choose a campaign file (.toml) to import."))
+    return str(error)

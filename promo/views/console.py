@@ -27,8 +27,9 @@ from promo.campaigns import campaign_from_dict, parse_campaign_file, render_camp
 from promo.catalog import load_catalog
 from promo.codes import Batch, batch_of, batches, void_batch
 from promo.countries import country_codes, country_name
-from promo.errors import FieldError, InputError, NotFound
+from promo.errors import InputError, NotFound
 from promo.evaluation import DryRun, evaluate_dry_run
+from promo.form_sentences import file_sentence
 from promo.i18n import N_, languages
 from promo.jobs import get_job, recent_jobs, spool
 from promo.paging import Keyset, Page
@@ -36,7 +37,7 @@ from promo.replay import replay
 from promo.staff import StaffSession
 from promo.stock import pool_counts, rearm_if_restocked, stock_report
 from promo.timeutil import utcnow
-from promo.views.confirm import Consequence, confirmed, counted
+from promo.views.confirm import Consequence, confirmed
 from promo.views.context import client_ip, redirect
 from promo.views.dashboard_charts import per_day_chart
 from promo.views.staffauth import expired_form, require_role, staff_gettext, staff_render
@@ -259,27 +260,32 @@ async def _state_consequence(request: Request, session: StaffSession, form: Form
     redeemed = codes["issued"]  # an offer's codes are issued by redemptions only
     if (action == "publish" and stored.published) or (action == "pause" and (not stored.published or stored.paused)):
         return None  # not possible now: change_state refuses it with the reason
-    c, state = stored.campaign, stored.status(now)
-    window = f"{c.redemption.first_day} to {c.redemption.last_day} ({c.timezone})"
+    c, state, _ = stored.campaign, stored.status(now), staff_gettext(request)
+    window = _(N_("%(first)s to %(last)s (%(zone)s)")) % {"first": c.redemption.first_day, "last": c.redemption.last_day,
+                                                          "zone": c.timezone}
+    named = {"name": c.name, "slug": slug}
     back = f"/console/campaigns/{slug}"
     if action == "publish":
-        opens = "at once" if c.redemption.contains(now) else ("from " + str(c.redemption.first_day)
-                                                             if c.redemption.is_before(now) else "never: its window has ended")
+        later = _(N_("from %(day)s")) % {"day": c.redemption.first_day} if c.redemption.is_before(now) \
+            else _(N_("never: its window has ended"))
+        opens = _(N_("at once")) if c.redemption.contains(now) else later
         return Consequence(
-            title="Publish the campaign", button=f"Publish {c.name}", back=back,
-            sentence=f"Publish campaign {c.name} ({slug}) with {codes['available']:,} codes available: customers in "
-                     f"{len(c.countries)} countries can redeem it {opens}; its redemption window is {window}.",
+            title=_(N_("Publish the campaign")), button=_(N_("Publish %(name)s")) % named, back=back,
+            sentence=_(N_("Publish campaign %(name)s (%(slug)s) with %(available)s codes available: customers in %(countries)s "
+                          "countries can redeem it %(opens)s; its redemption window is %(window)s."))
+            % {**named, "available": f"{codes['available']:,}", "countries": len(c.countries), "opens": opens, "window": window},
             figures={"campaign": slug, "action": action, "state": state, "updated_at": stored.updated_at,
                      "available": codes["available"], "countries": len(c.countries)},
-            details=["A published campaign cannot go back to being a draft; you can pause it."])
+            details=[_(N_("A published campaign cannot go back to being a draft; you can pause it."))])
     return Consequence(
-        title="Pause the campaign", button=f"Pause {c.name}", back=back,
-        sentence=f"Pause campaign {c.name} ({slug}), now {state}: from this moment customers are refused "
-                 f"(rule CAMPAIGN) until you resume it.",
+        title=_(N_("Pause the campaign")), button=_(N_("Pause %(name)s")) % named, back=back,
+        sentence=_(N_("Pause campaign %(name)s (%(slug)s), now %(state)s: from this moment customers are refused "
+                      "(rule CAMPAIGN) until you resume it.")) % {**named, "state": _(state)},
         # Redemptions go on until the pause: counts shown, not bound, or a busy campaign could not be paused.
         figures={"campaign": slug, "action": action, "state": state, "updated_at": stored.updated_at},
-        details=[f"So far {redeemed:,} codes have been issued; {codes['available']:,} are available.",
-                 "Resuming later reopens it within its redemption window."])
+        details=[_(N_("So far %(issued)s codes have been issued; %(available)s are available."))
+                 % {"issued": f"{redeemed:,}", "available": f"{codes['available']:,}"},
+                 _(N_("Resuming later reopens it within its redemption window."))])
 
 
 @staff_form(*EDITORS)
@@ -318,15 +324,8 @@ async def import_file(request: Request, session: StaffSession, form: FormData) -
     except InputError as exc:
         title = staff_gettext(request)(N_("The campaign file was not imported"))
         return staff_render(request, "console/message.html", 422, session=session, title=title,
-                            errors=[_file_sentence(request, e) for e in exc.errors])
+                            errors=[file_sentence(e, staff_gettext(request)) for e in exc.errors])
     return redirect(f"/console/campaigns/{campaign.slug}")
-
-
-def _file_sentence(request: Request, error: FieldError) -> str:
-    """A campaign file's problem: a sentence when no file came, else the parser's line and field."""
-    if error.field == "file" and error.message.startswith("choose"):
-        return staff_gettext(request)(N_("Choose a campaign file (.toml) to import."))
-    return str(error)
 
 
 # ---- code pools and activation records -----------------------------------------------------
@@ -359,15 +358,18 @@ async def _void_consequence(request: Request, session: StaffSession, form: FormD
     stored, batch = await request.app.state.db.read(load)
     if batch is None:
         raise InputError.one("batch", f"batch {batch_id} is not one of this campaign's code batches")
-    n, issued = batch.voidable, batch.issued
+    n, issued, _ = batch.voidable, batch.issued, staff_gettext(request)
+    # One msgid per number form: Danish and Norwegian, like English, say "1 code", "2 codes".
+    facts = {"n": f"{n:,}", "batch": batch.id, "file": batch.source, "name": stored.campaign.name, "slug": slug}
     return Consequence(
-        title="Void codes", button=f"Void {counted(n, 'code')}", back=f"/console/campaigns/{slug}",
-        sentence=f"Void {counted(n, 'unissued code')} of batch {batch.id} ({batch.source}) of campaign "
-                 f"{stored.campaign.name} ({slug}).",
+        title=_(N_("Void codes")), button=(_(N_("Void 1 code")) if n == 1 else _(N_("Void %(n)s codes"))) % facts,
+        back=f"/console/campaigns/{slug}",
+        sentence=(_(N_("Void 1 unissued code of batch %(batch)s (%(file)s) of campaign %(name)s (%(slug)s).")) if n == 1 else
+                  _(N_("Void %(n)s unissued codes of batch %(batch)s (%(file)s) of campaign %(name)s (%(slug)s)."))) % facts,
         figures={"campaign": slug, "batch": batch.id, "unissued": n},
-        details=[f"{counted(issued, 'code')} of this batch already issued "
-                 + ("stays with its owner" if issued == 1 else "stay with their owners") + " (R-X10).",
-                 "Voided codes are never issued. This cannot be undone."])
+        details=[(_(N_("1 code of this batch already issued stays with its owner (R-X10).")) if issued == 1 else
+                  _(N_("%(n)s codes of this batch already issued stay with their owners (R-X10).")) % {"n": f"{issued:,}"}),
+                 _(N_("Voided codes are never issued. This cannot be undone."))])
 
 
 @staff_form(*EDITORS)
