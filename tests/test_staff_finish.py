@@ -118,3 +118,16 @@ def test_every_staff_template_string_has_a_translation(tmp_path: Path, lang: str
     with open(ROOT / "promo" / "locale" / lang / "LC_MESSAGES" / "messages.po", "rb") as handle:
         translated = {str(m.id) for m in read_po(handle, locale=lang) if m.id and m.string}
     assert sorted(messages - translated) == [], f"{lang}: staff strings without a translation"
+
+
+def test_a_confirmation_and_a_dashboard_in_danish(client: TestClient, shop: sqlite3.Connection) -> None:
+    """What views compose (a consequence, a chart's title) is in the reader's language too."""
+    signed_in(client, shop, "marketer")
+    client.cookies.set("promo_lang", "da")
+    asked = post_form(client, "/console/campaigns/open-today/state", {"action": "pause"})
+    assert asked.status_code == 200 and 'name="confirm"' in asked.text
+    assert "Sæt kampagnen på pause" in asked.text and "nu aktiv, på pause: fra dette øjeblik afvises kunderne" in asked.text
+    assert "Annuller" in asked.text and "Pause the campaign" not in asked.text
+    board = client.get("/console/campaigns/open-today/dashboard").text
+    assert "Indløsninger pr. dag" in board and "Redemptions per day" not in board
+    assert shop.execute("SELECT paused_at FROM campaigns WHERE slug = 'open-today'").fetchone()[0] is None  # only asked

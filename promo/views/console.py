@@ -188,7 +188,7 @@ async def campaign_page(request: Request, session: StaffSession) -> Response:
             preview = await db.read(evaluate_dry_run, dry, now)
         except InputError as exc:
             preview_errors = {e.field: e.message for e in exc.errors}
-    chart = per_day_chart(data["stock"].per_day, data["stored"].campaign.timezone)
+    chart = per_day_chart(data["stock"].per_day, data["stored"].campaign.timezone, staff_gettext(request))
     return staff_render(request, "console/campaign.html", session=session, now=now, state=data["stored"].status(now),
                         per_day_chart=chart,
                         can_edit=session.staff.role in EDITORS, preview=preview, preview_errors=preview_errors,

@@ -18,7 +18,7 @@ from promo.staff import StaffSession
 from promo.timeutil import utcnow
 from promo.views.console import READERS, get_offer
 from promo.views.dashboard_charts import charts
-from promo.views.staffauth import require_role, staff_render
+from promo.views.staffauth import require_role, staff_gettext, staff_render
 
 
 def _day(request: Request) -> date | None:
@@ -40,7 +40,7 @@ async def campaign_page(request: Request, session: StaffSession) -> Response:
 
     board = await request.app.state.db.read(load)
     return staff_render(request, "console/dashboard.html", session=session, board=board, c=board.stored.campaign,
-                        charts=charts(board))
+                        charts=charts(board, staff_gettext(request)))
 
 
 @require_role(*READERS)
