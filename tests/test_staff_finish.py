@@ -127,7 +127,7 @@ def test_a_confirmation_and_a_dashboard_in_danish(client: TestClient, shop: sqli
     asked = post_form(client, "/console/campaigns/open-today/state", {"action": "pause"})
     assert asked.status_code == 200 and 'name="confirm"' in asked.text
     assert "Sæt kampagnen på pause" in asked.text and "nu aktiv, på pause: fra dette øjeblik afvises kunderne" in asked.text
-    assert "Annuller" in asked.text and "Pause the campaign" not in asked.text
+    assert "Fortryd" in asked.text and "Pause the campaign" not in asked.text
     board = client.get("/console/campaigns/open-today/dashboard").text
     assert "Indløsninger pr. dag" in board and "Redemptions per day" not in board
     assert shop.execute("SELECT paused_at FROM campaigns WHERE slug = 'open-today'").fetchone()[0] is None  # only asked
