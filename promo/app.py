@@ -250,8 +250,9 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 async def favicon(request: Request) -> Response:
-    """Browsers ask /favicon.ico of pages that link none (a CSV, a JSON answer): the same SVG."""
-    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+    """Browsers ask /favicon.ico of pages that link none (a CSV, a JSON answer): the same SVG.
+    Like every answer outside /static/ it is not stored by caches (tests/test_http_policy.py)."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
 
 def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
