@@ -70,5 +70,5 @@ def charts(board: Dashboard, _: Gettext = _english) -> dict[str, Markup]:
         out["burn_down"] = line_chart([d.isoformat()[5:] for d in window], lines, marks=marks,
                                       title=_(N_("Codes left per day (%(zone)s)")) % {"zone": zone},
                                       summary=_(N_("%(n)s codes available now; projected run-out: %(when)s."))
-                                      % {"n": f"{board.stock['available']:,}", "when": board.run_out.text})
+                                      % {"n": f"{board.stock['available']:,}", "when": _(board.run_out.text)})
     return out
