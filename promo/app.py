@@ -17,7 +17,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -111,6 +111,8 @@ async def _error_page(request: Request, status: int, title: str, message: str) -
     from promo.views.context import page_context, render
 
     try:
+        if status in (403, 404) and staffauth.is_staff_path(request.url.path):
+            return await staffauth.staff_error_page(request, status, title, message)
         ctx = await page_context(request)
         return render(request, ctx, "error.html", status, title=ctx.l10n.gettext(title), message=ctx.l10n.gettext(message))
     except Exception:  # the error page must never fail: fall back to plain text
@@ -182,6 +184,8 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     if status == 405:
         allow = allow_header(request.app.router.routes, request.scope, (getattr(exc, "headers", None) or {}).get("Allow"))
         return PlainTextResponse("Method not allowed", status_code=405, headers={"Allow": allow})
+    if status == 403 and not request.url.path.startswith(_MACHINE_PATHS):
+        return await _error_page(request, 403, N_("Not allowed"), N_("You cannot open this page."))
     return PlainTextResponse(str(getattr(exc, "detail", "")), status_code=status)
 
 
@@ -251,6 +255,12 @@ class RequestContext:
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
+async def favicon(request: Request) -> Response:
+    """Browsers ask /favicon.ico of pages that link none (a CSV, a JSON answer): the same SVG.
+    Like every answer outside /static/ it is not stored by caches (tests/test_http_policy.py)."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+
 def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     app_metrics = Metrics()
 
@@ -292,6 +302,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             Route("/healthz", healthz, name="ops.healthz"),
             Route("/readyz", readyz, name="ops.readyz"),
             Route("/metrics", metrics, name="ops.metrics"),
+            Route("/favicon.ico", favicon, name="favicon"),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
             *consumer.routes,
             *consumer_account.routes,

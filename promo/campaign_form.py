@@ -15,6 +15,7 @@ from typing import Any
 from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.catalog import ATTRIBUTES
 from promo.errors import FieldError, InputError
+from promo.form_sentences import sentence
 
 TEXTAREAS = ("products.qualifying", "products.excluded", "availability")
 OPTIONAL_NUMBERS = ("total_cap", "low_stock_threshold")
@@ -187,11 +188,15 @@ def _support(get: Any, errors: list[FieldError]) -> dict[str, Any]:
     return support
 
 
-def errors_by_field(errors: list[FieldError]) -> dict[str, list[str]]:
+def errors_by_field(errors: list[FieldError], gettext: Callable[[str], str] = str) -> dict[str, list[str]]:
     """Each error under the form field it belongs to ('products.qualifying[0].channel' is
-    shown at 'products.qualifying'); anything else under '' (top of the form)."""
+    shown at 'products.qualifying'); anything else under '' (top of the form). The common
+    ones read as sentences in the reader's language (promo/form_sentences.py)."""
     out: dict[str, list[str]] = {}
     for error in errors:
+        if (said := sentence(error, gettext)) is not None:
+            out.setdefault(error.field, []).append(f"{said[:-1]} ({error.rule})." if error.rule else said)
+            continue
         where = error.field.split("[")[0]
         target = next((f for f in FORM_FIELDS if where == f or where.startswith(f + ".")), "")
         if where.startswith("availability"):

@@ -78,7 +78,7 @@ def test_a_bad_file_imports_nothing_and_names_each_line(marketer: TestClient, sh
     assert "line 7: code: already in a code pool" in page  # reward_code(0) came with the shop
     assert shop.execute("SELECT COUNT(*) FROM reward_codes").fetchone()[0] == before
     nothing = marketer.post("/console/campaigns/open-today/codes", data={"csrf": csrf(marketer, "/console/")})
-    assert nothing.status_code == 422 and "choose a CSV file to upload" in nothing.text
+    assert nothing.status_code == 422 and "Choose a CSV file to upload." in nothing.text
 
 
 def test_progress_is_shown_while_a_file_is_read(marketer: TestClient, shop: sqlite3.Connection, tmp_path) -> None:  # type: ignore[no-untyped-def]

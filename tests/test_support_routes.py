@@ -114,7 +114,7 @@ def test_the_console_edits_per_country_contacts(marketer: TestClient, shop: sqli
     ({"support.countries": "DK: javascript:alert(1)"}, "support.countries", "http(s) link or a phone number"),
     ({"support.countries": "DK +45 43 31 60 00"}, "support.countries", "write each line as country: contact"),
     ({"support.countries": "XX: https://x.example"}, "support.countries", "ISO 3166-1"),
-    ({"support.product": ""}, "support.product", "is required"),
+    ({"support.product": ""}, "support.product", "Give the product support contact"),
     ({"support.default": "mailto:help@example.com"}, "support.default", "http(s) link or a phone number"),
 ])
 def test_the_console_shows_support_errors_at_their_field(marketer: TestClient, shop: sqlite3.Connection,

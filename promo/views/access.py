@@ -12,20 +12,25 @@ from urllib.parse import urlsplit
 
 from starlette.routing import Match, Router
 
+from promo.i18n import N_
+
 # The staff menu, in order: (path, label). Each entry is shown only to roles its route admits.
+# Labels are English msgids, translated where the menu is shown (templates/staff/base.html).
 MENU = (
-    ("/console/", "Campaigns"),
-    ("/console/dashboard", "Dashboard"),
-    ("/console/activations", "Activations"),
-    ("/console/nonprofit/", "Nonprofits"),
-    ("/audit/", "Decision log"),
-    ("/audit/actions", "Staff actions"),
-    ("/audit/reconciliation", "Reconciliation"),
-    ("/audit/redemptions", "Find a redemption"),
-    ("/review/", "Review queue"),
-    ("/console/tokens", "API tokens"),
-    ("/console/staff", "Staff"),
+    ("/console/", N_("Campaigns")),
+    ("/console/dashboard", N_("Dashboard")),
+    ("/console/activations", N_("Activations")),
+    ("/console/nonprofit/", N_("Nonprofits")),
+    ("/audit/", N_("Decision log")),
+    ("/audit/actions", N_("Staff actions")),
+    ("/audit/reconciliation", N_("Reconciliation")),
+    ("/audit/redemptions", N_("Find a redemption")),
+    ("/review/", N_("Review queue")),
+    ("/console/tokens", N_("API tokens")),
+    ("/console/staff", N_("Staff")),
 )
+# Paths under these prefixes are staff pages: their 404 and 403 come in the staff layout.
+STAFF_PREFIXES = ("/console", "/audit", "/review", "/staff")
 # Where each role starts after signing in, in order of preference; else its first menu entry.
 PREFERRED_HOME = {"auditor": "/audit/", "support": "/review/"}
 CACHE_SIZE = 4096  # distinct paths (rows' links); cleared when full

@@ -50,11 +50,6 @@ class Consequence:
 Describe = Callable[[Request, StaffSession, FormData], Awaitable[Consequence | None]]
 
 
-def counted(n: int, noun: str) -> str:
-    """ "1 open session", "2 open sessions": figures in sentences."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
 def _fields(form: FormData) -> list[tuple[str, str]]:
     """The form's own fields, carried through the confirmation page (never files, the CSRF
     token, which the page renders afresh, or an old confirmation)."""

@@ -35,17 +35,18 @@ from promo.catalog import load_catalog
 from promo.countries import country_codes, country_name
 from promo.errors import InputError
 from promo.evaluation import DryRun, evaluate_dry_run
-from promo.i18n import languages
+from promo.form_sentences import file_sentence
+from promo.i18n import N_, languages
 from promo.jobs import get_job, recent_jobs, spool
 from promo.paging import Keyset, Page
 from promo.replay import replay
 from promo.staff import POLICY, StaffSession
 from promo.timeutil import utcnow
-from promo.views.confirm import Consequence, confirmed, counted
+from promo.views.confirm import Consequence, confirmed
 from promo.views.context import client_ip, redirect
 from promo.views.dashboard_charts import per_day_chart
 from promo.views.guards import MAX_UPLOAD_BYTES, actor, staff_form
-from promo.views.staffauth import require_role, staff_render
+from promo.views.staffauth import require_role, staff_gettext, staff_render
 
 
 async def _offer(request: Request, slug: str) -> StoredOf[PurchaseOffer]:
@@ -117,7 +118,7 @@ async def create(request: Request, session: StaffSession, form: FormData) -> Res
         await request.app.state.db.write(create_draft, campaign, actor=actor(session), now=utcnow(), ip=client_ip(request))
     except InputError as exc:
         return await _form_page(request, session, values=with_terms_of(values, data, languages()), mode="new", status=422,
-                                errors=errors_by_field(exc.errors))
+                                errors=errors_by_field(exc.errors, staff_gettext(request)))
     return redirect(f"/console/campaigns/{campaign.slug}")
 
 
@@ -138,7 +139,7 @@ async def campaign_page(request: Request, session: StaffSession) -> Response:
             preview = await db.read(evaluate_dry_run, dry, now)
         except InputError as exc:
             preview_errors = {e.field: e.message for e in exc.errors}
-    chart = per_day_chart(data["stock"].per_day, data["stored"].campaign.timezone)
+    chart = per_day_chart(data["stock"].per_day, data["stored"].campaign.timezone, staff_gettext(request))
     return staff_render(request, "console/campaign.html", session=session, now=now, state=data["stored"].status(now),
                         per_day_chart=chart,
                         can_edit=session.staff.role in POLICY.edit_campaigns, preview=preview, preview_errors=preview_errors,
@@ -165,7 +166,7 @@ async def edit_submit(request: Request, session: StaffSession, form: FormData) -
         campaign = campaign_from_dict(data, await _catalog(request))
     except InputError as exc:
         return await _form_page(request, session, values=with_terms_of(values, data, languages()), mode="edit", status=422,
-                                stored=stored, errors=errors_by_field(exc.errors))
+                                stored=stored, errors=errors_by_field(exc.errors, staff_gettext(request)))
     if form.get("action") == "replay":
         report = await db.read(replay, stored.id, campaign)
         return await _form_page(request, session, values=values, mode="edit", stored=stored, replayed=report)
@@ -175,7 +176,7 @@ async def edit_submit(request: Request, session: StaffSession, form: FormData) -
                        expected_updated_at=str(form.get("updated_at") or "") or None)
     except InputError as exc:
         return await _form_page(request, session, values=values, mode="edit", status=409, stored=stored,
-                          errors=errors_by_field(exc.errors))
+                          errors=errors_by_field(exc.errors, staff_gettext(request)))
     return redirect(f"/console/campaigns/{campaign.slug}")
 
 
@@ -202,27 +203,32 @@ async def _state_consequence(request: Request, session: StaffSession, form: Form
     redeemed = codes["issued"]  # an offer's codes are issued by redemptions only
     if (action == "publish" and stored.published) or (action == "pause" and (not stored.published or stored.paused)):
         return None  # not possible now: change_state refuses it with the reason
-    c, state = stored.campaign, stored.status(now)
-    window = f"{c.redemption.first_day} to {c.redemption.last_day} ({c.timezone})"
+    c, state, _ = stored.campaign, stored.status(now), staff_gettext(request)
+    window = _(N_("%(first)s to %(last)s (%(zone)s)")) % {"first": c.redemption.first_day, "last": c.redemption.last_day,
+                                                          "zone": c.timezone}
+    named = {"name": c.name, "slug": slug}
     back = f"/console/campaigns/{slug}"
     if action == "publish":
-        opens = "at once" if c.redemption.contains(now) else ("from " + str(c.redemption.first_day)
-                                                             if c.redemption.is_before(now) else "never: its window has ended")
+        later = _(N_("from %(day)s")) % {"day": c.redemption.first_day} if c.redemption.is_before(now) \
+            else _(N_("never: its window has ended"))
+        opens = _(N_("at once")) if c.redemption.contains(now) else later
         return Consequence(
-            title="Publish the campaign", button=f"Publish {c.name}", back=back,
-            sentence=f"Publish campaign {c.name} ({slug}) with {codes['available']:,} codes available: customers in "
-                     f"{len(c.countries)} countries can redeem it {opens}; its redemption window is {window}.",
+            title=_(N_("Publish the campaign")), button=_(N_("Publish %(name)s")) % named, back=back,
+            sentence=_(N_("Publish campaign %(name)s (%(slug)s) with %(available)s codes available: customers in %(countries)s "
+                          "countries can redeem it %(opens)s; its redemption window is %(window)s."))
+            % {**named, "available": f"{codes['available']:,}", "countries": len(c.countries), "opens": opens, "window": window},
             figures={"campaign": slug, "action": action, "state": state, "updated_at": stored.updated_at,
                      "available": codes["available"], "countries": len(c.countries)},
-            details=["A published campaign cannot go back to being a draft; you can pause it."])
+            details=[_(N_("A published campaign cannot go back to being a draft; you can pause it."))])
     return Consequence(
-        title="Pause the campaign", button=f"Pause {c.name}", back=back,
-        sentence=f"Pause campaign {c.name} ({slug}), now {state}: from this moment customers are refused "
-                 f"(rule CAMPAIGN) until you resume it.",
+        title=_(N_("Pause the campaign")), button=_(N_("Pause %(name)s")) % named, back=back,
+        sentence=_(N_("Pause campaign %(name)s (%(slug)s), now %(state)s: from this moment customers are refused "
+                      "(rule CAMPAIGN) until you resume it.")) % {**named, "state": _(state)},
         # Redemptions go on until the pause: counts shown, not bound, or a busy campaign could not be paused.
         figures={"campaign": slug, "action": action, "state": state, "updated_at": stored.updated_at},
-        details=[f"So far {redeemed:,} codes have been issued; {codes['available']:,} are available.",
-                 "Resuming later reopens it within its redemption window."])
+        details=[_(N_("So far %(issued)s codes have been issued; %(available)s are available."))
+                 % {"issued": f"{redeemed:,}", "available": f"{codes['available']:,}"},
+                 _(N_("Resuming later reopens it within its redemption window."))])
 
 
 @staff_form(*POLICY.edit_campaigns)
@@ -248,7 +254,7 @@ async def import_file(request: Request, session: StaffSession, form: FormData) -
     upload = form.get("file")
     try:
         if not isinstance(upload, UploadFile) or not upload.filename:
-            raise InputError.one("file", "choose a campaign file (.toml) to import")
+            raise InputError.one("file", "choose a campaign file (.toml) to import")  # shown as a sentence below
         raw = await upload.read(MAX_UPLOAD_BYTES)
         try:
             text = raw.decode("utf-8")
@@ -259,8 +265,9 @@ async def import_file(request: Request, session: StaffSession, form: FormData) -
         await request.app.state.db.write(save_campaign, campaign, actor=actor(session), now=utcnow(),
                                          ip=client_ip(request), publish=False)
     except InputError as exc:
-        return staff_render(request, "console/message.html", 422, session=session, title="The campaign file was not imported",
-                            errors=[str(e) for e in exc.errors])
+        title = staff_gettext(request)(N_("The campaign file was not imported"))
+        return staff_render(request, "console/message.html", 422, session=session, title=title,
+                            errors=[file_sentence(e, staff_gettext(request)) for e in exc.errors])
     return redirect(f"/console/campaigns/{campaign.slug}")
 
 
@@ -269,8 +276,8 @@ async def import_file(request: Request, session: StaffSession, form: FormData) -
 async def start_upload(request: Request, session: StaffSession, form: FormData, kind: str, slug: str | None) -> Response:
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
-        return staff_render(request, "console/message.html", 422, session=session, title="Nothing was uploaded",
-                            errors=["file: choose a CSV file to upload"])
+        return staff_render(request, "console/message.html", 422, session=session, title=staff_gettext(request)(N_("Nothing was uploaded")),
+                            errors=[staff_gettext(request)(N_("Choose a CSV file to upload."))])
     await upload.seek(0)
     path, size = await asyncio.to_thread(spool, upload.file)
     job_id = await request.app.state.jobs.start(kind=kind, path=path, size=size, source=upload.filename,
@@ -289,15 +296,18 @@ async def _void_consequence(request: Request, session: StaffSession, form: FormD
     stored, batch = await request.app.state.db.read(campaign_batch, slug, batch_id, kind=PurchaseOffer)
     if batch is None:
         raise InputError.one("batch", f"batch {batch_id} is not one of this campaign's code batches")
-    n, issued = batch.voidable, batch.issued
+    n, issued, _ = batch.voidable, batch.issued, staff_gettext(request)
+    # One msgid per number form: Danish and Norwegian, like English, say "1 code", "2 codes".
+    facts = {"n": f"{n:,}", "batch": batch.id, "file": batch.source, "name": stored.campaign.name, "slug": slug}
     return Consequence(
-        title="Void codes", button=f"Void {counted(n, 'code')}", back=f"/console/campaigns/{slug}",
-        sentence=f"Void {counted(n, 'unissued code')} of batch {batch.id} ({batch.source}) of campaign "
-                 f"{stored.campaign.name} ({slug}).",
+        title=_(N_("Void codes")), button=(_(N_("Void 1 code")) if n == 1 else _(N_("Void %(n)s codes"))) % facts,
+        back=f"/console/campaigns/{slug}",
+        sentence=(_(N_("Void 1 unissued code of batch %(batch)s (%(file)s) of campaign %(name)s (%(slug)s).")) if n == 1 else
+                  _(N_("Void %(n)s unissued codes of batch %(batch)s (%(file)s) of campaign %(name)s (%(slug)s)."))) % facts,
         figures={"campaign": slug, "batch": batch.id, "unissued": n},
-        details=[f"{counted(issued, 'code')} of this batch already issued "
-                 + ("stays with its owner" if issued == 1 else "stay with their owners") + " (R-X10).",
-                 "Voided codes are never issued. This cannot be undone."])
+        details=[(_(N_("1 code of this batch already issued stays with its owner (R-X10).")) if issued == 1 else
+                  _(N_("%(n)s codes of this batch already issued stay with their owners (R-X10).")) % {"n": f"{issued:,}"}),
+                 _(N_("Voided codes are never issued. This cannot be undone."))])
 
 
 @staff_form(*POLICY.edit_campaigns)

@@ -10,13 +10,14 @@ from starlette.routing import Route
 
 from promo.api_tokens import create_token, revoke_token, token_of, tokens_of
 from promo.errors import InputError
+from promo.i18n import N_
 from promo.passwords import Busy, hash_off_loop
 from promo.staff import POLICY, ROLES, StaffSession, account_reach, add_staff, check_new_password, list_staff, update_staff
 from promo.timeutil import utcnow
-from promo.views.confirm import Consequence, confirmed, counted
+from promo.views.confirm import Consequence, confirmed
 from promo.views.context import client_ip, redirect
 from promo.views.guards import actor, staff_form
-from promo.views.staffauth import require_role, staff_render
+from promo.views.staffauth import require_role, staff_gettext, staff_render
 
 
 @require_role(*POLICY.manage_staff)
@@ -54,14 +55,16 @@ async def _disable_consequence(request: Request, session: StaffSession, form: Fo
     reach = await request.app.state.db.read(account_reach, staff_id)
     if reach is None or reach["disabled"] or reach["id"] == session.staff.id:
         return None  # nothing to confirm: update_staff says why it cannot be done
-    email, sessions, tokens = reach["email"], reach["sessions"], reach["tokens"]
+    email, role, sessions, tokens, _ = reach["email"], reach["role"], reach["sessions"], reach["tokens"], staff_gettext(request)
+    ending = _(N_("1 open session ends at once")) if sessions == 1 else \
+        _(N_("%(n)s open sessions end at once")) % {"n": f"{sessions:,}"}
+    stopping = _(N_("1 API token stops working")) if tokens == 1 else _(N_("%(n)s API tokens stop working")) % {"n": f"{tokens:,}"}
     return Consequence(
-        title="Disable a staff account", button=f"Disable {email}", back="/console/staff",
-        sentence=f"Disable the staff account {email} ({reach['role']}): {counted(sessions, 'open session')} "
-                 f"{'ends' if sessions == 1 else 'end'} at once, and {counted(tokens, 'API token')} "
-                 f"{'stops' if tokens == 1 else 'stop'} working.",
+        title=_(N_("Disable a staff account")), button=_(N_("Disable %(email)s")) % {"email": email}, back="/console/staff",
+        sentence=_(N_("Disable the staff account %(email)s (%(role)s): %(sessions)s, and %(tokens)s."))
+        % {"email": email, "role": _(role), "sessions": ending, "tokens": stopping},
         figures={"staff": reach["id"], "email": email, "role": reach["role"], "sessions": sessions, "tokens": tokens},
-        details=["They cannot sign in until an admin enables the account again."])
+        details=[_(N_("They cannot sign in until an admin enables the account again."))])
 
 
 @staff_form(*POLICY.manage_staff)
@@ -105,13 +108,15 @@ async def _revoke_consequence(request: Request, session: StaffSession, form: For
     token = await request.app.state.db.read(token_of, session.staff, token_id)
     if token is None or token.revoked_at:
         return None  # not theirs (revoke_token answers 404) or revoked already: nothing happens
-    used = f"last used {token.last_used_at[:16].replace('T', ' ')} UTC" if token.last_used_at else "never used"
+    _ = staff_gettext(request)
+    used = _(N_("last used %(when)s UTC")) % {"when": token.last_used_at[:16].replace("T", " ")} if token.last_used_at \
+        else _(N_("never used"))
     return Consequence(
-        title="Revoke an API token", button=f"Revoke {token.name}", back="/console/tokens",
-        sentence=f"Revoke the API token \u201c{token.name}\u201d ({used}): every script that uses it is refused "
-                 f"(401) from now on.",
+        title=_(N_("Revoke an API token")), button=_(N_("Revoke %(name)s")) % {"name": token.name}, back="/console/tokens",
+        sentence=_(N_("Revoke the API token \u201c%(name)s\u201d (%(used)s): every script that uses it is refused (401) from now on."))
+        % {"name": token.name, "used": used},
         figures={"token": token.id, "name": token.name},
-        details=["A revoked token cannot be used again; create a new one for the script instead."])
+        details=[_(N_("A revoked token cannot be used again; create a new one for the script instead."))])
 
 
 @staff_form(*POLICY.own_api_tokens)

@@ -17,7 +17,7 @@ from promo.errors import InputError
 from promo.staff import POLICY, StaffSession
 from promo.timeutil import utcnow
 from promo.views.dashboard_charts import charts
-from promo.views.staffauth import require_role, staff_render
+from promo.views.staffauth import require_role, staff_gettext, staff_render
 
 
 def _day(request: Request) -> date | None:
@@ -35,7 +35,7 @@ async def campaign_page(request: Request, session: StaffSession) -> Response:
     slug, day, now = str(request.path_params["slug"]), _day(request), utcnow()
     board = await request.app.state.db.read(dashboard_of, slug, kind=PurchaseOffer, now=now, day=day)
     return staff_render(request, "console/dashboard.html", session=session, board=board, c=board.stored.campaign,
-                        charts=charts(board))
+                        charts=charts(board, staff_gettext(request)))
 
 
 @require_role(*POLICY.read_campaigns)

@@ -16,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from promo.auth import same_token
+from promo.i18n import N_
 from promo.staff import StaffSession
 from promo.views.context import PageContext, page_context, read_form, redirect, render
-from promo.views.staffauth import expired_form, require_role, staff_render
+from promo.views.staffauth import expired_form, require_role, staff_gettext, staff_render
 
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # a million codes is about 30 MB
 FormView = Callable[[Request, StaffSession, FormData], Awaitable[Response]]
@@ -89,8 +90,9 @@ async def checked_form(request: Request, session: StaffSession) -> FormData | Re
     """The posted form if its CSRF token is the session's, else the expired-form page."""
     length = request.headers.get("content-length")
     if length and length.isascii() and length.isdigit() and int(length) > MAX_UPLOAD_BYTES:
-        return staff_render(request, "console/message.html", 413, session=session, title="File too large",
-                            message=f"Uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+        gettext = staff_gettext(request)
+        return staff_render(request, "console/message.html", 413, session=session, title=gettext(N_("File too large")),
+                            message=gettext(N_("Uploads are limited to %(mb)s MB.")) % {"mb": MAX_UPLOAD_BYTES // (1024 * 1024)})
     form = await request.form(max_part_size=4 * 1024 * 1024)
     if not same_token(session.csrf_token, str(form.get("csrf") or "")):
         return expired_form(request, session)

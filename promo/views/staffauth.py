@@ -15,11 +15,12 @@ from starlette.routing import Route
 
 from promo.auth import TOUCH_AFTER, same_token
 from promo.errors import InputError
+from promo.i18n import N_, languages, negotiate, translations
 from promo.identifiers import normalize_email
 from promo.staff import StaffSession, end_staff_session, load_staff_session, touch_staff_session
 from promo.timeutil import utcnow
-from promo.views.access import home_for, may_open, menu_for, retry_page
-from promo.views.context import client_ip, local_path, read_form, redirect
+from promo.views.access import STAFF_PREFIXES, home_for, may_open, menu_for, retry_page
+from promo.views.context import LANG_COOKIE, client_ip, local_path, read_form, redirect
 
 STAFF_COOKIE = "promo_staff"
 STAFF_CSRF_COOKIE = "promo_staff_csrf"
@@ -35,10 +36,37 @@ def staff_render(request: Request, template: str, status: int = 200, **values: A
         """For templates: whether this page's reader may open `path` (the routes' own policy)."""
         return may_open(router, role, path, method)
 
+    # Staff read their language as customers do: the language chosen in the header (the
+    # same cookie), else their browser's Accept-Language, else English (issue 19, item 5).
+    lang = staff_language(request)
     html = request.app.state.templates.render(
-        template, "en", request=request, may=may, menu=menu_for(router, role) if role else [],
-        home=home_for(router, role) if role else "/staff/signin", **values)
+        template, lang, request=request, may=may, menu=menu_for(router, role) if role else [],
+        home=home_for(router, role) if role else "/staff/signin", ui_languages=languages(), **values)
     return HTMLResponse(html, status_code=status)
+
+
+def staff_language(request: Request) -> str:
+    return negotiate(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+
+
+def staff_gettext(request: Request) -> Callable[[str], str]:
+    """The reader's gettext, for messages a view composes."""
+    return translations(staff_language(request)).gettext
+
+
+def _t(request: Request, message: str) -> str:
+    return staff_gettext(request)(message)
+
+
+def is_staff_path(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in STAFF_PREFIXES)
+
+
+async def staff_error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+    """A 404 or 403 under a staff prefix, in the staff layout (its menu, its language), so a
+    mistyped console address keeps the reader among the staff pages (issue 19, item 12)."""
+    session = await current_staff(request)
+    return staff_render(request, "staff/error.html", status, session=session, title=_t(request, title), message=_t(request, message))
 
 
 def _cookie(response: Response, request: Request, name: str, value: str) -> None:
@@ -106,24 +134,25 @@ async def signin_submit(request: Request) -> Response:
     if not same_token(token, str(form.get("csrf") or "")):
         fresh = token or secrets.token_urlsafe(32)  # a form that works this time: the cookie may be gone
         response = staff_render(request, "staff/signin.html", 403, csrf=fresh, next=local_path(str(form.get("next") or "")),
-                                error="This form has expired. Reload the page and try again.")
+                                error=_t(request, N_("This form has expired. Reload the page and try again.")))
         _cookie(response, request, STAFF_CSRF_COOKIE, fresh)
         return response
     next_path = local_path(str(form.get("next") or ""), "/")
     try:  # the grammar of every account address: nothing outside it names a staff account
         email = normalize_email(str(form.get("email") or ""), "email")
-    except InputError as exc:
-        return staff_render(request, "staff/signin.html", 422, csrf=token, next=next_path, error=str(exc))
+    except InputError:  # a sentence, as on the consumer sign-in, not "email: is required"
+        return staff_render(request, "staff/signin.html", 422, csrf=token, next=next_path,
+                            error=_t(request, N_("Enter your email address as your mail provider writes it, such as name@example.com.")))
     # The password is checked outside any transaction (promo/staff_signin.py, issue 14).
     result = await request.app.state.staff_signins.sign_in(
         request.app.state.db, email=email, password=str(form.get("password") or ""), now=utcnow(), ip=client_ip(request))
     if isinstance(result, str):
-        messages = {"invalid": "The email address or password is not right.",
-                    "locked": "Too many failed attempts: this account is locked for a while.",
-                    "too_many": "Too many failed attempts from your address: try again later.",
-                    "busy": "Too many sign-ins at once: try again in a few seconds."}
+        messages = {"invalid": N_("The email address or password is not right."),
+                    "locked": N_("Too many failed attempts: this account is locked for a while."),
+                    "too_many": N_("Too many failed attempts from your address: try again later."),
+                    "busy": N_("Too many sign-ins at once: try again in a few seconds.")}
         status = {"invalid": 401, "busy": 503}.get(result, 429)
-        page = staff_render(request, "staff/signin.html", status, csrf=token, next=next_path, error=messages[result])
+        page = staff_render(request, "staff/signin.html", status, csrf=token, next=next_path, error=_t(request, messages[result]))
         if result == "busy":
             page.headers["Retry-After"] = "5"
         return page

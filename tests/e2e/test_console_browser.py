@@ -40,7 +40,7 @@ def test_a_marketer_creates_a_campaign_uploads_codes_and_sees_the_stock(browser:
     page.get_by_role("link", name="New campaign").click()
     page.get_by_label("Address (slug)").fill("autumn-2026")
     page.get_by_label("Name (English)").fill("Autumn offer")
-    page.get_by_label("Name (da)").fill("Efterårstilbud")
+    page.get_by_label("Dansk", exact=True).fill("Efterårstilbud")
     page.get_by_label("Time zone").fill("Europe/Copenhagen")
     page.get_by_label("Purchase and activation from").fill("2026-11-01")
     page.get_by_label("Purchase and activation until (inclusive)").fill("2026-10-01")  # a mistake: before it starts

@@ -18,17 +18,12 @@ document.addEventListener('securitypolicyviolation', (e) => {
 """
 
 
-# Chromium asks every site for /favicon.ico, and Promo has none yet: issue 19 item 12 adds one.
-# Remove this allowance with it, so a missing favicon fails the browser tests again.
-NO_FAVICON_YET = r"/favicon\.ico\): Failed to load resource: the server responded with a status of 404"
-
-
 class BrowserWatch:
     """What the browser reported as wrong while one test ran."""
 
     def __init__(self) -> None:
         self.problems: list[str] = []
-        self.allowed: list[re.Pattern[str]] = [re.compile(NO_FAVICON_YET)]
+        self.allowed: list[re.Pattern[str]] = []
         self.contexts: list[Any] = []
 
     def attach(self, context: Any) -> Any:
