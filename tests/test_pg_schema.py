@@ -14,7 +14,8 @@ import psycopg
 import pytest
 
 from promo.backends import pg_connection, pg_schema
-from promo.db import connect, migrate
+from promo.db import connect
+from promo.migrate import migrate
 
 pytest_plugins = ["tests.pg"]
 
