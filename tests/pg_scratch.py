@@ -15,11 +15,13 @@ PREFIX = "h17r_"
 
 
 @contextmanager
-def scratch_database() -> Iterator[str]:
-    """The URL of a new, empty database (text sorted by code point, as the baseline requires)."""
+def scratch_database(template: str | None = None) -> Iterator[str]:
+    """The URL of a new database (text sorted by code point, as the baseline requires): empty,
+    or a copy of `template` (the name of another scratch database no one is connected to)."""
     name = PREFIX + secrets.token_hex(6)
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"' if template else
+                      f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
     try:
         yield database_url(name)
     finally:

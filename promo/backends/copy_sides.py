@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import psycopg
 
 from promo.backends import pg_connection, pg_schema
+from promo.backends.names import column_list, quoted
 from promo.backends.pg_connection import PgConnection
 from promo.db import connect as connect_sqlite
 from promo.migrate import migrate as migrate_sqlite
@@ -44,14 +45,6 @@ class Side(Protocol):
     def write(self, table: str, columns: list[str], rows: list[Row]) -> None: ...
     def finish(self) -> None: ...
     def close(self) -> None: ...
-
-
-def quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def column_list(columns: list[str]) -> str:
-    return ", ".join(quoted(c) for c in columns)
 
 
 class SqliteSide:
