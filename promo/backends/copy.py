@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from promo.audit import Checkpoint, head, verify_chain
+from promo.audit import Checkpoint, verify_chain
 from promo.backends.copy_sides import PostgresSide, Row, Side, SqliteSide
 from promo.backends.store import SCHEMES, StoreUrlError, redacted, sqlite_path
 
@@ -85,7 +85,7 @@ def _copy(source: Side, target: Side, batch_rows: int, progress: Callable[[str],
     order = copy_order(source, target)
     source.begin_snapshot()
     try:
-        source_head = head(source.conn)
+        source_head = source.snapshot_head()
         total = 0
         for table in order:
             total += _copy_table(source, target, table, batch_rows, progress)

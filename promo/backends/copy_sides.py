@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import psycopg
 
+from promo.audit import Checkpoint, head
 from promo.backends import pg_connection, pg_schema
 from promo.backends.names import column_list, quoted
 from promo.backends.pg_connection import PgConnection
@@ -40,6 +41,7 @@ class Side(Protocol):
     def migrate(self) -> list[str]: ...
     def count(self, table: str) -> int: ...
     def begin_snapshot(self) -> None: ...
+    def snapshot_head(self) -> Checkpoint: ...
     def end_snapshot(self) -> None: ...
     def rows(self, table: str, columns: list[str], batch_rows: int) -> Iterator[list[Row]]: ...
     def write(self, table: str, columns: list[str], rows: list[Row]) -> None: ...
@@ -83,13 +85,13 @@ class SqliteSide:
         return int(self._raw.execute(f"SELECT count(*) FROM {quoted(table)}").fetchone()[0])
 
     def begin_snapshot(self) -> None:
-        # One read transaction on both connections (WAL: each sees the file as of its first read).
-        self._raw.execute("BEGIN")
-        self.conn.execute("BEGIN")
+        self._raw.execute("BEGIN")  # WAL: the file as of the first read, until COMMIT
+
+    def snapshot_head(self) -> Checkpoint:
+        return head(self._raw)  # the same snapshot as the rows copied
 
     def end_snapshot(self) -> None:
         self._raw.execute("COMMIT")
-        self.conn.execute("COMMIT")
 
     def rows(self, table: str, columns: list[str], batch_rows: int) -> Iterator[list[Row]]:
         order = self.primary_key(table) or ["rowid"]
@@ -158,6 +160,9 @@ class PostgresSide:
 
     def begin_snapshot(self) -> None:
         self._raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def snapshot_head(self) -> Checkpoint:
+        return head(self.conn)  # the same connection, so the same snapshot as the rows copied
 
     def end_snapshot(self) -> None:
         self._raw.execute("COMMIT")
