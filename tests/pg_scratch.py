@@ -3,13 +3,16 @@ test. The machine is shared: their names start with this branch's prefix (never 
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 
-from tests.pg import ADMIN_URL, database_url
+# The server tests/pg.py uses (not imported from it: test modules load that one as a pytest
+# plugin, and a module imported before that cannot be loaded as one).
+ADMIN_URL = os.environ.get("PROMO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 PREFIX = "h17r_"
 
@@ -23,7 +26,7 @@ def scratch_database(template: str | None = None) -> Iterator[str]:
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"' if template else
                       f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
     try:
-        yield database_url(name)
+        yield f"{ADMIN_URL.rpartition('/')[0]}/{name}"
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
