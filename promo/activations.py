@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import IO, Any
 
 from promo.audit import append_event
+from promo.backends.bulk import insert_each  # the store's own way: COPY and a staging table on PostgreSQL
 from promo.catalog import Sku, normalize_sku
 from promo.countries import normalize_country
 from promo.csvfile import ErrorList, open_text, rows
-from promo.db import insert_each, larger_cache, transaction
+from promo.db import larger_cache, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_email, normalize_product_key
 from promo.timeutil import Moment, db_time, moment_from_db, moment_text, moment_to_db, order_possible, parse_moment

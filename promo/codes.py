@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo
 
 from promo.audit import append_event
 from promo.backends import dialect_of
+from promo.backends.bulk import insert_each  # the store's own way: COPY and a staging table on PostgreSQL
 from promo.campaigns.kind import CampaignKind
 from promo.csvfile import ErrorList, open_text, records
-from promo.db import insert_each, larger_cache, transaction
+from promo.db import larger_cache, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_code
 from promo.paging import Keyset, Page

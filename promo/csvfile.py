@@ -19,7 +19,9 @@ MAX_FIELD = 4096  # a longer cell is not a product key, code or date
 
 
 class ErrorList:
-    """Collects line errors; keeps the first MAX_REPORTED_ERRORS, counts them all."""
+    """Collects line errors; reports the MAX_REPORTED_ERRORS of the earliest lines, in line
+    order, and counts them all. Errors may come out of line order: on PostgreSQL an import
+    finds its duplicates after the format errors (promo/backends/bulk.py)."""
 
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
@@ -27,8 +29,13 @@ class ErrorList:
 
     def add(self, error: FieldError) -> None:
         self.total += 1
-        if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append(error)
+        self.errors.append(error)
+        if len(self.errors) >= 2 * MAX_REPORTED_ERRORS:  # bounded memory, however bad the file
+            self._keep_earliest()
+
+    def _keep_earliest(self) -> None:
+        self.errors.sort(key=lambda e: e.line or 0)  # stable: one line's errors keep their order
+        del self.errors[MAX_REPORTED_ERRORS:]
 
     def extend(self, errors: list[FieldError], line: int) -> None:
         for e in errors:
@@ -36,6 +43,7 @@ class ErrorList:
 
     def raise_if_any(self) -> None:
         if self.total:
+            self._keep_earliest()
             raise InputError(self.errors, total=self.total)
 
 

@@ -4,7 +4,7 @@ Commands run the same storage and rule functions as the web service, on a synchr
 connection: SQLite's write lock (BEGIN IMMEDIATE) keeps them safe beside a running server.
 One module per group of commands: service.py (serve, relay, migrate, demo, backup),
 campaigns.py (campaign files and imports), accounts.py (staff, partners), audit.py and
-customers.py (evaluate, redeem); common.py holds what they share.
+customers.py (evaluate, redeem), db.py (copy between stores); common.py holds what they share.
 
 A command that needs the web app, the mail relay, argon2 or the nonprofit store imports it
 inside its function: importing them all at start-up took `import promo.cli` from about 1.5 s
@@ -20,6 +20,7 @@ from promo.cli.audit import audit
 from promo.cli.campaigns import campaigns, import_activations_command, import_codes_command
 from promo.cli.common import fail
 from promo.cli.customers import evaluate, redeem
+from promo.cli.db import db
 from promo.cli.service import backup, demo, migrate_command, relay, serve
 from promo.config import load_settings
 from promo.errors import ConfigError
@@ -38,5 +39,5 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 for command in (serve, relay, migrate_command, demo, backup, staff, partners, audit, campaigns,
-                import_activations_command, import_codes_command, evaluate, redeem):
+                import_activations_command, import_codes_command, evaluate, redeem, db):
     main.add_command(command)
