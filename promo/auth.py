@@ -21,7 +21,7 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from promo.audit import append_event
 from promo.identifiers import mailbox_params
-from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
+from promo.outbox import enqueue
 from promo.timeutil import db_time, from_db_time
 
 SIGNIN_SALT = "promo.consumer.signin-link"
@@ -74,7 +74,7 @@ def session_hash(raw: str) -> str:
 
 
 def request_signin(conn: sqlite3.Connection, *, email: str, links: SigninLinks, public_url: str, locale: str,
-                   now: datetime, ip: str | None, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> bool:
+                   now: datetime, ip: str | None) -> bool:
     """Queue a sign-in email (inside a transaction). False when rate-limited; the caller
     shows the same page either way, so nobody learns anything about the address. The limit
     is per mailbox: sub-addresses (ann+1@, ann+2@ …) share their address's allowance."""
@@ -85,7 +85,7 @@ def request_signin(conn: sqlite3.Connection, *, email: str, links: SigninLinks, 
                  {"j": jti, "e": email, "t": db_time(now)})
     link = f"{public_url}/signin/{links.create(email, jti)}"
     enqueue(conn, template="signin_link", recipient=email, subject_ref=f"signin:{jti}", at=now, locale=locale,
-            payload={"link": link, "minutes": int(links.lifetime.total_seconds() // 60)}, domain=mail_domain)
+            payload={"link": link, "minutes": int(links.lifetime.total_seconds() // 60)})
     append_event(conn, tag="account:signin:requested", actor=f"account:{email}", subject=f"account:{email}",
                  data={}, at=now, ip=ip)
     return True

@@ -32,6 +32,7 @@ from promo.views.context import (
     LANG_COOKIE,
     PageContext,
     client_ip,
+    limits_of,
     local_path,
     page_context,
     redirect,
@@ -184,9 +185,7 @@ async def redeem_submit(request: Request) -> Response:
         idempotency_key=str(form.get("idempotency_key") or "") or None, client_ip=client_ip(request), locale=ctx.lang,
         residence_country=values["residence_country"] or None)
     try:
-        settings = request.app.state.settings
-        result = await redeem(_db(request), attempt, utcnow(), mail_domain=settings.mail.message_id_domain,
-                              guess_limit=settings.key_attempts_per_hour)
+        result = await redeem(_db(request), attempt, utcnow(), guess_limit=limits_of(request).guess_limit)
     except InputError as exc:
         errors = {e.field: _field_message(ctx, e.field) for e in exc.errors}
         return _redeem_page(request, ctx, await _campaign(request), 422, values=values, errors=errors)
@@ -263,9 +262,8 @@ async def resend(request: Request) -> Response:
         return checked
     ctx, _form = checked
     reward = await _owned_reward(request, ctx)
-    mail = request.app.state.settings.mail
-    queued = await _db(request).write(resend_reward, reward, limit=mail.resend_per_hour, now=utcnow(), locale=ctx.lang,
-                                      domain=mail.message_id_domain)
+    queued = await _db(request).write(resend_reward, reward, limit=limits_of(request).resend_per_hour, now=utcnow(),
+                                      locale=ctx.lang)
     if queued:
         request.app.state.wake_relay()
     return redirect(f"/rewards/{reward.redemption_id}?resent={'yes' if queued else 'limited'}")
@@ -308,7 +306,7 @@ async def review_submit(request: Request) -> Response:
     ctx, form = checked
     assert ctx.session is not None
     campaign = await _campaign(request)
-    settings = request.app.state.settings
+    limits = limits_of(request)
     values = {name: str(form.get(name) or "") for name in ("product_key", "sku", "country", "purchased_at", "activated_at", "cause")}
     values["cause"] = "unbound" if values["cause"] == "unbound" else ""
     messages = {
@@ -325,12 +323,12 @@ async def review_submit(request: Request) -> Response:
     except InputError as exc:
         errors.update({e.field: messages.get(e.field, e.message) for e in exc.errors})
     upload = form.get("receipt")
-    content = await upload.read(settings.max_receipt_bytes + 1) if hasattr(upload, "read") else b""
+    content = await upload.read(limits.max_receipt_bytes + 1) if hasattr(upload, "read") else b""
     await form.close()  # the upload's temporary file
     receipt_name = kind = ""
     if not errors:
         try:
-            receipt_name, kind = store_receipt(settings.receipts_dir, content, settings.max_receipt_bytes)
+            receipt_name, kind = store_receipt(limits.receipts_dir, content, limits.max_receipt_bytes)
         except InputError:
             errors["receipt"] = messages["receipt"]
     if errors:
@@ -340,7 +338,7 @@ async def review_submit(request: Request) -> Response:
                                  activation=evidence, receipt_file=receipt_name, kind=kind, locale=ctx.lang,
                                  ip=client_ip(request), now=utcnow())
     except InputError:
-        (settings.receipts_dir / receipt_name).unlink(missing_ok=True)
+        (limits.receipts_dir / receipt_name).unlink(missing_ok=True)
         return await _review_page(request, ctx, campaign, 422, values=values, errors={"product_key": ctx.l10n.gettext(
             "This product key cannot be reviewed: it may already be waiting for review, or it can be redeemed directly.")})
     return render(request, ctx, "consumer/review_sent.html", campaign=campaign)

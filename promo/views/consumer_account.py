@@ -36,7 +36,7 @@ async def signin_submit(request: Request) -> Response:
     settings = request.app.state.settings
     links: SigninLinks = request.app.state.signin_links
     await request.app.state.db.write_grouped(request_signin, email=email, links=links, public_url=settings.public_url, locale=ctx.lang,
-                             now=utcnow(), ip=client_ip(request), mail_domain=settings.mail.message_id_domain)
+                             now=utcnow(), ip=client_ip(request))
     request.app.state.wake_relay()
     # The same page whether the address is known, new or rate-limited: no enumeration.
     response = redirect("/signin/sent")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from functools import wraps
 from typing import Any
 from urllib.parse import quote
@@ -19,7 +18,7 @@ from promo.identifiers import normalize_email
 from promo.staff import StaffSession, end_staff_session, load_staff_session, touch_staff_session
 from promo.timeutil import utcnow
 from promo.views.access import home_for, may_open, menu_for, retry_page
-from promo.views.context import client_ip, local_path, read_form, redirect
+from promo.views.context import client_ip, limits_of, local_path, read_form, redirect
 
 STAFF_COOKIE = "promo_staff"
 STAFF_CSRF_COOKIE = "promo_staff_csrf"
@@ -49,10 +48,9 @@ async def current_staff(request: Request) -> StaffSession | None:
     raw = request.cookies.get(STAFF_COOKIE)
     if not raw:
         return None
-    settings, now = request.app.state.settings, utcnow()
-    session = await request.app.state.db.read(load_staff_session, raw, now=now,
-                                              idle=timedelta(minutes=settings.session_idle_minutes),
-                                              absolute=timedelta(hours=settings.session_max_hours))
+    limits, now = limits_of(request), utcnow()
+    session = await request.app.state.db.read(load_staff_session, raw, now=now, idle=limits.session_idle,
+                                              absolute=limits.session_absolute)
     if session and session.last_seen_at and now - session.last_seen_at >= TOUCH_AFTER:
         await request.app.state.db.write(touch_staff_session, session.id_hash, now)
     return session
