@@ -114,7 +114,8 @@ async def redeem(db: Database, request: RedeemRequest, now: datetime, *, guess_l
 def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, *,
                 guess_limit: int | None = None) -> RedemptionResult:
     """The redemption on a connection (writer thread, CLI, or a worker process).
-    `request` must be normalized. Manages its own transaction. `guess_limit` caps failed key attempts per account and per IP per hour (None: no cap, for support)."""
+    `request` must be normalized. Manages its own transaction. `guess_limit` caps failed key
+    attempts per account and per IP per hour (None: no cap, for support)."""
     with transaction(conn):
         return redeem_unit(conn, request, now, guess_limit=guess_limit)
 
