@@ -18,7 +18,7 @@ import psycopg_pool
 from promo.backends import dialect_of, pg_schema
 from promo.backends.postgresql import POOL_TIMEOUT_S, PostgresDatabase
 from promo.db import Database
-from promo.db import migrate as migrate_sqlite
+from promo.migrate import migrate as migrate_sqlite
 
 T = TypeVar("T")
 SETTING = "database.url"

@@ -38,6 +38,7 @@ from promo.views.context import (
     redirect,
     render,
     set_cookie,
+    templates_of,
 )
 from promo.views.guards import sign_in_first, signed_in_post
 from promo.views.refusals import explain
@@ -76,7 +77,8 @@ async def _campaign(request: Request) -> Any:
 
 
 async def _stored_offer(request: Request) -> StoredOf[PurchaseOffer]:
-    stored = await _db(request).lookup(get_campaign_of, request.path_params["slug"], PurchaseOffer, what="offer")
+    stored: StoredOf[PurchaseOffer] = await _db(request).lookup(get_campaign_of, request.path_params["slug"], PurchaseOffer,
+                                                                what="offer")
     if not stored.published:
         raise NotFound("offer", request.path_params["slug"])
     return stored
@@ -156,7 +158,7 @@ def _residence_options(request: Request, ctx: PageContext, campaign: Any, chosen
     """R-X13: where the customer may live (the countries the offer's sponsors cover), first
     "same as the country of purchase" (the default). Cached like _country_options."""
     codes = campaign.residence_countries or tuple(sorted(country_codes()))
-    return request.app.state.templates.fragment(  # type: ignore[no-any-return]
+    return templates_of(request).fragment(
         "consumer/_residence_options.html", ctx.lang, countries=ctx.l10n.countries(codes),
         selected=chosen if chosen in codes else "")
 
@@ -165,7 +167,7 @@ def _country_options(request: Request, ctx: PageContext, campaign: Any, chosen: 
     """The offer's countries as <option>s in the reader's language, `chosen` selected: a
     fragment rendered once per language, country list and choice (only one of the offer's
     countries is ever a cache key, never arbitrary form input)."""
-    return request.app.state.templates.fragment(  # type: ignore[no-any-return]
+    return templates_of(request).fragment(
         "consumer/_country_options.html", ctx.lang, countries=ctx.l10n.countries(campaign.countries),
         selected=chosen if chosen in campaign.countries else "")
 

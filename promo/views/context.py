@@ -18,6 +18,7 @@ from promo.auth import Session, load_session, needs_touch, touch_session
 from promo.countries import country_codes, country_zone
 from promo.i18n import Localizer, languages, negotiate, region_of
 from promo.limits import ServiceLimits
+from promo.templating import Templates
 from promo.timeutil import utcnow
 
 SESSION_COOKIE = "promo_session"
@@ -51,6 +52,11 @@ def limits_of(request: Request) -> ServiceLimits:
     """The limits this app was built with (promo/app.py), for the views to pass to the services."""
     limits: ServiceLimits = request.app.state.limits
     return limits
+
+
+def templates_of(request: Request) -> Templates:
+    templates: Templates = request.app.state.templates
+    return templates
 
 
 async def page_context(request: Request) -> PageContext:
@@ -115,7 +121,7 @@ def set_cookie(response: Response, ctx: PageContext, name: str, value: str, max_
 
 
 def render(request: Request, ctx: PageContext, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-    html = request.app.state.templates.render(
+    html = templates_of(request).render(
         template, ctx.lang, ctx=ctx, request=request, languages=languages(), url_for=request.url_for, **values)
     response = HTMLResponse(html, status_code=status)
     if ctx.set_csrf_cookie:

@@ -49,8 +49,8 @@ async def current_staff(request: Request) -> StaffSession | None:
     if not raw:
         return None
     limits, now = limits_of(request), utcnow()
-    session = await request.app.state.db.read(load_staff_session, raw, now=now, idle=limits.session_idle,
-                                              absolute=limits.session_absolute)
+    session: StaffSession | None = await request.app.state.db.read(load_staff_session, raw, now=now, idle=limits.session_idle,
+                                                                   absolute=limits.session_absolute)
     if session and session.last_seen_at and now - session.last_seen_at >= TOUCH_AFTER:
         await request.app.state.db.write(touch_staff_session, session.id_hash, now)
     return session
@@ -85,6 +85,9 @@ def require_role(*roles: str) -> Callable[[Callable[[Request, StaffSession], Awa
             finally:
                 await request.close()  # an uploaded file's temporary copy, if the view read a form
 
+        # Data on the view itself, read by the menu and links from any route's endpoint (getattr in
+        # views/access.py): a function carries no typed attributes, and a callable object would be
+        # taken by Starlette for an ASGI app.
         wrapper.allowed_roles = frozenset(roles)  # type: ignore[attr-defined]
         return wrapper
 
@@ -103,10 +106,10 @@ async def signin_submit(request: Request) -> Response:
     token = request.cookies.get(STAFF_CSRF_COOKIE)
     if not same_token(token, str(form.get("csrf") or "")):
         fresh = token or secrets.token_urlsafe(32)  # a form that works this time: the cookie may be gone
-        response = staff_render(request, "staff/signin.html", 403, csrf=fresh, next=local_path(str(form.get("next") or "")),
+        expired = staff_render(request, "staff/signin.html", 403, csrf=fresh, next=local_path(str(form.get("next") or "")),
                                 error="This form has expired. Reload the page and try again.")
-        _cookie(response, request, STAFF_CSRF_COOKIE, fresh)
-        return response
+        _cookie(expired, request, STAFF_CSRF_COOKIE, fresh)
+        return expired
     next_path = local_path(str(form.get("next") or ""), "/")
     try:  # the grammar of every account address: nothing outside it names a staff account
         email = normalize_email(str(form.get("email") or ""), "email")
