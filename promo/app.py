@@ -325,6 +325,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     app.state.workers = app_metrics.workers  # supervised background workers, reported by /readyz and /metrics
     app.state.staff_signins = StaffSignins()
     if settings.secret_key:
-        app.state.signin_links = SigninLinks(settings.secret_key, timedelta(minutes=settings.signin_link_minutes))
+        app.state.signin_links = SigninLinks(settings.secret_key, timedelta(minutes=settings.signin_link_minutes),
+                                             public_url=settings.public_url)
     app.add_middleware(RequestContext, metrics=app_metrics)
     return app
