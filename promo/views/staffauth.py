@@ -106,10 +106,10 @@ async def signin_submit(request: Request) -> Response:
     token = request.cookies.get(STAFF_CSRF_COOKIE)
     if not same_token(token, str(form.get("csrf") or "")):
         fresh = token or secrets.token_urlsafe(32)  # a form that works this time: the cookie may be gone
-        expired = staff_render(request, "staff/signin.html", 403, csrf=fresh, next=local_path(str(form.get("next") or "")),
+        response = staff_render(request, "staff/signin.html", 403, csrf=fresh, next=local_path(str(form.get("next") or "")),
                                 error="This form has expired. Reload the page and try again.")
-        _cookie(expired, request, STAFF_CSRF_COOKIE, fresh)
-        return expired
+        _cookie(response, request, STAFF_CSRF_COOKIE, fresh)
+        return response
     next_path = local_path(str(form.get("next") or ""), "/")
     try:  # the grammar of every account address: nothing outside it names a staff account
         email = normalize_email(str(form.get("email") or ""), "email")
@@ -129,9 +129,9 @@ async def signin_submit(request: Request) -> Response:
             page.headers["Retry-After"] = "5"
         return page
     raw, session = result
-    response = redirect(next_path if next_path != "/" else home_for(request.app.router, session.staff.role))  # where a role starts
-    _cookie(response, request, STAFF_COOKIE, raw)
-    return response
+    signed_in = redirect(next_path if next_path != "/" else home_for(request.app.router, session.staff.role))  # where a role starts
+    _cookie(signed_in, request, STAFF_COOKIE, raw)
+    return signed_in
 
 
 async def signout(request: Request) -> Response:
