@@ -31,7 +31,6 @@ def use_message_id_domain(domain: str) -> None:
     _message_id_domain = domain
 
 
-
 def enqueue(
     conn: sqlite3.Connection,
     *,
