@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from promo.audit import append_event
 from promo.backends.bulk import insert_each  # the store's own way: COPY and a staging table on PostgreSQL
@@ -28,6 +28,7 @@ COLUMNS = ("product_key", "sku", "purchased_at", "activated_at")
 COUNTRY_COLUMNS = ("purchase_country", "activation_country")
 LEGACY_COUNTRY = "country"  # files from before R-X2's two countries: one column for both
 OPTIONAL = (*COUNTRY_COLUMNS, LEGACY_COUNTRY, "account_email")
+T = TypeVar("T")
 HEADER = "product_key,sku,purchase_country,activation_country,purchased_at,activated_at[,account_email]"
 
 
@@ -54,34 +55,36 @@ def header_problem(header: list[str]) -> str | None:
 def parse_activation(row: Mapping[str, str], catalog: Mapping[str, Sku]) -> Activation:
     """Validate one record; raises InputError listing every bad field."""
     errors: list[FieldError] = []
-    values: dict[str, object] = {}
-    countries = (LEGACY_COUNTRY,) if LEGACY_COUNTRY in row else COUNTRY_COLUMNS
-    checks = {
-        "product_key": lambda v: normalize_product_key(v, "product_key"),
-        "sku": lambda v: normalize_sku(v, dict(catalog), "sku").sku,
-        **{name: lambda v, name=name: normalize_country(v, name) for name in countries},
-        "purchased_at": lambda v: parse_moment(v, "purchased_at"),
-        "activated_at": lambda v: parse_moment(v, "activated_at"),
-        "account_email": lambda v: normalize_email(v, "account_email") if v else None,
-    }
-    for name, check in checks.items():
+
+    def check(name: str, parse: Callable[[str, str], T]) -> T | None:
+        """parse(the column's text, its name), or None with its errors noted (each field's, in column order)."""
         try:
-            values[name] = check(row.get(name, ""))
+            return parse(row.get(name, ""), name)
         except InputError as exc:
             errors.extend(exc.errors)
-    if LEGACY_COUNTRY in values:  # one column for both
-        values["purchase_country"] = values["activation_country"] = values.pop(LEGACY_COUNTRY)
-    if not errors and not order_possible(values["activated_at"], values["purchased_at"]):  # type: ignore[arg-type]
-        errors.append(
-            FieldError(
-                "activated_at",
-                f"activation ({moment_text(values['activated_at'])}) is before purchase ({moment_text(values['purchased_at'])})"  # type: ignore[arg-type]
-                " in every time zone",
-            )
-        )
+            return None
+
+    product_key = check("product_key", normalize_product_key)
+    sku = check("sku", lambda v, name: normalize_sku(v, dict(catalog), name).sku)
+    if LEGACY_COUNTRY in row:  # one column for both
+        purchase_country = activation_country = check(LEGACY_COUNTRY, normalize_country)
+    else:
+        purchase_country = check("purchase_country", normalize_country)
+        activation_country = check("activation_country", normalize_country)
+    purchased_at = check("purchased_at", parse_moment)
+    activated_at = check("activated_at", parse_moment)
+    account_email = check("account_email", lambda v, name: normalize_email(v, name) if v else None)
     if errors:
         raise InputError(errors)
-    return Activation(**values)  # type: ignore[arg-type]
+    # No errors: every field parsed (only account_email may be None).
+    assert product_key is not None and sku is not None and purchased_at is not None and activated_at is not None
+    assert purchase_country is not None and activation_country is not None
+    if not order_possible(activated_at, purchased_at):
+        raise InputError([FieldError(
+            "activated_at",
+            f"activation ({moment_text(activated_at)}) is before purchase ({moment_text(purchased_at)}) in every time zone",
+        )])
+    return Activation(product_key, sku, purchase_country, activation_country, purchased_at, activated_at, account_email)
 
 
 def import_activations(

@@ -30,12 +30,14 @@ from promo.errors import InputError, NotFound, PromoError
 from promo.http_policy import allow_header, no_store_unless_set
 from promo.i18n import N_, languages
 from promo.jobs import ImportJobs
+from promo.limits import ServiceLimits
 from promo.logs import get_logger
 from promo.mail import MailRelay
 from promo.mailsink import start_sink
 from promo.metrics import Metrics
 from promo.metrics_access import metrics_refusal
 from promo.operations import operations_snapshot, readiness
+from promo.outbox import use_message_id_domain
 from promo.staff_signin import StaffSignins
 from promo.supervisor import Supervised
 from promo.templating import Templates
@@ -266,6 +268,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        use_message_id_domain(settings.mail.message_id_domain)  # every email the services queue from now on
         db = Database(settings.database_path, busy_timeout_ms=settings.database_busy_timeout_ms,
                       synchronous=settings.database_synchronous)
         try:
@@ -324,6 +327,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.limits = ServiceLimits.from_settings(settings)  # what the views pass to the services (limits_of)
     app.state.metrics = app_metrics
     app.state.templates = Templates(auto_reload=settings.environment == "development")
     app.state.languages = languages()
@@ -332,6 +336,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     app.state.workers = app_metrics.workers  # supervised background workers, reported by /readyz and /metrics
     app.state.staff_signins = StaffSignins()
     if settings.secret_key:
-        app.state.signin_links = SigninLinks(settings.secret_key, timedelta(minutes=settings.signin_link_minutes))
+        app.state.signin_links = SigninLinks(settings.secret_key, timedelta(minutes=settings.signin_link_minutes),
+                                             public_url=settings.public_url)
     app.add_middleware(RequestContext, metrics=app_metrics)
     return app

@@ -21,7 +21,7 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from promo.audit import append_event
 from promo.identifiers import mailbox_params
-from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
+from promo.outbox import enqueue
 from promo.timeutil import db_time, from_db_time
 
 SIGNIN_SALT = "promo.consumer.signin-link"
@@ -38,14 +38,19 @@ class TokenExpired(TokenInvalid):
 
 
 class SigninLinks:
-    """The token service for sign-in links (one serializer, one purpose)."""
+    """The token service for sign-in links (one serializer, one purpose), and the links'
+    address: built once from the settings (promo/app.py)."""
 
-    def __init__(self, secret_key: str, lifetime: timedelta):
+    def __init__(self, secret_key: str, lifetime: timedelta, *, public_url: str):
         self._serializer = URLSafeTimedSerializer(secret_key, salt=SIGNIN_SALT)
         self.lifetime = lifetime
+        self.public_url = public_url  # server.public_url: where the emailed link points
 
     def create(self, email: str, jti: str) -> str:
         return self._serializer.dumps({"e": email, "j": jti})
+
+    def link(self, email: str, jti: str) -> str:
+        return f"{self.public_url}/signin/{self.create(email, jti)}"
 
     def read(self, token: str) -> tuple[str, str]:
         try:
@@ -73,8 +78,8 @@ def session_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def request_signin(conn: sqlite3.Connection, *, email: str, links: SigninLinks, public_url: str, locale: str,
-                   now: datetime, ip: str | None, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> bool:
+def request_signin(conn: sqlite3.Connection, *, email: str, links: SigninLinks, locale: str,
+                   now: datetime, ip: str | None) -> bool:
     """Queue a sign-in email (inside a transaction). False when rate-limited; the caller
     shows the same page either way, so nobody learns anything about the address. The limit
     is per mailbox: sub-addresses (ann+1@, ann+2@ …) share their address's allowance."""
@@ -83,9 +88,9 @@ def request_signin(conn: sqlite3.Connection, *, email: str, links: SigninLinks, 
     jti = secrets.token_urlsafe(16)
     conn.execute("INSERT INTO signin_tokens (jti, account_email, created_at) VALUES (:j, :e, :t)",
                  {"j": jti, "e": email, "t": db_time(now)})
-    link = f"{public_url}/signin/{links.create(email, jti)}"
+    link = links.link(email, jti)
     enqueue(conn, template="signin_link", recipient=email, subject_ref=f"signin:{jti}", at=now, locale=locale,
-            payload={"link": link, "minutes": int(links.lifetime.total_seconds() // 60)}, domain=mail_domain)
+            payload={"link": link, "minutes": int(links.lifetime.total_seconds() // 60)})
     append_event(conn, tag="account:signin:requested", actor=f"account:{email}", subject=f"account:{email}",
                  data={}, at=now, ip=ip)
     return True

@@ -12,6 +12,7 @@ from typing import Any
 
 from promo.campaign_list import CampaignQuery, list_page
 from promo.campaign_store import StoredCampaign, campaign_exists, get_campaign, get_campaign_of, save_campaign
+from promo.campaigns import kind_name
 from promo.campaigns.kind import CampaignKind
 from promo.codes import Batch, batch_of, batches, void_batch
 from promo.errors import InputError
@@ -48,7 +49,7 @@ def page_with_stock(conn: sqlite3.Connection, query: CampaignQuery, keyset: Keys
                     now: datetime) -> tuple[list[tuple[StoredCampaign, StockReport]], Page[StoredCampaign], int]:
     """The console's list: the page of `kind` campaigns `query` finds, each with its stock,
     and how many campaigns it finds in all."""
-    page, found = list_page(conn, query, keyset, kind=kind.kind, now=now)
+    page, found = list_page(conn, query, keyset, kind=kind_name(kind), now=now)
     return [(s, stock_report(conn, s, now)) for s in page.items], page, found
 
 

@@ -24,7 +24,7 @@ def country_codes() -> frozenset[str]:
 
 
 def country_name(code: str, locale: str = "en") -> str:
-    return Locale.parse(locale).territories.get(code, code)
+    return str(Locale.parse(locale).territories.get(code, code))  # Babel's locale data is untyped
 
 
 def normalize_country(value: str, field: str = "country") -> str:

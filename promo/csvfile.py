@@ -61,7 +61,8 @@ def rows(stream: IO[str], required: tuple[str, ...], optional: tuple[str, ...] =
     the columns alone cannot say (one of two sets of columns), naming what is wrong."""
     lines = _lines(stream, required, optional)
     _, header = next(lines)
-    problem = header_problem(header) if header_problem else None  # type: ignore[arg-type]
+    assert isinstance(header, list)  # _lines gives the header first, as cells
+    problem = header_problem(header) if header_problem else None
     if problem:
         raise InputError(FieldError("header", problem, line=1))
     for line, values in lines:

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 from promo import activity
 from promo.campaign_store import StoredCampaign, StoredOf, get_campaign_of, list_campaigns
-from promo.campaigns.kind import CampaignKind
 from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.stock import RunOut, pool_counts, project_run_out, redemption_rate
 from promo.timeutil import from_db_time
@@ -141,7 +140,8 @@ def campaign_dashboard(conn: sqlite3.Connection, stored: StoredOf[PurchaseOffer]
         redeemed=activity.total(conn, stored.id, "redeemed"), refused=activity.total(conn, stored.id, "refused"))
 
 
-def dashboard_of(conn: sqlite3.Connection, slug: str, *, kind: type[CampaignKind], now: datetime, day: date | None = None) -> Dashboard:
+def dashboard_of(conn: sqlite3.Connection, slug: str, *, kind: type[PurchaseOffer], now: datetime,
+                 day: date | None = None) -> Dashboard:
     """The dashboard of the `kind` campaign at `slug` (another kind's is not found), read in one snapshot."""
     return campaign_dashboard(conn, get_campaign_of(conn, slug, kind, what="campaign"), now, day)
 

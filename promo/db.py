@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import hashlib
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -225,7 +225,8 @@ class Database:
         def run() -> T:
             return fn(conn._conn, *args, **kwargs)
 
-        return await conn._execute(run)
+        execute: Callable[[Callable[[], T]], Awaitable[T]] = conn._execute  # untyped in aiosqlite: its signature, typed
+        return await execute(run)
 
     async def run_writer(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run fn(conn, ...) on the writer thread; fn manages its own transaction(s)."""

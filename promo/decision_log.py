@@ -41,7 +41,10 @@ class AttemptFilter:
     def from_query(cls, query: dict[str, str]) -> AttemptFilter:
         """Validate filters from a query string; InputError names every bad field."""
         errors: list[FieldError] = []
-        get = lambda name: (query.get(name) or "").strip() or None  # noqa: E731
+
+        def get(name: str) -> str | None:
+            return (query.get(name) or "").strip() or None
+
         outcome, rule, country = get("outcome"), get("rule"), get("country")
         if outcome and outcome not in OUTCOMES:
             errors.append(FieldError("outcome", "must be redeemed or refused"))

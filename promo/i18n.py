@@ -136,7 +136,7 @@ def _long_date(lang: str, value: date) -> str:
 
 @lru_cache(maxsize=4096)
 def _country_name(lang: str, code: str) -> str:
-    return _locale(lang).territories.get(code, code)
+    return str(_locale(lang).territories.get(code, code))  # Babel's locale data is untyped
 
 
 @lru_cache(maxsize=256)

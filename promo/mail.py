@@ -210,10 +210,12 @@ class MailRelay:
         finally:
             if not keep_open:
                 await self.close()
+        sent = 0
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return sum(len(lane_outcomes) for lane_outcomes in results)  # type: ignore[arg-type]  # none raised (above)
+            sent += len(result)
+        return sent
 
     async def _send_lane(self, lane: int, work: list[tuple[OutboxMessage, dict[str, Any] | Exception]]) -> list[Outcome]:
         """Send one lane's share of a batch over that lane's connection, in order. Each

@@ -20,6 +20,15 @@ from promo.timeutil import db_time
 log = get_logger("promo.mail")
 
 DEFAULT_MAIL_DOMAIN = "promo.invalid"
+_message_id_domain = DEFAULT_MAIL_DOMAIN
+
+
+def use_message_id_domain(domain: str) -> None:
+    """Set the right-hand side of every Message-ID this process writes (mail.message_id_domain).
+    Set once, where the settings are read (promo/app.py's lifespan, the `promo` command), like
+    the logging: one deployment per process, so the services that queue an email do not carry it."""
+    global _message_id_domain
+    _message_id_domain = domain
 
 
 def enqueue(
@@ -31,12 +40,11 @@ def enqueue(
     at: datetime,
     locale: str = "en",
     payload: dict[str, Any] | None = None,
-    domain: str = DEFAULT_MAIL_DOMAIN,
     campaign_id: int | None = None,
 ) -> str:
     """Queue an email (call inside the transaction that makes the change it announces).
     `campaign_id`: the campaign it belongs to, whose dashboard counts its delivery."""
-    message_id = f"<{subject_ref.replace(':', '-')}.{secrets.token_hex(8)}@{domain}>"
+    message_id = f"<{subject_ref.replace(':', '-')}.{secrets.token_hex(8)}@{_message_id_domain}>"
     conn.execute(
         "INSERT INTO outbox (message_id, template, recipient, subject_ref, status, attempts, next_attempt_at,"
         " created_at, locale, payload, campaign_id)"

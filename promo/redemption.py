@@ -29,7 +29,7 @@ from promo.db import Database, transaction
 from promo.email_contexts import register
 from promo.errors import InputError
 from promo.identifiers import mailbox_params, mask_code, mask_product_key, normalize_email, normalize_product_key
-from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
+from promo.outbox import enqueue
 from promo.reward_email import reward_email_context
 from promo.rewards import REWARD_EMAIL
 from promo.stock import alert_if_low
@@ -105,31 +105,28 @@ class RedemptionResult:
         return out
 
 
-async def redeem(db: Database, request: RedeemRequest, now: datetime, *, mail_domain: str = DEFAULT_MAIL_DOMAIN,
-                 guess_limit: int | None = None) -> RedemptionResult:
+async def redeem(db: Database, request: RedeemRequest, now: datetime, *, guess_limit: int | None = None) -> RedemptionResult:
     """Redeem through the one writer with group commit: concurrent redemptions share one
     COMMIT, each in its own savepoint, and each returns only once that COMMIT is done."""
-    return await db.write_grouped(redeem_unit, request.normalized(), now, mail_domain=mail_domain, guess_limit=guess_limit)
+    return await db.write_grouped(redeem_unit, request.normalized(), now, guess_limit=guess_limit)
 
 
 def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, *,
-                mail_domain: str = DEFAULT_MAIL_DOMAIN, guess_limit: int | None = None) -> RedemptionResult:
+                guess_limit: int | None = None) -> RedemptionResult:
     """The redemption on a connection (writer thread, CLI, or a worker process).
-    `request` must be normalized. Manages its own transaction. `mail_domain` is the
-    right-hand side of the email's Message-ID (mail.message_id_domain); `guess_limit`
-    caps failed key attempts per account and per IP per hour (None: no cap, for support)."""
+    `request` must be normalized. Manages its own transaction. `guess_limit` caps failed key
+    attempts per account and per IP per hour (None: no cap, for support)."""
     with transaction(conn):
-        return redeem_unit(conn, request, now, mail_domain=mail_domain, guess_limit=guess_limit)
+        return redeem_unit(conn, request, now, guess_limit=guess_limit)
 
 
-def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, *,
-                mail_domain: str = DEFAULT_MAIL_DOMAIN, guess_limit: int | None = None,
+def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, *, guess_limit: int | None = None,
                 reviewed: bool = False) -> RedemptionResult:
     """The redemption inside a transaction the caller holds (alone, or in a group commit).
     `reviewed`: a reviewer approved this claim (R-X12), so it is not held for review again."""
     conn.execute("SAVEPOINT redeem")
     try:
-        result = _decide_and_record(conn, request, now, mail_domain, guess_limit, reviewed)
+        result = _decide_and_record(conn, request, now, guess_limit, reviewed)
     except sqlite3.IntegrityError:
         # A schema constraint caught what the checks did not: undo, then refuse and log that.
         conn.execute("ROLLBACK TO redeem")
@@ -145,8 +142,8 @@ def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
     return result
 
 
-def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, mail_domain: str,
-                       guess_limit: int | None, reviewed: bool) -> RedemptionResult:
+def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, guess_limit: int | None,
+                       reviewed: bool) -> RedemptionResult:
     # A donation program is asked through /nonprofit/, not redeemed: to this, no offer.
     stored = get_campaign_of(conn, request.campaign, PurchaseOffer, what="offer")
     campaign = stored.campaign
@@ -241,9 +238,9 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
         {"c": stored.id},
     )
     if campaign.low_stock_threshold is not None:
-        alert_if_low(conn, stored, now=now, mail_domain=mail_domain)
+        alert_if_low(conn, stored, now=now)
     enqueue(conn, template=REWARD_EMAIL, recipient=request.account_email, subject_ref=f"redemption:{redemption_id}", at=now,
-            locale=request.locale, domain=mail_domain, campaign_id=stored.id)
+            locale=request.locale, campaign_id=stored.id)
     result = RedemptionResult("redeemed", decision, redemption_id, code.code, code.expires_at)
     append_event(conn, tag="redemption:code:issued", actor=f"account:{request.account_email}",
                  subject=f"redemption:{redemption_id}", ip=request.client_ip, at=now,

@@ -30,7 +30,7 @@ from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.db import transaction
 from promo.errors import InputError, NotFound
 from promo.identifiers import mask_product_key
-from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
+from promo.outbox import enqueue
 from promo.paging import Keyset, Page
 from promo.redemption import KEY_NOT_BOUND, RedeemRequest, RedemptionResult, mailbox_sibling, redeem_unit
 from promo.staff import POLICY
@@ -249,8 +249,7 @@ def _open_claim(conn: sqlite3.Connection, claim_id: int, reviewer: str) -> Claim
     return claim
 
 
-def approve(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, now: datetime, ip: str | None,
-            mail_domain: str = DEFAULT_MAIL_DOMAIN) -> RedemptionResult:
+def approve(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, now: datetime, ip: str | None) -> RedemptionResult:
     """Record the evidence and redeem, in the caller's transaction. If the rules still refuse
     (say, no codes left), nothing is written and the claim stays pending."""
     claim = _open_claim(conn, claim_id, reviewer)
@@ -269,7 +268,7 @@ def approve(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, now: date
     request = RedeemRequest(campaign=claim.campaign, account_email=claim.account_email, product_key=claim.product_key,
                             terms_accepted=True, declared_country=claim.country, client_ip=claim.client_ip, locale=claim.locale,
                             residence_country=claim.residence_country)
-    result = redeem_unit(conn, request, now, mail_domain=mail_domain, reviewed=True)
+    result = redeem_unit(conn, request, now, reviewed=True)
     if not result.redeemed:
         conn.execute("ROLLBACK TO approve")
         conn.execute("RELEASE approve")
@@ -282,8 +281,7 @@ def approve(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, now: date
     return result
 
 
-def reject(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, reason: str, now: datetime, ip: str | None,
-           mail_domain: str = DEFAULT_MAIL_DOMAIN) -> None:
+def reject(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, reason: str, now: datetime, ip: str | None) -> None:
     """Refuse with a reason the consumer receives by email (inside a transaction)."""
     text = (reason or "").strip()
     if not 3 <= len(text) <= 1000:
@@ -292,7 +290,7 @@ def reject(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, reason: st
     conn.execute("UPDATE review_claims SET status = 'rejected', reason = :reason, reviewer_email = :r, decided_at = :now"
                  " WHERE id = :id", {"reason": text, "r": reviewer, "now": db_time(now), "id": claim_id})
     enqueue(conn, template="review_rejected", recipient=claim.account_email, subject_ref=f"review:{claim_id}", at=now,
-            locale=claim.locale, domain=mail_domain, campaign_id=claim.campaign_id,
+            locale=claim.locale, campaign_id=claim.campaign_id,
             payload={"reason": text, "campaign": claim.campaign, "product_key": mask_product_key(claim.product_key)})
     append_event(conn, tag="review:claim:rejected", actor=f"staff:{reviewer}", subject=f"review:{claim_id}", ip=ip, at=now,
                  data={"reason": text})
@@ -302,13 +300,13 @@ DECISIONS = ("approve", "reject")
 
 
 def decide(conn: sqlite3.Connection, claim_id: int, decision: str, *, reviewer: str, reason: str, now: datetime,
-           ip: str | None, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> RedemptionResult | None:
+           ip: str | None) -> RedemptionResult | None:
     """A reviewer's decision in its own transaction: approve (the redemption's result) or reject
     with `reason` (None)."""
     if decision not in DECISIONS:
         raise InputError.one("decision", "must be approve or reject")
     with transaction(conn):
         if decision == "approve":
-            return approve(conn, claim_id, reviewer=reviewer, now=now, ip=ip, mail_domain=mail_domain)
-        reject(conn, claim_id, reviewer=reviewer, reason=reason, now=now, ip=ip, mail_domain=mail_domain)
+            return approve(conn, claim_id, reviewer=reviewer, now=now, ip=ip)
+        reject(conn, claim_id, reviewer=reviewer, reason=reason, now=now, ip=ip)
         return None

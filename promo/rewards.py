@@ -54,8 +54,7 @@ def rewards_of(conn: sqlite3.Connection, account_email: str) -> list[Reward]:
     return [_reward(row) for row in rows]
 
 
-def resend_reward(conn: sqlite3.Connection, reward: Reward, *, limit: int, now: datetime, locale: str,
-                  domain: str) -> bool:
+def resend_reward(conn: sqlite3.Connection, reward: Reward, *, limit: int, now: datetime, locale: str) -> bool:
     """R-X10: queue the reward's email again, the *same* code to the *same* address, unless
     `limit` resends were queued in the last hour (the first email is counted too, so one
     more than the limit is allowed in all). Counting and queueing share one transaction
@@ -65,5 +64,5 @@ def resend_reward(conn: sqlite3.Connection, reward: Reward, *, limit: int, now: 
     if sends_since(conn, template=REWARD_EMAIL, subject_ref=ref, since=now - timedelta(hours=1), limit=limit + 1) > limit:
         return False
     enqueue(conn, template=REWARD_EMAIL, recipient=reward.account_email, subject_ref=ref, at=now, locale=locale,
-            domain=domain, campaign_id=reward.campaign_id)
+            campaign_id=reward.campaign_id)
     return True

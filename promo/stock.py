@@ -15,7 +15,7 @@ from promo.audit import append_event
 from promo.campaign_store import StoredCampaign
 from promo.campaigns.kind import Issuance
 from promo.codes import stock
-from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
+from promo.outbox import enqueue
 from promo.timeutil import db_time
 
 LOW_STOCK_EMAIL = "low_stock"
@@ -140,7 +140,7 @@ def available_at_least(conn: sqlite3.Connection, stored: StoredCampaign, n: int,
     return available_up_to(conn, stored, n, now) >= n
 
 
-def alert_if_low(conn: sqlite3.Connection, stored: StoredCampaign, *, now: datetime, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> bool:
+def alert_if_low(conn: sqlite3.Connection, stored: StoredCampaign, *, now: datetime) -> bool:
     """Fire the low-stock alert if it is armed and stock is below the threshold (inside
     the transaction that took a code). Returns whether it fired."""
     threshold = stored.campaign.low_stock_threshold
@@ -160,7 +160,7 @@ def alert_if_low(conn: sqlite3.Connection, stored: StoredCampaign, *, now: datet
     recipients = _alert_recipients(conn)
     for email in recipients:
         enqueue(conn, template=LOW_STOCK_EMAIL, recipient=email, subject_ref=f"stock-alert:{alert_id}", at=now,
-                domain=mail_domain, campaign_id=stored.id, payload={"slug": slug, "name": stored.campaign.name, "available": available,
+                campaign_id=stored.id, payload={"slug": slug, "name": stored.campaign.name, "available": available,
                                              "threshold": threshold})
     append_event(conn, tag="codes:stock:low", actor="system", subject=f"campaign:{slug}", at=now,
                  data={"available": available, "threshold": threshold, "notified": recipients})

@@ -46,6 +46,7 @@ class Templates:
                 lstrip_blocks=True,
                 auto_reload=self.auto_reload,
             )
+            # added to Environment at run time by the i18n extension, so jinja2's types do not have it
             env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
             env.globals["_"] = _direct_gettext(translations(lang).gettext)
             envs[lang] = env

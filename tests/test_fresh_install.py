@@ -22,7 +22,7 @@ from tests.served import port_pair
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-DEV_ONLY = ("pytest", "hypothesis", "freezegun", "httpx2", "playwright")
+DEV_ONLY = ("pytest", "hypothesis", "freezegun", "httpx2", "playwright", "mypy")
 IMPORT_EVERY_MODULE = ("import importlib, pkgutil, promo\n"
                        "names = [m.name for m in pkgutil.walk_packages(promo.__path__, 'promo.')]\n"
                        "[importlib.import_module(name) for name in names]\nprint(len(names))")

@@ -24,7 +24,7 @@ def queued(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
 def resend(conn: sqlite3.Connection, stored: StoredCampaign, now: datetime, limit: int = 2) -> bool:
     with transaction(conn):
-        return resend_reward(conn, reward(stored), limit=limit, now=now, locale="da", domain="promo.test")
+        return resend_reward(conn, reward(stored), limit=limit, now=now, locale="da")
 
 
 def test_resends_are_limited_per_hour_and_go_to_the_owner(conn: sqlite3.Connection, stored: StoredCampaign) -> None:

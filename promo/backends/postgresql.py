@@ -46,10 +46,11 @@ class RetriesExhausted(RuntimeError):
 
 def is_retryable(exc: BaseException) -> bool:
     """A serialization failure or a deadlock: rerunning the whole transaction is correct."""
-    while exc is not None:
-        if isinstance(exc, psycopg.Error) and exc.sqlstate in POSTGRESQL.retry_sqlstates:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, psycopg.Error) and cause.sqlstate in POSTGRESQL.retry_sqlstates:
             return True
-        exc = exc.__cause__  # type: ignore[assignment]
+        cause = cause.__cause__
     return False
 
 

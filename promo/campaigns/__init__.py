@@ -30,6 +30,11 @@ KINDS: dict[str, type[CampaignKind]] = {
 }
 
 
+def kind_name(kind: type[CampaignKind]) -> str:
+    """The name a kind is stored under (its `kind`), asked of its class."""
+    return next(name for name, known in KINDS.items() if known is kind)
+
+
 def campaign_from_dict(data: Mapping[str, Any], catalog: Mapping[str, Sku]) -> CampaignKind:
     kind = data.get("kind")
     if kind not in KINDS:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -213,7 +213,7 @@ def blocks(text: str) -> list[Block]:
     return out
 
 
-def terms_from_list(sections: list[Mapping[str, Any]]) -> Terms:
+def terms_from_list(sections: Sequence[Mapping[str, Any]]) -> Terms:
     """Terms as stored (validated when their campaign was saved), e.g. an earlier version."""
     return Terms(tuple(TermsSection(s["id"], s["title"], s["text"], s.get("summary", {}), tuple(s.get("rules", ())))
                        for s in sections))

@@ -24,6 +24,7 @@ from promo.cli.db import db
 from promo.cli.service import backup, demo, migrate_command, relay, serve
 from promo.config import load_settings
 from promo.errors import ConfigError
+from promo.outbox import use_message_id_domain
 
 
 @click.group()
@@ -36,6 +37,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
         ctx.obj = load_settings(config_path)
     except ConfigError as exc:
         fail(str(exc))
+    use_message_id_domain(ctx.obj.mail.message_id_domain)  # the emails a command queues (`promo redeem`)
 
 
 for command in (serve, relay, migrate_command, demo, backup, staff, partners, audit, campaigns,

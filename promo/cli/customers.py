@@ -54,6 +54,6 @@ def redeem(settings: Settings, slug: str, account: str, product_key: str, countr
                             terms_accepted=accept_terms, declared_country=country, residence_country=residence_country,
                             idempotency_key=idempotency_key, client_ip=None).normalized()
     with database(settings) as conn:
-        result = redeem_sync(migrated(conn), request, utcnow(), mail_domain=settings.mail.message_id_domain)
+        result = redeem_sync(migrated(conn), request, utcnow())
     emit(result.as_dict())
     sys.exit(EXIT_OK if result.redeemed else EXIT_REFUSED)

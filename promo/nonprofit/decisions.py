@@ -42,7 +42,7 @@ from promo.nonprofit.organisations import (
 )
 from promo.nonprofit.program import NotAllowed, program, require_reason
 from promo.nonprofit.validation_codes import representatives
-from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
+from promo.outbox import enqueue
 
 REVOKED_EMAIL = "organisation_revoked"
 REQUEST_DECISIONS = {"grant": "granted", "hold": "held", "refuse": "refused"}
@@ -60,7 +60,7 @@ class WrongState(NotAllowed):
 # ---- donation requests ------------------------------------------------------------------------
 
 def decide_request(conn: sqlite3.Connection, request_id: int, *, decision: str, reviewer: str, reason: str, now: datetime,
-                   ip: str | None, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> DonationRequest:
+                   ip: str | None) -> DonationRequest:
     """Grant, hold or refuse a waiting request. A hold or refusal needs a reason, which the
     requester reads on the request's page and in an email; a grant sends the keys."""
     if decision not in REQUEST_DECISIONS:
@@ -73,16 +73,15 @@ def decide_request(conn: sqlite3.Connection, request_id: int, *, decision: str, 
     org = get_organisation(conn, request.organisation_id)
     actor = f"staff:{reviewer}"
     if target == "granted":
-        _grant(conn, request, org, actor=actor, now=now, ip=ip, mail_domain=mail_domain)
+        _grant(conn, request, org, actor=actor, now=now, ip=ip)
     else:
         why = require_reason(reason, f"the request is {target} (the requester is told)")
-        hold_or_refuse(conn, request, target, "staff" if target == "held" else None, why, actor=actor, now=now, ip=ip,
-                       mail_domain=mail_domain)
+        hold_or_refuse(conn, request, target, "staff" if target == "held" else None, why, actor=actor, now=now, ip=ip)
     return get_request(conn, request_id)
 
 
 def _grant(conn: sqlite3.Connection, request: DonationRequest, org: Organisation, *, actor: str, now: datetime,
-           ip: str | None, mail_domain: str) -> None:
+           ip: str | None) -> None:
     # A request waits only once its organisation was approved; a revocation refuses waiting
     # requests, so that check is a guard.
     if failures := standing_failures(org, not_approved=None, under_review=UNDER_REVIEW):
@@ -93,13 +92,13 @@ def _grant(conn: sqlite3.Connection, request: DonationRequest, org: Organisation
         raise WrongState("decision", [Failure(STOCK, "no_keys_left", f"no licence keys are left for {missing}; upload "
                                               "keys first, then grant the request", {"sku": missing})])
     mark_decided(conn, request.id, actor=actor, now=now)
-    hand_over_keys(conn, request.id, keys, now=now, actor=actor, ip=ip, mail_domain=mail_domain, data={})
+    hand_over_keys(conn, request.id, keys, now=now, actor=actor, ip=ip, data={})
 
 
 # ---- an organisation's standing ---------------------------------------------------------------
 
 def change_standing(conn: sqlite3.Connection, org_id: int, *, decision: str, reviewer: str, reason: str, now: datetime,
-                    ip: str | None, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> Organisation:
+                    ip: str | None) -> Organisation:
     """Review an approved organisation again, clear it, or revoke its approval (audited)."""
     if decision not in STANDING_DECISIONS:
         raise InputError.one("decision", "must be review, clear or revoke")
@@ -119,15 +118,14 @@ def change_standing(conn: sqlite3.Connection, org_id: int, *, decision: str, rev
         end_review(conn, org_id)
         append_event(conn, tag="nonprofit:organisation:cleared", actor=actor, subject=f"organisation:{org_id}", ip=ip,
                      at=now, data={"changes": changes, "reason": reason.strip() or None})
-        _release_after_review(conn, org_id, actor=actor, now=now, ip=ip, mail_domain=mail_domain)
+        _release_after_review(conn, org_id, actor=actor, now=now, ip=ip)
     else:
         _revoke(conn, org, require_reason(reason, "the approval is revoked (its representatives are told)"), actor=actor,
-                reviewer=reviewer, now=now, ip=ip, mail_domain=mail_domain)
+                reviewer=reviewer, now=now, ip=ip)
     return get_organisation(conn, org_id)
 
 
-def _release_after_review(conn: sqlite3.Connection, org_id: int, *, actor: str, now: datetime, ip: str | None,
-                          mail_domain: str) -> None:
+def _release_after_review(conn: sqlite3.Connection, org_id: int, *, actor: str, now: datetime, ip: str | None) -> None:
     """The review is over: requests it held go on, oldest first, as a new request would:
     granted at once (their quantities were reserved, so together they fit every limit), or
     waiting for staff when the program says so. One whose keys have run out stays held."""
@@ -141,26 +139,26 @@ def _release_after_review(conn: sqlite3.Connection, org_id: int, *, actor: str, 
             continue
         keys, missing = find_keys(conn, campaign_id, {item.sku: item.quantity for item in request.items})
         if missing:
-            hold_or_refuse(conn, request, "held", "stock", None, actor=actor, now=now, ip=ip, mail_domain=mail_domain)
+            hold_or_refuse(conn, request, "held", "stock", None, actor=actor, now=now, ip=ip)
         else:
-            hand_over_keys(conn, request.id, keys, now=now, actor=actor, ip=ip, mail_domain=mail_domain,
+            hand_over_keys(conn, request.id, keys, now=now, actor=actor, ip=ip,
                            data={"cause": "review ended"})
 
 
 def _revoke(conn: sqlite3.Connection, org: Organisation, why: str, *, actor: str, reviewer: str, now: datetime,
-            ip: str | None, mail_domain: str) -> None:
+            ip: str | None) -> None:
     """R-N7 found later: the approval ends for good. Waiting requests are refused with the same
     reason; granted donations and their keys stay (R-V7); the holder and everyone who was
     given a validation code are emailed why."""
     revoke_approval(conn, org.id, why=why, reviewer=reviewer, now=now)
     waiting = waiting_requests(conn, org.id)
     for request in waiting:
-        hold_or_refuse(conn, request, "refused", None, why, actor=actor, now=now, ip=ip, mail_domain=mail_domain)
+        hold_or_refuse(conn, request, "refused", None, why, actor=actor, now=now, ip=ip)
     told = representatives(conn, org)
     lang = organisation_language(org.country)
     for address in told:
         enqueue(conn, template=REVOKED_EMAIL, recipient=address, subject_ref=f"organisation-revoked:{org.id}", at=now,
-                locale=lang, domain=mail_domain, payload={"organisation": org.name, "reason": why})
+                locale=lang, payload={"organisation": org.name, "reason": why})
     append_event(conn, tag="nonprofit:organisation:revoked", actor=actor, subject=f"organisation:{org.id}", ip=ip, at=now,
                  data={"changes": {"standing": [org.standing, "revoked"]}, "reason": why,
                        "refused_requests": [request.id for request in waiting], "told": len(told)})

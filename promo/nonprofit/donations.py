@@ -26,7 +26,7 @@ from promo.nonprofit.organisations import Organisation, get_organisation, organi
 from promo.nonprofit.program import program
 from promo.nonprofit.records import RecordQuery, like_pattern
 from promo.nonprofit.validation_codes import ValidationCode, find_code, mask_validation_code, record_use
-from promo.outbox import DEFAULT_MAIL_DOMAIN, OutboxMessage, enqueue
+from promo.outbox import OutboxMessage, enqueue
 from promo.paging import Keyset, Page
 from promo.timeutil import db_time, from_db_time
 
@@ -86,8 +86,7 @@ def used_in_cycle(conn: sqlite3.Connection, cycle_id: int | None) -> dict[str, i
 
 
 def request_donation(conn: sqlite3.Connection, *, account_email: str, code: str, quantities: dict[str, int], now: datetime,
-                     terms_accepted: bool, locale: str = "en", ip: str | None = None,
-                     mail_domain: str = DEFAULT_MAIL_DOMAIN) -> DonationResult:
+                     terms_accepted: bool, locale: str = "en", ip: str | None = None) -> DonationResult:
     """Check every rule in the caller's transaction; a request that breaks any is refused whole
     (R-N2) and nothing is stored. One that passes reserves its quantities and is granted at
     once (a licence key per product, emailed), or waits: held while the organisation is under
@@ -147,11 +146,11 @@ def request_donation(conn: sqlite3.Connection, *, account_email: str, code: str,
     data = {"request": request_id, "cycle": cycle_id, "lines": quantities, "code": mask_validation_code(found.code),
             "terms_version": prog.terms_version}
     if status == "granted":
-        hand_over_keys(conn, request_id, keys, now=now, actor=f"account:{account_email}", ip=ip, mail_domain=mail_domain,
+        hand_over_keys(conn, request_id, keys, now=now, actor=f"account:{account_email}", ip=ip,
                        data=data)
     else:
         if status == "held":
-            tell_requester(conn, get_request(conn, request_id), now=now, mail_domain=mail_domain)
+            tell_requester(conn, get_request(conn, request_id), now=now)
         append_event(conn, tag=f"nonprofit:donation:{status}", actor=f"account:{account_email}",
                      subject=f"organisation:{org.id}", ip=ip, at=now,
                      data={**data, "cause": "organisation under review" if status == "held" else "granted by staff"})
@@ -171,7 +170,7 @@ def find_keys(conn: sqlite3.Connection, campaign_id: int, quantities: dict[str, 
 
 
 def hand_over_keys(conn: sqlite3.Connection, request_id: int, keys: list[tuple[str, int]], *, now: datetime, actor: str,
-                   ip: str | None, mail_domain: str, data: dict[str, Any]) -> None:
+                   ip: str | None, data: dict[str, Any]) -> None:
     """Grant: take the keys found by find_keys, email them, audit. The request's quantities
     were reserved in its cycle when it arrived, so granting cannot exceed a limit (R-N2)."""
     row = conn.execute("SELECT organisation_id, account_email, locale, status FROM donation_requests WHERE id = :id",
@@ -185,30 +184,30 @@ def hand_over_keys(conn: sqlite3.Connection, request_id: int, keys: list[tuple[s
     conn.execute("UPDATE donation_requests SET status = 'granted', granted_at = :now, hold_cause = NULL WHERE id = :id",
                  {"now": db_time(now), "id": request_id})
     enqueue(conn, template=KEYS_EMAIL, recipient=row["account_email"], subject_ref=f"donation:{request_id}", at=now,
-            locale=row["locale"], domain=mail_domain)
+            locale=row["locale"])
     append_event(conn, tag="nonprofit:donation:fulfilled", actor=actor, subject=f"organisation:{row['organisation_id']}",
                  ip=ip, at=now, data={"request": request_id, "lines": quantities, **data,
                                       "changes": {"status": [row["status"], "granted"]}})
 
 
-def tell_requester(conn: sqlite3.Connection, request: DonationRequest, *, now: datetime, mail_domain: str) -> None:
+def tell_requester(conn: sqlite3.Connection, request: DonationRequest, *, now: datetime) -> None:
     """A held or refused request: the requester gets the reason by email (R-N4)."""
     enqueue(conn, template=STATUS_EMAIL, recipient=request.account_email, subject_ref=f"donation-status:{request.id}",
-            at=now, locale=request.locale, domain=mail_domain,
+            at=now, locale=request.locale,
             payload={"request": request.id, "status": request.status, "cause": request.hold_cause, "reason": request.reason,
                      "organisation": request.organisation,
                      "items": [[item.name, item.quantity] for item in request.items]})
 
 
 def hold_or_refuse(conn: sqlite3.Connection, request: DonationRequest, target: str, cause: str | None, why: str | None, *,
-                   actor: str, now: datetime, ip: str | None, mail_domain: str) -> None:
+                   actor: str, now: datetime, ip: str | None) -> None:
     """A waiting request is held or refused (by staff, a review, a revocation, or keys that
     ran out); the requester is emailed why. A refusal gives the reservation back (refused
     requests do not count, R-N2)."""
     conn.execute("UPDATE donation_requests SET status = :s, hold_cause = :cause, reason = :why, decided_by = :who,"
                  " decided_at = :now WHERE id = :id",
                  {"s": target, "cause": cause, "why": why, "who": actor, "now": db_time(now), "id": request.id})
-    tell_requester(conn, get_request(conn, request.id), now=now, mail_domain=mail_domain)
+    tell_requester(conn, get_request(conn, request.id), now=now)
     append_event(conn, tag=f"nonprofit:donation:{target}", actor=actor, subject=f"organisation:{request.organisation_id}",
                  ip=ip, at=now, data={"request": request.id, "changes": {"status": [request.status, target]},
                                       "cause": cause, "reason": why})

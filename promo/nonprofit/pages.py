@@ -28,7 +28,6 @@ from promo.nonprofit.organisations import Organisation, get_organisation, organi
 from promo.nonprofit.program import PROGRAM, program
 from promo.nonprofit.returns import pending_returns
 from promo.nonprofit.validation_codes import ValidationCode, codes_held_by, codes_of_organisation, get_code
-from promo.outbox import DEFAULT_MAIL_DOMAIN
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def donation_form(conn: sqlite3.Connection) -> DonationForm:
 
 
 def ask_from_form(conn: sqlite3.Connection, form: dict[str, str], *, account_email: str, now: datetime, locale: str,
-                  ip: str | None, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> DonationResult:
+                  ip: str | None) -> DonationResult:
     """The request form, every field that is wrong named at once (the terms R-N10, the
     quantities), then request_donation: refused by a rule, or stored."""
     _, prog = program(conn)
@@ -95,7 +94,7 @@ def ask_from_form(conn: sqlite3.Connection, form: dict[str, str], *, account_ema
     if errors:
         raise InputError(errors)
     return request_donation(conn, account_email=account_email, code=form.get("code", ""), quantities=quantities, now=now,
-                            locale=locale, terms_accepted=accepted, ip=ip, mail_domain=mail_domain)
+                            locale=locale, terms_accepted=accepted, ip=ip)
 
 
 def account_request(conn: sqlite3.Connection, request_id: int, account_email: str) -> DonationRequest:

@@ -14,7 +14,7 @@ from promo.audit import append_event
 from promo.errors import InputError, NotFound
 from promo.nonprofit.donations import get_request, mark_returned
 from promo.nonprofit.program import NotAllowed, program, require_reason
-from promo.outbox import DEFAULT_MAIL_DOMAIN, enqueue
+from promo.outbox import enqueue
 from promo.timeutil import db_time
 
 RETURN_EMAIL = "donation_return"
@@ -46,7 +46,7 @@ def ask_return(conn: sqlite3.Connection, request_id: int, *, account_email: str,
 
 
 def decide_return(conn: sqlite3.Connection, return_id: int, *, decision: str, reviewer: str, reason: str, now: datetime,
-                  ip: str | None, mail_domain: str = DEFAULT_MAIL_DOMAIN) -> None:
+                  ip: str | None) -> None:
     """Complete (keys voided, allocation restored) or reject with a reason; the requester is emailed."""
     row = conn.execute("SELECT request_id, status FROM donation_returns WHERE id = :id", {"id": return_id}).fetchone()
     if row is None:
@@ -64,7 +64,7 @@ def decide_return(conn: sqlite3.Connection, return_id: int, *, decision: str, re
     conn.execute("UPDATE donation_returns SET status = :s, reason = :r, reviewer_email = :who, decided_at = :now WHERE id = :id",
                  {"s": status, "r": why, "who": reviewer, "now": db_time(now), "id": return_id})
     enqueue(conn, template=RETURN_EMAIL, recipient=request.account_email, subject_ref=f"donation-return:{return_id}", at=now,
-            locale=request.locale, domain=mail_domain,
+            locale=request.locale,
             payload={"request": request.id, "status": status, "reason": why, "organisation": request.organisation})
     append_event(conn, tag=f"nonprofit:return:{status}", actor=f"staff:{reviewer}", subject=f"donation:{request.id}", ip=ip,
                  at=now, data={"return": return_id, "changes": {"status": ["pending", status]}, "reason": why})

@@ -41,7 +41,8 @@ def route_roles(router: Router, method: str, path: str) -> frozenset[str] | obje
     """The roles the route answering `method path` admits; PUBLIC for a route without a role
     check; None when no route answers (a 404 or a 405)."""
     key = (method.upper(), urlsplit(path).path)
-    cache: dict[tuple[str, str], Any] = router.__dict__.setdefault("_promo_route_roles", {})  # a page asks dozens of times
+    # a page asks dozens of times
+    cache: dict[tuple[str, str], frozenset[str] | object | None] = router.__dict__.setdefault("_promo_route_roles", {})
     if key not in cache:
         if len(cache) >= CACHE_SIZE:
             cache.clear()

@@ -98,6 +98,7 @@ def confirmed(describe: Describe) -> Callable[[FormView], FormView]:
                                 consequence=consequence, stale=stale, action=request.url.path, fields=_fields(form),
                                 token=confirm_token(request, session, form, consequence))
 
+        # On the view itself, as require_role's allowed_roles (staffauth.py says why): which routes ask first
         wrapper.confirmation = describe  # type: ignore[attr-defined]
         return wrapper
 

@@ -57,7 +57,8 @@ async def _offer(request: Request, slug: str) -> StoredOf[PurchaseOffer]:
 
 
 async def _catalog(request: Request) -> dict[str, Any]:
-    return await request.app.state.db.read(load_catalog)  # type: ignore[no-any-return]
+    catalog: dict[str, Any] = await request.app.state.db.read(load_catalog)
+    return catalog
 
 
 def _slug(request: Request) -> str:

@@ -40,14 +40,14 @@ async def overview(request: Request, session: StaffSession) -> Response:
 
 
 async def _decide(request: Request, session: StaffSession, form: FormData, decide: Callable[..., Any], name: str,
-                  decisions: tuple[str, ...], **extra: Any) -> Response:
+                  decisions: tuple[str, ...]) -> Response:
     """A staff decision on one organisation, request or return: audited by `decide`, errors shown with their rule."""
     target, decision = request.path_params[name], str(request.path_params["decision"])
     if decision not in decisions:
         raise NotFound("page", request.url.path)
     try:
         await request.app.state.db.write(decide, target, decision=decision, reviewer=session.staff.email,
-                                         reason=str(form.get("reason") or ""), now=utcnow(), ip=client_ip(request), **extra)
+                                         reason=str(form.get("reason") or ""), now=utcnow(), ip=client_ip(request))
     except InputError as exc:
         return await _page(request, session, exc.status if exc.status != 400 else 422, "; ".join(
             f"{e.message} ({e.rule})" if e.rule else e.message for e in exc.errors))
@@ -59,22 +59,19 @@ async def _decide(request: Request, session: StaffSession, form: FormData, decid
 async def review(request: Request, session: StaffSession, form: FormData) -> Response:
     """approve/reject a registration; review/clear/revoke an approved organisation (R-N7)."""
     if request.path_params["decision"] in STANDING_DECISIONS:
-        return await _decide(request, session, form, change_standing, "org_id", tuple(STANDING_DECISIONS),
-                             mail_domain=request.app.state.settings.mail.message_id_domain)
+        return await _decide(request, session, form, change_standing, "org_id", tuple(STANDING_DECISIONS))
     return await _decide(request, session, form, review_organisation, "org_id", ("approve", "reject"))
 
 
 @staff_form(*POLICY.edit_campaigns)
 async def decide_donation(request: Request, session: StaffSession, form: FormData) -> Response:
     """Grant, hold or refuse a waiting donation request (R-N4)."""
-    return await _decide(request, session, form, decide_request, "request_id", tuple(REQUEST_DECISIONS),
-                         mail_domain=request.app.state.settings.mail.message_id_domain)
+    return await _decide(request, session, form, decide_request, "request_id", tuple(REQUEST_DECISIONS))
 
 
 @staff_form(*POLICY.edit_campaigns)
 async def process_return(request: Request, session: StaffSession, form: FormData) -> Response:
-    return await _decide(request, session, form, decide_return, "return_id", ("complete", "reject"),
-                         mail_domain=request.app.state.settings.mail.message_id_domain)
+    return await _decide(request, session, form, decide_return, "return_id", ("complete", "reject"))
 
 
 @staff_form(*POLICY.edit_campaigns)

@@ -21,8 +21,13 @@ from promo.views.staffauth import require_role, staff_gettext, staff_render
 
 
 @require_role(*POLICY.manage_staff)
-async def staff_page(request: Request, session: StaffSession, *, status: int = 200, errors: dict[str, str] | None = None,
-                     values: dict[str, str] | None = None) -> Response:
+async def staff_page(request: Request, session: StaffSession) -> Response:
+    return await _staff_list(request, session)
+
+
+async def _staff_list(request: Request, session: StaffSession, *, status: int = 200, errors: dict[str, str] | None = None,
+                      values: dict[str, str] | None = None) -> Response:
+    """The staff list, also shown again with a form's errors (the role is checked by then)."""
     members = await request.app.state.db.read(list_staff)
     return staff_render(request, "console/staff.html", status, session=session, members=members, roles=ROLES,
                         errors=errors or {}, values=values or {})
@@ -41,8 +46,7 @@ async def staff_add(request: Request, session: StaffSession, form: FormData) -> 
         await request.app.state.db.write_grouped(add_staff, email=values["email"], role=values["role"],
                                                  password_hash=digest, now=utcnow(), actor=actor(session))
     except InputError as exc:
-        return await staff_page.__wrapped__(request, session, status=422, values=values,  # type: ignore[attr-defined]
-                                            errors={e.field: e.message for e in exc.errors})
+        return await _staff_list(request, session, status=422, values=values, errors={e.field: e.message for e in exc.errors})
     return redirect("/console/staff")
 
 
@@ -79,14 +83,18 @@ async def staff_update(request: Request, session: StaffSession, form: FormData) 
         await request.app.state.db.write(update_staff, request.path_params["staff_id"], role=role, disabled=disabled, actor=session.staff,
                                          now=utcnow(), ip=client_ip(request))
     except InputError as exc:
-        return await staff_page.__wrapped__(request, session, status=422,  # type: ignore[attr-defined]
-                                            errors={e.field: e.message for e in exc.errors})
+        return await _staff_list(request, session, status=422, errors={e.field: e.message for e in exc.errors})
     return redirect("/console/staff")
 
 
 @require_role(*POLICY.own_api_tokens)
-async def tokens_page(request: Request, session: StaffSession, *, status: int = 200, new_token: str | None = None,
+async def tokens_page(request: Request, session: StaffSession) -> Response:
+    return await _token_list(request, session)
+
+
+async def _token_list(request: Request, session: StaffSession, *, status: int = 200, new_token: str | None = None,
                       error: str | None = None) -> Response:
+    """Your API tokens, also shown again with a new token (once) or a form's error."""
     tokens = await request.app.state.db.read(tokens_of, session.staff)
     return staff_render(request, "console/tokens.html", status, session=session, tokens=tokens, new_token=new_token,
                         error=error)
@@ -98,9 +106,9 @@ async def token_create(request: Request, session: StaffSession, form: FormData) 
         raw, _id = await request.app.state.db.write(create_token, session.staff, str(form.get("name") or ""),
                                                     now=utcnow(), ip=client_ip(request))
     except InputError as exc:
-        return await tokens_page.__wrapped__(request, session, status=422, error=str(exc))  # type: ignore[attr-defined]
+        return await _token_list(request, session, status=422, error=str(exc))
     # Shown once, on this response only; the database keeps a hash.
-    return await tokens_page.__wrapped__(request, session, status=201, new_token=raw)  # type: ignore[attr-defined]
+    return await _token_list(request, session, status=201, new_token=raw)
 
 
 async def _revoke_consequence(request: Request, session: StaffSession, form: FormData) -> Consequence | None:

@@ -32,11 +32,13 @@ from promo.views.context import (
     LANG_COOKIE,
     PageContext,
     client_ip,
+    limits_of,
     local_path,
     page_context,
     redirect,
     render,
     set_cookie,
+    templates_of,
 )
 from promo.views.guards import sign_in_first, signed_in_post
 from promo.views.refusals import explain
@@ -75,7 +77,8 @@ async def _campaign(request: Request) -> Any:
 
 
 async def _stored_offer(request: Request) -> StoredOf[PurchaseOffer]:
-    stored = await _db(request).lookup(get_campaign_of, request.path_params["slug"], PurchaseOffer, what="offer")
+    stored: StoredOf[PurchaseOffer] = await _db(request).lookup(get_campaign_of, request.path_params["slug"], PurchaseOffer,
+                                                                what="offer")
     if not stored.published:
         raise NotFound("offer", request.path_params["slug"])
     return stored
@@ -155,7 +158,7 @@ def _residence_options(request: Request, ctx: PageContext, campaign: Any, chosen
     """R-X13: where the customer may live (the countries the offer's sponsors cover), first
     "same as the country of purchase" (the default). Cached like _country_options."""
     codes = campaign.residence_countries or tuple(sorted(country_codes()))
-    return request.app.state.templates.fragment(  # type: ignore[no-any-return]
+    return templates_of(request).fragment(
         "consumer/_residence_options.html", ctx.lang, countries=ctx.l10n.countries(codes),
         selected=chosen if chosen in codes else "")
 
@@ -164,7 +167,7 @@ def _country_options(request: Request, ctx: PageContext, campaign: Any, chosen: 
     """The offer's countries as <option>s in the reader's language, `chosen` selected: a
     fragment rendered once per language, country list and choice (only one of the offer's
     countries is ever a cache key, never arbitrary form input)."""
-    return request.app.state.templates.fragment(  # type: ignore[no-any-return]
+    return templates_of(request).fragment(
         "consumer/_country_options.html", ctx.lang, countries=ctx.l10n.countries(campaign.countries),
         selected=chosen if chosen in campaign.countries else "")
 
@@ -184,9 +187,7 @@ async def redeem_submit(request: Request) -> Response:
         idempotency_key=str(form.get("idempotency_key") or "") or None, client_ip=client_ip(request), locale=ctx.lang,
         residence_country=values["residence_country"] or None)
     try:
-        settings = request.app.state.settings
-        result = await redeem(_db(request), attempt, utcnow(), mail_domain=settings.mail.message_id_domain,
-                              guess_limit=settings.key_attempts_per_hour)
+        result = await redeem(_db(request), attempt, utcnow(), guess_limit=limits_of(request).guess_limit)
     except InputError as exc:
         errors = {e.field: _field_message(ctx, e.field) for e in exc.errors}
         return _redeem_page(request, ctx, await _campaign(request), 422, values=values, errors=errors)
@@ -263,9 +264,8 @@ async def resend(request: Request) -> Response:
         return checked
     ctx, _form = checked
     reward = await _owned_reward(request, ctx)
-    mail = request.app.state.settings.mail
-    queued = await _db(request).write(resend_reward, reward, limit=mail.resend_per_hour, now=utcnow(), locale=ctx.lang,
-                                      domain=mail.message_id_domain)
+    queued = await _db(request).write(resend_reward, reward, limit=limits_of(request).resend_per_hour, now=utcnow(),
+                                      locale=ctx.lang)
     if queued:
         request.app.state.wake_relay()
     return redirect(f"/rewards/{reward.redemption_id}?resent={'yes' if queued else 'limited'}")
@@ -308,7 +308,7 @@ async def review_submit(request: Request) -> Response:
     ctx, form = checked
     assert ctx.session is not None
     campaign = await _campaign(request)
-    settings = request.app.state.settings
+    limits = limits_of(request)
     values = {name: str(form.get(name) or "") for name in ("product_key", "sku", "country", "purchased_at", "activated_at", "cause")}
     values["cause"] = "unbound" if values["cause"] == "unbound" else ""
     messages = {
@@ -325,12 +325,12 @@ async def review_submit(request: Request) -> Response:
     except InputError as exc:
         errors.update({e.field: messages.get(e.field, e.message) for e in exc.errors})
     upload = form.get("receipt")
-    content = await upload.read(settings.max_receipt_bytes + 1) if hasattr(upload, "read") else b""
+    content = await upload.read(limits.max_receipt_bytes + 1) if hasattr(upload, "read") else b""
     await form.close()  # the upload's temporary file
     receipt_name = kind = ""
     if not errors:
         try:
-            receipt_name, kind = store_receipt(settings.receipts_dir, content, settings.max_receipt_bytes)
+            receipt_name, kind = store_receipt(limits.receipts_dir, content, limits.max_receipt_bytes)
         except InputError:
             errors["receipt"] = messages["receipt"]
     if errors:
@@ -340,7 +340,7 @@ async def review_submit(request: Request) -> Response:
                                  activation=evidence, receipt_file=receipt_name, kind=kind, locale=ctx.lang,
                                  ip=client_ip(request), now=utcnow())
     except InputError:
-        (settings.receipts_dir / receipt_name).unlink(missing_ok=True)
+        (limits.receipts_dir / receipt_name).unlink(missing_ok=True)
         return await _review_page(request, ctx, campaign, 422, values=values, errors={"product_key": ctx.l10n.gettext(
             "This product key cannot be reviewed: it may already be waiting for review, or it can be redeemed directly.")})
     return render(request, ctx, "consumer/review_sent.html", campaign=campaign)

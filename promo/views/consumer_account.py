@@ -33,10 +33,9 @@ async def signin_submit(request: Request) -> Response:
         return render(request, ctx, "consumer/signin.html", 422, next=next_path, email=str(form.get("email") or ""),
                       error=ctx.l10n.gettext("Enter an email address as your mail provider writes it, such as "
                                              "name@example.com, without spaces, quotes, brackets or comments."))
-    settings = request.app.state.settings
     links: SigninLinks = request.app.state.signin_links
-    await request.app.state.db.write_grouped(request_signin, email=email, links=links, public_url=settings.public_url, locale=ctx.lang,
-                             now=utcnow(), ip=client_ip(request), mail_domain=settings.mail.message_id_domain)
+    await request.app.state.db.write_grouped(request_signin, email=email, links=links, locale=ctx.lang, now=utcnow(),
+                                             ip=client_ip(request))
     request.app.state.wake_relay()
     # The same page whether the address is known, new or rate-limited: no enumeration.
     response = redirect("/signin/sent")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
@@ -18,6 +17,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from promo.auth import Session, load_session, needs_touch, touch_session
 from promo.countries import country_codes, country_zone
 from promo.i18n import Localizer, languages, negotiate, region_of
+from promo.limits import ServiceLimits
+from promo.templating import Templates
 from promo.timeutil import utcnow
 
 SESSION_COOKIE = "promo_session"
@@ -47,16 +48,26 @@ class PageContext:
         return country_zone(self.country)
 
 
+def limits_of(request: Request) -> ServiceLimits:
+    """The limits this app was built with (promo/app.py), for the views to pass to the services."""
+    limits: ServiceLimits = request.app.state.limits
+    return limits
+
+
+def templates_of(request: Request) -> Templates:
+    templates: Templates = request.app.state.templates
+    return templates
+
+
 async def page_context(request: Request) -> PageContext:
-    settings = request.app.state.settings
     lang = negotiate(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
     session = None
     raw = request.cookies.get(SESSION_COOKIE)
     if raw:
         now = utcnow()
-        session = await request.app.state.db.lookup(
-            load_session, raw, now=now, idle=timedelta(minutes=settings.session_idle_minutes),
-            absolute=timedelta(hours=settings.session_max_hours))
+        limits = limits_of(request)
+        session = await request.app.state.db.lookup(load_session, raw, now=now, idle=limits.session_idle,
+                                                    absolute=limits.session_absolute)
         if session and needs_touch(session, now):
             await request.app.state.db.write_grouped(touch_session, session.id_hash, now)  # short: joins a group
     anonymous_csrf = request.cookies.get(CSRF_COOKIE)
@@ -110,7 +121,7 @@ def set_cookie(response: Response, ctx: PageContext, name: str, value: str, max_
 
 
 def render(request: Request, ctx: PageContext, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-    html = request.app.state.templates.render(
+    html = templates_of(request).render(
         template, ctx.lang, ctx=ctx, request=request, languages=languages(), url_for=request.url_for, **values)
     response = HTMLResponse(html, status_code=status)
     if ctx.set_csrf_cookie:

@@ -7,12 +7,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from promo.errors import NotFound
+from promo.mailsink import SinkHandler
 from promo.views.context import page_context, render
 from promo.views.email_frame import email_frame
 
 
-def _sink(request: Request):  # type: ignore[no-untyped-def]
-    sink = getattr(request.app.state, "sink", None)
+def _sink(request: Request) -> SinkHandler:
+    sink: SinkHandler | None = getattr(request.app.state, "sink", None)
     if sink is None:
         raise NotFound("page", request.url.path)
     return sink

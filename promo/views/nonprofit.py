@@ -233,8 +233,7 @@ async def request_submit(request: Request, ctx: PageContext, form: Any) -> Respo
     values = {k: str(v) for k, v in form.items() if k != "csrf"}
     try:
         result = await _db(request).write(ask_from_form, values, account_email=ctx.session.account_email, now=utcnow(),
-                                          locale=ctx.lang, ip=client_ip(request),
-                                          mail_domain=request.app.state.settings.mail.message_id_domain)
+                                          locale=ctx.lang, ip=client_ip(request))
     except InputError as exc:
         return await _request_page(request, ctx, 422, values=values, errors=_field_errors(exc, ctx))
     if result.request_id is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -73,7 +74,8 @@ def _lang(request: Request) -> str:
 
 
 async def _load(request: Request) -> Preview:
-    return await request.app.state.db.read(load_preview, str(request.path_params["slug"]))  # type: ignore[no-any-return]
+    preview: Preview = await request.app.state.db.read(load_preview, str(request.path_params["slug"]))
+    return preview
 
 
 def _nav(request: Request, preview: Preview, lang: str, page: str) -> PreviewNav:
@@ -109,7 +111,7 @@ async def page(request: Request, session: StaffSession) -> Response:
     nav = _nav(request, preview, lang, name)
     ctx, campaign, now = _page_context(request, nav), preview.campaign, utcnow()
     route = campaign.support_route(nav.country)
-    support = {"support": campaign.support, "support_country": nav.country, "support_route": route,
+    support: dict[str, Any] = {"support": campaign.support, "support_country": nav.country, "support_route": route,
                "every_country": name == "offer"}
     if name == "offer":
         return _answer(render(

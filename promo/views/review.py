@@ -15,7 +15,7 @@ from promo.review_history import DECIDED, DecidedFilter, decided_claims, filter_
 from promo.reviews import REVIEWER_ROLES, Claim, NotAllowed, claim_evidence, decide, get_claim, next_pending, pending_claims
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
-from promo.views.context import client_ip, read_form, redirect
+from promo.views.context import client_ip, limits_of, read_form, redirect
 from promo.views.staffauth import expired_form, require_role, staff_render
 
 
@@ -34,7 +34,7 @@ def _just_decided(request: Request) -> int | None:
 @require_role(*REVIEWER_ROLES)
 async def queue(request: Request, session: StaffSession) -> Response:
     keyset = Keyset.from_query(request.query_params, descending=False)
-    page = await request.app.state.db.read(pending_claims, keyset, shared=request.app.state.settings.shared_addresses)
+    page = await request.app.state.db.read(pending_claims, keyset, shared=limits_of(request).shared_addresses)
     return staff_render(request, "review/queue.html", session=session, claims=page.items, page=page,
                         decided=_just_decided(request))
 
@@ -56,12 +56,12 @@ async def history(request: Request, session: StaffSession) -> Response:
 async def _preview(request: Request, claim: Claim) -> Preview | None:
     if claim.receipt_file is None or claim.receipt_type is None:  # held by the redemption (R-X12): no receipt
         return None
-    return await preview_of(request.app.state.settings.receipts_dir, claim.receipt_file, claim.receipt_type)
+    return await preview_of(limits_of(request).receipts_dir, claim.receipt_file, claim.receipt_type)
 
 
 async def _claim_page(request: Request, session: StaffSession, claim_id: int, error: str | None = None,
                       status: int = 200) -> Response:
-    evidence = await request.app.state.db.read(claim_evidence, claim_id, shared=request.app.state.settings.shared_addresses)
+    evidence = await request.app.state.db.read(claim_evidence, claim_id, shared=limits_of(request).shared_addresses)
     return staff_render(request, "review/claim.html", status, session=session, claim=evidence.claim, evidence=evidence,
                         preview=await _preview(request, evidence.claim), error=error, decided=_just_decided(request))
 
@@ -76,7 +76,7 @@ async def receipt(request: Request, session: StaffSession) -> Response:
     claim = await request.app.state.db.read(get_claim, _claim_id(request))
     if claim.receipt_file is None:  # held by the redemption (R-X12): there is no receipt
         raise NotFound("receipt", str(claim.id))
-    path = request.app.state.settings.receipts_dir / claim.receipt_file
+    path = limits_of(request).receipts_dir / claim.receipt_file
     if not path.is_file():
         raise NotFound("receipt", str(claim.id))
     # Served only here, to reviewers, as a download of the type found by content.
@@ -105,11 +105,10 @@ async def decide_claim(request: Request, session: StaffSession) -> Response:
     claim_id, decision = _claim_id(request), request.path_params["decision"]
     if decision not in ("approve", "reject"):
         raise NotFound("page", request.url.path)
-    settings = request.app.state.settings
     try:
         result = await request.app.state.db.run_writer(
             decide, claim_id, decision, reviewer=session.staff.email, reason=str(form.get("reason") or ""), now=utcnow(),
-            ip=client_ip(request), mail_domain=settings.mail.message_id_domain)
+            ip=client_ip(request))
     except NotAllowed as exc:
         return await _claim_page(request, session, claim_id, str(exc), 403)
     except InputError as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from functools import wraps
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +19,7 @@ from promo.identifiers import normalize_email
 from promo.staff import StaffSession, end_staff_session, load_staff_session, touch_staff_session
 from promo.timeutil import utcnow
 from promo.views.access import STAFF_PREFIXES, home_for, may_open, menu_for, retry_page
-from promo.views.context import LANG_COOKIE, client_ip, local_path, read_form, redirect
+from promo.views.context import LANG_COOKIE, client_ip, limits_of, local_path, read_form, redirect
 
 STAFF_COOKIE = "promo_staff"
 STAFF_CSRF_COOKIE = "promo_staff_csrf"
@@ -77,10 +76,9 @@ async def current_staff(request: Request) -> StaffSession | None:
     raw = request.cookies.get(STAFF_COOKIE)
     if not raw:
         return None
-    settings, now = request.app.state.settings, utcnow()
-    session = await request.app.state.db.read(load_staff_session, raw, now=now,
-                                              idle=timedelta(minutes=settings.session_idle_minutes),
-                                              absolute=timedelta(hours=settings.session_max_hours))
+    limits, now = limits_of(request), utcnow()
+    session: StaffSession | None = await request.app.state.db.read(load_staff_session, raw, now=now, idle=limits.session_idle,
+                                                                   absolute=limits.session_absolute)
     if session and session.last_seen_at and now - session.last_seen_at >= TOUCH_AFTER:
         await request.app.state.db.write(touch_staff_session, session.id_hash, now)
     return session
@@ -115,6 +113,9 @@ def require_role(*roles: str) -> Callable[[Callable[[Request, StaffSession], Awa
             finally:
                 await request.close()  # an uploaded file's temporary copy, if the view read a form
 
+        # Data on the view itself, read by the menu and links from any route's endpoint (getattr in
+        # views/access.py): a function carries no typed attributes, and a callable object would be
+        # taken by Starlette for an ASGI app.
         wrapper.allowed_roles = frozenset(roles)  # type: ignore[attr-defined]
         return wrapper
 
@@ -158,9 +159,9 @@ async def signin_submit(request: Request) -> Response:
             page.headers["Retry-After"] = "5"
         return page
     raw, session = result
-    response = redirect(next_path if next_path != "/" else home_for(request.app.router, session.staff.role))  # where a role starts
-    _cookie(response, request, STAFF_COOKIE, raw)
-    return response
+    signed_in = redirect(next_path if next_path != "/" else home_for(request.app.router, session.staff.role))  # where a role starts
+    _cookie(signed_in, request, STAFF_COOKIE, raw)
+    return signed_in
 
 
 async def signout(request: Request) -> Response:
