@@ -132,14 +132,15 @@ def test_no_console_page_has_inline_styles_or_scripts(client: TestClient, shop: 
     shop.execute("INSERT INTO import_jobs (kind, source, size_bytes, status, imported, actor, started_at)"
                  " VALUES ('activations', 'x.csv', 1, 'done', 1, 'test', '2026-01-01T00:00:00.000000Z')")
     shop.commit()
-    values = {"slug": "open-today", "job_id": shop.execute("SELECT MAX(id) FROM import_jobs").fetchone()[0]}
+    values = {"slug": "open-today", "job_id": shop.execute("SELECT MAX(id) FROM import_jobs").fetchone()[0],
+              "lang": "da", "page": "offer", "template": "reward_code"}  # "view as customer" (issue 19, item 10)
     paths = sorted({r.path.replace(":int64}", "}") for r in client.app.routes  # type: ignore[attr-defined]
                     if isinstance(r, Route) and r.path.startswith("/console/") and "GET" in (r.methods or ())})
     checked = 0
     for path in paths:
         if path.endswith(".toml"):
             continue  # a file, not a page
-        response = client.get(path.format(**values))
+        response = client.get(path.format(**values), follow_redirects=True)  # the preview's start page redirects
         assert response.status_code == 200, (path, response.status_code)
         for pattern, what in INLINE:
             found = pattern.search(response.text)

@@ -2,4 +2,5 @@
 
 from promo.cli import main
 
-main()
+if __name__ == "__main__":  # importing the module (the runtime-dependency check does) runs nothing
+    main()
