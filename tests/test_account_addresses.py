@@ -14,12 +14,12 @@ from starlette.testclient import TestClient
 
 from promo.audit import verify_chain
 from promo.campaign_store import StoredCampaign
-from tests.conftest import product_key
-from tests.console import post_form, signed_in
-from tests.mailserver import MailServer
+from tests.support.database import product_key
+from tests.support.console import post_form, signed_in
+from tests.support.mailserver import MailServer
 from tests.test_cli import Cli
 from tests.test_redemption import add_activations, add_codes, redeem
-from tests.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail, wait_for_mail_to
+from tests.support.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail, wait_for_mail_to
 
 HOSTILE = ["alice(2)@example.com", "x<mallory@evil.example>", '"a b"@example.com', "x\x00y@example.com",
            "ann@example.com\r\nRCPT TO:<mallory@evil.example>", "x\ry@example.com", "an n@example.com",

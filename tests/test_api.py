@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 
 from promo.campaign_store import get_campaign
 from promo.campaigns import render_campaign_file
-from tests.conftest import product_key, reward_code
-from tests.console import audit_changes, csrf, post_confirmed, post_form, signed_in
+from tests.support.database import product_key, reward_code
+from tests.support.console import audit_changes, csrf, post_confirmed, post_form, signed_in
 
 
 def new_token(client: TestClient, name: str = "nightly upload") -> str:

@@ -20,7 +20,7 @@ from promo.app import create_app
 from promo.config import Settings
 from promo.db import connect
 from promo.migrate import available_migrations
-from tests.conftest import SLUG, reward_code
+from tests.support.database import SLUG, reward_code
 from tests.test_redemption import add_codes
 
 

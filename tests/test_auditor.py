@@ -16,10 +16,10 @@ from starlette.testclient import TestClient
 from promo.db import transaction
 from promo.passwords import hash_password
 from promo.staff import LOCK_AFTER, add_staff
-from tests.conftest import product_key, reward_code
-from tests.mailserver import MailServer
+from tests.support.database import product_key, reward_code
+from tests.support.mailserver import MailServer
 from tests.test_cli import Cli
-from tests.web import follow_link, redeem_form, sign_in, submit
+from tests.support.web import follow_link, redeem_form, sign_in, submit
 
 PASSWORD = "correct horse battery"
 

@@ -19,8 +19,8 @@ from promo.campaigns import shipped_campaign_text
 from promo.db import connect, transaction
 from promo.migrate import available_migrations
 from promo.outbox import enqueue
-from tests.conftest import SLUG, product_key, reward_code
-from tests.mailserver import MailServer
+from tests.support.database import SLUG, product_key, reward_code
+from tests.support.mailserver import MailServer
 
 PROMO = str(Path(sys.executable).parent / "promo")
 

@@ -29,8 +29,8 @@ from promo.catalog import load_catalog
 from promo.db import transaction
 from promo.redemption import RedeemRequest, redeem_sync
 from promo.staff import StaffMember
-from tests.conftest import open_campaign_text, product_key
-from tests.console import confirmation_fields, csrf, signed_in
+from tests.support.database import open_campaign_text, product_key
+from tests.support.console import confirmation_fields, csrf, signed_in
 from tests.test_auditor import staff, staff_sign_in
 from tests.test_redemption import add_codes
 
@@ -200,7 +200,7 @@ def test_a_destructive_action_asks_first_and_only_a_matching_confirmation_does_i
 def test_harmless_changes_go_straight_through(client: TestClient, shop: sqlite3.Connection,
                                               world: dict[str, Scenario]) -> None:
     """Resuming, enabling and role changes are not asked about, and their buttons look plain."""
-    from tests.console import post_confirmed, post_form
+    from tests.support.console import post_confirmed, post_form
     assert post_confirmed(client, "/console/campaigns/open-today/state", {"action": "pause"}).status_code == 303
     page = client.get("/console/campaigns/open-today").text
     assert button_classes(page, "/console/campaigns/open-today/state") == []  # Resume: the default look
@@ -215,7 +215,7 @@ def test_harmless_changes_go_straight_through(client: TestClient, shop: sqlite3.
 
 def test_a_refused_action_is_refused_before_any_confirmation(client: TestClient, world: dict[str, Scenario]) -> None:
     """Publishing a live campaign, voiding another campaign's batch: the reason, not a question."""
-    from tests.console import post_form
+    from tests.support.console import post_form
     assert post_form(client, "/console/campaigns/open-today/state", {"action": "publish"}).status_code == 400
     assert post_form(client, "/console/campaigns/open-today/batches/999/void", {}).status_code == 400
     assert post_form(client, "/console/campaigns/open-today/batches/99999999999999999999/void", {}).status_code == 404

@@ -11,10 +11,10 @@ from starlette.testclient import TestClient
 
 from promo.campaign_store import get_campaign
 from promo.campaigns import render_campaign_file
-from tests.conftest import product_key
-from tests.console import SUMMER, audit_changes, csrf, field_error, form_values, post_confirmed, post_form, signed_in
-from tests.mailserver import MailServer
-from tests.web import follow_link, redeem_form, sign_in, submit
+from tests.support.database import product_key
+from tests.support.console import SUMMER, audit_changes, csrf, field_error, form_values, post_confirmed, post_form, signed_in
+from tests.support.mailserver import MailServer
+from tests.support.web import follow_link, redeem_form, sign_in, submit
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ from promo.activations import import_activations
 from promo.campaign_store import get_campaign
 from promo.catalog import load_catalog
 from promo.redemption import RedeemRequest, redeem_sync
-from tests.conftest import csv_bytes, product_key, reward_code
-from tests.console import audit_changes, csrf, post_confirmed, post_form, signed_in, wait_for_job
-from tests.mailserver import MailServer
+from tests.support.database import csv_bytes, product_key, reward_code
+from tests.support.console import audit_changes, csrf, post_confirmed, post_form, signed_in, wait_for_job
+from tests.support.mailserver import MailServer
 from tests.test_console_campaigns import _values_of
-from tests.web import text_of, wait_for_mail_to
+from tests.support.web import text_of, wait_for_mail_to
 
 
 @pytest.fixture

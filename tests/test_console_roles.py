@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from promo.api_tokens import create_token
 from promo.db import transaction
 from promo.staff import ROLES, StaffMember
-from tests.console import csrf, signed_in
+from tests.support.console import csrf, signed_in
 
 READ, EDIT, ADMIN = ("admin", "marketer", "auditor"), ("admin", "marketer"), ("admin",)
 CONSOLE = {

@@ -28,8 +28,8 @@ from promo.paging import Keyset
 from promo.redemption import RedeemRequest, redeem_sync
 from promo.redemption_lookup import Lookup, lookup_sql
 from promo.reviews import store_receipt, submit_claim
-from tests.conftest import csv_bytes, open_campaign_text, product_key, reward_code
-from tests.console import signed_in
+from tests.support.database import csv_bytes, open_campaign_text, product_key, reward_code
+from tests.support.console import signed_in
 from tests.test_console_codes import add_keys
 
 TODAY = datetime.now(UTC).date()

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from promo.i18n import Localizer
-from tests.conftest import SLUG
-from tests.offer_shop import TODAY, Shop, served_shop
-from tests.pagetext import read_page
+from tests.support.database import SLUG
+from tests.support.offer_shop import TODAY, Shop, served_shop
+from tests.support.pagetext import read_page
 
 OPEN = ("open-today", "narrow", "late", "paused", "empty", "capped", "auckland", "los-angeles")
 NOT_OPEN = ("not-yet", "closed", "draft")

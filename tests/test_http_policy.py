@@ -14,9 +14,9 @@ from starlette.testclient import TestClient
 
 from promo.app import STATIC_DIR, create_app
 from promo.config import Settings
-from tests.conftest import SLUG
-from tests.console import signed_in
-from tests.mailserver import MailServer
+from tests.support.database import SLUG
+from tests.support.console import signed_in
+from tests.support.mailserver import MailServer
 from tests.test_api import new_token
 from tests.test_review_web import ask_for_review
 

@@ -27,7 +27,7 @@ from promo.nonprofit.organisations import register_organisation, review_organisa
 from promo.nonprofit.program import NotAllowed
 from promo.nonprofit.returns import ask_return, decide_return
 from promo.nonprofit.validation_codes import add_partner, issue_code, refresh_code, verify_code
-from tests.conftest import csv_bytes
+from tests.support.database import csv_bytes
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 HOLDER, REP = "holder@ngo.example", "rep@ngo.example"

@@ -18,10 +18,10 @@ from starlette.testclient import TestClient
 
 from promo.db import transaction
 from promo.nonprofit.validation_codes import VERIFY_FAILURES_PER_HOUR, add_partner
-from tests.console import field_error, post_form, signed_in
-from tests.mailserver import MailServer
+from tests.support.console import field_error, post_form, signed_in
+from tests.support.mailserver import MailServer
 from tests.test_nonprofit import grant_by_staff, install_program, lk
-from tests.web import follow_link, hidden, sign_in, text_of, wait_for_mail_to
+from tests.support.web import follow_link, hidden, sign_in, text_of, wait_for_mail_to
 
 HOLDER, REP = "holder@ngo.example", "rep@ngo.example"
 
@@ -172,7 +172,7 @@ def test_partner_verification_over_http(client: TestClient, charity: sqlite3.Con
 
 
 def test_licence_keys_upload_into_per_product_pools(client: TestClient, charity: sqlite3.Connection) -> None:
-    from tests.console import csrf, wait_for_job
+    from tests.support.console import csrf, wait_for_job
     signed_in(client, charity, "marketer")
     page = client.get("/console/nonprofit/").text
     assert re.search(r'data-sku="DON-SQL-SRV">5<', page)

@@ -18,7 +18,7 @@ from promo.codes import import_codes
 from promo.db import transaction
 from promo.errors import InputError
 from promo.redemption import RedeemRequest, RedemptionResult, redeem_sync
-from tests.conftest import DURING, SLUG, csv_bytes, product_key, reward_code
+from tests.support.database import DURING, SLUG, csv_bytes, product_key, reward_code
 
 CPH = ZoneInfo("Europe/Copenhagen")
 ANN = "ann@example.com"

@@ -17,8 +17,8 @@ import pytest
 from promo.catalog import shipped_catalog
 from promo.i18n import Localizer
 from promo.views import refusals
-from tests.offer_shop import Shop, account, served_shop
-from tests.pagetext import RULE_ID, read_page
+from tests.support.offer_shop import Shop, account, served_shop
+from tests.support.pagetext import RULE_ID, read_page
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = (ROOT / "promo" / "campaigns" / "purchase_offer.py", ROOT / "promo" / "redemption.py")

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from starlette.testclient import TestClient
 
 from promo.config import Settings
-from tests.mailserver import MailServer
+from tests.support.mailserver import MailServer
 from tests.test_auditor import staff, staff_sign_in
-from tests.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail_to
+from tests.support.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail_to
 
 PDF = b"%PDF-1.4\n% a receipt\n"
 UNKNOWN_KEY = "QQQQQ-QQQQQ-QQQQQ-QQQQQ-QQQQ1"
@@ -126,7 +126,7 @@ def test_an_unbound_key_is_explained_and_reaches_the_queue_with_its_cause(
     from promo.campaigns import parse_campaign_file
     from promo.catalog import load_catalog
     from promo.db import transaction
-    from tests.conftest import open_campaign_text, product_key
+    from tests.support.database import open_campaign_text, product_key
     from tests.test_redemption import add_codes
 
     with transaction(shop):

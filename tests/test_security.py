@@ -8,9 +8,9 @@ import sqlite3
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from tests.conftest import product_key
-from tests.mailserver import MailServer
-from tests.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, wait_for_mail
+from tests.support.database import product_key
+from tests.support.mailserver import MailServer
+from tests.support.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, wait_for_mail
 
 
 def post_routes(client: TestClient) -> list[str]:

@@ -21,10 +21,10 @@ from promo.db import transaction
 from promo.reviews import store_receipt, submit_claim
 from promo.staff import ROLES
 from promo.views.access import MENU
-from tests.conftest import product_key
-from tests.console import signed_in
+from tests.support.database import product_key
+from tests.support.console import signed_in
 from tests.test_auditor import PASSWORD, staff, staff_sign_in
-from tests.web import hidden
+from tests.support.web import hidden
 
 STAFF_AREAS = ("/console", "/audit", "/review", "/staff")
 FORBIDDEN = "cannot open this page or do this"  # templates/staff/forbidden.html

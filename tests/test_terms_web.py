@@ -23,10 +23,10 @@ from promo.campaign_store import get_campaign, save_campaign
 from promo.campaigns import campaign_from_dict, parse_campaign_file
 from promo.catalog import load_catalog
 from promo.db import transaction
-from tests.conftest import open_campaign_text, product_key
-from tests.console import audit_changes, field_error, form_values, post_form, signed_in
-from tests.mailserver import MailServer
-from tests.web import ANN, OFFER, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail_to
+from tests.support.database import open_campaign_text, product_key
+from tests.support.console import audit_changes, field_error, form_values, post_form, signed_in
+from tests.support.mailserver import MailServer
+from tests.support.web import ANN, OFFER, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail_to
 
 TERMS = f"{OFFER}/terms"
 

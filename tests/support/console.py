@@ -13,7 +13,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from tests.test_auditor import staff, staff_sign_in
-from tests.web import hidden
+from tests.support.web import hidden
 
 SUMMER = {
     "slug": "summer-2026", "name": "Summer offer", "names.da": "Sommertilbud", "timezone": "Europe/Copenhagen",

@@ -21,7 +21,7 @@ from promo.db import transaction
 from promo.outbox import enqueue, mark_failed, mark_sent
 from promo.redemption import RedeemRequest, RedemptionResult, redeem_sync
 from promo.reviews import reject, submit_claim
-from tests.conftest import SLUG, csv_bytes, product_key, reward_code
+from tests.support.database import SLUG, csv_bytes, product_key, reward_code
 
 CPH = ZoneInfo("Europe/Copenhagen")
 KOLKATA = ZoneInfo("Asia/Kolkata")

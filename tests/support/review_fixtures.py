@@ -13,7 +13,7 @@ from promo.activations import Activation
 from promo.db import transaction
 from promo.pdf_render import png
 from promo.reviews import store_receipt, submit_claim
-from tests.conftest import product_key
+from tests.support.database import product_key
 
 DAY = datetime.now(UTC).date() - timedelta(days=2)
 

@@ -18,10 +18,10 @@ from promo.auth import consume_signin
 from promo.config import SINK_PORT_OFFSET
 from promo.db import transaction
 from promo.timeutil import db_time
-from tests.mailserver import free_port
+from tests.support.mailserver import free_port
 
 PROMO = str(Path(sys.executable).parent / "promo")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Served:

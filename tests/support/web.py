@@ -20,8 +20,8 @@ from promo.campaigns import parse_campaign_file
 from promo.catalog import load_catalog
 from promo.config import Settings
 from promo.db import transaction
-from tests.conftest import csv_bytes, open_campaign_text, product_key
-from tests.mailserver import MailServer
+from tests.support.database import csv_bytes, open_campaign_text, product_key
+from tests.support.mailserver import MailServer
 from tests.test_redemption import add_codes
 
 OFFER = "/offers/open-today"

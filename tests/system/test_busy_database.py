@@ -15,11 +15,11 @@ from starlette.testclient import TestClient
 from promo.app import create_app
 from promo.config import Settings
 from promo.db import is_unavailable
-from tests.conftest import product_key
-from tests.console import signed_in
-from tests.mailserver import MailServer
+from tests.support.database import product_key
+from tests.support.console import signed_in
+from tests.support.mailserver import MailServer
 from tests.test_api import new_token
-from tests.web import OFFER, follow_link, hidden, redeem_form, sign_in
+from tests.support.web import OFFER, follow_link, hidden, redeem_form, sign_in
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import pytest
 from promo.config import Settings
 from promo.db import Database
 from promo.redemption import RedeemRequest, redeem
-from tests import race_worker
-from tests.conftest import DURING, SLUG, prepare_database, product_key
+from tests.support import race_worker
+from tests.support.database import DURING, SLUG, prepare_database, product_key
 from tests.test_redemption import add_activations, add_codes, allow_unbound_keys
 
 

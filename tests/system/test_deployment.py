@@ -17,9 +17,9 @@ from starlette.testclient import TestClient
 
 from promo.app import create_app
 from promo.config import Settings
-from tests.conftest import prepare_database, product_key
-from tests.served import PROMO, mint_sessions, start_server, write_config
-from tests.web import add_open_campaign
+from tests.support.database import prepare_database, product_key
+from tests.support.served import PROMO, mint_sessions, start_server, write_config
+from tests.support.web import add_open_campaign
 
 PRODUCTION = {"PROMO_ENVIRONMENT": "production", "PROMO_SERVER_PUBLIC_URL": "https://promo.example.com",
               "PROMO_MAIL_PORT": "9"}

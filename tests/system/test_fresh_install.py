@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.served import port_pair
+from tests.support.served import port_pair
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEV_ONLY = ("pytest", "hypothesis", "freezegun", "httpx2", "playwright")
 IMPORT_EVERY_MODULE = ("import importlib, pkgutil, promo\n"
                        "names = [m.name for m in pkgutil.walk_packages(promo.__path__, 'promo.')]\n"

@@ -21,8 +21,8 @@ from promo.catalog import load_catalog, shipped_catalog
 from promo.codes import import_codes
 from promo.errors import InputError
 from promo.timeutil import moment_from_db, moment_to_db, parse_moment
-from tests.mailserver import MailServer
-from tests.web import follow_link, hidden, redeem_form, sign_in
+from tests.support.mailserver import MailServer
+from tests.support.web import follow_link, hidden, redeem_form, sign_in
 
 NOW = datetime(2013, 8, 1, tzinfo=UTC)
 TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=300)  # any encodable text

@@ -13,9 +13,9 @@ from starlette.testclient import TestClient
 
 from promo.app import create_app
 from promo.config import Settings
-from tests.conftest import product_key, reward_code
-from tests.mailserver import MailServer
-from tests.web import ANN, OFFER, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail
+from tests.support.database import product_key, reward_code
+from tests.support.mailserver import MailServer
+from tests.support.web import ANN, OFFER, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail
 
 
 def test_the_whole_journey(client: TestClient, smtp: MailServer, shop: sqlite3.Connection) -> None:

@@ -29,11 +29,11 @@ from promo.mailsink import SinkHandler
 from promo.nonprofit.validation_codes import add_partner
 from promo.paging import MAX_ID as INT64_MAX
 from promo.paging import parse_id
-from tests.conftest import product_key
-from tests.console import signed_in
-from tests.mailserver import MailServer
+from tests.support.database import product_key
+from tests.support.console import signed_in
+from tests.support.mailserver import MailServer
 from tests.test_api import new_token
-from tests.web import follow_link, redeem_form, sign_in, submit
+from tests.support.web import follow_link, redeem_form, sign_in, submit
 
 HOSTILE_IDS = ["0", "1", "-1", "+1", "01", "1.0", "1e3", "0x10", "²", "٣", "１", "1_000", " 1", "1 ", "1\n",
                str(INT64_MAX), str(INT64_MAX + 1), str(2 ** 64), "9" * 40, "%00", "\x00", "é", "\u202e1", "<script>",
@@ -146,9 +146,9 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
     offer and a reward, the nonprofit program, and a development mail sink (so every route has
     data to find). One app for the module: the walks are read-mostly, and setting up costs
     seconds (argon2 per staff sign-in)."""
-    from tests.conftest import prepare_database
+    from tests.support.database import prepare_database
     from tests.test_nonprofit import install_program
-    from tests.web import add_open_campaign
+    from tests.support.web import add_open_campaign
 
     folder = tmp_path_factory.mktemp("walk")
     (folder / "config.toml").write_text('[database]\npath = "promo.sqlite3"\n[mail]\nsink = false\n', encoding="utf-8")

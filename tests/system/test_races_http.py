@@ -15,10 +15,10 @@ import httpx2 as httpx
 import pytest
 
 from promo.config import Settings
-from tests.conftest import prepare_database, product_key
-from tests.served import Served, mint_sessions, start_server, write_config
+from tests.support.database import prepare_database, product_key
+from tests.support.served import Served, mint_sessions, start_server, write_config
 from tests.test_concurrency import assert_invariants
-from tests.web import add_open_campaign
+from tests.support.web import add_open_campaign
 
 OFFER = "/offers/open-today/redeem"
 

@@ -26,12 +26,12 @@ from promo.campaign_store import get_campaign
 from promo.config import Settings
 from promo.i18n import languages
 from promo.mail import MailRelay
-from tests.conftest import prepare_database, product_key
-from tests.mailserver import MailServer
-from tests.served import Served, mint_sessions, start_server, write_config
+from tests.support.database import prepare_database, product_key
+from tests.support.mailserver import MailServer
+from tests.support.served import Served, mint_sessions, start_server, write_config
 from tests.test_auditor import PASSWORD, staff
 from tests.test_nonprofit import install_program
-from tests.web import add_open_campaign
+from tests.support.web import add_open_campaign
 
 ANN = "ann@example.com"
 ADMIN = "admin@example.com"
@@ -139,7 +139,7 @@ def test_a_relay_that_stops_is_restarted_and_shown_meanwhile(client: TestClient,
     assert [(e["log_level"], e["worker"], e["error"], e["restart_in_seconds"]) for e in stopped] == [
         ("error", "mail_relay", "RuntimeError", 1.0), ("error", "mail_relay", "RuntimeError", 2.0)]
     assert "SECRET-LINK" not in repr(logs)
-    from tests.web import follow_link, sign_in
+    from tests.support.web import follow_link, sign_in
     follow_link(client, sign_in(client, smtp))  # and email goes out again
 
 

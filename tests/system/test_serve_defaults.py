@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.served import Served, port_pair, write_config
+from tests.support.served import Served, port_pair, write_config
 
 PROMO = str(Path(sys.executable).parent / "promo")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def field(page: str, name: str) -> str:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.served import Served
+from tests.support.served import Served
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "screenshots"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -24,7 +24,7 @@ if not CHROMIUM.exists():
 
 from playwright.sync_api import Page, expect  # noqa: E402
 
-from tests.e2e.watch import WatchedBrowser  # noqa: E402
+from tests.system.e2e.watch import WatchedBrowser  # noqa: E402
 
 
 @pytest.fixture

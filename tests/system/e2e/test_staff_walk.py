@@ -27,9 +27,9 @@ from playwright.sync_api import Page
 
 from promo.db import connect
 from promo.staff import ROLES
-from tests.e2e.test_browser import shot  # importing it skips these tests without chromium
-from tests.review_fixtures import add_claim
-from tests.served import PROMO, Served
+from tests.system.e2e.test_browser import shot  # importing it skips these tests without chromium
+from tests.support.review_fixtures import add_claim
+from tests.support.served import PROMO, Served
 
 PASSWORD = "walking passphrase 19"
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
