@@ -17,7 +17,9 @@ from tests.support.database import SLUG, prepare_database
 from tests.support.mailserver import MailServer
 from tests.support.served import start_default_server
 
-pytest_plugins = ["tests.support.web"]  # web fixtures: client, shop, web_settings
+# Fixtures shared beyond one test module: redemption (ready), cli (cli), web (client, shop, web_settings).
+# A plugin is imported after the plugins it imports, so that pytest rewrites their asserts too.
+pytest_plugins = ["tests.support.redemption", "tests.support.cli", "tests.support.web"]
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from promo.campaign_store import get_campaign
 from promo.config import Settings
 from promo.db import transaction
 from tests.support import race_worker
+from tests.support.cli import PROMO
 from tests.support.database import SLUG, product_key
-from tests.test_cli import PROMO
-from tests.test_concurrency import assert_invariants, prepared
+from tests.support.invariants import assert_invariants, prepared
 
 
 @pytest.mark.slow
@@ -66,8 +66,8 @@ def test_backup_refuses_to_overwrite_and_detects_a_damaged_copy(settings: Settin
 
 def both_programs(conn: sqlite3.Connection) -> sqlite3.Connection:
     """An offer redemption and a granted nonprofit donation in one database."""
-    from tests.test_nonprofit import T0, approved_org, ask, install_program, new_code
-    from tests.test_redemption import ANN, add_activations, add_codes, redeem
+    from tests.support.nonprofit import T0, approved_org, ask, install_program, new_code
+    from tests.support.redemption import ANN, add_activations, add_codes, redeem
     add_activations(conn, [(1, "O365-HOME-ESD", "DK", ANN)])  # bound to the account that redeems it (R-X5)
     add_codes(conn, get_campaign(conn, SLUG), 3)
     assert redeem(conn, 1).redeemed

@@ -1,5 +1,5 @@
 """A campaign's dashboard and the overview, checked against the database on a campaign with a
-known history (tests/dashboard_history.py): per campaign-local day and hour (both sides of
+known history (tests/support/dashboard_history.py): per campaign-local day and hour (both sides of
 midnight, the spring clock change, a +05:30 zone), refusals by reason, stock and its
 run-out, email delivery, review claims. Then that every query behind them reads an index
 range and never scans codes, redemptions, decisions or the outbox (EXPLAIN QUERY PLAN), and

@@ -125,7 +125,7 @@ INLINE = [(re.compile(r"<[^>]+\sstyle\s*="), "a style attribute (style-src 'self
 def test_no_console_page_has_inline_styles_or_scripts(client: TestClient, shop: sqlite3.Connection) -> None:
     """Each GET route under /console/, as an admin sees it, with a campaign that has
     redemptions, refusals, batches and an upload job (so charts and tables are drawn)."""
-    from tests.test_console_codes import add_keys, redeem
+    from tests.support.open_today import add_keys, redeem
     add_keys(shop, range(30, 33))
     assert redeem(shop, 30) and redeem(shop, 31)
     signed_in(client, shop, "admin")

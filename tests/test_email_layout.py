@@ -31,7 +31,7 @@ from promo.mailsink import SinkHandler
 from promo.templating import Templates
 from tests.support.database import DURING, SLUG, reward_code
 from tests.support.mailserver import MailServer
-from tests.test_redemption import add_activations, add_codes, redeem
+from tests.support.redemption import add_activations, add_codes, redeem
 
 LANGS = ("en", "da", "nb")
 HOSTILE = '<script>alert("x")</script> & <b>bold</b>'

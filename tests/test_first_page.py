@@ -3,7 +3,7 @@ from a guess (the region of their preferred language chooses the country when it
 otherwise every open offer is shown and they choose), and an offer page explains the three
 steps with both windows and the code's expiry in the campaign's zone, named, in the
 visitor's language. Through a real `promo serve`, except the instants at the windows'
-edges, which need a frozen clock (the ASGI app with its lifespan, tests/web.py)."""
+edges, which need a frozen clock (the ASGI app with its lifespan, tests/support/web.py)."""
 
 from __future__ import annotations
 

@@ -204,7 +204,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     in Danish and in Norwegian, as {(what, lang): text a person reads}."""
     from tests.support.mailserver import MailServer
     from tests.support.offer_shop import account, served_shop
-    from tests.test_refusal_words import refusal_pages
+    from tests.support.refusal_cases import refusal_pages
 
     smtp = MailServer().start()
     directory = tmp_path_factory.mktemp("sweep")

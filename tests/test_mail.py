@@ -22,7 +22,7 @@ from promo.outbox import OutboxMessage, enqueue
 from promo.templating import Templates
 from tests.support.database import DURING, reward_code
 from tests.support.mailserver import MailServer, free_port
-from tests.test_redemption import add_activations, add_codes, redeem
+from tests.support.redemption import add_activations, add_codes, redeem
 
 
 class Clock:

@@ -21,8 +21,8 @@ from promo.catalog import load_catalog
 from promo.db import transaction
 from promo.preview import SAMPLE_CODE
 from promo.views.preview import PREVIEW_POLICY
-from tests.support.database import open_campaign_text
 from tests.support.console import signed_in
+from tests.support.database import open_campaign_text
 from tests.support.mailserver import MailServer
 from tests.support.web import sign_in
 

@@ -17,11 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from tests.support.cli import Cli
 from tests.support.database import product_key, reward_code
 from tests.support.mailserver import MailServer
-from tests.support.served import Served
-from tests.test_cli import Cli, cli  # noqa: F401 - the fixture
-from tests.test_serve_defaults import field, newest_mail
+from tests.support.served import Served, field, newest_mail
 from tests.support.web import ANN, OFFER, follow_link, hidden, redeem_form, sign_in, text_of, wait_for_mail_to
 
 KOREA = "Microsoft Korea, Inc., 6th Floor, POSCO Center"

@@ -22,7 +22,7 @@ from promo.review_history import DecidedFilter, decided_claims
 from promo.reviews import decide
 from tests.support.database import product_key
 from tests.support.review_fixtures import HOSTILE_PDF, RECEIPT_PDF, add_claim, decode_png, minimal_pdf, red_png
-from tests.test_auditor import staff, staff_sign_in
+from tests.support.staff import staff, staff_sign_in
 from tests.support.web import hidden
 
 

@@ -16,7 +16,7 @@ from promo.db import transaction
 from promo.errors import InputError
 from promo.reviews import NotAllowed, approve, get_claim, pending_claims, reject, store_receipt, submit_claim
 from tests.support.database import DURING, product_key
-from tests.test_redemption import add_codes
+from tests.support.redemption import add_codes
 
 PDF = b"%PDF-1.4\n% a receipt\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
@@ -153,7 +153,7 @@ def test_keys_that_can_be_redeemed_directly_are_not_reviewed(conn: sqlite3.Conne
     from promo.activations import import_activations
     from promo.catalog import load_catalog
     from tests.support.database import csv_bytes
-    from tests.test_redemption import allow_unbound_keys
+    from tests.support.redemption import allow_unbound_keys
 
     import_activations(conn, catalog=load_catalog(conn), now=DURING, source=csv_bytes(
         ["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],

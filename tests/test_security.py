@@ -75,7 +75,7 @@ def test_pages_never_show_a_traceback_or_a_500(client: TestClient) -> None:
 
 
 def test_staff_forms_reject_a_missing_or_wrong_csrf_token(client: TestClient, shop: sqlite3.Connection) -> None:
-    from tests.test_auditor import staff, staff_sign_in
+    from tests.support.staff import staff, staff_sign_in
     staff(shop, "auditor@example.com", "auditor")
     assert [r for r in post_routes(client) if r.startswith("/staff/")] == ["/staff/signin", "/staff/signout"]
     for token in (None, "forged"):

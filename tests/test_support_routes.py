@@ -13,8 +13,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from promo.campaign_store import get_campaign
-from tests.support.database import product_key
 from tests.support.console import audit_changes, field_error, form_values, post_form, signed_in
+from tests.support.database import product_key
 from tests.support.mailserver import MailServer
 from tests.support.web import ANN, OFFER, follow_link, redeem_form, sign_in, submit, text_of, wait_for_mail_to
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from tests.test_auditor import staff, staff_sign_in
+from tests.support.staff import staff, staff_sign_in
 from tests.support.web import hidden
 
 SUMMER = {
@@ -120,3 +120,17 @@ def wait_for_job(client: TestClient, job_path: str, timeout: float = 60) -> str:
 
 def audit_changes(conn: sqlite3.Connection, tag: str) -> list[dict[str, Any]]:
     return [json.loads(row[0]) for row in conn.execute("SELECT data FROM audit_events WHERE tag = ? ORDER BY seq", (tag,))]
+
+
+def new_token(client: TestClient, name: str = "nightly upload") -> str:
+    response = post_form(client, "/console/tokens", {"name": name}, csrf(client))
+    assert response.status_code == 201 and "it is not shown again" in response.text
+    found = re.search(r'<p class="token" id="new-token">(promo_[\w-]+)</p>', response.text)
+    assert found
+    return found.group(1)
+
+
+def values_of(campaign: object) -> dict[str, object]:
+    from promo.campaign_form import form_from_definition
+    from promo.i18n import languages
+    return {k: v for k, v in form_from_definition(campaign.to_dict(), languages()).items() if v != ""}  # type: ignore[attr-defined]

@@ -25,8 +25,8 @@ from promo.catalog import load_catalog
 from promo.db import transaction
 from promo.redemption import RedeemRequest, redeem_sync
 from tests.support.database import csv_bytes, open_campaign_text, prepare_database, product_key
+from tests.support.redemption import add_codes
 from tests.support.served import Served, mint_sessions, start_server, write_config
-from tests.test_redemption import add_codes
 
 TODAY = datetime.now(UTC).date()
 

@@ -9,11 +9,15 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from starlette.testclient import TestClient
+
 from promo.activations import Activation
 from promo.db import transaction
 from promo.pdf_render import png
 from promo.reviews import store_receipt, submit_claim
 from tests.support.database import product_key
+from tests.support.mailserver import MailServer
+from tests.support.web import ANN, follow_link, hidden, redeem_form, sign_in, submit
 
 DAY = datetime.now(UTC).date() - timedelta(days=2)
 
@@ -75,3 +79,26 @@ def add_claim(conn: sqlite3.Connection, receipts: Path, *, account: str, key: in
     with transaction(conn):
         return submit_claim(conn, campaign=campaign, account_email=account, activation=evidence, receipt_file=name,
                             kind=kind, locale="en", ip=ip, now=datetime.now(UTC))
+
+
+PDF = b"%PDF-1.4\n% a receipt\n"
+
+
+UNKNOWN_KEY = "QQQQQ-QQQQQ-QQQQQ-QQQQQ-QQQQ1"
+
+
+DAY = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()  # inside the open-today offer's window
+
+
+def ask_for_review(client: TestClient, smtp: MailServer, receipt: bytes = PDF, account: str = ANN,  # type: ignore[no-untyped-def]
+                   lang: str | None = None):
+    follow_link(client, sign_in(client, smtp, account))
+    refused = submit(client, redeem_form(client), UNKNOWN_KEY)
+    assert "R-X11" in refused.text and "Ask for a manual review with your receipt" in refused.text
+    if lang:  # the claim remembers the language it was made in, for the emails about it
+        client.headers["Accept-Language"] = lang
+    form = client.get(f"/offers/open-today/review?product_key={UNKNOWN_KEY}")
+    assert form.status_code == 200 and UNKNOWN_KEY in form.text
+    return client.post("/offers/open-today/review", data={
+        "csrf": hidden(form.text, "csrf"), "product_key": UNKNOWN_KEY, "sku": "O365-HOME-ESD", "country": "DK",
+        "purchased_at": DAY, "activated_at": DAY}, files={"receipt": ("receipt.pdf", receipt, "application/pdf")})

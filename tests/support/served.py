@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -96,3 +98,20 @@ def port_pair() -> int:
             except OSError:
                 continue
         return port
+
+
+def field(page: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert match
+    return html.unescape(match.group(1))
+
+
+def newest_mail(client: httpx.Client, count: int) -> str:
+    deadline = time.time() + 10
+    while True:
+        box = client.get("/dev/mail").text
+        numbers = [int(n) for n in re.findall(r'href="/dev/mail/(\d+)"', box)]
+        if len(numbers) >= count:
+            return html.unescape(client.get(f"/dev/mail/{max(numbers)}").text)
+        assert time.time() < deadline, "no email in the sink"
+        time.sleep(0.1)

@@ -22,7 +22,7 @@ from promo.config import Settings
 from promo.db import transaction
 from tests.support.database import csv_bytes, open_campaign_text, product_key
 from tests.support.mailserver import MailServer
-from tests.test_redemption import add_codes
+from tests.support.redemption import add_codes
 
 OFFER = "/offers/open-today"
 ANN = "ann@example.com"

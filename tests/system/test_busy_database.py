@@ -15,10 +15,9 @@ from starlette.testclient import TestClient
 from promo.app import create_app
 from promo.config import Settings
 from promo.db import is_unavailable
+from tests.support.console import new_token, signed_in
 from tests.support.database import product_key
-from tests.support.console import signed_in
 from tests.support.mailserver import MailServer
-from tests.test_api import new_token
 from tests.support.web import OFFER, follow_link, hidden, redeem_form, sign_in
 
 

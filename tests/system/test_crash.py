@@ -18,9 +18,9 @@ import pytest
 from promo.audit import verify_chain
 from promo.config import Settings
 from tests.support.database import prepare_database, product_key
+from tests.support.invariants import assert_invariants
 from tests.support.mailserver import MailServer
 from tests.support.served import mint_sessions, start_server, write_config
-from tests.test_concurrency import assert_invariants
 from tests.support.web import add_open_campaign
 
 ACCOUNTS = 600

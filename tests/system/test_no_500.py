@@ -29,10 +29,9 @@ from promo.mailsink import SinkHandler
 from promo.nonprofit.validation_codes import add_partner
 from promo.paging import MAX_ID as INT64_MAX
 from promo.paging import parse_id
+from tests.support.console import new_token, signed_in
 from tests.support.database import product_key
-from tests.support.console import signed_in
 from tests.support.mailserver import MailServer
-from tests.test_api import new_token
 from tests.support.web import follow_link, redeem_form, sign_in, submit
 
 HOSTILE_IDS = ["0", "1", "-1", "+1", "01", "1.0", "1e3", "0x10", "²", "٣", "１", "1_000", " 1", "1 ", "1\n",
@@ -147,7 +146,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
     data to find). One app for the module: the walks are read-mostly, and setting up costs
     seconds (argon2 per staff sign-in)."""
     from tests.support.database import prepare_database
-    from tests.test_nonprofit import install_program
+    from tests.support.nonprofit import install_program
     from tests.support.web import add_open_campaign
 
     folder = tmp_path_factory.mktemp("walk")

@@ -16,8 +16,8 @@ import pytest
 
 from promo.config import Settings
 from tests.support.database import prepare_database, product_key
+from tests.support.invariants import assert_invariants
 from tests.support.served import Served, mint_sessions, start_server, write_config
-from tests.test_concurrency import assert_invariants
 from tests.support.web import add_open_campaign
 
 OFFER = "/offers/open-today/redeem"

@@ -28,9 +28,9 @@ from promo.i18n import languages
 from promo.mail import MailRelay
 from tests.support.database import prepare_database, product_key
 from tests.support.mailserver import MailServer
+from tests.support.nonprofit import install_program
 from tests.support.served import Served, mint_sessions, start_server, write_config
-from tests.test_auditor import PASSWORD, staff
-from tests.test_nonprofit import install_program
+from tests.support.staff import PASSWORD, staff
 from tests.support.web import add_open_campaign
 
 ANN = "ann@example.com"

@@ -3,7 +3,6 @@ as a newcomer runs it: a real process, real HTTP, email read from the sink's pag
 
 from __future__ import annotations
 
-import html
 import os
 import re
 import subprocess
@@ -13,27 +12,10 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.support.served import Served, port_pair, write_config
+from tests.support.served import Served, field, newest_mail, port_pair, write_config
 
 PROMO = str(Path(sys.executable).parent / "promo")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def field(page: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', page)
-    assert match
-    return html.unescape(match.group(1))
-
-
-def newest_mail(client: httpx.Client, count: int) -> str:
-    deadline = time.time() + 10
-    while True:
-        box = client.get("/dev/mail").text
-        numbers = [int(n) for n in re.findall(r'href="/dev/mail/(\d+)"', box)]
-        if len(numbers) >= count:
-            return html.unescape(client.get(f"/dev/mail/{max(numbers)}").text)
-        assert time.time() < deadline, "no email in the sink"
-        time.sleep(0.1)
 
 
 def test_a_newcomer_redeems_the_demo_offer_and_reads_the_email(default_server: Served) -> None:

@@ -23,7 +23,7 @@ WATCH = pytest.StashKey[BrowserWatch]()
 def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    from tests.system.e2e.test_browser import CHROMIUM, FLAGS  # skips (or fails in CI) when chromium is missing
+    from tests.system.e2e.chromium import CHROMIUM, FLAGS  # skips (or fails in CI) when chromium is missing
 
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)

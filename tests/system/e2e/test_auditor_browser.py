@@ -9,8 +9,8 @@ import subprocess
 
 from playwright.sync_api import Browser, expect  # noqa: E402
 
-from tests.system.e2e.test_browser import ARTIFACTS, shot  # importing it skips these tests without chromium
 from tests.support.served import PROMO, Served
+from tests.system.e2e.chromium import ARTIFACTS, shot  # importing it skips these tests without chromium
 
 PASSWORD = "auditor passphrase 1"
 

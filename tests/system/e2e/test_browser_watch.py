@@ -1,4 +1,4 @@
-"""The watch every browser test runs under (tests/e2e/watch.py) sees what it must: the old
+"""The watch every browser test runs under (tests/system/e2e/watch.py) sees what it must: the old
 "Redemptions per day" bars under the real CSP, a console error and an uncaught script
 error each make a browser test fail."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from playwright.sync_api import Route, expect  # noqa: E402
 
-from tests.system.e2e.test_browser import shot  # importing it skips these tests without chromium
-from tests.system.e2e.watch import WatchedBrowser
 from tests.support.served import Served
+from tests.system.e2e.chromium import shot  # importing it skips these tests without chromium
+from tests.system.e2e.watch import WatchedBrowser
 
 # The chart as issue 19 found it (templates/console/campaign.html before): widths as inline styles.
 OLD_BARS = ('<div class="bars"><span>2026-05-01</span><span class="bar" style="width: 0%"></span><span>0</span>'

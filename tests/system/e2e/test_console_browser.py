@@ -10,9 +10,9 @@ from pathlib import Path
 from playwright.sync_api import expect  # noqa: E402
 
 from tests.support.database import reward_code
-from tests.system.e2e.test_browser import shot  # importing it skips these tests without chromium
-from tests.system.e2e.watch import WatchedBrowser
 from tests.support.served import PROMO, Served
+from tests.system.e2e.chromium import shot  # importing it skips these tests without chromium
+from tests.system.e2e.watch import WatchedBrowser
 
 PASSWORD = "marketer passphrase 1"
 CODES = 5000

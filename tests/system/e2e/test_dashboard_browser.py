@@ -10,9 +10,9 @@ import subprocess
 import pytest
 from playwright.sync_api import Page, expect  # noqa: E402
 
-from tests.system.e2e.test_browser import shot  # importing it skips these tests without chromium
-from tests.system.e2e.watch import WatchedBrowser
 from tests.support.served import PROMO, Served
+from tests.system.e2e.chromium import shot  # importing it skips these tests without chromium
+from tests.system.e2e.watch import WatchedBrowser
 
 PASSWORD = "marketer passphrase 2"
 DEMO = "demo-xbox-gold"

@@ -19,9 +19,9 @@ from promo.campaigns.donation_program import Registration
 from promo.db import connect, transaction
 from promo.nonprofit.organisations import register_organisation, review_organisation
 from promo.nonprofit.validation_codes import issue_code
-from tests.system.e2e.test_browser import open_newest_mail, shot  # importing it skips these tests without chromium
-from tests.system.e2e.watch import WatchedBrowser
 from tests.support.served import PROMO, Served
+from tests.system.e2e.chromium import open_newest_mail, shot  # importing it skips these tests without chromium
+from tests.system.e2e.watch import WatchedBrowser
 
 REP = "rita@harbourfood.example"
 

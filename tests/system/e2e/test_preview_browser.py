@@ -12,9 +12,9 @@ import pytest
 from playwright.sync_api import Page, expect  # noqa: E402
 
 from promo.preview import SAMPLE_CODE
-from tests.system.e2e.test_browser import shot  # importing it skips these tests without chromium
-from tests.system.e2e.watch import WatchedBrowser
 from tests.support.served import PROMO, Served
+from tests.system.e2e.chromium import shot  # importing it skips these tests without chromium
+from tests.system.e2e.watch import WatchedBrowser
 
 PASSWORD = "marketer passphrase 3"
 DEMO = "demo-xbox-gold"

@@ -13,9 +13,9 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from promo.db import connect
-from tests.system.e2e.test_browser import shot  # importing it skips these tests without chromium
 from tests.support.review_fixtures import HOSTILE_PDF, RECEIPT_PDF, add_claim, red_png
 from tests.support.served import PROMO, Served
+from tests.system.e2e.chromium import shot  # importing it skips these tests without chromium
 
 PASSWORD = "support passphrase 19"
 CAMPAIGN = "demo-xbox-gold"

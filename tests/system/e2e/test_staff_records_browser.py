@@ -9,8 +9,8 @@ import subprocess
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.system.e2e.test_browser import shot  # importing it skips these tests without chromium
 from tests.support.served import PROMO, Served
+from tests.system.e2e.chromium import shot  # importing it skips these tests without chromium
 
 PASSWORD = "admin passphrase 19"
 

@@ -2,13 +2,13 @@
 signs in and walks the pages its menu offers and the staff pages those link to, at 1280 and
 360 px. On every page:
 
-- no Content-Security-Policy violation and no console error (tests/e2e/conftest.py's watch
+- no Content-Security-Policy violation and no console error (tests/system/e2e/conftest.py's watch
   fails the test on any, with the page named);
 - the page as a whole never scrolls sideways (document.documentElement.scrollWidth <=
   innerWidth): wide tables scroll inside themselves;
 - no link leads to a page the role cannot open: each link's target, fetched with the role's
   own session, does not answer 403 (nor 5xx);
-- axe-core (tests/e2e/vendor/axe.min.js, pinned) finds no serious or critical violation.
+- axe-core (tests/system/e2e/vendor/axe.min.js, pinned) finds no serious or critical violation.
 
 Every problem of a role's walk is collected and reported together, page by page, so one
 run says everything that is wrong."""
@@ -27,9 +27,9 @@ from playwright.sync_api import Page
 
 from promo.db import connect
 from promo.staff import ROLES
-from tests.system.e2e.test_browser import shot  # importing it skips these tests without chromium
 from tests.support.review_fixtures import add_claim
 from tests.support.served import PROMO, Served
+from tests.system.e2e.chromium import shot  # importing it skips these tests without chromium
 
 PASSWORD = "walking passphrase 19"
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"

@@ -1,5 +1,5 @@
 """A watch on what the browser itself reports while a test runs: Content-Security-Policy
-violations, console errors and uncaught script errors (tests/e2e/conftest.py fails every
+violations, console errors and uncaught script errors (tests/system/e2e/conftest.py fails every
 browser test on any of them)."""
 
 from __future__ import annotations
