@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from promo.config import Settings
 from tests.support.mailserver import MailServer
-from tests.support.review_fixtures import DAY, PDF, UNKNOWN_KEY, ask_for_review
+from tests.support.review_fixtures import DAY_FIELD, PDF, UNKNOWN_KEY, ask_for_review
 from tests.support.staff import staff, staff_sign_in
 from tests.support.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail_to
 
@@ -95,7 +95,7 @@ def test_a_review_form_sent_back_keeps_the_chosen_country(client: TestClient, sm
     assert " selected>" not in countries(form.text)
     again = client.post("/offers/open-today/review", data={
         "csrf": hidden(form.text, "csrf"), "product_key": UNKNOWN_KEY, "sku": "O365-HOME-ESD", "country": "DK",
-        "purchased_at": "not a date", "activated_at": DAY}, files={"receipt": ("receipt.pdf", PDF, "application/pdf")})
+        "purchased_at": "not a date", "activated_at": DAY_FIELD}, files={"receipt": ("receipt.pdf", PDF, "application/pdf")})
     assert again.status_code == 422
     chosen = countries(again.text)
     assert chosen.count(" selected>") == 1 and '<option value="DK" selected>' in chosen
@@ -130,7 +130,7 @@ def test_an_unbound_key_is_explained_and_reaches_the_queue_with_its_cause(
     assert form.status_code == 200 and "does not say which account it belongs to" in form.text
     sent = client.post("/offers/strict-today/review", data={
         "csrf": hidden(form.text, "csrf"), "cause": "unbound", "product_key": key, "sku": "O365-HOME-ESD",
-        "country": "DK", "purchased_at": DAY, "activated_at": DAY},
+        "country": "DK", "purchased_at": DAY_FIELD, "activated_at": DAY_FIELD},
         files={"receipt": ("receipt.pdf", PDF, "application/pdf")})
     assert sent.status_code == 200 and "Waiting for review" in sent.text
     assert shop.execute("SELECT cause FROM review_claims").fetchone()[0] == "key_not_bound"

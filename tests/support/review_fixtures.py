@@ -87,7 +87,7 @@ PDF = b"%PDF-1.4\n% a receipt\n"
 UNKNOWN_KEY = "QQQQQ-QQQQQ-QQQQQ-QQQQQ-QQQQ1"
 
 
-DAY = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()  # inside the open-today offer's window
+DAY_FIELD = DAY.isoformat()  # a form's date inside the open-today offer's window
 
 
 def ask_for_review(client: TestClient, smtp: MailServer, receipt: bytes = PDF, account: str = ANN,  # type: ignore[no-untyped-def]
@@ -101,4 +101,4 @@ def ask_for_review(client: TestClient, smtp: MailServer, receipt: bytes = PDF, a
     assert form.status_code == 200 and UNKNOWN_KEY in form.text
     return client.post("/offers/open-today/review", data={
         "csrf": hidden(form.text, "csrf"), "product_key": UNKNOWN_KEY, "sku": "O365-HOME-ESD", "country": "DK",
-        "purchased_at": DAY, "activated_at": DAY}, files={"receipt": ("receipt.pdf", receipt, "application/pdf")})
+        "purchased_at": DAY_FIELD, "activated_at": DAY_FIELD}, files={"receipt": ("receipt.pdf", receipt, "application/pdf")})
