@@ -35,8 +35,8 @@ from promo.demo import demo_definition  # noqa: E402
 from promo.migrate import migrate  # noqa: E402
 from promo.passwords import hash_password  # noqa: E402
 from promo.staff import add_staff  # noqa: E402
-from tests.mailserver import free_port  # noqa: E402
-from tests.served import write_config  # noqa: E402
+from tests.support.mailserver import free_port  # noqa: E402
+from tests.support.served import write_config  # noqa: E402
 
 CODES = 1_000_000
 PASSWORD = "bench marketer passphrase"

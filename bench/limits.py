@@ -31,7 +31,7 @@ from promo.outbox import sends_since  # noqa: E402
 from promo.redemption import REWARD_EMAIL, RedeemRequest, failed_key_attempts  # noqa: E402
 from promo.staff import IP_FAILURES_PER_WINDOW, failures_from_ip  # noqa: E402
 from promo.timeutil import db_time  # noqa: E402
-from tests.conftest import prepare_database  # noqa: E402
+from tests.support.database import prepare_database  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 IN_WINDOW = db_time(NOW - timedelta(minutes=1))

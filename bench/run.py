@@ -41,8 +41,8 @@ from promo.mail import MailRelay  # noqa: E402
 from promo.migrate import migrate  # noqa: E402
 from promo.redemption import RedeemRequest, redeem_sync, redeem_unit  # noqa: E402
 from promo.templating import Templates  # noqa: E402
-from tests.mailserver import free_port  # noqa: E402
-from tests.served import mint_sessions, write_config  # noqa: E402
+from tests.support.mailserver import free_port  # noqa: E402
+from tests.support.served import mint_sessions, write_config  # noqa: E402
 
 PROMO = str(Path(sys.executable).parent / "promo")
 UVICORN = str(Path(sys.executable).parent / "uvicorn")

@@ -45,8 +45,8 @@ from promo.codes import import_codes  # noqa: E402
 from promo.db import connect, transaction  # noqa: E402
 from promo.demo import demo_definition  # noqa: E402
 from promo.migrate import migrate  # noqa: E402
-from tests.mailserver import free_port  # noqa: E402
-from tests.served import mint_sessions, write_config  # noqa: E402
+from tests.support.mailserver import free_port  # noqa: E402
+from tests.support.served import mint_sessions, write_config  # noqa: E402
 
 SLUG = "bench"
 SETTLE = 1.0  # seconds after the burst's backlog is answered that count as neither quiet nor burst

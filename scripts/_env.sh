@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # The environment's folder: .venv unless PROMO_VENV names another (CI's runtime-only start
-# check, tests/test_fresh_install.py, builds one elsewhere with scripts/serve).
+# check, tests/system/test_fresh_install.py, builds one elsewhere with scripts/serve).
 VENV="${PROMO_VENV:-.venv}"
 
 find_python() {

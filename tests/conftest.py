@@ -1,30 +1,25 @@
 """Shared fixtures: every test gets its own SQLite file under tmp_path, migrated, with the
-shipped catalog and the shipped Office 365 -> Xbox Live Gold campaign loaded."""
+shipped catalog and the shipped Office 365 -> Xbox Live Gold campaign loaded. Helpers that are
+not fixtures live in tests/support/ (test modules import them from there, never from here)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from promo.campaign_store import StoredCampaign, get_campaign, save_campaign
-from promo.campaigns import parse_campaign_file, shipped_campaign_text
-from promo.catalog import load_catalog, shipped_catalog, upsert_skus
+from promo.campaign_store import StoredCampaign, get_campaign
 from promo.config import Settings, load_settings
-from promo.db import connect, transaction
-from promo.migrate import migrate
+from tests.support.database import SLUG, prepare_database
+from tests.support.mailserver import MailServer
+from tests.support.served import start_default_server
 
-pytest_plugins = ["tests.web"]  # web fixtures: client, shop, web_settings
-
-SLUG = "office365-xbox-gold-2013"
-# An instant inside both windows of the shipped campaign.
-DURING = datetime(2013, 9, 1, 12, 0, tzinfo=UTC)
+# Fixtures shared beyond one test module: redemption (ready), cli (cli), web (client, shop, web_settings).
+# A plugin is imported after the plugins it imports, so that pytest rewrites their asserts too.
+pytest_plugins = ["tests.support.redemption", "tests.support.cli", "tests.support.web"]
 
 
 @pytest.fixture
@@ -33,16 +28,6 @@ def settings(tmp_path: Path) -> Settings:
     # No development sink in tests unless a test starts one on a free port.
     config.write_text('[database]\npath = "promo.sqlite3"\n[mail]\nsink = false\n', encoding="utf-8")
     return load_settings(config, environ={"PROMO_SECURITY_SECRET_KEY": "x" * 40})
-
-
-def prepare_database(path: Path) -> sqlite3.Connection:
-    conn = connect(path)
-    migrate(conn)
-    with transaction(conn):
-        upsert_skus(conn, shipped_catalog())
-        campaign = parse_campaign_file(shipped_campaign_text(SLUG), load_catalog(conn))
-        save_campaign(conn, campaign, actor="test", now=datetime(2013, 7, 1, tzinfo=UTC))
-    return conn
 
 
 @pytest.fixture
@@ -57,50 +42,9 @@ def stored(conn: sqlite3.Connection) -> StoredCampaign:
     return get_campaign(conn, SLUG)
 
 
-def csv_bytes(header: list[str], rows: list[list[Any]]) -> io.BytesIO:
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return io.BytesIO(text.getvalue().encode("utf-8"))
-
-
-def product_key(n: int) -> str:
-    """A valid, distinct 25-character product key, formatted as printed on a card."""
-    raw = f"PK{n:023d}"
-    return "-".join(raw[i : i + 5] for i in range(0, 25, 5))
-
-
-def reward_code(n: int) -> str:
-    raw = f"XB{n:023d}"
-    return "-".join(raw[i : i + 5] for i in range(0, 25, 5))
-
-
-def open_campaign_text(slug: str = "open-today", *, allow_unbound_keys: bool = True) -> str:
-    """The shipped offer with windows around today (UTC), for tests that use the real clock.
-    Its test keys name no account, so by default it allows that (R-X5); tests of R-X5's
-    default (review) pass allow_unbound_keys=False."""
-    import tomllib
-
-    import tomli_w
-
-    data = tomllib.loads(shipped_campaign_text(SLUG))
-    today = datetime.now(UTC).date()
-    from datetime import timedelta
-    data.update(slug=slug, timezone="UTC")
-    data["eligibility_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
-    data["redemption_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
-    data["reward"]["code_expires_on"] = today + timedelta(days=365)
-    if allow_unbound_keys:
-        data["allow_unbound_keys"] = True
-    return tomli_w.dumps(data)
-
-
 @pytest.fixture
 def smtp() -> Iterator[Any]:
     """A real SMTP server on a free port (aiosmtpd), scriptable to misbehave."""
-    from tests.mailserver import MailServer
-
     server = MailServer().start()
     yield server
     server.stop()
@@ -109,8 +53,6 @@ def smtp() -> Iterator[Any]:
 @pytest.fixture
 def default_server(tmp_path: Path) -> Iterator[Any]:
     """`promo serve` as a process with the shipped config.toml (sink on, demo offer)."""
-    from tests.served import start_default_server
-
     process, served = start_default_server(tmp_path)
     yield served
     process.terminate()

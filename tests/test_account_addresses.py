@@ -14,12 +14,12 @@ from starlette.testclient import TestClient
 
 from promo.audit import verify_chain
 from promo.campaign_store import StoredCampaign
-from tests.conftest import product_key
-from tests.console import post_form, signed_in
-from tests.mailserver import MailServer
-from tests.test_cli import Cli
-from tests.test_redemption import add_activations, add_codes, redeem
-from tests.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail, wait_for_mail_to
+from tests.support.cli import Cli
+from tests.support.console import post_form, signed_in
+from tests.support.database import product_key
+from tests.support.mailserver import MailServer
+from tests.support.redemption import add_activations, add_codes, redeem
+from tests.support.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail, wait_for_mail_to
 
 HOSTILE = ["alice(2)@example.com", "x<mallory@evil.example>", '"a b"@example.com', "x\x00y@example.com",
            "ann@example.com\r\nRCPT TO:<mallory@evil.example>", "x\ry@example.com", "an n@example.com",
@@ -76,8 +76,7 @@ def test_staff_sign_in_and_staff_creation_use_the_same_grammar(client: TestClien
 def test_representatives_are_refused_outside_the_grammar(client: TestClient, smtp: MailServer, shop: sqlite3.Connection) -> None:
     from datetime import UTC, datetime
 
-    from tests.test_nonprofit import install_program
-    from tests.test_nonprofit_web import HOLDER, as_consumer, register
+    from tests.support.nonprofit import HOLDER, as_consumer, install_program, register
 
     install_program(shop, keys_per_product=1, now=datetime.now(UTC))
     as_consumer(client, smtp, HOLDER)
@@ -94,7 +93,7 @@ def test_representatives_are_refused_outside_the_grammar(client: TestClient, smt
 
 
 def test_activation_files_name_the_line_of_an_address_outside_the_grammar(client: TestClient, shop: sqlite3.Connection) -> None:
-    from tests.test_api import new_token
+    from tests.support.console import new_token
 
     signed_in(client, shop, "marketer")
     token = new_token(client)

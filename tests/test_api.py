@@ -15,16 +15,8 @@ from starlette.testclient import TestClient
 
 from promo.campaign_store import get_campaign
 from promo.campaigns import render_campaign_file
-from tests.conftest import product_key, reward_code
-from tests.console import audit_changes, csrf, post_confirmed, post_form, signed_in
-
-
-def new_token(client: TestClient, name: str = "nightly upload") -> str:
-    response = post_form(client, "/console/tokens", {"name": name}, csrf(client))
-    assert response.status_code == 201 and "it is not shown again" in response.text
-    found = re.search(r'<p class="token" id="new-token">(promo_[\w-]+)</p>', response.text)
-    assert found
-    return found.group(1)
+from tests.support.console import audit_changes, new_token, post_confirmed, post_form, signed_in
+from tests.support.database import product_key, reward_code
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from promo.app import create_app
 from promo.config import Settings
 from promo.db import connect
 from promo.migrate import available_migrations
-from tests.conftest import SLUG, reward_code
-from tests.test_redemption import add_codes
+from tests.support.database import SLUG, reward_code
+from tests.support.redemption import add_codes
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_metrics_expose_requests_and_code_stock(client: TestClient, conn: sqlite
 
 def test_metrics_count_decisions_by_outcome_and_rule_from_any_process(client: TestClient, conn: sqlite3.Connection) -> None:
     from promo.campaign_store import get_campaign
-    from tests.test_redemption import add_activations, redeem
+    from tests.support.redemption import add_activations, redeem
     add_activations(conn, [(1, "O365-HOME-ESD", "DK", "ann@example.com"), (2, "O365-HOME-TRIAL", "US", "bob@example.com")])
     add_codes(conn, get_campaign(conn, SLUG), 2)
     assert redeem(conn, key=1).redeemed  # on another connection, as the CLI would

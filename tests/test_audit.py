@@ -10,7 +10,7 @@ import pytest
 
 from promo.audit import append_event
 from promo.db import transaction
-from tests.test_cli import Cli
+from tests.support.cli import Cli
 
 
 @pytest.fixture

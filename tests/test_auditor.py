@@ -7,33 +7,18 @@ import io
 import json
 import re
 import sqlite3
-from datetime import UTC, datetime
 
 import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from promo.db import transaction
-from promo.passwords import hash_password
-from promo.staff import LOCK_AFTER, add_staff
-from tests.conftest import product_key, reward_code
-from tests.mailserver import MailServer
-from tests.test_cli import Cli
-from tests.web import follow_link, redeem_form, sign_in, submit
-
-PASSWORD = "correct horse battery"
-
-
-def staff(conn: sqlite3.Connection, email: str, role: str) -> None:
-    with transaction(conn):
-        add_staff(conn, email=email, role=role, password_hash=hash_password(PASSWORD), now=datetime.now(UTC), actor="test")
-
-
-def staff_sign_in(client: TestClient, email: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
-    form = client.get("/staff/signin")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert csrf
-    return client.post("/staff/signin", data={"csrf": csrf.group(1), "email": email, "password": password, "next": "/audit/"})
+from promo.staff import LOCK_AFTER
+from tests.support.cli import Cli
+from tests.support.database import product_key, reward_code
+from tests.support.mailserver import MailServer
+from tests.support.staff import PASSWORD, staff, staff_sign_in
+from tests.support.web import follow_link, redeem_form, sign_in, submit
 
 
 @pytest.fixture

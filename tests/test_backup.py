@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from promo.backup import verify_backup
-from promo.campaign_store import get_campaign
 from promo.config import Settings
 from promo.db import transaction
-from tests import race_worker
-from tests.conftest import SLUG, product_key
-from tests.test_cli import PROMO
-from tests.test_concurrency import assert_invariants, prepared
+from tests.support import race_worker
+from tests.support.both_programs import both_programs
+from tests.support.cli import PROMO
+from tests.support.database import SLUG, product_key
+from tests.support.invariants import assert_invariants, prepared
 
 
 @pytest.mark.slow
@@ -62,19 +62,6 @@ def test_backup_refuses_to_overwrite_and_detects_a_damaged_copy(settings: Settin
     damaged.close()
     with pytest.raises(ValueError, match="audit chain broken at event 1"):
         verify_backup(target)
-
-
-def both_programs(conn: sqlite3.Connection) -> sqlite3.Connection:
-    """An offer redemption and a granted nonprofit donation in one database."""
-    from tests.test_nonprofit import T0, approved_org, ask, install_program, new_code
-    from tests.test_redemption import ANN, add_activations, add_codes, redeem
-    add_activations(conn, [(1, "O365-HOME-ESD", "DK", ANN)])  # bound to the account that redeems it (R-X5)
-    add_codes(conn, get_campaign(conn, SLUG), 3)
-    assert redeem(conn, 1).redeemed
-    install_program(conn, keys_per_product=2, now=T0)
-    donation = ask(conn, new_code(conn, approved_org(conn)), T0, DON_OFFICE_PROPLUS=1, DON_WINSRV_STD=1)
-    assert donation.fulfilled
-    return conn
 
 
 def test_a_backup_of_a_database_using_both_programs_is_verified(settings: Settings, conn: sqlite3.Connection,

@@ -10,7 +10,7 @@ import pytest
 
 from bench.run import verify
 from promo.config import Settings
-from tests.test_redemption import ANN, ready, redeem  # noqa: F401  (ready is a fixture)
+from tests.support.redemption import redeem
 
 DAMAGE = {
     "issued_codes_equal_redemptions": "UPDATE reward_codes SET issued_at = '2013-09-01T12:00:00.000000Z'"

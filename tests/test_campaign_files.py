@@ -15,7 +15,7 @@ from promo.campaigns import parse_campaign_file, render_campaign_file, shipped_c
 from promo.catalog import load_catalog, shipped_catalog
 from promo.db import transaction
 from promo.errors import InputError
-from tests.conftest import SLUG
+from tests.support.database import SLUG
 
 CATALOG = {s.sku: s for s in shipped_catalog()}
 

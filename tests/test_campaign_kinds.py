@@ -17,7 +17,7 @@ from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.catalog import load_catalog
 from promo.db import transaction
 from promo.errors import NotFound
-from tests.conftest import SLUG
+from tests.support.database import SLUG
 
 PROGRAM = "nonprofit-donations"
 T0 = datetime(2013, 7, 1, tzinfo=UTC)

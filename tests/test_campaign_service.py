@@ -16,7 +16,7 @@ from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.db import transaction
 from promo.errors import InputError, NotFound
 from promo.timeutil import db_time
-from tests.conftest import SLUG
+from tests.support.database import SLUG
 
 NOW = datetime(2013, 7, 2, tzinfo=UTC)
 KIND = PurchaseOffer

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import tomllib
 from datetime import UTC, datetime, timedelta
@@ -17,35 +15,10 @@ import tomli_w
 
 from promo.campaigns import shipped_campaign_text
 from promo.db import connect, transaction
-from promo.migrate import available_migrations
 from promo.outbox import enqueue
-from tests.conftest import SLUG, product_key, reward_code
-from tests.mailserver import MailServer
-
-PROMO = str(Path(sys.executable).parent / "promo")
-
-
-class Cli:
-    def __init__(self, tmp_path: Path):
-        self.dir = tmp_path
-        (tmp_path / "config.toml").write_text('[database]\npath = "cli.sqlite3"\n', encoding="utf-8")
-        self.env = {**os.environ, "PROMO_CONFIG": str(tmp_path / "config.toml")}
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([PROMO, *args], env=self.env, cwd=self.dir, capture_output=True, text=True, timeout=60)
-
-    def write(self, name: str, text: str) -> str:
-        (self.dir / name).write_text(text, encoding="utf-8")
-        return str(self.dir / name)
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    run = Cli(tmp_path)
-    names = ", ".join(name for _, name, _ in available_migrations())
-    assert run("migrate").stdout.strip() == f"applied {names}"
-    assert run("migrate").stdout.strip() == "database is up to date"
-    return run
+from tests.support.cli import PROMO, Cli
+from tests.support.database import SLUG, product_key, reward_code
+from tests.support.mailserver import MailServer
 
 
 def test_import_then_export_writes_the_file_back_identically(cli: Cli) -> None:

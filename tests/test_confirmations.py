@@ -22,17 +22,15 @@ import tomli_w
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from promo.api_tokens import create_token
 from promo.campaign_store import get_campaign, save_campaign
 from promo.campaigns import parse_campaign_file
 from promo.catalog import load_catalog
 from promo.db import transaction
-from promo.redemption import RedeemRequest, redeem_sync
-from promo.staff import StaffMember
-from tests.conftest import open_campaign_text, product_key
-from tests.console import confirmation_fields, csrf, signed_in
-from tests.test_auditor import staff, staff_sign_in
-from tests.test_redemption import add_codes
+from tests.support.console import confirmation_fields, csrf, signed_in
+from tests.support.database import open_campaign_text
+from tests.support.open_today import redeem_one
+from tests.support.redemption import add_codes
+from tests.support.staff import staff, staff_sign_in, token_for
 
 ADMIN = "admin@example.com"
 TARGET = "leaving@example.com"
@@ -60,21 +58,9 @@ def _rename(conn: sqlite3.Connection, slug: str, name: str) -> None:
         save_campaign(conn, parse_campaign_file(tomli_w.dumps(data), load_catalog(conn)), actor="test", now=datetime.now(UTC))
 
 
-def _redeem_one(conn: sqlite3.Connection) -> None:
-    request = RedeemRequest(campaign="open-today", account_email="ann@example.com", product_key=product_key(1),
-                            terms_accepted=True)
-    assert redeem_sync(conn, request.normalized(), datetime.now(UTC)).redeemed
-
-
 def _rename_token(conn: sqlite3.Connection, token_id: int) -> None:
     with transaction(conn):  # tokens have no rename: its name is what the confirmation showed
         conn.execute("UPDATE api_tokens SET name = 'renamed' WHERE id = ?", (token_id,))
-
-
-def _token_for(conn: sqlite3.Connection, email: str, name: str) -> int:
-    member = conn.execute("SELECT id, email, role FROM staff WHERE email = ?", (email,)).fetchone()
-    with transaction(conn):
-        return create_token(conn, StaffMember(*member), name, now=datetime.now(UTC), ip=None)[1]
 
 
 @pytest.fixture
@@ -87,9 +73,9 @@ def world(client: TestClient, shop: sqlite3.Connection) -> dict[str, Scenario]:
     add_codes(shop, get_campaign(shop, "draft-offer"), 3, start=100)
     staff(shop, TARGET, "marketer")
     assert staff_sign_in(TestClient(client.app, follow_redirects=False), TARGET).status_code == 303  # an open session
-    _token_for(shop, TARGET, "their script")
+    token_for(shop, TARGET, "their script")
     signed_in(client, shop, "admin", ADMIN)
-    own_token = _token_for(shop, ADMIN, "nightly upload")
+    own_token = token_for(shop, ADMIN, "nightly upload")
     batch = _one(shop, "SELECT MIN(id) FROM code_batches")
     target = _one(shop, f"SELECT id FROM staff WHERE email = '{TARGET}'")
     return {
@@ -97,7 +83,7 @@ def world(client: TestClient, shop: sqlite3.Connection) -> dict[str, Scenario]:
             f"/console/campaigns/open-today/batches/{batch}/void", {}, "/console/campaigns/open-today",
             f"Void 5 unissued codes of batch {batch} (t.csv) of campaign", "codes:batch:voided",
             lambda c: _one(c, f"SELECT COUNT(*) FROM reward_codes WHERE batch_id = {batch} AND voided_at IS NOT NULL") == 4,
-            _redeem_one),
+            redeem_one),
         "publish": Scenario(
             "/console/campaigns/draft-offer/state", {"action": "publish"}, "/console/campaigns/draft-offer",
             "Publish campaign Free 12-month Xbox Live Gold membership with Office 365 (draft-offer) with 3 codes available",
@@ -114,7 +100,7 @@ def world(client: TestClient, shop: sqlite3.Connection) -> dict[str, Scenario]:
             f"Disable the staff account {TARGET} (marketer): 1 open session ends at once, and 1 API token stops working",
             "staff:account:changed",
             lambda c: _one(c, f"SELECT disabled_at FROM staff WHERE id = {target}") is not None,
-            lambda c: _token_for(c, TARGET, "another script")),
+            lambda c: token_for(c, TARGET, "another script")),
         "revoke": Scenario(
             f"/console/tokens/{own_token}/revoke", {}, "/console/tokens",
             "Revoke the API token \u201cnightly upload\u201d (never used)", "staff:token:revoked",
@@ -200,7 +186,7 @@ def test_a_destructive_action_asks_first_and_only_a_matching_confirmation_does_i
 def test_harmless_changes_go_straight_through(client: TestClient, shop: sqlite3.Connection,
                                               world: dict[str, Scenario]) -> None:
     """Resuming, enabling and role changes are not asked about, and their buttons look plain."""
-    from tests.console import post_confirmed, post_form
+    from tests.support.console import post_confirmed, post_form
     assert post_confirmed(client, "/console/campaigns/open-today/state", {"action": "pause"}).status_code == 303
     page = client.get("/console/campaigns/open-today").text
     assert button_classes(page, "/console/campaigns/open-today/state") == []  # Resume: the default look
@@ -215,7 +201,7 @@ def test_harmless_changes_go_straight_through(client: TestClient, shop: sqlite3.
 
 def test_a_refused_action_is_refused_before_any_confirmation(client: TestClient, world: dict[str, Scenario]) -> None:
     """Publishing a live campaign, voiding another campaign's batch: the reason, not a question."""
-    from tests.console import post_form
+    from tests.support.console import post_form
     assert post_form(client, "/console/campaigns/open-today/state", {"action": "publish"}).status_code == 400
     assert post_form(client, "/console/campaigns/open-today/batches/999/void", {}).status_code == 400
     assert post_form(client, "/console/campaigns/open-today/batches/99999999999999999999/void", {}).status_code == 404

@@ -11,10 +11,10 @@ from starlette.testclient import TestClient
 
 from promo.campaign_store import get_campaign
 from promo.campaigns import render_campaign_file
-from tests.conftest import product_key
-from tests.console import SUMMER, audit_changes, csrf, field_error, form_values, post_confirmed, post_form, signed_in
-from tests.mailserver import MailServer
-from tests.web import follow_link, redeem_form, sign_in, submit
+from tests.support.console import SUMMER, audit_changes, csrf, field_error, form_values, post_confirmed, post_form, signed_in, values_of
+from tests.support.database import product_key
+from tests.support.mailserver import MailServer
+from tests.support.web import follow_link, redeem_form, sign_in, submit
 
 
 @pytest.fixture
@@ -214,7 +214,7 @@ def test_allowing_unbound_keys_is_a_checkbox_on_the_form(marketer: TestClient, s
     assert get_campaign(shop, "summer-2026").campaign.allow_unbound_keys is True
     form = marketer.get("/console/campaigns/summer-2026/edit").text
     assert re.search(r'name="allow_unbound_keys" value="yes"[^>]*\s+checked', form)
-    values = _values_of(get_campaign(shop, "summer-2026").campaign)
+    values = values_of(get_campaign(shop, "summer-2026").campaign)
     del values["allow_unbound_keys"]  # unticked
     updated_at = re.search(r'name="updated_at" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
     assert post_form(marketer, "/console/campaigns/summer-2026/edit",
@@ -242,7 +242,7 @@ def test_replay_counts_changed_decisions_on_recorded_claims_without_saving(marke
     marketer.cookies.update(staff_cookies)
     form = marketer.get("/console/campaigns/open-today/edit").text
     current = get_campaign(shop, "open-today")
-    values = _values_of(current.campaign)
+    values = values_of(current.campaign)
 
     same = post_form(marketer, "/console/campaigns/open-today/edit", {**values, "action": "replay"})
     assert same.status_code == 200 and "<strong>0</strong> of 2 recorded decisions would change" in same.text
@@ -259,14 +259,8 @@ def test_replay_counts_changed_decisions_on_recorded_claims_without_saving(marke
     assert "updated_at" in form
 
 
-def _values_of(campaign: object) -> dict[str, object]:
-    from promo.campaign_form import form_from_definition
-    from promo.i18n import languages
-    return {k: v for k, v in form_from_definition(campaign.to_dict(), languages()).items() if v != ""}  # type: ignore[attr-defined]
-
-
 def test_names_and_descriptions_per_language_reach_the_offer_page(marketer: TestClient, shop: sqlite3.Connection) -> None:
-    values = _values_of(get_campaign(shop, "open-today").campaign)
+    values = values_of(get_campaign(shop, "open-today").campaign)
     saved = post_form(marketer, "/console/campaigns/open-today/edit", {
         **values, "names.da": "Gratis Xbox-medlemskab", "descriptions.en": "Twelve months of Xbox Live Gold, on us.",
         "descriptions.da": "Tolv måneders Xbox Live Gold, gratis.", "action": "save"})

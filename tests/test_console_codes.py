@@ -9,20 +9,17 @@ import os
 import re
 import sqlite3
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from starlette.testclient import TestClient
 
-from promo.activations import import_activations
 from promo.campaign_store import get_campaign
-from promo.catalog import load_catalog
-from promo.redemption import RedeemRequest, redeem_sync
-from tests.conftest import csv_bytes, product_key, reward_code
-from tests.console import audit_changes, csrf, post_confirmed, post_form, signed_in, wait_for_job
-from tests.mailserver import MailServer
-from tests.test_console_campaigns import _values_of
-from tests.web import text_of, wait_for_mail_to
+from tests.support.console import audit_changes, csrf, post_confirmed, post_form, signed_in, values_of, wait_for_job
+from tests.support.database import product_key, reward_code
+from tests.support.mailserver import MailServer
+from tests.support.open_today import add_keys, redeem
+from tests.support.web import text_of, wait_for_mail_to
 
 
 @pytest.fixture
@@ -39,19 +36,6 @@ def upload(client: TestClient, path: str, content: bytes, name: str = "codes.csv
     response = client.post(path, data={"csrf": csrf(client, "/console/")}, files={"file": (name, content, "text/csv")})
     assert response.status_code == 303 and response.headers["location"].startswith("/console/jobs/"), response.text
     return wait_for_job(client, response.headers["location"])
-
-
-def add_keys(conn: sqlite3.Connection, numbers: range) -> None:
-    day = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
-    import_activations(conn, catalog=load_catalog(conn), now=datetime.now(UTC), source=csv_bytes(
-        ["product_key", "sku", "country", "purchased_at", "activated_at"],
-        [[product_key(n), "O365-HOME-ESD", "DK", day, day] for n in numbers]))
-
-
-def redeem(conn: sqlite3.Connection, n: int) -> bool:
-    request = RedeemRequest(campaign="open-today", account_email=f"user{n}@example.com", product_key=product_key(n),
-                            terms_accepted=True)
-    return redeem_sync(conn, request.normalized(), datetime.now(UTC)).redeemed
 
 
 def stock_cells(page: str) -> dict[str, int]:
@@ -164,7 +148,7 @@ def test_stock_shows_redemptions_per_day_and_the_projected_run_out(marketer: Tes
 
 
 def test_low_stock_emails_marketers_once_per_crossing(marketer: TestClient, shop: sqlite3.Connection, smtp: MailServer) -> None:
-    values = _values_of(get_campaign(shop, "open-today").campaign)
+    values = values_of(get_campaign(shop, "open-today").campaign)
     assert post_form(marketer, "/console/campaigns/open-today/edit", {**values, "low_stock_threshold": "3",
                                                                        "action": "save"}).status_code == 303
     add_keys(shop, range(30, 38))

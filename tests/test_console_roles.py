@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from promo.api_tokens import create_token
 from promo.db import transaction
 from promo.staff import ROLES, StaffMember
-from tests.console import csrf, signed_in
+from tests.support.console import csrf, signed_in
 
 READ, EDIT, ADMIN = ("admin", "marketer", "auditor"), ("admin", "marketer"), ("admin",)
 CONSOLE = {
@@ -86,7 +86,7 @@ def ids(shop: sqlite3.Connection) -> dict[str, int]:
     with transaction(shop):
         shop.execute("INSERT INTO import_jobs (kind, source, size_bytes, status, imported, actor, started_at)"
                      " VALUES ('activations', 'x.csv', 1, 'done', 1, 'test', '2026-01-01T00:00:00.000000Z')")
-    from tests.test_auditor import staff
+    from tests.support.staff import staff
     staff(shop, "other@example.com", "support")
     other = shop.execute("SELECT id, email, role FROM staff WHERE email = 'other@example.com'").fetchone()
     with transaction(shop):
@@ -134,7 +134,7 @@ def test_console_forms_need_the_session_csrf_token(client: TestClient, shop: sql
 
 @pytest.mark.parametrize("role", ROLES)
 def test_each_role_on_each_api_endpoint(client: TestClient, shop: sqlite3.Connection, ids: dict[str, int], role: str) -> None:
-    from tests.test_auditor import staff
+    from tests.support.staff import staff
     staff(shop, f"api-{role}@example.com", role)
     member = shop.execute("SELECT id, email, role FROM staff WHERE email = ?", (f"api-{role}@example.com",)).fetchone()
     with transaction(shop):

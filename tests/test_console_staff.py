@@ -7,8 +7,8 @@ import sqlite3
 
 from starlette.testclient import TestClient
 
-from tests.console import audit_changes, post_confirmed, post_form, signed_in
-from tests.test_auditor import PASSWORD, staff_sign_in
+from tests.support.console import audit_changes, post_confirmed, post_form, signed_in
+from tests.support.staff import PASSWORD, staff_sign_in
 
 
 def member_id(conn: sqlite3.Connection, email: str) -> int:

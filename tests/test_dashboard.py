@@ -1,5 +1,5 @@
 """A campaign's dashboard and the overview, checked against the database on a campaign with a
-known history (tests/dashboard_history.py): per campaign-local day and hour (both sides of
+known history (tests/support/dashboard_history.py): per campaign-local day and hour (both sides of
 midnight, the spring clock change, a +05:30 zone), refusals by reason, stock and its
 run-out, email delivery, review claims. Then that every query behind them reads an index
 range and never scans codes, redemptions, decisions or the outbox (EXPLAIN QUERY PLAN), and
@@ -26,7 +26,7 @@ from promo.db import transaction
 from promo.migrate import _statements
 from promo.stock import pool_counts, stock_report
 from promo.timeutil import from_db_time
-from tests.dashboard_history import CODES, CPH, KOLKATA, NOW, SPRING, add_campaign, add_keys, attempt, local, spring_history
+from tests.support.dashboard_history import CODES, CPH, KOLKATA, NOW, SPRING, add_campaign, add_keys, attempt, local, spring_history
 
 MIGRATION = Path(__file__).resolve().parents[1] / "promo" / "migrations" / "0019_dashboard.sql"
 
@@ -189,14 +189,14 @@ def test_the_overview_shows_live_campaigns_with_the_same_figures(conn: sqlite3.C
        st.sampled_from([NOW, local(CPH, 2026, 6, 1), local(CPH, 2027, 1, 2)]))
 def test_counted_stock_equals_the_pool_after_any_history(tmp_path_factory: pytest.TempPathFactory,
                                                          steps: list[tuple[str, int]], at: datetime) -> None:
-    from tests.conftest import prepare_database
+    from tests.support.database import prepare_database
     conn = prepare_database(tmp_path_factory.mktemp("pool") / "promo.sqlite3")
     stored = add_campaign(conn, "pool", "Europe/Copenhagen", codes=3, code_start=0)
     next_code, next_key = 3, 1000
     for action, n in steps:
         if action.startswith("import"):
             from promo.codes import import_codes
-            from tests.conftest import csv_bytes, reward_code
+            from tests.support.database import csv_bytes, reward_code
             expiry = ["2026-06-30"] if action == "import_expiring" else []  # before the stated 2026-12-31: never issuable
             import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source_name="more.csv", now=NOW,
                          source=csv_bytes(["code", "expires_at"] if expiry else ["code"],

@@ -19,8 +19,8 @@ from starlette.testclient import TestClient
 
 from promo.app import create_app
 from promo.config import Settings
-from tests.console import signed_in
-from tests.dashboard_history import NOW, SPRING, spring_history
+from tests.support.console import signed_in
+from tests.support.dashboard_history import NOW, SPRING, spring_history
 
 DASHBOARD = f"/console/campaigns/{SPRING}/dashboard"
 
@@ -97,7 +97,7 @@ def test_admins_are_sent_on_to_the_review_queue(board_client: TestClient, conn: 
 
 def test_unknown_campaigns_and_programs_have_no_dashboard(board_client: TestClient, conn: sqlite3.Connection) -> None:
     from promo.demo import install_donation_program
-    from tests.dashboard_history import CPH, local
+    from tests.support.dashboard_history import CPH, local
     install_donation_program(conn, local(CPH, 2026, 3, 1))
     signed_in(board_client, conn, "marketer")
     assert board_client.get("/console/campaigns/no-such-campaign/dashboard").status_code == 404
@@ -125,7 +125,7 @@ INLINE = [(re.compile(r"<[^>]+\sstyle\s*="), "a style attribute (style-src 'self
 def test_no_console_page_has_inline_styles_or_scripts(client: TestClient, shop: sqlite3.Connection) -> None:
     """Each GET route under /console/, as an admin sees it, with a campaign that has
     redemptions, refusals, batches and an upload job (so charts and tables are drawn)."""
-    from tests.test_console_codes import add_keys, redeem
+    from tests.support.open_today import add_keys, redeem
     add_keys(shop, range(30, 33))
     assert redeem(shop, 30) and redeem(shop, 31)
     signed_in(client, shop, "admin")
@@ -150,7 +150,7 @@ def test_no_console_page_has_inline_styles_or_scripts(client: TestClient, shop: 
 
 
 def test_ended_and_scheduled_campaigns_have_a_dashboard_too(board_client: TestClient, conn: sqlite3.Connection) -> None:
-    from tests.dashboard_history import add_campaign
+    from tests.support.dashboard_history import add_campaign
     add_campaign(conn, "later", "Europe/Copenhagen", first="2026-05-01", last="2026-05-31", codes=2, code_start=900)
     signed_in(board_client, conn, "marketer")
     ended = board_client.get("/console/campaigns/office365-xbox-gold-2013/dashboard")

@@ -192,7 +192,7 @@ def test_campaigns_saved_before_their_hash_existed_get_one_when_migrated(tmp_pat
     in the cache of parsed campaigns at once, not re-read and re-hashed on every redemption."""
     import promo.migrate
     from promo.campaign_store import _sha256, get_campaign
-    from tests.conftest import SLUG, prepare_database
+    from tests.support.database import SLUG, prepare_database
 
     every = available_migrations()
     monkeypatch.setattr(promo.migrate, "available_migrations", lambda: [m for m in every if m[0] != 23])

@@ -20,10 +20,10 @@ from promo.backends.copy import CopyRefused, copy_database
 from promo.config import Settings
 from promo.db import connect
 from promo.demo import install_demo
-from tests.pg_scratch import scratch_database
-from tests.test_backup import both_programs
-from tests.test_cli import PROMO
-from tests.test_nonprofit import T0
+from tests.support.both_programs import both_programs
+from tests.support.cli import PROMO
+from tests.support.nonprofit import T0
+from tests.support.pg_scratch import scratch_database
 
 
 def sqlite_url(path: Path) -> str:

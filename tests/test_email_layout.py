@@ -29,9 +29,9 @@ from promo.email_layout import contact_href, render_email, service_name
 from promo.mail import MailRelay
 from promo.mailsink import SinkHandler
 from promo.templating import Templates
-from tests.conftest import DURING, SLUG, reward_code
-from tests.mailserver import MailServer
-from tests.test_redemption import add_activations, add_codes, redeem
+from tests.support.database import DURING, SLUG, reward_code
+from tests.support.mailserver import MailServer
+from tests.support.redemption import add_activations, add_codes, redeem
 
 LANGS = ("en", "da", "nb")
 HOSTILE = '<script>alert("x")</script> & <b>bold</b>'

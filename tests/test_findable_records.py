@@ -28,9 +28,9 @@ from promo.paging import Keyset
 from promo.redemption import RedeemRequest, redeem_sync
 from promo.redemption_lookup import Lookup, lookup_sql
 from promo.reviews import store_receipt, submit_claim
-from tests.conftest import csv_bytes, open_campaign_text, product_key, reward_code
-from tests.console import signed_in
-from tests.test_console_codes import add_keys
+from tests.support.console import signed_in
+from tests.support.database import csv_bytes, open_campaign_text, product_key, reward_code
+from tests.support.open_today import add_keys
 
 TODAY = datetime.now(UTC).date()
 
@@ -184,7 +184,7 @@ def test_the_review_queue_is_paged_oldest_first(client: TestClient, shop: sqlite
 
 def test_organisations_and_donation_requests_are_found_and_paged(client: TestClient, conn: sqlite3.Connection) -> None:
     from promo.nonprofit.organisations import register_organisation
-    from tests.test_nonprofit import T0, approved_org, ask, install_program, new_code, registration
+    from tests.support.nonprofit import T0, approved_org, ask, install_program, new_code, registration
     install_program(conn, keys_per_product=80, now=T0)
     orgs = [approved_org(conn, name=f"Food Bank {n:02d}", short_name=f"Food{n:02d}", registration_number=f"DK-{n:05d}")
             for n in range(52)]

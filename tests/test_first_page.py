@@ -3,7 +3,7 @@ from a guess (the region of their preferred language chooses the country when it
 otherwise every open offer is shown and they choose), and an offer page explains the three
 steps with both windows and the code's expiry in the campaign's zone, named, in the
 visitor's language. Through a real `promo serve`, except the instants at the windows'
-edges, which need a frozen clock (the ASGI app with its lifespan, tests/web.py)."""
+edges, which need a frozen clock (the ASGI app with its lifespan, tests/support/web.py)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from promo.i18n import Localizer
-from tests.conftest import SLUG
-from tests.offer_shop import TODAY, Shop, served_shop
-from tests.pagetext import read_page
+from tests.support.database import SLUG
+from tests.support.offer_shop import TODAY, Shop, served_shop
+from tests.support.pagetext import read_page
 
 OPEN = ("open-today", "narrow", "late", "paused", "empty", "capped", "auckland", "los-angeles")
 NOT_OPEN = ("not-yet", "closed", "draft")

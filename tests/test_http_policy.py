@@ -14,11 +14,10 @@ from starlette.testclient import TestClient
 
 from promo.app import STATIC_DIR, create_app
 from promo.config import Settings
-from tests.conftest import SLUG
-from tests.console import signed_in
-from tests.mailserver import MailServer
-from tests.test_api import new_token
-from tests.test_review_web import ask_for_review
+from tests.support.console import new_token, signed_in
+from tests.support.database import SLUG
+from tests.support.mailserver import MailServer
+from tests.support.review_fixtures import ask_for_review
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 

@@ -20,8 +20,8 @@ from promo.db import transaction
 from promo.i18n import Localizer, languages, negotiate, translations
 from promo.reviews import reject
 from promo.templating import Templates
-from tests.offer_shop import day
-from tests.pagetext import read_page
+from tests.support.offer_shop import day
+from tests.support.pagetext import read_page
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "promo" / "locale"
@@ -202,9 +202,9 @@ def test_the_shipped_offer_and_catalog_name_everything_in_every_language() -> No
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Every consumer page and every email of the offers, rendered by a real `promo serve`
     in Danish and in Norwegian, as {(what, lang): text a person reads}."""
-    from tests.mailserver import MailServer
-    from tests.offer_shop import account, served_shop
-    from tests.test_refusal_words import refusal_pages
+    from tests.support.mailserver import MailServer
+    from tests.support.offer_shop import account, served_shop
+    from tests.support.refusal_cases import refusal_pages
 
     smtp = MailServer().start()
     directory = tmp_path_factory.mktemp("sweep")

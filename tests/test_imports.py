@@ -21,7 +21,7 @@ from promo.db import IMPORT_CACHE_MIB, connect, transaction
 from promo.errors import FieldError, InputError
 from promo.identifiers import normalize_product_key
 from promo.migrate import migrate
-from tests.conftest import csv_bytes, product_key, reward_code
+from tests.support.database import csv_bytes, product_key, reward_code
 
 NOW = datetime(2013, 7, 10, tzinfo=UTC)
 HEADER = ["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"]

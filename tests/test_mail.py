@@ -20,9 +20,9 @@ from promo.mail import MailRelay, PermanentFailure, RawEmail, _modern_email, _ra
 from promo.mailsink import start_sink
 from promo.outbox import OutboxMessage, enqueue
 from promo.templating import Templates
-from tests.conftest import DURING, reward_code
-from tests.mailserver import MailServer, free_port
-from tests.test_redemption import add_activations, add_codes, redeem
+from tests.support.database import DURING, reward_code
+from tests.support.mailserver import MailServer, free_port
+from tests.support.redemption import add_activations, add_codes, redeem
 
 
 class Clock:

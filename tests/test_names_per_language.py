@@ -13,7 +13,7 @@ import tomli_w
 from promo.campaigns import parse_campaign_file, render_campaign_file, shipped_campaign_text
 from promo.catalog import get_sku, load_catalog, shipped_catalog, sku_from_dict
 from promo.errors import InputError
-from tests.conftest import SLUG
+from tests.support.database import SLUG
 
 CATALOG = {s.sku: s for s in shipped_catalog()}
 

@@ -34,8 +34,8 @@ from promo.nonprofit.program import NotAllowed
 from promo.nonprofit.returns import ask_return
 from promo.nonprofit.validation_codes import add_partner, codes_of_organisation, issue_code, refresh_code, verify_code
 from promo.reconciliation import reconcile
-from tests.conftest import prepare_database
-from tests.test_nonprofit import HOLDER, REP, T0, approved_org, ask, grant_by_staff, install_program, new_code
+from tests.support.database import prepare_database
+from tests.support.nonprofit import HOLDER, REP, T0, approved_org, ask, grant_by_staff, install_program, new_code
 
 STAFF = "staff@example.com"
 DAY = timedelta(days=1)

@@ -24,7 +24,7 @@ from promo.nonprofit.pages import (
     holder_organisation_of_code,
     program_overview,
 )
-from tests.test_nonprofit import HOLDER, REP, T0, approved_org, ask, grant_by_staff, install_program, new_code
+from tests.support.nonprofit import HOLDER, REP, T0, approved_org, ask, grant_by_staff, install_program, new_code
 
 PROMO = Path(__file__).resolve().parent.parent / "promo"
 

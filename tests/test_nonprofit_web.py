@@ -18,32 +18,16 @@ from starlette.testclient import TestClient
 
 from promo.db import transaction
 from promo.nonprofit.validation_codes import VERIFY_FAILURES_PER_HOUR, add_partner
-from tests.console import field_error, post_form, signed_in
-from tests.mailserver import MailServer
-from tests.test_nonprofit import grant_by_staff, install_program, lk
-from tests.web import follow_link, hidden, sign_in, text_of, wait_for_mail_to
-
-HOLDER, REP = "holder@ngo.example", "rep@ngo.example"
+from tests.support.console import field_error, post_form, signed_in
+from tests.support.mailserver import MailServer
+from tests.support.nonprofit import HOLDER, REP, as_consumer, grant_by_staff, install_program, lk, register
+from tests.support.web import hidden, text_of, wait_for_mail_to
 
 
 @pytest.fixture
 def charity(shop: sqlite3.Connection) -> sqlite3.Connection:
     """The shop's offer and the nonprofit program, 5 licence keys per product."""
     return install_program(shop, keys_per_product=5, now=datetime.now(UTC))
-
-
-def as_consumer(client: TestClient, smtp: MailServer, email: str, next_path: str = "/nonprofit/") -> None:
-    client.cookies.clear()
-    follow_link(client, sign_in(client, smtp, email, next_path))
-
-
-def register(client: TestClient, **changes: str):  # type: ignore[no-untyped-def]
-    page = client.get("/nonprofit/register")
-    assert page.status_code == 200
-    data = {"csrf": hidden(page.text, "csrf"), "name": "Harbour Food Bank", "short_name": "HarbourFood", "country": "DK",
-            "registration_number": "DK-12345", "mission": "relieving_poverty", "org_type": "charity",
-            "non_discrimination": "yes", **changes}
-    return client.post("/nonprofit/register", data=data)
 
 
 def test_a_donation_from_registration_to_return(client: TestClient, charity: sqlite3.Connection, smtp: MailServer) -> None:
@@ -172,7 +156,7 @@ def test_partner_verification_over_http(client: TestClient, charity: sqlite3.Con
 
 
 def test_licence_keys_upload_into_per_product_pools(client: TestClient, charity: sqlite3.Connection) -> None:
-    from tests.console import csrf, wait_for_job
+    from tests.support.console import csrf, wait_for_job
     signed_in(client, charity, "marketer")
     page = client.get("/console/nonprofit/").text
     assert re.search(r'data-sku="DON-SQL-SRV">5<', page)

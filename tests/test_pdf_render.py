@@ -14,7 +14,7 @@ import pytest
 from promo import pdf_render
 from promo.pdf_render import MAX_PAGES, MAX_SIDE, RenderRefused, first_page_png, scale_for
 from promo.receipt_preview import RenderFailed, preview_of, render_pdf
-from tests.review_fixtures import HOSTILE_PDF, RECEIPT_PDF, decode_png, minimal_pdf
+from tests.support.review_fixtures import HOSTILE_PDF, RECEIPT_PDF, decode_png, minimal_pdf
 
 
 def test_the_first_page_is_drawn_within_the_pixel_budget() -> None:

@@ -16,7 +16,7 @@ from promo.backends.pg_sql import UnsupportedStatement, inserted_table, translat
 from promo.backends.sqlite import SQLITE
 from promo.timeutil import db_time, from_db_time
 
-pytest_plugins = ["tests.pg"]
+pytest_plugins = ["tests.support.pg"]
 
 
 @pytest.mark.parametrize(("shared", "psycopg"), [

@@ -25,9 +25,9 @@ from promo.catalog import load_catalog, shipped_catalog, upsert_skus
 from promo.codes import import_codes
 from promo.db import transaction
 from promo.redemption import RedeemRequest, redeem
-from tests.conftest import DURING, SLUG, csv_bytes, product_key, reward_code
+from tests.support.database import DURING, SLUG, csv_bytes, product_key, reward_code
 
-pytest_plugins = ["tests.pg"]
+pytest_plugins = ["tests.support.pg"]
 
 
 @pytest.fixture

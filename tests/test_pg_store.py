@@ -11,7 +11,7 @@ from promo.backends import pg_connection
 from promo.backends.store import StoreUnavailable, StoreUrlError, make_store, migrate, open_store
 from promo.db import Database, connect
 
-pytest_plugins = ["tests.pg"]
+pytest_plugins = ["tests.support.pg"]
 
 
 def test_a_sqlite_url_is_the_file_relative_to_the_config_folder_or_absolute(tmp_path: Path) -> None:

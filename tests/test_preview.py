@@ -21,10 +21,10 @@ from promo.catalog import load_catalog
 from promo.db import transaction
 from promo.preview import SAMPLE_CODE
 from promo.views.preview import PREVIEW_POLICY
-from tests.conftest import open_campaign_text
-from tests.console import signed_in
-from tests.mailserver import MailServer
-from tests.web import sign_in
+from tests.support.console import signed_in
+from tests.support.database import open_campaign_text
+from tests.support.mailserver import MailServer
+from tests.support.web import sign_in
 
 DRAFT = "draft-preview"
 NAMES = {"en": "Winter <b>offer</b> <script>alert(1)</script>", "da": "Vintertilbud <script>x()</script>",

@@ -9,7 +9,6 @@ import ast
 import html
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,48 +16,17 @@ import pytest
 from promo.catalog import shipped_catalog
 from promo.i18n import Localizer
 from promo.views import refusals
-from tests.offer_shop import Shop, account, served_shop
-from tests.pagetext import RULE_ID, read_page
+from tests.support.offer_shop import Shop, account, served_shop
+from tests.support.pagetext import RULE_ID, read_page
+from tests.support.refusal_cases import CASES, LANGUAGES, refusal_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = (ROOT / "promo" / "campaigns" / "purchase_offer.py", ROOT / "promo" / "redemption.py")
-LANGUAGES = ("en", "da", "nb")
 PRODUCTS = {s.sku: s for s in shipped_catalog()}
 
 
-@dataclass(frozen=True)
-class Case:
-    rule: str
-    offer: str
-    key: int | str
-    account: str
-    country: str = "DK"
-    terms: bool = True
-    sku: str | None = None  # a product refusal names this product
-
-
-CASES = {
-    "product_excluded": Case("R-X4", "open-today", 1, account("excluded"), sku="O365-HOME-TRIAL"),
-    "product_not_qualifying": Case("R-X3", "narrow", 2, account("not-qualifying"), sku="O365-HOME-FPP"),
-    "product_not_available_in_country": Case("R-X3", "narrow", 3, account("not-here"), "NO", sku="O365-UNI-FPP"),
-    "country_not_eligible": Case("R-X2", "open-today", 4, account("elsewhere"), "US"),
-    "declared_country_mismatch": Case("R-X17", "open-today", 5, account("mismatch"), "NO"),
-    "purchase_outside_window": Case("R-X1", "open-today", 6, account("bought-early")),
-    "activation_outside_window": Case("R-X1", "late", 7, account("activated-late")),
-    "redemption_not_open": Case("R-X1", "not-yet", 8, account("too-early")),
-    "redemption_closed": Case("R-X7", "closed", 9, account("too-late")),
-    "terms_not_accepted": Case("R-X8", "open-today", 10, account("no-terms"), terms=False),
-    "account_limit_reached": Case("R-X6", "open-today", 12, account("second")),
-    "key_bound_to_other_account": Case("R-X5", "open-today", 13, account("not-the-owner")),
-    "key_already_redeemed": Case("R-X5", "open-today", 14, account("used-again")),
-    "no_activation_record": Case("R-X11", "open-today", "NOKEY-AAAAA-BBBBB-CCCCC-DDDDD", account("typo")),
-    "no_codes_left": Case("STOCK", "empty", 15, account("no-codes")),
-    "total_cap_reached": Case("STOCK", "capped", 16, account("capped")),
-    "campaign_paused": Case("CAMPAIGN", "paused", 18, account("paused")),
-    "too_many_attempts": Case("R-X12", "open-today", 10, account("guesser")),  # after guessing until refused
-}
 # Reasons the redeem form cannot produce on its own: a race caught by a UNIQUE constraint
-# (tests/test_concurrency.py), and a draft, whose redeem form does not exist (404, below).
+# (tests/system/test_concurrency.py), and a draft, whose redeem form does not exist (404, below).
 # held_for_review is no refusal but a 202 (a person decides); its page is tested through the form in
 # tests/test_account_addresses.py (a sub-address of a mailbox that already redeemed, R-X12).
 # The two countries apart (R-X2), a record out of order (R-X1) and a key with no account (R-X5) are
@@ -111,29 +79,6 @@ def test_every_reason_the_engine_gives_is_driven_here_or_explained_why_not() -> 
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     with served_shop(tmp_path_factory.mktemp("refusals")) as served:
         yield served
-
-
-def refusal_pages(shop: Shop, languages: tuple[str, ...] = LANGUAGES) -> dict[tuple[str, str], tuple[int, str]]:
-    """Each case's refusal page in each language: {(reason, lang): (status, html)}."""
-    out = {}
-    for reason, case in CASES.items():
-        if reason == "too_many_attempts":
-            continue
-        for lang in languages:
-            response = shop.redeem(case.offer, case.key, as_account=case.account, country=case.country, terms=case.terms,
-                                   lang=lang)
-            out[(reason, lang)] = (response.status_code, response.text)
-    # Last, as it limits every account from this address for an hour (R-X12): guess until refused.
-    guesser = CASES["too_many_attempts"]
-    for n in range(50):
-        if shop.redeem("open-today", f"GUESS{n:020d}", as_account=guesser.account).status_code == 429:
-            break
-    else:
-        pytest.fail("guessing was never limited")
-    for lang in languages:
-        response = shop.redeem(guesser.offer, guesser.key, as_account=guesser.account, lang=lang)
-        out[("too_many_attempts", lang)] = (response.status_code, response.text)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from tests.conftest import product_key, reward_code
-from tests.mailserver import MailServer
-from tests.served import Served
-from tests.test_cli import Cli, cli  # noqa: F401 - the fixture
-from tests.test_serve_defaults import field, newest_mail
-from tests.web import ANN, OFFER, follow_link, hidden, redeem_form, sign_in, text_of, wait_for_mail_to
+from tests.support.cli import Cli
+from tests.support.database import product_key, reward_code
+from tests.support.mailserver import MailServer
+from tests.support.served import Served, field, newest_mail
+from tests.support.web import ANN, OFFER, follow_link, hidden, redeem_form, sign_in, text_of, wait_for_mail_to
 
 KOREA = "Microsoft Korea, Inc., 6th Floor, POSCO Center"
 LUXEMBOURG = "Microsoft Luxembourg S.à.r.l."
@@ -113,7 +112,7 @@ def test_the_reason_is_the_field_and_rule_for_the_command_line(cli: Cli) -> None
     import tomli_w
 
     from promo.campaigns import shipped_campaign_text
-    from tests.conftest import SLUG
+    from tests.support.database import SLUG
 
     data = tomllib.loads(shipped_campaign_text(SLUG))
     today = datetime.now(UTC).date()

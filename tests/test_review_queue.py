@@ -20,10 +20,10 @@ from promo.db import transaction
 from promo.paging import Keyset
 from promo.review_history import DecidedFilter, decided_claims
 from promo.reviews import decide
-from tests.conftest import product_key
-from tests.review_fixtures import HOSTILE_PDF, RECEIPT_PDF, add_claim, decode_png, minimal_pdf, red_png
-from tests.test_auditor import staff, staff_sign_in
-from tests.web import hidden
+from tests.support.database import product_key
+from tests.support.review_fixtures import HOSTILE_PDF, RECEIPT_PDF, add_claim, decode_png, minimal_pdf, red_png
+from tests.support.staff import staff, staff_sign_in
+from tests.support.web import hidden
 
 
 @pytest.fixture

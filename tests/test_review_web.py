@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from starlette.testclient import TestClient
 
 from promo.config import Settings
-from tests.mailserver import MailServer
-from tests.test_auditor import staff, staff_sign_in
-from tests.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail_to
-
-PDF = b"%PDF-1.4\n% a receipt\n"
-UNKNOWN_KEY = "QQQQQ-QQQQQ-QQQQQ-QQQQQ-QQQQ1"
-DAY = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()  # inside the open-today offer's window
-
-
-def ask_for_review(client: TestClient, smtp: MailServer, receipt: bytes = PDF, account: str = ANN,  # type: ignore[no-untyped-def]
-                   lang: str | None = None):
-    follow_link(client, sign_in(client, smtp, account))
-    refused = submit(client, redeem_form(client), UNKNOWN_KEY)
-    assert "R-X11" in refused.text and "Ask for a manual review with your receipt" in refused.text
-    if lang:  # the claim remembers the language it was made in, for the emails about it
-        client.headers["Accept-Language"] = lang
-    form = client.get(f"/offers/open-today/review?product_key={UNKNOWN_KEY}")
-    assert form.status_code == 200 and UNKNOWN_KEY in form.text
-    return client.post("/offers/open-today/review", data={
-        "csrf": hidden(form.text, "csrf"), "product_key": UNKNOWN_KEY, "sku": "O365-HOME-ESD", "country": "DK",
-        "purchased_at": DAY, "activated_at": DAY}, files={"receipt": ("receipt.pdf", receipt, "application/pdf")})
+from tests.support.mailserver import MailServer
+from tests.support.review_fixtures import DAY_FIELD, PDF, UNKNOWN_KEY, ask_for_review
+from tests.support.staff import staff, staff_sign_in
+from tests.support.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail_to
 
 
 def reviewer(client: TestClient, shop: sqlite3.Connection, email: str = "support@example.com", role: str = "support") -> str:
@@ -112,7 +95,7 @@ def test_a_review_form_sent_back_keeps_the_chosen_country(client: TestClient, sm
     assert " selected>" not in countries(form.text)
     again = client.post("/offers/open-today/review", data={
         "csrf": hidden(form.text, "csrf"), "product_key": UNKNOWN_KEY, "sku": "O365-HOME-ESD", "country": "DK",
-        "purchased_at": "not a date", "activated_at": DAY}, files={"receipt": ("receipt.pdf", PDF, "application/pdf")})
+        "purchased_at": "not a date", "activated_at": DAY_FIELD}, files={"receipt": ("receipt.pdf", PDF, "application/pdf")})
     assert again.status_code == 422
     chosen = countries(again.text)
     assert chosen.count(" selected>") == 1 and '<option value="DK" selected>' in chosen
@@ -126,8 +109,8 @@ def test_an_unbound_key_is_explained_and_reaches_the_queue_with_its_cause(
     from promo.campaigns import parse_campaign_file
     from promo.catalog import load_catalog
     from promo.db import transaction
-    from tests.conftest import open_campaign_text, product_key
-    from tests.test_redemption import add_codes
+    from tests.support.database import open_campaign_text, product_key
+    from tests.support.redemption import add_codes
 
     with transaction(shop):
         save_campaign(shop, parse_campaign_file(open_campaign_text("strict-today", allow_unbound_keys=False),
@@ -147,7 +130,7 @@ def test_an_unbound_key_is_explained_and_reaches_the_queue_with_its_cause(
     assert form.status_code == 200 and "does not say which account it belongs to" in form.text
     sent = client.post("/offers/strict-today/review", data={
         "csrf": hidden(form.text, "csrf"), "cause": "unbound", "product_key": key, "sku": "O365-HOME-ESD",
-        "country": "DK", "purchased_at": DAY, "activated_at": DAY},
+        "country": "DK", "purchased_at": DAY_FIELD, "activated_at": DAY_FIELD},
         files={"receipt": ("receipt.pdf", PDF, "application/pdf")})
     assert sent.status_code == 200 and "Waiting for review" in sent.text
     assert shop.execute("SELECT cause FROM review_claims").fetchone()[0] == "key_not_bound"

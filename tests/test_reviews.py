@@ -15,8 +15,8 @@ from promo.campaign_store import StoredCampaign
 from promo.db import transaction
 from promo.errors import InputError
 from promo.reviews import NotAllowed, approve, get_claim, pending_claims, reject, store_receipt, submit_claim
-from tests.conftest import DURING, product_key
-from tests.test_redemption import add_codes
+from tests.support.database import DURING, product_key
+from tests.support.redemption import add_codes
 
 PDF = b"%PDF-1.4\n% a receipt\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
@@ -110,7 +110,7 @@ def test_one_open_claim_per_key_and_flags_for_the_reviewer(conn: sqlite3.Connect
 def unbound_record(conn: sqlite3.Connection, key: int = 1, *, country: str = "DK") -> None:
     from promo.activations import import_activations
     from promo.catalog import load_catalog
-    from tests.conftest import csv_bytes
+    from tests.support.database import csv_bytes
 
     import_activations(conn, catalog=load_catalog(conn), now=DURING, source=csv_bytes(
         ["product_key", "sku", "purchase_country", "activation_country", "purchased_at", "activated_at", "account_email"],
@@ -152,8 +152,8 @@ def test_a_claim_without_a_record_keeps_the_old_cause(conn: sqlite3.Connection, 
 def test_keys_that_can_be_redeemed_directly_are_not_reviewed(conn: sqlite3.Connection, tmp_path: Path) -> None:
     from promo.activations import import_activations
     from promo.catalog import load_catalog
-    from tests.conftest import csv_bytes
-    from tests.test_redemption import allow_unbound_keys
+    from tests.support.database import csv_bytes
+    from tests.support.redemption import allow_unbound_keys
 
     import_activations(conn, catalog=load_catalog(conn), now=DURING, source=csv_bytes(
         ["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],

@@ -2,7 +2,7 @@
 
 A green run in the test environment (which has the `dev` extra) would otherwise hide a
 package that only the tests install: the development mail sink (aiosmtpd) and the time-zone
-table (tzdata) were such packages. tests/test_fresh_install.py proves the same by starting
+table (tzdata) were such packages. tests/system/test_fresh_install.py proves the same by starting
 the service from a runtime-only environment; this test names the missing package in a second.
 """
 

@@ -8,9 +8,9 @@ import sqlite3
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from tests.conftest import product_key
-from tests.mailserver import MailServer
-from tests.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, wait_for_mail
+from tests.support.database import product_key
+from tests.support.mailserver import MailServer
+from tests.support.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, wait_for_mail
 
 
 def post_routes(client: TestClient) -> list[str]:
@@ -75,7 +75,7 @@ def test_pages_never_show_a_traceback_or_a_500(client: TestClient) -> None:
 
 
 def test_staff_forms_reject_a_missing_or_wrong_csrf_token(client: TestClient, shop: sqlite3.Connection) -> None:
-    from tests.test_auditor import staff, staff_sign_in
+    from tests.support.staff import staff, staff_sign_in
     staff(shop, "auditor@example.com", "auditor")
     assert [r for r in post_routes(client) if r.startswith("/staff/")] == ["/staff/signin", "/staff/signout"]
     for token in (None, "forged"):

@@ -21,10 +21,10 @@ from promo.db import transaction
 from promo.reviews import store_receipt, submit_claim
 from promo.staff import ROLES
 from promo.views.access import MENU
-from tests.conftest import product_key
-from tests.console import signed_in
-from tests.test_auditor import PASSWORD, staff, staff_sign_in
-from tests.web import hidden
+from tests.support.console import signed_in
+from tests.support.database import product_key
+from tests.support.staff import PASSWORD, staff, staff_sign_in
+from tests.support.web import hidden
 
 STAFF_AREAS = ("/console", "/audit", "/review", "/staff")
 FORBIDDEN = "cannot open this page or do this"  # templates/staff/forbidden.html
@@ -43,8 +43,9 @@ MAX_PAGES = 400
 def records(shop: sqlite3.Connection, web_settings: Settings) -> sqlite3.Connection:
     """Something behind every kind of link: a redemption, a pending review claim with its
     receipt, an import job, a staff member and a token besides the crawler."""
-    from tests.test_confirmations import _redeem_one, _token_for
-    _redeem_one(shop)
+    from tests.support.open_today import redeem_one
+    from tests.support.staff import token_for
+    redeem_one(shop)
     name, kind = store_receipt(web_settings.receipts_dir, b"%PDF-1.4\n% receipt\n", 1_000_000)
     evidence = Activation(product_key(50).replace("-", ""), "O365-HOME-ESD", "DK", "DK", date.today(), date.today(), None)
     with transaction(shop):
@@ -53,7 +54,7 @@ def records(shop: sqlite3.Connection, web_settings: Settings) -> sqlite3.Connect
         shop.execute("INSERT INTO import_jobs (kind, source, size_bytes, status, imported, actor, started_at)"
                      " VALUES ('activations', 'x.csv', 1, 'done', 1, 'test', '2026-01-01T00:00:00.000000Z')")
     staff(shop, "colleague@example.com", "support")
-    _token_for(shop, "colleague@example.com", "their script")
+    token_for(shop, "colleague@example.com", "their script")
     return shop
 
 

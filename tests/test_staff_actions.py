@@ -28,8 +28,8 @@ from promo.event_changes import changes_of, summary
 from promo.paging import Keyset
 from promo.staff_actions import ActionFilter, actions_sql
 from promo.views import auditor
-from tests.conftest import open_campaign_text
-from tests.console import signed_in
+from tests.support.console import signed_in
+from tests.support.database import open_campaign_text
 
 MARCH_1_LATE = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)  # 2 March, 00:30 in Copenhagen
 

@@ -13,7 +13,7 @@ import pytest
 from babel.messages.pofile import read_po
 from starlette.testclient import TestClient
 
-from tests.console import SUMMER, field_error, post_form, signed_in
+from tests.support.console import SUMMER, field_error, post_form, signed_in
 
 pytest_plugins = ["tests.web"]  # web fixtures: client, shop, web_settings
 

@@ -22,8 +22,8 @@ from promo.db import Database, transaction
 from promo.staff import IP_FAILURES_PER_WINDOW, LOCK_AFTER, record_signin, signin_state, update_staff
 from promo.staff_signin import StaffSignins
 from promo.timeutil import db_time
-from tests.console import csrf, signed_in
-from tests.test_auditor import PASSWORD, staff, staff_sign_in
+from tests.support.console import csrf, signed_in
+from tests.support.staff import PASSWORD, staff, staff_sign_in
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 

@@ -13,10 +13,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from promo.campaign_store import get_campaign
-from tests.conftest import product_key
-from tests.console import audit_changes, field_error, form_values, post_form, signed_in
-from tests.mailserver import MailServer
-from tests.web import ANN, OFFER, follow_link, redeem_form, sign_in, submit, text_of, wait_for_mail_to
+from tests.support.console import audit_changes, field_error, form_values, post_form, signed_in
+from tests.support.database import product_key
+from tests.support.mailserver import MailServer
+from tests.support.web import ANN, OFFER, follow_link, redeem_form, sign_in, submit, text_of, wait_for_mail_to
 
 PRODUCT = '<a href="https://office.com/support">https://office.com/support</a>'
 REWARD = '<a href="https://support.xbox.com">https://support.xbox.com</a>'

@@ -18,7 +18,7 @@ from promo.campaigns.terms import Block, Item, blocks, canonical_terms, terms_ve
 from promo.catalog import shipped_catalog
 from promo.errors import InputError
 from promo.terms_store import accepted_terms, terms_of_version
-from tests.conftest import SLUG
+from tests.support.database import SLUG
 
 CATALOG = {s.sku: s for s in shipped_catalog()}
 
@@ -245,7 +245,7 @@ SHIPPED = shipped()
 def test_each_saved_version_is_kept_whole_and_found_by_its_hash(conn: sqlite3.Connection) -> None:
     from promo.campaign_store import get_campaign, save_campaign
     from promo.db import transaction
-    from tests.conftest import DURING
+    from tests.support.database import DURING
 
     stored = get_campaign(conn, SLUG)
     first = stored.campaign.terms.version
@@ -269,7 +269,7 @@ def test_a_cached_campaign_is_read_without_its_long_definition_and_an_edit_is_se
     The parsed campaign is found by the definition's sha256 instead."""
     from promo.campaign_store import get_campaign, save_campaign
     from promo.db import transaction
-    from tests.conftest import DURING
+    from tests.support.database import DURING
 
     get_campaign(conn, SLUG)
     statements: list[str] = []

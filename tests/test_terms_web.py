@@ -23,10 +23,10 @@ from promo.campaign_store import get_campaign, save_campaign
 from promo.campaigns import campaign_from_dict, parse_campaign_file
 from promo.catalog import load_catalog
 from promo.db import transaction
-from tests.conftest import open_campaign_text, product_key
-from tests.console import audit_changes, field_error, form_values, post_form, signed_in
-from tests.mailserver import MailServer
-from tests.web import ANN, OFFER, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail_to
+from tests.support.console import audit_changes, field_error, form_values, post_form, signed_in
+from tests.support.database import open_campaign_text, product_key
+from tests.support.mailserver import MailServer
+from tests.support.web import ANN, OFFER, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail_to
 
 TERMS = f"{OFFER}/terms"
 
@@ -254,7 +254,7 @@ def test_the_console_adds_and_removes_sections(marketer: TestClient, shop: sqlit
 
 
 def test_the_api_refuses_terms_missing_a_language_naming_section_and_language(client: TestClient, shop: sqlite3.Connection) -> None:
-    from tests.test_api import new_token
+    from tests.support.console import new_token
 
     signed_in(client, shop, "marketer")
     headers = {"Authorization": f"Bearer {new_token(client)}", "Content-Type": "application/toml"}
