@@ -15,7 +15,6 @@ from starlette.testclient import TestClient
 
 from tests.support.console import SUMMER, field_error, post_form, signed_in
 
-
 ROOT = Path(__file__).resolve().parent.parent
 STAFF_TEMPLATES = ("staff", "console", "audit")  # templates/review/ is translated with its rewrite (h19d)
 
