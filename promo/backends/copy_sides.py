@@ -8,9 +8,10 @@ transaction (PostgreSQL: `COPY ... FROM STDIN`; SQLite: one executemany).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import psycopg
 
@@ -162,7 +163,9 @@ class PostgresSide:
         self._raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def snapshot_head(self) -> Checkpoint:
-        return head(self.conn)  # the same connection, so the same snapshot as the rows copied
+        # The same connection, so the same snapshot as the rows copied. The adapter offers the
+        # sqlite3.Connection surface the storage functions are typed with (pg_connection.py).
+        return head(cast(sqlite3.Connection, self.conn))
 
     def end_snapshot(self) -> None:
         self._raw.execute("COMMIT")
