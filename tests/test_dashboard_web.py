@@ -132,21 +132,14 @@ def test_no_console_page_has_inline_styles_or_scripts(client: TestClient, shop: 
     shop.execute("INSERT INTO import_jobs (kind, source, size_bytes, status, imported, actor, started_at)"
                  " VALUES ('activations', 'x.csv', 1, 'done', 1, 'test', '2026-01-01T00:00:00.000000Z')")
     shop.commit()
-    # The preview's pages (issue 19, item 10) in a language other than English, and its first email.
-    values = {"slug": "open-today", "job_id": shop.execute("SELECT MAX(id) FROM import_jobs").fetchone()[0],
-              "lang": "da", "page": "offer", "template": "reward_code"}
+    values = {"slug": "open-today", "job_id": shop.execute("SELECT MAX(id) FROM import_jobs").fetchone()[0]}
     paths = sorted({r.path.replace(":int64}", "}") for r in client.app.routes  # type: ignore[attr-defined]
                     if isinstance(r, Route) and r.path.startswith("/console/") and "GET" in (r.methods or ())})
     checked = 0
     for path in paths:
         if path.endswith(".toml"):
             continue  # a file, not a page
-        if path.endswith("/email/{template}/html"):
-            # An email's HTML part: its styles are inline as mail clients need, shown only in a
-            # sandboxed frame under its own policy (promo/views/email_frame.py, tested there).
-            assert "style-src 'unsafe-inline'" in client.get(path.format(**values)).headers["content-security-policy"]
-            continue
-        response = client.get(path.format(**values), follow_redirects=path.endswith("/preview"))  # "View as customer" starts
+        response = client.get(path.format(**values))
         assert response.status_code == 200, (path, response.status_code)
         for pattern, what in INLINE:
             found = pattern.search(response.text)

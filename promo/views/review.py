@@ -107,15 +107,17 @@ async def decide_claim(request: Request, session: StaffSession) -> Response:
     claim_id, decision = _claim_id(request), request.path_params["decision"]
     if decision not in ("approve", "reject"):
         raise NotFound("page", request.url.path)
-    settings, _ = request.app.state.settings, staff_gettext(request)
+    settings = request.app.state.settings
     try:
         result = await request.app.state.db.run_writer(
             decide, claim_id, decision, reviewer=session.staff.email, reason=str(form.get("reason") or ""), now=utcnow(),
             ip=client_ip(request), mail_domain=settings.mail.message_id_domain)
     except NotAllowed as exc:
-        return await _claim_page(request, session, claim_id, _(str(exc)), 403)
+        return await _claim_page(request, session, claim_id, staff_gettext(request)(str(exc)), 403)
     except InputError as exc:
+        _ = staff_gettext(request)
         return await _claim_page(request, session, claim_id, " ".join(in_language(e.message, _) for e in exc.errors), 422)
+    _ = staff_gettext(request)
     if result is not None and not result.redeemed:
         # The rules' own words, as the decision log keeps them: a reference for the reviewer.
         rules = "; ".join(f"{f.rule}: {f.message}" for f in result.decision.failures)

@@ -140,9 +140,9 @@ async def signin_submit(request: Request) -> Response:
     next_path = local_path(str(form.get("next") or ""), "/")
     try:  # the grammar of every account address: nothing outside it names a staff account
         email = normalize_email(str(form.get("email") or ""), "email")
-    except InputError as exc:  # a sentence, as on the consumer sign-in, then what exactly is wrong with this one
-        sentence = _t(request, N_("Enter your email address as your mail provider writes it, such as name@example.com."))
-        return staff_render(request, "staff/signin.html", 422, csrf=token, next=next_path, error=f"{sentence} ({exc})")
+    except InputError:  # a sentence, as on the consumer sign-in, not "email: is required"
+        return staff_render(request, "staff/signin.html", 422, csrf=token, next=next_path,
+                            error=_t(request, N_("Enter your email address as your mail provider writes it, such as name@example.com.")))
     # The password is checked outside any transaction (promo/staff_signin.py, issue 14).
     result = await request.app.state.staff_signins.sign_in(
         request.app.state.db, email=email, password=str(form.get("password") or ""), now=utcnow(), ip=client_ip(request))
