@@ -5,6 +5,7 @@ locale-aware dates and country names from Babel's CLDR data."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache, lru_cache
@@ -22,6 +23,29 @@ DEFAULT = "en"
 def N_(message: str) -> str:
     """Mark a string for extraction; it is translated where it is shown."""
     return message
+
+
+class Phrase(str):
+    """A message with values, composed where the reader's language is not known: the English
+    text itself (what logs, tests and the CLI read), and the catalog's message with its values
+    for a page to say in its reader's language (`_(p.message, **p.values)` in a template,
+    `in_language` in a view)."""
+
+    message: str
+    values: dict[str, object]
+
+    def __new__(cls, message: str, **values: object) -> Phrase:
+        phrase = super().__new__(cls, message % values if values else message)
+        phrase.message, phrase.values = message, values
+        return phrase
+
+
+def in_language(message: str, gettext: Callable[[str], str]) -> str:
+    """`message` as the reader's catalog has it: a Phrase with its values filled in again, a
+    plain marked message translated, any other text unchanged (a catalog without it)."""
+    if isinstance(message, Phrase):
+        return gettext(message.message) % message.values if message.values else gettext(message.message)
+    return gettext(message)
 
 
 @lru_cache(maxsize=1)

@@ -15,6 +15,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
+from promo.i18n import N_, Phrase
 from promo.pdf_render import MAX_INPUT_BYTES
 
 PDF = "application/pdf"
@@ -30,7 +31,7 @@ class Preview:
 
     media_type: str | None  # None: could not be previewed
     path: Path | None = None
-    problem: str | None = None
+    problem: str | None = None  # a marked message or Phrase: the reviewer's page translates it
 
     @property
     def shown(self) -> bool:
@@ -58,13 +59,13 @@ async def render_pdf(source: Path, timeout: float = TIMEOUT_SECONDS) -> bytes | 
                     sys.executable, "-m", "promo.pdf_render", stdin=stdin, stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
         except OSError as exc:  # no process to be had (limits, memory): no preview, the download stays
-            raise RenderFailed("no process to draw it") from exc
+            raise RenderFailed(N_("no process to draw it")) from exc
         try:
             out, _ = await asyncio.wait_for(process.communicate(), timeout)
         except TimeoutError:
             process.kill()
             await process.wait()
-            raise RenderFailed(f"not drawn within {timeout:g} s") from None
+            raise RenderFailed(Phrase(N_("not drawn within %(seconds)s s"), seconds=f"{timeout:g}")) from None
     if process.returncode != 0 or not out.startswith(b"\x89PNG\r\n\x1a\n"):
         return None
     return out
@@ -75,23 +76,23 @@ async def preview_of(receipts_dir: Path, receipt_file: str, receipt_type: str,
     """The preview of a stored receipt (its file name and type found by content on upload)."""
     source = receipts_dir / receipt_file
     if not source.is_file():
-        return Preview(None, problem="the receipt file is missing")
+        return Preview(None, problem=N_("the receipt file is missing"))
     if receipt_type in IMAGE_TYPES:
         return Preview(receipt_type, source)
     if receipt_type != PDF:
-        return Preview(None, problem=f"a {receipt_type} file has no preview")
+        return Preview(None, problem=Phrase(N_("a %(type)s file has no preview"), type=receipt_type))
     previews = receipts_dir / "previews"
     image, failed = previews / f"{receipt_file}.png", previews / f"{receipt_file}.failed"
     if image.is_file():
         return Preview("image/png", image)
     if failed.is_file():
-        return Preview(None, problem="the PDF could not be drawn")
+        return Preview(None, problem=N_("the PDF could not be drawn"))
     if source.stat().st_size > MAX_INPUT_BYTES:
-        return Preview(None, problem="the PDF is too large to preview")
+        return Preview(None, problem=N_("the PDF is too large to preview"))
     try:
         drawn = await render_pdf(source, timeout)
     except RenderFailed as exc:  # not remembered: the next view tries again
-        return Preview(None, problem=str(exc))
+        return Preview(None, problem=exc.args[0])  # the Phrase itself, which str(exc) would flatten
     target = image if drawn is not None else failed
     try:
         previews.mkdir(mode=0o700, exist_ok=True)
@@ -100,5 +101,5 @@ async def preview_of(receipts_dir: Path, receipt_file: str, receipt_type: str,
         partial.chmod(0o600)
         partial.replace(target)  # whole or absent: a concurrent view never serves half an image
     except OSError:  # a full disk: this view says so, the next one tries again
-        return Preview(None, problem="the preview could not be stored")
-    return Preview("image/png", image) if drawn is not None else Preview(None, problem="the PDF could not be drawn")
+        return Preview(None, problem=N_("the preview could not be stored"))
+    return Preview("image/png", image) if drawn is not None else Preview(None, problem=N_("the PDF could not be drawn"))

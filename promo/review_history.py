@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from promo.errors import FieldError, InputError
+from promo.i18n import N_
 from promo.paging import Keyset, Page
 from promo.reviews import CLAIM_SELECT, Claim, claim_of_row
 from promo.timeutil import db_time, query_day_range
@@ -36,7 +37,7 @@ class DecidedFilter:
 
         decision = get("decision")
         if decision and decision not in DECIDED:
-            errors.append(FieldError("decision", "must be approved or rejected"))
+            errors.append(FieldError("decision", N_("must be approved or rejected")))
         since, until = query_day_range(dict(query), errors, first=date(2000, 1, 1), last=date(9998, 12, 31),
                                        example="2013-10-01")
         if errors:

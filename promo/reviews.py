@@ -29,6 +29,7 @@ from promo.campaign_store import get_campaign_of
 from promo.campaigns.purchase_offer import PurchaseOffer
 from promo.db import transaction
 from promo.errors import InputError, NotFound
+from promo.i18n import N_, Phrase
 from promo.identifiers import mask_product_key
 from promo.outbox import enqueue
 from promo.paging import Keyset, Page
@@ -85,7 +86,7 @@ class Claim:
     reviewer_email: str | None
     created_at: datetime
     client_ip: str | None
-    flags: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()  # Phrases: English, and the message the reviewer's page translates
     cause: str = NO_ACTIVATION_RECORD
     campaign_id: int = 0
     residence_country: str | None = None  # R-X13, as the request held by the redemption stated it
@@ -151,19 +152,19 @@ def _flags(conn: sqlite3.Connection, row: sqlite3.Row, shared: Sequence[str]) ->
     """R-X12 hints for the reviewer: another address of the same mailbox already redeemed,
     many accounts from one address (unless it is a known shared one), one key tried by many.
     The claim holds the client's IP only (no postal address), so "one address" is the IP."""
-    flags = []
+    flags: list[str] = []
     sibling = mailbox_sibling(conn, row["campaign_id"], row["account_email"])
     if sibling:
-        flags.append(f"{sibling}, an address of the same mailbox, already redeemed this offer")
+        flags.append(Phrase(N_("%(address)s, an address of the same mailbox, already redeemed this offer"), address=sibling))
     ip = row["client_ip"]
     if ip and not is_shared_address(ip, shared):
         accounts = accounts_from_address(conn, ip)
         if accounts > SUSPICIOUS_ACCOUNTS_PER_IP:
-            flags.append(f"{accounts} accounts from this address")
+            flags.append(Phrase(N_("%(n)s accounts from this address"), n=accounts))
     tried = conn.execute("SELECT COUNT(DISTINCT account_email) FROM redemption_attempts WHERE product_key = :k",
                          {"k": row["product_key"]}).fetchone()[0]
     if tried > 1:
-        flags.append(f"this key was tried by {tried} accounts")
+        flags.append(Phrase(N_("this key was tried by %(n)s accounts"), n=tried))
     return tuple(flags)
 
 
@@ -213,14 +214,14 @@ class ClaimEvidence:
 
     def comparison(self) -> list[tuple[str, str, str, bool]]:
         """(fact, as recorded, as the customer states, whether they differ), for the facts
-        both hold; empty without a record."""
+        both hold; empty without a record. The fact's name is a message the page translates."""
         if self.record is None:
             return []
         record, claim = self.record, self.claim
-        facts = [("Product", record.sku, claim.sku),
-                 ("Bought in", record.purchase_country, claim.country),
-                 ("Bought", moment_text(record.purchased_at), moment_text(moment_from_db(claim.purchased_at))),
-                 ("Activated", moment_text(record.activated_at), moment_text(moment_from_db(claim.activated_at)))]
+        facts = [(N_("Product"), record.sku, claim.sku),
+                 (N_("Bought in"), record.purchase_country, claim.country),
+                 (N_("Bought"), moment_text(record.purchased_at), moment_text(moment_from_db(claim.purchased_at))),
+                 (N_("Activated"), moment_text(record.activated_at), moment_text(moment_from_db(claim.activated_at)))]
         return [(name, recorded, stated, recorded != stated) for name, recorded, stated in facts]
 
 
@@ -237,15 +238,22 @@ def next_pending(conn: sqlite3.Connection, after_id: int) -> int | None:
 
 
 class NotAllowed(Exception):
-    """The reviewer may not decide this claim (their own, or already decided)."""
+    """The reviewer may not decide this claim (their own, or already decided). Its message is
+    one of the marked sentences below, which the reviewer's page translates."""
+
+
+ALREADY_DECIDED = {"approved": N_("This claim was already approved: a claim is decided once."),
+                   "rejected": N_("This claim was already rejected: a claim is decided once.")}
+OWN_CLAIM = N_("You cannot decide this claim: nobody reviews their own claim.")
+REASON_NEEDED = N_("To reject, say why in a few words (up to 1,000 characters): the customer receives the reason.")
 
 
 def _open_claim(conn: sqlite3.Connection, claim_id: int, reviewer: str) -> Claim:
     claim = get_claim(conn, claim_id)
     if claim.status != "pending":
-        raise NotAllowed(f"this claim was already {claim.status}")
+        raise NotAllowed(ALREADY_DECIDED.get(claim.status, f"this claim was already {claim.status}"))
     if claim.account_email == reviewer:
-        raise NotAllowed("nobody reviews their own claim")
+        raise NotAllowed(OWN_CLAIM)
     return claim
 
 
@@ -285,7 +293,7 @@ def reject(conn: sqlite3.Connection, claim_id: int, *, reviewer: str, reason: st
     """Refuse with a reason the consumer receives by email (inside a transaction)."""
     text = (reason or "").strip()
     if not 3 <= len(text) <= 1000:
-        raise InputError.one("reason", "say why in a few words (up to 1,000 characters): the customer receives it")
+        raise InputError.one("reason", REASON_NEEDED)
     claim = _open_claim(conn, claim_id, reviewer)
     conn.execute("UPDATE review_claims SET status = 'rejected', reason = :reason, reviewer_email = :r, decided_at = :now"
                  " WHERE id = :id", {"reason": text, "r": reviewer, "now": db_time(now), "id": claim_id})

@@ -4,7 +4,7 @@ use {% trans %} and _(); found from specific to general as in Datasette."""
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, pass_eval_context, select_auto
 from jinja2.nodes import EvalContext
 from markupsafe import Markup
 
-from promo.i18n import Localizer, languages, translations
+from promo.i18n import Localizer, in_language, languages, translations
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -49,6 +49,7 @@ class Templates:
             # added to Environment at run time by the i18n extension, so jinja2's types do not have it
             env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
             env.globals["_"] = _direct_gettext(translations(lang).gettext)
+            env.filters["say"] = partial(in_language, gettext=translations(lang).gettext)  # a Phrase or marked message
             envs[lang] = env
         return envs
 

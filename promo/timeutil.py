@@ -13,6 +13,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from promo.errors import FieldError, InputError
+from promo.i18n import N_, Phrase
 
 Moment = date | datetime  # datetime is a subclass of date: test datetime first
 
@@ -172,13 +173,13 @@ def query_day_range(query: dict[str, str], errors: list[FieldError], *, first: d
         try:
             day = date.fromisoformat(value) if value else None
         except ValueError:
-            errors.append(FieldError(name, f"must be a date such as {example}"))
+            errors.append(FieldError(name, Phrase(N_("must be a date such as %(example)s"), example=example)))
             day = None
         if day is not None and not first <= day <= last:
-            errors.append(FieldError(name, f"must be a day between {first} and {last}"))
+            errors.append(FieldError(name, Phrase(N_("must be a day between %(first)s and %(last)s"), first=first, last=last)))
             day = None
         days[name] = day
     since, until = days["since"], days["until"]
     if in_order and since and until and since > until:
-        errors.append(FieldError("until", "must not be before the first day"))
+        errors.append(FieldError("until", N_("must not be before the first day")))
     return since, until

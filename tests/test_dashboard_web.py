@@ -42,7 +42,7 @@ def cell(html: str, attribute: str, name: str) -> str:
 
 
 def rows(html: str, table: str) -> list[list[str]]:
-    body = re.search(rf'<table id="{table}">.*?<tbody>(.*?)</tbody>', html, re.S)
+    body = re.search(rf'<table id="{table}"[^>]*>.*?<tbody>(.*?)</tbody>', html, re.S)
     assert body, table
     return [re.findall(r"<td[^>]*>(?:<a [^>]*>)?(?:<span[^>]*>)?([^<]*)", row) for row in re.findall(r"<tr>(.*?)</tr>", body.group(1))]
 

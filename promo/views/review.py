@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from promo.auth import same_token
 from promo.errors import InputError, NotFound
+from promo.i18n import N_, in_language
 from promo.paging import Keyset, parse_id
 from promo.receipt_preview import Preview, preview_of
 from promo.review_history import DECIDED, DecidedFilter, decided_claims, filter_choices
@@ -16,7 +17,7 @@ from promo.reviews import REVIEWER_ROLES, Claim, NotAllowed, claim_evidence, dec
 from promo.staff import StaffSession
 from promo.timeutil import utcnow
 from promo.views.context import client_ip, limits_of, read_form, redirect
-from promo.views.staffauth import expired_form, require_role, staff_render
+from promo.views.staffauth import expired_form, require_role, staff_gettext, staff_render
 
 
 def _claim_id(request: Request) -> int:
@@ -47,8 +48,9 @@ async def history(request: Request, session: StaffSession) -> Response:
     try:
         flt, keyset = DecidedFilter.from_query(request.query_params), Keyset.from_query(request.query_params)
     except InputError as exc:
+        _ = staff_gettext(request)
         return staff_render(request, "review/history.html", 422, flt=DecidedFilter(), claims=[], page=None,
-                            errors={e.field: e.message for e in exc.errors}, **values)
+                            errors={e.field: in_language(e.message, _) for e in exc.errors}, **values)
     page = await db.read(decided_claims, flt, keyset)
     return staff_render(request, "review/history.html", flt=flt, claims=page.items, page=page, errors={}, **values)
 
@@ -110,12 +112,17 @@ async def decide_claim(request: Request, session: StaffSession) -> Response:
             decide, claim_id, decision, reviewer=session.staff.email, reason=str(form.get("reason") or ""), now=utcnow(),
             ip=client_ip(request))
     except NotAllowed as exc:
-        return await _claim_page(request, session, claim_id, str(exc), 403)
+        return await _claim_page(request, session, claim_id, staff_gettext(request)(str(exc)), 403)
     except InputError as exc:
-        return await _claim_page(request, session, claim_id, str(exc), 422)
+        _ = staff_gettext(request)
+        return await _claim_page(request, session, claim_id, " ".join(in_language(e.message, _) for e in exc.errors), 422)
+    _ = staff_gettext(request)
     if result is not None and not result.redeemed:
-        rules = ", ".join(f"{f.rule}: {f.message}" for f in result.decision.failures)
-        return await _claim_page(request, session, claim_id, f"Not approved, the rules still refuse: {rules}", 409)
+        # The rules' own words, as the decision log keeps them: a reference for the reviewer.
+        rules = "; ".join(f"{f.rule}: {f.message}" for f in result.decision.failures)
+        return await _claim_page(request, session, claim_id,
+                                 _(N_("Not approved: the rules still refuse it (%(rules)s). The claim stays waiting.")) % {"rules": rules},
+                                 409)
     request.app.state.wake_relay()
     # A reviewer works through the queue: straight on to the next waiting claim.
     following = await request.app.state.db.read(next_pending, claim_id)

@@ -16,6 +16,8 @@ RETURN_STATES = (N_("pending"), N_("completed"), N_("rejected"))
 LOOKUP_LABELS = (N_("Account (email address)"), N_("Product key: its last characters"),
                  N_("Reward code: its last characters"), N_("Redemption number"))
 DECISIONS = (N_("redeemed"), N_("refused"))
+# A review claim's state (promo/reviews.py, review_claims.status).
+REVIEW_STATES = (N_("pending"), N_("approved"), N_("rejected"))
 MAIL_STATES = (N_("queued"), N_("sent"), N_("failed"))
 # A campaign's projected run-out in words (promo/stock.py RunOut.text); a date passes unchanged.
 RUN_OUT = (N_("not at this rate"), N_("out of codes now"), N_("redemption has closed"))
