@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from promo.config import Settings
-from tests.review_fixtures import HOSTILE_PDF, add_claim
+from tests.support.review_fixtures import HOSTILE_PDF, add_claim
 from tests.test_auditor import staff, staff_sign_in
 from tests.web import hidden
 
