@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 
 from promo.config import Settings
 from tests.support.review_fixtures import HOSTILE_PDF, add_claim
-from tests.test_auditor import staff, staff_sign_in
-from tests.web import hidden
+from tests.support.staff import staff, staff_sign_in
+from tests.support.web import hidden
 
 WORDS = {
     "da": {"queue": ["Gennemgangskø", "Afgjorte sager", "4 konti fra denne adresse", "ingen aktiveringspost (R-X11)"],
