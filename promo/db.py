@@ -36,6 +36,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+import psycopg
+
+from promo.backends.postgresql import RetriesExhausted
+from promo.backends.postgresql import is_unavailable as postgresql_unavailable
 
 T = TypeVar("T")
 
@@ -76,11 +80,18 @@ _UNAVAILABLE_CODES = {
 }
 
 
-DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError,)  # what is_unavailable() may say yes to
+# What is_unavailable() may say yes to: SQLite's, PostgreSQL's connection errors (server
+# gone, starting, full) and a transaction PostgreSQL kept asking to rerun (issue 17).
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError, psycopg.OperationalError, RetriesExhausted)
+
+# Any error of either store's driver (the relay waits such an error out, then tries again).
+STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error, RetriesExhausted)
 
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether the database refused for now (a 503 and "try again"), not because of a bug."""
+    if isinstance(exc, psycopg.Error | RetriesExhausted):
+        return postgresql_unavailable(exc)
     if not isinstance(exc, sqlite3.OperationalError):
         return False
     code = getattr(exc, "sqlite_errorcode", None)

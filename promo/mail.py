@@ -29,7 +29,7 @@ from typing import Any
 import aiosmtplib
 
 from promo.config import MailSettings
-from promo.db import Database, is_unavailable
+from promo.db import STORE_ERRORS, Database, is_unavailable
 from promo.email_contexts import PermanentFailure, context_for
 from promo.email_layout import render_email, service_name
 from promo.logs import get_logger
@@ -170,7 +170,7 @@ class MailRelay:
             while not self._stopping:
                 try:
                     handled = await self.deliver_once(keep_open=True)
-                except (sqlite3.Error, OSError) as exc:  # the database is away: try again later
+                except (*STORE_ERRORS, OSError) as exc:  # the database is away: try again later
                     log.warning("mail.relay_error", error=type(exc).__name__)
                     handled = 0
                 if handled == 0 and not self._stopping:

@@ -13,6 +13,7 @@ from typing import Any
 
 from promo.activity import count_sent
 from promo.audit import append_event
+from promo.backends import dialect_of
 from promo.db import is_unavailable
 from promo.logs import get_logger
 from promo.timeutil import db_time
@@ -69,7 +70,8 @@ def claim_due(conn: sqlite3.Connection, *, now: datetime, lease: timedelta, limi
     try:
         rows = conn.execute(
             "SELECT id, message_id, template, recipient, subject_ref, attempts, locale, payload FROM outbox"
-            " WHERE status = 'queued' AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :limit", params,
+            " WHERE status = 'queued' AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :limit"
+            + dialect_of(conn).skip_locked, params,  # another relay's lease in flight is skipped, not waited for
         ).fetchall()
     except sqlite3.OperationalError as exc:  # a column that does not decode: find the row, one by one
         if is_unavailable(exc):

@@ -18,7 +18,8 @@ import psycopg_pool
 from promo.backends import dialect_of, pg_schema
 from promo.backends.postgresql import POOL_TIMEOUT_S, PostgresDatabase
 from promo.db import Database
-from promo.db import migrate as migrate_sqlite
+from promo.migrate import migrate as migrate_sqlite
+from promo.migrate import pending_migrations as pending_sqlite
 
 T = TypeVar("T")
 SETTING = "database.url"
@@ -116,3 +117,11 @@ def migrate(conn: Any) -> list[str]:
     if dialect_of(conn).name == "postgresql":
         return pg_schema.migrate(conn)
     return migrate_sqlite(conn)
+
+
+def pending_migrations(conn: Any) -> list[tuple[int, str, str]]:
+    """(version, name, sql) of the migrations `promo migrate` would apply to this store."""
+    if dialect_of(conn).name == "postgresql":
+        done = pg_schema.applied_versions(conn)
+        return [m for m in pg_schema.available_migrations() if m[0] not in done]
+    return pending_sqlite(conn)
