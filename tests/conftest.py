@@ -1,5 +1,6 @@
-"""Shared fixtures: every test gets its own SQLite file under tmp_path, migrated, with the
-shipped catalog and the shipped Office 365 -> Xbox Live Gold campaign loaded."""
+"""Shared fixtures: every test gets its own database on each store (tests/stores.py: its own
+SQLite file under tmp_path, its own PostgreSQL database), migrated, with the shipped catalog
+and the shipped Office 365 -> Xbox Live Gold campaign loaded."""
 
 from __future__ import annotations
 
@@ -13,41 +14,32 @@ from typing import Any
 
 import pytest
 
-from promo.campaign_store import StoredCampaign, get_campaign, save_campaign
-from promo.campaigns import parse_campaign_file, shipped_campaign_text
-from promo.catalog import load_catalog, shipped_catalog, upsert_skus
+from promo.campaign_store import StoredCampaign, get_campaign
+from promo.campaigns import shipped_campaign_text
 from promo.config import Settings, load_settings
-from promo.db import connect, transaction
-from promo.migrate import migrate
+from tests.prepared import SLUG, prepare_database, prepared_store  # noqa: F401  (tests import these from here)
 
-pytest_plugins = ["tests.web"]  # web fixtures: client, shop, web_settings
+pytest_plugins = ["tests.stores", "tests.web"]  # each store; web fixtures: client, shop, web_settings
 
-SLUG = "office365-xbox-gold-2013"
 # An instant inside both windows of the shipped campaign.
 DURING = datetime(2013, 9, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, store_url: str | None) -> Settings:
+    """On the store of this run (tests/stores.py): the URL goes in config.toml, so a `promo`
+    process started with this config uses the same database."""
     config = tmp_path / "config.toml"
+    url = f'url = "{store_url}"\n' if store_url else ""
     # No development sink in tests unless a test starts one on a free port.
-    config.write_text('[database]\npath = "promo.sqlite3"\n[mail]\nsink = false\n', encoding="utf-8")
+    config.write_text(f'[database]\npath = "promo.sqlite3"\n{url}[mail]\nsink = false\n', encoding="utf-8")
     return load_settings(config, environ={"PROMO_SECURITY_SECRET_KEY": "x" * 40})
-
-
-def prepare_database(path: Path) -> sqlite3.Connection:
-    conn = connect(path)
-    migrate(conn)
-    with transaction(conn):
-        upsert_skus(conn, shipped_catalog())
-        campaign = parse_campaign_file(shipped_campaign_text(SLUG), load_catalog(conn))
-        save_campaign(conn, campaign, actor="test", now=datetime(2013, 7, 1, tzinfo=UTC))
-    return conn
 
 
 @pytest.fixture
 def conn(settings: Settings) -> Iterator[sqlite3.Connection]:
-    connection = prepare_database(settings.database_path)
+    """A prepared connection to this run's store (on PostgreSQL the adapter, PgConnection)."""
+    connection = prepared_store(settings)
     yield connection
     connection.close()
 

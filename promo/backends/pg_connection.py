@@ -174,6 +174,10 @@ class PgConnection:
             raise ConstraintViolation(exc) from exc
         return PgCursor(cursor)
 
+    def reread_identities(self) -> None:
+        """After a migration: the tables it made have identity columns lastrowid must know."""
+        self._identities = read_identities(self.raw)
+
     @property
     def in_transaction(self) -> bool:
         return self.raw.info.transaction_status != TransactionStatus.IDLE

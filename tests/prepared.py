@@ -1,0 +1,41 @@
+"""What every test's database starts with: migrated, the shipped catalog and the shipped
+Office 365 -> Xbox Live Gold campaign, on either store."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from promo.backends import pg_connection
+from promo.backends.store import migrate, pending_migrations
+from promo.campaign_store import save_campaign
+from promo.campaigns import parse_campaign_file, shipped_campaign_text
+from promo.catalog import load_catalog, shipped_catalog, upsert_skus
+from promo.config import Settings
+from promo.db import connect, transaction
+
+SLUG = "office365-xbox-gold-2013"
+
+
+def prepare(conn: Any) -> Any:
+    migrate(conn)
+    with transaction(conn):
+        upsert_skus(conn, shipped_catalog())
+        campaign = parse_campaign_file(shipped_campaign_text(SLUG), load_catalog(conn))
+        save_campaign(conn, campaign, actor="test", now=datetime(2013, 7, 1, tzinfo=UTC))
+    return conn
+
+
+def prepare_database(path: Path) -> sqlite3.Connection:
+    return prepare(connect(path))  # type: ignore[no-any-return]
+
+
+def prepared_store(settings: Settings) -> Any:
+    """A connection to the settings' store, prepared (on PostgreSQL a database cloned from the
+    prepared template already is; an empty one is prepared here)."""
+    if not settings.database_url:
+        return prepare_database(settings.database_path)
+    conn = pg_connection.connect(settings.database_url)
+    return prepare(conn) if pending_migrations(conn) else conn
