@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 import aiosqlite
 import psycopg
 
+from promo.backends import dialect_of, pg_bulk
 from promo.backends.postgresql import RetriesExhausted
 from promo.backends.postgresql import is_unavailable as postgresql_unavailable
 
@@ -374,7 +375,9 @@ def insert_each(conn: sqlite3.Connection, sql: str, rows: Iterable[Any], refused
     aborts, the transaction stays); `refused(row)` reports it and returns True, or returns
     False when the refusal is not one it expected, and the error is raised. Then the rest
     of the rows go in. Unique indexes thus find duplicates without a copy of every key in
-    memory."""
+    memory. (PostgreSQL aborts the transaction instead: backends.pg_bulk.)"""
+    if dialect_of(conn).name == "postgresql":
+        return pg_bulk.insert_each(conn, sql, rows, refused)  # type: ignore[arg-type]
     offered, refusals = 0, 0
     current: Any = None
 
