@@ -8,7 +8,7 @@ from datetime import datetime
 
 from promo.campaign_store import list_campaigns
 from promo.codes import stock
-from promo.migrate import pending_migrations
+from promo.backends.store import pending_migrations
 
 
 def readiness(conn: sqlite3.Connection) -> dict[str, object]:

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from promo.audit import verify_chain
 from promo.campaign_store import StoredCampaign
+from tests.cli_runner import Cli
 from tests.conftest import product_key
 from tests.console import post_form, signed_in
 from tests.mailserver import MailServer
-from tests.test_cli import Cli
 from tests.test_redemption import add_activations, add_codes, redeem
 from tests.web import ANN, follow_link, hidden, redeem_form, sign_in, submit, text_of, wait_for_mail, wait_for_mail_to
 
@@ -109,8 +108,8 @@ def test_activation_files_name_the_line_of_an_address_outside_the_grammar(client
     assert shop.execute("SELECT COUNT(*) FROM activations WHERE product_key LIKE 'PK%9_'").fetchone()[0] == 0
 
 
-def test_the_command_line_refuses_addresses_outside_the_grammar(tmp_path: Path) -> None:
-    cli = Cli(tmp_path)
+def test_the_command_line_refuses_addresses_outside_the_grammar(bare_cli: Cli) -> None:
+    cli = bare_cli
     assert cli("migrate").returncode == 0
     redeemed = cli("redeem", "--campaign", "x", "--account", "x<mallory@evil.example>", "--product-key", product_key(1),
                    "--accept-terms")

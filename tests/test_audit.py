@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from promo.audit import append_event
 from promo.db import transaction
-from tests.test_cli import Cli
+from tests.cli_runner import Cli
 
 
 @pytest.fixture
-def chain(tmp_path: Path) -> tuple[Cli, sqlite3.Connection]:
-    cli = Cli(tmp_path)
+def chain(bare_cli: Cli) -> tuple[Cli, sqlite3.Connection]:
+    cli = bare_cli
     cli("migrate")
-    conn = sqlite3.connect(tmp_path / "cli.sqlite3", isolation_level=None)
+    conn = cli.connect()
     start = datetime(2013, 8, 1, tzinfo=UTC)
     with transaction(conn):
         for n in range(1, 21):

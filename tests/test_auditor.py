@@ -16,9 +16,9 @@ from starlette.testclient import TestClient
 from promo.db import transaction
 from promo.passwords import hash_password
 from promo.staff import LOCK_AFTER, add_staff
+from tests.cli_runner import Cli
 from tests.conftest import product_key, reward_code
 from tests.mailserver import MailServer
-from tests.test_cli import Cli
 from tests.web import follow_link, redeem_form, sign_in, submit
 
 PASSWORD = "correct horse battery"
@@ -49,8 +49,8 @@ def activity(client: TestClient, smtp: MailServer, shop: sqlite3.Connection) -> 
     return shop
 
 
-def test_staff_add_from_the_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    cli = Cli(tmp_path)
+def test_staff_add_from_the_cli(bare_cli: Cli) -> None:
+    cli = bare_cli
     cli("migrate")
     cli.env["PROMO_STAFF_PASSWORD"] = PASSWORD
     assert cli("staff", "add", "Boss@Example.com", "--role", "admin").stdout.strip() == "staff account boss@example.com (admin) created"

@@ -16,8 +16,8 @@ from promo.campaign_store import get_campaign
 from promo.config import Settings
 from promo.db import transaction
 from tests import race_worker
+from tests.cli_runner import PROMO
 from tests.conftest import SLUG, product_key
-from tests.test_cli import PROMO
 from tests.test_concurrency import assert_invariants, prepared
 
 

@@ -1,51 +1,23 @@
-"""The `promo` command, run as a real process against a real SQLite file."""
+"""The `promo` command, run as a real process against a real store (a SQLite file, a PostgreSQL database)."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import tomllib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import tomli_w
 
 from promo.campaigns import shipped_campaign_text
-from promo.db import connect, transaction
-from promo.migrate import available_migrations
+from promo.db import transaction
 from promo.outbox import enqueue
+from tests.cli_runner import PROMO, Cli
 from tests.conftest import SLUG, product_key, reward_code
 from tests.mailserver import MailServer
-
-PROMO = str(Path(sys.executable).parent / "promo")
-
-
-class Cli:
-    def __init__(self, tmp_path: Path):
-        self.dir = tmp_path
-        (tmp_path / "config.toml").write_text('[database]\npath = "cli.sqlite3"\n', encoding="utf-8")
-        self.env = {**os.environ, "PROMO_CONFIG": str(tmp_path / "config.toml")}
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([PROMO, *args], env=self.env, cwd=self.dir, capture_output=True, text=True, timeout=60)
-
-    def write(self, name: str, text: str) -> str:
-        (self.dir / name).write_text(text, encoding="utf-8")
-        return str(self.dir / name)
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    run = Cli(tmp_path)
-    names = ", ".join(name for _, name, _ in available_migrations())
-    assert run("migrate").stdout.strip() == f"applied {names}"
-    assert run("migrate").stdout.strip() == "database is up to date"
-    return run
 
 
 def test_import_then_export_writes_the_file_back_identically(cli: Cli) -> None:
@@ -168,21 +140,21 @@ def test_import_codes_reports_lines_and_exits_2(cli: Cli) -> None:
     assert "line 4: code: does not match" in result.stderr
 
 
-def test_commands_refuse_an_unmigrated_database(tmp_path: Path) -> None:
-    run = Cli(tmp_path)
+def test_commands_refuse_an_unmigrated_database(bare_cli: Cli) -> None:
+    run = bare_cli
     result = run("campaigns", "list")
     assert result.returncode == 2 and "run `promo migrate`" in result.stderr
 
 
-def test_a_malformed_setting_stops_start_up_naming_it(tmp_path: Path) -> None:
-    run = Cli(tmp_path)
+def test_a_malformed_setting_stops_start_up_naming_it(bare_cli: Cli) -> None:
+    run = bare_cli
     run.env["PROMO_SERVER_PORT"] = "eighty"
     result = run("serve")
     assert result.returncode == 2 and "server.port" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_serve_without_a_secret_names_the_setting(tmp_path: Path) -> None:
-    run = Cli(tmp_path)
+def test_serve_without_a_secret_names_the_setting(bare_cli: Cli) -> None:
+    run = bare_cli
     run("migrate")
     result = run("serve")
     assert result.returncode == 2 and "security.secret_key" in result.stderr
@@ -190,7 +162,7 @@ def test_serve_without_a_secret_names_the_setting(tmp_path: Path) -> None:
 
 def test_relay_alone_sends_the_queue_and_stops_on_sigterm(cli: Cli) -> None:
     """`promo relay`: email in a process of its own, for web servers with mail.relay = false."""
-    conn = connect(cli.dir / "cli.sqlite3")
+    conn = cli.connect()
     with transaction(conn):
         message_id = enqueue(conn, template="signin_link", recipient="ann@example.com", subject_ref="signin:relay-test",
                              at=datetime.now(UTC), payload={"link": "http://promo.test/signin/T", "minutes": 15})

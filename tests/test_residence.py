@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from tests.cli_runner import Cli
 from tests.conftest import product_key, reward_code
 from tests.mailserver import MailServer
 from tests.served import Served
-from tests.test_cli import Cli, cli  # noqa: F401 - the fixture
 from tests.test_serve_defaults import field, newest_mail
 from tests.web import ANN, OFFER, follow_link, hidden, redeem_form, sign_in, text_of, wait_for_mail_to
 
@@ -131,7 +131,7 @@ def test_the_reason_is_the_field_and_rule_for_the_command_line(cli: Cli) -> None
     assert bad.returncode == 2 and "residence_country" in bad.stderr and "R-X13" in bad.stderr
     good = cli(*redeem, "--residence-country", "CA")
     assert good.returncode == 0, good.stderr
-    conn = sqlite3.connect(cli.dir / "cli.sqlite3")
+    conn = cli.connect()
     assert conn.execute("SELECT residence_country FROM redemptions").fetchone()[0] == "CA"
     conn.close()
 
