@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from promo.backends import pg_connection
-from promo.backends.store import migrate, pending_migrations
+from promo.backends.store import make_store, migrate, pending_migrations
 from promo.campaign_store import save_campaign
 from promo.campaigns import parse_campaign_file, shipped_campaign_text
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus
@@ -39,3 +39,8 @@ def prepared_store(settings: Settings) -> Any:
         return prepare_database(settings.database_path)
     conn = pg_connection.connect(settings.database_url)
     return prepare(conn) if pending_migrations(conn) else conn
+
+
+def store_of(settings: Settings) -> Any:
+    """The service's store for these settings, not yet opened (`async with store_of(s) as db`)."""
+    return make_store(settings.store_url, base=settings.database_path.parent)

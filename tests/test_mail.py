@@ -22,6 +22,7 @@ from promo.outbox import OutboxMessage, enqueue
 from promo.templating import Templates
 from tests.conftest import DURING, reward_code
 from tests.mailserver import MailServer, free_port
+from tests.prepared import store_of
 from tests.test_redemption import add_activations, add_codes, redeem
 
 
@@ -44,7 +45,7 @@ def redeemed(conn: sqlite3.Connection, stored: object) -> sqlite3.Connection:
 
 @pytest.fixture
 async def db(settings: Settings, redeemed: sqlite3.Connection) -> AsyncIterator[Database]:
-    async with Database(settings.database_path) as database:
+    async with store_of(settings) as database:
         yield database
 
 
@@ -103,7 +104,7 @@ async def test_smtp_down_then_up_delivers_with_backoff(db: Database, settings: S
 async def test_a_message_queued_before_a_restart_goes_out_after_it(settings: Settings, redeemed: sqlite3.Connection,
                                                                   smtp: MailServer) -> None:
     # A "restart": the queued row is all there is; a brand-new relay and Database send it.
-    async with Database(settings.database_path) as fresh:
+    async with store_of(settings) as fresh:
         assert await relay_for(fresh, settings, smtp.port, Clock(DURING)).deliver_once() == 1
     assert len(smtp.received) == 1 and outbox(redeemed)["status"] == "sent"
 
