@@ -153,6 +153,6 @@ def sends_since(conn: sqlite3.Connection, *, template: str, subject_ref: str, si
     outbox grows."""
     return int(conn.execute(
         "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE subject_ref = :s AND created_at >= :since AND template = :t"
-        " LIMIT :limit)",
+        " LIMIT :limit) AS recent",  # an alias: PostgreSQL needs one
         {"t": template, "s": subject_ref, "since": db_time(since), "limit": limit},
     ).fetchone()[0])

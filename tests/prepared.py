@@ -32,6 +32,11 @@ def prepare_database(path: Path) -> sqlite3.Connection:
     return prepare(connect(path))  # type: ignore[no-any-return]
 
 
+def connect_to(settings: Settings) -> Any:
+    """A connection of its own to the settings' store (as the CLI or a worker would have)."""
+    return pg_connection.connect(settings.database_url) if settings.database_url else connect(settings.database_path)
+
+
 def prepared_store(settings: Settings) -> Any:
     """A connection to the settings' store, prepared (on PostgreSQL a database cloned from the
     prepared template already is; an empty one is prepared here)."""

@@ -26,7 +26,15 @@ STORES = ("sqlite", "postgresql")
 
 # Test files that do not pass on PostgreSQL yet, and why (each test is reported as skipped
 # there with this reason). Issue 17: empty this list.
-PENDING_ON_POSTGRESQL: dict[str, str] = {}
+_SERVED = ("runs `promo serve` processes on the SQLite file (tests/served.write_config); the races over HTTP on "
+           "PostgreSQL are still to write")
+PENDING_ON_POSTGRESQL: dict[str, str] = {
+    "test_races_http.py": _SERVED,
+    "test_crash.py": _SERVED + " (its invariants read the SQLite file)",
+    "test_deployment.py": _SERVED,
+    "test_relay_alive.py": _SERVED,
+    "test_concurrency.py": "worker processes on the SQLite file (promo.db.Database by path)",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

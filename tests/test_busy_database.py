@@ -21,6 +21,9 @@ from tests.mailserver import MailServer
 from tests.test_api import new_token
 from tests.web import OFFER, follow_link, hidden, redeem_form, sign_in
 
+pytestmark = pytest.mark.sqlite_only("SQLite's one write lock held by another process; PostgreSQL's "
+                                 "counterpart: test_pg_redemption.py (a transaction it keeps refusing is a 503)")
+
 
 @pytest.fixture
 def busy_client(web_settings: Settings, shop: sqlite3.Connection) -> Iterator[TestClient]:

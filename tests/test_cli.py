@@ -183,3 +183,13 @@ def test_relay_alone_sends_the_queue_and_stops_on_sigterm(cli: Cli) -> None:
     assert relay.returncode == 0 and "Traceback" not in err, err
     row = conn.execute("SELECT status, attempts FROM outbox WHERE message_id = :m", {"m": message_id}).fetchone()
     assert tuple(row) == ("sent", 1)
+
+
+def test_backup_copies_sqlite_and_points_postgresql_at_pg_dump(cli: Cli) -> None:
+    target = cli.dir / "copy.sqlite3"
+    result = cli("backup", str(target))
+    if cli.url:  # the backup API and integrity_check are SQLite's
+        assert result.returncode == 2 and "database.url: promo backup copies the SQLite file" in result.stderr
+        assert "pg_dump" in result.stderr and not target.exists()
+    else:
+        assert result.returncode == 0 and target.exists(), result.stderr

@@ -10,7 +10,6 @@ import re
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from promo.campaigns import parse_campaign_file, shipped_campaign_text
 from promo.campaigns.donation_program import HEALTH_EXCEPTIONS, INELIGIBLE_TYPES, Registration, registration_failures
 from promo.catalog import load_catalog
 from promo.codes import import_codes
-from promo.db import connect, transaction
+from promo.db import transaction
 from promo.errors import InputError
 from promo.nonprofit.donations import get_request, request_donation
 from promo.nonprofit.organisations import register_organisation, review_organisation
@@ -28,6 +27,7 @@ from promo.nonprofit.program import NotAllowed
 from promo.nonprofit.returns import ask_return, decide_return
 from promo.nonprofit.validation_codes import add_partner, issue_code, refresh_code, verify_code
 from tests.conftest import csv_bytes
+from tests.prepared import connect_to
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 HOLDER, REP = "holder@ngo.example", "rep@ngo.example"
@@ -272,12 +272,11 @@ def test_concurrent_requests_never_exceed_a_limit_together(program: sqlite3.Conn
     """Eight threads on their own connections race for the last 5 Windows Server Standard."""
     code = new_code(program, approved_org(program))
     assert ask(program, code, T0, DON_WINSRV_STD=20).fulfilled
-    path: Path = settings.database_path
     results: list[bool] = []
     barrier = threading.Barrier(8)
 
     def racer() -> None:
-        conn = connect(path)
+        conn = connect_to(settings)
         barrier.wait()
         results.append(ask(conn, code, T0 + SECOND, DON_WINSRV_STD=3).fulfilled)
         conn.close()

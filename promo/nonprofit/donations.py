@@ -113,6 +113,8 @@ def request_donation(conn: sqlite3.Connection, *, account_email: str, code: str,
     unknown = [s for s in quantities if s not in prog.products]
     if unknown:
         raise InputError.one("products", f"not donation products of this program: {', '.join(unknown)}")
+    if org:  # requests of one organisation take turns: the allocation is checked, then reserved (R-N2)
+        conn.execute("SELECT id FROM organisations WHERE id = :o" + dialect_of(conn).row_lock, {"o": org.id})
     cycle = current_cycle(conn, org.id, now) if org else None
     used = used_in_cycle(conn, cycle[0] if cycle else None)
     failures += prog.allocation_failures(catalog, used, quantities)
