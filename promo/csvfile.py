@@ -5,6 +5,7 @@ held as text; errors are collected per line and reported together (capped)."""
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 from collections.abc import Callable, Iterator
@@ -18,6 +19,10 @@ MAX_REPORTED_ERRORS = 100
 MAX_FIELD = 4096  # a longer cell is not a product key, code or date
 
 
+def _line_of(error: FieldError) -> int:
+    return -1 if error.line is None else error.line  # a file's own errors first
+
+
 class ErrorList:
     """Collects line errors; keeps the first MAX_REPORTED_ERRORS, counts them all."""
 
@@ -26,9 +31,12 @@ class ErrorList:
         self.total = 0
 
     def add(self, error: FieldError) -> None:
+        """Keep the errors of the first lines, in line order, whatever order they are found in
+        (on PostgreSQL a chunk's rows are read before its refusals come back)."""
         self.total += 1
-        if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append(error)
+        bisect.insort(self.errors, error, key=_line_of)
+        if len(self.errors) > MAX_REPORTED_ERRORS:
+            self.errors.pop()
 
     def extend(self, errors: list[FieldError], line: int) -> None:
         for e in errors:

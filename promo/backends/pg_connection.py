@@ -174,6 +174,14 @@ class PgConnection:
             raise ConstraintViolation(exc) from exc
         return PgCursor(cursor)
 
+    def __enter__(self) -> PgConnection:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        """As sqlite3's `with conn:`: commit an open transaction, or roll it back on an error."""
+        if self.in_transaction:
+            self.raw.execute("ROLLBACK" if kind is not None else "COMMIT")
+
     def reread_identities(self) -> None:
         """After a migration: the tables it made have identity columns lastrowid must know."""
         self._identities = read_identities(self.raw)
