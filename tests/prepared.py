@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from promo.backends import pg_connection
+from promo.backends import dialect_of, pg_connection
 from promo.backends.store import make_store, migrate, pending_migrations
 from promo.campaign_store import save_campaign
 from promo.campaigns import parse_campaign_file, shipped_campaign_text
@@ -49,3 +49,14 @@ def prepared_store(settings: Settings) -> Any:
 def store_of(settings: Settings) -> Any:
     """The service's store for these settings, not yet opened (`async with store_of(s) as db`)."""
     return make_store(settings.store_url, base=settings.database_path.parent)
+
+
+def dump_text(conn: Any) -> str:
+    """Every row of every table as text (SQLite's iterdump; on PostgreSQL each row's text form),
+    to check that a secret is stored nowhere."""
+    if dialect_of(conn).name == "sqlite":
+        return "\n".join(conn.iterdump())
+    tables = [row[0] for row in conn.execute("SELECT table_name FROM information_schema.tables"
+                                             " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")]
+    return "\n".join(str(row[0]) for table in tables
+                     for row in conn.execute(f'SELECT t::text FROM "{table}" t'))  # noqa: S608 - names from the schema

@@ -26,6 +26,7 @@ from psycopg.adapt import Buffer, Loader
 from psycopg.pq import TransactionStatus
 
 from promo.backends.pg_sql import POSTGRESQL, inserted_table, translate
+from promo.errors import InputError
 
 Params = Mapping[str, Any] | Sequence[Any]
 
@@ -41,6 +42,14 @@ class ConstraintViolation(sqlite3.IntegrityError):
         super().__init__(str(error).strip())
         self.sqlstate = error.sqlstate
         self.constraint = getattr(error.diag, "constraint_name", None)
+
+
+def refused_text(exc: psycopg.DataError) -> Exception:
+    """PostgreSQL's text cannot hold NUL, which SQLite stores: a value with one (a path, a form
+    field) is bad input, a clear 4xx, never a 500. Any other data error stays what it is."""
+    if "NUL (0x00)" in str(exc):
+        return InputError.one("text", "holds a NUL character (\\0), which no field accepts")
+    return exc
 
 
 class DbTimeLoader(Loader):
@@ -161,6 +170,8 @@ class PgConnection:
             cursor.execute(statement, params)  # () too: psycopg then reads %% as %
         except psycopg.errors.IntegrityError as exc:
             raise ConstraintViolation(exc) from exc
+        except psycopg.DataError as exc:
+            raise refused_text(exc) from exc
         if identity:
             returned = cursor.fetchall()  # INSERT ... VALUES (...), (...): the last, as sqlite3 says
             return PgCursor(cursor, int(returned[-1][0]) if returned else None)
@@ -172,6 +183,8 @@ class PgConnection:
             cursor.executemany(translate(sql), seq_of_params)
         except psycopg.errors.IntegrityError as exc:
             raise ConstraintViolation(exc) from exc
+        except psycopg.DataError as exc:
+            raise refused_text(exc) from exc
         return PgCursor(cursor)
 
     def __enter__(self) -> PgConnection:

@@ -343,7 +343,7 @@ def requests_of_organisation(conn: sqlite3.Connection, org_id: int) -> list[Dona
 def waiting_requests(conn: sqlite3.Connection, org_id: int | None = None) -> list[DonationRequest]:
     """Requests staff are to decide (R-N4), oldest first: all, or one organisation's."""
     return requests_by_id(conn, [r[0] for r in conn.execute(
-        "SELECT id FROM donation_requests WHERE status IN ('requested', 'held') AND (:o IS NULL OR organisation_id = :o)"
+        "SELECT id FROM donation_requests WHERE status IN ('requested', 'held') AND (organisation_id = :o OR :o IS NULL)"  # :o typed by =
         " ORDER BY id", {"o": org_id})])
 
 
