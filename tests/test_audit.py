@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from tests.cli_runner import Cli
 
 
 @pytest.fixture
-def chain(bare_cli: Cli) -> tuple[Cli, sqlite3.Connection]:
+def chain(bare_cli: Cli) -> Iterator[tuple[Cli, sqlite3.Connection]]:
     cli = bare_cli
     cli("migrate")
     conn = cli.connect()
@@ -22,7 +23,8 @@ def chain(bare_cli: Cli) -> tuple[Cli, sqlite3.Connection]:
         for n in range(1, 21):
             append_event(conn, tag="test:event:made", actor=f"account:u{n}@example.com", subject=f"thing:{n}",
                          data={"n": n}, at=start + timedelta(seconds=n))
-    return cli, conn
+    yield cli, conn
+    conn.close()
 
 
 def broken_at(cli: Cli, *args: str) -> str:

@@ -182,6 +182,7 @@ def test_relay_alone_sends_the_queue_and_stops_on_sigterm(cli: Cli) -> None:
         smtp.stop()
     assert relay.returncode == 0 and "Traceback" not in err, err
     row = conn.execute("SELECT status, attempts FROM outbox WHERE message_id = :m", {"m": message_id}).fetchone()
+    conn.close()
     assert tuple(row) == ("sent", 1)
 
 
