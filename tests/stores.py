@@ -46,6 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only(reason): a test about SQLite itself; reported as skipped on "
                                        "PostgreSQL with its reason")
+    config.addinivalue_line("markers", "postgresql_only(reason): a test about PostgreSQL itself; reported as skipped "
+                                       "on SQLite with its reason")
 
 
 def sqlite_only_reason(metafunc: pytest.Metafunc) -> str | None:
@@ -61,9 +63,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     chosen = metafunc.config.getoption("store")
     params = []
+    only_postgresql = metafunc.definition.get_closest_marker("postgresql_only")
     for store in STORES if chosen == "both" else (chosen,):
         reason = sqlite_only_reason(metafunc) if store == "postgresql" else None
         marks = [pytest.mark.skip(reason=f"SQLite only: {reason}")] if reason else []
+        if store == "sqlite" and only_postgresql is not None:
+            marks = [pytest.mark.skip(reason=f"PostgreSQL only: {only_postgresql.args[0]}")]
         params.append(pytest.param(store, marks=marks, id=store))
     metafunc.parametrize("store", params, indirect=True)
 
