@@ -64,7 +64,7 @@ _SELECT = {
     # The first table named is the one searched by index; CROSS JOIN keeps SQLite from
     # walking every redemption by id instead (for the ORDER BY) and probing each one.
     "code": "SELECT r.id, r.redeemed_at, c.slug, r.account_email, r.product_key, k.code, r.client_ip"
-            " FROM reward_codes k CROSS JOIN redemptions r ON r.code_id = k.id JOIN campaigns c ON c.id = r.campaign_id"
+            " FROM reward_codes k {code_join} redemptions r ON r.code_id = k.id JOIN campaigns c ON c.id = r.campaign_id"
             " WHERE k.issued_at IS NOT NULL AND {code_tail} = :tail AND {code_value} = :value",
     "product_key": "SELECT r.id, r.redeemed_at, c.slug, r.account_email, r.product_key, k.code, r.client_ip"
                    " FROM redemptions r JOIN reward_codes k ON k.id = r.code_id JOIN campaigns c ON c.id = r.campaign_id"
@@ -82,6 +82,7 @@ def lookup_sql(lookup: Lookup, keyset: Keyset, dialect: Dialect = SQLITE) -> tup
     condition, order, params = keyset.sql("r.id")
     # The tails spelled as the store's expression indexes are (SQLite substr(x, -5), PostgreSQL right(x, 5)).
     select = _SELECT[lookup.by].format(
+        code_join="CROSS JOIN" if dialect.name == "sqlite" else "JOIN",  # SQLite's join order; PostgreSQL's needs no hint
         code_tail=dialect.suffix("replace(k.code, '-', '')", str(TAIL)), code_value=dialect.suffix("replace(k.code, '-', '')", ":n"),
         key_tail=dialect.suffix("r.product_key", str(TAIL)), key_value=dialect.suffix("r.product_key", ":n"))
     sql = select + f" AND {condition} ORDER BY {order} LIMIT :keyset_limit"  # fixed pieces only

@@ -44,12 +44,14 @@ class ConstraintViolation(sqlite3.IntegrityError):
         self.constraint = getattr(error.diag, "constraint_name", None)
 
 
-def refused_text(exc: psycopg.DataError) -> Exception:
+def holds_nul(exc: psycopg.DataError) -> bool:
+    return "NUL (0x00)" in str(exc)
+
+
+def nul_refused() -> InputError:
     """PostgreSQL's text cannot hold NUL, which SQLite stores: a value with one (a path, a form
-    field) is bad input, a clear 4xx, never a 500. Any other data error stays what it is."""
-    if "NUL (0x00)" in str(exc):
-        return InputError.one("text", "holds a NUL character (\\0), which no field accepts")
-    return exc
+    field) is bad input, a clear 4xx, never a 500."""
+    return InputError.one("text", "holds a NUL character (\\0), which no field accepts")
 
 
 class DbTimeLoader(Loader):
@@ -171,7 +173,9 @@ class PgConnection:
         except psycopg.errors.IntegrityError as exc:
             raise ConstraintViolation(exc) from exc
         except psycopg.DataError as exc:
-            raise refused_text(exc) from exc
+            if not holds_nul(exc):
+                raise
+            raise nul_refused() from exc
         if identity:
             returned = cursor.fetchall()  # INSERT ... VALUES (...), (...): the last, as sqlite3 says
             return PgCursor(cursor, int(returned[-1][0]) if returned else None)
@@ -184,7 +188,9 @@ class PgConnection:
         except psycopg.errors.IntegrityError as exc:
             raise ConstraintViolation(exc) from exc
         except psycopg.DataError as exc:
-            raise refused_text(exc) from exc
+            if not holds_nul(exc):
+                raise
+            raise nul_refused() from exc
         return PgCursor(cursor)
 
     def __enter__(self) -> PgConnection:

@@ -46,7 +46,9 @@ class RetriesExhausted(RuntimeError):
 
 def is_retryable(exc: BaseException) -> bool:
     """A serialization failure or a deadlock: rerunning the whole transaction is correct."""
-    while exc is not None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # a cause chain may loop back
+        seen.add(id(exc))
         if isinstance(exc, psycopg.Error) and exc.sqlstate in POSTGRESQL.retry_sqlstates:
             return True
         exc = exc.__cause__  # type: ignore[assignment]
