@@ -19,7 +19,7 @@ from promo.campaigns import shipped_campaign_text
 from promo.config import Settings, load_settings
 from tests.prepared import SLUG, prepare_database, prepared_store  # noqa: F401  (tests import these from here)
 
-pytest_plugins = ["tests.stores", "tests.web", "tests.cli_runner"]  # each store; web fixtures; bare_cli, cli
+pytest_plugins = ["tests.pg", "tests.stores", "tests.web", "tests.cli_runner"]  # each store; web fixtures; bare_cli, cli
 
 # An instant inside both windows of the shipped campaign.
 DURING = datetime(2013, 9, 1, 12, 0, tzinfo=UTC)

@@ -14,9 +14,8 @@ import psycopg
 import pytest
 
 from promo.backends import pg_connection, pg_schema
-from promo.db import connect, migrate
-
-pytest_plugins = ["tests.pg"]
+from promo.db import connect
+from promo.migrate import migrate
 
 # Columns holding an instant (db_time text on SQLite): timestamptz on PostgreSQL. A purchase
 # or activation "moment" may be a bare day, so those stay text.
