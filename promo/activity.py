@@ -112,7 +112,9 @@ def midnight(day: date, tz: tzinfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
-_FIRST, _LAST = "0000", "9999"  # below and above every stored hour
+# Below and above every stored hour, as instants both stores read (PostgreSQL's timestamptz
+# refuses "0000"; SQLite compares the text).
+_FIRST, _LAST = "0001-01-01T00:00:00.000000Z", "9999-12-31T23:59:59.999999Z"
 
 
 def _bound(value: datetime | None, default: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,8 +22,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promo.auth import SigninLinks
+from promo.backends.configured import open_configured_store
 from promo.config import Settings
-from promo.db import DRIVER_ERRORS, Database, is_unavailable
+from promo.db import DRIVER_ERRORS, is_unavailable
 from promo.email_domains import SENDING_DOMAINS  # noqa: F401  (imported once: each registers its email contexts)
 from promo.errors import InputError, NotFound, PromoError
 from promo.http_policy import allow_header, no_store_unless_set
@@ -269,12 +269,7 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         use_message_id_domain(settings.mail.message_id_domain)  # every email the services queue from now on
-        db = Database(settings.database_path, busy_timeout_ms=settings.database_busy_timeout_ms,
-                      synchronous=settings.database_synchronous)
-        try:
-            await db.open()
-        except (sqlite3.Error, OSError) as exc:
-            log.error("database.open_failed", error=str(exc), path=str(settings.database_path))
+        db = await open_configured_store(settings)
         app.state.db = db
         app.state.jobs = ImportJobs(db)
         sink_server = None

@@ -10,12 +10,14 @@ list (a stock count and a parse per campaign) now happens per page only."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from promo.backends import dialect_of
 from promo.campaign_store import STATES, StoredCampaign, get_campaign
 from promo.errors import FieldError, InputError
 from promo.paging import Keyset, Page
@@ -90,11 +92,11 @@ def _status(published_at: str | None, paused_at: str | None, first: str | None, 
 
 
 def _rows(conn: sqlite3.Connection, kind: str, now: datetime) -> list[_Row]:
-    rows = conn.execute(
-        "SELECT id, slug, json_extract(definition, '$.name'), json_extract(definition, '$.names'),"
-        " json_extract(definition, '$.timezone'), json_extract(definition, '$.redemption_window.first_day'),"
-        " json_extract(definition, '$.redemption_window.last_day'), published_at, paused_at"
-        " FROM campaigns WHERE kind = :kind", {"kind": kind}).fetchall()
+    member = functools.partial(dialect_of(conn).json_text, "definition")
+    members = ", ".join(member(path) for path in ("name", "names", "timezone", "redemption_window.first_day",
+                                                  "redemption_window.last_day"))
+    rows = conn.execute(f"SELECT id, slug, {members}, published_at, paused_at FROM campaigns WHERE kind = :kind",  # fixed
+                        {"kind": kind}).fetchall()
     return [_Row(r[0], r[1], r[2] or r[1], r[3] or "", _status(r[7], r[8], r[5], r[6], r[4], now), r[5] or "")
             for r in rows]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promo.backends.store import StoreUrlError, make_store, sqlite_path
 from promo.errors import ConfigError
 
 ENV_PREFIX = "PROMO_"
@@ -114,6 +115,7 @@ SMTP_PORT = 25
 SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "environment": ("development", _choice("development", "production")),
     "database.path": ("var/promo.sqlite3", _str),
+    "database.url": (DERIVED, _str),
     "database.busy_timeout_ms": (5000, _int),
     "database.synchronous": ("FULL", _choice("FULL", "NORMAL")),
     "server.host": ("127.0.0.1", _str),
@@ -193,6 +195,14 @@ class Settings:
     mail: MailSettings
     metrics_access: str  # who may read /metrics: "public", "loopback" or "token"
     metrics_token: str | None
+    # The PostgreSQL store when database.url names one (issue 17); None: the SQLite file
+    # database_path (a sqlite:/// database.url sets database_path).
+    database_url: str | None = None
+
+    @property
+    def store_url(self) -> str:
+        """database.url as promo.backends.store.open_store takes it, for either store."""
+        return self.database_url or f"sqlite:///{self.database_path}"
 
     def require_secret_key(self) -> str:
         if not self.secret_key:
@@ -249,10 +259,13 @@ def load_settings(config_path: Path | str | None = None, environ: Mapping[str, s
             source = env_name(name) if env_name(name) in environ else f"{name} in {path.name}"
             raise ConfigError(f"{name}: {exc} (got {value!r} from {source})") from None
     _derive(values)
+    database_path, database_url = _database(values, base, explicit_path="database.path" in raw
+                                            or env_name("database.path") in environ)
 
     return Settings(
         environment=values["environment"],
-        database_path=_resolve(base, values["database.path"]),
+        database_path=database_path,
+        database_url=database_url,
         database_busy_timeout_ms=values["database.busy_timeout_ms"],
         database_synchronous=values["database.synchronous"],
         server_host=values["server.host"],
@@ -314,6 +327,26 @@ def _derive(values: dict[str, Any]) -> None:
         values["server.public_url"] = f"http://{_url_host(values['server.host'])}:{values['server.port']}"
     if values["metrics.access"] is DERIVED:
         values["metrics.access"] = "loopback" if production else "public"
+
+
+def _database(values: dict[str, Any], base: Path, *, explicit_path: bool) -> tuple[Path, str | None]:
+    """(database_path, database_url) from database.path and database.url: a sqlite:/// URL names
+    the file (relative to the config's folder), a postgresql:// URL the PostgreSQL store. A
+    wrong URL stops start-up here, naming database.url and never repeating a password."""
+    path = _resolve(base, values["database.path"])
+    url = values["database.url"]
+    if url is DERIVED:
+        return path, None
+    try:
+        make_store(url, base=base)  # parses only: nothing is opened or connected
+    except StoreUrlError as exc:
+        raise ConfigError(str(exc)) from None
+    if not url.lower().startswith("sqlite:"):
+        return path, url
+    file = sqlite_path(url, base)
+    if explicit_path and file != path:
+        raise ConfigError(f"database.url: names {file} but database.path names {path}; set one of them")
+    return file, None
 
 
 def _url_host(host: str) -> str:

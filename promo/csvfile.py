@@ -5,6 +5,7 @@ held as text; errors are collected per line and reported together (capped)."""
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 from collections.abc import Callable, Iterator
@@ -18,6 +19,10 @@ MAX_REPORTED_ERRORS = 100
 MAX_FIELD = 4096  # a longer cell is not a product key, code or date
 
 
+def _line_of(error: FieldError) -> int:
+    return -1 if error.line is None else error.line  # a file's own errors first
+
+
 class ErrorList:
     """Collects line errors; reports the MAX_REPORTED_ERRORS of the earliest lines, in line
     order, and counts them all. Errors may come out of line order: on PostgreSQL an import
@@ -28,14 +33,12 @@ class ErrorList:
         self.total = 0
 
     def add(self, error: FieldError) -> None:
+        """Keep the errors of the first lines, in line order, whatever order they are found in
+        (on PostgreSQL a chunk's rows are read before its refusals come back)."""
         self.total += 1
-        self.errors.append(error)
-        if len(self.errors) >= 2 * MAX_REPORTED_ERRORS:  # bounded memory, however bad the file
-            self._keep_earliest()
-
-    def _keep_earliest(self) -> None:
-        self.errors.sort(key=lambda e: e.line or 0)  # stable: one line's errors keep their order
-        del self.errors[MAX_REPORTED_ERRORS:]
+        bisect.insort(self.errors, error, key=_line_of)
+        if len(self.errors) > MAX_REPORTED_ERRORS:
+            self.errors.pop()
 
     def extend(self, errors: list[FieldError], line: int) -> None:
         for e in errors:
@@ -43,7 +46,6 @@ class ErrorList:
 
     def raise_if_any(self) -> None:
         if self.total:
-            self._keep_earliest()
             raise InputError(self.errors, total=self.total)
 
 

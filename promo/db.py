@@ -36,6 +36,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+import psycopg
+
+from promo.backends.postgresql import RetriesExhausted
+from promo.backends.postgresql import is_unavailable as postgresql_unavailable
 
 T = TypeVar("T")
 
@@ -76,11 +80,18 @@ _UNAVAILABLE_CODES = {
 }
 
 
-DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError,)  # what is_unavailable() may say yes to
+# What is_unavailable() may say yes to: SQLite's, PostgreSQL's connection errors (server
+# gone, starting, full) and a transaction PostgreSQL kept asking to rerun (issue 17).
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError, psycopg.OperationalError, RetriesExhausted)
+
+# Any error of either store's driver (the relay waits such an error out, then tries again).
+STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error, RetriesExhausted)
 
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether the database refused for now (a 503 and "try again"), not because of a bug."""
+    if isinstance(exc, psycopg.Error | RetriesExhausted):
+        return postgresql_unavailable(exc)
     if not isinstance(exc, sqlite3.OperationalError):
         return False
     code = getattr(exc, "sqlite_errorcode", None)
@@ -364,7 +375,8 @@ def insert_each(conn: sqlite3.Connection, sql: str, rows: Iterable[Any], refused
     aborts, the transaction stays); `refused(row)` reports it and returns True, or returns
     False when the refusal is not one it expected, and the error is raised. Then the rest
     of the rows go in. Unique indexes thus find duplicates without a copy of every key in
-    memory."""
+    memory. SQLite only: PostgreSQL aborts the transaction instead (backends.bulk stages the
+    rows with COPY there)."""
     offered, refusals = 0, 0
     current: Any = None
 

@@ -16,17 +16,20 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from promo.activations import import_activations
 from promo.campaign_store import get_campaign
 from promo.catalog import load_catalog
 from promo.codes import import_codes
-from promo.db import Database, transaction
+from promo.db import transaction
 from promo.errors import InputError, NotFound
 from promo.logs import get_logger
 from promo.stock import rearm_if_restocked
 from promo.timeutil import db_time, utcnow
+
+if TYPE_CHECKING:  # the Protocol both stores satisfy; imported for annotations only
+    from promo.backends.store import Store
 
 log = get_logger("promo.jobs")
 IMPORT_KINDS = ("codes", "activations")
@@ -80,7 +83,7 @@ class CountingReader(io.RawIOBase):
 
 
 class ImportJobs:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
         self._reading: dict[int, CountingReader] = {}  # job id -> the file being imported
         self._tasks: dict[int, asyncio.Task[None]] = {}

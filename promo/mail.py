@@ -24,18 +24,21 @@ from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, parseaddr
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 
 from promo.config import MailSettings
-from promo.db import Database, is_unavailable
+from promo.db import STORE_ERRORS, is_unavailable
 from promo.email_contexts import PermanentFailure, context_for
 from promo.email_layout import render_email, service_name
 from promo.logs import get_logger
 from promo.outbox import OutboxMessage, claim_due, mark_deferred, mark_failed, mark_sent
 from promo.templating import Templates
 from promo.timeutil import utcnow
+
+if TYPE_CHECKING:  # the Protocol both stores satisfy; imported for annotations only
+    from promo.backends.store import Store
 
 log = get_logger("promo.mail")
 CRLF = "\r\n"
@@ -145,7 +148,7 @@ Outcome = tuple[OutboxMessage, str, str]  # (message, "sent" | "temporary" | "fa
 
 
 class MailRelay:
-    def __init__(self, db: Database, settings: MailSettings, templates: Templates, public_url: str, *,
+    def __init__(self, db: Store, settings: MailSettings, templates: Templates, public_url: str, *,
                  clock: Callable[[], datetime] = utcnow, batch_size: int = 50, poll_seconds: float = 1.0):
         self.db, self.settings, self.templates, self.public_url = db, settings, templates, public_url
         self.clock, self.batch_size, self.poll_seconds = clock, batch_size, poll_seconds
@@ -170,7 +173,7 @@ class MailRelay:
             while not self._stopping:
                 try:
                     handled = await self.deliver_once(keep_open=True)
-                except (sqlite3.Error, OSError) as exc:  # the database is away: try again later
+                except STORE_ERRORS + (OSError,) as exc:  # the database is away: try again later
                     log.warning("mail.relay_error", error=type(exc).__name__)
                     handled = 0
                 if handled == 0 and not self._stopping:

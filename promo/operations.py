@@ -6,9 +6,9 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from promo.backends.store import pending_migrations
 from promo.campaign_store import list_campaigns
 from promo.codes import stock
-from promo.migrate import pending_migrations
 
 
 def readiness(conn: sqlite3.Connection) -> dict[str, object]:

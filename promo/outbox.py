@@ -13,6 +13,7 @@ from typing import Any
 
 from promo.activity import count_sent
 from promo.audit import append_event
+from promo.backends import dialect_of
 from promo.db import is_unavailable
 from promo.logs import get_logger
 from promo.timeutil import db_time
@@ -77,7 +78,8 @@ def claim_due(conn: sqlite3.Connection, *, now: datetime, lease: timedelta, limi
     try:
         rows = conn.execute(
             "SELECT id, message_id, template, recipient, subject_ref, attempts, locale, payload FROM outbox"
-            " WHERE status = 'queued' AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :limit", params,
+            " WHERE status = 'queued' AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :limit"
+            + dialect_of(conn).skip_locked, params,  # another relay's lease in flight is skipped, not waited for
         ).fetchall()
     except sqlite3.OperationalError as exc:  # a column that does not decode: find the row, one by one
         if is_unavailable(exc):
@@ -159,6 +161,6 @@ def sends_since(conn: sqlite3.Connection, *, template: str, subject_ref: str, si
     outbox grows."""
     return int(conn.execute(
         "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE subject_ref = :s AND created_at >= :since AND template = :t"
-        " LIMIT :limit)",
+        " LIMIT :limit) AS recent",  # an alias: PostgreSQL needs one
         {"t": template, "s": subject_ref, "since": db_time(since), "limit": limit},
     ).fetchone()[0])

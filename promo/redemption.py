@@ -127,10 +127,12 @@ def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
     conn.execute("SAVEPOINT redeem")
     try:
         result = _decide_and_record(conn, request, now, guess_limit, reviewed)
-    except sqlite3.IntegrityError:
+    except sqlite3.IntegrityError as exc:
         # A schema constraint caught what the checks did not: undo, then refuse and log that.
         conn.execute("ROLLBACK TO redeem")
         conn.execute("RELEASE redeem")
+        if not defends_r_x6(exc):  # another constraint (a stock alert's race, say) is not the customer's refusal
+            raise
         failure = Failure("R-X6", "already_redeemed", "this account or product key has already redeemed this offer")
         stored = get_campaign(conn, request.campaign)
         return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
@@ -142,8 +144,22 @@ def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
     return result
 
 
-def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, guess_limit: int | None,
-                       reviewed: bool) -> RedemptionResult:
+# The UNIQUE keys of redemptions that hold R-X5/R-X6 when two transactions pass the checks at
+# once: one reward per account and slot, one redemption per product key, one owner per code.
+# PostgreSQL names the constraint (ConstraintViolation.constraint); SQLite names the columns.
+R_X6_CONSTRAINTS = frozenset({"redemptions_campaign_id_account_email_slot_key",
+                              "redemptions_campaign_id_product_key_key", "redemptions_code_id_key"})
+
+
+def defends_r_x6(exc: sqlite3.IntegrityError) -> bool:
+    constraint = getattr(exc, "constraint", None)
+    if constraint is not None:
+        return constraint in R_X6_CONSTRAINTS
+    return str(exc).startswith("UNIQUE constraint failed: redemptions.")
+
+
+def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
+                       guess_limit: int | None, reviewed: bool) -> RedemptionResult:
     # A donation program is asked through /nonprofit/, not redeemed: to this, no offer.
     stored = get_campaign_of(conn, request.campaign, PurchaseOffer, what="offer")
     campaign = stored.campaign

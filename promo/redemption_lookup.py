@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from promo.backends import Dialect, dialect_of
+from promo.backends.sqlite import SQLITE
 from promo.errors import InputError
 from promo.identifiers import PRODUCT_KEY_LENGTH, mask_code, mask_product_key, normalize_email
 from promo.paging import Keyset, Page, parse_id
@@ -62,12 +64,11 @@ _SELECT = {
     # The first table named is the one searched by index; CROSS JOIN keeps SQLite from
     # walking every redemption by id instead (for the ORDER BY) and probing each one.
     "code": "SELECT r.id, r.redeemed_at, c.slug, r.account_email, r.product_key, k.code, r.client_ip"
-            " FROM reward_codes k CROSS JOIN redemptions r ON r.code_id = k.id JOIN campaigns c ON c.id = r.campaign_id"
-            " WHERE k.issued_at IS NOT NULL AND substr(replace(k.code, '-', ''), -5) = :tail"
-            " AND substr(replace(k.code, '-', ''), -:n) = :value",
+            " FROM reward_codes k {code_join} redemptions r ON r.code_id = k.id JOIN campaigns c ON c.id = r.campaign_id"
+            " WHERE k.issued_at IS NOT NULL AND {code_tail} = :tail AND {code_value} = :value",
     "product_key": "SELECT r.id, r.redeemed_at, c.slug, r.account_email, r.product_key, k.code, r.client_ip"
                    " FROM redemptions r JOIN reward_codes k ON k.id = r.code_id JOIN campaigns c ON c.id = r.campaign_id"
-                   " WHERE substr(r.product_key, -5) = :tail AND substr(r.product_key, -:n) = :value",
+                   " WHERE {key_tail} = :tail AND {key_value} = :value",
     "account": "SELECT r.id, r.redeemed_at, c.slug, r.account_email, r.product_key, k.code, r.client_ip"
                " FROM redemptions r JOIN reward_codes k ON k.id = r.code_id JOIN campaigns c ON c.id = r.campaign_id"
                " WHERE r.account_email = :value",
@@ -77,15 +78,20 @@ _SELECT = {
 }
 
 
-def lookup_sql(lookup: Lookup, keyset: Keyset) -> tuple[str, dict[str, Any]]:
+def lookup_sql(lookup: Lookup, keyset: Keyset, dialect: Dialect = SQLITE) -> tuple[str, dict[str, Any]]:
     condition, order, params = keyset.sql("r.id")
-    sql = _SELECT[lookup.by] + f" AND {condition} ORDER BY {order} LIMIT :keyset_limit"  # fixed pieces only
+    # The tails spelled as the store's expression indexes are (SQLite substr(x, -5), PostgreSQL right(x, 5)).
+    select = _SELECT[lookup.by].format(
+        code_join="CROSS JOIN" if dialect.name == "sqlite" else "JOIN",  # SQLite's join order; PostgreSQL's needs no hint
+        code_tail=dialect.suffix("replace(k.code, '-', '')", str(TAIL)), code_value=dialect.suffix("replace(k.code, '-', '')", ":n"),
+        key_tail=dialect.suffix("r.product_key", str(TAIL)), key_value=dialect.suffix("r.product_key", ":n"))
+    sql = select + f" AND {condition} ORDER BY {order} LIMIT :keyset_limit"  # fixed pieces only
     value: Any = int(lookup.value) if lookup.by == "id" else lookup.value
     return sql, {**params, "value": value, "tail": lookup.value[-TAIL:], "n": len(lookup.value)}
 
 
 def find_redemptions(conn: sqlite3.Connection, lookup: Lookup, keyset: Keyset) -> Page[FoundRedemption]:
-    sql, params = lookup_sql(lookup, keyset)
+    sql, params = lookup_sql(lookup, keyset, dialect_of(conn))
     found = [FoundRedemption(r[0], from_db_time(r[1]), r[2], r[3], mask_product_key(r[4]), mask_code(r[5]), r[6])
              for r in conn.execute(sql, params)]
     return keyset.page(found, lambda row: row.id)

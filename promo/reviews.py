@@ -145,7 +145,7 @@ def accounts_from_address(conn: sqlite3.Connection, ip: str) -> int:
     """Distinct accounts that asked for a reward or a review from `ip`."""
     return int(conn.execute(
         "SELECT COUNT(DISTINCT account_email) FROM (SELECT account_email FROM redemption_attempts WHERE client_ip = :ip"
-        " UNION SELECT account_email FROM review_claims WHERE client_ip = :ip)", {"ip": ip}).fetchone()[0])
+        " UNION SELECT account_email FROM review_claims WHERE client_ip = :ip) AS asked", {"ip": ip}).fetchone()[0])
 
 
 def _flags(conn: sqlite3.Connection, row: sqlite3.Row, shared: Sequence[str]) -> tuple[str, ...]:

@@ -100,7 +100,7 @@ def failures_from_ip(conn: sqlite3.Connection, ip: str, *, since: datetime, limi
     staff_signin_attempts_ip)."""
     return int(conn.execute(
         "SELECT COUNT(*) FROM (SELECT 1 FROM staff_signin_attempts WHERE succeeded = 0 AND ip = :ip"
-        " AND attempted_at >= :since LIMIT :limit)",
+        " AND attempted_at >= :since LIMIT :limit) AS recent",  # an alias: PostgreSQL needs one
         {"ip": ip, "since": db_time(since), "limit": limit},
     ).fetchone()[0])
 

@@ -152,10 +152,16 @@ def alert_if_low(conn: sqlite3.Connection, stored: StoredCampaign, *, now: datet
     available = available_up_to(conn, stored, threshold, now)  # below the threshold, the exact count: no pool scan
     if available >= threshold:
         return False
-    alert_id = conn.execute(
-        "INSERT INTO stock_alerts (campaign_id, threshold, available, fired_at) VALUES (:c, :t, :a, :now)",
+    # Two transactions may both find the alert armed (PostgreSQL runs them at once): the
+    # partial unique index stock_alerts_open lets one fire; the other does nothing.
+    fired = conn.execute(
+        "INSERT INTO stock_alerts (campaign_id, threshold, available, fired_at) VALUES (:c, :t, :a, :now)"
+        " ON CONFLICT (campaign_id) WHERE rearmed_at IS NULL DO NOTHING RETURNING id",
         {"c": stored.id, "t": threshold, "a": available, "now": db_time(now)},
-    ).lastrowid
+    ).fetchone()
+    if fired is None:
+        return False
+    alert_id = fired[0]
     slug = stored.campaign.slug
     recipients = _alert_recipients(conn)
     for email in recipients:

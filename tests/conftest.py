@@ -1,5 +1,6 @@
-"""Shared fixtures: every test gets its own SQLite file under tmp_path, migrated, with the
-shipped catalog and the shipped Office 365 -> Xbox Live Gold campaign loaded. Helpers that are
+"""Shared fixtures: every test gets its own database on each store (tests/support/stores.py:
+its own SQLite file under tmp_path, its own PostgreSQL database), migrated, with the shipped
+catalog and the shipped Office 365 -> Xbox Live Gold campaign loaded. Helpers that are
 not fixtures live in tests/support/ (test modules import them from there, never from here)."""
 
 from __future__ import annotations
@@ -13,26 +14,33 @@ import pytest
 
 from promo.campaign_store import StoredCampaign, get_campaign
 from promo.config import Settings, load_settings
-from tests.support.database import SLUG, prepare_database
+from tests.support.database import SLUG
 from tests.support.mailserver import MailServer
+from tests.support.prepared import prepared_store
 from tests.support.served import start_default_server
 
-# Fixtures shared beyond one test module: redemption (ready), cli (cli), web (client, shop, web_settings).
-# A plugin is imported after the plugins it imports, so that pytest rewrites their asserts too.
-pytest_plugins = ["tests.support.redemption", "tests.support.cli", "tests.support.web"]
+# Fixtures shared beyond one test module: pg and stores (each store, store_url), redemption (ready),
+# cli (bare_cli, cli), web (client, shop, web_settings). A plugin is imported after the plugins it
+# imports, so that pytest rewrites their asserts too.
+pytest_plugins = ["tests.support.pg", "tests.support.stores", "tests.support.redemption", "tests.support.cli",
+                  "tests.support.web"]
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, store_url: str | None) -> Settings:
+    """On the store of this run (tests/support/stores.py): the URL goes in config.toml, so a
+    `promo` process started with this config uses the same database."""
     config = tmp_path / "config.toml"
+    url = f'url = "{store_url}"\n' if store_url else ""
     # No development sink in tests unless a test starts one on a free port.
-    config.write_text('[database]\npath = "promo.sqlite3"\n[mail]\nsink = false\n', encoding="utf-8")
+    config.write_text(f'[database]\npath = "promo.sqlite3"\n{url}[mail]\nsink = false\n', encoding="utf-8")
     return load_settings(config, environ={"PROMO_SECURITY_SECRET_KEY": "x" * 40})
 
 
 @pytest.fixture
 def conn(settings: Settings) -> Iterator[sqlite3.Connection]:
-    connection = prepare_database(settings.database_path)
+    """A prepared connection to this run's store (on PostgreSQL the adapter, PgConnection)."""
+    connection = prepared_store(settings)
     yield connection
     connection.close()
 

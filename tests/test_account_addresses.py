@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -108,8 +107,8 @@ def test_activation_files_name_the_line_of_an_address_outside_the_grammar(client
     assert shop.execute("SELECT COUNT(*) FROM activations WHERE product_key LIKE 'PK%9_'").fetchone()[0] == 0
 
 
-def test_the_command_line_refuses_addresses_outside_the_grammar(tmp_path: Path) -> None:
-    cli = Cli(tmp_path)
+def test_the_command_line_refuses_addresses_outside_the_grammar(bare_cli: Cli) -> None:
+    cli = bare_cli
     assert cli("migrate").returncode == 0
     redeemed = cli("redeem", "--campaign", "x", "--account", "x<mallory@evil.example>", "--product-key", product_key(1),
                    "--accept-terms")

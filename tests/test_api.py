@@ -17,6 +17,7 @@ from promo.campaign_store import get_campaign
 from promo.campaigns import render_campaign_file
 from tests.support.console import audit_changes, new_token, post_confirmed, post_form, signed_in
 from tests.support.database import product_key, reward_code
+from tests.support.prepared import dump_text
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_tokens_are_shown_once_stored_hashed_and_revocable(client: TestClient, s
     raw = new_token(client, "quarterly audit export")
     listed = client.get("/console/tokens").text
     assert "quarterly audit export" in listed and raw not in listed  # never shown again
-    dump = "\n".join(shop.iterdump())
+    dump = dump_text(shop)
     assert raw not in dump and raw[len("promo_"):] not in dump  # only its hash is stored
     headers = {"Authorization": f"Bearer {raw}"}
     assert client.get("/api/v1/campaigns", headers=headers).status_code == 200

@@ -17,6 +17,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from promo.app import create_app
+from promo.backends import pg_schema
+from promo.backends.store import StoreUnavailable
 from promo.config import Settings
 from promo.db import connect
 from promo.migrate import available_migrations
@@ -42,19 +44,32 @@ def test_readyz_when_migrated(client: TestClient) -> None:
 
 
 def test_readyz_is_503_when_migrations_are_pending(settings: Settings) -> None:
-    connect(settings.database_path).close()  # an empty, unmigrated database
+    if settings.database_url:  # the test's own PostgreSQL database is empty
+        names = [name for _, name, _ in pg_schema.available_migrations()]
+    else:
+        connect(settings.database_path).close()  # an empty, unmigrated database
+        names = [name for _, name, _ in available_migrations()]
     with TestClient(create_app(settings)) as client:
         response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["pending_migrations"] == [name for _, name, _ in available_migrations()]
+    assert response.json()["pending_migrations"] == names
 
 
+@pytest.mark.sqlite_only("a file that is not a database; PostgreSQL's counterpart: an unreachable server stops start-up")
 def test_readyz_is_503_when_the_database_is_unreachable(settings: Settings, tmp_path: Path) -> None:
     unreadable = settings.replace(database_path=tmp_path / "not-a-db")
     unreadable.database_path.write_bytes(b"this is not sqlite" * 100)
     with TestClient(create_app(unreadable)) as client:
         response = client.get("/readyz")
     assert response.status_code == 503 and response.json()["database"] == "unreachable"
+
+
+def test_an_unreachable_postgresql_stops_start_up_naming_the_setting(settings: Settings) -> None:
+    unreachable = settings.replace(database_url="postgresql://promo:hunter2@127.0.0.1:1/promo")
+    with pytest.raises(StoreUnavailable) as refused, TestClient(create_app(unreachable)):
+        pass
+    assert str(refused.value).startswith("database.url: cannot open postgresql://promo:***@127.0.0.1:1/promo")
+    assert "hunter2" not in str(refused.value)
 
 
 def test_metrics_expose_requests_and_code_stock(client: TestClient, conn: sqlite3.Connection) -> None:

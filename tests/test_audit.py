@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -14,16 +14,17 @@ from tests.support.cli import Cli
 
 
 @pytest.fixture
-def chain(tmp_path: Path) -> tuple[Cli, sqlite3.Connection]:
-    cli = Cli(tmp_path)
+def chain(bare_cli: Cli) -> Iterator[tuple[Cli, sqlite3.Connection]]:
+    cli = bare_cli
     cli("migrate")
-    conn = sqlite3.connect(tmp_path / "cli.sqlite3", isolation_level=None)
+    conn = cli.connect()
     start = datetime(2013, 8, 1, tzinfo=UTC)
     with transaction(conn):
         for n in range(1, 21):
             append_event(conn, tag="test:event:made", actor=f"account:u{n}@example.com", subject=f"thing:{n}",
                          data={"n": n}, at=start + timedelta(seconds=n))
-    return cli, conn
+    yield cli, conn
+    conn.close()
 
 
 def broken_at(cli: Cli, *args: str) -> str:

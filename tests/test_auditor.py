@@ -34,8 +34,8 @@ def activity(client: TestClient, smtp: MailServer, shop: sqlite3.Connection) -> 
     return shop
 
 
-def test_staff_add_from_the_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    cli = Cli(tmp_path)
+def test_staff_add_from_the_cli(bare_cli: Cli) -> None:
+    cli = bare_cli
     cli("migrate")
     cli.env["PROMO_STAFF_PASSWORD"] = PASSWORD
     assert cli("staff", "add", "Boss@Example.com", "--role", "admin").stdout.strip() == "staff account boss@example.com (admin) created"

@@ -20,6 +20,9 @@ from tests.support.cli import PROMO
 from tests.support.database import SLUG, product_key
 from tests.support.invariants import assert_invariants, prepared
 
+pytestmark = pytest.mark.sqlite_only("promo backup is SQLite's backup API and integrity_check; PostgreSQL is "
+                                 "backed up with pg_dump (README), and promo backup refuses there (test_cli.py)")
+
 
 @pytest.mark.slow
 def test_backup_under_load_is_consistent_and_restores(settings: Settings, tmp_path: Path) -> None:

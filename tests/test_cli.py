@@ -1,4 +1,4 @@
-"""The `promo` command, run as a real process against a real SQLite file."""
+"""The `promo` command, run as a real process against a real store (a SQLite file, a PostgreSQL database)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import subprocess
 import time
 import tomllib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import tomli_w
@@ -166,21 +165,21 @@ def test_import_codes_reports_lines_and_exits_2(cli: Cli) -> None:
     assert "line 4: code: does not match" in result.stderr
 
 
-def test_commands_refuse_an_unmigrated_database(tmp_path: Path) -> None:
-    run = Cli(tmp_path)
+def test_commands_refuse_an_unmigrated_database(bare_cli: Cli) -> None:
+    run = bare_cli
     result = run("campaigns", "list")
     assert result.returncode == 2 and "run `promo migrate`" in result.stderr
 
 
-def test_a_malformed_setting_stops_start_up_naming_it(tmp_path: Path) -> None:
-    run = Cli(tmp_path)
+def test_a_malformed_setting_stops_start_up_naming_it(bare_cli: Cli) -> None:
+    run = bare_cli
     run.env["PROMO_SERVER_PORT"] = "eighty"
     result = run("serve")
     assert result.returncode == 2 and "server.port" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_serve_without_a_secret_names_the_setting(tmp_path: Path) -> None:
-    run = Cli(tmp_path)
+def test_serve_without_a_secret_names_the_setting(bare_cli: Cli) -> None:
+    run = bare_cli
     run("migrate")
     result = run("serve")
     assert result.returncode == 2 and "security.secret_key" in result.stderr
@@ -188,7 +187,7 @@ def test_serve_without_a_secret_names_the_setting(tmp_path: Path) -> None:
 
 def test_relay_alone_sends_the_queue_and_stops_on_sigterm(cli: Cli) -> None:
     """`promo relay`: email in a process of its own, for web servers with mail.relay = false."""
-    conn = connect(cli.dir / "cli.sqlite3")
+    conn = cli.connect()
     with transaction(conn):
         message_id = enqueue(conn, template="signin_link", recipient="ann@example.com", subject_ref="signin:relay-test",
                              at=datetime.now(UTC), payload={"link": "http://promo.test/signin/T", "minutes": 15})
@@ -208,4 +207,15 @@ def test_relay_alone_sends_the_queue_and_stops_on_sigterm(cli: Cli) -> None:
         smtp.stop()
     assert relay.returncode == 0 and "Traceback" not in err, err
     row = conn.execute("SELECT status, attempts FROM outbox WHERE message_id = :m", {"m": message_id}).fetchone()
+    conn.close()
     assert tuple(row) == ("sent", 1)
+
+
+def test_backup_copies_sqlite_and_points_postgresql_at_pg_dump(cli: Cli) -> None:
+    target = cli.dir / "copy.sqlite3"
+    result = cli("backup", str(target))
+    if cli.url:  # the backup API and integrity_check are SQLite's
+        assert result.returncode == 2 and "database.url: promo backup copies the SQLite file" in result.stderr
+        assert "pg_dump" in result.stderr and not target.exists()
+    else:
+        assert result.returncode == 0 and target.exists(), result.stderr

@@ -161,3 +161,33 @@ def test_metrics_token_comes_from_the_environment_or_a_file_never_the_config(tmp
     cfg.write_text('[metrics]\ntoken = "' + "t" * 40 + '"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"metrics\.token: secrets are not read"):
         load_settings(cfg, environ={})
+
+
+def test_database_url_defaults_to_the_sqlite_file_and_a_sqlite_url_sets_it(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("", encoding="utf-8")
+    default = load_settings(cfg, environ={})
+    assert default.database_url is None and default.store_url == f"sqlite:///{tmp_path}/var/promo.sqlite3"
+    chosen = load_settings(cfg, environ={"PROMO_DATABASE_URL": "sqlite:///data/p.sqlite3"})
+    assert chosen.database_path == tmp_path / "data" / "p.sqlite3" and chosen.database_url is None
+
+
+def test_a_postgresql_url_from_the_environment_chooses_postgresql(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[database]\nurl = "sqlite:///var/promo.sqlite3"\n', encoding="utf-8")
+    url = "postgresql://promo@db.example:5432/promo"
+    settings = load_settings(cfg, environ={"PROMO_DATABASE_URL": url})
+    assert settings.database_url == url and settings.store_url == url
+
+
+@pytest.mark.parametrize(("config", "says"), [
+    ('[database]\nurl = "mysql://u:hunter2@h/db"\n', "database.url: 'mysql://u:***@h/db' is not a database URL"),
+    ('[database]\nurl = "postgresql://u:hunter2@h:99999/db"\n', "database.url: 'postgresql://u:***@h:99999/db' has a port"),
+    ('[database]\npath = "a.sqlite3"\nurl = "sqlite:///b.sqlite3"\n', "database.url: names"),
+])
+def test_a_wrong_database_url_stops_start_up_naming_the_setting(tmp_path: Path, config: str, says: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(config, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(cfg, environ={})
+    assert str(refused.value).startswith(says) and "hunter2" not in str(refused.value)

@@ -111,11 +111,11 @@ def world(client: TestClient, shop: sqlite3.Connection) -> dict[str, Scenario]:
 
 def fingerprint(conn: sqlite3.Connection) -> tuple[object, ...]:
     """Everything a destructive action could change, and the audit log."""
-    return tuple(_one(conn, sql) for sql in (
+    return tuple(tuple(tuple(row) for row in conn.execute(sql)) for sql in (  # every row, in a fixed order
         "SELECT COUNT(*) FROM audit_events",
-        "SELECT group_concat(slug || ifnull(published_at, '-') || ifnull(paused_at, '-') || updated_at) FROM campaigns",
+        "SELECT slug, published_at, paused_at, updated_at FROM campaigns ORDER BY slug",
         "SELECT COUNT(*) FROM reward_codes WHERE voided_at IS NOT NULL",
-        "SELECT group_concat(email || ifnull(disabled_at, '-')) FROM staff",
+        "SELECT email, disabled_at FROM staff ORDER BY email",
         "SELECT COUNT(*) FROM staff_sessions WHERE ended_at IS NOT NULL",
         "SELECT COUNT(*) FROM api_tokens WHERE revoked_at IS NOT NULL"))
 

@@ -249,6 +249,8 @@ def unindexed_steps(plans: dict[str, list[str]]) -> list[tuple[str, str]]:
             if f" {table} " in f" {step} " and not (step.startswith("SEARCH") and ("INDEX" in step or "PRIMARY KEY" in step))]
 
 
+@pytest.mark.sqlite_only("SQLite's query plans, read through its trace callback and EXPLAIN QUERY PLAN; "
+                         "PostgreSQL's counterparts for the lookups: test_findable_records.py, test_staff_actions.py")
 def test_the_dashboard_overview_and_campaign_list_read_index_ranges_only(conn: sqlite3.Connection,
                                                                           spring: StoredCampaign) -> None:
     from promo.campaign_store import list_campaigns
@@ -266,6 +268,8 @@ def test_the_dashboard_overview_and_campaign_list_read_index_ranges_only(conn: s
             or "SEARCH review_claims USING INDEX review_claims_status (status=?)" in steps), steps
 
 
+@pytest.mark.sqlite_only("SQLite's query plans, read through its trace callback and EXPLAIN QUERY PLAN; "
+                         "PostgreSQL's counterparts for the lookups: test_findable_records.py, test_staff_actions.py")
 def test_the_old_stock_count_scanned_every_code(conn: sqlite3.Connection, spring: StoredCampaign) -> None:
     """What the campaign list did before (codes.stock, which reconciliation still uses to
     check the books): a walk over every code. The check above catches it."""
@@ -276,6 +280,7 @@ def test_the_old_stock_count_scanned_every_code(conn: sqlite3.Connection, spring
 
 # ---- the migration fills the counters from an older database ---------------------------------
 
+@pytest.mark.sqlite_only("a SQLite migration's back-fill; PostgreSQL starts at the 0023 baseline")
 def test_the_migration_counts_the_history_it_finds_as_the_live_counters_do(conn: sqlite3.Connection,
                                                                            spring: StoredCampaign) -> None:
     live = conn.execute("SELECT campaign_id, outcome, hour, reason, SUM(n) FROM campaign_activity"

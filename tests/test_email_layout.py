@@ -24,13 +24,14 @@ from promo.campaign_store import save_campaign
 from promo.campaigns import parse_campaign_file, shipped_campaign_text
 from promo.catalog import load_catalog
 from promo.config import Settings
-from promo.db import Database, transaction
+from promo.db import transaction
 from promo.email_layout import contact_href, render_email, service_name
 from promo.mail import MailRelay
 from promo.mailsink import SinkHandler
 from promo.templating import Templates
 from tests.support.database import DURING, SLUG, reward_code
 from tests.support.mailserver import MailServer
+from tests.support.prepared import store_of
 from tests.support.redemption import add_activations, add_codes, redeem
 
 LANGS = ("en", "da", "nb")
@@ -107,7 +108,7 @@ async def test_the_reward_email_in_each_language_is_branded_and_says_what_its_te
     for n, lang in enumerate(LANGS, start=1):
         assert redeem(conn, key=n, account=accounts[lang], locale=lang).redeemed
     mail = replace(settings.mail, host="127.0.0.1", port=smtp.port, timeout_seconds=3, connections=1)
-    async with Database(settings.database_path) as db:
+    async with store_of(settings) as db:
         relay = MailRelay(db, mail, Templates(auto_reload=False), PUBLIC_URL, clock=lambda: DURING)
         assert await relay.deliver_once() == 3
     received = {str(m["To"]): m for m in smtp.received}

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from promo.activations import get_activation, import_activations
+from promo.backends import dialect_of
 from promo.campaign_store import StoredCampaign
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus
 from promo.codes import claim_code, import_codes, stock
@@ -89,15 +90,24 @@ def test_activation_already_recorded_is_reported_with_its_line(conn: sqlite3.Con
     assert count(conn, "activations") == 1
 
 
+def refuse_row(conn: sqlite3.Connection, table: str, column: str, value: str) -> str:
+    """Make the store refuse one row that is no duplicate (a constraint the import does not
+    expect); what the refusal says. SQLite: a temporary trigger; PostgreSQL: a CHECK constraint."""
+    if dialect_of(conn).name == "postgresql":
+        conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT refused_by_a_test CHECK ({column} <> '{value}')")
+        return 'violates check constraint "refused_by_a_test"'
+    conn.execute(f"CREATE TEMP TRIGGER refuse BEFORE INSERT ON {table} WHEN NEW.{column} = '{value}'"
+                 " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
+    return "refused by a trigger"
+
+
 def test_activations_keep_their_line_and_a_refusal_that_is_not_a_duplicate_is_raised(conn: sqlite3.Connection) -> None:
     row = ["O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""]
     activations(conn, [[product_key(1), *row], [product_key(2), *row]])
     stored = [tuple(r) for r in conn.execute("SELECT product_key, source_line FROM activations ORDER BY source_line")]
     assert stored == [(normalize_product_key(product_key(1), "k"), 2), (normalize_product_key(product_key(2), "k"), 3)]
-    conn.execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON activations WHEN NEW.product_key = '"
-                 + normalize_product_key(product_key(4), "k") + "'"
-                 " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
-    with pytest.raises(sqlite3.IntegrityError, match="refused by a trigger"):
+    refused = refuse_row(conn, "activations", "product_key", normalize_product_key(product_key(4), "k"))
+    with pytest.raises(sqlite3.IntegrityError, match=refused):
         activations(conn, [[product_key(3), *row], [product_key(4), *row]])
     assert count(conn, "activations") == 2  # the file rolled back whole
 
@@ -232,9 +242,8 @@ def test_the_same_file_twice_is_refused_line_by_line(conn: sqlite3.Connection, s
 
 
 def test_a_refusal_that_is_not_a_duplicate_is_not_reported_as_one(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
-    conn.execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON reward_codes WHEN NEW.code = '" + reward_code(2) + "'"
-                 " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
-    with pytest.raises(sqlite3.IntegrityError, match="refused by a trigger"):
+    refused = refuse_row(conn, "reward_codes", "code", reward_code(2))
+    with pytest.raises(sqlite3.IntegrityError, match=refused):
         codes(conn, stored, [[reward_code(1)], [reward_code(2)]])
     assert count(conn, "reward_codes") == 0 and count(conn, "code_batches") == 0
 
@@ -275,6 +284,7 @@ def test_a_million_codes_import_in_one_go(conn: sqlite3.Connection, stored: Stor
     assert report.imported == 1_000_000 == count(conn, "reward_codes")
 
 
+@pytest.mark.sqlite_only("SQLite's page cache (PRAGMA cache_size); PostgreSQL's shared buffers are the server's")
 def test_the_import_cache_is_larger_only_for_the_import(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
     """The code import raises the page cache (its unique index on random codes outgrows
     the default) and gives the connection its own size back, after success and failure."""

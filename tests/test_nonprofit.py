@@ -9,13 +9,12 @@ import re
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from promo.campaigns.donation_program import HEALTH_EXCEPTIONS, INELIGIBLE_TYPES, registration_failures
-from promo.db import connect, transaction
+from promo.db import transaction
 from promo.errors import InputError
 from promo.nonprofit.donations import get_request
 from promo.nonprofit.organisations import register_organisation, review_organisation
@@ -23,6 +22,7 @@ from promo.nonprofit.program import NotAllowed
 from promo.nonprofit.returns import ask_return, decide_return
 from promo.nonprofit.validation_codes import add_partner, issue_code, refresh_code, verify_code
 from tests.support.nonprofit import HOLDER, REP, T0, approved_org, ask, install_program, new_code, registration
+from tests.support.prepared import connect_to
 
 SECOND = timedelta(seconds=1)
 DAY = timedelta(days=1)
@@ -217,12 +217,11 @@ def test_concurrent_requests_never_exceed_a_limit_together(program: sqlite3.Conn
     """Eight threads on their own connections race for the last 5 Windows Server Standard."""
     code = new_code(program, approved_org(program))
     assert ask(program, code, T0, DON_WINSRV_STD=20).fulfilled
-    path: Path = settings.database_path
     results: list[bool] = []
     barrier = threading.Barrier(8)
 
     def racer() -> None:
-        conn = connect(path)
+        conn = connect_to(settings)
         barrier.wait()
         results.append(ask(conn, code, T0 + SECOND, DON_WINSRV_STD=3).fulfilled)
         conn.close()

@@ -16,8 +16,6 @@ from promo.backends.pg_sql import UnsupportedStatement, inserted_table, translat
 from promo.backends.sqlite import SQLITE
 from promo.timeutil import db_time, from_db_time
 
-pytest_plugins = ["tests.support.pg"]
-
 
 @pytest.mark.parametrize(("shared", "psycopg"), [
     ("SELECT a FROM t WHERE b = :b AND c = :c_2", "SELECT a FROM t WHERE b = %(b)s AND c = %(c_2)s"),

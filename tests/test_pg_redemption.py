@@ -27,8 +27,6 @@ from promo.db import transaction
 from promo.redemption import RedeemRequest, redeem
 from tests.support.database import DURING, SLUG, csv_bytes, product_key, reward_code
 
-pytest_plugins = ["tests.support.pg"]
-
 
 @pytest.fixture
 def pg(pg_url: str) -> Iterator[PgConnection]:

@@ -17,8 +17,6 @@ from promo.backends import pg_connection, pg_schema
 from promo.db import connect
 from promo.migrate import migrate
 
-pytest_plugins = ["tests.support.pg"]
-
 # Columns holding an instant (db_time text on SQLite): timestamptz on PostgreSQL. A purchase
 # or activation "moment" may be a bare day, so those stay text.
 MOMENTS = {("activations", "purchased_at"), ("activations", "activated_at"),

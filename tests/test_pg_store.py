@@ -11,8 +11,6 @@ from promo.backends import pg_connection
 from promo.backends.store import StoreUnavailable, StoreUrlError, make_store, migrate, open_store
 from promo.db import Database, connect
 
-pytest_plugins = ["tests.support.pg"]
-
 
 def test_a_sqlite_url_is_the_file_relative_to_the_config_folder_or_absolute(tmp_path: Path) -> None:
     relative = make_store("sqlite:///var/promo.sqlite3", base=tmp_path)

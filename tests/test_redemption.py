@@ -156,13 +156,13 @@ def test_the_schema_refuses_a_second_code_for_an_account_even_if_checks_were_byp
     with pytest.raises(sqlite3.IntegrityError):
         ready.execute(
             "INSERT INTO redemptions (campaign_id, account_email, slot, product_key, code_id, terms_url,"
-            " terms_accepted_at, redeemed_at) VALUES (:c, :a, 1, 'OTHERKEY', 2, 't', 'x', 'x')",
-            {"c": red["campaign_id"], "a": ANN})
+            " terms_accepted_at, redeemed_at) VALUES (:c, :a, 1, 'OTHERKEY', 2, 't', :t, :t)",
+            {"c": red["campaign_id"], "a": ANN, "t": red["redeemed_at"]})
     with pytest.raises(sqlite3.IntegrityError):
         ready.execute(
             "INSERT INTO redemptions (campaign_id, account_email, slot, product_key, code_id, terms_url,"
-            " terms_accepted_at, redeemed_at) VALUES (:c, 'x@example.com', 1, 'OTHERKEY', :code, 't', 'x', 'x')",
-            {"c": red["campaign_id"], "code": red["code_id"]})
+            " terms_accepted_at, redeemed_at) VALUES (:c, 'x@example.com', 1, 'OTHERKEY', :code, 't', :t, :t)",
+            {"c": red["campaign_id"], "code": red["code_id"], "t": red["redeemed_at"]})
 
 
 def test_a_stale_count_is_stopped_by_the_schema_and_logged_as_r_x6(ready: sqlite3.Connection,

@@ -130,7 +130,7 @@ def test_the_reason_is_the_field_and_rule_for_the_command_line(cli: Cli) -> None
     assert bad.returncode == 2 and "residence_country" in bad.stderr and "R-X13" in bad.stderr
     good = cli(*redeem, "--residence-country", "CA")
     assert good.returncode == 0, good.stderr
-    conn = sqlite3.connect(cli.dir / "cli.sqlite3")
+    conn = cli.connect()
     assert conn.execute("SELECT residence_country FROM redemptions").fetchone()[0] == "CA"
     conn.close()
 

@@ -96,7 +96,7 @@ def test_the_key_s_activation_record_is_beside_every_claim_that_has_one(support:
     with transaction(shop):
         shop.execute("INSERT INTO activations (product_key, sku, country, activation_country, purchased_at, activated_at,"
                      " account_email, imported_at, import_batch) VALUES (:k, 'O365-UNI-FPP', 'NO', 'NO', :d, :d,"
-                     " 'bob@example.com', :d, 'test')", {"k": product_key(105).replace("-", ""), "d": day})
+                     " 'bob@example.com', :i, 'test')", {"k": product_key(105).replace("-", ""), "d": day, "i": day})
     page = support.get(f"/review/{claim_id}").text
     record = page.split('id="record"')[1].split("</table>")[0]
     assert "bound to bob@example.com" in record

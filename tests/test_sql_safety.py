@@ -52,6 +52,10 @@ REVIEWED_DYNAMIC_SQL = {
     ("audit.py", "append_event"): "the dialect's constant chain lock (PostgreSQL's advisory lock; none on SQLite)",
     ("postgresql.py", "in_transaction"): "one of two constant BEGINs (READ COMMITTED for writes, a read-only snapshot for reads)",
     ("pg_schema.py", "migrate"): "statements of the numbered PostgreSQL migration files shipped in the package",
+    ("pg_connection.py", "__exit__"): "one of two constant statements, ROLLBACK or COMMIT",
+    ("campaign_list.py", "_rows"): "the dialect's JSON member expressions for five fixed paths of the definition column",
+    ("donations.py", "request_donation"): "a constant SELECT plus the dialect's constant FOR UPDATE (empty on SQLite)",
+    ("outbox.py", "claim_due"): "a constant SELECT plus the dialect's constant FOR UPDATE SKIP LOCKED (empty on SQLite)",
     ("activity.py", "hourly"): "an IN list of named parameters :o0, :o1 …, one per outcome; values are parameters",
 }
 

@@ -9,20 +9,21 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from promo import passwords
 from promo.config import Settings
-from promo.db import Database, transaction
+from promo.db import transaction
 from promo.staff import IP_FAILURES_PER_WINDOW, LOCK_AFTER, record_signin, signin_state, update_staff
 from promo.staff_signin import StaffSignins
 from promo.timeutil import db_time
 from tests.support.console import csrf, signed_in
+from tests.support.prepared import store_of
 from tests.support.staff import PASSWORD, staff, staff_sign_in
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -33,23 +34,34 @@ class Probe:
     database's write lock from a connection of its own without waiting. If a transaction is
     open on the server's writer (the old sign-in ran argon2 inside one), that fails."""
 
-    def __init__(self, database: Path):
-        self.database = database
+    def __init__(self, settings: Settings):
+        self.database = settings.database_path
+        self.url = settings.database_url
         self.calls: list[str] = []
         self.lock_was_held: list[bool] = []
+
+    def transaction_open(self) -> bool:
+        """SQLite: another connection holds the write lock. PostgreSQL: another session of
+        this database is inside a transaction (writers do not lock each other out there)."""
+        if self.url:
+            with psycopg.connect(self.url, autocommit=True) as probe:
+                row = probe.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                    " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL").fetchone()
+                return bool(row and row[0])
+        probe = sqlite3.connect(self.database, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            probe.close()
 
     def wrap(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(hasher: PasswordHasher, *args: Any, **kwargs: Any) -> Any:
             self.calls.append(name)
-            probe = sqlite3.connect(self.database, timeout=0, isolation_level=None)
-            try:
-                probe.execute("BEGIN IMMEDIATE")
-                probe.execute("ROLLBACK")
-                self.lock_was_held.append(False)
-            except sqlite3.OperationalError:
-                self.lock_was_held.append(True)
-            finally:
-                probe.close()
+            self.lock_was_held.append(self.transaction_open())
             return original(hasher, *args, **kwargs)
 
         return wrapper
@@ -57,7 +69,7 @@ class Probe:
 
 @pytest.fixture
 def probe(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[Probe]:
-    watched = Probe(settings.database_path)
+    watched = Probe(settings)
     monkeypatch.setattr(PasswordHasher, "verify", watched.wrap("verify", PasswordHasher.verify))
     monkeypatch.setattr(PasswordHasher, "hash", watched.wrap("hash", PasswordHasher.hash))
     yield watched
@@ -121,9 +133,9 @@ def test_too_many_checks_in_hand_answer_503_without_hashing(client: TestClient, 
     assert staff_sign_in(client, "auditor@example.com").status_code == 303
 
 
-async def _burst(path: Path, attempts: list[tuple[str, str, str]]) -> list[object]:
+async def _burst(settings: Settings, attempts: list[tuple[str, str, str]]) -> list[object]:
     signins = StaffSignins()
-    async with Database(path) as db:
+    async with store_of(settings) as db:
         return await asyncio.gather(*(signins.sign_in(db, email=email, password=password, now=datetime.now(UTC), ip=ip)
                                       for email, password, ip in attempts))
 
@@ -131,7 +143,7 @@ async def _burst(path: Path, attempts: list[tuple[str, str, str]]) -> list[objec
 def test_a_concurrent_burst_from_one_ip_gets_no_more_checks_than_the_limit(settings: Settings, shop: sqlite3.Connection,
                                                                           probe: Probe) -> None:
     attempts = [(f"nobody{i}@example.com", "not the password", "198.51.100.7") for i in range(50)]
-    outcomes = asyncio.run(_burst(settings.database_path, attempts))
+    outcomes = asyncio.run(_burst(settings, attempts))
     assert outcomes.count("invalid") == IP_FAILURES_PER_WINDOW and outcomes.count("too_many") == 50 - IP_FAILURES_PER_WINDOW
     assert probe.calls == ["verify"] * IP_FAILURES_PER_WINDOW
     assert shop.execute("SELECT COUNT(*) FROM staff_signin_attempts").fetchone()[0] == 50  # every attempt recorded
@@ -143,7 +155,7 @@ def test_concurrent_guesses_on_one_account_get_only_lock_after_checks(settings: 
     probe.calls.clear()
     attempts = [("auditor@example.com", f"guess number {i}", f"198.51.100.{i}") for i in range(20)]
     attempts.append(("auditor@example.com", PASSWORD, "203.0.113.1"))  # the right one, too late
-    outcomes = asyncio.run(_burst(settings.database_path, attempts))
+    outcomes = asyncio.run(_burst(settings, attempts))
     assert outcomes[:LOCK_AFTER] == ["invalid"] * LOCK_AFTER and set(outcomes[LOCK_AFTER:]) == {"locked"}
     assert probe.calls == ["verify"] * LOCK_AFTER
     assert shop.execute("SELECT COUNT(*) FROM audit_events WHERE tag = 'staff:account:locked'").fetchone()[0] == 1

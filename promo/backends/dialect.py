@@ -21,6 +21,9 @@ class Dialect:
     # Taken before reading the audit chain's head: the chain has one head, and on PostgreSQL
     # writers run at once (SQLite's write lock already serialises them). Issue 18 removes it.
     chain_lock: str = ""
+    # Appended to a SELECT of the row a check-then-write serialises on (an organisation's
+    # allocation, R-N2): SQLite's write lock already serialises every writer.
+    row_lock: str = ""
     unavailable_sqlstates: frozenset[str] = frozenset()  # "try again", not a bug (PostgreSQL)
     retry_sqlstates: frozenset[str] = frozenset()  # serialization failure, deadlock: rerun the transaction
 

@@ -26,6 +26,7 @@ from psycopg.adapt import Buffer, Loader
 from psycopg.pq import TransactionStatus
 
 from promo.backends.pg_sql import POSTGRESQL, inserted_table, translate
+from promo.errors import InputError
 
 Params = Mapping[str, Any] | Sequence[Any]
 
@@ -41,6 +42,16 @@ class ConstraintViolation(sqlite3.IntegrityError):
         super().__init__(str(error).strip())
         self.sqlstate = error.sqlstate
         self.constraint = getattr(error.diag, "constraint_name", None)
+
+
+def holds_nul(exc: psycopg.DataError) -> bool:
+    return "NUL (0x00)" in str(exc)
+
+
+def nul_refused() -> InputError:
+    """PostgreSQL's text cannot hold NUL, which SQLite stores: a value with one (a path, a form
+    field) is bad input, a clear 4xx, never a 500."""
+    return InputError.one("text", "holds a NUL character (\\0), which no field accepts")
 
 
 class DbTimeLoader(Loader):
@@ -161,6 +172,10 @@ class PgConnection:
             cursor.execute(statement, params)  # () too: psycopg then reads %% as %
         except psycopg.errors.IntegrityError as exc:
             raise ConstraintViolation(exc) from exc
+        except psycopg.DataError as exc:
+            if not holds_nul(exc):
+                raise
+            raise nul_refused() from exc
         if identity:
             returned = cursor.fetchall()  # INSERT ... VALUES (...), (...): the last, as sqlite3 says
             return PgCursor(cursor, int(returned[-1][0]) if returned else None)
@@ -172,7 +187,23 @@ class PgConnection:
             cursor.executemany(translate(sql), seq_of_params)
         except psycopg.errors.IntegrityError as exc:
             raise ConstraintViolation(exc) from exc
+        except psycopg.DataError as exc:
+            if not holds_nul(exc):
+                raise
+            raise nul_refused() from exc
         return PgCursor(cursor)
+
+    def __enter__(self) -> PgConnection:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        """As sqlite3's `with conn:`: commit an open transaction, or roll it back on an error."""
+        if self.in_transaction:
+            self.raw.execute("ROLLBACK" if kind is not None else "COMMIT")
+
+    def reread_identities(self) -> None:
+        """After a migration: the tables it made have identity columns lastrowid must know."""
+        self._identities = read_identities(self.raw)
 
     @property
     def in_transaction(self) -> bool:

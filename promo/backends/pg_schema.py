@@ -42,4 +42,6 @@ def migrate(conn: PgConnection) -> list[str]:
             conn.raw.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
                              (version, name, db_now()))
         applied.append(name)
+    if applied:
+        conn.reread_identities()
     return applied

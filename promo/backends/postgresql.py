@@ -46,8 +46,10 @@ class RetriesExhausted(RuntimeError):
 
 def is_retryable(exc: BaseException) -> bool:
     """A serialization failure or a deadlock: rerunning the whole transaction is correct."""
+    seen: set[int] = set()
     cause: BaseException | None = exc
-    while cause is not None:
+    while cause is not None and id(cause) not in seen:  # a cause chain may loop back
+        seen.add(id(cause))
         if isinstance(cause, psycopg.Error) and cause.sqlstate in POSTGRESQL.retry_sqlstates:
             return True
         cause = cause.__cause__

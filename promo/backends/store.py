@@ -8,6 +8,7 @@ repeats a password.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +20,7 @@ from promo.backends import dialect_of, pg_schema
 from promo.backends.postgresql import POOL_TIMEOUT_S, PostgresDatabase
 from promo.db import Database
 from promo.migrate import migrate as migrate_sqlite
+from promo.migrate import pending_migrations as pending_sqlite
 
 T = TypeVar("T")
 SETTING = "database.url"
@@ -32,11 +34,11 @@ class Store(Protocol):
     def is_open(self) -> bool: ...
     async def open(self) -> Any: ...
     async def close(self) -> None: ...
-    async def read(self, fn: Any, *args: Any, **kwargs: Any) -> Any: ...
-    async def lookup(self, fn: Any, *args: Any, **kwargs: Any) -> Any: ...
-    async def write(self, fn: Any, *args: Any, **kwargs: Any) -> Any: ...
-    async def write_grouped(self, fn: Any, *args: Any, **kwargs: Any) -> Any: ...
-    async def run_writer(self, fn: Any, *args: Any, **kwargs: Any) -> Any: ...
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+    async def lookup(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+    async def write_grouped(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+    async def run_writer(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
 
 class StoreUrlError(ValueError):
@@ -116,3 +118,11 @@ def migrate(conn: Any) -> list[str]:
     if dialect_of(conn).name == "postgresql":
         return pg_schema.migrate(conn)
     return migrate_sqlite(conn)
+
+
+def pending_migrations(conn: Any) -> list[tuple[int, str, str]]:
+    """(version, name, sql) of the migrations `promo migrate` would apply to this store."""
+    if dialect_of(conn).name == "postgresql":
+        done = pg_schema.applied_versions(conn)
+        return [m for m in pg_schema.available_migrations() if m[0] not in done]
+    return pending_sqlite(conn)

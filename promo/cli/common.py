@@ -12,17 +12,20 @@ from functools import wraps
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
+import psycopg
 
+from promo.backends import pg_connection
+from promo.backends.store import pending_migrations, reason, redacted
 from promo.config import Settings
 from promo.db import connect
 from promo.errors import ConfigError, InputError, NotFound
-from promo.migrate import pending_migrations
 from promo.timeutil import parse_instant, utcnow
 
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
 CLI_ACTOR = "cli"
 P = ParamSpec("P")
 R = TypeVar("R")
+PG_CONNECT_TIMEOUT_S = 10
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -47,15 +50,25 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
             fail(str(exc))
         except sqlite3.OperationalError as exc:
             fail(f"database: {exc} (has `promo migrate` been run?)")
+        except psycopg.Error as exc:
+            fail(f"database: {reason(exc)} (has `promo migrate` been run?)")
 
     return wrapper
 
 
 @contextmanager
 def database(settings: Settings) -> Iterator[sqlite3.Connection]:
-    settings.database_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(settings.database_path, busy_timeout_ms=settings.database_busy_timeout_ms,
-                   synchronous=settings.database_synchronous)
+    """A connection to the store database.url names (on PostgreSQL, the adapter that the
+    storage functions take for a sqlite3.Connection)."""
+    if settings.database_url:
+        try:
+            conn: Any = pg_connection.connect(settings.database_url, connect_timeout=PG_CONNECT_TIMEOUT_S)
+        except psycopg.Error as exc:
+            fail(f"database.url: cannot open {redacted(settings.database_url)}: {reason(exc)}")
+    else:
+        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(settings.database_path, busy_timeout_ms=settings.database_busy_timeout_ms,
+                       synchronous=settings.database_synchronous)
     try:
         yield conn
     finally:

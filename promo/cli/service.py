@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
+from promo.backends.store import migrate
 from promo.catalog import shipped_catalog, upsert_skus
 from promo.cli.common import database, fail, handles_errors, migrated
 from promo.config import Settings, env_name, load_settings
 from promo.db import transaction
-from promo.migrate import migrate
 from promo.timeutil import utcnow
 
 
@@ -52,7 +52,7 @@ def relay(settings: Settings) -> None:
     import asyncio
     import signal
 
-    from promo.db import Database
+    from promo.backends.configured import open_configured_store
     from promo.email_domains import SENDING_DOMAINS  # noqa: F401  (imported once: each registers its email contexts)
     from promo.logs import configure_logging
     from promo.mail import MailRelay
@@ -64,8 +64,8 @@ def relay(settings: Settings) -> None:
         migrated(conn)
 
     async def run() -> None:
-        async with Database(settings.database_path, busy_timeout_ms=settings.database_busy_timeout_ms,
-                            synchronous=settings.database_synchronous) as db:
+        db = await open_configured_store(settings)
+        try:
             outbox_relay = MailRelay(db, settings.mail, Templates(auto_reload=False), settings.public_url)
             worker = Supervised("mail_relay", outbox_relay.run, stop=outbox_relay.stop)  # restarted if anything escapes
             loop = asyncio.get_running_loop()
@@ -74,6 +74,8 @@ def relay(settings: Settings) -> None:
             click.echo(f"relaying queued email to {settings.mail.host}:{settings.mail.port}", err=True)
             worker.start()
             await worker.wait()
+        finally:
+            await db.close()
 
     asyncio.run(run())
 
@@ -111,6 +113,9 @@ def backup(settings: Settings, file: Path) -> None:
     """Consistent online copy of the database (safe while the service runs), verified."""
     from promo.backup import backup_database
 
+    if settings.database_url:  # the backup API and integrity_check are SQLite's own
+        fail("database.url: promo backup copies the SQLite file; on PostgreSQL use pg_dump -Fc and pg_restore "
+             "(README: PostgreSQL)")
     with database(settings) as conn:
         try:
             report = backup_database(migrated(conn), file)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from promo.audit import append_event
+from promo.backends import dialect_of
 from promo.campaigns.donation_program import WAITING
 from promo.campaigns.rules import STOCK, Decision, Failure
 from promo.catalog import load_catalog
@@ -111,6 +112,8 @@ def request_donation(conn: sqlite3.Connection, *, account_email: str, code: str,
     unknown = [s for s in quantities if s not in prog.products]
     if unknown:
         raise InputError.one("products", f"not donation products of this program: {', '.join(unknown)}")
+    if org:  # requests of one organisation take turns: the allocation is checked, then reserved (R-N2)
+        conn.execute("SELECT id FROM organisations WHERE id = :o" + dialect_of(conn).row_lock, {"o": org.id})
     cycle = current_cycle(conn, org.id, now) if org else None
     used = used_in_cycle(conn, cycle[0] if cycle else None)
     failures += prog.allocation_failures(catalog, used, quantities)
@@ -308,7 +311,7 @@ def requests_by_id(conn: sqlite3.Connection, ids: list[int]) -> list[DonationReq
             lines[r[0]].append(DonationLine(r[1], r[2], r[3], r[4]))
         items: dict[int, list[DonationItem]] = {request_id: [] for request_id in chunk}
         for r in conn.execute("SELECT i.request_id, i.sku, s.name, i.quantity FROM donation_items i"
-                              f" JOIN skus s ON s.sku = i.sku WHERE i.request_id IN ({among}) ORDER BY i.rowid", params):
+                              f" JOIN skus s ON s.sku = i.sku WHERE i.request_id IN ({among}) ORDER BY i.sku", params):  # (no rowid on PG)
             items[r[0]].append(DonationItem(r[1], r[2], r[3]))
         for row in conn.execute(_REQUEST_SELECT + f" WHERE r.id IN ({among})", params):
             found[row["id"]] = DonationRequest(
@@ -339,7 +342,7 @@ def requests_of_organisation(conn: sqlite3.Connection, org_id: int) -> list[Dona
 def waiting_requests(conn: sqlite3.Connection, org_id: int | None = None) -> list[DonationRequest]:
     """Requests staff are to decide (R-N4), oldest first: all, or one organisation's."""
     return requests_by_id(conn, [r[0] for r in conn.execute(
-        "SELECT id FROM donation_requests WHERE status IN ('requested', 'held') AND (:o IS NULL OR organisation_id = :o)"
+        "SELECT id FROM donation_requests WHERE status IN ('requested', 'held') AND (organisation_id = :o OR :o IS NULL)"  # :o typed by =
         " ORDER BY id", {"o": org_id})])
 
 
@@ -362,10 +365,11 @@ def requests_page(conn: sqlite3.Connection, query: RecordQuery, keyset: Keyset) 
     """Donation requests, newest first, by the organisation's name or short name or the
     requester's address (the console's list); each with its lines (keys masked where shown)."""
     condition, order, params = keyset.sql("r.id")
+    like = dialect_of(conn).case_insensitive_like  # SQLite's LIKE ignores ASCII case, PostgreSQL's ILIKE does
     ids = [row[0] for row in conn.execute(
         "SELECT r.id FROM donation_requests r JOIN organisations o ON o.id = r.organisation_id"
-        " WHERE (:q = '' OR o.name LIKE :like ESCAPE '\\' OR o.short_name LIKE :like ESCAPE '\\'"
-        f" OR r.account_email LIKE :like ESCAPE '\\') AND {condition} ORDER BY {order} LIMIT :keyset_limit",  # fixed clauses
+        f" WHERE (:q = '' OR o.name {like} :like ESCAPE '\\' OR o.short_name {like} :like ESCAPE '\\'"
+        f" OR r.account_email {like} :like ESCAPE '\\') AND {condition} ORDER BY {order} LIMIT :keyset_limit",  # fixed clauses
         {"q": query.q, "like": like_pattern(query.q), **params})]
     return keyset.page(requests_by_id(conn, ids), lambda request: request.id)
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from babel.core import get_global
 
 from promo.audit import append_event
+from promo.backends import dialect_of
 from promo.campaigns.donation_program import HEALTH_EXCEPTIONS, ORG_TYPES, Registration, registration_failures
 from promo.campaigns.rules import Failure
 from promo.countries import country_zone, normalize_country
@@ -203,10 +204,11 @@ def organisations_page(conn: sqlite3.Connection, query: RecordQuery, keyset: Key
     """Organisations, newest first, by standing and by name, short name, registration number
     or holder's address (the console's list)."""
     condition, order, params = keyset.sql("id")
+    like = dialect_of(conn).case_insensitive_like  # SQLite's LIKE ignores ASCII case, PostgreSQL's ILIKE does
     rows = conn.execute(
-        _ORG_SELECT + f" WHERE {STANDING_SQL[query.status]} AND (:q = '' OR name LIKE :like ESCAPE '\\'"
-        " OR short_name LIKE :like ESCAPE '\\' OR registration_number LIKE :like ESCAPE '\\'"
-        f" OR holder_email LIKE :like ESCAPE '\\') AND {condition} ORDER BY {order} LIMIT :keyset_limit",  # fixed clauses
+        _ORG_SELECT + f" WHERE {STANDING_SQL[query.status]} AND (:q = '' OR name {like} :like ESCAPE '\\'"
+        f" OR short_name {like} :like ESCAPE '\\' OR registration_number {like} :like ESCAPE '\\'"
+        f" OR holder_email {like} :like ESCAPE '\\') AND {condition} ORDER BY {order} LIMIT :keyset_limit",  # fixed clauses
         {"q": query.q, "like": like_pattern(query.q), **params}).fetchall()
     return keyset.page([_organisation(r) for r in rows], lambda org: org.id)
 

@@ -199,7 +199,7 @@ def failed_verifications(conn: sqlite3.Connection, partner_id: int, *, since: da
     validation_code_uses_partner): the cap costs the same however hard a partner guesses."""
     return int(conn.execute(
         "SELECT COUNT(*) FROM (SELECT 1 FROM validation_code_uses WHERE partner_id = :p AND valid = 0 AND used_at >= :s"
-        " LIMIT :limit)",
+        " LIMIT :limit) AS recent",  # an alias: PostgreSQL needs one
         {"p": partner_id, "s": db_time(since), "limit": limit},
     ).fetchone()[0])
 

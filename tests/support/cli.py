@@ -1,24 +1,37 @@
-"""The `promo` command run as a real process against a real SQLite file under tmp_path."""
+"""`promo` as a process on this run's store (a pytest plugin, see conftest.py): the fixtures
+`bare_cli` (an empty store) and `cli` (migrated through the command)."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from promo.backends import pg_connection, pg_schema
+from promo.db import connect
 from promo.migrate import available_migrations
 
 PROMO = str(Path(sys.executable).parent / "promo")
 
 
 class Cli:
-    def __init__(self, tmp_path: Path):
+    """`promo` as a process, on this run's store (tests/stores.py): cli.sqlite3, or the test's
+    own PostgreSQL database when `url` names one."""
+
+    def __init__(self, tmp_path: Path, url: str | None = None):
         self.dir = tmp_path
-        (tmp_path / "config.toml").write_text('[database]\npath = "cli.sqlite3"\n', encoding="utf-8")
+        self.url = url
+        database = f'url = "{url}"\n' if url else ""
+        (tmp_path / "config.toml").write_text(f'[database]\npath = "cli.sqlite3"\n{database}', encoding="utf-8")
         self.env = {**os.environ, "PROMO_CONFIG": str(tmp_path / "config.toml")}
+
+    def connect(self) -> sqlite3.Connection:
+        """A connection of the test's own to the store the commands use."""
+        return pg_connection.connect(self.url) if self.url else connect(self.dir / "cli.sqlite3")  # type: ignore[return-value]
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([PROMO, *args], env=self.env, cwd=self.dir, capture_output=True, text=True, timeout=60)
@@ -29,9 +42,16 @@ class Cli:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    run = Cli(tmp_path)
-    names = ", ".join(name for _, name, _ in available_migrations())
+def bare_cli(tmp_path: Path, store_url: str | None) -> Cli:
+    """`promo` on an empty store of its own (never migrated)."""
+    return Cli(tmp_path, store_url)
+
+
+@pytest.fixture
+def cli(bare_cli: Cli) -> Cli:
+    run = bare_cli
+    migrations = pg_schema.available_migrations() if run.url else available_migrations()
+    names = ", ".join(name for _, name, _ in migrations)
     assert run("migrate").stdout.strip() == f"applied {names}"
     assert run("migrate").stdout.strip() == "database is up to date"
     return run

@@ -14,25 +14,29 @@ from typing import Any
 
 import tomli_w
 
+from promo.backends.store import migrate  # either store's migrations
 from promo.campaign_store import save_campaign
 from promo.campaigns import parse_campaign_file, shipped_campaign_text
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus
 from promo.db import connect, transaction
-from promo.migrate import migrate
 
 SLUG = "office365-xbox-gold-2013"
 # An instant inside both windows of the shipped campaign.
 DURING = datetime(2013, 9, 1, 12, 0, tzinfo=UTC)
 
 
-def prepare_database(path: Path) -> sqlite3.Connection:
-    conn = connect(path)
+def prepare(conn: Any) -> Any:
+    """Migrate a connection's store (either) and load the shipped catalog and campaign."""
     migrate(conn)
     with transaction(conn):
         upsert_skus(conn, shipped_catalog())
         campaign = parse_campaign_file(shipped_campaign_text(SLUG), load_catalog(conn))
         save_campaign(conn, campaign, actor="test", now=datetime(2013, 7, 1, tzinfo=UTC))
     return conn
+
+
+def prepare_database(path: Path) -> sqlite3.Connection:
+    return prepare(connect(path))  # type: ignore[no-any-return]
 
 
 def csv_bytes(header: list[str], rows: list[list[Any]]) -> io.BytesIO:

@@ -16,7 +16,7 @@ import pytest
 
 ADMIN_URL = os.environ.get("PROMO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # This machine is shared: every database a test makes starts with its owner's prefix.
-PREFIX = "h17p_test_"
+PREFIX = "promo_test_"
 
 
 def database_url(name: str) -> str:

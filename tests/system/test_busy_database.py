@@ -20,6 +20,9 @@ from tests.support.database import product_key
 from tests.support.mailserver import MailServer
 from tests.support.web import OFFER, follow_link, hidden, redeem_form, sign_in
 
+pytestmark = pytest.mark.sqlite_only("SQLite's one write lock held by another process; PostgreSQL's "
+                                 "counterpart: test_pg_redemption.py (a transaction it keeps refusing is a 503)")
+
 
 @pytest.fixture
 def busy_client(web_settings: Settings, shop: sqlite3.Connection) -> Iterator[TestClient]:
