@@ -140,6 +140,8 @@ def test_no_console_page_has_inline_styles_or_scripts(client: TestClient, shop: 
     for path in paths:
         if path.endswith(".toml"):
             continue  # a file, not a page
+        if path.endswith("/email/{template}/html"):
+            continue  # an email's HTML (inline styles are how email is styled), framed with its own CSP: views/email_frame.py
         response = client.get(path.format(**values), follow_redirects=True)  # the preview's start page redirects
         assert response.status_code == 200, (path, response.status_code)
         for pattern, what in INLINE:

@@ -9,6 +9,16 @@ from pathlib import Path
 PROMO = Path(__file__).resolve().parent.parent / "promo"
 # (module, function): why its SQL is built, and from what.
 REVIEWED_DYNAMIC_SQL = {
+    ("bulk.py", "copy_insert"): "the staging and move-in of a PostgreSQL import: the table and columns of the literal INSERT"
+                                " its caller passes (codes, activations), quoted by names.quoted; values go through COPY",
+    ("copy_sides.py", "_all"): "`promo db copy`: statements built by the methods below, values as parameters",
+    ("copy_sides.py", "columns"): "`promo db copy`: a table name read from the source's own schema, quoted",
+    ("copy_sides.py", "count"): "`promo db copy`: a table name read from the schema, quoted",
+    ("copy_sides.py", "finish"): "`promo db copy`: setval on identity columns read from the target's schema, quoted",
+    ("copy_sides.py", "primary_key"): "`promo db copy`: a table name read from the schema, quoted",
+    ("copy_sides.py", "refers_to"): "`promo db copy`: a table name read from the schema, quoted",
+    ("copy_sides.py", "rows"): "`promo db copy`: table and column names read from the schema, quoted",
+    ("copy_sides.py", "write"): "`promo db copy`: table and column names read from the schema, quoted; values as parameters",
     ("db.py", "configure"): "PRAGMA values: an int() and a value checked against FULL/NORMAL",
     ("db.py", "_commit_on_loop"): "PRAGMA busy_timeout restored from an int()",
     ("db.py", "larger_cache"): "PRAGMA cache_size from int()s: the MiB asked for, then the size read back",
