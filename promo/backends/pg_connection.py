@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -154,6 +155,20 @@ class PgCursor:
         self._cursor.close()
 
 
+@contextmanager
+def _as_sqlite_errors() -> Iterator[None]:
+    """The errors the domain catches, as sqlite3 raises them: a refused constraint as
+    ConstraintViolation (an IntegrityError), a NUL in text as bad input."""
+    try:
+        yield
+    except psycopg.errors.IntegrityError as exc:
+        raise ConstraintViolation(exc) from exc
+    except psycopg.DataError as exc:
+        if not holds_nul(exc):
+            raise
+        raise nul_refused() from exc
+
+
 class PgConnection:
     """A psycopg connection that the storage functions take for a sqlite3.Connection."""
 
@@ -168,14 +183,8 @@ class PgConnection:
         identity = self._identities.get(table) if table else None
         statement = translate(sql) + (f" RETURNING {identity}" if identity else "")
         cursor = self.raw.cursor(row_factory=pg_row_factory)
-        try:
+        with _as_sqlite_errors():
             cursor.execute(statement, params)  # () too: psycopg then reads %% as %
-        except psycopg.errors.IntegrityError as exc:
-            raise ConstraintViolation(exc) from exc
-        except psycopg.DataError as exc:
-            if not holds_nul(exc):
-                raise
-            raise nul_refused() from exc
         if identity:
             returned = cursor.fetchall()  # INSERT ... VALUES (...), (...): the last, as sqlite3 says
             return PgCursor(cursor, int(returned[-1][0]) if returned else None)
@@ -183,14 +192,8 @@ class PgConnection:
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> PgCursor:
         cursor = self.raw.cursor(row_factory=pg_row_factory)
-        try:
+        with _as_sqlite_errors():
             cursor.executemany(translate(sql), seq_of_params)
-        except psycopg.errors.IntegrityError as exc:
-            raise ConstraintViolation(exc) from exc
-        except psycopg.DataError as exc:
-            if not holds_nul(exc):
-                raise
-            raise nul_refused() from exc
         return PgCursor(cursor)
 
     def __enter__(self) -> PgConnection:
