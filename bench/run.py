@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.data import code  # noqa: E402
+from bench.verify import verify  # noqa: E402
 from promo.activations import import_activations  # noqa: E402
 from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
 from promo.campaigns import campaign_from_dict  # noqa: E402
@@ -104,24 +105,6 @@ def write_lines(path: Path, sessions: dict[str, tuple[str, str]], accounts: list
             cookie, csrf = sessions[account]
             out.write(f"{cookie} {csrf} {product_key} {country}\n")
     return path
-
-
-def verify(db_path: Path) -> dict[str, object]:
-    conn = sqlite3.connect(db_path)
-    one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
-    checks = {
-        "integrity": one("PRAGMA integrity_check") == "ok",
-        "issued_codes_equal_redemptions": one("SELECT COUNT(*) FROM reward_codes WHERE issued_at IS NOT NULL")
-        == one("SELECT COUNT(*) FROM redemptions") == one("SELECT COUNT(DISTINCT code_id) FROM redemptions"),
-        "no_account_twice": (one("SELECT MAX(n) FROM (SELECT COUNT(*) n FROM redemptions GROUP BY campaign_id, account_email)") or 1) == 1,
-        "every_redemption_has_outbox_row": one("SELECT COUNT(*) FROM redemptions r WHERE NOT EXISTS (SELECT 1 FROM outbox o"
-                                               " WHERE o.subject_ref = 'redemption:' || r.id)") == 0,
-        "every_redemption_has_audit_event": one("SELECT COUNT(*) FROM audit_events WHERE tag = 'redemption:code:issued'")
-        == one("SELECT COUNT(*) FROM redemptions"),
-        "redemptions": one("SELECT COUNT(*) FROM redemptions"),
-    }
-    conn.close()
-    return checks
 
 
 def write_refusals(path: Path, db_path: Path, sessions: dict[str, tuple[str, str]], accounts: list[str],
