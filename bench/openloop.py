@@ -177,15 +177,26 @@ class Result:
         statuses: dict[str, int] = {}
         for j in picked:
             statuses[str(self.status[j])] = statuses.get(str(self.status[j]), 0) + 1
-        span = max(self.due[j] for j in picked) - min(self.due[j] for j in picked)
         return {
             "requests": len(picked), "offered_per_s": round(self.rate, 1),
-            "answered_per_s": round(len(picked) / span, 1) if span > 0 else None,
+            "completed_per_s": self.completed_per_s(since, until, ok),
             "errors": sum(n for status, n in statuses.items() if int(status) not in ok), "statuses": statuses,
             "p50_ms": round(percentile(ms, 50), 2), "p99_ms": round(percentile(ms, 99), 2),
             "p999_ms": round(percentile(ms, 99.9), 2), "max_ms": round(ms[-1], 2),
             "generator_lag_p99_ms": round(percentile(lags, 99), 2), "ran_out_of_lines": self.ran_out,
         }
+
+
+    def completed_per_s(self, since: float, until: float, ok: tuple[int, ...] = (200, 303)) -> float | None:
+        """Successful answers that arrived in [since, until), per second (whatever their due time)."""
+        if not self.due:
+            return None
+        since, until = max(since, 0.0), min(until, max(d + latency for d, latency in zip(self.due, self.latency, strict=True)))
+        if until <= since:
+            return None
+        done = sum(1 for d, latency, status in zip(self.due, self.latency, self.status, strict=True)
+                   if status in ok and since <= d + latency < until)
+        return round(done / (until - since), 1)
 
 
 @dataclass

@@ -78,6 +78,29 @@ def prepare(work: Path, accounts: int) -> tuple[Path, dict[str, tuple[str, str]]
     return db_path, sessions
 
 
+async def prepare_attackers(urls: list[str], burst: int) -> tuple[list[httpx.AsyncClient], list[str]]:
+    """`burst` clients, each from its own loopback address (so the per-IP limit lets each reach
+    the password check), spread round-robin over `urls`, each with its sign-in form's CSRF token."""
+    attackers = [httpx.AsyncClient(base_url=urls[i % len(urls)], timeout=120, transport=httpx.AsyncHTTPTransport(
+                     local_address=f"127.0.{1 + i // 250}.{1 + i % 250}", limits=httpx.Limits(keepalive_expiry=1)))
+                 for i in range(burst)]
+    forms = []
+    for client in attackers:
+        page = await client.get("/staff/signin")
+        forms.append(re.search(r'name="csrf" value="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
+    return attackers, forms
+
+
+async def attack(attackers: list[httpx.AsyncClient], forms: list[str]) -> list[tuple[float, int]]:
+    """Every failed sign-in at once: (when each was answered, time.perf_counter(); its status)."""
+    async def failed_sign_in(client: httpx.AsyncClient, token: str, i: int) -> tuple[float, int]:
+        answer = await client.post("/staff/signin", data={"csrf": token, "email": f"nobody{i}@bench.example",
+                                                           "password": "not the password at all", "next": "/audit/"})
+        return time.perf_counter(), answer.status_code
+
+    return await asyncio.gather(*(failed_sign_in(c, t, i) for i, (c, t) in enumerate(zip(attackers, forms, strict=True))))
+
+
 async def measure(url: str, sessions: dict[str, tuple[str, str]], *, rate: float, quiet: float, burst: int,
                   after: float | None) -> dict[str, object]:
     lines = list(sessions.values())
@@ -104,27 +127,14 @@ async def measure(url: str, sessions: dict[str, tuple[str, str]], *, rate: float
             n += 1
             await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
 
-    # Each sign-in from its own loopback address, with its own CSRF cookie, fetched beforehand.
-    attackers = [httpx.AsyncClient(base_url=url, timeout=120, transport=httpx.AsyncHTTPTransport(
-                     local_address=f"127.0.{1 + i // 250}.{1 + i % 250}", limits=httpx.Limits(keepalive_expiry=1)))
-                 for i in range(burst)]
-    forms = []
-    for client in attackers:
-        page = await client.get("/staff/signin")
-        forms.append(re.search(r'name="csrf" value="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
-
-    async def failed_sign_in(client: httpx.AsyncClient, token: str, i: int) -> tuple[float, int]:
-        answer = await client.post("/staff/signin", data={"csrf": token, "email": f"nobody{i}@bench.example",
-                                                           "password": "not the password at all", "next": "/audit/"})
-        return time.perf_counter(), answer.status_code
-
+    attackers, forms = await prepare_attackers([url], burst)
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         streaming = asyncio.create_task(stream(client, stop, tasks))
         await asyncio.sleep(quiet)
         burst_start = time.perf_counter()
-        answers = await asyncio.gather(*(failed_sign_in(c, t, i) for i, (c, t) in enumerate(zip(attackers, forms, strict=True))))
+        answers = await attack(attackers, forms)
         burst_end = max(t for t, _ in answers)
         await asyncio.gather(*list(tasks))  # the backlog the burst left (the old code's was ~900 redemptions)
         settled = time.perf_counter() + SETTLE
