@@ -70,6 +70,13 @@ MIN_ACCOUNTS = 8_000  # a smoke run still needs a line per request it sends
 CONFIGS = {"sqlite-1": ("sqlite", 1), "postgresql-1": ("postgresql", 1), "postgresql-2": ("postgresql", 2)}
 
 
+BEGAN = time.monotonic()
+
+
+def say(line: str) -> None:
+    print(f"[{time.monotonic() - BEGAN:6.1f} s] {line}", flush=True)
+
+
 def pg_url(name: str) -> str:
     return ADMIN_URL.rpartition("/")[0] + "/" + name
 
@@ -160,7 +167,7 @@ def redemptions(target: Path | str) -> int:
 def start_instances(env: dict[str, str], count: int, logs: Path) -> list[tuple[subprocess.Popen[bytes], str]]:
     started = []
     try:
-        for k in range(count):
+        for _ in range(count):
             port = free_port()
             with open(logs / f"serve-{port}.log", "ab") as log:
                 process = subprocess.Popen([PROMO, "serve"], env={**env, "PROMO_SERVER_PORT": str(port)},
@@ -241,7 +248,7 @@ def run_config(label: str, store: str, count: int, *, prepared: Path, template: 
     with fresh_database(store, prepared, template, work, label) as target:
         env = {**base_env, **({"PROMO_DATABASE_URL": str(target)} if store == "postgresql" else
                               {"PROMO_DATABASE_PATH": str(target)})}
-        print(f"{label}: starting {count} instance(s)…", flush=True)
+        say(f"{label}: starting {count} instance(s)…")
         instances = start_instances(env, count, work)
         urls = [url for _, url in instances]
         try:
@@ -267,7 +274,7 @@ def run_config(label: str, store: str, count: int, *, prepared: Path, template: 
             per_k = 1000 / redeemed if redeemed else float("nan")
             out["cpu_per_1000"] = {"app_s": round(app_s * per_k, 3), "server_s": round(server_s * per_k, 3),
                                    "total_s": round((app_s + server_s) * per_k, 3)}
-            print(f"{label}: closed loop {capacity:.0f} redemptions/s; open loop at 50 % and 90 %…", flush=True)
+            say(f"{label}: closed loop {capacity:.0f} redemptions/s; open loop at 50 % and 90 %…")
             if capacity < 1:
                 raise RuntimeError(f"{label}: no redemption succeeded in the closed loop; see {work}/serve-*.log")
             # 2. Open loop at 50 % and 90 % of it.
@@ -277,7 +284,7 @@ def run_config(label: str, store: str, count: int, *, prepared: Path, template: 
                 cursor += len(result.due)
                 out[f"open_{share}"] = result.summary(ok=(303,))
             # 3. A restock as large as the pool, from the command line, during redemptions at 50 %.
-            print(f"{label}: during an import of {args.restock_codes:,} codes…", flush=True)
+            say(f"{label}: during an import of {args.restock_codes:,} codes…")
 
             def import_restock(load: openloop.Load) -> dict[str, Any]:
                 started = time.perf_counter()
@@ -291,7 +298,7 @@ def run_config(label: str, store: str, count: int, *, prepared: Path, template: 
                                                            args.quiet, import_restock)
             cursor += used
             # 4. A burst of failed staff sign-ins during redemptions at 50 %.
-            print(f"{label}: during a burst of {args.burst} failed staff sign-ins…", flush=True)
+            say(f"{label}: during a burst of {args.burst} failed staff sign-ins…")
 
             def burst(load: openloop.Load) -> dict[str, Any]:
                 async def go() -> list[tuple[float, int]]:
@@ -313,6 +320,7 @@ def run_config(label: str, store: str, count: int, *, prepared: Path, template: 
             out["peak_rss_mb"] = [peak_rss_mb(p.pid) for p, _ in instances]
         finally:
             stop_instances(instances)
+        say(f"{label}: verifying the database…")
         # 5. The database, verified.
         started = time.perf_counter()
         out["verify"] = verify(target)
@@ -419,8 +427,7 @@ def main() -> None:
     partial = args.out.with_suffix(".partial.json")
     work = Path(tempfile.mkdtemp(prefix="promo-bench-compare-"))
     try:
-        print(f"loading {results['codes']:,} codes, {results['activations']:,} activation records, "
-              f"{accounts:,} sessions…", flush=True)
+        say(f"loading {results['codes']:,} codes, {results['activations']:,} activation records, {accounts:,} sessions…")
         prepared, lines, timings = load(work, codes=results["codes"], activations=results["activations"], accounts=accounts)
         results["prepare"] = timings
         restock = work / "restock.csv"
@@ -432,7 +439,7 @@ def main() -> None:
                     "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false",
                     "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
 
-        print("baseline…", flush=True)
+        say("baseline…")
         port = free_port()
         hello = subprocess.Popen([UVICORN, "bench.hello:app", "--port", str(port), "--loop", "uvloop", "--http",
                                   "httptools", "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=base_env)
@@ -444,6 +451,8 @@ def main() -> None:
             hello.wait(timeout=15)
 
         template_needed = any(store == "postgresql" for store, _ in chosen.values())
+        if template_needed:
+            say("copying the rows into a PostgreSQL template…")
         with (pg_template(prepared, work, timings) if template_needed else _nothing()) as template:
             for label, (store, count) in chosen.items():
                 results["configs"][label] = run_config(

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-STARTUP_S = 1.0  # the workers' clock starts this long after they are spawned (interpreter start-up)
+START_S = 0.05  # request 0 is due this long after every worker said it is ready
 IDLE_RECONNECT_S = 4.0  # uvicorn closes a connection idle for 5 s: never send on one that old
 PER_PROCESS_RATE = 2500  # requests/s one worker sends comfortably on this machine's cores
 
@@ -141,12 +141,15 @@ async def work(cfg: dict[str, Any]) -> dict[str, list[float]]:
 
 
 def worker_main(raw: str) -> None:
+    """Says "ready" once started, reads the shared clock's t0 from stdin, sends, prints JSON."""
     cfg = json.loads(raw)
     try:
         import uvloop
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
+    print("ready", flush=True)
+    cfg["t0"] = float(sys.stdin.readline())
     json.dump(runner(work(cfg)), sys.stdout)
 
 
@@ -214,6 +217,7 @@ class Load:
     def wait(self, timeout: float | None = None) -> Result:
         result = Result(self.rate, self.t0)
         for process in self.processes:
+            process.stdin = None  # closed in start()
             out, err = process.communicate(timeout=timeout)
             if process.returncode != 0:
                 raise RuntimeError(f"open-loop worker failed: {err.decode()[-2000:]}")
@@ -236,14 +240,24 @@ def start(urls: list[str], path: str, *, rate: float, seconds: float, connection
     processes = processes or max(1, math.ceil(rate / PER_PROCESS_RATE))
     processes = min(processes, connections)
     targets = [(urlsplit(u).hostname, urlsplit(u).port or 80) for u in urls]
-    t0 = time.monotonic() + STARTUP_S
     spawned = []
     for k in range(processes):
-        cfg = {"t0": t0, "rate": rate, "processes": processes, "index": k, "seconds": seconds, "targets": targets,
+        cfg = {"rate": rate, "processes": processes, "index": k, "seconds": seconds, "targets": targets,
                "path": path, "lines": str(lines) if lines else None, "start_line": start_line, "count": count,
                "connections": connections // processes + (1 if k < connections % processes else 0), "timeout": timeout}
         spawned.append(subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(cfg)],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for process in spawned:  # the clock starts once every worker has started (not on a guess)
+        assert process.stdout is not None
+        if process.stdout.readline() != b"ready\n":
+            for other in spawned:
+                other.kill()
+            raise RuntimeError(f"open-loop worker did not start: {process.communicate()[1].decode()[-2000:]}")
+    t0 = time.monotonic() + START_S
+    for process in spawned:
+        assert process.stdin is not None
+        process.stdin.write(f"{t0!r}\n".encode())
+        process.stdin.close()
     return Load(rate, t0, spawned)
 
 
