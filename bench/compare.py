@@ -65,7 +65,9 @@ ADMIN_URL = os.environ.get("PROMO_BENCH_PG_ADMIN", "postgresql://postgres@127.0.
 PREFIX = "promo_test_bench_"  # the shared server's rule: every database a test or bench makes
 SLUG = "bench"
 PATH = f"/offers/{SLUG}/redeem"
-CODES, ACTIVATIONS, ACCOUNTS = 1_000_000, 200_000, 180_000
+# Every activation record has its signed-in account: the lines last through the closed loop
+# (a third), both open loops and both disturbances at about 1,500 redemptions/s.
+CODES, ACTIVATIONS, ACCOUNTS = 1_000_000, 200_000, 200_000
 MIN_ACCOUNTS = 8_000  # a smoke run still needs a line per request it sends
 CONFIGS = {"sqlite-1": ("sqlite", 1), "postgresql-1": ("postgresql", 1), "postgresql-2": ("postgresql", 2)}
 
@@ -392,6 +394,13 @@ def table(results: dict[str, Any]) -> str:
         for entry in (waits or {}).get("by_lock", [])[:3]:
             lines.append(f"  {label} lock wait {entry['share_of_busy']:.1%}: {entry['lock']} on {entry['relation']}: "
                          f"{entry['query'][:90]}")
+    for label in labels:
+        config = configs[label]
+        short = [phase for phase in ("open_50", "open_90") if config.get(phase, {}).get("ran_out_of_lines")]
+        short += [phase for phase in ("during_import", "during_signin_burst")
+                  if config.get(phase, {}).get("during", {}).get("ran_out_of_lines")]
+        if short or config.get("closed_64", {}).get("lines_reused"):
+            lines.append(f"  {label}: RAN OUT OF ACCOUNTS in {short or ['closed_64']}: raise --accounts")
     lines += ["", "ratios: " + ", ".join(f"{k} {v}" for k, v in results["ratios"].items())]
     return "\n".join(lines)
 
@@ -405,6 +414,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="length of the closed-loop and each open-loop run")
     parser.add_argument("--quiet", type=float, default=5.0, help="seconds of redemptions before and after a disturbance")
     parser.add_argument("--burst", type=int, default=50, help="failed staff sign-ins sent at once")
+    parser.add_argument("--accounts", type=int, default=None,
+                        help="signed-in accounts, each with its key (default 200,000 times --scale): one per request")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-compare.json")
     args = parser.parse_args()
     if args.instances < 1:
@@ -418,7 +429,7 @@ def main() -> None:
     def n(count: int) -> int:
         return max(1, round(count * args.scale))
 
-    accounts = max(n(ACCOUNTS), MIN_ACCOUNTS)
+    accounts = args.accounts or max(n(ACCOUNTS), MIN_ACCOUNTS)
     args.restock_codes = n(CODES)
     results: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "cores": os.cpu_count(),
                                "load_average_at_start": round(os.getloadavg()[0], 1), "scale": args.scale,
