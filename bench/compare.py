@@ -427,7 +427,7 @@ def main() -> None:
     chosen = dict(CONFIGS) if args.compare else {f"{args.database}-{args.instances}": (args.database, args.instances)}
 
     def n(count: int) -> int:
-        return max(1, round(count * args.scale))
+        return max(1, round(count * float(args.scale)))
 
     accounts = args.accounts or max(n(ACCOUNTS), MIN_ACCOUNTS)
     args.restock_codes = n(CODES)

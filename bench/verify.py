@@ -40,7 +40,9 @@ def verify(target: Path | str) -> dict[str, Any]:
     postgres = is_url(target)
     conn: Any = pg_connection.connect(str(target)) if postgres else connect(Path(target))
     try:
-        one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+        def one(sql: str) -> Any:
+            return conn.execute(sql).fetchone()[0]
+
         if postgres:
             conn.execute("ANALYZE redemptions, outbox, reward_codes, audit_events")
             integrity = one("SELECT bool_and(indisvalid) FROM pg_index WHERE indrelid = 'redemptions'::regclass") is True
