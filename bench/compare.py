@@ -233,8 +233,11 @@ def under_disturbance(urls: list[str], lines: Path, cursor: int, remaining: int,
         figures = disturb(load)
         ended = time.monotonic()
         time.sleep(quiet)
-    finally:
+    except BaseException:
         load.stop()
+        load.wait(timeout=300)  # the workers end by themselves once stopped: none left behind
+        raise
+    load.stop()
     result = load.wait(timeout=300)
     s, e = began - load.t0, ended - load.t0
     quiet_part, during = result.summary(until=s, ok=(303,)), result.summary(since=s, until=e, ok=(303,))
