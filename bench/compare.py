@@ -364,6 +364,9 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
     ("open 50 %: errors", lambda c: c["open_50"]["errors"]),
     ("open 90 %: p50 / p99 / p99.9 ms", lambda c: f"{c['open_90']['p50_ms']} / {c['open_90']['p99_ms']} / {c['open_90']['p999_ms']}"),
     ("open 90 %: errors", lambda c: c["open_90"]["errors"]),
+    # Late leaving the generator: waiting for a free connection, or (server idle) a generator short of CPU.
+    ("open 50 % / 90 %: generator lag p99 ms", lambda c: f"{c['open_50']['generator_lag_p99_ms']} / "
+                                                           f"{c['open_90']['generator_lag_p99_ms']}"),
     ("CPU s per 1,000: app / server", lambda c: f"{c['cpu_per_1000']['app_s']} / {c['cpu_per_1000']['server_s']}"),
     ("lock waits, share of busy backend time", lambda c: c["lock_waits"]["lock_wait_share"] if c["lock_waits"] else "n/a"),
     ("import: seconds", lambda c: c["during_import"]["import_s"]),
