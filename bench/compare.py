@@ -407,7 +407,8 @@ def table(results: dict[str, Any]) -> str:
                   if config.get(phase, {}).get("during", {}).get("ran_out_of_lines")]
         if short or config.get("closed_64", {}).get("lines_reused"):
             lines.append(f"  {label}: RAN OUT OF ACCOUNTS in {short or ['closed_64']}: raise --accounts")
-    lines += ["", "ratios: " + ", ".join(f"{k} {v}" for k, v in results["ratios"].items())]
+    lines += ["", "ratios: " + (", ".join(f"{k} {v}" for k, v in results["ratios"].items())
+                                or "none (one configuration; `scripts/bench compare` runs all three)")]
     return "\n".join(lines)
 
 
