@@ -156,7 +156,7 @@ class PgCursor:
 
 
 @contextmanager
-def _as_sqlite_errors() -> Iterator[None]:
+def as_sqlite_errors() -> Iterator[None]:
     """The errors the domain catches, as sqlite3 raises them: a refused constraint as
     ConstraintViolation (an IntegrityError), a NUL in text as bad input."""
     try:
@@ -183,7 +183,7 @@ class PgConnection:
         identity = self._identities.get(table) if table else None
         statement = translate(sql) + (f" RETURNING {identity}" if identity else "")
         cursor = self.raw.cursor(row_factory=pg_row_factory)
-        with _as_sqlite_errors():
+        with as_sqlite_errors():
             cursor.execute(statement, params)  # () too: psycopg then reads %% as %
         if identity:
             returned = cursor.fetchall()  # INSERT ... VALUES (...), (...): the last, as sqlite3 says
@@ -192,7 +192,7 @@ class PgConnection:
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> PgCursor:
         cursor = self.raw.cursor(row_factory=pg_row_factory)
-        with _as_sqlite_errors():
+        with as_sqlite_errors():
             cursor.executemany(translate(sql), seq_of_params)
         return PgCursor(cursor)
 

@@ -46,10 +46,6 @@ PENDING_TESTS_ON_POSTGRESQL: dict[str, str] = {
     "test_cli.py::test_a_command_queues_its_emails_with_the_configured_message_id_domain":
         "reads the outbox from the CLI's SQLite file",
     "test_dashboard_web.py::test_no_console_page_has_inline_styles_or_scripts": _SQLITE_API + " (Connection.commit)",
-    "test_imports.py::test_activations_keep_their_line_and_a_refusal_that_is_not_a_duplicate_is_raised":
-        "on PostgreSQL the COPY import raises psycopg's CheckViolation, not a store-neutral IntegrityError (a gap)",
-    "test_imports.py::test_a_refusal_that_is_not_a_duplicate_is_not_reported_as_one":
-        "on PostgreSQL the COPY import raises psycopg's CheckViolation, not a store-neutral IntegrityError (a gap)",
     "test_mail.py::test_a_poison_row_fails_alone_and_the_next_email_goes_out":
         "its NUL cases cannot be stored on PostgreSQL (text refuses NUL at INSERT)",
     "test_nonprofit_pages.py::test_request_lists_take_the_same_statements_for_2_or_12_requests":
