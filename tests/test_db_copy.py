@@ -23,7 +23,7 @@ from promo.demo import install_demo
 from tests.support.both_programs import both_programs
 from tests.support.cli import PROMO
 from tests.support.nonprofit import T0
-from tests.support.pg_scratch import scratch_database
+from tests.support.pg import scratch_database
 
 
 def sqlite_url(path: Path) -> str:

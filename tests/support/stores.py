@@ -12,14 +12,12 @@ template is made once per session. A test about SQLite itself carries
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Iterator
 
-import psycopg
 import pytest
 
 from promo.backends import pg_connection
-from tests.support.pg import ADMIN_URL, PREFIX, database_url
+from tests.support.pg import create_database, database_url, drop_database
 from tests.support.prepared import prepare
 
 STORES = ("sqlite", "postgresql")
@@ -100,11 +98,6 @@ def store(request: pytest.FixtureRequest) -> str:
     return str(getattr(request, "param", "sqlite"))
 
 
-def _admin(sql: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql)
-
-
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[Callable[[], str]]:
     """make() -> the name of the template database, prepared on first use in the session."""
@@ -112,8 +105,7 @@ def pg_template() -> Iterator[Callable[[], str]]:
 
     def make() -> str:
         if not made:
-            name = f"{PREFIX}template_{secrets.token_hex(4)}"
-            _admin(f'CREATE DATABASE "{name}"')
+            name = create_database(kind="template_")
             made.append(name)
             conn = pg_connection.connect(database_url(name))
             try:
@@ -124,7 +116,7 @@ def pg_template() -> Iterator[Callable[[], str]]:
 
     yield make
     for name in made:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
 
 
 @pytest.fixture
@@ -133,10 +125,8 @@ def store_url(store: str, request: pytest.FixtureRequest, pg_template: Callable[
     if store != "postgresql":
         yield None
         return
-    name = PREFIX + secrets.token_hex(6)
-    template = f' TEMPLATE "{pg_template()}"' if "conn" in request.fixturenames else ""
-    _admin(f'CREATE DATABASE "{name}"{template}')
+    name = create_database(pg_template() if "conn" in request.fixturenames else None)
     try:
         yield database_url(name)
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
