@@ -33,7 +33,6 @@ PENDING_ON_POSTGRESQL: dict[str, str] = {
     "test_relay_alive.py": _SERVED,
     "test_concurrency.py": "worker processes on the SQLite file (promo.db.Database by path)",
     "test_bench_verify.py": "bench/verify.py opens the SQLite file by path",
-    "test_jobs.py": "written beside the store fixture, it reads the SQLite file by path",
 }
 
 # Single tests, written on branches that landed beside the store fixture (session 6), that
