@@ -177,8 +177,15 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any], identities: Mapping[str, str]):
         self.raw = raw
         self._identities = identities  # table -> its identity column (id; audit_events.seq)
+        self._trace: Callable[[str], object] | None = None
+
+    def set_trace_callback(self, trace: Callable[[str], object] | None) -> None:
+        """As sqlite3's: trace(sql) for each statement this adapter sends (tests count them)."""
+        self._trace = trace
 
     def execute(self, sql: str, params: Params = ()) -> PgCursor:
+        if self._trace is not None:
+            self._trace(sql)
         table = inserted_table(sql)
         identity = self._identities.get(table) if table else None
         statement = translate(sql) + (f" RETURNING {identity}" if identity else "")
@@ -191,6 +198,8 @@ class PgConnection:
         return PgCursor(cursor)
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> PgCursor:
+        if self._trace is not None:
+            self._trace(sql)
         cursor = self.raw.cursor(row_factory=pg_row_factory)
         with as_sqlite_errors():
             cursor.executemany(translate(sql), seq_of_params)

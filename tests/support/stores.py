@@ -39,17 +39,10 @@ PENDING_ON_POSTGRESQL: dict[str, str] = {
 # assume SQLite; each reported as skipped on PostgreSQL with its reason. Issue 17: empty this too.
 _SQLITE_API = "uses an API only sqlite3 has"
 PENDING_TESTS_ON_POSTGRESQL: dict[str, str] = {
-    "test_cli.py::test_a_command_queues_its_emails_with_the_configured_message_id_domain":
-        "reads the outbox from the CLI's SQLite file",
-    "test_dashboard_web.py::test_no_console_page_has_inline_styles_or_scripts": _SQLITE_API + " (Connection.commit)",
     "test_mail.py::test_a_poison_row_fails_alone_and_the_next_email_goes_out":
         "its NUL cases cannot be stored on PostgreSQL (text refuses NUL at INSERT)",
-    "test_nonprofit_pages.py::test_request_lists_take_the_same_statements_for_2_or_12_requests":
-        _SQLITE_API + " (set_trace_callback counts the statements)",
     "test_outbox.py::test_an_unreadable_row_is_failed_and_the_others_are_still_sent":
         "its unreadable row (not UTF-8) cannot be stored on PostgreSQL",
-    "test_terms.py::test_a_cached_campaign_is_read_without_its_long_definition_and_an_edit_is_seen_at_once":
-        _SQLITE_API + " (set_trace_callback counts the reads)",
 }
 
 
