@@ -35,15 +35,8 @@ PENDING_ON_POSTGRESQL: dict[str, str] = {
     "test_bench_verify.py": "bench/verify.py opens the SQLite file by path",
 }
 
-# Single tests, written on branches that landed beside the store fixture (session 6), that
-# assume SQLite; each reported as skipped on PostgreSQL with its reason. Issue 17: empty this too.
-_SQLITE_API = "uses an API only sqlite3 has"
-PENDING_TESTS_ON_POSTGRESQL: dict[str, str] = {
-    "test_mail.py::test_a_poison_row_fails_alone_and_the_next_email_goes_out":
-        "its NUL cases cannot be stored on PostgreSQL (text refuses NUL at INSERT)",
-    "test_outbox.py::test_an_unreadable_row_is_failed_and_the_others_are_still_sent":
-        "its unreadable row (not UTF-8) cannot be stored on PostgreSQL",
-}
+# Single tests that do not pass on PostgreSQL yet ("file.py::test_name": why). Empty: keep it so.
+PENDING_TESTS_ON_POSTGRESQL: dict[str, str] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
