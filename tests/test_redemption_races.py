@@ -9,6 +9,7 @@ key), logged like any refusal; never an IntegrityError (a 500).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -20,9 +21,9 @@ import pytest
 from promo.audit import verify_chain
 from promo.campaign_store import StoredCampaign
 from promo.config import Settings
-from promo.redemption import RedeemRequest, RedemptionResult, redeem_sync
+from promo.redemption import RedeemRequest, RedemptionResult, redeem, redeem_sync
 from tests.support.database import DURING, SLUG, product_key
-from tests.support.prepared import connect_to
+from tests.support.prepared import connect_to, store_of
 from tests.support.redemption import add_activations, add_codes, allow_unbound_keys
 
 ROUNDS = 40
@@ -84,6 +85,18 @@ def test_one_idempotency_key_sent_twice_at_once_gives_the_first_result_twice(rac
     assert shop.execute("SELECT count(*), count(DISTINCT idempotency_key) FROM redemption_attempts").fetchone()[:] == (ROUNDS, ROUNDS)
     assert shop.execute("SELECT count(*) FROM reward_codes WHERE issued_at IS NOT NULL").fetchone()[0] == ROUNDS // 2
     assert verify_chain(shop).ok
+
+
+async def test_through_the_service_store_a_key_sent_twice_at_once_is_replayed(settings: Settings, shop: sqlite3.Connection) -> None:
+    """The path the web service takes (redeem -> write_grouped): on SQLite both land in one
+    group commit, each in its savepoint; on PostgreSQL on two pooled connections at once."""
+    async with store_of(settings) as db:
+        for n in range(10):
+            request = ask(n + 1, f"served{n}@example.com", idempotency_key=f"served-{n}")
+            results = await asyncio.gather(redeem(db, request, DURING), redeem(db, request, DURING))
+            assert sorted(r.replayed for r in results) == [False, True] and all(r.redeemed for r in results), n
+            assert results[0].code == results[1].code and results[0].redemption_id == results[1].redemption_id
+    assert shop.execute("SELECT count(*) FROM redemptions").fetchone()[0] == 10
 
 
 def test_one_account_with_two_keys_at_once_is_refused_by_r_x6_as_on_sqlite(race: Race, shop: sqlite3.Connection) -> None:
