@@ -6,13 +6,18 @@ per product key, claims the earliest-expiring valid code (R-X9), records the ter
 acceptance (R-X8), and writes the redemption, an outbox row, an audit event and the
 decision-log entry together. Refusals are logged the same way. UNIQUE constraints in
 the schema are the last line of defence should any check here ever be wrong.
+
+On PostgreSQL transactions run at once (READ COMMITTED), so two requests can both pass a
+check before either writes; the loser's INSERT then waits for the winner's COMMIT and
+meets its UNIQUE key. The loser's work is undone to its savepoint and decided again: its
+new statements see the winner's row, so it gets what SQLite's one writer would have given
+(R-X6, R-X5, or the replay of a shared idempotency key), logged like any refusal.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,16 +29,16 @@ from promo.campaigns.purchase_offer import Claim, PurchaseOffer
 from promo.campaigns.rules import CAMPAIGN, STOCK, Decision, Failure
 from promo.catalog import get_sku
 from promo.codes import claim_code
-from promo.countries import normalize_country
 from promo.db import Database, transaction
 from promo.email_contexts import register
-from promo.errors import InputError
-from promo.identifiers import mailbox_params, mask_code, mask_product_key, normalize_email, normalize_product_key
+from promo.identifiers import mailbox_params, mask_code, mask_product_key
 from promo.outbox import enqueue
+from promo.redemption_request import RedeemRequest as RedeemRequest
+from promo.redemption_request import RedemptionResult as RedemptionResult
 from promo.reward_email import reward_email_context
 from promo.rewards import REWARD_EMAIL
 from promo.stock import alert_if_low
-from promo.timeutil import db_time, from_db_time, iso, moment_to_db
+from promo.timeutil import db_time, from_db_time, moment_to_db
 
 register(REWARD_EMAIL, reward_email_context)  # the relay reads the reward when sending, never from the outbox
 HELD_FOR_REVIEW = "held_for_review"  # R-X12: a sub-address of an account that already redeemed
@@ -42,67 +47,6 @@ GUESS_WINDOW = timedelta(hours=1)
 _GUESS_RULES = ("R-X11", "R-X5")
 # R-X5: a real key whose record names no account is for review, not a sign of guessing.
 KEY_NOT_BOUND = "key_not_bound"
-
-
-@dataclass(frozen=True)
-class RedeemRequest:
-    campaign: str
-    account_email: str
-    product_key: str
-    terms_accepted: bool
-    declared_country: str | None = None
-    idempotency_key: str | None = None
-    client_ip: str | None = None
-    locale: str = "en"  # the language of the email
-    # R-X13: where the customer lives (for a business: its seat); it chooses the sponsor, the
-    # law and the support contact. None: the country of purchase (see residence_of).
-    residence_country: str | None = None
-
-    def normalized(self) -> RedeemRequest:
-        """Check and normalise input before taking the write lock; InputError on bad input."""
-        errors = []
-        values: dict[str, Any] = {}
-        for name, check in (
-            ("account_email", normalize_email),
-            ("product_key", normalize_product_key),
-            ("declared_country", lambda v, f: normalize_country(v, f) if v else None),
-            ("residence_country", lambda v, f: normalize_country(v, f) if v else None),
-        ):
-            try:
-                values[name] = check(getattr(self, name), name)
-            except InputError as exc:
-                errors.extend(exc.errors)
-        key = (self.idempotency_key or "").strip() or None
-        if key is not None and len(key) > 200:
-            errors.append(InputError.one("idempotency_key", "is longer than 200 characters").errors[0])
-        if errors:
-            raise InputError(errors)
-        return replace(self, idempotency_key=key, **values)
-
-
-@dataclass(frozen=True)
-class RedemptionResult:
-    outcome: str  # "redeemed" | "refused"
-    decision: Decision
-    redemption_id: int | None = None
-    code: str | None = None  # the whole code: show it to its owner only
-    code_expires_at: datetime | None = None
-    replayed: bool = False
-
-    @property
-    def redeemed(self) -> bool:
-        return self.outcome == "redeemed"
-
-    def as_dict(self, *, reveal_code: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {"outcome": self.outcome, **self.decision.as_dict()}
-        if self.redemption_id is not None:
-            out["redemption_id"] = self.redemption_id
-        if self.code is not None:
-            out["code"] = self.code if reveal_code else mask_code(self.code)
-            out["code_expires_at"] = iso(self.code_expires_at) if self.code_expires_at else None
-        if self.replayed:
-            out["replayed"] = True
-        return out
 
 
 async def redeem(db: Database, request: RedeemRequest, now: datetime, *, guess_limit: int | None = None) -> RedemptionResult:
@@ -124,24 +68,41 @@ def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
                 reviewed: bool = False) -> RedemptionResult:
     """The redemption inside a transaction the caller holds (alone, or in a group commit).
     `reviewed`: a reviewer approved this claim (R-X12), so it is not held for review again."""
-    conn.execute("SAVEPOINT redeem")
-    try:
-        result = _decide_and_record(conn, request, now, guess_limit, reviewed)
-    except sqlite3.IntegrityError as exc:
-        # A schema constraint caught what the checks did not: undo, then refuse and log that.
-        conn.execute("ROLLBACK TO redeem")
-        conn.execute("RELEASE redeem")
-        if not defends_r_x6(exc):  # another constraint (a stock alert's race, say) is not the customer's refusal
+    for redecisions_left in range(RACE_REDECISIONS, -1, -1):
+        conn.execute("SAVEPOINT redeem")
+        try:
+            result = _decide_and_record(conn, request, now, guess_limit, reviewed)
+        except sqlite3.IntegrityError as exc:
+            conn.execute("ROLLBACK TO redeem")
+            conn.execute("RELEASE redeem")
+            if redecisions_left and lost_a_race(exc):
+                continue  # the winner has committed: deciding again sees its row
+            # A schema constraint caught what the checks did not: undo, then refuse and log that.
+            if not defends_r_x6(exc):  # another constraint is not the customer's refusal
+                raise
+            failure = Failure("R-X6", "already_redeemed", "this account or product key has already redeemed this offer")
+            stored = get_campaign(conn, request.campaign)
+            return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
+        except BaseException:
+            conn.execute("ROLLBACK TO redeem")
+            conn.execute("RELEASE redeem")
             raise
-        failure = Failure("R-X6", "already_redeemed", "this account or product key has already redeemed this offer")
-        stored = get_campaign(conn, request.campaign)
-        return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
-    except BaseException:
-        conn.execute("ROLLBACK TO redeem")
         conn.execute("RELEASE redeem")
-        raise
-    conn.execute("RELEASE redeem")
-    return result
+        return result
+    raise AssertionError("unreachable")
+
+
+# How often a redemption that lost a race is decided again. One is what a race needs (the
+# second decision sees the winner's row); more cover a loser that then meets another winner.
+RACE_REDECISIONS = 3
+UNIQUE_VIOLATION = "23505"  # PostgreSQL's sqlstate (ConstraintViolation.sqlstate)
+
+
+def lost_a_race(exc: sqlite3.IntegrityError) -> bool:
+    """A unique key met on PostgreSQL: a transaction running beside this one committed the same
+    key after this one's checks read (an INSERT waits for that COMMIT before it fails). On
+    SQLite the one writer rules that out: there a violation means a check is wrong."""
+    return getattr(exc, "sqlstate", None) == UNIQUE_VIOLATION
 
 
 # The UNIQUE keys of redemptions that hold R-X5/R-X6 when two transactions pass the checks at

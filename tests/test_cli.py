@@ -13,7 +13,7 @@ import pytest
 import tomli_w
 
 from promo.campaigns import shipped_campaign_text
-from promo.db import connect, transaction
+from promo.db import transaction
 from promo.outbox import enqueue
 from tests.support.cli import PROMO, Cli
 from tests.support.database import SLUG, product_key, reward_code
@@ -148,7 +148,7 @@ def test_a_command_queues_its_emails_with_the_configured_message_id_domain(cli: 
     redeemed = cli("redeem", "--campaign", "open-today", "--account", "ann@example.com", "--accept-terms",
                    "--product-key", product_key(1))
     assert redeemed.returncode == 0, redeemed.stderr
-    conn = connect(cli.dir / "cli.sqlite3")
+    conn = cli.connect()  # the store the command used: cli.sqlite3, or this run's PostgreSQL database
     try:
         (message_id,) = conn.execute("SELECT message_id FROM outbox WHERE template = 'reward_code'").fetchone()
     finally:

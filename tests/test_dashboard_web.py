@@ -130,8 +130,7 @@ def test_no_console_page_has_inline_styles_or_scripts(client: TestClient, shop: 
     assert redeem(shop, 30) and redeem(shop, 31)
     signed_in(client, shop, "admin")
     shop.execute("INSERT INTO import_jobs (kind, source, size_bytes, status, imported, actor, started_at)"
-                 " VALUES ('activations', 'x.csv', 1, 'done', 1, 'test', '2026-01-01T00:00:00.000000Z')")
-    shop.commit()
+                 " VALUES ('activations', 'x.csv', 1, 'done', 1, 'test', '2026-01-01T00:00:00.000000Z')")  # autocommit
     values = {"slug": "open-today", "job_id": shop.execute("SELECT MAX(id) FROM import_jobs").fetchone()[0],
               "lang": "da", "page": "offer", "template": "reward_code"}  # "view as customer" (issue 19, item 10)
     paths = sorted({r.path.replace(":int64}", "}") for r in client.app.routes  # type: ignore[attr-defined]

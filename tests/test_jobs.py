@@ -1,4 +1,5 @@
-"""promo/jobs.py on a real SQLite file through the real Database: an upload is spooled to a
+"""promo/jobs.py on this run's store through the service's own store (promo.db.Database on the
+SQLite file, PostgresDatabase on PostgreSQL): an upload is spooled to a
 temporary file, imported in the background all or nothing, and its outcome (count, or the
 errors by line) is stored for everyone; the temporary file is removed either way."""
 
@@ -12,15 +13,15 @@ from collections.abc import AsyncIterator
 import pytest
 
 from promo.config import Settings
-from promo.db import Database
 from promo.errors import NotFound
 from promo.jobs import ImportJobs, get_job, recent_jobs, spool
 from tests.support.database import SLUG, product_key, reward_code
+from tests.support.prepared import store_of
 
 
 @pytest.fixture
 async def jobs(settings: Settings, conn: sqlite3.Connection) -> AsyncIterator[ImportJobs]:
-    async with Database(settings.database_path) as db:
+    async with store_of(settings) as db:
         running = ImportJobs(db)
         yield running
         await running.close()

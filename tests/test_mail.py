@@ -18,6 +18,7 @@ from aiosmtplib.email import flatten_message
 from promo.backends import dialect_of
 from promo.config import Settings
 from promo.db import Database
+from promo.errors import InputError
 from promo.mail import MailRelay, PermanentFailure, RawEmail, _modern_email, _raw_mime, build_email
 from promo.mailsink import start_sink
 from promo.outbox import OutboxMessage, enqueue
@@ -405,10 +406,17 @@ POISON = {  # what a row holds -> the error recorded for it
 }
 
 
-# Poisons PostgreSQL refuses at INSERT: NUL in text, a payload that is not JSON (jsonb), attempts that are
-# not a number (integer), bytes that are not UTF-8.
-REFUSED_BY_POSTGRESQL = {"a NUL in an ASCII address", "a NUL in a UTF-8 address", "a payload that is not JSON",
-                         "attempts that are not a number", "an address that is not UTF-8", "a payload that is not UTF-8"}
+# What PostgreSQL's typed columns do with the poisons SQLite stores: each is refused as it is
+# written, with its own clear error (never a 500), so no relay ever meets it. A value that is
+# not UTF-8 reaches the driver as Python holds such bytes in a str (surrogate escapes).
+REFUSED_BY_POSTGRESQL: dict[str, type[BaseException]] = {
+    "a NUL in an ASCII address": InputError,  # the adapter: "holds a NUL character" (a 4xx)
+    "a NUL in a UTF-8 address": InputError,
+    "a payload that is not JSON": psycopg.errors.InvalidTextRepresentation,  # jsonb
+    "attempts that are not a number": psycopg.errors.InvalidTextRepresentation,  # integer
+    "an address that is not UTF-8": UnicodeEncodeError,  # text is UTF-8: the driver cannot send it
+    "a payload that is not UTF-8": UnicodeEncodeError,
+}
 
 
 @pytest.mark.parametrize("poison", list(POISON), ids=list(POISON))
@@ -417,11 +425,12 @@ async def test_a_poison_row_fails_alone_and_the_next_email_goes_out(db: Database
     from promo.audit import verify_chain
     columns, error = POISON[poison]
     if dialect_of(redeemed).name == "postgresql" and poison in REFUSED_BY_POSTGRESQL:
-        # Its typed columns refuse the poison when it is written: no relay ever meets it.
-        if any(isinstance(value, bytes) for value in columns.values()):
-            pytest.skip("PostgreSQL text is always valid UTF-8 (the driver sends str): a row that does not decode cannot exist")
-        with pytest.raises(psycopg.Error):
-            insert_row(redeemed, **columns)
+        as_str = {k: v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else v for k, v in columns.items()}
+        with pytest.raises(REFUSED_BY_POSTGRESQL[poison]):
+            insert_row(redeemed, **as_str)
+        assert redeemed.execute("SELECT count(*) FROM outbox WHERE subject_ref = 'signin:poison'").fetchone()[0] == 0
+        await relay_for(db, settings, smtp.port, Clock(DURING)).deliver_once()
+        assert [m["To"] for m in smtp.received] == ["ann@example.com"] and anns_email(redeemed) == "sent"
         return
     row_id = insert_row(redeemed, **columns)
     relay = relay_for(db, settings, smtp.port, Clock(DURING))

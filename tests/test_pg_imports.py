@@ -26,7 +26,7 @@ from promo.db import transaction
 from promo.errors import InputError
 from promo.redemption import RedeemRequest, redeem_sync
 from tests.support.database import DURING, SLUG, csv_bytes, product_key, reward_code
-from tests.support.pg_scratch import scratch_database
+from tests.support.pg import scratch_database
 
 CODE = [reward_code(n) for n in range(10)]
 KEY = [product_key(n) for n in range(10)]

@@ -23,6 +23,7 @@ from typing import Any
 
 from promo.backends import dialect_of
 from promo.backends.names import column_list, quoted
+from promo.backends.pg_connection import as_sqlite_errors
 from promo.db import insert_each as insert_each_sqlite
 
 STAGING = "promo_import_staging"
@@ -66,7 +67,9 @@ def insert_each(conn: Any, sql: str, rows: Iterable[Any], refused: Callable[[Any
     How many went in. Call inside a transaction."""
     if dialect_of(conn).name != "postgresql":
         return insert_each_sqlite(conn, sql, rows, refused)
-    return copy_insert(conn.raw, Insert.parse(sql), rows, refused)
+    insert = Insert.parse(sql)
+    with as_sqlite_errors():  # a refusal no unique key explains (a CHECK, say): IntegrityError, as on SQLite
+        return copy_insert(conn.raw, insert, rows, refused)
 
 
 def copy_insert(raw: Any, insert: Insert, rows: Iterable[Any], refused: Callable[[Any], bool]) -> int:

@@ -156,7 +156,7 @@ class PgCursor:
 
 
 @contextmanager
-def _as_sqlite_errors() -> Iterator[None]:
+def as_sqlite_errors() -> Iterator[None]:
     """The errors the domain catches, as sqlite3 raises them: a refused constraint as
     ConstraintViolation (an IntegrityError), a NUL in text as bad input."""
     try:
@@ -177,13 +177,20 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any], identities: Mapping[str, str]):
         self.raw = raw
         self._identities = identities  # table -> its identity column (id; audit_events.seq)
+        self._trace: Callable[[str], object] | None = None
+
+    def set_trace_callback(self, trace: Callable[[str], object] | None) -> None:
+        """As sqlite3's: trace(sql) for each statement this adapter sends (tests count them)."""
+        self._trace = trace
 
     def execute(self, sql: str, params: Params = ()) -> PgCursor:
+        if self._trace is not None:
+            self._trace(sql)
         table = inserted_table(sql)
         identity = self._identities.get(table) if table else None
         statement = translate(sql) + (f" RETURNING {identity}" if identity else "")
         cursor = self.raw.cursor(row_factory=pg_row_factory)
-        with _as_sqlite_errors():
+        with as_sqlite_errors():
             cursor.execute(statement, params)  # () too: psycopg then reads %% as %
         if identity:
             returned = cursor.fetchall()  # INSERT ... VALUES (...), (...): the last, as sqlite3 says
@@ -191,8 +198,10 @@ class PgConnection:
         return PgCursor(cursor)
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> PgCursor:
+        if self._trace is not None:
+            self._trace(sql)
         cursor = self.raw.cursor(row_factory=pg_row_factory)
-        with _as_sqlite_errors():
+        with as_sqlite_errors():
             cursor.executemany(translate(sql), seq_of_params)
         return PgCursor(cursor)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from promo.backends import dialect_of, pg_connection
+from promo.backends.postgresql import PostgresDatabase
 from promo.backends.store import make_store, pending_migrations
 from promo.config import Settings
 from promo.db import connect
@@ -26,8 +27,14 @@ def prepared_store(settings: Settings) -> Any:
     return prepare(conn) if pending_migrations(conn) else conn
 
 
+# PostgreSQL's connections are shared by everyone on this machine: a test's pool stays small.
+TEST_POOL_SIZE = 4
+
+
 def store_of(settings: Settings) -> Any:
     """The service's store for these settings, not yet opened (`async with store_of(s) as db`)."""
+    if settings.database_url:
+        return PostgresDatabase(settings.database_url, pool_size=TEST_POOL_SIZE)
     return make_store(settings.store_url, base=settings.database_path.parent)
 
 

@@ -12,14 +12,12 @@ template is made once per session. A test about SQLite itself carries
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Iterator
 
-import psycopg
 import pytest
 
 from promo.backends import pg_connection
-from tests.support.pg import ADMIN_URL, PREFIX, database_url
+from tests.support.pg import create_database, database_url, drop_database
 from tests.support.prepared import prepare
 
 STORES = ("sqlite", "postgresql")
@@ -34,30 +32,10 @@ PENDING_ON_POSTGRESQL: dict[str, str] = {
     "test_deployment.py": _SERVED,
     "test_relay_alive.py": _SERVED,
     "test_concurrency.py": "worker processes on the SQLite file (promo.db.Database by path)",
-    "test_db_copy.py": "its source is the SQLite file the settings name; on PostgreSQL that file is never made",
-    "test_jobs.py": "written beside the store fixture, it reads the SQLite file by path",
 }
 
-# Single tests, written on branches that landed beside the store fixture (session 6), that
-# assume SQLite; each reported as skipped on PostgreSQL with its reason. Issue 17: empty this too.
-_SQLITE_API = "uses an API only sqlite3 has"
-PENDING_TESTS_ON_POSTGRESQL: dict[str, str] = {
-    "test_cli.py::test_a_command_queues_its_emails_with_the_configured_message_id_domain":
-        "reads the outbox from the CLI's SQLite file",
-    "test_dashboard_web.py::test_no_console_page_has_inline_styles_or_scripts": _SQLITE_API + " (Connection.commit)",
-    "test_imports.py::test_activations_keep_their_line_and_a_refusal_that_is_not_a_duplicate_is_raised":
-        "on PostgreSQL the COPY import raises psycopg's CheckViolation, not a store-neutral IntegrityError (a gap)",
-    "test_imports.py::test_a_refusal_that_is_not_a_duplicate_is_not_reported_as_one":
-        "on PostgreSQL the COPY import raises psycopg's CheckViolation, not a store-neutral IntegrityError (a gap)",
-    "test_mail.py::test_a_poison_row_fails_alone_and_the_next_email_goes_out":
-        "its NUL cases cannot be stored on PostgreSQL (text refuses NUL at INSERT)",
-    "test_nonprofit_pages.py::test_request_lists_take_the_same_statements_for_2_or_12_requests":
-        _SQLITE_API + " (set_trace_callback counts the statements)",
-    "test_outbox.py::test_an_unreadable_row_is_failed_and_the_others_are_still_sent":
-        "its unreadable row (not UTF-8) cannot be stored on PostgreSQL",
-    "test_terms.py::test_a_cached_campaign_is_read_without_its_long_definition_and_an_edit_is_seen_at_once":
-        _SQLITE_API + " (set_trace_callback counts the reads)",
-}
+# Single tests that do not pass on PostgreSQL yet ("file.py::test_name": why). Empty: keep it so.
+PENDING_TESTS_ON_POSTGRESQL: dict[str, str] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -103,11 +81,6 @@ def store(request: pytest.FixtureRequest) -> str:
     return str(getattr(request, "param", "sqlite"))
 
 
-def _admin(sql: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql)
-
-
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[Callable[[], str]]:
     """make() -> the name of the template database, prepared on first use in the session."""
@@ -115,8 +88,7 @@ def pg_template() -> Iterator[Callable[[], str]]:
 
     def make() -> str:
         if not made:
-            name = f"{PREFIX}template_{secrets.token_hex(4)}"
-            _admin(f'CREATE DATABASE "{name}"')
+            name = create_database(kind="template_")
             made.append(name)
             conn = pg_connection.connect(database_url(name))
             try:
@@ -127,7 +99,7 @@ def pg_template() -> Iterator[Callable[[], str]]:
 
     yield make
     for name in made:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
 
 
 @pytest.fixture
@@ -136,10 +108,8 @@ def store_url(store: str, request: pytest.FixtureRequest, pg_template: Callable[
     if store != "postgresql":
         yield None
         return
-    name = PREFIX + secrets.token_hex(6)
-    template = f' TEMPLATE "{pg_template()}"' if "conn" in request.fixturenames else ""
-    _admin(f'CREATE DATABASE "{name}"{template}')
+    name = create_database(pg_template() if "conn" in request.fixturenames else None)
     try:
         yield database_url(name)
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
