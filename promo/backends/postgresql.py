@@ -14,7 +14,7 @@ several transactions really run at once, which SQLite's one writer never does. H
 - `read` runs in one REPEATABLE READ READ ONLY transaction: a page's figures agree;
 - a call waits at most CONNECTION_WAIT_S for a connection: while the server is away (a
   restart) requests fail fast as 503s instead of piling up (issue 18, item 5). The pool
-  replaces broken connections by itself (psycopg_pool reconnects with backoff), and the
+  replaces broken connections by itself (psycopg_pool reconnects; see RECONNECT_S), and the
   first broken one found makes it check the idle others, so one restart costs one 503 per
   request in flight rather than one per pooled connection.
 The driver was chosen by measurement: bench/pg_driver.py, bench/README.md (PostgreSQL).
@@ -45,6 +45,11 @@ POOL_TIMEOUT_S = 10.0  # the longest open() waits for the pool's connections
 # The longest a call waits for a free connection: during an outage every request would
 # otherwise wait this long before its 503 (a person gives up after a few seconds).
 CONNECTION_WAIT_S = 2.0
+# How long the pool retries one lost connection (with psycopg_pool's doubling backoff: 1 s,
+# 2 s, 4 s...) before it gives that attempt up; the next call that finds no connection then
+# starts a new attempt at once. Short, so a server back after a long outage is found within
+# about a second, not after the backoff has grown to minutes (the library's default: 300 s).
+RECONNECT_S = 1.0
 
 
 class RetriesExhausted(RuntimeError):
@@ -115,6 +120,7 @@ class PostgresDatabase:
         threads = ThreadPoolExecutor(self._pool_size, thread_name_prefix="promo-pg")
         pool: ConnectionPool[Any] = ConnectionPool(
             self.url, min_size=self._pool_size, max_size=self._pool_size, open=False, timeout=self._timeout_s,
+            reconnect_timeout=RECONNECT_S,
             kwargs={"autocommit": True, "options": CONNECT_OPTIONS}, configure=configure, name="promo")
         loop = asyncio.get_running_loop()
         try:
