@@ -146,7 +146,7 @@ class PostgresDatabase:
         """For /readyz: connections open (size, counting those being made) and the most there
         may be; how many are lent out and idle; calls waiting for one; connections found broken."""
         if self._pool is None:
-            return {"size": 0, "max": self._pool_size, "in_use": 0, "available": 0, "waiting": 0}
+            return {"size": 0, "max": self._pool_size, "in_use": 0, "available": 0, "waiting": 0, "connections_lost": 0}
         stats = self._pool.get_stats()
         size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
         return {"size": size, "max": stats.get("pool_max", self._pool_size), "in_use": max(size - available, 0),
