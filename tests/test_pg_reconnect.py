@@ -92,6 +92,26 @@ def test_the_pool_fails_fast_while_the_server_is_down_and_reconnects_by_itself(
     assert seen["markers"] == ["after", "before"]  # committed before the restart: kept; refused during: not there
 
 
+def test_a_transaction_on_a_connection_that_died_while_idle_runs_again_on_a_new_one(
+        cluster: Cluster, cluster_settings: Settings) -> None:
+    """Restarted while nobody asked anything: the pooled connection is dead, found so at BEGIN
+    (nothing sent), and the write runs on a fresh connection instead of failing as a 503."""
+    async def scenario() -> tuple[list[str], dict[str, Any]]:
+        assert cluster_settings.database_url
+        db = await PostgresDatabase(cluster_settings.database_url, pool_size=1).open()
+        try:
+            await db.write(lambda conn: conn.execute("CREATE TABLE settings_probe (name text PRIMARY KEY)"))
+            cluster.stop()
+            cluster.start()
+            await db.write(add_marker, "after the restart")
+            return await db.read(markers), db.pool_stats()
+        finally:
+            await db.close()
+
+    stored, stats = asyncio.run(scenario())
+    assert stored == ["after the restart"] and stats["connections_lost"] == 1
+
+
 def test_requests_during_the_outage_are_503_pages_and_problem_documents_then_served_again(
         cluster: Cluster, cluster_settings: Settings) -> None:
     with TestClient(create_app(cluster_settings, start_relay=False), follow_redirects=False) as client:

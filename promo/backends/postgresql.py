@@ -15,8 +15,9 @@ several transactions really run at once, which SQLite's one writer never does. H
 - a call waits at most CONNECTION_WAIT_S for a connection: while the server is away (a
   restart) requests fail fast as 503s instead of piling up (issue 18, item 5). The pool
   replaces broken connections by itself (psycopg_pool reconnects; see RECONNECT_S), and the
-  first broken one found makes it check the idle others, so one restart costs one 503 per
-  request in flight rather than one per pooled connection.
+  first broken one found makes it check the idle others; a transaction whose connection is
+  found dead at BEGIN (nothing sent) runs once more on another. So a restart costs a 503 for
+  the requests in flight or waiting during it, not one per stale pooled connection.
 The driver was chosen by measurement: bench/pg_driver.py, bench/README.md (PostgreSQL).
 """
 
@@ -57,6 +58,11 @@ class RetriesExhausted(RuntimeError):
     failures or deadlocks): the store is overloaded with conflicting writes; try again later."""
 
 
+class NotBegun(Exception):
+    """The pooled connection was found dead at BEGIN (the server restarted since it was last
+    used): the transaction never started, so it may run on another connection."""
+
+
 def is_retryable(exc: BaseException) -> bool:
     """A serialization failure or a deadlock: rerunning the whole transaction is correct."""
     seen: set[int] = set()
@@ -84,7 +90,12 @@ def in_transaction(conn: PgConnection, fn: Callable[..., T], args: tuple[Any, ..
     """fn(conn, ...) inside BEGIN ... COMMIT, rerun from the start on a serialization failure
     or deadlock (at most MAX_ATTEMPTS times); any other exception rolls back and propagates."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        conn.execute(begin)
+        try:
+            conn.execute(begin)
+        except psycopg.OperationalError as exc:
+            if attempt == 1 and conn.raw.broken:  # nothing was sent that could have taken effect
+                raise NotBegun() from exc
+            raise
         try:
             value = fn(conn, *args, **kwargs)
             conn.execute("COMMIT")
@@ -174,13 +185,18 @@ class PostgresDatabase:
         assert pool is not None and threads is not None
 
         def run() -> T:
-            with pool.connection(timeout=self._wait_s) as raw:
-                try:
-                    return fn(PgConnection(raw, self._identities), *args, **kwargs)
-                except psycopg.OperationalError:
-                    if raw.broken:  # the server went away: its other idle connections are likely dead too
-                        self._check_idle(pool, threads)
-                    raise
+            for attempt in (1, 2):
+                with pool.connection(timeout=self._wait_s) as raw:
+                    try:
+                        return fn(PgConnection(raw, self._identities), *args, **kwargs)
+                    except (psycopg.OperationalError, NotBegun) as exc:
+                        if raw.broken:  # the server went away: its other idle connections are likely dead too
+                            self._check_idle(pool, threads)
+                        if not isinstance(exc, NotBegun):
+                            raise
+                        if attempt == 2 and isinstance(exc.__cause__, psycopg.OperationalError):
+                            raise exc.__cause__ from None  # as if it had not been caught: the 503 path
+            raise AssertionError("unreachable")
 
         return await asyncio.get_running_loop().run_in_executor(threads, run)
 
