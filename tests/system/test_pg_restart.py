@@ -130,7 +130,7 @@ def test_a_postgresql_restart_during_a_load_costs_503s_only_and_loses_nothing(cl
     median = statistics.median(load.unavailable_s) if load.unavailable_s else 0.0
     print(f"\nPostgreSQL restart under load: {load.statuses[303]} redeemed (303), {load.statuses[503]} x 503 "
           f"(median {median:.2f} s, longest {max(load.unavailable_s, default=0):.2f} s), first 303 "
-          f"{load.ok_after_restart_s:.2f} s after the server was back; stored {len(stored)}, told {len(load.told)}, "
+          f"{load.ok_after_restart_s or float('nan'):.2f} s after the server was back; stored {len(stored)}, told {len(load.told)}, "
           f"stored but answered 503: {len(stored - load.told)}")
     assert not load.bad, load.bad[:5]
     assert set(load.statuses) <= {303, 503} and load.statuses[503] >= 1, load.statuses
