@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -28,7 +29,7 @@ from promo.db import DRIVER_ERRORS, is_unavailable
 from promo.email_domains import SENDING_DOMAINS  # noqa: F401  (imported once: each registers its email contexts)
 from promo.errors import InputError, NotFound, PromoError
 from promo.http_policy import allow_header, no_store_unless_set
-from promo.i18n import N_, languages
+from promo.i18n import N_, languages, negotiate
 from promo.jobs import ImportJobs
 from promo.limits import ServiceLimits
 from promo.logs import get_logger
@@ -70,7 +71,8 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """Ready for traffic: the database answers, its migrations are current, and every
     background worker of this process (the mail relay) runs: "mail_relay": "down" with
-    the type of what stopped it while it waits to be restarted."""
+    the type of what stopped it while it waits to be restarted. "pool": this process's
+    connections (PostgreSQL: size, max, in_use, available, waiting; SQLite: its writer)."""
     workers: dict[str, Any] = {}
     workers_up = True
     for worker in request.app.state.workers:
@@ -78,11 +80,15 @@ async def readyz(request: Request) -> Response:
         if worker.state != "up":
             workers[f"{worker.name}_error"] = worker.last_error
             workers_up = False
+    # The connections of this process's store (issue 18), and which process answered (of several).
+    workers["pool"] = request.app.state.db.pool_stats()
+    workers["pid"] = os.getpid()
     try:
         state = await request.app.state.db.read(readiness)
     except Exception as exc:  # any failure to reach the database means "not ready"
         log.warning("readyz.database_unavailable", error=type(exc).__name__)
-        return JSONResponse({"status": "unavailable", "database": "unreachable", **workers}, status_code=503)
+        return JSONResponse({"status": "unavailable", "database": "unreachable", **workers}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_BUSY_SECONDS)})
     if state["pending_migrations"] or not workers_up:
         return JSONResponse({"status": "unavailable", **state, **workers}, status_code=503)
     return JSONResponse({"status": "ok", **state, **workers})
@@ -156,11 +162,25 @@ async def on_database_error(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith(_MACHINE_PATHS):
         response = problem(503, "the database is busy; try again shortly", request_id=request_id)
     else:
-        response = await _error_page(request, 503, N_("Busy right now"),
+        response = _unavailable_page(request, N_("Busy right now"),
                                      N_("We could not finish this just now, and nothing was changed. "
                                         "Please try again in a moment."))
     response.headers["Retry-After"] = str(RETRY_AFTER_BUSY_SECONDS)
     return response
+
+
+def _unavailable_page(request: Request, title: str, message: str) -> Response:
+    """The 503 page, in the reader's language, built without the database (no session lookup:
+    the database is what is missing, and waiting for it again would only delay the answer)."""
+    from promo.views.context import LANG_COOKIE, PageContext, render
+
+    try:
+        ctx = PageContext(lang=negotiate(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language")),
+                          country=None, country_chosen=False, session=None, csrf_token=secrets.token_urlsafe(32),
+                          secure=request.scope.get("scheme") == "https")
+        return render(request, ctx, "error.html", 503, title=ctx.l10n.gettext(title), message=ctx.l10n.gettext(message))
+    except Exception:  # the error page must never fail: fall back to plain text
+        return PlainTextResponse(title, status_code=503)
 
 
 async def on_server_error(request: Request, exc: Exception) -> Response:

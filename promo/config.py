@@ -37,11 +37,14 @@ def _int(value: Any) -> int:
         raise ValueError("must be a whole number") from None
 
 
-def _port(value: Any) -> int:
-    port = _int(value)
-    if not 0 < port < 65536:
-        raise ValueError("must be between 1 and 65535")
-    return port
+def _between(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        number = _int(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return number
+
+    return check
 
 
 def _bool(value: Any) -> bool:
@@ -109,6 +112,7 @@ DERIVED: Any = _Derived()
 # setting moves both, and `promo relay` in another process finds the same sink.
 SINK_PORT_OFFSET = 25
 SMTP_PORT = 25
+_port = _between(1, 65535)
 
 
 # setting name -> (default, parser). The names are "section.key" as in config.toml.
@@ -118,9 +122,11 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "database.url": (DERIVED, _str),
     "database.busy_timeout_ms": (5000, _int),
     "database.synchronous": ("FULL", _choice("FULL", "NORMAL")),
+    "database.pool_size": (10, _between(1, 100)),
     "server.host": ("127.0.0.1", _str),
     "server.port": (8000, _port),
     "server.trusted_proxies": ((), _addresses),
+    "server.workers": (1, _between(1, 64)),
     "logging.format": ("console", _choice("console", "json")),
     "logging.level": ("INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
     "security.secret_key_file": ("var/secret_key", _optional_str),
@@ -198,6 +204,8 @@ class Settings:
     # The PostgreSQL store when database.url names one (issue 17); None: the SQLite file
     # database_path (a sqlite:/// database.url sets database_path).
     database_url: str | None = None
+    database_pool_size: int = 10  # PostgreSQL connections per process (README: the connection budget)
+    server_workers: int = 1  # `promo serve` processes (more than 1 on PostgreSQL only, issue 18)
 
     @property
     def store_url(self) -> str:
@@ -268,12 +276,14 @@ def load_settings(config_path: Path | str | None = None, environ: Mapping[str, s
         database_url=database_url,
         database_busy_timeout_ms=values["database.busy_timeout_ms"],
         database_synchronous=values["database.synchronous"],
+        database_pool_size=values["database.pool_size"],
         server_host=values["server.host"],
         server_port=values["server.port"],
         trusted_proxies=values["server.trusted_proxies"],
+        server_workers=values["server.workers"],
         logging_format=values["logging.format"],
         logging_level=values["logging.level"],
-        secret_key=_read_secret(environ, base, values["security.secret_key_file"]),
+        secret_key=_read_file_secret(environ, base, "security.secret_key", values["security.secret_key_file"], min_length=32),
         signin_link_minutes=values["security.signin_link_minutes"],
         session_idle_minutes=values["security.session_idle_minutes"],
         session_max_hours=values["security.session_max_hours"],
@@ -371,10 +381,6 @@ def _metrics_token(environ: Mapping[str, str], base: Path, values: dict[str, Any
 def _resolve(base: Path, value: str) -> Path:
     path = Path(value)
     return path if path.is_absolute() else base / path
-
-
-def _read_secret(environ: Mapping[str, str], base: Path, file_setting: str) -> str | None:
-    return _read_file_secret(environ, base, "security.secret_key", file_setting, min_length=32)
 
 
 def _read_file_secret(environ: Mapping[str, str], base: Path, name: str, file_setting: str, *, min_length: int) -> str | None:

@@ -201,6 +201,12 @@ class Database:
     def is_open(self) -> bool:
         return self._writer is not None and self._reader is not None and self._inline is not None
 
+    def pool_stats(self) -> dict[str, Any]:
+        """For /readyz: SQLite has one writer connection (and one reader): whether it is open,
+        the calls queued on or running in its thread, and the writes waiting to be group-committed."""
+        return {"writer": "open" if self._writer is not None else "closed", "writer_calls": self._writer_calls,
+                "grouped_waiting": len(self._group)}
+
     async def _ensure_open(self) -> None:
         # A database that could not be opened at start-up is retried on use, so the
         # service reports "not ready" instead of dying (and recovers when it can).

@@ -37,10 +37,17 @@ def test_healthz(client: TestClient) -> None:
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-def test_readyz_when_migrated(client: TestClient) -> None:
+def test_readyz_when_migrated(client: TestClient, settings: Settings) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "pending_migrations": [], "mail_relay": "up"}
+    body = response.json()
+    pool = body.pop("pool")
+    assert body == {"status": "ok", "database": "ok", "pending_migrations": [], "mail_relay": "up", "pid": os.getpid()}
+    if settings.database_url:  # this process's connections (issue 18): all open (the relay may hold one)
+        assert pool["size"] == pool["max"] == pool["in_use"] + pool["available"] == 10 and pool["in_use"] <= 1
+        assert pool["waiting"] == pool["connections_lost"] == 0
+    else:
+        assert pool == {"writer": "open", "writer_calls": 0, "grouped_waiting": 0}
 
 
 def test_readyz_is_503_when_migrations_are_pending(settings: Settings) -> None:

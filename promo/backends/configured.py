@@ -20,7 +20,7 @@ async def open_configured_store(settings: Settings) -> Store:
     db = make_store(url, base=base, busy_timeout_ms=settings.database_busy_timeout_ms,
                     synchronous=settings.database_synchronous)
     if not isinstance(db, Database):
-        return await open_store(url, base=base)
+        return await open_store(url, base=base, pool_size=settings.database_pool_size)
     try:
         await db.open()
     except (sqlite3.Error, OSError) as exc:

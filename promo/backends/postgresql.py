@@ -11,7 +11,13 @@ several transactions really run at once, which SQLite's one writer never does. H
   is `write`: the function still gets a transaction it must not BEGIN or COMMIT itself;
 - `lookup` runs on a worker thread too (a PostgreSQL round trip must never block the event
   loop), in autocommit: each of its few statements sees the latest commit;
-- `read` runs in one REPEATABLE READ READ ONLY transaction: a page's figures agree.
+- `read` runs in one REPEATABLE READ READ ONLY transaction: a page's figures agree;
+- a call waits at most CONNECTION_WAIT_S for a connection: while the server is away (a
+  restart) requests fail fast as 503s instead of piling up (issue 18, item 5). The pool
+  replaces broken connections by itself (psycopg_pool reconnects; see RECONNECT_S), and the
+  first broken one found makes it check the idle others; a transaction whose connection is
+  found dead at BEGIN (nothing sent) runs once more on another. So a restart costs a 503 for
+  the requests in flight or waiting during it, not one per stale pooled connection.
 The driver was chosen by measurement: bench/pg_driver.py, bench/README.md (PostgreSQL).
 """
 
@@ -36,12 +42,25 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 5  # a transaction is tried at most this often when PostgreSQL asks for a rerun
 BACKOFF_S = 0.005  # the first retry waits up to this long (randomised), doubling each time
 POOL_SIZE = 10  # connections, and the worker threads that use them
-POOL_TIMEOUT_S = 10.0  # the longest a call waits for a free connection, and open() for the first
+POOL_TIMEOUT_S = 10.0  # the longest open() waits for the pool's connections
+# The longest a call waits for a free connection: during an outage every request would
+# otherwise wait this long before its 503 (a person gives up after a few seconds).
+CONNECTION_WAIT_S = 2.0
+# How long the pool retries one lost connection (with psycopg_pool's doubling backoff: 1 s,
+# 2 s, 4 s...) before it gives that attempt up; the next call that finds no connection then
+# starts a new attempt at once. Short, so a server back after a long outage is found within
+# about a second, not after the backoff has grown to minutes (the library's default: 300 s).
+RECONNECT_S = 1.0
 
 
 class RetriesExhausted(RuntimeError):
     """PostgreSQL asked to rerun a transaction MAX_ATTEMPTS times in a row (serialization
     failures or deadlocks): the store is overloaded with conflicting writes; try again later."""
+
+
+class NotBegun(Exception):
+    """The pooled connection was found dead at BEGIN (the server restarted since it was last
+    used): the transaction never started, so it may run on another connection."""
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -71,7 +90,12 @@ def in_transaction(conn: PgConnection, fn: Callable[..., T], args: tuple[Any, ..
     """fn(conn, ...) inside BEGIN ... COMMIT, rerun from the start on a serialization failure
     or deadlock (at most MAX_ATTEMPTS times); any other exception rolls back and propagates."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        conn.execute(begin)
+        try:
+            conn.execute(begin)
+        except psycopg.OperationalError as exc:
+            if attempt == 1 and conn.raw.broken:  # nothing was sent that could have taken effect
+                raise NotBegun() from exc
+            raise
         try:
             value = fn(conn, *args, **kwargs)
             conn.execute("COMMIT")
@@ -90,10 +114,13 @@ def in_transaction(conn: PgConnection, fn: Callable[..., T], args: tuple[Any, ..
 class PostgresDatabase:
     """The same async interface as promo.db.Database, on PostgreSQL."""
 
-    def __init__(self, url: str, *, pool_size: int = POOL_SIZE, timeout_s: float = POOL_TIMEOUT_S):
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE, timeout_s: float = POOL_TIMEOUT_S,
+                 wait_s: float = CONNECTION_WAIT_S):
         self.url = url
         self._pool_size = pool_size
         self._timeout_s = timeout_s
+        self._wait_s = wait_s
+        self._checking = False  # a pool.check() is running (one at a time)
         self._pool: ConnectionPool[Any] | None = None
         self._threads: ThreadPoolExecutor | None = None
         self._identities: dict[str, str] = {}
@@ -104,11 +131,12 @@ class PostgresDatabase:
         threads = ThreadPoolExecutor(self._pool_size, thread_name_prefix="promo-pg")
         pool: ConnectionPool[Any] = ConnectionPool(
             self.url, min_size=self._pool_size, max_size=self._pool_size, open=False, timeout=self._timeout_s,
+            reconnect_timeout=RECONNECT_S,
             kwargs={"autocommit": True, "options": CONNECT_OPTIONS}, configure=configure, name="promo")
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(threads, lambda: pool.open(wait=True, timeout=self._timeout_s))
-            self._identities = await loop.run_in_executor(threads, self._read_identities, pool)
+            self._identities = await loop.run_in_executor(threads, self._read_identities, pool, self._timeout_s)
         except BaseException:
             await loop.run_in_executor(threads, pool.close)
             threads.shutdown(wait=False)
@@ -117,13 +145,24 @@ class PostgresDatabase:
         return self
 
     @staticmethod
-    def _read_identities(pool: ConnectionPool[Any]) -> dict[str, str]:
-        with pool.connection() as raw:
+    def _read_identities(pool: ConnectionPool[Any], timeout_s: float) -> dict[str, str]:
+        with pool.connection(timeout=timeout_s) as raw:
             return read_identities(raw)
 
     @property
     def is_open(self) -> bool:
         return self._pool is not None
+
+    def pool_stats(self) -> dict[str, Any]:
+        """For /readyz: connections open (size, counting those being made) and the most there
+        may be; how many are lent out and idle; calls waiting for one; connections found broken."""
+        if self._pool is None:
+            return {"size": 0, "max": self._pool_size, "in_use": 0, "available": 0, "waiting": 0, "connections_lost": 0}
+        stats = self._pool.get_stats()
+        size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
+        return {"size": size, "max": stats.get("pool_max", self._pool_size), "in_use": max(size - available, 0),
+                "available": available, "waiting": stats.get("requests_waiting", 0),
+                "connections_lost": stats.get("connections_lost", 0) + stats.get("returns_bad", 0)}
 
     async def close(self) -> None:
         pool, threads = self._pool, self._threads
@@ -146,10 +185,38 @@ class PostgresDatabase:
         assert pool is not None and threads is not None
 
         def run() -> T:
-            with pool.connection() as raw:
-                return fn(PgConnection(raw, self._identities), *args, **kwargs)
+            for attempt in (1, 2):
+                with pool.connection(timeout=self._wait_s) as raw:
+                    try:
+                        return fn(PgConnection(raw, self._identities), *args, **kwargs)
+                    except (psycopg.OperationalError, NotBegun) as exc:
+                        if raw.broken:  # the server went away: its other idle connections are likely dead too
+                            self._check_idle(pool, threads)
+                        if not isinstance(exc, NotBegun):
+                            raise
+                        if attempt == 2 and isinstance(exc.__cause__, psycopg.OperationalError):
+                            raise exc.__cause__ from None  # as if it had not been caught: the 503 path
+            raise AssertionError("unreachable")
 
         return await asyncio.get_running_loop().run_in_executor(threads, run)
+
+    def _check_idle(self, pool: ConnectionPool[Any], threads: ThreadPoolExecutor) -> None:
+        """Let the pool test its idle connections and replace the broken ones, in the background
+        (at most one check at a time)."""
+        if self._checking:
+            return
+        self._checking = True
+
+        def check() -> None:
+            try:
+                pool.check()
+            except Exception:  # a pool closing under us: nothing to check
+                pass
+            finally:
+                self._checking = False
+
+        with contextlib.suppress(RuntimeError):  # the executor shut down (closing)
+            threads.submit(check)
 
     async def run_writer(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """fn(conn, ...) on a pooled connection; fn manages its own transaction(s)."""

@@ -4,42 +4,86 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from promo.backends.store import migrate
 from promo.catalog import shipped_catalog, upsert_skus
 from promo.cli.common import database, fail, handles_errors, migrated
-from promo.config import Settings, env_name, load_settings
+from promo.config import CONFIG_ENV, Settings, env_name, load_settings
 from promo.db import transaction
 from promo.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 
 @click.command()
 @click.option("--host", default=None, help="override server.host")
 @click.option("--port", type=int, default=None, help="override server.port")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="override server.workers (processes: 1 to 64, above 1 on PostgreSQL only)")
 @click.pass_obj
 @handles_errors
-def serve(settings: Settings, host: str | None, port: int | None) -> None:
+def serve(settings: Settings, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the web service (uvicorn, uvloop + httptools when available)."""
     import uvicorn
 
-    from promo.app import create_app
     from promo.logs import configure_logging
 
-    if host or port:  # as PROMO_SERVER_HOST/PORT would, so the settings derived from them follow
-        overrides = {env_name("server.host"): host or "", env_name("server.port"): str(port or "")}
-        settings = load_settings(click.get_current_context().find_root().params["config_path"],
-                                 environ={**os.environ, **{k: v for k, v in overrides.items() if v}})
+    overrides = {env_name("server.host"): host or "", env_name("server.port"): str(port or ""),
+                 env_name("server.workers"): str(workers or "")}
+    overrides = {name: value for name, value in overrides.items() if value}
+    config_path = click.get_current_context().find_root().params["config_path"]
+    if overrides:  # as PROMO_SERVER_* would, so the settings derived from them follow
+        settings = load_settings(config_path, environ={**os.environ, **overrides})
     settings.require_secret_key()
+    refuse_workers(settings)
     configure_logging(settings.logging_format, settings.logging_level)
     with database(settings) as conn:
         migrated(conn)
     # X-Forwarded-* are believed only from the configured proxies (uvicorn's own default
     # trusts 127.0.0.1, which would let any local client choose its address).
-    uvicorn.run(create_app(settings), host=settings.server_host, port=settings.server_port,
-                proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=list(settings.trusted_proxies),
-                access_log=False, log_level=settings.logging_level.lower(), server_header=False)
+    options: dict[str, Any] = dict(
+        host=settings.server_host, port=settings.server_port, proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies), access_log=False,
+        log_level=settings.logging_level.lower(), server_header=False)
+    if settings.server_workers == 1:
+        from promo.app import create_app
+
+        uvicorn.run(create_app(settings), **options)
+        return
+    # uvicorn starts each worker by importing the factory in a fresh process, which reads its
+    # settings again: from the environment, where the config path and these overrides go.
+    os.environ.update(overrides)
+    if config_path:
+        os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
+    uvicorn.run("promo.cli.service:app_from_environment", factory=True, workers=settings.server_workers, **options)
+
+
+def refuse_workers(settings: Settings) -> None:
+    """More than one process needs a store several processes can write to at once, and no
+    development mail sink (it binds one port: the second process could not start)."""
+    if settings.server_workers == 1:
+        return
+    if not settings.database_url:
+        fail(f"server.workers: {settings.server_workers} processes need PostgreSQL (database.url); SQLite has one "
+             "writer, so run 1 (promo serve --workers 1, or PROMO_SERVER_WORKERS=1)")
+    if settings.mail.sink:
+        fail(f"server.workers: {settings.server_workers} processes cannot share the development mail sink (it binds "
+             "one port, mail.sink_port); set mail.sink = false (PROMO_MAIL_SINK=false) or run 1 worker")
+
+
+def app_from_environment() -> Starlette:
+    """The app of one `promo serve --workers N` process (uvicorn's factory): settings from
+    PROMO_CONFIG and the PROMO_* environment, as the parent read them."""
+    from promo.app import create_app
+    from promo.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.logging_format, settings.logging_level)
+    return create_app(settings)
 
 
 @click.command()
