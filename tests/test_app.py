@@ -37,10 +37,11 @@ def test_healthz(client: TestClient) -> None:
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-def test_readyz_when_migrated(client: TestClient) -> None:
+def test_readyz_when_migrated(client: TestClient, settings: Settings) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "pending_migrations": [], "mail_relay": "up"}
+    sealer = {"audit_sealer": "up"} if settings.database_url else {}  # PostgreSQL's audit sealer (issue 18)
+    assert response.json() == {"status": "ok", "database": "ok", "pending_migrations": [], "mail_relay": "up", **sealer}
 
 
 def test_readyz_is_503_when_migrations_are_pending(settings: Settings) -> None:
