@@ -114,21 +114,23 @@ def seal(conn: sqlite3.Connection, *, limit: int = SEAL_BATCH, wait: bool = Fals
         return 0
     top = head(conn)
     chain_seq, prev_hash = top.seq, top.hash
-    ids, places, prevs, hashes = [], [], [], []
+    ids, hashes = [], [top.hash]
     for row in rows:
         chain_seq += 1
-        digest = event_hash(prev_hash, chained_payload(row, chain_seq))
-        ids.append(row["seq"])
-        places.append(chain_seq)
-        prevs.append(prev_hash)
-        hashes.append(digest)
-        prev_hash = digest
-    # PostgreSQL only (SQLite returned above): one statement for the whole round.
+        prev_hash = event_hash(prev_hash, chained_payload(row, chain_seq))
+        ids.append(str(row["seq"]))
+        hashes.append(prev_hash)
+    # PostgreSQL only (SQLite returned above): one statement for the whole round, each row
+    # found by its primary key (a nested loop: a hash join would scan the table when its
+    # statistics are stale). The n-th row takes place head + n. Lists go as one
+    # space-separated text each: psycopg's array dumper took a sixth of a round.
+    conn.execute("SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)")
     conn.execute(
-        "UPDATE audit_events SET chain_seq = v.c, prev_hash = v.p, hash = v.h"
-        " FROM unnest(:ids::bigint[], :places::bigint[], :prevs::text[], :hashes::text[]) AS v(i, c, p, h)"
+        "UPDATE audit_events SET chain_seq = :head + v.n, prev_hash = v.p, hash = v.h"
+        " FROM unnest(string_to_array(:ids, ' ')::bigint[], string_to_array(:prevs, ' '), string_to_array(:hashes, ' '))"
+        " WITH ORDINALITY AS v(i, p, h, n)"
         " WHERE audit_events.seq = v.i AND audit_events.chain_seq IS NULL",
-        {"ids": ids, "places": places, "prevs": prevs, "hashes": hashes})
+        {"head": top.seq, "ids": " ".join(ids), "prevs": " ".join(hashes[:-1]), "hashes": " ".join(hashes[1:])})
     return len(rows)
 
 
