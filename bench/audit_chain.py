@@ -82,13 +82,13 @@ def pg_database(*, before: bool) -> Iterator[str]:
 
 
 def pg_appends(url: str, threads: int, seconds: float, append: Callable[[Any, int], None], *,
-               sealer: bool) -> tuple[float, int]:
-    """Appends+COMMITs per second over `seconds`, from `threads` connections; events sealed by
-    the sealer thread meanwhile."""
+               sealer: bool) -> tuple[float, int, float]:
+    """Appends+COMMITs per second over `seconds`, from `threads` connections; the events the
+    sealer thread sealed meanwhile, and how long it took to seal the rest once writers stopped."""
     conns = [pg_connection.connect(url) for _ in range(threads)]
     counts = [0] * threads
     ready = threading.Barrier(threads + 1)
-    stop = threading.Event()
+    stop, stop_sealer = threading.Event(), threading.Event()
     sealed = [0]
 
     def writer(i: int) -> None:
@@ -104,7 +104,7 @@ def pg_appends(url: str, threads: int, seconds: float, append: Callable[[Any, in
     def seal_rounds() -> None:
         conn = pg_connection.connect(url)
         try:
-            while not stop.wait(0.2):
+            while not stop_sealer.wait(0.2):
                 while True:
                     with transaction(conn):
                         done = seal(conn)
@@ -115,10 +115,11 @@ def pg_appends(url: str, threads: int, seconds: float, append: Callable[[Any, in
             conn.close()
 
     workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
-    if sealer:
-        workers.append(threading.Thread(target=seal_rounds))
+    sealing = threading.Thread(target=seal_rounds)
     for worker in workers:
         worker.start()
+    if sealer:
+        sealing.start()
     ready.wait()
     began = time.perf_counter()
     time.sleep(seconds)  # the run's length (a bench, not a test)
@@ -126,26 +127,34 @@ def pg_appends(url: str, threads: int, seconds: float, append: Callable[[Any, in
     for worker in workers:
         worker.join()
     elapsed = time.perf_counter() - began
+    during, drained, drain_s = sealed[0], time.perf_counter(), 0.0
+    if sealer:  # the backlog left when writers stop: how far behind the sealer was
+        while conns[0].execute("SELECT count(*) FROM audit_events WHERE chain_seq IS NULL").fetchone()[0]:
+            time.sleep(0.01)
+        drain_s = time.perf_counter() - drained
+        stop_sealer.set()
+        sealing.join()
     for conn in conns:
         conn.close()
-    return sum(counts) / elapsed, sealed[0]
+    return sum(counts) / elapsed, during, drain_s
 
 
 def pg_throughput(seconds: float, thread_counts: list[int]) -> None:
     print(f"PostgreSQL: audit appends + COMMIT per second ({seconds:g} s per run, a connection per thread)")
-    print(f"  {'threads':>7}  {'before (head lock)':>18}  {'after (unsealed)':>16}  {'ratio':>6}  sealed meanwhile")
+    print(f"  {'threads':>7}  {'before (head lock)':>18}  {'after (unsealed)':>16}  {'ratio':>6}  sealed meanwhile, "
+          "then the rest in")
     for threads in thread_counts:
         with pg_database(before=True) as url:
-            before, _ = pg_appends(url, threads, seconds, lambda c, n: old_append(c, n, lock="SELECT pg_advisory_xact_lock(7001)"),
-                                   sealer=False)
+            before, _, _ = pg_appends(url, threads, seconds,
+                                      lambda c, n: old_append(c, n, lock="SELECT pg_advisory_xact_lock(7001)"), sealer=False)
         with pg_database(before=False) as url:
-            after, sealed = pg_appends(url, threads, seconds, new_append, sealer=True)
+            after, sealed, drain_s = pg_appends(url, threads, seconds, new_append, sealer=True)
             conn = pg_connection.connect(url)
             seal_pending(conn)
             state = verify_chain(conn)  # type: ignore[arg-type]
             conn.close()
             assert state.ok and state.events >= after * seconds * 0.9, state
-        print(f"  {threads:>7}  {before:>16,.0f}/s  {after:>14,.0f}/s  {after / before:>5.2f}x  {sealed:,}")
+        print(f"  {threads:>7}  {before:>16,.0f}/s  {after:>14,.0f}/s  {after / before:>5.2f}x  {sealed:,}, {drain_s:.2f} s")
 
 
 def sealer_throughput(events: int = 100_000) -> None:
