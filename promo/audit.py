@@ -37,7 +37,6 @@ from promo.timeutil import db_time
 GENESIS_HASH = "0" * 64
 SEAL_BATCH = 2000  # events sealed per transaction: a round's locks and memory stay small
 OVERDUE = timedelta(seconds=5)  # an event unsealed longer than this is reported by verify
-_CHAINED = "seq, chain_seq, tag, actor, subject, ip, data, created_at"  # what a hash covers (and the row id)
 
 
 def canonical(payload: dict[str, Any]) -> str:
@@ -108,8 +107,8 @@ def seal(conn: sqlite3.Connection, *, limit: int = SEAL_BATCH, wait: bool = Fals
     elif not conn.execute(dialect.seal_try_lock).fetchone()[0]:
         return 0
     # Read after the lock: under READ COMMITTED this statement sees the last sealer's COMMIT.
-    rows = conn.execute(f"SELECT {_CHAINED} FROM audit_events WHERE chain_seq IS NULL ORDER BY seq LIMIT :n",
-                        {"n": limit}).fetchall()
+    rows = conn.execute("SELECT seq, chain_seq, tag, actor, subject, ip, data, created_at FROM audit_events"
+                        " WHERE chain_seq IS NULL ORDER BY seq LIMIT :n", {"n": limit}).fetchall()
     if not rows:
         return 0
     top = head(conn)
@@ -222,7 +221,8 @@ def verify_chain(conn: sqlite3.Connection, checkpoint: Checkpoint | None = None)
 
 def _verify_links(conn: sqlite3.Connection) -> ChainState:
     prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
-    rows = conn.execute(f"SELECT {_CHAINED}, prev_hash, hash FROM audit_events WHERE chain_seq IS NOT NULL ORDER BY chain_seq")
+    rows = conn.execute("SELECT seq, chain_seq, tag, actor, subject, ip, data, created_at, prev_hash, hash FROM audit_events"
+                        " WHERE chain_seq IS NOT NULL ORDER BY chain_seq")
     for row in rows:
         place = row["chain_seq"]
         problem = None
