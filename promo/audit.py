@@ -85,14 +85,21 @@ def append_event(
     # SQLite: the write lock is held, so the head and the next id are ours until COMMIT.
     row = conn.execute("SELECT chain_seq, hash, (SELECT max(seq) FROM audit_events) FROM audit_events"
                        " WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1").fetchone()
-    chain_seq, prev_hash, seq = (row[0] + 1, row[1], row[2] + 1) if row else (1, GENESIS_HASH, 1)
+    if row is None:  # the first event in the chain (rows outside it, if any, keep their ids)
+        row = (0, GENESIS_HASH, conn.execute("SELECT COALESCE(max(seq), 0) FROM audit_events").fetchone()[0])
+    chain_seq, prev_hash, seq = row[0] + 1, row[1], row[2] + 1
     digest = event_hash(prev_hash, _payload(seq, chain_seq, tag, actor, subject, ip, data, created_at))
     conn.execute(
         "INSERT INTO audit_events (seq, chain_seq, tag, actor, subject, ip, data, created_at, prev_hash, hash)"
         " VALUES (:seq, :chain_seq, :tag, :actor, :subject, :ip, :data, :created_at, :prev_hash, :hash)",
         {**values, "seq": seq, "chain_seq": chain_seq, "prev_hash": prev_hash, "hash": digest},
     )
-    return seq
+    return int(seq)
+
+
+class SealingRaced(RuntimeError):
+    """Rows read for a round changed before it wrote: raised so its transaction rolls back and
+    leaves no gap in the chain; the next round seals what is there then."""
 
 
 def seal(conn: sqlite3.Connection, *, limit: int = SEAL_BATCH, wait: bool = False) -> int:
@@ -124,12 +131,14 @@ def seal(conn: sqlite3.Connection, *, limit: int = SEAL_BATCH, wait: bool = Fals
     # statistics are stale). The n-th row takes place head + n. Lists go as one
     # space-separated text each: psycopg's array dumper took a sixth of a round.
     conn.execute("SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)")
-    conn.execute(
+    updated = conn.execute(
         "UPDATE audit_events SET chain_seq = :head + v.n, prev_hash = v.p, hash = v.h"
         " FROM unnest(string_to_array(:ids, ' ')::bigint[], string_to_array(:prevs, ' '), string_to_array(:hashes, ' '))"
         " WITH ORDINALITY AS v(i, p, h, n)"
         " WHERE audit_events.seq = v.i AND audit_events.chain_seq IS NULL",
         {"head": top.seq, "ids": " ".join(ids), "prevs": " ".join(hashes[:-1]), "hashes": " ".join(hashes[1:])})
+    if updated.rowcount != len(rows):  # an unsealed row vanished mid-round (deleted past the service)
+        raise SealingRaced(f"{len(rows)} events read to seal, {updated.rowcount} still there: the round is undone")
     return len(rows)
 
 

@@ -17,7 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from promo.app import create_app
-from promo.audit import append_event, head, seal, seal_pending, unsealed, verify_chain
+from promo.audit import SealingRaced, append_event, head, seal, seal_pending, unsealed, verify_chain
 from promo.audit_seal import AuditSealer
 from promo.backends.copy import copy_database
 from promo.config import Settings
@@ -263,3 +263,33 @@ def test_a_copy_from_postgresql_seals_its_source_first_so_the_head_covers_every_
         assert verify_chain(back).head_seq == total + 1
     finally:
         back.close()
+
+
+class DeletesBeforeTheUpdate:
+    """A connection on which, between a round's read and its write, another connection deletes
+    one of the unsealed events the round read (a row removed past the service)."""
+
+    def __init__(self, conn: Any, other: Any, victim: int):
+        self.conn, self.other, self.victim = conn, other, victim
+        self.dialect = conn.dialect
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if sql.startswith("UPDATE audit_events SET chain_seq"):
+            self.other.execute("DELETE FROM audit_events WHERE seq = :s", {"s": self.victim})
+        return self.conn.execute(sql, params)
+
+
+@pytest.mark.postgresql_only("a round that races a deletion: SQLite has no sealer")
+def test_a_round_whose_events_vanish_midway_is_undone_and_leaves_no_gap(settings: Settings, conn: Any) -> None:
+    seal_pending(conn)
+    with transaction(conn):
+        ids = [add(conn, n) for n in range(3)]
+    other = connect_to(settings)
+    try:
+        conn.execute("BEGIN")
+        with pytest.raises(SealingRaced):
+            seal(DeletesBeforeTheUpdate(conn, other, ids[1]))  # type: ignore[arg-type]
+        conn.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert seal_pending(conn) == 2 and verify_chain(conn).ok  # the two left, without a hole for the third
