@@ -17,7 +17,19 @@ import pytest
 from starlette.testclient import TestClient
 
 from promo.app import create_app
-from promo.audit import SealingRaced, append_event, head, seal, seal_pending, unsealed, verify_chain
+from promo.audit import (
+    GENESIS_HASH,
+    Checkpoint,
+    SealingRaced,
+    append_event,
+    canonical,
+    event_hash,
+    head,
+    seal,
+    seal_pending,
+    unsealed,
+    verify_chain,
+)
 from promo.audit_seal import AuditSealer
 from promo.backends.copy import copy_database
 from promo.config import Settings
@@ -293,3 +305,42 @@ def test_a_round_whose_events_vanish_midway_is_undone_and_leaves_no_gap(settings
     finally:
         other.close()
     assert seal_pending(conn) == 2 and verify_chain(conn).ok  # the two left, without a hole for the third
+
+
+def test_events_chained_before_migration_0024_still_verify_and_the_chain_goes_on(settings: Settings,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """0024 puts every existing event at its id (chain_seq = seq): their hashes, computed as
+    up to 0023 (the id as "seq"), still verify, and new events chain on from the old head."""
+    import promo.backends.pg_schema
+    import promo.migrate
+    from promo.backends.store import migrate
+
+    module = promo.backends.pg_schema if settings.database_url else promo.migrate
+    every = module.available_migrations()
+    monkeypatch.setattr(module, "available_migrations", lambda: [m for m in every if m[0] <= 23])
+    conn = connect_to(settings)
+    try:
+        migrate(conn)
+        prev = GENESIS_HASH
+        with transaction(conn):  # the chain as promo/audit.py wrote it up to 0023
+            for seq in range(1, 6):
+                payload = {"seq": seq, "tag": "test:old:made", "actor": "system", "subject": f"old:{seq}", "ip": None,
+                           "data": {"n": seq}, "created_at": "2013-08-01T00:00:00.000000Z"}
+                digest = event_hash(prev, payload)
+                conn.execute("INSERT INTO audit_events (seq, tag, actor, subject, ip, data, created_at, prev_hash, hash)"
+                             " VALUES (:seq, :tag, :actor, :subject, :ip, :data, :created_at, :prev, :hash)",
+                             {**payload, "data": canonical(payload["data"]), "prev": prev, "hash": digest})
+                prev = digest
+        if settings.database_url:  # the ids were given: the identity goes on after them, as the copy sets it
+            conn.execute("SELECT setval(pg_get_serial_sequence('audit_events', 'seq'), 5)")
+        monkeypatch.setattr(module, "available_migrations", lambda: every)
+        assert "0024_audit_sealing.sql" in migrate(conn)
+        assert verify_chain(conn).ok
+        assert head(conn).seq == 5 and head(conn).hash == prev
+        with transaction(conn):
+            add(conn, 6)
+        seal_pending(conn)
+        state = verify_chain(conn, Checkpoint(5, prev))
+        assert state.ok and state.events == 6
+    finally:
+        conn.close()
