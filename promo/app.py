@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from promo.audit_seal import AuditSealer
 from promo.auth import SigninLinks
 from promo.backends.configured import open_configured_store
 from promo.config import Settings
@@ -70,7 +71,7 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """Ready for traffic: the database answers, its migrations are current, and every
-    background worker of this process (the mail relay) runs: "mail_relay": "down" with
+    background worker of this process (the mail relay, the audit sealer) runs: "mail_relay": "down" with
     the type of what stopped it while it waits to be restarted. "pool": this process's
     connections (PostgreSQL: size, max, in_use, available, waiting; SQLite: its writer)."""
     workers: dict[str, Any] = {}
@@ -302,6 +303,9 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
             app.state.wake_relay = relay.wake
             # stop: finish the message in hand, then leave the loop; restarted if anything escapes run()
             workers.append(Supervised("mail_relay", relay.run, stop=relay.stop))
+        if settings.database_url:  # PostgreSQL: audit events are chained after COMMIT (issue 18; SQLite seals at append)
+            sealer = app.state.audit_sealer = AuditSealer(db)
+            workers.append(Supervised("audit_sealer", sealer.run, stop=sealer.stop))
         for worker in workers:
             worker.start()
         try:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from promo.audit import append_event
+from promo.audit import append_event, seal_pending
 from promo.db import transaction
 from tests.support.cli import Cli
 
@@ -23,6 +23,7 @@ def chain(bare_cli: Cli) -> Iterator[tuple[Cli, sqlite3.Connection]]:
         for n in range(1, 21):
             append_event(conn, tag="test:event:made", actor=f"account:u{n}@example.com", subject=f"thing:{n}",
                          data={"n": n}, at=start + timedelta(seconds=n))
+    seal_pending(conn)  # PostgreSQL chains them after COMMIT; tampering below is with sealed events
     yield cli, conn
     conn.close()
 

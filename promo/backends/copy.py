@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from promo.audit import Checkpoint, verify_chain
+from promo.audit import Checkpoint, seal_pending, verify_chain
 from promo.backends.copy_sides import PostgresSide, Row, Side, SqliteSide
 from promo.backends.store import SCHEMES, StoreUrlError, redacted, sqlite_path
 
@@ -83,6 +83,9 @@ def _copy(source: Side, target: Side, batch_rows: int, progress: Callable[[str],
         raise CopyRefused(f"the target {target.name} is not empty: {', '.join(filled[:5])}"
                           f"{' …' if len(filled) > 5 else ''}; copy only into a freshly migrated, empty database")
     order = copy_order(source, target)
+    sealed = seal_pending(source.conn)  # PostgreSQL's unsealed events join the chain first: the head covers them
+    if sealed:
+        progress(f"sealed {sealed} audit events on the source before copying")
     source.begin_snapshot()
     try:
         source_head = source.snapshot_head()

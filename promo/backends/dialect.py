@@ -18,9 +18,11 @@ class Dialect:
     skip_locked: str  # appended to a SELECT that claims a row another writer may hold
     time_type: str  # the column type of an instant (promo.timeutil.db_time on both)
     case_insensitive_like: str  # SQLite's LIKE ignores ASCII case; PostgreSQL's does not
-    # Taken before reading the audit chain's head: the chain has one head, and on PostgreSQL
-    # writers run at once (SQLite's write lock already serialises them). Issue 18 removes it.
-    chain_lock: str = ""
+    # The audit chain's sealer lock (issue 18): where writers run at once, events are appended
+    # unsealed and one sealer at a time chains them (promo/audit.py); empty: sealed at append
+    # (SQLite's write lock already serialises writers). The try form returns a boolean.
+    seal_lock: str = ""
+    seal_try_lock: str = ""
     # Appended to a SELECT of the row a check-then-write serialises on (an organisation's
     # allocation, R-N2): SQLite's write lock already serialises every writer.
     row_lock: str = ""

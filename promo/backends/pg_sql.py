@@ -20,7 +20,8 @@ POSTGRESQL = Dialect(
     row_lock=" FOR UPDATE",
     time_type="timestamptz",
     case_insensitive_like="ILIKE",
-    chain_lock="SELECT pg_advisory_xact_lock(7001)",  # 7001: the audit chain's lock key, Promo's own
+    seal_lock="SELECT pg_advisory_xact_lock(7001)",  # 7001: the audit chain's lock key, Promo's own
+    seal_try_lock="SELECT pg_try_advisory_xact_lock(7001)",
     # Connection lost, server shutting down, too many connections, disk full: try again later.
     unavailable_sqlstates=frozenset({"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03",
                                      "53000", "53100", "53200", "53300"}),
