@@ -141,7 +141,7 @@ def test_a_target_at_another_schema_version_is_refused(source: Path, scratch_pg:
     pg.raw.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)")
     pg.raw.execute("INSERT INTO schema_migrations VALUES (22, '0022_older.sql', now())")
     pg.close()
-    with pytest.raises(CopyRefused, match=r"is at schema version 23, the target .* at 22: run `promo migrate` on the older one"):
+    with pytest.raises(CopyRefused, match=r"is at schema version \d+, the target .* at 22: run `promo migrate` on the older one"):
         copy_database(sqlite_url(source), scratch_pg, base=tmp_path)
 
 

@@ -46,7 +46,7 @@ async def test_migrate_and_open_either_store(tmp_path: Path, pg_url: str) -> Non
     assert "0023_definition_hashes.sql" in migrate(sqlite)
     sqlite.close()
     pg = pg_connection.connect(pg_url)
-    assert migrate(pg) == ["0023_baseline.sql"]
+    assert migrate(pg)[0] == "0023_baseline.sql"  # then the later ones
     pg.close()
     for url in (f"sqlite:///{tmp_path}/a.sqlite3", pg_url):
         store = await open_store(url, base=tmp_path)
