@@ -95,12 +95,14 @@ class Sampler(threading.Thread):
         self.active = 0
         self.waits: collections.Counter[str] = collections.Counter()
         self.statements: collections.Counter[str] = collections.Counter()
+        self.kinds: collections.Counter[str] = collections.Counter()  # every wait event type, and "running"
 
     def run(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self.stop.is_set():
                 for kind, event, what, query in conn.execute(SAMPLE).fetchall():
                     self.active += 1
+                    self.kinds[kind or "running"] += 1
                     if kind == "Lock":
                         self.waits[f"{event}: {what}"] += 1
                         self.statements[query] += 1
@@ -146,6 +148,7 @@ def main() -> None:
             print(f"\n{connections} connections: {redeemed / elapsed:.0f} redemptions/s ({redeemed} redeemed, "
                   f"{refused} refused, {elapsed:.1f} s); lock waits {100 * waiting / max(sampler.active, 1):.1f} % "
                   f"of {sampler.active} active backend samples")
+            print("  samples: " + ", ".join(f"{k} {100 * n / max(sampler.active, 1):.1f} %" for k, n in sampler.kinds.most_common()))
             for what, n in sampler.waits.most_common(6):
                 print(f"  {100 * n / max(waiting, 1):5.1f} % of waits  {what}")
             for query, n in sampler.statements.most_common(4):
