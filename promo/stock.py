@@ -7,14 +7,15 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 from promo import activity
 from promo.activity import local_hour_start
 from promo.audit import append_event
 from promo.campaign_store import StoredCampaign
 from promo.campaigns.kind import Issuance
-from promo.codes import stock
+from promo.codes import ImportReport, import_codes, stock
+from promo.db import transaction
 from promo.outbox import enqueue
 from promo.timeutil import db_time
 
@@ -196,6 +197,19 @@ def rearm_if_restocked(conn: sqlite3.Connection, stored: StoredCampaign, *, now:
     append_event(conn, tag="codes:stock:rearmed", actor=actor, subject=f"campaign:{stored.campaign.slug}", at=now,
                  data={"threshold": threshold})
     return True
+
+
+def import_and_rearm(conn: sqlite3.Connection, stored: StoredCampaign, *, source: IO[bytes] | str, source_name: str,
+                     now: datetime, actor: str) -> ImportReport:
+    """Import a code file into the campaign's pool (all or nothing), then re-arm a fired
+    low-stock alert if the restock lifted stock back to the threshold: every importer (the
+    console's upload job, `promo import-codes`, the demo's top-up) restocks this one way.
+    Call outside a transaction."""
+    report = import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=source, source_name=source_name,
+                          now=now, actor=actor)
+    with transaction(conn):
+        rearm_if_restocked(conn, stored, now=now, actor=actor)
+    return report
 
 
 def _armed_and_available(conn: sqlite3.Connection, stored: StoredCampaign, threshold: int,
