@@ -1,5 +1,7 @@
-"""The campaign's redemption counter (promo/totals.py, issue 18 item 2): the total cap holds
-exactly under PostgreSQL's concurrency, uncapped campaigns count on shards nobody shares."""
+"""The counters on the redemption path (issue 18 item 2): the campaign's redemption counter
+(promo/totals.py): the total cap holds exactly under PostgreSQL's concurrency, uncapped
+campaigns count on rows nobody else holds; and the hourly activity counters (promo/activity.py)
+likewise."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC
 from pathlib import Path
 from time import monotonic
 
 import pytest
 
+from promo import activity, totals
 from promo import migrate as sqlite_migrations
-from promo import totals
 from promo.activations import import_activations
 from promo.backends import pg_connection, pg_schema
 from promo.backends.pg_connection import PgConnection
@@ -132,6 +135,35 @@ def test_uncapped_counters_of_open_transactions_are_different_rows(pg_url: str, 
     finally:
         for conn in conns:
             conn.close()
+
+
+def test_activity_counts_of_open_transactions_are_different_rows(pg_url: str, pg: PgConnection) -> None:
+    """The hour's counter rows: while three transactions each hold the row they counted on,
+    a fourth counts (and its refusal reason) at once; readers sum them; one at a time, all
+    on one row."""
+    campaign_id = get_campaign(pg, SLUG).id
+
+    def count(conn: sqlite3.Connection, n: int) -> None:
+        activity.count_attempt(conn, campaign_id=campaign_id, outcome="refused", reasons=["R-X6 already_redeemed"],
+                               at=DURING, tz=UTC, shard_of=n)
+    for n in range(2):
+        with transaction(pg):
+            count(pg, n)
+    assert pg.execute("SELECT count(*) FROM campaign_activity WHERE outcome = 'refused'").fetchone()[0] == 1
+    conns = [pg_connection.connect(pg_url) for _ in range(4)]
+    try:
+        for n, conn in zip((10, 14, 18, 22), conns, strict=True):  # one row of the four that `shard_of % 4` had
+            conn.execute("BEGIN")
+            conn.raw.execute("SET LOCAL lock_timeout = '5s'")  # a wait would fail the test, not hang it
+            count(conn, n)
+        for conn in conns:
+            conn.execute("COMMIT")
+    finally:
+        for conn in conns:
+            conn.close()
+    assert activity.total(pg, campaign_id, "refused") == 6
+    assert activity.reasons(pg, campaign_id) == [("R-X6 already_redeemed", 6)]
+    assert pg.execute("SELECT count(*) FROM campaign_activity WHERE outcome = 'refused'").fetchone()[0] == 4
 
 
 def wait_until_blocked(pg: PgConnection, pid: int) -> None:
