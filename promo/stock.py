@@ -148,11 +148,6 @@ def available_up_to(conn: sqlite3.Connection, stored: StoredCampaign, n: int, no
     ).fetchone()[0])
 
 
-def available_at_least(conn: sqlite3.Connection, stored: StoredCampaign, n: int, now: datetime) -> bool:
-    """Whether at least n codes are issuable (reads at most n index entries)."""
-    return available_up_to(conn, stored, n, now) >= n
-
-
 def alert_if_low(conn: sqlite3.Connection, stored: StoredCampaign, *, now: datetime) -> bool:
     """Fire the low-stock alert if it is armed and stock is below the threshold (inside
     the transaction that took a code). Returns whether it fired. One statement that reads
