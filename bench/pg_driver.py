@@ -91,8 +91,8 @@ SEQUENCE: list[tuple[str, str]] = [
     ("redemption", "INSERT INTO redemptions (campaign_id, account_email, slot, product_key, code_id, terms_url,"
                    " terms_accepted_at, redeemed_at, client_ip, residence_country, terms_version)"
                    " VALUES (:c, :a, 1, :k, :code, :terms, :now, :now, :ip, 'DK', :version) RETURNING id"),
-    ("total", "INSERT INTO campaign_totals (campaign_id, redeemed) VALUES (:total_row, 1)"
-              " ON CONFLICT (campaign_id) DO UPDATE SET redeemed = campaign_totals.redeemed + 1"),
+    ("total", "INSERT INTO campaign_totals (campaign_id, shard, redeemed) VALUES (:total_row, 0, 1)"  # one shard: the hot row
+              " ON CONFLICT (campaign_id, shard) DO UPDATE SET redeemed = campaign_totals.redeemed + 1"),
     ("outbox", "INSERT INTO outbox (message_id, template, recipient, subject_ref, status, attempts, next_attempt_at,"
                " created_at, locale, payload, campaign_id) VALUES (:mid, 'reward_code', :a, :ref, 'queued', 0, :now, :now,"
                " 'en', NULL, :c) RETURNING id"),

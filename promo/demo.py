@@ -17,8 +17,8 @@ from promo.campaign_store import StoredCampaign, get_campaign, get_campaign_of, 
 from promo.campaigns import campaign_from_dict, shipped_campaign_text
 from promo.campaigns.donation_program import DonationProgram
 from promo.catalog import load_catalog
-from promo.codes import import_codes
 from promo.db import transaction
+from promo.stock import import_and_rearm
 from promo.timeutil import db_time, moment_to_db
 
 DEMO_SLUG = "demo-xbox-gold"
@@ -62,8 +62,8 @@ def _import_demo_codes(conn: sqlite3.Connection, stored: StoredCampaign, rows: l
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=io.BytesIO(text.getvalue().encode("utf-8")),
-                 source_name="demo", now=now, actor=DEMO_ACTOR)
+    import_and_rearm(conn, stored, source=io.BytesIO(text.getvalue().encode("utf-8")), source_name="demo", now=now,
+                     actor=DEMO_ACTOR)
 
 
 def install_demo(conn: sqlite3.Connection, now: datetime) -> dict[str, int]:

@@ -21,11 +21,10 @@ from typing import IO, TYPE_CHECKING, Any
 from promo.activations import import_activations
 from promo.campaign_store import get_campaign
 from promo.catalog import load_catalog
-from promo.codes import import_codes
 from promo.db import transaction
 from promo.errors import InputError, NotFound
 from promo.logs import get_logger
-from promo.stock import rearm_if_restocked
+from promo.stock import import_and_rearm
 from promo.timeutil import db_time, utcnow
 
 if TYPE_CHECKING:  # the Protocol both stores satisfy; imported for annotations only
@@ -153,11 +152,7 @@ def _import(conn: sqlite3.Connection, kind: str, stream: IO[bytes], source: str,
         return import_activations(conn, source=stream, catalog=load_catalog(conn), now=now, actor=actor)
     assert slug is not None
     stored = get_campaign(conn, slug)
-    report = import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=stream, source_name=source,
-                          now=now, actor=actor)
-    with transaction(conn):
-        rearm_if_restocked(conn, stored, now=now, actor=actor)
-    return report.imported
+    return import_and_rearm(conn, stored, source=stream, source_name=source, now=now, actor=actor).imported
 
 
 def _remove(path: str) -> None:

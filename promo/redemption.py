@@ -21,6 +21,7 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
+from promo import totals
 from promo.activations import get_activation
 from promo.activity import count_attempt
 from promo.audit import append_event
@@ -189,12 +190,14 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
                                      "offer's reward: this request waits for a manual review, and the decision is emailed"),))
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
 
-    if campaign.total_cap is not None and redeemed_in_total(conn, stored.id) >= campaign.total_cap:
+    counted = totals.take(conn, stored.id, cap=campaign.total_cap)  # the cap checked and counted at once (issue 18)
+    if counted is None:
         decision = Decision((Failure(STOCK, "total_cap_reached", f"all {campaign.total_cap} rewards of this offer "
                                      "have been given out", {"cap": campaign.total_cap}),))
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
     code = claim_code(conn, campaign_id=stored.id, not_expiring_before=campaign.code_expires_at, now=now)
     if code is None:
+        totals.give_back(conn, stored.id, counted)
         decision = Decision((Failure(STOCK, "no_codes_left", "no codes left: every reward code of this offer has been given out"),))
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
 
@@ -209,11 +212,6 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
          "residence": residence, "version": terms_version},
     ).lastrowid
     assert redemption_id is not None
-    conn.execute(
-        "INSERT INTO campaign_totals (campaign_id, redeemed) VALUES (:c, 1)"
-        " ON CONFLICT (campaign_id) DO UPDATE SET redeemed = campaign_totals.redeemed + 1",
-        {"c": stored.id},
-    )
     if campaign.low_stock_threshold is not None:
         alert_if_low(conn, stored, now=now)
     enqueue(conn, template=REWARD_EMAIL, recipient=request.account_email, subject_ref=f"redemption:{redemption_id}", at=now,
@@ -281,11 +279,6 @@ def _hold_for_review(conn: sqlite3.Connection, campaign_id: int, request: Redeem
     ).lastrowid
     append_event(conn, tag="review:claim:held", actor=f"account:{request.account_email}", subject=f"review:{claim_id}",
                  ip=request.client_ip, at=now, data={"product_key": mask_product_key(request.product_key), "rule": "R-X12"})
-
-
-def redeemed_in_total(conn: sqlite3.Connection, campaign_id: int) -> int:
-    row = conn.execute("SELECT redeemed FROM campaign_totals WHERE campaign_id = :c", {"c": campaign_id}).fetchone()
-    return int(row[0]) if row else 0
 
 
 def prior_redemptions(conn: sqlite3.Connection, campaign_id: int, account_email: str, product_key: str) -> tuple[int, bool]:

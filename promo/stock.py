@@ -7,14 +7,15 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 from promo import activity
 from promo.activity import local_hour_start
 from promo.audit import append_event
 from promo.campaign_store import StoredCampaign
 from promo.campaigns.kind import Issuance
-from promo.codes import stock
+from promo.codes import ImportReport, import_codes, stock
+from promo.db import transaction
 from promo.outbox import enqueue
 from promo.timeutil import db_time
 
@@ -69,19 +70,31 @@ class StockReport:
 def pool_counts(conn: sqlite3.Connection, stored: StoredCampaign, now: datetime) -> dict[str, int]:
     """Codes by status, as codes.stock() counts them, without reading the pool: codes per
     batch (known at import, voided ones counted when voided), issued ones from the campaign's
-    redemption counter, and only the free codes already past their expiry from the index of
-    free codes (none while a campaign runs, all that are left once its codes expire)."""
+    redemption counter (promo/totals.py: summed over its shards), and only the free codes
+    already past their expiry from the index of free codes (none while a campaign runs, all
+    that are left once its codes expire)."""
     campaign = stored.campaign
     if campaign.issuance is not Issuance.REDEMPTION:  # the redemption counter does not count its codes
         return stock(conn, campaign_id=stored.id, not_expiring_before=campaign.code_expires_at, now=now)
-    total, voided, issued, expired = conn.execute(
-        "SELECT (SELECT COALESCE(SUM(code_count), 0) FROM code_batches WHERE campaign_id = :c),"
-        " (SELECT COALESCE(SUM(voided), 0) FROM code_batches WHERE campaign_id = :c),"
-        " (SELECT COALESCE(MAX(redeemed), 0) FROM campaign_totals WHERE campaign_id = :c),"
-        " (SELECT COUNT(*) FROM reward_codes WHERE campaign_id = :c AND issued_at IS NULL AND voided_at IS NULL"
-        " AND expires_at < :min)",
-        {"c": stored.id, "min": db_time(max(campaign.code_expires_at, now))},
-    ).fetchone()
+    total, voided, issued, expired, _ = conn.execute(_COUNTS, _counts_params(stored, now)).fetchone()
+    return _by_status(total, voided, issued, expired)
+
+
+_COUNTS = (
+    "SELECT (SELECT COALESCE(SUM(code_count), 0) FROM code_batches WHERE campaign_id = :c),"
+    " (SELECT COALESCE(SUM(voided), 0) FROM code_batches WHERE campaign_id = :c),"
+    " (SELECT COALESCE(SUM(redeemed), 0) FROM campaign_totals WHERE campaign_id = :c),"
+    " (SELECT COUNT(*) FROM reward_codes WHERE campaign_id = :c AND issued_at IS NULL AND voided_at IS NULL"
+    " AND expires_at < :min),"
+    " EXISTS (SELECT 1 FROM stock_alerts WHERE campaign_id = :c AND rearmed_at IS NULL)"  # the alert has fired
+)
+
+
+def _counts_params(stored: StoredCampaign, now: datetime) -> dict[str, Any]:
+    return {"c": stored.id, "min": db_time(max(stored.campaign.code_expires_at, now))}
+
+
+def _by_status(total: int, voided: int, issued: int, expired: int) -> dict[str, int]:
     return {"available": total - voided - issued - expired, "issued": issued, "expired": expired, "voided": voided}
 
 
@@ -135,23 +148,17 @@ def available_up_to(conn: sqlite3.Connection, stored: StoredCampaign, n: int, no
     ).fetchone()[0])
 
 
-def available_at_least(conn: sqlite3.Connection, stored: StoredCampaign, n: int, now: datetime) -> bool:
-    """Whether at least n codes are issuable (reads at most n index entries)."""
-    return available_up_to(conn, stored, n, now) >= n
-
-
 def alert_if_low(conn: sqlite3.Connection, stored: StoredCampaign, *, now: datetime) -> bool:
     """Fire the low-stock alert if it is armed and stock is below the threshold (inside
-    the transaction that took a code). Returns whether it fired."""
+    the transaction that took a code). Returns whether it fired. One statement that reads
+    counters only (issue 18): the pool is not counted, and nothing is written until the
+    threshold is crossed, so redemptions share no row here."""
     threshold = stored.campaign.low_stock_threshold
     if threshold is None:
         return False
-    if conn.execute("SELECT 1 FROM stock_alerts WHERE campaign_id = :c AND rearmed_at IS NULL",
-                    {"c": stored.id}).fetchone():
-        return False  # already fired for this crossing
-    available = available_up_to(conn, stored, threshold, now)  # below the threshold, the exact count: no pool scan
-    if available >= threshold:
-        return False
+    armed, available = _armed_and_available(conn, stored, threshold, now)
+    if not armed or available >= threshold:
+        return False  # already fired for this crossing, or enough left
     # Two transactions may both find the alert armed (PostgreSQL runs them at once): the
     # partial unique index stock_alerts_open lets one fire; the other does nothing.
     fired = conn.execute(
@@ -179,12 +186,38 @@ def rearm_if_restocked(conn: sqlite3.Connection, stored: StoredCampaign, *, now:
     row = conn.execute("SELECT id FROM stock_alerts WHERE campaign_id = :c AND rearmed_at IS NULL",
                        {"c": stored.id}).fetchone()
     threshold = stored.campaign.low_stock_threshold
-    if row is None or (threshold is not None and not available_at_least(conn, stored, threshold, now)):
+    if row is None or (threshold is not None and _armed_and_available(conn, stored, threshold, now)[1] < threshold):
         return False
     conn.execute("UPDATE stock_alerts SET rearmed_at = :now WHERE id = :id", {"now": db_time(now), "id": row["id"]})
     append_event(conn, tag="codes:stock:rearmed", actor=actor, subject=f"campaign:{stored.campaign.slug}", at=now,
                  data={"threshold": threshold})
     return True
+
+
+def import_and_rearm(conn: sqlite3.Connection, stored: StoredCampaign, *, source: IO[bytes] | str, source_name: str,
+                     now: datetime, actor: str) -> ImportReport:
+    """Import a code file into the campaign's pool (all or nothing), then re-arm a fired
+    low-stock alert if the restock lifted stock back to the threshold: every importer (the
+    console's upload job, `promo import-codes`, the demo's top-up) restocks this one way.
+    Call outside a transaction."""
+    report = import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=source, source_name=source_name,
+                          now=now, actor=actor)
+    with transaction(conn):
+        rearm_if_restocked(conn, stored, now=now, actor=actor)
+    return report
+
+
+def _armed_and_available(conn: sqlite3.Connection, stored: StoredCampaign, threshold: int,
+                         now: datetime) -> tuple[bool, int]:
+    """Whether the alert is armed, and the issuable codes: from the counters for a
+    campaign that issues a code per redemption; else counted from the pool, no further
+    than the threshold (below it, the exact count)."""
+    if stored.campaign.issuance is Issuance.REDEMPTION:
+        total, voided, issued, expired, fired = conn.execute(_COUNTS, _counts_params(stored, now)).fetchone()
+        return not fired, _by_status(total, voided, issued, expired)["available"]
+    fired = conn.execute("SELECT 1 FROM stock_alerts WHERE campaign_id = :c AND rearmed_at IS NULL",
+                         {"c": stored.id}).fetchone()
+    return fired is None, available_up_to(conn, stored, threshold, now)
 
 
 def _alert_recipients(conn: sqlite3.Connection) -> list[str]:

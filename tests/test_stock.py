@@ -13,9 +13,9 @@ import pytest
 from promo.campaign_store import StoredCampaign, get_campaign, save_campaign
 from promo.codes import stock
 from promo.db import transaction
-from promo.stock import alert_if_low, available_up_to, pool_counts, project_run_out, rearm_if_restocked
+from promo.stock import alert_if_low, available_up_to, import_and_rearm, pool_counts, project_run_out, rearm_if_restocked
 from tests.support.console import audit_changes
-from tests.support.database import DURING, SLUG
+from tests.support.database import DURING, SLUG, csv_bytes, reward_code
 from tests.support.redemption import add_activations, add_codes, redeem
 from tests.support.staff import staff
 
@@ -79,6 +79,23 @@ def test_the_alert_fires_once_per_crossing_to_the_marketers_and_is_rearmed_by_a_
     with transaction(conn):
         assert rearm_if_restocked(conn, stored, now=DURING, actor="staff:m1@example.com")
     assert audit_changes(conn, "codes:stock:rearmed") == [{"threshold": 3}]
+
+
+def test_every_restock_through_the_import_rearms_the_alert(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    """The console's upload job, `promo import-codes` and the demo's top-up all import through
+    import_and_rearm: a restock back to the threshold re-arms, a smaller one does not."""
+    staff(conn, "m1@example.com", "marketer")
+    stored = with_threshold(conn, stored, 3)
+    add_codes(conn, stored, 1)
+    assert alert(conn, stored)
+
+    def restock(start: int, n: int) -> int:
+        return import_and_rearm(conn, stored, source=csv_bytes(["code"], [[reward_code(i)] for i in range(start, start + n)]),
+                                source_name="more.csv", now=DURING, actor="cli").imported
+
+    assert restock(100, 1) == 1 and audit_changes(conn, "codes:stock:rearmed") == []  # 2 < 3: still fired
+    assert restock(200, 1) == 1 and audit_changes(conn, "codes:stock:rearmed") == [{"threshold": 3}]
+    assert conn.execute("SELECT COUNT(*) FROM stock_alerts WHERE rearmed_at IS NULL").fetchone()[0] == 0
 
 
 def test_with_no_marketer_the_admins_are_told(conn: sqlite3.Connection, stored: StoredCampaign) -> None:

@@ -12,10 +12,11 @@ from promo.campaign_store import get_campaign, list_campaigns, save_campaign
 from promo.campaigns import parse_campaign_file, render_campaign_file, shipped_campaign_text
 from promo.catalog import load_catalog
 from promo.cli.common import CLI_ACTOR, database, fail, handles_errors, migrated
-from promo.codes import import_codes, stock
+from promo.codes import stock
 from promo.config import Settings
 from promo.db import transaction
 from promo.errors import InputError
+from promo.stock import import_and_rearm
 from promo.timeutil import utcnow
 
 
@@ -97,6 +98,5 @@ def import_codes_command(settings: Settings, slug: str, file: Path) -> None:
     """Import reward codes (CSV: code, optional expires_at); all or nothing."""
     with database(settings) as conn:
         stored = get_campaign(migrated(conn), slug)
-        report = import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=str(file),
-                              source_name=file.name, now=utcnow())
+        report = import_and_rearm(conn, stored, source=str(file), source_name=file.name, now=utcnow(), actor="cli")
     click.echo(f"imported {report.imported} code(s) into {slug} (batch {report.batch_id})")

@@ -1,0 +1,238 @@
+"""The counters on the redemption path (issue 18 item 2): the campaign's redemption counter
+(promo/totals.py): the total cap holds exactly under PostgreSQL's concurrency, uncapped
+campaigns count on rows nobody else holds; and the hourly activity counters (promo/activity.py)
+likewise."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC
+from pathlib import Path
+from time import monotonic
+
+import pytest
+
+from promo import activity, totals
+from promo import migrate as sqlite_migrations
+from promo.activations import import_activations
+from promo.backends import pg_connection, pg_schema
+from promo.backends.pg_connection import PgConnection
+from promo.backends.postgresql import PostgresDatabase
+from promo.campaign_store import StoredCampaign, get_campaign, save_campaign
+from promo.campaigns import parse_campaign_file, shipped_campaign_text
+from promo.catalog import load_catalog, shipped_catalog, upsert_skus
+from promo.codes import import_codes
+from promo.db import connect, transaction
+from promo.redemption import RedeemRequest, redeem
+from promo.stock import pool_counts
+from tests.support import redemption as on_store
+from tests.support.database import DURING, SLUG, csv_bytes, product_key, reward_code
+
+REQUESTS = 16
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[PgConnection]:
+    """The schema, the shipped catalog and campaign (unbound keys allowed), REQUESTS activation
+    records and as many codes: only the cap can refuse."""
+    conn = pg_connection.connect(pg_url)
+    pg_schema.migrate(conn)
+    conn.close()
+    conn = pg_connection.connect(pg_url)  # after the migration: it reads the identity columns
+    try:
+        with transaction(conn):
+            upsert_skus(conn, shipped_catalog())
+            campaign = parse_campaign_file(shipped_campaign_text(SLUG), load_catalog(conn))
+            save_campaign(conn, replace(campaign, allow_unbound_keys=True), actor="test", now=DURING)
+        stored = get_campaign(conn, SLUG)
+        import_activations(conn, source=csv_bytes(
+            ["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],
+            [[product_key(n), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""] for n in range(1, REQUESTS + 1)]),
+            catalog=load_catalog(conn), now=DURING)
+        import_codes(conn, campaign_id=stored.id, campaign=stored.campaign,
+                     source=csv_bytes(["code"], [[reward_code(i)] for i in range(REQUESTS)]), source_name="t.csv", now=DURING)
+        yield conn
+    finally:
+        conn.close()
+
+
+def with_cap(conn: sqlite3.Connection, cap: int | None) -> None:
+    stored = get_campaign(conn, SLUG)
+    with transaction(conn):
+        save_campaign(conn, replace(stored.campaign, total_cap=cap), actor="test", now=DURING)
+
+
+def request(n: int) -> RedeemRequest:
+    return RedeemRequest(campaign=SLUG, account_email=f"user{n}@example.com", product_key=product_key(n), terms_accepted=True)
+
+
+async def redeem_all(url: str, numbers: range) -> list[str]:
+    """Each request on its own task, four connections really at once: the outcomes' reasons."""
+    async with PostgresDatabase(url, pool_size=4) as db:
+        results = await asyncio.gather(*(redeem(db, request(n), DURING) for n in numbers))
+    return ["redeemed" if r.redeemed else ",".join(f.reason for f in r.decision.failures) for r in results]
+
+
+async def test_concurrent_redemptions_on_postgresql_give_exactly_the_cap(pg_url: str, pg: PgConnection) -> None:
+    """Under READ COMMITTED a plain read of the counter let two transactions both see cap-1
+    and both redeem: the cap is checked and counted in one statement on one row."""
+    with_cap(pg, 3)
+    outcomes = await redeem_all(pg_url, range(1, REQUESTS + 1))
+    assert sorted(outcomes) == ["redeemed"] * 3 + ["total_cap_reached"] * (REQUESTS - 3)
+    assert pg.execute("SELECT count(*) FROM redemptions").fetchone()[0] == 3
+    assert pg.execute("SELECT count(*) FROM reward_codes WHERE issued_at IS NOT NULL").fetchone()[0] == 3
+
+
+def test_a_cap_is_checked_and_counted_in_one_statement_that_waits_for_the_row(pg_url: str, pg: PgConnection) -> None:
+    """The mechanism, step by step: with a cap of 1, a second transaction that counts while
+    the first is still open waits for the cap row, then sees the first's count and refuses."""
+    with_cap(pg, 1)
+    campaign_id = get_campaign(pg, SLUG).id
+    first, second = pg_connection.connect(pg_url), pg_connection.connect(pg_url)
+    outcome: list[int | None] = []
+    try:
+        with transaction(first):
+            assert totals.take(first, campaign_id, cap=1) == totals.CAP_SHARD
+            pid = second.raw.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+            def count_in_second() -> None:
+                with transaction(second):
+                    outcome.append(totals.take(second, campaign_id, cap=1))
+            waiter = threading.Thread(target=count_in_second)
+            waiter.start()
+            wait_until_blocked(pg, pid)
+            assert outcome == []
+        waiter.join(timeout=30)
+        assert outcome == [None]  # refused, and nothing counted
+        assert totals.redeemed(pg, campaign_id) == 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_uncapped_counters_of_open_transactions_are_different_rows(pg_url: str, pg: PgConnection) -> None:
+    """No hot row: the first count makes the campaign's rows; then, while three transactions
+    each hold the counter row they took, a fourth counts on yet another row at once (a wait
+    would run into the lock timeout); after the COMMITs readers sum them all."""
+    campaign_id = get_campaign(pg, SLUG).id
+    with transaction(pg):
+        assert totals.take(pg, campaign_id, cap=None) is not None
+    assert pg.execute("SELECT count(*) FROM campaign_totals WHERE campaign_id = :c", {"c": campaign_id}).fetchone()[0] == totals.SHARDS
+    conns = [pg_connection.connect(pg_url) for _ in range(4)]
+    try:
+        for conn in conns:
+            conn.execute("BEGIN")
+            conn.raw.execute("SET LOCAL lock_timeout = '5s'")  # a wait would fail the test, not hang it
+        shards = [totals.take(conn, campaign_id, cap=None) for conn in conns]
+        assert len(set(shards)) == 4, shards
+        for conn in conns:
+            conn.execute("COMMIT")
+        assert totals.redeemed(pg, campaign_id) == 5
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_activity_counts_of_open_transactions_are_different_rows(pg_url: str, pg: PgConnection) -> None:
+    """The hour's counter rows: while three transactions each hold the row they counted on,
+    a fourth counts (and its refusal reason) at once; readers sum them; one at a time, all
+    on one row."""
+    campaign_id = get_campaign(pg, SLUG).id
+
+    def count(conn: sqlite3.Connection, n: int) -> None:
+        activity.count_attempt(conn, campaign_id=campaign_id, outcome="refused", reasons=["R-X6 already_redeemed"],
+                               at=DURING, tz=UTC, shard_of=n)
+    for n in range(2):
+        with transaction(pg):
+            count(pg, n)
+    assert pg.execute("SELECT count(*) FROM campaign_activity WHERE outcome = 'refused'").fetchone()[0] == 1
+    conns = [pg_connection.connect(pg_url) for _ in range(4)]
+    try:
+        for n, conn in zip((10, 14, 18, 22), conns, strict=True):  # one row of the four that `shard_of % 4` had
+            conn.execute("BEGIN")
+            conn.raw.execute("SET LOCAL lock_timeout = '5s'")  # a wait would fail the test, not hang it
+            count(conn, n)
+        for conn in conns:
+            conn.execute("COMMIT")
+    finally:
+        for conn in conns:
+            conn.close()
+    assert activity.total(pg, campaign_id, "refused") == 6
+    assert activity.reasons(pg, campaign_id) == [("R-X6 already_redeemed", 6)]
+    assert pg.execute("SELECT count(*) FROM campaign_activity WHERE outcome = 'refused'").fetchone()[0] == 4
+
+
+def wait_until_blocked(pg: PgConnection, pid: int) -> None:
+    deadline = monotonic() + 30
+    while pg.raw.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0] != "Lock":
+        assert monotonic() < deadline, "the second transaction never waited for the cap row"
+
+
+# ---- on each store, through the redemption ----
+
+@pytest.fixture
+def many(conn: sqlite3.Connection, stored: StoredCampaign) -> sqlite3.Connection:
+    """Unbound keys allowed, 12 eligible keys and 12 codes."""
+    on_store.allow_unbound_keys(conn)
+    on_store.add_activations(conn, [(n, "O365-HOME-ESD", "DK", None) for n in range(1, 13)])
+    on_store.add_codes(conn, stored, 12)
+    return conn
+
+
+def reason(conn: sqlite3.Connection, n: int) -> str:
+    result = on_store.redeem(conn, n, f"user{n}@example.com")
+    return "redeemed" if result.redeemed else ",".join(f.reason for f in result.decision.failures)
+
+
+def test_uncapped_redemptions_one_at_a_time_count_on_one_row(many: sqlite3.Connection) -> None:
+    stored = get_campaign(many, SLUG)
+    assert [reason(many, n) for n in range(1, 9)] == ["redeemed"] * 8
+    counted = [r[0] for r in many.execute("SELECT redeemed FROM campaign_totals WHERE campaign_id = :c ORDER BY shard",
+                                          {"c": stored.id})]
+    assert counted[0] == 8 and not any(counted[1:])  # nobody else held the first row: always that one
+    assert totals.redeemed(many, stored.id) == 8
+    assert pool_counts(many, stored, DURING)["issued"] == 8
+
+
+def test_a_cap_set_later_counts_what_was_redeemed_before(many: sqlite3.Connection) -> None:
+    assert [reason(many, n) for n in range(1, 6)] == ["redeemed"] * 5
+    with_cap(many, 6)
+    assert [reason(many, n) for n in range(6, 9)] == ["redeemed", "total_cap_reached", "total_cap_reached"]
+    stored = get_campaign(many, SLUG)
+    assert totals.redeemed(many, stored.id) == 6 == pool_counts(many, stored, DURING)["issued"]
+    with_cap(many, 4)  # lowered below what was given: nothing more
+    assert reason(many, 9) == "total_cap_reached"
+
+
+@pytest.mark.parametrize("cap", [None, 20])
+def test_a_refusal_for_want_of_codes_counts_nothing(conn: sqlite3.Connection, stored: StoredCampaign, cap: int | None) -> None:
+    on_store.allow_unbound_keys(conn)
+    on_store.add_activations(conn, [(n, "O365-HOME-ESD", "DK", None) for n in range(1, 4)])
+    on_store.add_codes(conn, stored, 1)
+    with_cap(conn, cap)
+    assert [reason(conn, n) for n in range(1, 4)] == ["redeemed", "no_codes_left", "no_codes_left"]
+    assert totals.redeemed(conn, stored.id) == 1
+    assert pool_counts(conn, get_campaign(conn, SLUG), DURING) == {"available": 0, "issued": 1, "expired": 0, "voided": 0}
+
+
+@pytest.mark.sqlite_only("migrates a SQLite file step by step; PostgreSQL's 0025 is an ALTER of the same columns, run by every test")
+def test_migration_0025_keeps_each_campaigns_total_as_its_shard_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = connect(tmp_path / "old.sqlite3")
+    every = sqlite_migrations.available_migrations()
+    monkeypatch.setattr(sqlite_migrations, "available_migrations", lambda: [m for m in every if m[0] < 25])
+    sqlite_migrations.migrate(conn)
+    with transaction(conn):
+        upsert_skus(conn, shipped_catalog())
+        save_campaign(conn, parse_campaign_file(shipped_campaign_text(SLUG), load_catalog(conn)), actor="test", now=DURING)
+    campaign_id = get_campaign(conn, SLUG).id
+    with transaction(conn):
+        conn.execute("INSERT INTO campaign_totals (campaign_id, redeemed) VALUES (:c, 41)", {"c": campaign_id})
+    monkeypatch.setattr(sqlite_migrations, "available_migrations", lambda: every)
+    assert "0025_sharded_totals.sql" in sqlite_migrations.migrate(conn)
+    assert [tuple(r) for r in conn.execute("SELECT campaign_id, shard, redeemed FROM campaign_totals")] == [(campaign_id, 0, 41)]
+    assert totals.redeemed(conn, campaign_id) == 41
+    conn.close()
