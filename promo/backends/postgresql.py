@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from promo.backends.notify import Announcer, notify
 from promo.backends.pg_connection import CONNECT_OPTIONS, PgConnection, configure, read_identities
 from promo.backends.pg_sql import POSTGRESQL
 
@@ -97,6 +98,8 @@ class PostgresDatabase:
         self._pool: ConnectionPool[Any] | None = None
         self._threads: ThreadPoolExecutor | None = None
         self._identities: dict[str, str] = {}
+        self.listen_url = url  # where a relay LISTENs (backends/notify.py); SQLite's store has none
+        self.announcer = Announcer(self._notify)  # NOTIFY after the commits that queued email
         # What promo.metrics reads from Database: no group commits here (kept for its gauges).
         self.group_commits = self.group_commits_on_thread = self.grouped_writes = 0
 
@@ -126,6 +129,7 @@ class PostgresDatabase:
         return self._pool is not None
 
     async def close(self) -> None:
+        await self.announcer.close()
         pool, threads = self._pool, self._threads
         self._pool = self._threads = None
         if pool is not None and threads is not None:
@@ -145,11 +149,19 @@ class PostgresDatabase:
         pool, threads = self._pool, self._threads
         assert pool is not None and threads is not None
 
-        def run() -> T:
+        def run() -> tuple[T, bool]:
             with pool.connection() as raw:
-                return fn(PgConnection(raw, self._identities), *args, **kwargs)
+                conn = PgConnection(raw, self._identities)
+                return fn(conn, *args, **kwargs), conn.mail_queued
 
-        return await asyncio.get_running_loop().run_in_executor(threads, run)
+        value, mail_queued = await asyncio.get_running_loop().run_in_executor(threads, run)
+        if mail_queued:  # committed by now: the relays of every instance hear of it (backends/notify.py)
+            self.announcer.mark()
+        return value
+
+    async def _notify(self) -> None:
+        if self.is_open:  # never reopen a closed pool just to announce
+            await self._call(notify)
 
     async def run_writer(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """fn(conn, ...) on a pooled connection; fn manages its own transaction(s)."""
