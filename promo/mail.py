@@ -170,6 +170,7 @@ class MailRelay:
         self.db, self.settings, self.templates, self.public_url = db, settings, templates, public_url
         self.clock, self.batch_size, self.poll_seconds = clock, batch_size, poll_seconds
         self._wake = asyncio.Event()
+        self.idle = asyncio.Event()  # set while run() waits for work (a wake, a NOTIFY or the poll)
         self._stopping = False
         # One kept-alive connection per lane; a batch is split across the lanes, which send
         # concurrently (SMTP round trips overlap; rendering stays on the one event loop).
@@ -205,9 +206,11 @@ class MailRelay:
                 await self.close()  # idle: do not hold the server's connection
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that arrives as the event fires, and shutdown would then wait forever.
+                self.idle.set()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_seconds):
                         await self._wake.wait()
+                self.idle.clear()
 
     def backoff(self, attempts: int) -> timedelta:
         return min(timedelta(seconds=self.settings.retry_base_seconds * 2 ** attempts), MAX_BACKOFF)

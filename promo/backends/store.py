@@ -17,7 +17,7 @@ import psycopg
 import psycopg_pool
 
 from promo.backends import dialect_of, pg_schema
-from promo.backends.postgresql import POOL_TIMEOUT_S, PostgresDatabase
+from promo.backends.postgresql import POOL_SIZE, POOL_TIMEOUT_S, PostgresDatabase
 from promo.db import Database
 from promo.migrate import migrate as migrate_sqlite
 from promo.migrate import pending_migrations as pending_sqlite
@@ -67,7 +67,8 @@ def sqlite_path(url: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def make_store(url: str, *, base: Path, timeout_s: float = POOL_TIMEOUT_S, **sqlite_options: Any) -> Database | PostgresDatabase:
+def make_store(url: str, *, base: Path, timeout_s: float = POOL_TIMEOUT_S, pool_size: int = POOL_SIZE,
+               **sqlite_options: Any) -> Database | PostgresDatabase:
     """The store database.url names, not yet opened (SQLite's options: busy timeout, synchronous;
     PostgreSQL's: how long open() waits for its connections)."""
     scheme = url.partition(":")[0].lower()
@@ -83,13 +84,13 @@ def make_store(url: str, *, base: Path, timeout_s: float = POOL_TIMEOUT_S, **sql
         parts.port  # noqa: B018  (urlsplit checks the port only when asked)
     except ValueError:
         raise StoreUrlError(f"{SETTING}: {redacted(url)!r} has a port that is not a number from 1 to 65535") from None
-    return PostgresDatabase(url, timeout_s=timeout_s)
+    return PostgresDatabase(url, timeout_s=timeout_s, pool_size=pool_size)
 
 
-async def open_store(url: str, *, base: Path, timeout_s: float = POOL_TIMEOUT_S,
+async def open_store(url: str, *, base: Path, timeout_s: float = POOL_TIMEOUT_S, pool_size: int = POOL_SIZE,
                      **sqlite_options: Any) -> Database | PostgresDatabase:
     """make_store, opened; StoreUnavailable (naming database.url) when it cannot be reached."""
-    store = make_store(url, base=base, timeout_s=timeout_s, **sqlite_options)
+    store = make_store(url, base=base, timeout_s=timeout_s, pool_size=pool_size, **sqlite_options)
     try:
         return await store.open()
     except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
