@@ -204,9 +204,9 @@ class MailRelay:
                 handled = 0
             if handled == 0 and not self._stopping:
                 await self.close()  # idle: do not hold the server's connection
+                self.idle.set()
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that arrives as the event fires, and shutdown would then wait forever.
-                self.idle.set()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_seconds):
                         await self._wake.wait()
