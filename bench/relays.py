@@ -11,7 +11,9 @@ relays measured the sink), and N `promo relay` processes (mail.connections lanes
 LISTENs (pg_stat_activity), `--emails` sign-in emails are queued in one transaction and one
 NOTIFY is sent; the clock runs from that commit until no email is queued any more (polled
 every 50 ms from the outbox, so each figure is sent *and recorded*). Printed: emails/s per
-run and the ratio to one relay. The relays, the sink and PostgreSQL share this machine's
+run, the ratio to the first run, the relay processes' CPU (user + system, /proc) per email,
+and the machine's load average when the run began (this machine is shared: a figure taken
+under load says so). The relays, the sink and PostgreSQL share this machine's
 cores: past two relays on two cores the figure says what the machine, not the design, allows.
 """
 
@@ -84,7 +86,17 @@ def sink(port: int, seconds: float) -> None:
     asyncio.run(serve())
 
 
-def one_run(relays: int, emails: int, connections: int, folder: Path) -> float:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (/proc/<pid>/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / tick
+
+
+def one_run(relays: int, emails: int, connections: int, folder: Path) -> tuple[float, float]:
     name = f"promo_test_relays_{secrets.token_hex(4)}"
     base = ADMIN_URL.rpartition("/")[0]
     url = f"{base}/{name}"
@@ -107,21 +119,22 @@ def one_run(relays: int, emails: int, connections: int, folder: Path) -> float:
         wait(lambda: _accepts(sink_port), 30, "the sink accepts")
         listening = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN promo_outbox'"
         wait(lambda: conn.execute(listening).fetchone()[0] == relays, 60, f"{relays} relays LISTEN")
+        relay_pids = [process.pid for process in processes[relays:]]
         with transaction(conn):
             for i in range(emails):
                 enqueue(conn, template="signin_link", recipient=f"user{i}@bench.example", subject_ref=f"signin:b{i}",
                         at=utcnow(), payload={"link": f"https://promo.example/signin/{secrets.token_urlsafe(24)}",
                                               "minutes": 15})
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cpu_seconds(relay_pids)
         conn.execute("NOTIFY promo_outbox")  # as the service's store does after such a commit
         queued = "SELECT COUNT(*) FROM outbox WHERE status = 'queued'"
         wait(lambda: conn.execute(queued).fetchone()[0] == 0, 600, "every email sent")
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, cpu_seconds(relay_pids) - cpu_before
         sent = conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'sent'").fetchone()[0]
         if sent != emails:
             raise SystemExit(f"{emails - sent} emails were not sent (see {folder / 'relays.log'})")
         conn.close()
-        return emails / elapsed
+        return emails / elapsed, cpu / emails * 1000
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -146,11 +159,13 @@ def main() -> None:
         return
     folder = Path(tempfile.mkdtemp(prefix="promo-bench-relays-"))
     figures: dict[int, float] = {}
-    print(f"{'relays':>6}  {'emails/s':>9}  {'vs 1':>5}", flush=True)
+    print(f"{'relays':>6}  {'emails/s':>9}  {'vs first':>8}  {'relay CPU ms/email':>18}  {'load avg':>8}", flush=True)
     for relays in args.relays:
-        figures[relays] = one_run(relays, args.emails, args.connections, folder)
+        load = os.getloadavg()[0]
+        figures[relays], cpu_ms = one_run(relays, args.emails, args.connections, folder)
         first = figures[args.relays[0]]
-        print(f"{relays:>6}  {figures[relays]:>9.0f}  {figures[relays] / first:>4.2f}x", flush=True)
+        print(f"{relays:>6}  {figures[relays]:>9.0f}  {figures[relays] / first:>7.2f}x  {cpu_ms:>18.2f}  {load:>8.1f}",
+              flush=True)
     print(f"{os.cpu_count()} cores; {args.emails} sign-in emails per run; logs in {folder}")
 
 
