@@ -46,6 +46,17 @@ def notify(conn: Any) -> None:
     conn.execute("SELECT pg_notify(:channel, '')", {"channel": CHANNEL})
 
 
+def announce_if_queued(conn: Any) -> None:
+    """For a connection of its own (a `promo` command's): NOTIFY once if it queued email and
+    holds no open transaction (what it queued is committed). Best effort: the relays' poll
+    finds the email anyway."""
+    if isinstance(conn, PgConnection) and conn.mail_queued and not conn.in_transaction:
+        try:
+            notify(conn)
+        except psycopg.Error as exc:
+            log.warning("mail.notify_failed", error=type(exc).__name__)
+
+
 class Announcer:
     """Sends NOTIFY through `send` after commits that queued email, folding a burst into few:
     the first mark sends at once; marks while it is in flight, or within FOLD_SECONDS after,
