@@ -280,7 +280,9 @@ class MailRelay:
                         outcome, usable = await self._send(lane, message, email)
                 except TimeoutError:
                     await self.close(lane)  # the SMTP transaction stopped at an unknown step
-                    outcome, usable = (message, "temporary", "the lease ended during the send"), False
+                    await record((message, "temporary", "the lease ended during the send"))
+                    await self._release([rest.id for rest, _ in work[index + 1:]], until)  # never tried: no attempt spent
+                    break
                 await record(outcome)
                 if not usable:  # the connection broke: the rest of this lane waits for the next round
                     await record(*((rest, "temporary", "connection lost earlier in the batch") for rest, _ in work[index + 1:]))

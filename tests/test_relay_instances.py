@@ -150,6 +150,29 @@ async def deliver_rounds(settings: Settings, conn: Any, smtp: MailServer, handle
     assert sorted(m["Message-ID"] for m in smtp.received) == sorted(message_ids)  # each once
 
 
+async def test_a_send_that_would_outlast_the_lease_is_cut_and_the_rest_handed_back(settings: Settings, conn: Any) -> None:
+    """The last send that may start (the relay's clock just before `send_by`) meets a server
+    that takes 4 s over DATA: it is cut off when the lease has half a margin left (2.6 s here,
+    before the client's own 5 s timeout), counted as a temporary failure (the server may still
+    deliver it: the duplicate an SMTP timeout always risks, same Message-ID), and the lane's
+    other emails are handed back untried."""
+    queue_signins(conn, 4)
+    leased_at = utcnow()
+    calls = iter([leased_at])
+    clock = lambda: next(calls, leased_at + timedelta(seconds=4.9))  # noqa: E731 (the lease, then just before send_by)
+    handler = ScriptedHandler()
+    handler.stall_seconds = 4
+    with smtp_with(handler) as smtp:
+        mail = mail_settings(settings, smtp.port, timeout_seconds=5, lease_seconds=10, connections=1)
+        async with small_store(settings) as db:
+            relay = MailRelay(db, mail, Templates(), "http://promo.test", clock=clock)
+            assert await relay.deliver_once() == 1
+    rows = conn.execute("SELECT recipient, attempts, last_error FROM outbox ORDER BY id").fetchall()
+    assert [tuple(r) for r in rows] == [("user0@example.com", 1, "the lease ended during the send"),
+                                        ("user1@example.com", 0, None), ("user2@example.com", 0, None),
+                                        ("user3@example.com", 0, None)]
+
+
 @dataclass
 class SteppingClock:
     now: datetime
