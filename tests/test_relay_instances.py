@@ -377,8 +377,9 @@ def kill_one_then_drain(settings: Settings, conn: Any, smtp: MailServer, handler
     assert set(copies) == set(message_ids)  # nothing lost
     duplicates = sum(copies.values()) - len(message_ids)
     print(f"\nkilled mid-batch: {len(orphaned)} leased emails left behind; {duplicates} duplicate(s) of 240")
-    # Exactly those whose "250" the dead relay never heard: at most one per lane (two here).
-    assert duplicates == handler.holding <= 2
+    # Those whose "250" the dead relay never heard (held), and any it heard but had not yet
+    # recorded when it died: at most one per lane (two here).
+    assert handler.holding <= duplicates <= 2
     for message_id, at, held in handler.log:
         if message_id in orphaned and not held:  # sent by the second relay
             assert at >= orphaned[message_id], "an email leased to the dead relay went out before its lease ended"
