@@ -151,6 +151,7 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "mail.resend_per_hour": (3, _int),
     "mail.relay": (True, _bool),
     "mail.connections": (4, _int),
+    "mail.lease_seconds": (DERIVED, _int),
     "mail.sink": (DERIVED, _bool),
     "mail.sink_port": (DERIVED, _port),
     "metrics.access": (DERIVED, _choice("public", "loopback", "token")),
@@ -176,6 +177,7 @@ class MailSettings:
     connections: int  # SMTP connections the relay sends on in parallel
     sink: bool  # run the local development sink (aiosmtpd) inside `promo serve`
     sink_port: int
+    lease_seconds: int = 60  # a relay's hold on a batch: another relay sends what a dead one held after this
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,7 @@ def load_settings(config_path: Path | str | None = None, environ: Mapping[str, s
             resend_per_hour=values["mail.resend_per_hour"],
             relay=values["mail.relay"],
             connections=values["mail.connections"],
+            lease_seconds=values["mail.lease_seconds"],
             sink=values["mail.sink"],
             sink_port=values["mail.sink_port"],
         ),
@@ -333,6 +336,11 @@ def _derive(values: dict[str, Any]) -> None:
             raise ConfigError(f"mail.sink_port: server.port + {SINK_PORT_OFFSET} is past 65535; set mail.sink_port")
     if values["mail.port"] is DERIVED:
         values["mail.port"] = values["mail.sink_port"] if values["mail.sink"] else SMTP_PORT
+    if values["mail.lease_seconds"] is DERIVED:
+        values["mail.lease_seconds"] = values["mail.timeout_seconds"] * 3 + 30
+    if values["mail.lease_seconds"] < 2 * values["mail.timeout_seconds"]:
+        raise ConfigError(f"mail.lease_seconds: {values['mail.lease_seconds']} leaves a batch too little time; use at "
+                          f"least 2 x mail.timeout_seconds ({2 * values['mail.timeout_seconds']})")
     if values["server.public_url"] is DERIVED:
         values["server.public_url"] = f"http://{_url_host(values['server.host'])}:{values['server.port']}"
     if values["metrics.access"] is DERIVED:

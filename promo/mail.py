@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 
+from promo.backends.notify import listening
 from promo.config import MailSettings
 from promo.db import STORE_ERRORS, is_unavailable
 from promo.email_contexts import PermanentFailure, context_for
 from promo.email_layout import render_email, service_name
 from promo.logs import get_logger
-from promo.outbox import OutboxMessage, claim_due, mark_deferred, mark_failed, mark_sent
+from promo.outbox import OutboxMessage, claim_due, mark_deferred, mark_failed, mark_sent, release
 from promo.templating import Templates
 from promo.timeutil import utcnow
 
@@ -147,12 +148,29 @@ def email_contexts(conn: sqlite3.Connection, messages: list[OutboxMessage]) -> l
 Outcome = tuple[OutboxMessage, str, str]  # (message, "sent" | "temporary" | "failed", error)
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A batch's lease as its lanes see it: no send starts within `margin` (one SMTP timeout)
+    of its end, and none runs past half that margin before it (time left to record it)."""
+
+    ends: datetime
+    margin: timedelta
+
+    @property
+    def send_by(self) -> datetime:
+        return self.ends - self.margin
+
+    def seconds_left(self, now: datetime) -> float:
+        return max(0.0, (self.ends - self.margin / 2 - now).total_seconds())
+
+
 class MailRelay:
     def __init__(self, db: Store, settings: MailSettings, templates: Templates, public_url: str, *,
                  clock: Callable[[], datetime] = utcnow, batch_size: int = 50, poll_seconds: float = 1.0):
         self.db, self.settings, self.templates, self.public_url = db, settings, templates, public_url
         self.clock, self.batch_size, self.poll_seconds = clock, batch_size, poll_seconds
         self._wake = asyncio.Event()
+        self.idle = asyncio.Event()  # set while run() waits for work (a wake, a NOTIFY or the poll)
         self._stopping = False
         # One kept-alive connection per lane; a batch is split across the lanes, which send
         # concurrently (SMTP round trips overlap; rendering stays on the one event loop).
@@ -168,47 +186,59 @@ class MailRelay:
 
     async def run(self) -> None:
         """Send until stop(). A database that is away is waited out here; anything else that
-        escapes ends run() with that exception, for its supervisor to restart it."""
+        escapes ends run() with that exception, for its supervisor to restart it. On
+        PostgreSQL a NOTIFY from any instance that queued email wakes it (backends/notify.py)."""
         try:
-            while not self._stopping:
-                try:
-                    handled = await self.deliver_once(keep_open=True)
-                except STORE_ERRORS + (OSError,) as exc:  # the database is away: try again later
-                    log.warning("mail.relay_error", error=type(exc).__name__)
-                    handled = 0
-                if handled == 0 and not self._stopping:
-                    await self.close()  # idle: do not hold the server's connection
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-                    # that arrives as the event fires, and shutdown would then wait forever.
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.poll_seconds):
-                            await self._wake.wait()
-                    self._wake.clear()
+            async with listening(self.db, self.wake):
+                await self._loop()
         finally:
             await self.close()
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()  # what is queued from here on wakes the next wait
+            try:
+                handled = await self.deliver_once(keep_open=True)
+            except STORE_ERRORS + (OSError,) as exc:  # the database is away: try again later
+                log.warning("mail.relay_error", error=type(exc).__name__)
+                handled = 0
+            if handled == 0 and not self._stopping:
+                await self.close()  # idle: do not hold the server's connection
+                self.idle.set()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the event fires, and shutdown would then wait forever.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
+                self.idle.clear()
 
     def backoff(self, attempts: int) -> timedelta:
         return min(timedelta(seconds=self.settings.retry_base_seconds * 2 ** attempts), MAX_BACKOFF)
 
     async def deliver_once(self, *, keep_open: bool = False) -> int:
         """Send what is due; returns how many messages were handled (sent, deferred or failed).
-        The batch is leased first, so a second relay never sends it at the same time; if this
-        process dies mid-batch, the rest goes out when the lease ends (3 x timeout + 30 s).
+        The batch is leased first (SKIP LOCKED: relays of other instances take other rows),
+        so a second relay never sends it at the same time; if this process dies mid-batch,
+        the rest goes out from any relay when the lease ends (mail.lease_seconds). A live
+        relay never sends past its lease: each lane stops one timeout before the lease ends,
+        hands back what it did not send (outbox.release), and no send outlasts the lease.
         One hop leases the batch and one reads every message's data; outcomes are recorded
         as they happen (see _send_lane)."""
-        lease = timedelta(seconds=self.settings.timeout_seconds * 3 + 30)
+        now = self.clock()
+        lease = timedelta(seconds=self.settings.lease_seconds)
         # Grouped: a lease is short, and on the writer thread it would send the redemptions'
         # groups there too while it ran (see promo/db.py).
-        batch = await self.db.write_grouped(claim_due, now=self.clock(), lease=lease, limit=self.batch_size)
+        batch = await self.db.write_grouped(claim_due, now=now, lease=lease, limit=self.batch_size)
         if not batch:
             return 0
         contexts = await self.db.read(email_contexts, batch)
         lanes = len(self._lanes)
         work = list(zip(batch, contexts, strict=True))
+        until = Lease(now + lease, timedelta(seconds=self.settings.timeout_seconds))
         try:
             # Every lane finishes before an error of one is raised: none is left sending
             # on its own while a restarted relay opens the same lane again.
-            results = await asyncio.gather(*(self._send_lane(lane, work[lane::lanes]) for lane in range(lanes)),
+            results = await asyncio.gather(*(self._send_lane(lane, work[lane::lanes], until) for lane in range(lanes)),
                                            return_exceptions=True)
         finally:
             if not keep_open:
@@ -220,10 +250,12 @@ class MailRelay:
             sent += len(result)
         return sent
 
-    async def _send_lane(self, lane: int, work: list[tuple[OutboxMessage, dict[str, Any] | Exception]]) -> list[Outcome]:
+    async def _send_lane(self, lane: int, work: list[tuple[OutboxMessage, dict[str, Any] | Exception]],
+                         until: Lease) -> list[Outcome]:
         """Send one lane's share of a batch over that lane's connection, in order. Each
         outcome is recorded before the next send (group commit merges the lanes' records),
-        so a crash leaves at most one sent-but-unrecorded message per lane to go out twice."""
+        so a crash leaves at most one sent-but-unrecorded message per lane to go out twice.
+        Near the lease's end the lane stops and releases the rest (see deliver_once)."""
         outcomes: list[Outcome] = []
 
         async def record(*new: Outcome) -> None:
@@ -232,6 +264,9 @@ class MailRelay:
 
         try:
             for index, (message, context) in enumerate(work):
+                if self.clock() >= until.send_by:  # another relay may take these once the lease ends
+                    await self._release([rest.id for rest, _ in work[index:]], until)
+                    break
                 if isinstance(context, Exception):
                     await record((message, "failed", _describe(context)))
                     continue
@@ -240,7 +275,14 @@ class MailRelay:
                 except Exception as exc:  # any exception: this message cannot be built, the others still can
                     await record((message, "failed", _describe(exc)))
                     continue
-                outcome, usable = await self._send(lane, message, email)
+                try:
+                    async with asyncio.timeout(until.seconds_left(self.clock())):  # no send outlasts the lease
+                        outcome, usable = await self._send(lane, message, email)
+                except TimeoutError:
+                    await self.close(lane)  # the SMTP transaction stopped at an unknown step
+                    await record((message, "temporary", "the lease ended during the send"))
+                    await self._release([rest.id for rest, _ in work[index + 1:]], until)  # never tried: no attempt spent
+                    break
                 await record(outcome)
                 if not usable:  # the connection broke: the rest of this lane waits for the next round
                     await record(*((rest, "temporary", "connection lost earlier in the batch") for rest, _ in work[index + 1:]))
@@ -249,6 +291,10 @@ class MailRelay:
             done = {m.id for m, _, _ in outcomes}
             await record(*((m, "temporary", f"connect: {_describe(exc)}") for m, _ in work if m.id not in done))
         return outcomes
+
+    async def _release(self, ids: list[int], until: Lease) -> None:
+        released = await self.db.write_grouped(release, ids, leased_until=until.ends, now=self.clock())
+        log.info("mail.released", messages=released)
 
     def _record(self, conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:
         now = self.clock()

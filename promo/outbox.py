@@ -14,6 +14,7 @@ from typing import Any
 from promo.activity import count_sent
 from promo.audit import append_event
 from promo.backends import dialect_of
+from promo.backends.notify import mark_queued
 from promo.db import is_unavailable
 from promo.logs import get_logger
 from promo.timeutil import db_time
@@ -46,15 +47,28 @@ def enqueue(
     """Queue an email (call inside the transaction that makes the change it announces).
     `campaign_id`: the campaign it belongs to, whose dashboard counts its delivery."""
     message_id = f"<{subject_ref.replace(':', '-')}.{secrets.token_hex(8)}@{_message_id_domain}>"
+    mark_queued(conn)  # PostgreSQL: the other instances' relays are told once this commits
     conn.execute(
         "INSERT INTO outbox (message_id, template, recipient, subject_ref, status, attempts, next_attempt_at,"
         " created_at, locale, payload, campaign_id)"
         " VALUES (:message_id, :template, :recipient, :subject_ref, 'queued', 0, :now, :now, :locale, :payload, :campaign)",
         {"message_id": message_id, "template": template, "recipient": recipient, "subject_ref": subject_ref,
-         "now": db_time(at), "locale": locale, "payload": json.dumps(payload) if payload is not None else None,
+         "now": db_time(at), "locale": locale, "payload": json.dumps(_without_nul(payload)) if payload is not None else None,
          "campaign": campaign_id},
     )
     return message_id
+
+
+def _without_nul(value: Any) -> Any:
+    """The payload with every NUL (in keys and strings, at any depth) as U+FFFD, on both stores:
+    PostgreSQL's jsonb refuses \\u0000 (a 500 before), and a NUL has no place in an email."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ def claim_due(conn: sqlite3.Connection, *, now: datetime, lease: timedelta, limi
                            " ORDER BY next_attempt_at, id LIMIT :limit", params)
         rows = _readable_rows(conn, [row_id for (row_id,) in due], now)
     messages = []
+    lease_until = db_time(now + lease)
     for row in rows:
         try:
             message = OutboxMessage(row["id"], row["message_id"], row["template"], row["recipient"], row["subject_ref"],
@@ -96,9 +111,24 @@ def claim_due(conn: sqlite3.Connection, *, now: datetime, lease: timedelta, limi
             mark_failed(conn, row["id"], error=f"unreadable outbox row: {type(exc).__name__}: {exc}", now=now)
             log.error("mail.failed", outbox_id=row["id"], error=f"unreadable outbox row: {type(exc).__name__}")
             continue
-        conn.execute("UPDATE outbox SET next_attempt_at = :lease WHERE id = :id", {"lease": db_time(now + lease), "id": message.id})
         messages.append(message)
+    # One statement for the batch (psycopg pipelines executemany: one round trip, not one per row)
+    conn.executemany("UPDATE outbox SET next_attempt_at = :lease WHERE id = :id",
+                     [{"lease": lease_until, "id": message.id} for message in messages])
     return messages
+
+
+def release(conn: sqlite3.Connection, ids: list[int], *, leased_until: datetime, now: datetime) -> int:
+    """Hand back leased messages that were not sent (a lane that stopped before its lease
+    ends): due again at once for any relay, their attempts unchanged. Only rows still under
+    this very lease (queued, next_attempt_at = leased_until) are touched, so a lease another
+    relay has taken since is never shortened. Returns how many were released."""
+    if not ids:
+        return 0
+    cursor = conn.executemany(
+        "UPDATE outbox SET next_attempt_at = :now WHERE id = :id AND status = 'queued' AND next_attempt_at = :until",
+        [{"now": db_time(now), "until": db_time(leased_until), "id": row_id} for row_id in ids])
+    return int(cursor.rowcount)
 
 
 def _readable_rows(conn: sqlite3.Connection, ids: list[int], now: datetime) -> list[sqlite3.Row]:

@@ -15,7 +15,7 @@ import pytest
 
 from promo.backends import dialect_of
 from promo.db import transaction
-from promo.outbox import claim_due, enqueue, mark_deferred, mark_failed, mark_sent, sends_since
+from promo.outbox import claim_due, enqueue, mark_deferred, mark_failed, mark_sent, release, sends_since
 from tests.support.console import audit_changes
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -111,6 +111,31 @@ def test_an_unreadable_row_is_failed_and_the_others_are_still_sent(conn: sqlite3
     broken = row(conn, "broken@example.com")
     assert broken["status"] == "failed" and broken["last_error"].startswith("unreadable outbox row: JSONDecodeError")
     assert audit_changes(conn, "mail:message:failed")[-1]["template"] == "signin"
+
+
+def test_a_nul_in_a_payload_is_stored_as_a_replacement_character_on_either_store(conn: sqlite3.Connection) -> None:
+    """PostgreSQL's jsonb refuses \\u0000 (it was a 500): every NUL of a payload, in its keys
+    and strings at any depth, is stored as U+FFFD, on both stores alike."""
+    queue(conn, payload={"reason": "spam\x00here", "nested": {"k\x00": ["\x00", 7]}})
+    with transaction(conn):
+        [message] = claim_due(conn, now=T0, lease=LEASE, limit=10)
+    assert message.payload == {"reason": "spam\ufffdhere", "nested": {"k\ufffd": ["\ufffd", 7]}}
+
+
+def test_a_release_hands_back_only_what_is_still_under_that_lease(conn: sqlite3.Connection) -> None:
+    for recipient in ("a@example.com", "b@example.com", "c@example.com"):
+        queue(conn, recipient)
+    with transaction(conn):
+        a, b, c = claim_due(conn, now=T0, lease=LEASE, limit=10)
+        mark_sent(conn, a.id, now=T0, clear_payload=True)  # sent: stays sent
+        mark_deferred(conn, b.id, error="451", retry_at=T0 + timedelta(hours=1))  # no longer this lease: kept
+    later = T0 + timedelta(seconds=30)
+    with transaction(conn):
+        assert release(conn, [a.id, b.id, c.id], leased_until=T0 + LEASE, now=later) == 1
+        assert release(conn, [], leased_until=T0 + LEASE, now=later) == 0
+    assert claim(conn, later) == ["c@example.com"]  # due again at once, its attempts unchanged
+    assert row(conn, "c@example.com")["attempts"] == 0 and row(conn, "a@example.com")["status"] == "sent"
+    assert "b@example.com" not in claim(conn, T0 + timedelta(minutes=59))  # b waits for its retry
 
 
 def test_the_resend_limit_counts_one_template_about_one_subject_since_a_time_up_to_the_limit(conn: sqlite3.Connection) -> None:

@@ -177,6 +177,7 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any], identities: Mapping[str, str]):
         self.raw = raw
         self._identities = identities  # table -> its identity column (id; audit_events.seq)
+        self.mail_queued = False  # set by outbox.enqueue: the store announces it after commit (backends/notify.py)
         self._trace: Callable[[str], object] | None = None
 
     def set_trace_callback(self, trace: Callable[[str], object] | None) -> None:

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from promo.backends.notify import Announcer, notify
 from promo.backends.pg_connection import CONNECT_OPTIONS, PgConnection, configure, read_identities
 from promo.backends.pg_sql import POSTGRESQL
 
@@ -124,6 +125,8 @@ class PostgresDatabase:
         self._pool: ConnectionPool[Any] | None = None
         self._threads: ThreadPoolExecutor | None = None
         self._identities: dict[str, str] = {}
+        self.listen_url = url  # where a relay LISTENs (backends/notify.py); SQLite's store has none
+        self.announcer = Announcer(self._notify)  # NOTIFY after the commits that queued email
         # What promo.metrics reads from Database: no group commits here (kept for its gauges).
         self.group_commits = self.group_commits_on_thread = self.grouped_writes = 0
 
@@ -165,6 +168,7 @@ class PostgresDatabase:
                 "connections_lost": stats.get("connections_lost", 0) + stats.get("returns_bad", 0)}
 
     async def close(self) -> None:
+        await self.announcer.close()
         pool, threads = self._pool, self._threads
         self._pool = self._threads = None
         if pool is not None and threads is not None:
@@ -184,11 +188,12 @@ class PostgresDatabase:
         pool, threads = self._pool, self._threads
         assert pool is not None and threads is not None
 
-        def run() -> T:
+        def run() -> tuple[T, bool]:
             for attempt in (1, 2):
                 with pool.connection(timeout=self._wait_s) as raw:
+                    conn = PgConnection(raw, self._identities)
                     try:
-                        return fn(PgConnection(raw, self._identities), *args, **kwargs)
+                        return fn(conn, *args, **kwargs), conn.mail_queued
                     except (psycopg.OperationalError, NotBegun) as exc:
                         if raw.broken:  # the server went away: its other idle connections are likely dead too
                             self._check_idle(pool, threads)
@@ -198,7 +203,14 @@ class PostgresDatabase:
                             raise exc.__cause__ from None  # as if it had not been caught: the 503 path
             raise AssertionError("unreachable")
 
-        return await asyncio.get_running_loop().run_in_executor(threads, run)
+        value, mail_queued = await asyncio.get_running_loop().run_in_executor(threads, run)
+        if mail_queued:  # committed by now: the relays of every instance hear of it (backends/notify.py)
+            self.announcer.mark()
+        return value
+
+    async def _notify(self) -> None:
+        if self.is_open:  # never reopen a closed pool just to announce
+            await self._call(notify)
 
     def _check_idle(self, pool: ConnectionPool[Any], threads: ThreadPoolExecutor) -> None:
         """Let the pool test its idle connections and replace the broken ones, in the background

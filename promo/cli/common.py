@@ -15,6 +15,7 @@ import click
 import psycopg
 
 from promo.backends import pg_connection
+from promo.backends.notify import announce_if_queued
 from promo.backends.store import pending_migrations, reason, redacted
 from promo.config import Settings
 from promo.db import connect
@@ -71,6 +72,7 @@ def database(settings: Settings) -> Iterator[sqlite3.Connection]:
                        synchronous=settings.database_synchronous)
     try:
         yield conn
+        announce_if_queued(conn)  # PostgreSQL: the relays of every instance send what this command queued now
     finally:
         conn.close()
 

@@ -108,7 +108,7 @@ def relay(settings: Settings) -> None:
         migrated(conn)
 
     async def run() -> None:
-        db = await open_configured_store(settings)
+        db = await open_configured_store(settings, pool_size=settings.mail.connections + 2)  # lanes, lease, reads
         try:
             outbox_relay = MailRelay(db, settings.mail, Templates(auto_reload=False), settings.public_url)
             worker = Supervised("mail_relay", outbox_relay.run, stop=outbox_relay.stop)  # restarted if anything escapes
