@@ -26,14 +26,7 @@ STORES = ("sqlite", "postgresql")
 
 # Test files that do not pass on PostgreSQL yet, and why (each test is reported as skipped
 # there with this reason). Issue 17: empty this list.
-_SERVED = ("runs `promo serve` processes on the SQLite file (tests/served.write_config); the races over HTTP on "
-           "PostgreSQL are still to write")
 PENDING_ON_POSTGRESQL: dict[str, str] = {
-    "test_races_http.py": _SERVED,
-    "test_crash.py": _SERVED + " (its invariants read the SQLite file)",
-    "test_deployment.py": _SERVED,
-    "test_relay_alive.py": _SERVED,
-    "test_concurrency.py": "worker processes on the SQLite file (promo.db.Database by path)",
     "test_bench_verify.py": "bench/verify.py opens the SQLite file by path",
     "test_db_copy.py": "its source is the SQLite file the settings name; on PostgreSQL that file is never made",
     "test_jobs.py": "written beside the store fixture, it reads the SQLite file by path",
