@@ -92,8 +92,9 @@ def integrity_ok(target: Target) -> bool:
 # pass, fail as XPASS(strict), and these constants and their uses go.
 KNOWN_WRONG_REASON_IN_A_RACE = ("r17rest: under a race the loser on PostgreSQL gets a UNIQUE violation's R-X6 "
                                 "where SQLite, serialised, gives the rule that applies (R-X5: key used by another account)")
-KNOWN_KEY_RACE = ("r17rest: two requests with one idempotency key racing on PostgreSQL: the loser gets a "
-                  "unique violation instead of the first request's result replayed")
+KNOWN_KEY_RACE = ("r17rest: requests with one idempotency key racing on PostgreSQL: the losers get the unique "
+                  "violation as a 500 instead of the first result replayed (seen: 19 x 500 and one STOCK refusal "
+                  "with 5 codes free, their rows locked by the racing requests)")
 
 
 def known_on_postgresql(request: Any, store: str, reason: str) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from promo.config import Settings
 from tests.support.database import product_key
-from tests.support.invariants import KNOWN_WRONG_REASON_IN_A_RACE, assert_invariants, known_on_postgresql
+from tests.support.invariants import KNOWN_KEY_RACE, KNOWN_WRONG_REASON_IN_A_RACE, assert_invariants, known_on_postgresql
 from tests.support.served import Servers, instances, mint_sessions, start_servers, write_config
 from tests.support.web import add_open_campaign
 
@@ -86,6 +86,30 @@ def test_one_product_key_tried_by_50_accounts_at_once(server: Servers, conn: Any
     assert statuses == {303: 1, 422: 49}
     assert_invariants(conn)  # the key redeemed once, whatever the losers were told
     assert decisions(conn) == {"redeemed": 1, "R-X5": 49}
+
+
+async def same_request(servers: Servers, cookie: str, csrf: str, times: int) -> list[tuple[int, str]]:
+    """One redemption request (one idempotency key) sent `times` times at once, round-robin
+    over the instances: a double-click, or a proxy retrying on another instance."""
+    data = {"csrf": csrf, "idempotency_key": "one-click", "product_key": product_key(0), "country": "DK",
+            "accept_terms": "yes"}
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=times), timeout=60) as client:
+        responses = await asyncio.gather(*(client.post(servers.url(n) + OFFER, data=data,
+                                                       headers={"Cookie": f"promo_session={cookie}"})
+                                           for n in range(times)))
+    return [(r.status_code, r.headers.get("location", "")) for r in responses]
+
+
+def test_one_request_sent_20_times_at_once_redeems_once_and_every_answer_names_it(
+        server: Servers, conn: Any, store: str, request: pytest.FixtureRequest) -> None:
+    """Issue 17 item 4: the idempotency key replays the first result, from any process."""
+    known_on_postgresql(request, store, KNOWN_KEY_RACE)
+    add_open_campaign(conn, keys=1, codes=5)
+    [(cookie, csrf)] = mint_sessions(conn, ["ann@example.com"]).values()
+    answers = asyncio.run(same_request(server, cookie, csrf, 20))
+    assert_invariants(conn)
+    [(redemption,)] = conn.execute("SELECT id FROM redemptions").fetchall()
+    assert answers == [(303, f"/rewards/{redemption}")] * 20
 
 
 def test_the_server_log_holds_no_codes_or_session_tokens(server: Servers, conn: Any) -> None:
