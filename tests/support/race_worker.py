@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from promo.backends import pg_connection
 from promo.backends.postgresql import in_transaction
@@ -17,7 +18,7 @@ def run(store: str, start_at: float, jobs: list[tuple[str, str]]) -> list[str]:
     SQLite file's path or a PostgreSQL URL) through a connection of this process's own.
     Returns the outcomes."""
     postgresql = store.startswith(("postgresql://", "postgres://"))
-    conn = pg_connection.connect(store) if postgresql else connect(store, busy_timeout_ms=30000)
+    conn: Any = pg_connection.connect(store) if postgresql else connect(store, busy_timeout_ms=30000)
     now = datetime(2013, 9, 1, 12, tzinfo=UTC)
     while time.time() < start_at:
         time.sleep(0.001)
