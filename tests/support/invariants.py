@@ -97,7 +97,8 @@ KNOWN_KEY_RACE = ("r17rest: requests with one idempotency key racing on PostgreS
                   "with 5 codes free, their rows locked by the racing requests)")
 
 
-def known_on_postgresql(request: Any, store: str, reason: str) -> None:
-    """Mark this run a strict xfail on PostgreSQL for a known product bug (see KNOWN_* above)."""
+def known_on_postgresql(request: Any, store: str, reason: str, *, strict: bool = True) -> None:
+    """Mark this run an xfail on PostgreSQL for a known product bug (see KNOWN_* above); strict
+    unless the race that shows the bug is not certain to happen in every run."""
     if store == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+        request.applymarker(pytest.mark.xfail(strict=strict, reason=reason))

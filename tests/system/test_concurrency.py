@@ -75,7 +75,9 @@ def test_500_accounts_racing_for_100_codes_from_four_processes(settings: Setting
 @pytest.mark.slow
 def test_one_product_key_tried_by_many_accounts_in_many_processes(settings: Settings, store: str,
                                                                   request: pytest.FixtureRequest) -> None:
-    known_on_postgresql(request, store, KNOWN_WRONG_REASON_IN_A_RACE)
+    # Not strict: 4 processes race only on their first attempts, and about 1 run in 5 no loser
+    # overlaps the winner (XPASS); over HTTP (50 at once, test_races_http) it shows every time.
+    known_on_postgresql(request, store, KNOWN_WRONG_REASON_IN_A_RACE, strict=False)
     path = prepared(settings, keys=1, codes=10, owner="")
     jobs = [[(f"user{p}-{i}@example.com", product_key(0)) for i in range(10)] for p in range(4)]
     outcomes = race_in_processes(path, jobs)
