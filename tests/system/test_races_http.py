@@ -88,13 +88,13 @@ def test_one_product_key_tried_by_50_accounts_at_once(server: Servers, conn: Any
     assert decisions(conn) == {"redeemed": 1, "R-X5": 49}
 
 
-async def same_request(servers: Servers, cookie: str, csrf: str, times: int) -> list[tuple[int, str]]:
+async def same_request(servers: Servers, cookie: str, csrf: str, times: int, first: int = 0) -> list[tuple[int, str]]:
     """One redemption request (one idempotency key) sent `times` times at once, round-robin
-    over the instances: a double-click, or a proxy retrying on another instance."""
+    over the instances from instance `first`: a double-click, or a proxy retrying on another."""
     data = {"csrf": csrf, "idempotency_key": "one-click", "product_key": product_key(0), "country": "DK",
             "accept_terms": "yes"}
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=times), timeout=60) as client:
-        responses = await asyncio.gather(*(client.post(servers.url(n) + OFFER, data=data,
+        responses = await asyncio.gather(*(client.post(servers.url(first + n) + OFFER, data=data,
                                                        headers={"Cookie": f"promo_session={cookie}"})
                                            for n in range(times)))
     return [(r.status_code, r.headers.get("location", "")) for r in responses]
@@ -110,6 +110,16 @@ def test_one_request_sent_20_times_at_once_redeems_once_and_every_answer_names_i
     assert_invariants(conn)
     [(redemption,)] = conn.execute("SELECT id FROM redemptions").fetchall()
     assert answers == [(303, f"/rewards/{redemption}")] * 20
+
+
+def test_a_request_sent_again_to_each_instance_in_turn_replays_the_first_result(server: Servers, conn: Any) -> None:
+    """A retry after a lost answer (a proxy trying the next instance) redeems nothing twice."""
+    add_open_campaign(conn, keys=1, codes=5)
+    [(cookie, csrf)] = mint_sessions(conn, ["ann@example.com"]).values()
+    answers = [asyncio.run(same_request(server, cookie, csrf, 1, first=n))[0] for n in range(2 * len(server))]
+    [(redemption,)] = conn.execute("SELECT id FROM redemptions").fetchall()
+    assert answers == [(303, f"/rewards/{redemption}")] * 2 * len(server)
+    assert_invariants(conn)
 
 
 def test_the_server_log_holds_no_codes_or_session_tokens(server: Servers, conn: Any) -> None:
