@@ -93,8 +93,12 @@ def integrity_ok(target: Target) -> bool:
 KNOWN_WRONG_REASON_IN_A_RACE = ("r17rest: under a race the loser on PostgreSQL gets a UNIQUE violation's R-X6 "
                                 "where SQLite, serialised, gives the rule that applies (R-X5: key used by another account)")
 KNOWN_KEY_RACE = ("r17rest: requests with one idempotency key racing on PostgreSQL: the losers get the unique "
-                  "violation as a 500 instead of the first result replayed (seen: 19 x 500 and one STOCK refusal "
-                  "with 5 codes free, their rows locked by the racing requests)")
+                  "violation as a 500 instead of the first result replayed")
+# Not fixed by r17rest (seen on main after its merge, in most runs): the code claim's FOR UPDATE
+# SKIP LOCKED finds no free code when racing transactions hold every one of the last codes (and
+# then fail, R-X5), so a loser is refused STOCK, "no codes left", while codes remain.
+KNOWN_FALSE_STOCK = ("claim with SKIP LOCKED: a racer that finds the last free codes all locked by other racers "
+                     "is refused STOCK while codes remain (PostgreSQL)")
 
 
 def known_on_postgresql(request: Any, store: str, reason: str, *, strict: bool = True) -> None:
