@@ -43,7 +43,8 @@ def write_config(tmp_path: Path, database: Path | Settings) -> Path:
     path = database.database_path if isinstance(database, Settings) else database
     config = config.replace('path = "var/promo.sqlite3"', f'path = "{path}"')
     if isinstance(database, Settings) and database.database_url:
-        config = config.replace('# url = "postgresql://', f'url = "{database.database_url}"\n# url = "postgresql://', 1)
+        assert "\n[database]\n" in config  # else the served processes would quietly use the SQLite file
+        config = config.replace("\n[database]\n", f'\n[database]\nurl = "{database.database_url}"\n', 1)
     config = config.replace('secret_key_file = "var/secret_key"', f'secret_key_file = "{tmp_path}/secret"')
     (tmp_path / "secret").write_text("s" * 48, encoding="utf-8")
     (tmp_path / "served.toml").write_text(config, encoding="utf-8")
