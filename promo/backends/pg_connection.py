@@ -46,7 +46,8 @@ class ConstraintViolation(sqlite3.IntegrityError):
 
 
 def holds_nul(exc: psycopg.DataError) -> bool:
-    return "NUL (0x00)" in str(exc)
+    """A NUL in text, or in jsonb (as \\u0000: a campaign name with one, in an outbox row's context)."""
+    return "NUL (0x00)" in str(exc) or isinstance(exc, psycopg.errors.UntranslatableCharacter) and "\\u0000" in str(exc)
 
 
 def nul_refused() -> InputError:

@@ -1,4 +1,9 @@
-"""`promo serve` as a real process, for end-to-end tests (HTTP, browser, races, crashes)."""
+"""`promo serve` as a real process, for end-to-end tests (HTTP, browser, races, crashes).
+
+On either store (issue 17): `write_config(tmp_path, settings)` puts the settings' store in the
+config, so the served process uses the test's own database. Issue 18: on PostgreSQL a test
+runs `instances(store)` = 2 processes on that one database (SQLite has one writer: 1), each on
+its own port; `start_servers` starts them, `Servers.url(n)` spreads a load round-robin."""
 
 from __future__ import annotations
 
@@ -7,17 +12,17 @@ import os
 import re
 import secrets
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
 from promo.auth import consume_signin
-from promo.config import SINK_PORT_OFFSET
+from promo.config import SINK_PORT_OFFSET, Settings
 from promo.db import transaction
 from promo.timeutil import db_time
 from tests.support.mailserver import free_port
@@ -31,10 +36,15 @@ class Served:
         self.url, self.log, self.env = url, log, env
 
 
-def write_config(tmp_path: Path, database: Path) -> Path:
-    """The shipped config.toml with a private database and secret."""
+def write_config(tmp_path: Path, database: Path | Settings) -> Path:
+    """The shipped config.toml with a private database (a SQLite file, or the store of the
+    settings: its file or its PostgreSQL URL) and secret."""
     config = (ROOT / "config.toml").read_text(encoding="utf-8")
-    config = config.replace('path = "var/promo.sqlite3"', f'path = "{database}"')
+    path = database.database_path if isinstance(database, Settings) else database
+    config = config.replace('path = "var/promo.sqlite3"', f'path = "{path}"')
+    if isinstance(database, Settings) and database.database_url:
+        assert "\n[database]\n" in config  # else the served processes would quietly use the SQLite file
+        config = config.replace("\n[database]\n", f'\n[database]\nurl = "{database.database_url}"\n', 1)
     config = config.replace('secret_key_file = "var/secret_key"', f'secret_key_file = "{tmp_path}/secret"')
     (tmp_path / "secret").write_text("s" * 48, encoding="utf-8")
     (tmp_path / "served.toml").write_text(config, encoding="utf-8")
@@ -43,21 +53,82 @@ def write_config(tmp_path: Path, database: Path) -> Path:
 
 def start_server(config: Path, log: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], Served]:
     """Start `promo serve` on a free port and wait until /readyz answers 200."""
+    process, served = launch(config, log, **overrides)
+    wait_ready(process, served)
+    return process, served
+
+
+def launch(config: Path, log: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], Served]:
+    """Start `promo serve` on a free port, without waiting for it."""
     port = free_port()
     env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_SERVER_PORT": str(port),
            "PROMO_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}", **overrides}
     with open(log, "ab") as out:
         process = subprocess.Popen([PROMO, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    served = Served(f"http://127.0.0.1:{port}", log, env)
-    deadline = time.time() + 30
+    return process, Served(f"http://127.0.0.1:{port}", log, env)
+
+
+def wait_ready(process: subprocess.Popen[bytes], served: Served, timeout: float = 30) -> None:
+    """Until /readyz answers 200; fails with the server's log when it exits or the time is up."""
+    deadline = time.time() + timeout
     while True:
         try:
             if httpx.get(served.url + "/readyz", timeout=2).status_code == 200:
-                return process, served
+                return
         except httpx.TransportError:
             pass
-        assert process.poll() is None and time.time() < deadline, log.read_text()
+        assert process.poll() is None and time.time() < deadline, served.log.read_text()
         time.sleep(0.1)
+
+
+def instances(store: str) -> int:
+    """How many `promo serve` processes share the test's database: 2 on PostgreSQL (issue 18),
+    1 on SQLite (one writer; `promo serve --workers N` refuses N > 1 there)."""
+    return 2 if store == "postgresql" else 1
+
+
+class Servers:
+    """`promo serve` processes on one database, each on its own port and with its own log."""
+
+    def __init__(self, config: Path, logs: Path, count: int, **overrides: str):
+        self.config, self.logs, self.overrides = config, logs, overrides
+        started = [launch(config, logs / f"server{n}.log", **overrides) for n in range(count)]
+        self.processes = [process for process, _ in started]
+        self.served = [served for _, served in started]
+        try:
+            for process, served in started:  # started together, so they start up side by side
+                wait_ready(process, served)
+        except BaseException:
+            self.stop()
+            raise
+
+    def __len__(self) -> int:
+        return len(self.served)
+
+    def url(self, n: int) -> str:
+        """The instance request n goes to: round-robin over all of them."""
+        return self.served[n % len(self.served)].url
+
+    def log_text(self) -> str:
+        return "".join(served.log.read_text() for served in self.served)
+
+    def restart(self, n: int) -> None:
+        """Start instance n again (after a kill), on a new port, logging to the same file."""
+        process, served = launch(self.config, self.served[n].log, **self.overrides)
+        self.processes[n], self.served[n] = process, served
+        wait_ready(process, served)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            process.wait(timeout=15)
+
+
+def start_servers(config: Path, logs: Path, count: int, **overrides: str) -> Servers:
+    """`count` instances of `promo serve` on the config's database, each ready (see Servers)."""
+    return Servers(config, logs, count, **overrides)
 
 
 def start_default_server(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Served]:
@@ -70,7 +141,7 @@ def start_default_server(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Serve
     return start_server(config, tmp_path / "server.log", PROMO_MAIL_PORT=mail_port, PROMO_MAIL_SINK_PORT=mail_port)
 
 
-def mint_sessions(conn: sqlite3.Connection, accounts: list[str]) -> dict[str, tuple[str, str]]:
+def mint_sessions(conn: Any, accounts: list[str]) -> dict[str, tuple[str, str]]:
     """Sign accounts in through the application's own code (a used sign-in token and a new
     session each). Returns {account: (session cookie value, csrf token)}."""
     now = datetime.now(UTC)

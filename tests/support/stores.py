@@ -23,16 +23,8 @@ from tests.support.prepared import prepare
 STORES = ("sqlite", "postgresql")
 
 # Test files that do not pass on PostgreSQL yet, and why (each test is reported as skipped
-# there with this reason). Issue 17: empty this list.
-_SERVED = ("runs `promo serve` processes on the SQLite file (tests/served.write_config); the races over HTTP on "
-           "PostgreSQL are still to write")
-PENDING_ON_POSTGRESQL: dict[str, str] = {
-    "test_races_http.py": _SERVED,
-    "test_crash.py": _SERVED + " (its invariants read the SQLite file)",
-    "test_deployment.py": _SERVED,
-    "test_relay_alive.py": _SERVED,
-    "test_concurrency.py": "worker processes on the SQLite file (promo.db.Database by path)",
-}
+# there with this reason). Empty since issue 17: keep it so.
+PENDING_ON_POSTGRESQL: dict[str, str] = {}
 
 # Single tests that do not pass on PostgreSQL yet ("file.py::test_name": why). Empty: keep it so.
 PENDING_TESTS_ON_POSTGRESQL: dict[str, str] = {}

@@ -1,15 +1,16 @@
 """Safe defaults for a real deployment, through a real `promo serve`: no mail sink in
 production, X-Forwarded-For believed only from configured proxies, /metrics only for whom
-metrics.access names."""
+metrics.access names. On both stores (issue 17); the per-IP limits on PostgreSQL through 2
+instances on one database, the attempts alternating between them (issue 18)."""
 
 from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -17,8 +18,8 @@ from starlette.testclient import TestClient
 
 from promo.app import create_app
 from promo.config import Settings
-from tests.support.database import prepare_database, product_key
-from tests.support.served import PROMO, mint_sessions, start_server, write_config
+from tests.support.database import product_key
+from tests.support.served import PROMO, Servers, instances, mint_sessions, start_server, start_servers, write_config
 from tests.support.web import add_open_campaign
 
 PRODUCTION = {"PROMO_ENVIRONMENT": "production", "PROMO_SERVER_PUBLIC_URL": "https://promo.example.com",
@@ -27,22 +28,30 @@ UNKNOWN_KEYS = [product_key(900 + n) for n in range(3)]  # no activation record:
 
 
 @pytest.fixture
-def db(settings: Settings) -> Iterator[sqlite3.Connection]:
-    conn = prepare_database(settings.database_path)
+def db(conn: Any) -> Any:
     add_open_campaign(conn, keys=1, codes=1)
-    yield conn
-    conn.close()
+    return conn
 
 
-def serve(settings: Settings, tmp_path: Path, **overrides: str):  # type: ignore[no-untyped-def]
-    config = write_config(tmp_path, settings.database_path)
-    return start_server(config, tmp_path / "server.log", PROMO_MAIL_SINK="false", PROMO_MAIL_PORT="9", **overrides)
+@pytest.fixture
+def serve(settings: Settings, store: str, tmp_path: Path) -> Iterator[Any]:
+    """serve(**overrides): the store's instances of `promo serve` (stopped after the test)."""
+    started: list[Servers] = []
+
+    def start(**overrides: str) -> Servers:
+        started.append(start_servers(write_config(tmp_path, settings), tmp_path, instances(store),
+                                     PROMO_MAIL_SINK="false", PROMO_MAIL_PORT="9", **overrides))
+        return started[-1]
+
+    yield start
+    for servers in started:
+        servers.stop()
 
 
 @pytest.mark.parametrize("setting", [{"PROMO_MAIL_SINK": "true"}, {}])
 def test_promo_serve_in_production_refuses_a_mail_sink_naming_the_setting(settings: Settings, tmp_path: Path,
                                                                           setting: dict[str, str]) -> None:
-    config = write_config(tmp_path, settings.database_path)
+    config = write_config(tmp_path, settings)
     if not setting:  # the same, said in the config file
         config.write_text(config.read_text(encoding="utf-8").replace("# sink = true", "sink = true"), encoding="utf-8")
     env = {**os.environ, "PROMO_CONFIG": str(config), **PRODUCTION, **setting}
@@ -53,15 +62,15 @@ def test_promo_serve_in_production_refuses_a_mail_sink_naming_the_setting(settin
 
 
 def test_promo_serve_in_production_needs_its_public_url(settings: Settings, tmp_path: Path) -> None:
-    env = {**os.environ, "PROMO_CONFIG": str(write_config(tmp_path, settings.database_path)), "PROMO_ENVIRONMENT": "production"}
+    env = {**os.environ, "PROMO_CONFIG": str(write_config(tmp_path, settings)), "PROMO_ENVIRONMENT": "production"}
     result = subprocess.run([PROMO, "serve"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stderr.startswith("error: server.public_url: must be set"), result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_production_defaults_no_dev_mail_page_and_metrics_for_this_machine_only(settings: Settings, tmp_path: Path,
-                                                                              db: sqlite3.Connection) -> None:
-    config = write_config(tmp_path, settings.database_path)
+                                                                              db: Any) -> None:
+    config = write_config(tmp_path, settings)
     process, served = start_server(config, tmp_path / "server.log", **PRODUCTION)  # the shipped config, production
     try:
         with httpx.Client(base_url=served.url, timeout=10) as client:
@@ -75,14 +84,16 @@ def test_production_defaults_no_dev_mail_page_and_metrics_for_this_machine_only(
         process.wait(timeout=15)
 
 
-def guess_from(served_url: str, conn: sqlite3.Connection, addresses: list[str]) -> list[tuple[int, str, str]]:
+def guess_from(servers: Servers, conn: Any, addresses: list[str]) -> list[tuple[int, str, str]]:
     """One failed key attempt per address, each by its own account, each claiming in
-    X-Forwarded-For to come from that address. Returns (status, failed rules, recorded client ip)."""
+    X-Forwarded-For to come from that address, round-robin over the instances (the limits are
+    kept in the database they share). Returns (status, failed rules, recorded client ip)."""
     statuses = []
     sessions = mint_sessions(conn, [f"guess{n}@example.com" for n in range(len(addresses))])
-    with httpx.Client(base_url=served_url, timeout=10) as client:
-        for (cookie, csrf), key, address in zip(sessions.values(), UNKNOWN_KEYS, addresses, strict=True):
-            response = client.post("/offers/open-today/redeem", headers={"Cookie": f"promo_session={cookie}", "X-Forwarded-For": address},
+    with httpx.Client(timeout=10) as client:
+        for n, ((cookie, csrf), key, address) in enumerate(zip(sessions.values(), UNKNOWN_KEYS, addresses, strict=True)):
+            headers = {"Cookie": f"promo_session={cookie}", "X-Forwarded-For": address}
+            response = client.post(servers.url(n) + "/offers/open-today/redeem", headers=headers,
                                    data={"csrf": csrf, "idempotency_key": secrets.token_hex(8), "product_key": key,
                                          "country": "DK", "accept_terms": "yes"})
             statuses.append(response.status_code)
@@ -90,28 +101,18 @@ def guess_from(served_url: str, conn: sqlite3.Connection, addresses: list[str]) 
     return [(status, r[0].split()[0], r[1]) for status, r in zip(statuses, rows, strict=True)]
 
 
-def test_x_forwarded_for_is_ignored_by_default_so_per_ip_limits_hold(settings: Settings, tmp_path: Path,
-                                                                    db: sqlite3.Connection) -> None:
-    process, served = serve(settings, tmp_path, PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR="2")
-    try:
-        attempts = guess_from(served.url, db, ["198.51.100.1", "198.51.100.2", "198.51.100.3"])
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+def test_x_forwarded_for_is_ignored_by_default_so_per_ip_limits_hold(serve: Any, db: Any) -> None:
+    attempts = guess_from(serve(PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR="2"), db,
+                          ["198.51.100.1", "198.51.100.2", "198.51.100.3"])
     # Three accounts, three claimed addresses, one real client: the third attempt hits the
     # per-IP limit (R-X12), and every record names the real address.
     assert [(status, rule) for status, rule, _ in attempts] == [(422, "R-X11"), (422, "R-X11"), (429, "R-X12")]
     assert {ip for _, _, ip in attempts} == {"127.0.0.1"}
 
 
-def test_x_forwarded_for_is_believed_from_a_configured_proxy(settings: Settings, tmp_path: Path, db: sqlite3.Connection) -> None:
-    process, served = serve(settings, tmp_path, PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR="2",
-                            PROMO_SERVER_TRUSTED_PROXIES="127.0.0.1,::1")
-    try:
-        attempts = guess_from(served.url, db, ["198.51.100.1", "198.51.100.2", "198.51.100.3"])
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+def test_x_forwarded_for_is_believed_from_a_configured_proxy(serve: Any, db: Any) -> None:
+    attempts = guess_from(serve(PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR="2", PROMO_SERVER_TRUSTED_PROXIES="127.0.0.1,::1"),
+                          db, ["198.51.100.1", "198.51.100.2", "198.51.100.3"])
     # Three clients behind the proxy, none over its limit, each recorded with its own address.
     assert [(status, rule) for status, rule, _ in attempts] == [(422, "R-X11")] * 3
     assert [ip for _, _, ip in attempts] == ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
@@ -126,7 +127,7 @@ def app_with(settings: Settings, **metrics: str | None) -> Settings:
     ("203.0.113.9", {}, 403), ("127.0.0.1", {"X-Forwarded-For": "127.0.0.1"}, 403),
     ("127.0.0.1", {"Forwarded": "for=203.0.113.9"}, 403), ("testclient", {}, 403),
 ])
-def test_metrics_for_loopback_only(settings: Settings, db: sqlite3.Connection, peer: str, headers: dict[str, str],
+def test_metrics_for_loopback_only(settings: Settings, db: Any, peer: str, headers: dict[str, str],
                                    status: int) -> None:
     with TestClient(create_app(app_with(settings, access="loopback")), client=(peer, 4321)) as client:
         response = client.get("/metrics", headers=headers)
@@ -141,7 +142,7 @@ TOKEN = "m" * 40
     (None, 401), ("Bearer " + "x" * 40, 401), ("Basic " + TOKEN, 401), ("Bearer " + TOKEN[:-1], 401),
     ("Bearer " + TOKEN[:-1] + "é", 401), ("Bearer " + TOKEN, 200), ("bearer  " + TOKEN, 200),
 ])
-def test_metrics_with_a_bearer_token(settings: Settings, db: sqlite3.Connection, authorization: str | None, status: int) -> None:
+def test_metrics_with_a_bearer_token(settings: Settings, db: Any, authorization: str | None, status: int) -> None:
     with TestClient(create_app(app_with(settings, access="token", token=TOKEN)), client=("127.0.0.1", 4321)) as client:
         headers = {"Authorization": authorization.encode("utf-8")} if authorization else {}
         response = client.get("/metrics", headers=headers)  # type: ignore[arg-type]

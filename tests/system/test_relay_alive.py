@@ -1,12 +1,13 @@
 """The outbox relay never dies, and a dead relay is visible (issue 14, section 2): hostile
 text in every field that reaches an email, sent through the real forms of a `promo serve`
 process over real HTTP, never stops email to anyone else (real SMTP, aiosmtpd); a relay
-that stops anyway is restarted, counted in /metrics and shown by /readyz meanwhile."""
+that stops anyway is restarted, counted in /metrics and shown by /readyz meanwhile. On both
+stores (issue 17); on PostgreSQL 2 instances share the database, each with its relay, and the
+forms go to both (issue 18)."""
 
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,10 +27,10 @@ from promo.campaign_store import get_campaign
 from promo.config import Settings
 from promo.i18n import languages
 from promo.mail import MailRelay
-from tests.support.database import prepare_database, product_key
+from tests.support.database import product_key
 from tests.support.mailserver import MailServer
 from tests.support.nonprofit import install_program
-from tests.support.served import Served, mint_sessions, start_server, write_config
+from tests.support.served import Servers, instances, mint_sessions, start_servers, write_config
 from tests.support.staff import PASSWORD, staff
 from tests.support.web import add_open_campaign
 
@@ -40,21 +41,25 @@ DAY = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()  # inside the o
 
 
 @pytest.fixture
-def relay_db(settings: Settings) -> Iterator[sqlite3.Connection]:
-    conn = prepare_database(settings.database_path)
-    yield conn
-    conn.close()
+def relay_db(conn: Any) -> Any:
+    """The test's database (either store), prepared."""
+    return conn
 
 
 @pytest.fixture
-def served(settings: Settings, tmp_path: Path, relay_db: sqlite3.Connection, smtp: MailServer) -> Iterator[Served]:
-    """`promo serve` relaying to the test's SMTP server (no built-in sink)."""
-    config = write_config(tmp_path, settings.database_path)
-    process, server = start_server(config, tmp_path / "server.log", PROMO_MAIL_SINK="false", PROMO_MAIL_PORT=str(smtp.port),
-                                   PROMO_MAIL_TIMEOUT_SECONDS="3")
-    yield server
-    process.terminate()
-    process.wait(timeout=15)
+def served(settings: Settings, store: str, tmp_path: Path, relay_db: Any, smtp: MailServer) -> Iterator[Servers]:
+    """`promo serve` relaying to the test's SMTP server (no built-in sink): the store's instances."""
+    servers = start_servers(write_config(tmp_path, settings), tmp_path, instances(store), PROMO_MAIL_SINK="false",
+                            PROMO_MAIL_PORT=str(smtp.port), PROMO_MAIL_TIMEOUT_SECONDS="3")
+    yield servers
+    servers.stop()
+
+
+def assert_relays_up(servers: Servers) -> None:
+    """Every instance's /readyz: ready, its relay up (other keys of /readyz are not this test's)."""
+    for n in range(len(servers)):
+        ready = httpx.get(servers.url(n) + "/readyz", timeout=10)
+        assert ready.status_code == 200 and ready.json()["mail_relay"] == "up", ready.text
 
 
 def ask_for_link(http: httpx.Client, email: str | bytes, **headers: str) -> int:
@@ -79,21 +84,24 @@ def wait_for_mail_to(smtp: MailServer, recipient: str, timeout: float = 15) -> N
         time.sleep(0.02)
 
 
-def test_an_address_with_a_control_character_does_not_stop_email(served: Served, smtp: MailServer,
-                                                                  relay_db: sqlite3.Connection) -> None:
+def test_an_address_with_a_control_character_does_not_stop_email(served: Servers, smtp: MailServer,
+                                                                  relay_db: Any) -> None:
     """R-X5: one hostile anonymous sign-in used to end the relay task for good (aiosmtplib
     raised ValueError on the RCPT argument), while /readyz still said ok."""
-    with httpx.Client(base_url=served.url, timeout=10) as http:
+    with httpx.Client(base_url=served.url(0), timeout=10) as http:
         status = ask_for_link(http, "x\x00y@example.com")
         assert status in (303, 422)  # refused at the edge (section 3) or failed by the relay: never a 500
-        time.sleep(0.5)  # let the relay take the hostile row first
+    deadline = time.time() + 10  # until a relay has taken the hostile row (if it was queued at all)
+    while relay_db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'queued'").fetchone()[0]:
+        assert time.time() < deadline, "the hostile row is still queued"
+        time.sleep(0.02)
+    with httpx.Client(base_url=served.url(1), timeout=10) as http:  # the other instance, where there are two
         assert ask_for_link(http, ANN) == 303
-        wait_for_mail_to(smtp, ANN)
-        ready = http.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["mail_relay"] == "up", ready.text
+    wait_for_mail_to(smtp, ANN)
+    assert_relays_up(served)
     hostile = relay_db.execute("SELECT status, last_error FROM outbox WHERE recipient LIKE 'x%y@example.com'").fetchall()
     assert [row["status"] for row in hostile] in ([], ["failed"])
-    assert "Traceback" not in served.log.read_text()
+    assert "Traceback" not in served.log_text()
 
 
 # ---- supervision, through the app
@@ -118,18 +126,20 @@ def test_a_relay_that_stops_is_restarted_and_shown_meanwhile(client: TestClient,
     with structlog.testing.capture_logs() as logs:
         monkeypatch.setattr(MailRelay, "deliver_once", failing)
         client.app.state.wake_relay()  # type: ignore[attr-defined]
-        down = []
+        down, metrics_down = [], []
         deadline = time.time() + 15
         while not (worker.restarts == 2 and worker.up):
             ready = client.get("/readyz")
             if ready.status_code == 503:
                 down.append(ready.json())
-                assert 'promo_worker_up{worker="mail_relay"} 0.0' in client.get("/metrics").text
+                # The relay may come back between the two requests (on a busy machine): a sample each.
+                metrics_down.append('promo_worker_up{worker="mail_relay"} 0.0' in client.get("/metrics").text)
             assert time.time() < deadline, "the relay was not restarted"
             time.sleep(0.02)
-    down = [{k: v for k, v in d.items() if k not in ("pool", "pid")} for d in down]  # this process's (issue 18)
-    assert down and all(d == {"status": "unavailable", "database": "ok", "pending_migrations": [], "mail_relay": "down",
-                              "mail_relay_error": "RuntimeError"} for d in down)
+    assert any(metrics_down)  # /metrics showed it down meanwhile too
+    # The keys this test is about (other helpers add their own to /readyz).
+    assert down and all((d["status"], d["database"], d["pending_migrations"], d["mail_relay"], d["mail_relay_error"])
+                        == ("unavailable", "ok", [], "down", "RuntimeError") for d in down)
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["mail_relay"] == "up"
@@ -173,9 +183,9 @@ class Service:
     """A served Promo with the open-today offer, the nonprofit program and an admin; makes
     fresh consumers (sessions minted through the app's own code) as the examples need them."""
 
-    def __init__(self, served: Served, conn: sqlite3.Connection, smtp: MailServer):
+    def __init__(self, served: Servers, conn: Any, smtp: MailServer):
         self.served, self.conn, self.smtp, self.n = served, conn, smtp, 0
-        self.admin = httpx.Client(base_url=served.url, timeout=15)
+        self.admin = httpx.Client(base_url=served.url(0), timeout=15)  # staff on the first instance
         form = self.admin.get("/staff/signin")
         token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
         signed = self.admin.post("/staff/signin", data={"csrf": token, "email": ADMIN, "password": PASSWORD, "next": "/console/"})
@@ -183,6 +193,12 @@ class Service:
         self.admin_csrf = re.search(r'name="csrf" value="([^"]+)"',  # type: ignore[union-attr]
                                     self.admin.get("/console/tokens").text).group(1)
         self.statuses: list[tuple[str, int]] = []
+        self.turns = 0
+
+    def instance(self) -> str:
+        """The next instance for a consumer: they alternate, where there are two."""
+        self.turns += 1
+        return self.served.url(self.turns)
 
     def next(self) -> int:
         self.n += 1
@@ -190,7 +206,7 @@ class Service:
 
     def consumer(self, account: str) -> tuple[httpx.Client, str]:
         [(raw, csrf)] = mint_sessions(self.conn, [account]).values()
-        return httpx.Client(base_url=self.served.url, timeout=15, cookies={"promo_session": raw}), csrf
+        return httpx.Client(base_url=self.instance(), timeout=15, cookies={"promo_session": raw}), csrf
 
     def check(self, what: str, response: httpx.Response) -> httpx.Response:
         self.statuses.append((what, response.status_code))
@@ -202,7 +218,7 @@ class Service:
 
 
 @pytest.fixture
-def service(served: Served, relay_db: sqlite3.Connection, smtp: MailServer) -> Iterator[Service]:
+def service(served: Servers, relay_db: Any, smtp: MailServer) -> Iterator[Service]:
     add_open_campaign(relay_db, keys=200, codes=300)
     install_program(relay_db, keys_per_product=100, now=datetime.now(UTC))
     staff(relay_db, ADMIN, "admin")
@@ -212,7 +228,7 @@ def service(served: Served, relay_db: sqlite3.Connection, smtp: MailServer) -> I
 
 
 def sign_in_address(s: Service, address: bytes) -> None:
-    with httpx.Client(base_url=s.served.url, timeout=15) as http:
+    with httpx.Client(base_url=s.instance(), timeout=15) as http:
         s.statuses.append(("signin", status := ask_for_link(http, address, **{"Accept-Language": "da, nb;q=0.5"})))
         assert status < 500
 
@@ -284,12 +300,11 @@ def nonprofit_texts(s: Service, n: int, name: bytes, reason: bytes) -> None:
 def assert_still_whole(s: Service, n: int) -> None:
     """A normal sign-in email still arrives, the relay is up, nothing was a 500 or a traceback."""
     normal = f"normal{n}@example.com"
-    with httpx.Client(base_url=s.served.url, timeout=15) as http:
+    with httpx.Client(base_url=s.instance(), timeout=15) as http:
         assert ask_for_link(http, normal) == 303
         wait_for_mail_to(s.smtp, normal)
-        ready = http.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["mail_relay"] == "up", ready.text
-    logged = s.served.log.read_text()
+    assert_relays_up(s.served)
+    logged = s.served.log_text()
     assert "Traceback" not in logged and "worker.stopped" not in logged
 
 
