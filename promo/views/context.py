@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData, UploadFile
@@ -129,8 +129,24 @@ def render(request: Request, ctx: PageContext, template: str, status: int = 200,
     return response
 
 
+_LOCATION_SAFE = ":/%#?=@[]!$&'()*+,;"  # what Starlette's RedirectResponse leaves unquoted in Location
+
+
+class SeeOther(RedirectResponse):
+    """A 303 with exactly the status, headers and body of `RedirectResponse(url, 303)`, built
+    directly. Every form post ends in one, and Starlette's general path (render the body, build
+    the headers, then a MutableHeaders to add Location) cost about as much as the session read
+    (issue 18, bench/overhead.py). tests/test_hot_path_helpers.py compares the two."""
+
+    def __init__(self, url: str) -> None:  # Response.__init__ on purpose not called: nothing it does is needed
+        self.status_code = 303
+        self.background = None
+        self.body = b""
+        self.raw_headers = [(b"content-length", b"0"), (b"location", quote(url, safe=_LOCATION_SAFE).encode("latin-1"))]
+
+
 def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
+    return SeeOther(url)
 
 
 def local_path(target: str | None, default: str = "/") -> str:
