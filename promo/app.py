@@ -315,12 +315,14 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
 
     app = Starlette(
         routes=[
+            # The consumer pages first: the router tries routes in order, and the redemption
+            # is the hot path (issue 18). No consumer path overlaps the ones below it.
+            *consumer.routes,
             Route("/healthz", healthz, name="ops.healthz"),
             Route("/readyz", readyz, name="ops.readyz"),
             Route("/metrics", metrics, name="ops.metrics"),
             Route("/favicon.ico", favicon, name="favicon"),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-            *consumer.routes,
             *consumer_account.routes,
             *staffauth.routes,
             *auditor.routes,
