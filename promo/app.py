@@ -248,6 +248,7 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.setdefault("headers", [])
+                no_store_unless_set(scope["path"], headers)  # before ours are added: none of them is Cache-Control
                 own = frozenset(name.lower() for name, _ in headers if name.lower() in _OWN_POLICY) if headers else frozenset()
                 if own:
                     headers.extend(response_headers(scope, request_id, own))
@@ -256,7 +257,6 @@ class RequestContext:
                     headers.extend(SECURITY_HEADERS)
                     if scope.get("scheme") == "https":
                         headers.append(_HSTS)
-                no_store_unless_set(scope["path"], headers)
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
