@@ -1,17 +1,20 @@
 """Per-request overhead of the redemption route (issue 18): the real `promo serve` app with only
 the redemption transaction replaced by a stub, against the hello-world baseline, in one run.
 
-    .venv/bin/python bench/overhead.py                    # 3 rounds of 5 s each; prints req/s and ratios
+    .venv/bin/python bench/overhead.py                    # 3 rounds of 5 s each; prints req/s, CPU and ratios
+    .venv/bin/python bench/overhead.py --compare TREE     # and another source tree's app in the same rounds
     .venv/bin/python bench/overhead.py --profile /tmp/p   # and a py-spy profile of the stubbed server
 
 The stub lives here, not in the product: the server process is this script in `--serve-stub`
 mode, which replaces `promo.views.consumer.redeem` (the one call into the write transaction)
 by a coroutine that checks the input as the real one does (`RedeemRequest.normalized`) and
 returns a canned success. Everything else is the real app: routing, the middleware, the session
-read from SQLite, the form, CSRF, the redirect. Both servers run at once (only one is loaded at
-a time), each round loads hello, then the stubbed app, then (as a reference) GET /healthz
-through the app's whole stack; ratios are taken within a round and the median reported.
-Everything targets 127.0.0.1 and stops by itself.
+read from SQLite, the form, CSRF, the redirect. All servers run at once (only one is loaded at
+a time). Each round loads hello, then each stubbed app (sessions marked seen first, so no run
+pays the once-a-minute session touch), then GET /healthz through the app's whole stack as a
+reference; ratios are taken within a round and their medians reported. The CPU the server
+used per request (from /proc) is printed too: on a machine shared with other work it wanders
+less than requests/s. Everything targets 127.0.0.1 and stops by itself.
 """
 
 from __future__ import annotations
@@ -87,6 +90,19 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process so far (/proc/PID/stat), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def refresh_sessions(db_path: Path) -> None:
+    """Mark every session seen just now, so that no run pays the once-a-minute touch (a write
+    transaction, which the stub is meant to leave out; minting 20,000 sessions and a few
+    rounds take more than the minute)."""
+    import sqlite3
+
+    from promo.timeutil import db_time
+
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE sessions SET last_seen_at = :now", {"now": db_time(datetime.now(UTC))})
+    conn.close()
 
 
 def wrk(url: str, path: str, seconds: int, lines: Path | None, connections: int = 64, pid: int | None = None) -> dict[str, float]:
@@ -192,8 +208,11 @@ def start(command: list[str], env: dict[str, str], port: int, ready: str) -> sub
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="hello / stubbed pairs; the median ratio is reported")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of runs; the median of each ratio is reported")
     parser.add_argument("--sessions", type=int, default=20_000, help="signed-in accounts the requests cycle through")
+    parser.add_argument("--compare", type=Path, default=None, metavar="TREE",
+                        help="also load the stubbed app of another source tree (e.g. `git archive` of an older commit), "
+                             "in the same rounds: before and after from one run")
     parser.add_argument("--profile", type=Path, default=None, help="also profile the stubbed server with py-spy, into this folder")
     parser.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
     parser.add_argument("--serve-stub", action="store_true", help=argparse.SUPPRESS)
@@ -210,42 +229,56 @@ def main() -> None:
     env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
            "PROMO_ENVIRONMENT": "production", "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
            "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false"}
-    hello_port, stub_port = free_port(), free_port()
-    servers = []
+    stubs = {"stub": ROOT} | ({"compare": args.compare.resolve()} if args.compare else {})
+    servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
     try:
-        servers.append(start([UVICORN, "bench.hello:app", "--port", str(hello_port), "--loop", "uvloop", "--http", "httptools",
-                              "--no-access-log", "--log-level", "warning"], env, hello_port, "/"))
-        servers.append(start([sys.executable, str(Path(__file__).resolve()), "--serve-stub"], env, stub_port, "/healthz"))
-        hello_url, stub_url = f"http://127.0.0.1:{hello_port}", f"http://127.0.0.1:{stub_port}"
+        port = free_port()
+        servers["hello"] = (start([UVICORN, "bench.hello:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+                                   "--no-access-log", "--log-level", "warning"], env, port, "/"), f"http://127.0.0.1:{port}")
+        for name, tree in stubs.items():
+            if tree != ROOT:  # the other tree runs this very script, so its stub is this one
+                shutil.copy(Path(__file__), tree / "bench" / "overhead.py")
+            port = free_port()
+            servers[name] = (start([sys.executable, str(tree / "bench" / "overhead.py"), "--serve-stub"], env, port, "/healthz"),
+                             f"http://127.0.0.1:{port}")
         rounds = []
         for n in range(args.rounds):
-            hello = wrk(hello_url, "/hello", args.seconds, None, pid=servers[0].pid)
-            stub = wrk(stub_url, f"/offers/{SLUG}/redeem", args.seconds, lines, pid=servers[1].pid)
-            health = wrk_get(stub_url + "/healthz", args.seconds)
-            bad = stub["status_errors"] + stub["socket_errors"] + hello["socket_errors"]
-            rounds.append({"hello": hello["per_second"], "stub": stub["per_second"], "healthz": health,
-                           "hello_cpu_us": hello["cpu_us"], "stub_cpu_us": stub["cpu_us"],
-                           "ratio": round(stub["per_second"] / hello["per_second"], 3),
-                           "healthz_ratio": round(health / hello["per_second"], 3), "errors": bad})
-            print(f"round {n + 1}: hello {hello['per_second']}/s ({hello['cpu_us']} µs CPU each, {hello['cpu_share']} core), "
-                  f"stubbed redemption {stub['per_second']}/s ({stub['cpu_us']} µs CPU each, {stub['cpu_share']} core; "
-                  f"p50 {stub['p50_ms']} ms, p99 {stub['p99_ms']} ms), GET /healthz {health}/s; "
-                  f"ratio {rounds[-1]['ratio']}, healthz {rounds[-1]['healthz_ratio']}, errors {bad}", flush=True)
-        print(f"\nmedian of {args.rounds}: hello {statistics.median(r['hello'] for r in rounds):.0f}/s, "
-              f"stubbed redemption {statistics.median(r['stub'] for r in rounds):.0f}/s, "
-              f"ratio {statistics.median(r['ratio'] for r in rounds):.3f} (target ≥ 0.30); "
-              f"GET /healthz ratio {statistics.median(r['healthz_ratio'] for r in rounds):.3f}")
+            process, url = servers["hello"]
+            hello = wrk(url, "/hello", args.seconds, None, pid=process.pid)
+            row: dict[str, float] = {"hello": hello["per_second"], "hello_cpu_us": hello["cpu_us"]}
+            text = [f"hello {hello['per_second']}/s ({hello['cpu_us']} µs CPU each)"]
+            for name in stubs:
+                refresh_sessions(work / "overhead.sqlite3")
+                process, url = servers[name]
+                stub = wrk(url, f"/offers/{SLUG}/redeem", args.seconds, lines, pid=process.pid)
+                assert stub["status_errors"] + stub["socket_errors"] == 0, stub
+                row |= {name: stub["per_second"], f"{name}_cpu_us": stub["cpu_us"],
+                        f"{name}_ratio": stub["per_second"] / hello["per_second"],
+                        f"{name}_cpu_ratio": hello["cpu_us"] / stub["cpu_us"]}
+                text.append(f"{name} {stub['per_second']}/s ({stub['cpu_us']} µs CPU each; p50 {stub['p50_ms']} ms, "
+                            f"p99 {stub['p99_ms']} ms), ratio {row[f'{name}_ratio']:.3f}")
+            row["healthz"] = wrk_get(servers["stub"][1] + "/healthz", args.seconds)
+            row["healthz_ratio"] = row["healthz"] / hello["per_second"]
+            rounds.append(row)
+            print(f"round {n + 1}: " + "; ".join(text) + f"; GET /healthz {row['healthz']:.0f}/s", flush=True)
+        median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        print(f"\nmedians of {args.rounds} rounds (hello {median['hello']:.0f}/s, {median['hello_cpu_us']:.0f} µs CPU per request):")
+        for name, tree in stubs.items():
+            print(f"  {name} ({tree}): {median[name]:.0f}/s, {median[f'{name}_cpu_us']:.0f} µs CPU per request; "
+                  f"ratio to hello {median[f'{name}_ratio']:.3f} (target ≥ 0.30), by CPU per request {median[f'{name}_cpu_ratio']:.3f}")
+        print(f"  GET /healthz through the whole app: ratio {median['healthz_ratio']:.3f}")
         try:
             load = os.getloadavg()[0]
         except OSError:
             load = float("nan")
         print(f"load average at the end: {load:.1f}")
         if args.profile:
-            profile(servers[1].pid, stub_url, lines, args.seconds, args.profile, args.native)
+            refresh_sessions(work / "overhead.sqlite3")
+            profile(servers["stub"][0].pid, servers["stub"][1], lines, args.seconds, args.profile, args.native)
     finally:
-        for server in servers:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
+        for process, _ in servers.values():
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
 
