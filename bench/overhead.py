@@ -143,6 +143,7 @@ CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("Jinja rendering", ("jinja2", "templating.py", "render (promo")),
     ("response (redirect, headers)", ("RedirectResponse", "responses.py", "init_headers", "datastructures.py")),
     ("RequestContext middleware (ids, headers)", ("promo/app.py", "http_policy.py")),
+    ("the view itself (redeem_submit, guards)", ("promo/views/consumer.py", "promo/views/guards.py", "promo/redemption.py")),
     ("Starlette routing, exceptions, request", ("starlette/routing", "starlette/middleware", "starlette/_exception_handler",
                                               "starlette/applications", "starlette/requests", "starlette/concurrency")),
     ("uvicorn + httptools (HTTP parsing, transport)", ("uvicorn", "httptools")),
@@ -189,7 +190,7 @@ def profile(pid: int, url: str, lines: Path, seconds: int, out_dir: Path, native
         print(f"py-spy wrote nothing: {err.decode(errors='replace')[-500:]}")
         return
     total, categories, leaves = categorize(raw)
-    print(f"\nprofile of the stubbed server ({total} samples, {raw}); the deepest category on each stack:")
+    print(f" profile of the stubbed server ({total} samples, {raw}); the deepest category on each stack:")
     for name, count in categories:
         print(f"  {100 * count / total:5.1f} %  {name}")
     print("top leaf functions:")
@@ -273,8 +274,10 @@ def main() -> None:
             load = float("nan")
         print(f"load average at the end: {load:.1f}")
         if args.profile:
-            refresh_sessions(work / "overhead.sqlite3")
-            profile(servers["stub"][0].pid, servers["stub"][1], lines, args.seconds, args.profile, args.native)
+            for name in stubs:  # each stubbed app, under the same load
+                refresh_sessions(work / "overhead.sqlite3")
+                print(f"\n{name}:", end="")
+                profile(servers[name][0].pid, servers[name][1], lines, args.seconds, args.profile / name, args.native)
     finally:
         for process, _ in servers.values():
             process.send_signal(signal.SIGINT)
