@@ -4,6 +4,8 @@ the redemption transaction replaced by a stub, against the hello-world baseline,
     .venv/bin/python bench/overhead.py                    # 3 rounds of 5 s each; prints req/s, CPU and ratios
     .venv/bin/python bench/overhead.py --compare TREE     # and another source tree's app in the same rounds
     .venv/bin/python bench/overhead.py --profile /tmp/p   # and a py-spy profile of the stubbed server
+    .venv/bin/python bench/overhead.py --prepare /tmp/o --sessions 2000    # then instructions per request:
+    PROMO_BENCH_CALLGRIND=1 valgrind --tool=callgrind .venv/bin/python bench/overhead.py --in-process /tmp/o stub 300
 
 The stub lives here, not in the product: the server process is this script in `--serve-stub`
 mode, which replaces `promo.views.consumer.redeem` (the one call into the write transaction)
@@ -54,6 +56,78 @@ def serve_stub() -> None:
 
     consumer.redeem = stubbed_redeem  # type: ignore[assignment]
     promo_main(["serve"], prog_name="promo")
+
+
+def count_in_process(work: Path, which: str, requests: int) -> None:
+    """Call the ASGI app in this process (no sockets): the stubbed app or hello, `requests`
+    times after a warm-up. Under `valgrind --tool=callgrind` the counters are zeroed before the
+    loop and dumped after it (callgrind_control), so the dump holds the requests only:
+    instructions per request = its total / `requests`, which repeat to 0.1 % where req/s
+    on a shared machine do not."""
+    import asyncio
+    import time
+
+    config = work / "served.toml"
+    os.environ.update({"PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING", "PROMO_ENVIRONMENT": "production",
+                       "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid", "PROMO_MAIL_RELAY": "false",
+                       "PROMO_MAIL_SINK": "false"})
+    from bench.hello import app as hello
+    from promo.app import create_app
+    from promo.campaigns.rules import Decision
+    from promo.config import load_settings
+    from promo.logs import configure_logging
+    from promo.redemption import RedeemRequest, RedemptionResult
+    from promo.views import consumer
+
+    async def stubbed_redeem(db: object, request: RedeemRequest, now: datetime, *, guess_limit: int | None = None) -> RedemptionResult:
+        request.normalized()
+        return RedemptionResult("redeemed", Decision(), redemption_id=1, code="STUB", code_expires_at=None)
+
+    consumer.redeem = stubbed_redeem  # type: ignore[assignment]
+    settings = load_settings(config)
+    configure_logging(settings.logging_format, settings.logging_level)
+    app = create_app(settings)
+    application, path = (app, f"/offers/{SLUG}/redeem") if which == "stub" else (hello, "/hello")
+    rows = [line.split() for line in (work / "lines.txt").read_text().splitlines()]
+
+    async def one(i: int) -> int:
+        cookie, csrf, key, country = rows[i % len(rows)]
+        body = f"csrf={csrf}&product_key={key}&country={country}&accept_terms=yes&idempotency_key={key}-{i}".encode()
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                 "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"host", b"127.0.0.1"), (b"cookie", b"promo_session=" + cookie.encode()),
+                             (b"content-type", b"application/x-www-form-urlencoded"),
+                             (b"content-length", str(len(body)).encode())],
+                 "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 8000), "state": {}}
+        sent: list[dict[str, object]] = []
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        await application(scope, receive, send)  # type: ignore[arg-type]
+        return int(sent[0]["status"])  # type: ignore[call-overload]
+
+    def callgrind(command: str) -> None:
+        if os.environ.get("PROMO_BENCH_CALLGRIND"):
+            subprocess.run(["callgrind_control", command, str(os.getpid())], check=True, capture_output=True)
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            for i in range(200):
+                assert await one(i) in (200, 303)
+            refresh_sessions(work / "overhead.sqlite3")  # no request in the loop pays a session touch
+            callgrind("-z")
+            started = time.process_time()
+            for i in range(requests):
+                await one(i)
+            elapsed = time.process_time() - started
+            callgrind("-d")
+            print(f"{which}: {requests} requests in-process, {elapsed / requests * 1e6:.1f} µs CPU each")
+
+    asyncio.run(run())
 
 
 def prepare(work: Path, sessions: int) -> tuple[Path, Path]:
@@ -216,10 +290,22 @@ def main() -> None:
                              "in the same rounds: before and after from one run")
     parser.add_argument("--profile", type=Path, default=None, help="also profile the stubbed server with py-spy, into this folder")
     parser.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
+    parser.add_argument("--in-process", nargs=3, metavar=("FOLDER", "stub|hello", "N"), default=None,
+                        help="call the app in this process N times on FOLDER (made by --prepare); for callgrind: "
+                             "PROMO_BENCH_CALLGRIND=1 valgrind --tool=callgrind python bench/overhead.py --in-process …")
+    parser.add_argument("--prepare", type=Path, default=None, metavar="FOLDER", help="only prepare FOLDER for --in-process")
     parser.add_argument("--serve-stub", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_stub:
         serve_stub()
+        return
+    if args.prepare:
+        args.prepare.mkdir(parents=True, exist_ok=True)
+        prepare(args.prepare, args.sessions)
+        return
+    if args.in_process:
+        folder, which, count = args.in_process
+        count_in_process(Path(folder), which, int(count))
         return
 
     from tests.support.mailserver import free_port
