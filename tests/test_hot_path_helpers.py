@@ -88,6 +88,8 @@ def test_read_form_reads_urlencoded_bodies_exactly_as_starlette_does(body: str) 
     ours = asyncio.run(read_form(_request(raw)))
     theirs = asyncio.run(_starlette_form(_request(raw)))
     assert ours.multi_items() == theirs.multi_items()
+    for name in {name for name, _ in theirs.multi_items()} | {"absent"}:
+        assert ours.get(name) == theirs.get(name) and ours.get(name, "x") == theirs.get(name, "x")
 
 
 def test_read_form_refuses_a_flood_of_fields_with_a_400() -> None:

@@ -114,7 +114,16 @@ async def read_form(request: Request, max_files: int = 0) -> FormData:
     body = (await request.body()).decode("latin-1")
     if body.count("&") >= FORM_FIELDS_MAX:
         raise HTTPException(400, f"a form has at most {FORM_FIELDS_MAX} fields")
-    return FormData(cast(list[tuple[str, str | UploadFile]], urlencoded_fields(body)))
+    return _UrlencodedForm(cast(list[tuple[str, str | UploadFile]], urlencoded_fields(body)))
+
+
+class _UrlencodedForm(FormData):
+    """A parsed urlencoded form whose get() is one dict lookup: Mapping.get goes through two
+    Python calls (get, then __getitem__), and a form post reads five or six fields (issue 18).
+    The same answer: both read the last value of a repeated field."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._dict.get(key, default)
 
 
 def urlencoded_fields(body: str) -> list[tuple[str, str]]:
