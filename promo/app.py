@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import secrets
 import time
@@ -222,21 +223,29 @@ SECURITY_HEADERS = [
 _OWN_POLICY = frozenset({b"content-security-policy", b"x-frame-options"})  # a response may set its own
 
 
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
 def response_headers(scope: Scope, request_id: str, own: frozenset[bytes] = frozenset()) -> list[tuple[bytes, bytes]]:
     """What every response carries: its request id and the security headers, but for those
     the response set itself (`own`: an email shown in a frame, promo/views/email_frame.py)."""
     headers = [(b"x-request-id", request_id.encode()), *(h for h in SECURITY_HEADERS if h[0] not in own)]
     if scope.get("scheme") == "https":
-        headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+        headers.append(_HSTS)
     return headers
 
 
 class RequestContext:
     """Pure ASGI middleware: a request id, the headers every answer carries, one log line and
-    metrics per request."""
+    metrics per request.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics):
-        self.app, self.metrics = app, metrics
+    It runs on every request, so it does no work it can skip (issue 18, bench/overhead.py):
+    the security headers are one prebuilt list, and the request's log line is not even built
+    when `log_requests` is off (logging.level above INFO, as in production under load: the
+    structlog proxy built a logger per call only to drop the line)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, log_requests: bool = True):
+        self.app, self.metrics, self.log_requests = app, metrics, log_requests
         # Unique without a syscall per request (uuid4 reads os.urandom): this process's
         # random prefix and a counter. Ids tie log lines together; they are not secrets.
         prefix = secrets.token_hex(8)
@@ -246,8 +255,10 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        supplied = headers.get(b"x-request-id", b"").decode("latin-1")
+        supplied = ""
+        for name, value in scope.get("headers") or ():  # the last one counts, as a dict of them would say
+            if name == b"x-request-id":
+                supplied = value.decode("latin-1")
         request_id = supplied if 0 < len(supplied) <= 64 and supplied.isprintable() else next(self._ids)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
@@ -258,9 +269,15 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.setdefault("headers", [])
-                own = frozenset(name.lower() for name, _ in headers if name.lower() in _OWN_POLICY)
-                headers.extend(response_headers(scope, request_id, own))
-                no_store_unless_set(scope["path"], headers)
+                no_store_unless_set(scope["path"], headers)  # before ours are added: none of them is Cache-Control
+                own = frozenset(name.lower() for name, _ in headers if name.lower() in _OWN_POLICY) if headers else frozenset()
+                if own:
+                    headers.extend(response_headers(scope, request_id, own))
+                else:
+                    headers.append((b"x-request-id", request_id.encode()))
+                    headers.extend(SECURITY_HEADERS)
+                    if scope.get("scheme") == "https":
+                        headers.append(_HSTS)
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -271,7 +288,8 @@ class RequestContext:
             name = getattr(route, "name", None) or "unmatched"
             elapsed = time.perf_counter() - started
             self.metrics.observe_request(scope["method"], name, status, elapsed)
-            log.info("http.request", method=scope["method"], route=name, status=status, ms=round(elapsed * 1000, 2))
+            if self.log_requests:
+                log.info("http.request", method=scope["method"], route=name, status=status, ms=round(elapsed * 1000, 2))
             structlog.contextvars.unbind_contextvars("request_id")
 
 
@@ -321,12 +339,14 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
 
     app = Starlette(
         routes=[
+            # The consumer pages first: the router tries routes in order, and the redemption
+            # is the hot path (issue 18). No consumer path overlaps the ones below it.
+            *consumer.routes,
             Route("/healthz", healthz, name="ops.healthz"),
             Route("/readyz", readyz, name="ops.readyz"),
             Route("/metrics", metrics, name="ops.metrics"),
             Route("/favicon.ico", favicon, name="favicon"),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-            *consumer.routes,
             *consumer_account.routes,
             *staffauth.routes,
             *auditor.routes,
@@ -357,5 +377,6 @@ def create_app(settings: Settings, *, start_relay: bool = True) -> Starlette:
     if settings.secret_key:
         app.state.signin_links = SigninLinks(settings.secret_key, timedelta(minutes=settings.signin_link_minutes),
                                              public_url=settings.public_url)
-    app.add_middleware(RequestContext, metrics=app_metrics)
+    app.add_middleware(RequestContext, metrics=app_metrics,
+                       log_requests=logging.getLevelName(settings.logging_level) <= logging.INFO)
     return app

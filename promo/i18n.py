@@ -94,7 +94,19 @@ def region_of(accept_language: str | None) -> str | None:
     return next((sub.upper() for sub in subtags[1:] if len(sub) == 2 and sub.isascii() and sub.isalpha()), None)
 
 
-def _parse_accept(header: str) -> list[tuple[str, float]]:
+_CACHED_HEADER_LENGTH = 200  # a browser's Accept-Language is far shorter; longer ones are parsed each time
+
+
+def _parse_accept(header: str) -> tuple[tuple[str, float], ...]:
+    """The header's language tags, most preferred first. Every page reads it twice (the
+    language and the region), and browsers send few distinct values: short ones are parsed once
+    per process (issue 18: per-request overhead)."""
+    if not header:
+        return ()
+    return _parse_accept_cached(header) if len(header) <= _CACHED_HEADER_LENGTH else _parse_accept_text(header)
+
+
+def _parse_accept_text(header: str) -> tuple[tuple[str, float], ...]:
     out = []
     for part in header.split(","):
         pieces = part.strip().split(";")
@@ -109,7 +121,10 @@ def _parse_accept(header: str) -> list[tuple[str, float]]:
                 except ValueError:
                     quality = 0.0
         out.append((tag, quality))
-    return sorted((t for t in out if t[1] > 0), key=lambda t: -t[1])
+    return tuple(sorted((t for t in out if t[1] > 0), key=lambda t: -t[1]))
+
+
+_parse_accept_cached = lru_cache(maxsize=512)(_parse_accept_text)
 
 
 @cache

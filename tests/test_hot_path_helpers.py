@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import RedirectResponse
 
+from promo.i18n import _parse_accept, _parse_accept_text, negotiate, region_of
 from promo.identifiers import mask_code
 from promo.timeutil import db_time, from_db_time
-from promo.views.context import read_form
+from promo.views.context import SeeOther, read_form
 
 
 def reference_mask(code: str) -> str:
@@ -86,9 +88,27 @@ def test_read_form_reads_urlencoded_bodies_exactly_as_starlette_does(body: str) 
     ours = asyncio.run(read_form(_request(raw)))
     theirs = asyncio.run(_starlette_form(_request(raw)))
     assert ours.multi_items() == theirs.multi_items()
+    for name in {name for name, _ in theirs.multi_items()} | {"absent"}:
+        assert ours.get(name) == theirs.get(name) and ours.get(name, "x") == theirs.get(name, "x")
 
 
 def test_read_form_refuses_a_flood_of_fields_with_a_400() -> None:
     with pytest.raises(HTTPException) as refused:
         asyncio.run(read_form(_request(b"&".join(b"f%d=1" % i for i in range(1001)))))
     assert refused.value.status_code == 400 and "1000" in refused.value.detail
+
+
+@given(st.text(max_size=60).map(lambda tail: "/" + tail))
+def test_see_other_answers_exactly_as_starlettes_redirect_does(url: str) -> None:
+    ours, theirs = SeeOther(url), RedirectResponse(url, status_code=303)
+    assert (ours.status_code, ours.raw_headers, ours.body, ours.background) == \
+        (theirs.status_code, theirs.raw_headers, theirs.body, theirs.background)
+    ours.headers["Retry-After"] = "5"  # what views add to a response still works on it
+    assert (b"retry-after", b"5") in ours.raw_headers
+
+
+@given(st.one_of(st.text(max_size=300), st.sampled_from(["da-DK,da;q=0.9,en;q=0.8", "nb-NO", "en-GB;q=0", "*", ""])))
+def test_the_cached_accept_language_parse_is_the_parse(header: str) -> None:
+    assert _parse_accept(header) == _parse_accept(header) == _parse_accept_text(header)
+    assert negotiate(None, header) == negotiate(None, header)
+    assert region_of(header) == region_of(header)

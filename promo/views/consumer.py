@@ -347,11 +347,12 @@ async def review_submit(request: Request) -> Response:
 
 
 routes = [
+    # The redemption first: the router tries routes in order and this is the hot path (issue 18).
+    Route("/offers/{slug}/redeem", redeem_submit, methods=["POST"], name="consumer.redeem"),
     Route("/", home, name="consumer.home"),
     Route("/offers/{slug}", offer, name="consumer.offer"),
     Route("/offers/{slug}/terms", terms_page, name="consumer.terms"),
     Route("/offers/{slug}/redeem", redeem_form, methods=["GET"], name="consumer.redeem_form"),
-    Route("/offers/{slug}/redeem", redeem_submit, methods=["POST"], name="consumer.redeem"),
     Route("/offers/{slug}/review", review_form, methods=["GET"], name="consumer.review_form"),
     Route("/offers/{slug}/review", review_submit, methods=["POST"], name="consumer.review"),
     Route("/rewards", rewards_page, name="consumer.rewards"),

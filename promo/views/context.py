@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData, UploadFile
@@ -60,9 +60,12 @@ def templates_of(request: Request) -> Templates:
 
 
 async def page_context(request: Request) -> PageContext:
-    lang = negotiate(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+    # Every page and form post starts here: the cookies and Accept-Language are read once.
+    cookies = request.cookies
+    accept_language = request.headers.get("accept-language")
+    lang = negotiate(cookies.get(LANG_COOKIE), accept_language)
     session = None
-    raw = request.cookies.get(SESSION_COOKIE)
+    raw = cookies.get(SESSION_COOKIE)
     if raw:
         now = utcnow()
         limits = limits_of(request)
@@ -70,11 +73,11 @@ async def page_context(request: Request) -> PageContext:
                                                     absolute=limits.session_absolute)
         if session and needs_touch(session, now):
             await request.app.state.db.write_grouped(touch_session, session.id_hash, now)  # short: joins a group
-    anonymous_csrf = request.cookies.get(CSRF_COOKIE)
-    chosen = _chosen_country(request)
+    anonymous_csrf = cookies.get(CSRF_COOKIE)
+    chosen = _chosen_country(cookies)
     context = PageContext(
         lang=lang,
-        country=chosen or _region(request),
+        country=chosen or _region(accept_language),
         country_chosen=chosen is not None,
         session=session,
         csrf_token=session.csrf_token if session else (anonymous_csrf or secrets.token_urlsafe(32)),
@@ -84,15 +87,15 @@ async def page_context(request: Request) -> PageContext:
     return context
 
 
-def _chosen_country(request: Request) -> str | None:
-    chosen = (request.cookies.get(COUNTRY_COOKIE) or "").upper()
+def _chosen_country(cookies: dict[str, str]) -> str | None:
+    chosen = (cookies.get(COUNTRY_COOKIE) or "").upper()
     return chosen if chosen in country_codes() else None
 
 
-def _region(request: Request) -> str | None:
+def _region(accept_language: str | None) -> str | None:
     """Without a choice, the region of the preferred language (da-DK -> DK), else unknown:
     never guessed from the language alone (issue 15, item 11)."""
-    region = region_of(request.headers.get("accept-language"))
+    region = region_of(accept_language)
     return region if region in country_codes() else None
 
 
@@ -100,20 +103,49 @@ FORM_FIELDS_MAX = 1000
 
 
 async def read_form(request: Request, max_files: int = 0) -> FormData:
-    """The posted form. Urlencoded bodies (every consumer form) are parsed by the standard
-    library, because python-multipart's pure-Python parser took a tenth of a redemption
-    request; decoding is Starlette's (bytes as latin-1, %-escapes as UTF-8, "+" a space).
+    """The posted form. Urlencoded bodies (every consumer form) are parsed here, because
+    python-multipart's pure-Python parser took a tenth of a redemption request; decoding is
+    Starlette's (bytes as latin-1, %-escapes as UTF-8, "+" a space).
     Anything else (multipart uploads) goes to Starlette, with at most `max_files` files (a
     400 beyond): a form that takes no file never holds a temporary file nobody closes."""
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         return await request.form(max_files=max_files)
     body = (await request.body()).decode("latin-1")
-    try:
-        fields = parse_qsl(body, keep_blank_values=True, max_num_fields=FORM_FIELDS_MAX)
-        return FormData(cast(list[tuple[str, str | UploadFile]], fields))
-    except ValueError:
-        raise HTTPException(400, f"a form has at most {FORM_FIELDS_MAX} fields") from None
+    if body.count("&") >= FORM_FIELDS_MAX:
+        raise HTTPException(400, f"a form has at most {FORM_FIELDS_MAX} fields")
+    return _UrlencodedForm(cast(list[tuple[str, str | UploadFile]], urlencoded_fields(body)))
+
+
+class _UrlencodedForm(FormData):
+    """A parsed urlencoded form whose get() is one dict lookup: Mapping.get goes through two
+    Python calls (get, then __getitem__), and a form post reads five or six fields (issue 18).
+    The same answer: both read the last value of a repeated field."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._dict.get(key, default)
+
+
+def urlencoded_fields(body: str) -> list[tuple[str, str]]:
+    """`parse_qsl(body, keep_blank_values=True)`, without its general machinery (argument
+    coercion, a call per name and value): a redemption's five fields rarely need unquoting,
+    and the parse was the largest part of reading the form (issue 18). Checked against
+    Starlette's own parser over arbitrary bodies (tests/test_hot_path_helpers.py)."""
+    fields = []
+    for pair in body.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "+" in name:
+            name = name.replace("+", " ")
+        if "%" in name:
+            name = unquote(name)
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value)
+        fields.append((name, value))
+    return fields
 
 
 def set_cookie(response: Response, ctx: PageContext, name: str, value: str, max_age: int | None = None) -> None:
@@ -129,8 +161,24 @@ def render(request: Request, ctx: PageContext, template: str, status: int = 200,
     return response
 
 
+_LOCATION_SAFE = ":/%#?=@[]!$&'()*+,;"  # what Starlette's RedirectResponse leaves unquoted in Location
+
+
+class SeeOther(RedirectResponse):
+    """A 303 with exactly the status, headers and body of `RedirectResponse(url, 303)`, built
+    directly. Every form post ends in one, and Starlette's general path (render the body, build
+    the headers, then a MutableHeaders to add Location) cost about as much as the session read
+    (issue 18, bench/overhead.py). tests/test_hot_path_helpers.py compares the two."""
+
+    def __init__(self, url: str) -> None:  # Response.__init__ on purpose not called: nothing it does is needed
+        self.status_code = 303
+        self.background = None
+        self.body = b""
+        self.raw_headers = [(b"content-length", b"0"), (b"location", quote(url, safe=_LOCATION_SAFE).encode("latin-1"))]
+
+
 def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
+    return SeeOther(url)
 
 
 def local_path(target: str | None, default: str = "/") -> str:
