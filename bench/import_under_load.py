@@ -18,7 +18,7 @@ The import's CSV parsing runs in this same process (as an upload does) and holds
 while it runs: that costs the redemptions on both stores alike. Read ratios within one run:
 the machine is shared.
 
-PostgreSQL: a database h17r_bench_<random> on PROMO_BENCH_PG_ADMIN's server, dropped after.
+PostgreSQL: a database promo_test_bench_<random> on PROMO_BENCH_PG_ADMIN's server, dropped after.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def prepare(conn: Any, work: Path, keys: int) -> None:
 
 @contextmanager
 def postgres_database() -> Any:
-    name = f"h17r_bench_{secrets.token_hex(4)}"
+    name = f"promo_test_bench_{secrets.token_hex(4)}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
     try:
@@ -213,7 +213,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=float, default=10.0, help="seconds of redemptions before the import")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores")
-    with tempfile.TemporaryDirectory(prefix="h17r_bench_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="promo_test_bench_") as tmp:
         work = Path(tmp)
         import_file = write_csv(work / "restock.csv", ["code"], ([reward_code(10_000_000 + n)] for n in range(args.codes)))
         for store in args.stores:
