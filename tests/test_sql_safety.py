@@ -53,8 +53,12 @@ REVIEWED_DYNAMIC_SQL = {
     ("donations.py", "requests_by_id"): "constant SELECTs plus an IN list of named parameters :r0, :r1 …, one per request",
     ("redemption_lookup.py", "find_redemptions"): "the SQL of lookup_sql: one of four constant SELECTs plus Keyset's clause",
     ("staff_actions.py", "query_actions"): "the SQL of actions_sql: fixed clauses chosen by ActionFilter plus Keyset's clause",
-    ("activity.py", "count_attempt"): "the module's constant upsert (_UPSERT); values are parameters",
-    ("activity.py", "count_sent"): "the module's constant upsert (_UPSERT); values are parameters",
+    ("activity.py", "_count"): "the module's constant _TAKE_FREE with the dialect's constant SKIP LOCKED, and the"
+                               " constant upsert (_UPSERT); values are parameters",
+    ("totals.py", "take"): "the module's constant statements (_TAKE_FREE with the dialect's constant SKIP LOCKED,"
+                           " _MAKE_ROWS, _TAKE, _TAKE_CAPPED); values are parameters",
+    ("stock.py", "pool_counts"): "the module's constant _COUNTS; values are parameters",
+    ("stock.py", "_armed_and_available"): "the module's constant _COUNTS; values are parameters",
     ("pg_connection.py", "execute"): "the caller's SQL in psycopg's placeholders (pg_sql.translate), plus RETURNING of an"
                                      " identity column read from the schema",
     ("pg_connection.py", "executemany"): "the caller's SQL in psycopg's placeholders (pg_sql.translate)",
