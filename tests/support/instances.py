@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -12,16 +11,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 
-from promo.auth import consume_signin
-from promo.db import transaction
-from promo.timeutil import db_time
 from tests.support.mailserver import free_port
+from tests.support.served import mint_sessions
 
 PROMO = str(Path(sys.executable).parent / "promo")
 SECRET = "k" * 48  # every instance signs with the same key: a session made by one is good on all
@@ -87,16 +83,5 @@ def instances(config: Path, folder: Path, count: int, *args: str, **env: str) ->
 
 
 def signed_in(conn: Any, accounts: list[str]) -> dict[str, tuple[str, str]]:
-    """{account: (session cookie, csrf token)}: each signed in through the application's own
-    code (a used sign-in token and a new session), good on every instance."""
-    now = datetime.now(UTC)
-    out = {}
-    with transaction(conn):
-        for account in accounts:
-            jti = secrets.token_urlsafe(12)
-            conn.execute("INSERT INTO signin_tokens (jti, account_email, created_at) VALUES (:j, :e, :t)",
-                         {"j": jti, "e": account, "t": db_time(now)})
-            started = consume_signin(conn, email=account, jti=jti, now=now, ip="127.0.0.1")
-            assert started is not None
-            out[account] = (started[0], started[1].csrf_token)
-    return out
+    """{account: (session cookie, csrf token)}, good on every instance (served.mint_sessions)."""
+    return mint_sessions(conn, accounts)
