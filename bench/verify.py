@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from promo.audit import verify_chain
+from promo.audit import seal_pending, verify_chain
 from promo.backends import pg_connection
 from promo.db import connect
 
@@ -44,6 +44,7 @@ def verify(target: Path | str) -> dict[str, Any]:
             return conn.execute(sql).fetchone()[0]
 
         if postgres:
+            seal_pending(conn)  # events are chained by the sealer a moment after commit (issue 18)
             conn.execute("ANALYZE redemptions, outbox, reward_codes, audit_events")
             integrity = one("SELECT bool_and(indisvalid) FROM pg_index WHERE indrelid = 'redemptions'::regclass") is True
         else:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.verify import WITHOUT_OUTBOX, verify
+from promo.audit import seal_pending
 from promo.config import Settings
 from tests.support.redemption import redeem
 
@@ -37,6 +38,7 @@ def target(settings: Settings) -> Path | str:
 @pytest.fixture
 def redeemed(ready: sqlite3.Connection) -> sqlite3.Connection:  # noqa: F811
     assert redeem(ready, key=1).redeemed and redeem(ready, key=2, account="bo@example.com").redeemed
+    seal_pending(ready)  # PostgreSQL: chained now, so a damaged event is one the chain covers
     return ready
 
 
