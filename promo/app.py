@@ -229,7 +229,8 @@ _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 def response_headers(scope: Scope, request_id: str, own: frozenset[bytes] = frozenset()) -> list[tuple[bytes, bytes]]:
     """What every response carries: its request id and the security headers, but for those
     the response set itself (`own`: an email shown in a frame, promo/views/email_frame.py)."""
-    headers = [(b"x-request-id", request_id.encode()), *(h for h in SECURITY_HEADERS if h[0] not in own)]
+    security = [h for h in SECURITY_HEADERS if h[0] not in own] if own else SECURITY_HEADERS  # most set none of their own
+    headers = [(b"x-request-id", request_id.encode()), *security]
     if scope.get("scheme") == "https":
         headers.append(_HSTS)
     return headers
@@ -271,13 +272,7 @@ class RequestContext:
                 headers = message.setdefault("headers", [])
                 no_store_unless_set(scope["path"], headers)  # before ours are added: none of them is Cache-Control
                 own = frozenset(name.lower() for name, _ in headers if name.lower() in _OWN_POLICY) if headers else frozenset()
-                if own:
-                    headers.extend(response_headers(scope, request_id, own))
-                else:
-                    headers.append((b"x-request-id", request_id.encode()))
-                    headers.extend(SECURITY_HEADERS)
-                    if scope.get("scheme") == "https":
-                        headers.append(_HSTS)
+                headers.extend(response_headers(scope, request_id, own))
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)

@@ -37,6 +37,7 @@ from promo.timeutil import db_time
 GENESIS_HASH = "0" * 64
 SEAL_BATCH = 2000  # events sealed per transaction: a round's locks and memory stay small
 OVERDUE = timedelta(seconds=5)  # an event unsealed longer than this is reported by verify
+OVERDUE_LISTED = 100  # the row ids of overdue events a verify names, at most
 
 
 def canonical(payload: dict[str, Any]) -> str:
@@ -160,7 +161,7 @@ def seal_pending(conn: sqlite3.Connection, *, wait: bool = True) -> int:
 @dataclass(frozen=True)
 class Unsealed:
     count: int  # committed events not yet in the chain
-    overdue: list[int]  # the row ids of those appended longer ago than the grace (the first 100)
+    overdue: list[int]  # the row ids of those appended longer ago than the grace (the first OVERDUE_LISTED)
 
 
 def unsealed(conn: sqlite3.Connection, now: datetime, grace: timedelta = OVERDUE) -> Unsealed:
@@ -172,7 +173,7 @@ def unsealed(conn: sqlite3.Connection, now: datetime, grace: timedelta = OVERDUE
         return Unsealed(0, [])
     overdue = [int(r[0]) for r in conn.execute(
         "SELECT seq FROM audit_events WHERE chain_seq IS NULL AND (appended_at IS NULL OR appended_at < :cutoff)"
-        " ORDER BY seq LIMIT 100", {"cutoff": db_time(now - grace)})]
+        " ORDER BY seq LIMIT :n", {"cutoff": db_time(now - grace), "n": OVERDUE_LISTED})]
     return Unsealed(count, overdue)
 
 

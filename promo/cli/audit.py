@@ -29,7 +29,7 @@ def audit() -> None:
 def audit_verify(settings: Settings, checkpoint: str | None, no_seal: bool) -> None:
     """Check the whole hash chain; name the first broken event; exit 1 on any alteration, or on
     events left out of the chain."""
-    from promo.audit import OVERDUE, Checkpoint, seal_pending, unsealed, verify_chain
+    from promo.audit import OVERDUE, OVERDUE_LISTED, Checkpoint, seal_pending, unsealed, verify_chain
     from promo.timeutil import utcnow
 
     try:
@@ -51,7 +51,7 @@ def audit_verify(settings: Settings, checkpoint: str | None, no_seal: bool) -> N
     if waiting.overdue:
         shown = ", ".join(str(seq) for seq in waiting.overdue[:20]) + (" …" if len(waiting.overdue) > 20 else "")
         click.echo(f"UNSEALED: {waiting.count} events are not in the chain, of which {len(waiting.overdue)}"
-                   f"{'+' if len(waiting.overdue) == 100 else ''} were appended more than {OVERDUE.total_seconds():g} s ago "
+                   f"{'+' if len(waiting.overdue) == OVERDUE_LISTED else ''} were appended more than {OVERDUE.total_seconds():g} s ago "
                    f"(is a sealer running?): row ids {shown}", err=True)
         sys.exit(EXIT_REFUSED)
     click.echo(f"ok: {state.events} events, head {state.head_seq}:{state.head_hash}"

@@ -98,5 +98,5 @@ def import_codes_command(settings: Settings, slug: str, file: Path) -> None:
     """Import reward codes (CSV: code, optional expires_at); all or nothing."""
     with database(settings) as conn:
         stored = get_campaign(migrated(conn), slug)
-        report = import_and_rearm(conn, stored, source=str(file), source_name=file.name, now=utcnow(), actor="cli")
+        report = import_and_rearm(conn, stored, source=str(file), source_name=file.name, now=utcnow(), actor=CLI_ACTOR)
     click.echo(f"imported {report.imported} code(s) into {slug} (batch {report.batch_id})")

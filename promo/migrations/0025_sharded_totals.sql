@@ -1,7 +1,7 @@
 -- Issue 18 item 2: the campaign's redemption counter in shards, so that redemptions on
 -- PostgreSQL do not all wait for one row (88-93 % of lock waits at 64 connections were on
--- it). An uncapped campaign counts each redemption on a shard chosen at random; a campaign
--- with a total cap counts on shard 0 only, checking the cap in the same statement
+-- it). An uncapped campaign counts each redemption on the first shard no other transaction
+-- holds (SKIP LOCKED); a campaign with a total cap counts on shard 0 only, checking the cap in the same statement
 -- (promo/totals.py). Readers sum the shards. The existing totals become shard 0.
 CREATE TABLE campaign_totals_sharded (
     campaign_id  INTEGER NOT NULL REFERENCES campaigns (id),
