@@ -135,15 +135,30 @@ def _expiry(value: str, tz: ZoneInfo) -> str:
 
 
 
+_FREE_CODE = ("SELECT id, code, expires_at FROM reward_codes"
+              " WHERE campaign_id = :campaign AND issued_at IS NULL AND voided_at IS NULL AND expires_at >= :min_expiry"
+              " ORDER BY expires_at, id LIMIT 1")
+_ANY_FREE_CODE = ("SELECT EXISTS (SELECT 1 FROM reward_codes WHERE campaign_id = :campaign AND issued_at IS NULL"
+                  " AND voided_at IS NULL AND expires_at >= :min_expiry)")
+
+
 def claim_code(conn: sqlite3.Connection, *, campaign_id: int, not_expiring_before: datetime, now: datetime) -> ClaimedCode | None:
     """Take the earliest-expiring code that is still valid at `not_expiring_before`
     (the campaign's stated expiry, R-X9). Call inside the redemption's transaction."""
-    row = conn.execute(
-        "SELECT id, code, expires_at FROM reward_codes"
-        " WHERE campaign_id = :campaign AND issued_at IS NULL AND voided_at IS NULL AND expires_at >= :min_expiry"
-        " ORDER BY expires_at, id LIMIT 1" + dialect_of(conn).skip_locked,  # PostgreSQL: no two claims wait for one code
-        {"campaign": campaign_id, "min_expiry": db_time(max(not_expiring_before, now))},
-    ).fetchone()
+    dialect = dialect_of(conn)
+    params = {"campaign": campaign_id, "min_expiry": db_time(max(not_expiring_before, now))}
+    row = conn.execute(_FREE_CODE + dialect.skip_locked, params).fetchone()  # PostgreSQL: no two claims wait for one code
+    while row is None and dialect.skip_locked:
+        # Every free code may be held by transactions still deciding, which may yet roll back
+        # (a key race's losers do): wait for the first rather than answer "no codes left"
+        # while codes remain. If its holder took it, the wait finds none (READ COMMITTED
+        # re-checks the row), and the next free code is claimed the same way; each turn,
+        # another transaction has taken a code, so this ends.
+        row = conn.execute(_FREE_CODE + dialect.row_lock, params).fetchone()
+        if row is None and conn.execute(_ANY_FREE_CODE, params).fetchone()[0]:
+            row = conn.execute(_FREE_CODE + dialect.skip_locked, params).fetchone()
+            continue
+        break
     if row is None:
         return None
     take_code(conn, row["id"], now=now)

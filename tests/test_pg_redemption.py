@@ -22,7 +22,7 @@ from promo.backends.postgresql import MAX_ATTEMPTS, PostgresDatabase, RetriesExh
 from promo.campaign_store import get_campaign, save_campaign
 from promo.campaigns import parse_campaign_file, shipped_campaign_text
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus
-from promo.codes import import_codes
+from promo.codes import claim_code, import_codes
 from promo.db import transaction
 from promo.redemption import RedeemRequest, redeem
 from tests.support.database import DURING, SLUG, csv_bytes, product_key, reward_code
@@ -165,3 +165,42 @@ async def test_a_transaction_postgresql_keeps_refusing_gives_up_as_unavailable(p
             await db.write(always_conflicts)
     assert len(calls) == MAX_ATTEMPTS
     assert is_unavailable(gave_up.value)  # a 503 with Retry-After once promo.db's hook asks (never a 500)
+
+
+@pytest.mark.parametrize("holder_ends", ["rolls back", "commits"])
+def test_a_claim_that_finds_every_free_code_held_waits_for_one_instead_of_saying_none_are_left(
+        pg: PgConnection, pg_url: str, holder_ends: str) -> None:
+    """SKIP LOCKED passes over codes other transactions hold; when they hold all that are
+    free, the claim waits for one: a holder that rolls back (a key race's loser) leaves it to
+    the waiter; one that commits took it, and the waiter gets none (no code is free then)."""
+    stored = get_campaign(pg, SLUG)
+    with transaction(pg):  # leave exactly one free code
+        pg.execute("UPDATE reward_codes SET issued_at = :now WHERE id <> (SELECT min(id) FROM reward_codes)",
+                   {"now": "2013-08-05T00:00:00.000000Z"})
+    holder = pg_connection.connect(pg_url)
+    waiter = pg_connection.connect(pg_url)
+    try:
+        holder.execute("BEGIN")
+        held = claim_code(holder, campaign_id=stored.id, not_expiring_before=stored.campaign.code_expires_at, now=DURING)
+        assert held is not None
+        claimed: list[object] = []
+
+        def claim() -> None:
+            with transaction(waiter):
+                claimed.append(claim_code(waiter, campaign_id=stored.id, not_expiring_before=stored.campaign.code_expires_at,
+                                          now=DURING))
+
+        thread = threading.Thread(target=claim)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive(), f"the claim answered {claimed} while the only free code was held: it must wait"
+        holder.execute("ROLLBACK" if holder_ends == "rolls back" else "COMMIT")
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        if holder_ends == "rolls back":
+            assert claimed == [held]  # the same code, now the waiter's
+        else:
+            assert claimed == [None]
+    finally:
+        holder.close()
+        waiter.close()

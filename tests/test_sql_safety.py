@@ -62,7 +62,7 @@ REVIEWED_DYNAMIC_SQL = {
     ("pg_connection.py", "execute"): "the caller's SQL in psycopg's placeholders (pg_sql.translate), plus RETURNING of an"
                                      " identity column read from the schema",
     ("pg_connection.py", "executemany"): "the caller's SQL in psycopg's placeholders (pg_sql.translate)",
-    ("codes.py", "claim_code"): "a constant SELECT plus the dialect's constant FOR UPDATE SKIP LOCKED (empty on SQLite)",
+    ("codes.py", "claim_code"): "the constant _FREE_CODE plus the dialect's constant FOR UPDATE [SKIP LOCKED] (empty on SQLite)",
     ("audit.py", "seal"): "the dialect's constant sealer lock (PostgreSQL's advisory lock; SQLite has no sealer)",
     ("postgresql.py", "in_transaction"): "one of two constant BEGINs (READ COMMITTED for writes, a read-only snapshot for reads)",
     ("pg_schema.py", "migrate"): "statements of the numbered PostgreSQL migration files shipped in the package",
