@@ -26,6 +26,9 @@ from typing import Any
 import psycopg
 
 TICKS = os.sysconf("SC_CLK_TCK")
+# The LockSampler's own backend is named so that backend_pids() leaves it out: its queries are
+# the measurement's CPU, not the server's work for the redemptions.
+SAMPLER_NAME = "promo-bench-sampler"
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -74,12 +77,13 @@ class CpuMeter:
 
 
 def backend_pids(admin_url: str, database: str) -> Callable[[], list[int]]:
-    """pids() of the client backends connected to `database` (for a CpuMeter)."""
+    """pids() of the client backends connected to `database` (for a CpuMeter), but a
+    LockSampler's."""
     def pids() -> list[int]:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             return [row[0] for row in conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'"
-                " AND pid <> pg_backend_pid()", (database,))]
+                " AND pid <> pg_backend_pid() AND application_name <> %s", (database, SAMPLER_NAME))]
     return pids
 
 
@@ -107,7 +111,7 @@ class LockSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with psycopg.connect(self.url, autocommit=True) as conn:
+        with psycopg.connect(self.url, autocommit=True, application_name=SAMPLER_NAME) as conn:
             while not self._stop.is_set():
                 for kind, event, query, relation in conn.execute(SAMPLE):
                     self.busy += 1

@@ -11,7 +11,7 @@ import time
 
 import psycopg
 
-from bench.sampling import CpuMeter, LockSampler, backend_pids, cpu_seconds
+from bench.sampling import SAMPLER_NAME, CpuMeter, LockSampler, backend_pids, cpu_seconds
 from tests.support.pg import ADMIN_URL
 
 # Burns `seconds` of its own CPU time, then waits for its stdin to close.
@@ -77,3 +77,24 @@ def test_the_backends_of_a_database_are_found_for_the_cpu_meter(pg_url: str) -> 
         meter = CpuMeter(backend_pids(ADMIN_URL, name), interval=0.05).start()
         conn.execute("SELECT count(*) FROM generate_series(1, 3000000)").fetchone()
         assert meter.stop() > 0 and pid in meter.last
+
+
+def test_the_lock_samplers_own_backend_is_not_counted_as_the_servers_cpu(pg_url: str) -> None:
+    """The sampler queries pg_stat_activity every few ms on the bench database: its backend's CPU
+    is the measurement's, not the redemptions'."""
+    name = pg_url.rpartition("/")[2]
+    sampler = LockSampler(pg_url, interval=0.01).start()
+    try:
+        deadline = time.monotonic() + 30
+        while sampler.rounds == 0:
+            assert time.monotonic() < deadline, "the sampler never sampled"
+            time.sleep(0.01)
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            row = admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+                                (name, SAMPLER_NAME)).fetchone()
+        assert row is not None
+        with psycopg.connect(pg_url) as other:
+            found = backend_pids(ADMIN_URL, name)()
+            assert other.info.backend_pid in found and row[0] not in found
+    finally:
+        sampler.stop()
