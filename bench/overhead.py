@@ -22,7 +22,6 @@ less than requests/s. Everything targets 127.0.0.1 and stops by itself.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -43,10 +42,9 @@ UVICORN = str(Path(sys.executable).parent / "uvicorn")
 PYSPY = str(Path(sys.executable).parent / "py-spy")
 
 
-def serve_stub() -> None:
-    """`promo serve` with the redemption transaction stubbed out (runs in its own process)."""
+def stub_redeem() -> None:
+    """Replace the app's one call into the redemption transaction by a canned success."""
     from promo.campaigns.rules import Decision
-    from promo.cli import main as promo_main
     from promo.redemption import RedeemRequest, RedemptionResult
     from promo.views import consumer
 
@@ -55,6 +53,13 @@ def serve_stub() -> None:
         return RedemptionResult("redeemed", Decision(), redemption_id=1, code="STUB", code_expires_at=None)
 
     consumer.redeem = stubbed_redeem  # type: ignore[assignment]
+
+
+def serve_stub() -> None:
+    """`promo serve` with the redemption transaction stubbed out (runs in its own process)."""
+    from promo.cli import main as promo_main
+
+    stub_redeem()
     promo_main(["serve"], prog_name="promo")
 
 
@@ -73,17 +78,10 @@ def count_in_process(work: Path, which: str, requests: int) -> None:
                        "PROMO_MAIL_SINK": "false"})
     from bench.hello import app as hello
     from promo.app import create_app
-    from promo.campaigns.rules import Decision
     from promo.config import load_settings
     from promo.logs import configure_logging
-    from promo.redemption import RedeemRequest, RedemptionResult
-    from promo.views import consumer
 
-    async def stubbed_redeem(db: object, request: RedeemRequest, now: datetime, *, guess_limit: int | None = None) -> RedemptionResult:
-        request.normalized()
-        return RedemptionResult("redeemed", Decision(), redemption_id=1, code="STUB", code_expires_at=None)
-
-    consumer.redeem = stubbed_redeem  # type: ignore[assignment]
+    stub_redeem()
     settings = load_settings(config)
     configure_logging(settings.logging_format, settings.logging_level)
     app = create_app(settings)
@@ -160,12 +158,6 @@ def prepare(work: Path, sessions: int) -> tuple[Path, Path]:
     return config, lines
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (/proc/PID/stat), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def refresh_sessions(db_path: Path) -> None:
     """Mark every session seen just now, so that no run pays the once-a-minute touch (a write
     transaction, which the stub is meant to leave out; minting 20,000 sessions and a few
@@ -180,20 +172,18 @@ def refresh_sessions(db_path: Path) -> None:
 
 
 def wrk(url: str, path: str, seconds: int, lines: Path | None, connections: int = 64, pid: int | None = None) -> dict[str, float]:
-    """wrk at `connections` for `seconds`; with `pid`, also the server's CPU µs per request."""
-    from bench.run import LUA
+    """bench/run.py's wrk at `connections` for `seconds`; with `pid`, also the server's CPU µs
+    per request and its share of a core (from one reading of /proc after the run)."""
+    from bench.run import wrk as run_wrk
+    from bench.sampling import cpu_seconds
 
-    cpu = cpu_seconds(pid) if pid else 0.0
-
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(LUA), url,
-         "--", str(lines) if lines else "-", "2", path],
-        capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
-    result: dict[str, float] = json.loads(next(x for x in out.splitlines() if x.startswith("BENCH "))[6:])
-    result["per_second"] = round(result["requests"] / result["seconds"])
+    before = cpu_seconds(pid) if pid else None
+    result = run_wrk(url, path, connections, seconds, lines)
     if pid:
-        result["cpu_us"] = round((cpu_seconds(pid) - cpu) / result["requests"] * 1e6)
-        result["cpu_share"] = round((cpu_seconds(pid) - cpu) / result["seconds"], 2)
+        after = cpu_seconds(pid)
+        assert before is not None and after is not None, "the server exited during its run"
+        result["cpu_us"] = round((after - before) / result["requests"] * 1e6)
+        result["cpu_share"] = round((after - before) / result["seconds"], 2)
     return result
 
 
