@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import openloop  # noqa: E402
 from bench.data import code  # noqa: E402
-from bench.run import LUA, PROMO, UVICORN, key, peak_rss_mb, wait_ready, wrk  # noqa: E402
+from bench.run import LUA, PROMO, baseline, key, peak_rss_mb, wait_ready  # noqa: E402
 from bench.sampling import CpuMeter, LockSampler, backend_pids  # noqa: E402
 from bench.signin_burst import attack, prepare_attackers  # noqa: E402
 from bench.verify import passed, verify  # noqa: E402
@@ -458,15 +458,7 @@ def main() -> None:
                     "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
 
         say("baseline…")
-        port = free_port()
-        hello = subprocess.Popen([UVICORN, "bench.hello:app", "--port", str(port), "--loop", "uvloop", "--http",
-                                  "httptools", "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=base_env)
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/", hello)
-            results["baseline_hello_post"] = wrk(f"http://127.0.0.1:{port}", "/hello", 64, args.seconds, None)
-        finally:
-            hello.send_signal(signal.SIGINT)
-            hello.wait(timeout=15)
+        results["baseline_hello_post"] = baseline(base_env, args.seconds)
 
         template_needed = any(store == "postgresql" for store, _ in chosen.values())
         if template_needed:

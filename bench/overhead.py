@@ -38,7 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SLUG = "bench"
-UVICORN = str(Path(sys.executable).parent / "uvicorn")
 PYSPY = str(Path(sys.executable).parent / "py-spy")
 
 
@@ -298,6 +297,7 @@ def main() -> None:
         count_in_process(Path(folder), which, int(count))
         return
 
+    from bench.run import hello_command
     from tests.support.mailserver import free_port
 
     work = Path(tempfile.mkdtemp(prefix="promo-overhead-"))
@@ -310,8 +310,7 @@ def main() -> None:
     servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
     try:
         port = free_port()
-        servers["hello"] = (start([UVICORN, "bench.hello:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-                                   "--no-access-log", "--log-level", "warning"], env, port, "/"), f"http://127.0.0.1:{port}")
+        servers["hello"] = (start(hello_command(port), env, port, "/"), f"http://127.0.0.1:{port}")
         for name, tree in stubs.items():
             if tree != ROOT:  # the other tree runs this very script, so its stub is this one
                 shutil.copy(Path(__file__), tree / "bench" / "overhead.py")

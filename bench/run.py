@@ -99,6 +99,24 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def hello_command(port: int) -> list[str]:
+    """The hello-world server (bench/hello.py) on uvicorn as `promo serve` runs it (uvloop, httptools)."""
+    return [UVICORN, "bench.hello:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+            "--no-access-log", "--log-level", "warning"]
+
+
+def baseline(env: dict[str, str], seconds: int) -> dict[str, float]:
+    """wrk at 64 connections POSTing to the hello-world server: the ceiling the figures are read against."""
+    port = free_port()
+    hello = subprocess.Popen(hello_command(port), cwd=ROOT, env=env)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/", hello)
+        return wrk(f"http://127.0.0.1:{port}", "/hello", 64, seconds, None)
+    finally:
+        hello.send_signal(signal.SIGINT)
+        hello.wait(timeout=15)
+
+
 def write_lines(path: Path, sessions: dict[str, tuple[str, str]], accounts: list[str], keys: list[str], country: str) -> Path:
     with open(path, "w") as out:
         for account, product_key in zip(accounts, keys, strict=True):
@@ -188,15 +206,7 @@ def main() -> None:
            "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
 
     print("baseline…", flush=True)
-    port = free_port()
-    hello = subprocess.Popen([UVICORN, "bench.hello:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-                              "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/", hello)
-        results["baseline_hello_post"] = wrk(f"http://127.0.0.1:{port}", "/hello", 64, args.seconds, None)
-    finally:
-        hello.send_signal(signal.SIGINT)
-        hello.wait(timeout=15)
+    results["baseline_hello_post"] = baseline(env, args.seconds)
 
     print("redemptions over HTTP…", flush=True)
     port = free_port()
