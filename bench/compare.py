@@ -45,19 +45,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench import openloop  # noqa: E402
 from bench.data import code  # noqa: E402
-from bench.run import LUA, PROMO, baseline, key, peak_rss_mb, wait_ready  # noqa: E402
+from bench.run import LUA, PROMO, baseline, key, new_offer, peak_rss_mb, wait_ready  # noqa: E402
 from bench.sampling import CpuMeter, LockSampler, backend_pids  # noqa: E402
 from bench.signin_burst import attack, prepare_attackers  # noqa: E402
 from bench.verify import passed, verify  # noqa: E402
 from promo.activations import import_activations  # noqa: E402
 from promo.backends.copy import copy_database  # noqa: E402
-from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
-from promo.campaigns import campaign_from_dict  # noqa: E402
-from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
+from promo.catalog import load_catalog  # noqa: E402
 from promo.codes import import_codes  # noqa: E402
-from promo.db import connect, transaction  # noqa: E402
-from promo.demo import demo_definition  # noqa: E402
-from promo.migrate import migrate  # noqa: E402
+from promo.db import connect  # noqa: E402
 from tests.support.mailserver import free_port  # noqa: E402
 from tests.support.served import mint_sessions, write_config  # noqa: E402
 
@@ -96,13 +92,8 @@ def load(work: Path, *, codes: int, activations: int, accounts: int) -> tuple[Pa
     db_path = work / "prepared.sqlite3"
     timings: dict[str, float] = {}
     conn = connect(db_path)
-    migrate(conn)
     now = datetime.now(UTC)
-    with transaction(conn):
-        upsert_skus(conn, shipped_catalog())
-        save_campaign(conn, campaign_from_dict(demo_definition(now) | {"slug": SLUG}, load_catalog(conn)),
-                      actor="bench", now=now)
-    stored = get_campaign(conn, SLUG)
+    stored = new_offer(conn, now)
     started = time.perf_counter()
     data = ("code\n" + "\n".join(code(i) for i in range(codes)) + "\n").encode()
     import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=io.BytesIO(data), source_name="bench", now=now)

@@ -26,13 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.data import code  # noqa: E402
-from bench.run import PROMO, peak_rss_mb, wait_ready  # noqa: E402
-from promo.campaign_store import save_campaign  # noqa: E402
-from promo.campaigns import campaign_from_dict  # noqa: E402
-from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
+from bench.run import PROMO, new_offer, peak_rss_mb, wait_ready  # noqa: E402
 from promo.db import connect, transaction  # noqa: E402
-from promo.demo import demo_definition  # noqa: E402
-from promo.migrate import migrate  # noqa: E402
 from promo.passwords import hash_password  # noqa: E402
 from promo.staff import add_staff  # noqa: E402
 from tests.support.mailserver import free_port  # noqa: E402
@@ -47,11 +42,9 @@ def main() -> None:
     db_path = work / "bench.sqlite3"
     config = write_config(work, db_path)
     conn = connect(db_path)
-    migrate(conn)
     now = datetime.now(UTC)
+    new_offer(conn, now)
     with transaction(conn):
-        upsert_skus(conn, shipped_catalog())
-        save_campaign(conn, campaign_from_dict(demo_definition(now) | {"slug": "bench"}, load_catalog(conn)), actor="bench", now=now)
         add_staff(conn, email="marketer@bench.example", role="marketer", password_hash=hash_password(PASSWORD), now=now, actor="bench")
     conn.close()
     csv_path = work / "codes.csv"

@@ -130,22 +130,14 @@ def count_in_process(work: Path, which: str, requests: int) -> None:
 def prepare(work: Path, sessions: int) -> tuple[Path, Path]:
     """A fresh SQLite file with the offer and `sessions` signed-in accounts; returns the config
     and the wrk lines file (cookie csrf product_key country)."""
-    from promo.campaign_store import save_campaign
-    from promo.campaigns import campaign_from_dict
-    from promo.catalog import load_catalog, shipped_catalog, upsert_skus
-    from promo.db import connect, transaction
-    from promo.demo import demo_definition
-    from promo.migrate import migrate
+    from bench.run import new_offer
+    from promo.db import connect
     from tests.support.served import mint_sessions, write_config
 
     db_path = work / "overhead.sqlite3"
     config = write_config(work, db_path)
     conn = connect(db_path)
-    migrate(conn)
-    now = datetime.now(UTC)
-    with transaction(conn):
-        upsert_skus(conn, shipped_catalog())
-        save_campaign(conn, campaign_from_dict(demo_definition(now) | {"slug": SLUG}, load_catalog(conn)), actor="bench", now=now)
+    new_offer(conn, datetime.now(UTC))
     accounts = [f"o{i}@bench.example" for i in range(sessions)]
     minted = mint_sessions(conn, accounts)
     conn.close()

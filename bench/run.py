@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from bench.data import code  # noqa: E402
 from bench.verify import verify  # noqa: E402
 from promo.activations import import_activations  # noqa: E402
-from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
+from promo.campaign_store import StoredCampaign, get_campaign, save_campaign  # noqa: E402
 from promo.campaigns import campaign_from_dict  # noqa: E402
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
 from promo.codes import import_codes  # noqa: E402
@@ -97,6 +97,15 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
+
+
+def new_offer(conn: sqlite3.Connection, now: datetime) -> StoredCampaign:
+    """On a fresh database: the schema, the shipped catalog and the demo offer as SLUG."""
+    migrate(conn)
+    with transaction(conn):
+        upsert_skus(conn, shipped_catalog())
+        save_campaign(conn, campaign_from_dict(demo_definition(now) | {"slug": SLUG}, load_catalog(conn)), actor="bench", now=now)
+    return get_campaign(conn, SLUG)
 
 
 def hello_command(port: int) -> list[str]:
@@ -170,13 +179,8 @@ def main() -> None:
 
     print("loading data…", flush=True)
     conn = connect(db_path, synchronous=synchronous)
-    migrate(conn)
     now = datetime.now(UTC)
-    with transaction(conn):
-        upsert_skus(conn, shipped_catalog())
-        definition = demo_definition(now) | {"slug": SLUG}
-        save_campaign(conn, campaign_from_dict(definition, load_catalog(conn)), actor="bench", now=now)
-    stored = get_campaign(conn, SLUG)
+    stored = new_offer(conn, now)
     data = ("code\n" + "\n".join(code(i) for i in range(n(CODES))) + "\n").encode()
     started = time.perf_counter()
     import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=io.BytesIO(data), source_name="bench", now=now)
