@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import openloop  # noqa: E402
 from bench.data import code  # noqa: E402
-from bench.run import LUA, PROMO, baseline, key, new_offer, peak_rss_mb, wait_ready  # noqa: E402
+from bench.run import LUA, PROMO, baseline, key, new_offer, peak_rss_mb, wait_ready, write_lines  # noqa: E402
 from bench.sampling import CpuMeter, LockSampler, backend_pids  # noqa: E402
 from bench.signin_burst import attack, prepare_attackers  # noqa: E402
 from bench.verify import passed, verify  # noqa: E402
@@ -105,14 +105,11 @@ def load(work: Path, *, codes: int, activations: int, accounts: int) -> tuple[Pa
                                                 + rows).encode()), catalog=load_catalog(conn), now=now)
     timings["import_activations_s"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
-    sessions = mint_sessions(conn, [f"u{i}@bench.example" for i in range(accounts)])
+    emails = [f"u{i}@bench.example" for i in range(accounts)]
+    sessions = mint_sessions(conn, emails)
     timings["mint_sessions_s"] = round(time.perf_counter() - started, 2)
     conn.close()
-    lines = work / "lines.txt"
-    with open(lines, "w", encoding="ascii") as out:
-        for i in range(accounts):
-            cookie, csrf = sessions[f"u{i}@bench.example"]
-            out.write(f"{cookie} {csrf} {key(i)} DK\n")
+    lines = write_lines(work / "lines.txt", sessions, emails, [key(i) for i in range(accounts)], "DK")
     return db_path, lines, timings
 
 

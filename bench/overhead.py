@@ -130,7 +130,7 @@ def count_in_process(work: Path, which: str, requests: int) -> None:
 def prepare(work: Path, sessions: int) -> tuple[Path, Path]:
     """A fresh SQLite file with the offer and `sessions` signed-in accounts; returns the config
     and the wrk lines file (cookie csrf product_key country)."""
-    from bench.run import new_offer
+    from bench.run import key, new_offer, write_lines
     from promo.db import connect
     from tests.support.served import mint_sessions, write_config
 
@@ -141,12 +141,7 @@ def prepare(work: Path, sessions: int) -> tuple[Path, Path]:
     accounts = [f"o{i}@bench.example" for i in range(sessions)]
     minted = mint_sessions(conn, accounts)
     conn.close()
-    lines = work / "lines.txt"
-    with open(lines, "w") as out:
-        for i, account in enumerate(accounts):
-            cookie, csrf = minted[account]
-            out.write(f"{cookie} {csrf} BK{i:023d} DK\n")
-    return config, lines
+    return config, write_lines(work / "lines.txt", minted, accounts, [key(i) for i in range(sessions)], "DK")
 
 
 def refresh_sessions(db_path: Path) -> None:
