@@ -38,16 +38,15 @@ sys.path.insert(0, os.environ.get("PROMO_BENCH_CODE", str(Path(__file__).resolve
 import psycopg  # noqa: E402
 
 from promo import redemption  # noqa: E402
-from promo.activations import import_activations  # noqa: E402
 from promo.backends import pg_connection, pg_schema  # noqa: E402
 from promo.backends.postgresql import PostgresDatabase  # noqa: E402
 from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
 from promo.campaigns import parse_campaign_file, shipped_campaign_text  # noqa: E402
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
-from promo.codes import import_codes  # noqa: E402
 from promo.db import transaction  # noqa: E402
 from promo.redemption import RedeemRequest, redeem  # noqa: E402
-from tests.support.database import DURING, SLUG, csv_bytes, product_key, reward_code  # noqa: E402
+from tests.support.database import DURING, SLUG, product_key  # noqa: E402
+from tests.support.redemption import add_activations, add_codes  # noqa: E402
 
 ADMIN_URL = os.environ.get("PROMO_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SAMPLE_S = 0.005
@@ -77,13 +76,8 @@ def setup(url: str, keys: int, cap: bool) -> None:
         campaign = parse_campaign_file(shipped_campaign_text(SLUG), load_catalog(conn))
         save_campaign(conn, replace(campaign, allow_unbound_keys=True, total_cap=10**9 if cap else None),
                       actor="bench", now=DURING)
-    stored = get_campaign(conn, SLUG)
-    import_activations(conn, source=csv_bytes(
-        ["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],
-        [[product_key(n), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""] for n in range(1, keys + 1)]),
-        catalog=load_catalog(conn), now=DURING)
-    import_codes(conn, campaign_id=stored.id, campaign=stored.campaign,
-                 source=csv_bytes(["code"], [[reward_code(i)] for i in range(keys)]), source_name="bench.csv", now=DURING)
+    add_activations(conn, [(n, "O365-HOME-ESD", "DK", None) for n in range(1, keys + 1)])
+    add_codes(conn, get_campaign(conn, SLUG), keys)
     conn.raw.execute("VACUUM ANALYZE")
     conn.close()
 
