@@ -55,6 +55,7 @@ from promo.catalog import load_catalog  # noqa: E402
 from promo.codes import import_codes  # noqa: E402
 from promo.db import connect  # noqa: E402
 from tests.support.mailserver import free_port  # noqa: E402
+from tests.support.pg import CODE_POINT_ORDER  # noqa: E402
 from tests.support.served import mint_sessions, write_config  # noqa: E402
 
 ADMIN_URL = os.environ.get("PROMO_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -117,7 +118,7 @@ def load(work: Path, *, codes: int, activations: int, accounts: int) -> tuple[Pa
 def pg_template(prepared: Path, work: Path, timings: dict[str, float]) -> Iterator[str]:
     """A PostgreSQL database holding the prepared file's rows, to clone (never served)."""
     name = f"{PREFIX}tpl_{secrets.token_hex(4)}"
-    admin(f'CREATE DATABASE "{name}"')
+    admin(f'CREATE DATABASE "{name}" {CODE_POINT_ORDER}')  # the baseline migration needs it
     try:
         started = time.perf_counter()
         copy_database(f"sqlite:///{prepared}", pg_url(name), base=work)

@@ -39,6 +39,7 @@ from promo.db import transaction  # noqa: E402
 from promo.outbox import enqueue  # noqa: E402
 from promo.timeutil import utcnow  # noqa: E402
 from tests.support.mailserver import free_port  # noqa: E402
+from tests.support.pg import CODE_POINT_ORDER  # noqa: E402
 
 ADMIN_URL = os.environ.get("PROMO_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +91,7 @@ def one_run(relays: int, emails: int, connections: int, folder: Path) -> tuple[f
     base = ADMIN_URL.rpartition("/")[0]
     url = f"{base}/{name}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" {CODE_POINT_ORDER}')  # the baseline migration needs it
     processes: list[subprocess.Popen[bytes]] = []
     try:
         conn = pg_connection.connect(url)
