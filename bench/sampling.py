@@ -87,11 +87,14 @@ def backend_pids(admin_url: str, database: str) -> Callable[[], list[int]]:
     return pids
 
 
+# The relation of a lock wait: the waited lock's, else the row's (the tuple lock held while
+# waiting for its holder's transaction), else the waited lock's type ("advisory").
 SAMPLE = """
 SELECT a.wait_event_type, a.wait_event, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 160),
-       CASE WHEN a.wait_event_type = 'Lock' THEN
+       CASE WHEN a.wait_event_type = 'Lock' THEN COALESCE(
          (SELECT l.relation::regclass::text FROM pg_locks l WHERE l.pid = a.pid AND l.relation IS NOT NULL
-            AND (NOT l.granted OR l.locktype = 'tuple') ORDER BY l.granted LIMIT 1) END
+            AND (NOT l.granted OR l.locktype = 'tuple') ORDER BY l.granted LIMIT 1),
+         (SELECT l.locktype FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1)) END
 FROM pg_stat_activity a
 WHERE a.datname = current_database() AND a.backend_type = 'client backend' AND a.state <> 'idle'
   AND a.pid <> pg_backend_pid()
