@@ -98,3 +98,27 @@ def test_the_lock_samplers_own_backend_is_not_counted_as_the_servers_cpu(pg_url:
             assert other.info.backend_pid in found and row[0] not in found
     finally:
         sampler.stop()
+
+
+def test_a_wait_on_an_advisory_lock_is_named_by_its_lock_type(pg_url: str) -> None:
+    """No relation to name (the audit chain's head lock was one, bench/hot_rows.py): "advisory"."""
+    holder = psycopg.connect(pg_url, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(7001)")
+
+    def waiter() -> None:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(7001)")
+
+    waiting = threading.Thread(target=waiter)
+    sampler = LockSampler(pg_url, interval=0.01).start()
+    waiting.start()
+    deadline = time.monotonic() + 30
+    while sum(sampler.waits.values()) < 5:
+        assert time.monotonic() < deadline, sampler.summary()
+        time.sleep(0.02)
+    holder.execute("SELECT pg_advisory_unlock(7001)")
+    waiting.join(10)
+    summary = sampler.stop()
+    holder.close()
+    top = summary["by_lock"][0]
+    assert top["lock"] == "advisory" and top["relation"] == "advisory" and "pg_advisory_lock" in top["query"]
