@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import openloop  # noqa: E402
 from bench.data import code  # noqa: E402
-from bench.run import LUA, PROMO, baseline, key, new_offer, peak_rss_mb, wait_ready, write_lines  # noqa: E402
+from bench.run import LUA, PROMO, baseline, key, new_offer, peak_rss_mb, serve_env, wait_ready, write_lines  # noqa: E402
 from bench.sampling import CpuMeter, LockSampler, backend_pids  # noqa: E402
 from bench.signin_burst import attack, prepare_attackers  # noqa: E402
 from bench.verify import passed, verify  # noqa: E402
@@ -441,10 +441,7 @@ def main() -> None:
         restock.write_text("code\n" + "\n".join(code(10_000_000 + i) for i in range(args.restock_codes)) + "\n",
                            encoding="ascii")
         config = write_config(work, prepared)
-        base_env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
-                    "PROMO_ENVIRONMENT": "production", "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
-                    "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false",
-                    "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
+        base_env = serve_env(config, PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR="100000000")
 
         say("baseline…")
         results["baseline_hello_post"] = baseline(base_env, args.seconds)

@@ -10,7 +10,6 @@ bench/upload-results.json. Targets 127.0.0.1 only and stops by itself."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.data import code  # noqa: E402
-from bench.run import PROMO, new_offer, peak_rss_mb, wait_ready  # noqa: E402
+from bench.run import PROMO, new_offer, peak_rss_mb, serve_env, wait_ready  # noqa: E402
 from promo.db import connect, transaction  # noqa: E402
 from promo.passwords import hash_password  # noqa: E402
 from promo.staff import add_staff  # noqa: E402
@@ -54,9 +53,7 @@ def main() -> None:
     size = csv_path.stat().st_size
 
     port = free_port()
-    env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
-           "PROMO_ENVIRONMENT": "production", "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false",
-           "PROMO_SERVER_PORT": str(port), "PROMO_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    env = serve_env(config, PROMO_SERVER_PORT=str(port), PROMO_SERVER_PUBLIC_URL=f"http://127.0.0.1:{port}")
     server = subprocess.Popen([PROMO, "serve"], env=env)
     base = f"http://127.0.0.1:{port}"
     results: dict[str, object] = {"when": now.isoformat(timespec="seconds"), "codes": CODES, "file_mb": round(size / 1e6, 1)}

@@ -72,9 +72,9 @@ def count_in_process(work: Path, which: str, requests: int) -> None:
     import time
 
     config = work / "served.toml"
-    os.environ.update({"PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING", "PROMO_ENVIRONMENT": "production",
-                       "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid", "PROMO_MAIL_RELAY": "false",
-                       "PROMO_MAIL_SINK": "false"})
+    from bench.run import serve_env
+
+    os.environ.update(serve_env(config))
     from bench.hello import app as hello
     from promo.app import create_app
     from promo.config import load_settings
@@ -284,15 +284,13 @@ def main() -> None:
         count_in_process(Path(folder), which, int(count))
         return
 
-    from bench.run import hello_command
+    from bench.run import hello_command, serve_env
     from tests.support.mailserver import free_port
 
     work = Path(tempfile.mkdtemp(prefix="promo-overhead-"))
     print("preparing…", flush=True)
     config, lines = prepare(work, args.sessions)
-    env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
-           "PROMO_ENVIRONMENT": "production", "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
-           "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false"}
+    env = serve_env(config)
     stubs = {"stub": ROOT} | ({"compare": args.compare.resolve()} if args.compare else {})
     servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
     try:

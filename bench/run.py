@@ -99,6 +99,14 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def serve_env(config: Path, **settings: str) -> dict[str, str]:
+    """The environment a benchmark runs `promo serve` in: `config`, production, warnings only, no
+    mail relay or sink; `settings` adds or overrides PROMO_* variables."""
+    return {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
+            "PROMO_ENVIRONMENT": "production", "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
+            "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false", **settings}
+
+
 def new_offer(conn: sqlite3.Connection, now: datetime) -> StoredCampaign:
     """On a fresh database: the schema, the shipped catalog and the demo offer as SLUG."""
     migrate(conn)
@@ -204,10 +212,7 @@ def main() -> None:
     run512 = write_lines(work / "run512.txt", sessions, accounts[n(70_000):n(140_000)],
                          [key(i) for i in range(n(70_000), n(140_000))], "DK")
 
-    env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
-           "PROMO_ENVIRONMENT": "production", "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
-           "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false", "PROMO_DATABASE_SYNCHRONOUS": synchronous,
-           "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
+    env = serve_env(config, PROMO_DATABASE_SYNCHRONOUS=synchronous, PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR="100000000")
 
     print("baseline…", flush=True)
     results["baseline_hello_post"] = baseline(env, args.seconds)

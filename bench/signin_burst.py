@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.data import code  # noqa: E402
-from bench.run import PROMO, key, new_offer, wait_ready  # noqa: E402
+from bench.run import PROMO, key, new_offer, serve_env, wait_ready  # noqa: E402
 from promo.activations import import_activations  # noqa: E402
 from promo.catalog import load_catalog  # noqa: E402
 from promo.codes import import_codes  # noqa: E402
@@ -177,10 +177,7 @@ def main() -> None:
     db_path, sessions = prepare(work, accounts)
     config = write_config(work, db_path)
     port = free_port()
-    env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING", "PROMO_ENVIRONMENT": "production",
-           "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false", "PROMO_SERVER_PORT": str(port),
-           "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
-           "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
+    env = serve_env(config, PROMO_SERVER_PORT=str(port), PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR="100000000")
     server = subprocess.Popen([PROMO, "serve"], env=env)
     try:
         wait_ready(f"http://127.0.0.1:{port}/healthz", server)
