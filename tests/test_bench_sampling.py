@@ -8,6 +8,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
@@ -40,27 +42,32 @@ def test_cpu_seconds_count_what_each_process_burnt_including_one_started_during_
     assert cpu_seconds(late.pid) is None  # gone: None, not an error
 
 
+def sample_a_wait(pg_url: str, statement: str, release: Callable[[], object], *, samples: int) -> dict[str, Any]:
+    """A LockSampler's summary while another connection runs `statement`, which waits on a lock
+    held here, for at least `samples` lock-wait samples; then release() and the wait ends."""
+    def waiter() -> None:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(statement)
+
+    waiting = threading.Thread(target=waiter)
+    sampler = LockSampler(pg_url, interval=0.01).start()
+    waiting.start()
+    deadline = time.monotonic() + 30
+    while sum(sampler.waits.values()) < samples:
+        assert time.monotonic() < deadline, sampler.summary()
+        time.sleep(0.02)
+    release()
+    waiting.join(10)
+    return sampler.stop()
+
+
 def test_lock_waits_name_the_relation_and_the_statement_that_waits(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as setup:
         setup.execute("CREATE TABLE hot (id int PRIMARY KEY, n int)")
         setup.execute("INSERT INTO hot VALUES (1, 0), (2, 0)")
     holder = psycopg.connect(pg_url)
     holder.execute("UPDATE hot SET n = 1 WHERE id = 1")  # holds the row until it commits
-
-    def waiter() -> None:
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            conn.execute("UPDATE hot SET n = 2 WHERE id = 1")
-
-    waiting = threading.Thread(target=waiter)
-    sampler = LockSampler(pg_url, interval=0.01).start()
-    waiting.start()
-    deadline = time.monotonic() + 30
-    while sum(sampler.waits.values()) < 20:
-        assert time.monotonic() < deadline, sampler.summary()
-        time.sleep(0.02)
-    holder.commit()
-    waiting.join(10)
-    summary = sampler.stop()
+    summary = sample_a_wait(pg_url, "UPDATE hot SET n = 2 WHERE id = 1", holder.commit, samples=20)
     holder.close()
     top = summary["by_lock"][0]
     assert top["lock"] == "transactionid" and top["relation"] == "hot" and "UPDATE hot SET n = 2" in top["query"]
@@ -104,21 +111,8 @@ def test_a_wait_on_an_advisory_lock_is_named_by_its_lock_type(pg_url: str) -> No
     """No relation to name (the audit chain's head lock was one, bench/hot_rows.py): "advisory"."""
     holder = psycopg.connect(pg_url, autocommit=True)
     holder.execute("SELECT pg_advisory_lock(7001)")
-
-    def waiter() -> None:
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_advisory_lock(7001)")
-
-    waiting = threading.Thread(target=waiter)
-    sampler = LockSampler(pg_url, interval=0.01).start()
-    waiting.start()
-    deadline = time.monotonic() + 30
-    while sum(sampler.waits.values()) < 5:
-        assert time.monotonic() < deadline, sampler.summary()
-        time.sleep(0.02)
-    holder.execute("SELECT pg_advisory_unlock(7001)")
-    waiting.join(10)
-    summary = sampler.stop()
+    summary = sample_a_wait(pg_url, "SELECT pg_advisory_lock(7001)", lambda: holder.execute("SELECT pg_advisory_unlock(7001)"),
+                            samples=5)
     holder.close()
     top = summary["by_lock"][0]
     assert top["lock"] == "advisory" and top["relation"] == "advisory" and "pg_advisory_lock" in top["query"]
