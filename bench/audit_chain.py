@@ -35,6 +35,7 @@ from promo.backends import pg_connection, pg_schema  # noqa: E402
 from promo.db import connect, transaction  # noqa: E402
 from promo.migrate import _statements, migrate  # noqa: E402
 from promo.timeutil import db_time  # noqa: E402
+from tests.support.pg import CODE_POINT_ORDER  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 AT = datetime(2013, 8, 1, tzinfo=UTC)
@@ -65,7 +66,7 @@ def pg_database(*, before: bool) -> Iterator[str]:
     """A database of its own, at the schema of 0023 (before) or of every migration (after)."""
     name = f"promo_test_bench_{secrets.token_hex(4)}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" {CODE_POINT_ORDER}')  # the baseline migration needs it
     url = f"{ADMIN_URL.rpartition('/')[0]}/{name}"
     try:
         conn = pg_connection.connect(url)

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,20 +45,17 @@ sys.path.insert(0, str(ROOT))
 
 from bench import openloop  # noqa: E402
 from bench.data import code  # noqa: E402
-from bench.run import LUA, PROMO, UVICORN, key, peak_rss_mb, wait_ready, wrk  # noqa: E402
+from bench.run import LUA, PROMO, baseline, key, new_offer, peak_rss_mb, serve_env, wait_ready, write_lines  # noqa: E402
 from bench.sampling import CpuMeter, LockSampler, backend_pids  # noqa: E402
 from bench.signin_burst import attack, prepare_attackers  # noqa: E402
 from bench.verify import passed, verify  # noqa: E402
 from promo.activations import import_activations  # noqa: E402
 from promo.backends.copy import copy_database  # noqa: E402
-from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
-from promo.campaigns import campaign_from_dict  # noqa: E402
-from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
+from promo.catalog import load_catalog  # noqa: E402
 from promo.codes import import_codes  # noqa: E402
-from promo.db import connect, transaction  # noqa: E402
-from promo.demo import demo_definition  # noqa: E402
-from promo.migrate import migrate  # noqa: E402
+from promo.db import connect  # noqa: E402
 from tests.support.mailserver import free_port  # noqa: E402
+from tests.support.pg import CODE_POINT_ORDER  # noqa: E402
 from tests.support.served import mint_sessions, write_config  # noqa: E402
 
 ADMIN_URL = os.environ.get("PROMO_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -96,13 +93,8 @@ def load(work: Path, *, codes: int, activations: int, accounts: int) -> tuple[Pa
     db_path = work / "prepared.sqlite3"
     timings: dict[str, float] = {}
     conn = connect(db_path)
-    migrate(conn)
     now = datetime.now(UTC)
-    with transaction(conn):
-        upsert_skus(conn, shipped_catalog())
-        save_campaign(conn, campaign_from_dict(demo_definition(now) | {"slug": SLUG}, load_catalog(conn)),
-                      actor="bench", now=now)
-    stored = get_campaign(conn, SLUG)
+    stored = new_offer(conn, now)
     started = time.perf_counter()
     data = ("code\n" + "\n".join(code(i) for i in range(codes)) + "\n").encode()
     import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=io.BytesIO(data), source_name="bench", now=now)
@@ -114,14 +106,11 @@ def load(work: Path, *, codes: int, activations: int, accounts: int) -> tuple[Pa
                                                 + rows).encode()), catalog=load_catalog(conn), now=now)
     timings["import_activations_s"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
-    sessions = mint_sessions(conn, [f"u{i}@bench.example" for i in range(accounts)])
+    emails = [f"u{i}@bench.example" for i in range(accounts)]
+    sessions = mint_sessions(conn, emails)
     timings["mint_sessions_s"] = round(time.perf_counter() - started, 2)
     conn.close()
-    lines = work / "lines.txt"
-    with open(lines, "w", encoding="ascii") as out:
-        for i in range(accounts):
-            cookie, csrf = sessions[f"u{i}@bench.example"]
-            out.write(f"{cookie} {csrf} {key(i)} DK\n")
+    lines = write_lines(work / "lines.txt", sessions, emails, [key(i) for i in range(accounts)], "DK")
     return db_path, lines, timings
 
 
@@ -129,7 +118,7 @@ def load(work: Path, *, codes: int, activations: int, accounts: int) -> tuple[Pa
 def pg_template(prepared: Path, work: Path, timings: dict[str, float]) -> Iterator[str]:
     """A PostgreSQL database holding the prepared file's rows, to clone (never served)."""
     name = f"{PREFIX}tpl_{secrets.token_hex(4)}"
-    admin(f'CREATE DATABASE "{name}"')
+    admin(f'CREATE DATABASE "{name}" {CODE_POINT_ORDER}')  # the baseline migration needs it
     try:
         started = time.perf_counter()
         copy_database(f"sqlite:///{prepared}", pg_url(name), base=work)
@@ -328,9 +317,9 @@ def run_config(label: str, store: str, count: int, *, prepared: Path, template: 
         say(f"{label}: verifying the database…")
         # 5. The database, verified.
         started = time.perf_counter()
-        out["verify"] = verify(target)
-        out["verify"]["seconds"] = round(time.perf_counter() - started, 2)
-        out["verified"] = passed({k: v for k, v in out["verify"].items() if k != "seconds"})
+        checks = verify(target)
+        out["verify"] = checks | {"seconds": round(time.perf_counter() - started, 2)}
+        out["verified"] = passed(checks)
     return out
 
 
@@ -452,26 +441,15 @@ def main() -> None:
         restock.write_text("code\n" + "\n".join(code(10_000_000 + i) for i in range(args.restock_codes)) + "\n",
                            encoding="ascii")
         config = write_config(work, prepared)
-        base_env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
-                    "PROMO_ENVIRONMENT": "production", "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
-                    "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false",
-                    "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
+        base_env = serve_env(config, PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR="100000000")
 
         say("baseline…")
-        port = free_port()
-        hello = subprocess.Popen([UVICORN, "bench.hello:app", "--port", str(port), "--loop", "uvloop", "--http",
-                                  "httptools", "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=base_env)
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/", hello)
-            results["baseline_hello_post"] = wrk(f"http://127.0.0.1:{port}", "/hello", 64, args.seconds, None)
-        finally:
-            hello.send_signal(signal.SIGINT)
-            hello.wait(timeout=15)
+        results["baseline_hello_post"] = baseline(base_env, args.seconds)
 
         template_needed = any(store == "postgresql" for store, _ in chosen.values())
         if template_needed:
             say("copying the rows into a PostgreSQL template…")
-        with (pg_template(prepared, work, timings) if template_needed else _nothing()) as template:
+        with (pg_template(prepared, work, timings) if template_needed else nullcontext()) as template:
             for label, (store, count) in chosen.items():
                 results["configs"][label] = run_config(
                     label, store, count, prepared=prepared, template=template, lines=lines, accounts=accounts,
@@ -486,11 +464,6 @@ def main() -> None:
         print(f"\nwritten to {args.out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
 
 
 if __name__ == "__main__":

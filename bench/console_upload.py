@@ -10,7 +10,6 @@ bench/upload-results.json. Targets 127.0.0.1 only and stops by itself."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -26,13 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.data import code  # noqa: E402
-from bench.run import PROMO, peak_rss_mb, wait_ready  # noqa: E402
-from promo.campaign_store import save_campaign  # noqa: E402
-from promo.campaigns import campaign_from_dict  # noqa: E402
-from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
+from bench.run import PROMO, new_offer, peak_rss_mb, serve_env, wait_ready  # noqa: E402
 from promo.db import connect, transaction  # noqa: E402
-from promo.demo import demo_definition  # noqa: E402
-from promo.migrate import migrate  # noqa: E402
 from promo.passwords import hash_password  # noqa: E402
 from promo.staff import add_staff  # noqa: E402
 from tests.support.mailserver import free_port  # noqa: E402
@@ -47,11 +41,9 @@ def main() -> None:
     db_path = work / "bench.sqlite3"
     config = write_config(work, db_path)
     conn = connect(db_path)
-    migrate(conn)
     now = datetime.now(UTC)
+    new_offer(conn, now)
     with transaction(conn):
-        upsert_skus(conn, shipped_catalog())
-        save_campaign(conn, campaign_from_dict(demo_definition(now) | {"slug": "bench"}, load_catalog(conn)), actor="bench", now=now)
         add_staff(conn, email="marketer@bench.example", role="marketer", password_hash=hash_password(PASSWORD), now=now, actor="bench")
     conn.close()
     csv_path = work / "codes.csv"
@@ -61,9 +53,7 @@ def main() -> None:
     size = csv_path.stat().st_size
 
     port = free_port()
-    env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
-           "PROMO_ENVIRONMENT": "production", "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false",
-           "PROMO_SERVER_PORT": str(port), "PROMO_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    env = serve_env(config, PROMO_SERVER_PORT=str(port), PROMO_SERVER_PUBLIC_URL=f"http://127.0.0.1:{port}")
     server = subprocess.Popen([PROMO, "serve"], env=env)
     base = f"http://127.0.0.1:{port}"
     results: dict[str, object] = {"when": now.isoformat(timespec="seconds"), "codes": CODES, "file_mb": round(size / 1e6, 1)}

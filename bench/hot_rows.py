@@ -24,48 +24,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import os
 import secrets
 import sys
-import threading
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, os.environ.get("PROMO_BENCH_CODE", str(Path(__file__).resolve().parent.parent)))
+# The sampler comes from this checkout (bench/ is a namespace package: an older checkout's adds to it).
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
 
+from bench.sampling import LockSampler  # noqa: E402
 from promo import redemption  # noqa: E402
-from promo.activations import import_activations  # noqa: E402
 from promo.backends import pg_connection, pg_schema  # noqa: E402
 from promo.backends.postgresql import PostgresDatabase  # noqa: E402
 from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
 from promo.campaigns import parse_campaign_file, shipped_campaign_text  # noqa: E402
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
-from promo.codes import import_codes  # noqa: E402
 from promo.db import transaction  # noqa: E402
 from promo.redemption import RedeemRequest, redeem  # noqa: E402
-from tests.support.database import DURING, SLUG, csv_bytes, product_key, reward_code  # noqa: E402
+from tests.support.database import DURING, SLUG, product_key  # noqa: E402
+from tests.support.redemption import add_activations, add_codes  # noqa: E402
 
 ADMIN_URL = os.environ.get("PROMO_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SAMPLE_S = 0.005
-
-# Each non-idle backend of the bench database but the sampler's: what it waits for, the
-# relation of the lock it waits on (a row lock: the tuple lock it holds or waits on), and
-# the statement it runs.
-SAMPLE = """
-SELECT a.wait_event_type, a.wait_event,
-       COALESCE(w.relation::regclass::text, t.relation::regclass::text, w.locktype) AS what,
-       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 60) AS query
-FROM pg_stat_activity a
-LEFT JOIN LATERAL (SELECT locktype, relation FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1) w ON true
-LEFT JOIN LATERAL (SELECT relation FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'tuple' LIMIT 1) t ON true
-WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.state NOT IN ('idle')
-  AND a.backend_type = 'client backend'
-"""
-
 
 def setup(url: str, keys: int, cap: bool) -> None:
     conn = pg_connection.connect(url)
@@ -77,36 +63,24 @@ def setup(url: str, keys: int, cap: bool) -> None:
         campaign = parse_campaign_file(shipped_campaign_text(SLUG), load_catalog(conn))
         save_campaign(conn, replace(campaign, allow_unbound_keys=True, total_cap=10**9 if cap else None),
                       actor="bench", now=DURING)
-    stored = get_campaign(conn, SLUG)
-    import_activations(conn, source=csv_bytes(
-        ["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],
-        [[product_key(n), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""] for n in range(1, keys + 1)]),
-        catalog=load_catalog(conn), now=DURING)
-    import_codes(conn, campaign_id=stored.id, campaign=stored.campaign,
-                 source=csv_bytes(["code"], [[reward_code(i)] for i in range(keys)]), source_name="bench.csv", now=DURING)
+    add_activations(conn, [(n, "O365-HOME-ESD", "DK", None) for n in range(1, keys + 1)])
+    add_codes(conn, get_campaign(conn, SLUG), keys)
     conn.raw.execute("VACUUM ANALYZE")
     conn.close()
 
 
-class Sampler(threading.Thread):
-    def __init__(self, url: str):
-        super().__init__(daemon=True)
-        self.url, self.stop = url, threading.Event()
-        self.active = 0
-        self.waits: collections.Counter[str] = collections.Counter()
-        self.statements: collections.Counter[str] = collections.Counter()
-        self.kinds: collections.Counter[str] = collections.Counter()  # every wait event type, and "running"
-
-    def run(self) -> None:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self.stop.is_set():
-                for kind, event, what, query in conn.execute(SAMPLE).fetchall():
-                    self.active += 1
-                    self.kinds[kind or "running"] += 1
-                    if kind == "Lock":
-                        self.waits[f"{event}: {what}"] += 1
-                        self.statements[query] += 1
-                self.stop.wait(SAMPLE_S)
+def breakdown(sampler: LockSampler) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """The sampler's samples by wait event type ("running" on the CPU), its lock waits by
+    "event: relation" and by statement (its first 60 characters)."""
+    kinds: Counter[str] = Counter()
+    for event, n in sampler.events.items():
+        kinds[event.split(":")[0]] += n
+    waits: Counter[str] = Counter()
+    statements: Counter[str] = Counter()
+    for (lock, relation, query), n in sampler.waits.items():
+        waits[f"{lock}: {relation}"] += n
+        statements[query[:60]] += n
+    return kinds, waits, statements
 
 
 async def run(url: str, connections: int, numbers: range) -> tuple[float, int, int]:
@@ -138,20 +112,19 @@ def main() -> None:
         print(f"code: {sys.path[0]}; campaign {'with' if args.cap else 'without'} a total cap; "
               f"{'no audit events; ' if args.without_chain else ''}{args.redemptions} redemptions per run")
         for i, connections in enumerate(args.connections):
-            sampler = Sampler(url)
-            sampler.start()
+            sampler = LockSampler(url, interval=SAMPLE_S).start()
             first = 1 + i * args.redemptions
             elapsed, redeemed, refused = asyncio.run(run(url, connections, range(first, first + args.redemptions)))
-            sampler.stop.set()
-            sampler.join()
-            waiting = sum(sampler.waits.values())
+            sampler.stop()
+            kinds, waits, statements = breakdown(sampler)
+            waiting, active = sum(waits.values()), sampler.busy
             print(f"\n{connections} connections: {redeemed / elapsed:.0f} redemptions/s ({redeemed} redeemed, "
-                  f"{refused} refused, {elapsed:.1f} s); lock waits {100 * waiting / max(sampler.active, 1):.1f} % "
-                  f"of {sampler.active} active backend samples")
-            print("  samples: " + ", ".join(f"{k} {100 * n / max(sampler.active, 1):.1f} %" for k, n in sampler.kinds.most_common()))
-            for what, n in sampler.waits.most_common(6):
+                  f"{refused} refused, {elapsed:.1f} s); lock waits {100 * waiting / max(active, 1):.1f} % "
+                  f"of {active} active backend samples")
+            print("  samples: " + ", ".join(f"{k} {100 * n / max(active, 1):.1f} %" for k, n in kinds.most_common()))
+            for what, n in waits.most_common(6):
                 print(f"  {100 * n / max(waiting, 1):5.1f} % of waits  {what}")
-            for query, n in sampler.statements.most_common(4):
+            for query, n in statements.most_common(4):
                 print(f"  {100 * n / max(waiting, 1):5.1f} % waiting in  {query}")
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:

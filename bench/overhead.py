@@ -22,7 +22,6 @@ less than requests/s. Everything targets 127.0.0.1 and stops by itself.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -39,14 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SLUG = "bench"
-UVICORN = str(Path(sys.executable).parent / "uvicorn")
 PYSPY = str(Path(sys.executable).parent / "py-spy")
 
 
-def serve_stub() -> None:
-    """`promo serve` with the redemption transaction stubbed out (runs in its own process)."""
+def stub_redeem() -> None:
+    """Replace the app's one call into the redemption transaction by a canned success."""
     from promo.campaigns.rules import Decision
-    from promo.cli import main as promo_main
     from promo.redemption import RedeemRequest, RedemptionResult
     from promo.views import consumer
 
@@ -55,6 +52,13 @@ def serve_stub() -> None:
         return RedemptionResult("redeemed", Decision(), redemption_id=1, code="STUB", code_expires_at=None)
 
     consumer.redeem = stubbed_redeem  # type: ignore[assignment]
+
+
+def serve_stub() -> None:
+    """`promo serve` with the redemption transaction stubbed out (runs in its own process)."""
+    from promo.cli import main as promo_main
+
+    stub_redeem()
     promo_main(["serve"], prog_name="promo")
 
 
@@ -68,22 +72,15 @@ def count_in_process(work: Path, which: str, requests: int) -> None:
     import time
 
     config = work / "served.toml"
-    os.environ.update({"PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING", "PROMO_ENVIRONMENT": "production",
-                       "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid", "PROMO_MAIL_RELAY": "false",
-                       "PROMO_MAIL_SINK": "false"})
+    from bench.run import serve_env
+
+    os.environ.update(serve_env(config))
     from bench.hello import app as hello
     from promo.app import create_app
-    from promo.campaigns.rules import Decision
     from promo.config import load_settings
     from promo.logs import configure_logging
-    from promo.redemption import RedeemRequest, RedemptionResult
-    from promo.views import consumer
 
-    async def stubbed_redeem(db: object, request: RedeemRequest, now: datetime, *, guess_limit: int | None = None) -> RedemptionResult:
-        request.normalized()
-        return RedemptionResult("redeemed", Decision(), redemption_id=1, code="STUB", code_expires_at=None)
-
-    consumer.redeem = stubbed_redeem  # type: ignore[assignment]
+    stub_redeem()
     settings = load_settings(config)
     configure_logging(settings.logging_format, settings.logging_level)
     app = create_app(settings)
@@ -133,37 +130,18 @@ def count_in_process(work: Path, which: str, requests: int) -> None:
 def prepare(work: Path, sessions: int) -> tuple[Path, Path]:
     """A fresh SQLite file with the offer and `sessions` signed-in accounts; returns the config
     and the wrk lines file (cookie csrf product_key country)."""
-    from promo.campaign_store import save_campaign
-    from promo.campaigns import campaign_from_dict
-    from promo.catalog import load_catalog, shipped_catalog, upsert_skus
-    from promo.db import connect, transaction
-    from promo.demo import demo_definition
-    from promo.migrate import migrate
+    from bench.run import key, new_offer, write_lines
+    from promo.db import connect
     from tests.support.served import mint_sessions, write_config
 
     db_path = work / "overhead.sqlite3"
     config = write_config(work, db_path)
     conn = connect(db_path)
-    migrate(conn)
-    now = datetime.now(UTC)
-    with transaction(conn):
-        upsert_skus(conn, shipped_catalog())
-        save_campaign(conn, campaign_from_dict(demo_definition(now) | {"slug": SLUG}, load_catalog(conn)), actor="bench", now=now)
+    new_offer(conn, datetime.now(UTC))
     accounts = [f"o{i}@bench.example" for i in range(sessions)]
     minted = mint_sessions(conn, accounts)
     conn.close()
-    lines = work / "lines.txt"
-    with open(lines, "w") as out:
-        for i, account in enumerate(accounts):
-            cookie, csrf = minted[account]
-            out.write(f"{cookie} {csrf} BK{i:023d} DK\n")
-    return config, lines
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (/proc/PID/stat), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return config, write_lines(work / "lines.txt", minted, accounts, [key(i) for i in range(sessions)], "DK")
 
 
 def refresh_sessions(db_path: Path) -> None:
@@ -180,20 +158,18 @@ def refresh_sessions(db_path: Path) -> None:
 
 
 def wrk(url: str, path: str, seconds: int, lines: Path | None, connections: int = 64, pid: int | None = None) -> dict[str, float]:
-    """wrk at `connections` for `seconds`; with `pid`, also the server's CPU µs per request."""
-    from bench.run import LUA
+    """bench/run.py's wrk at `connections` for `seconds`; with `pid`, also the server's CPU µs
+    per request and its share of a core (from one reading of /proc after the run)."""
+    from bench.run import wrk as run_wrk
+    from bench.sampling import cpu_seconds
 
-    cpu = cpu_seconds(pid) if pid else 0.0
-
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(LUA), url,
-         "--", str(lines) if lines else "-", "2", path],
-        capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
-    result: dict[str, float] = json.loads(next(x for x in out.splitlines() if x.startswith("BENCH "))[6:])
-    result["per_second"] = round(result["requests"] / result["seconds"])
+    before = cpu_seconds(pid) if pid else None
+    result = run_wrk(url, path, connections, seconds, lines)
     if pid:
-        result["cpu_us"] = round((cpu_seconds(pid) - cpu) / result["requests"] * 1e6)
-        result["cpu_share"] = round((cpu_seconds(pid) - cpu) / result["seconds"], 2)
+        after = cpu_seconds(pid)
+        assert before is not None and after is not None, "the server exited during its run"
+        result["cpu_us"] = round((after - before) / result["requests"] * 1e6)
+        result["cpu_share"] = round((after - before) / result["seconds"], 2)
     return result
 
 
@@ -308,20 +284,18 @@ def main() -> None:
         count_in_process(Path(folder), which, int(count))
         return
 
+    from bench.run import hello_command, serve_env
     from tests.support.mailserver import free_port
 
     work = Path(tempfile.mkdtemp(prefix="promo-overhead-"))
     print("preparing…", flush=True)
     config, lines = prepare(work, args.sessions)
-    env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
-           "PROMO_ENVIRONMENT": "production", "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
-           "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false"}
+    env = serve_env(config)
     stubs = {"stub": ROOT} | ({"compare": args.compare.resolve()} if args.compare else {})
     servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
     try:
         port = free_port()
-        servers["hello"] = (start([UVICORN, "bench.hello:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-                                   "--no-access-log", "--log-level", "warning"], env, port, "/"), f"http://127.0.0.1:{port}")
+        servers["hello"] = (start(hello_command(port), env, port, "/"), f"http://127.0.0.1:{port}")
         for name, tree in stubs.items():
             if tree != ROOT:  # the other tree runs this very script, so its stub is this one
                 shutil.copy(Path(__file__), tree / "bench" / "overhead.py")

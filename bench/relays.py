@@ -33,22 +33,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
 
+from bench.sampling import cpu_seconds as process_cpu_seconds  # noqa: E402
 from promo.backends import pg_connection, pg_schema  # noqa: E402
 from promo.db import transaction  # noqa: E402
 from promo.outbox import enqueue  # noqa: E402
 from promo.timeutil import utcnow  # noqa: E402
+from tests.support.mailserver import free_port  # noqa: E402
+from tests.support.pg import CODE_POINT_ORDER  # noqa: E402
 
 ADMIN_URL = os.environ.get("PROMO_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent
 PROMO = str(Path(sys.executable).parent / "promo")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:
@@ -87,13 +82,8 @@ def sink(port: int, seconds: float) -> None:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far (/proc/<pid>/stat)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / tick
+    """User + system CPU time of these (running) processes so far."""
+    return sum(process_cpu_seconds(pid) or 0.0 for pid in pids)
 
 
 def one_run(relays: int, emails: int, connections: int, folder: Path) -> tuple[float, float]:
@@ -101,7 +91,7 @@ def one_run(relays: int, emails: int, connections: int, folder: Path) -> tuple[f
     base = ADMIN_URL.rpartition("/")[0]
     url = f"{base}/{name}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" {CODE_POINT_ORDER}')  # the baseline migration needs it
     processes: list[subprocess.Popen[bytes]] = []
     try:
         conn = pg_connection.connect(url)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from bench.data import code  # noqa: E402
 from bench.verify import verify  # noqa: E402
 from promo.activations import import_activations  # noqa: E402
-from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
+from promo.campaign_store import StoredCampaign, get_campaign, save_campaign  # noqa: E402
 from promo.campaigns import campaign_from_dict  # noqa: E402
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
 from promo.codes import import_codes  # noqa: E402
@@ -99,6 +99,41 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def serve_env(config: Path, **settings: str) -> dict[str, str]:
+    """The environment a benchmark runs `promo serve` in: `config`, production, warnings only, no
+    mail relay or sink; `settings` adds or overrides PROMO_* variables."""
+    return {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
+            "PROMO_ENVIRONMENT": "production", "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
+            "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false", **settings}
+
+
+def new_offer(conn: sqlite3.Connection, now: datetime) -> StoredCampaign:
+    """On a fresh database: the schema, the shipped catalog and the demo offer as SLUG."""
+    migrate(conn)
+    with transaction(conn):
+        upsert_skus(conn, shipped_catalog())
+        save_campaign(conn, campaign_from_dict(demo_definition(now) | {"slug": SLUG}, load_catalog(conn)), actor="bench", now=now)
+    return get_campaign(conn, SLUG)
+
+
+def hello_command(port: int) -> list[str]:
+    """The hello-world server (bench/hello.py) on uvicorn as `promo serve` runs it (uvloop, httptools)."""
+    return [UVICORN, "bench.hello:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+            "--no-access-log", "--log-level", "warning"]
+
+
+def baseline(env: dict[str, str], seconds: int) -> dict[str, float]:
+    """wrk at 64 connections POSTing to the hello-world server: the ceiling the figures are read against."""
+    port = free_port()
+    hello = subprocess.Popen(hello_command(port), cwd=ROOT, env=env)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/", hello)
+        return wrk(f"http://127.0.0.1:{port}", "/hello", 64, seconds, None)
+    finally:
+        hello.send_signal(signal.SIGINT)
+        hello.wait(timeout=15)
+
+
 def write_lines(path: Path, sessions: dict[str, tuple[str, str]], accounts: list[str], keys: list[str], country: str) -> Path:
     with open(path, "w") as out:
         for account, product_key in zip(accounts, keys, strict=True):
@@ -152,13 +187,8 @@ def main() -> None:
 
     print("loading data…", flush=True)
     conn = connect(db_path, synchronous=synchronous)
-    migrate(conn)
     now = datetime.now(UTC)
-    with transaction(conn):
-        upsert_skus(conn, shipped_catalog())
-        definition = demo_definition(now) | {"slug": SLUG}
-        save_campaign(conn, campaign_from_dict(definition, load_catalog(conn)), actor="bench", now=now)
-    stored = get_campaign(conn, SLUG)
+    stored = new_offer(conn, now)
     data = ("code\n" + "\n".join(code(i) for i in range(n(CODES))) + "\n").encode()
     started = time.perf_counter()
     import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=io.BytesIO(data), source_name="bench", now=now)
@@ -182,21 +212,10 @@ def main() -> None:
     run512 = write_lines(work / "run512.txt", sessions, accounts[n(70_000):n(140_000)],
                          [key(i) for i in range(n(70_000), n(140_000))], "DK")
 
-    env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING",
-           "PROMO_ENVIRONMENT": "production", "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
-           "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false", "PROMO_DATABASE_SYNCHRONOUS": synchronous,
-           "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
+    env = serve_env(config, PROMO_DATABASE_SYNCHRONOUS=synchronous, PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR="100000000")
 
     print("baseline…", flush=True)
-    port = free_port()
-    hello = subprocess.Popen([UVICORN, "bench.hello:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-                              "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/", hello)
-        results["baseline_hello_post"] = wrk(f"http://127.0.0.1:{port}", "/hello", 64, args.seconds, None)
-    finally:
-        hello.send_signal(signal.SIGINT)
-        hello.wait(timeout=15)
+    results["baseline_hello_post"] = baseline(env, args.seconds)
 
     print("redemptions over HTTP…", flush=True)
     port = free_port()

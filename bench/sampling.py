@@ -26,6 +26,9 @@ from typing import Any
 import psycopg
 
 TICKS = os.sysconf("SC_CLK_TCK")
+# The LockSampler's own backend is named so that backend_pids() leaves it out: its queries are
+# the measurement's CPU, not the server's work for the redemptions.
+SAMPLER_NAME = "promo-bench-sampler"
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -74,20 +77,24 @@ class CpuMeter:
 
 
 def backend_pids(admin_url: str, database: str) -> Callable[[], list[int]]:
-    """pids() of the client backends connected to `database` (for a CpuMeter)."""
+    """pids() of the client backends connected to `database` (for a CpuMeter), but a
+    LockSampler's."""
     def pids() -> list[int]:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             return [row[0] for row in conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'"
-                " AND pid <> pg_backend_pid()", (database,))]
+                " AND pid <> pg_backend_pid() AND application_name <> %s", (database, SAMPLER_NAME))]
     return pids
 
 
+# The relation of a lock wait: the waited lock's, else the row's (the tuple lock held while
+# waiting for its holder's transaction), else the waited lock's type ("advisory").
 SAMPLE = """
 SELECT a.wait_event_type, a.wait_event, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 160),
-       CASE WHEN a.wait_event_type = 'Lock' THEN
+       CASE WHEN a.wait_event_type = 'Lock' THEN COALESCE(
          (SELECT l.relation::regclass::text FROM pg_locks l WHERE l.pid = a.pid AND l.relation IS NOT NULL
-            AND (NOT l.granted OR l.locktype = 'tuple') ORDER BY l.granted LIMIT 1) END
+            AND (NOT l.granted OR l.locktype = 'tuple') ORDER BY l.granted LIMIT 1),
+         (SELECT l.locktype FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1)) END
 FROM pg_stat_activity a
 WHERE a.datname = current_database() AND a.backend_type = 'client backend' AND a.state <> 'idle'
   AND a.pid <> pg_backend_pid()
@@ -107,7 +114,7 @@ class LockSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with psycopg.connect(self.url, autocommit=True) as conn:
+        with psycopg.connect(self.url, autocommit=True, application_name=SAMPLER_NAME) as conn:
             while not self._stop.is_set():
                 for kind, event, query, relation in conn.execute(SAMPLE):
                     self.busy += 1

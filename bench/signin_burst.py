@@ -36,15 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.data import code  # noqa: E402
-from bench.run import PROMO, key, wait_ready  # noqa: E402
+from bench.run import PROMO, key, new_offer, serve_env, wait_ready  # noqa: E402
 from promo.activations import import_activations  # noqa: E402
-from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
-from promo.campaigns import campaign_from_dict  # noqa: E402
-from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
+from promo.catalog import load_catalog  # noqa: E402
 from promo.codes import import_codes  # noqa: E402
-from promo.db import connect, transaction  # noqa: E402
-from promo.demo import demo_definition  # noqa: E402
-from promo.migrate import migrate  # noqa: E402
+from promo.db import connect  # noqa: E402
 from tests.support.mailserver import free_port  # noqa: E402
 from tests.support.served import mint_sessions, write_config  # noqa: E402
 
@@ -61,12 +57,8 @@ def prepare(work: Path, accounts: int) -> tuple[Path, dict[str, tuple[str, str]]
     import io
     db_path = work / "bench.sqlite3"
     conn = connect(db_path)
-    migrate(conn)
     now = datetime.now(UTC)
-    with transaction(conn):
-        upsert_skus(conn, shipped_catalog())
-        save_campaign(conn, campaign_from_dict(demo_definition(now) | {"slug": SLUG}, load_catalog(conn)), actor="bench", now=now)
-    stored = get_campaign(conn, SLUG)
+    stored = new_offer(conn, now)
     data = ("code\n" + "\n".join(code(i) for i in range(accounts)) + "\n").encode()
     import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, source=io.BytesIO(data), source_name="bench", now=now)
     day = (now - timedelta(days=3)).date().isoformat()
@@ -185,10 +177,7 @@ def main() -> None:
     db_path, sessions = prepare(work, accounts)
     config = write_config(work, db_path)
     port = free_port()
-    env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_LOGGING_LEVEL": "WARNING", "PROMO_ENVIRONMENT": "production",
-           "PROMO_MAIL_RELAY": "false", "PROMO_MAIL_SINK": "false", "PROMO_SERVER_PORT": str(port),
-           "PROMO_SERVER_PUBLIC_URL": "https://bench.promo.invalid",
-           "PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR": "100000000"}
+    env = serve_env(config, PROMO_SERVER_PORT=str(port), PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR="100000000")
     server = subprocess.Popen([PROMO, "serve"], env=env)
     try:
         wait_ready(f"http://127.0.0.1:{port}/healthz", server)

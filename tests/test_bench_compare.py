@@ -7,6 +7,7 @@ figures are not judged here (speed is measured by scripts/bench, never asserted 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,8 @@ def test_the_comparison_runs_whole_prints_its_table_and_leaves_no_database(tmp_p
     before = bench_databases()
     run = subprocess.run([str(ROOT / "scripts" / "bench"), "compare", "--scale", "0.001", "--seconds", "1",
                           "--quiet", "0.5", "--burst", "2", "--out", str(out)],
+                         # the server whose databases are counted before and after
+                         env={**os.environ, "PROMO_BENCH_PG_ADMIN": ADMIN_URL},
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
