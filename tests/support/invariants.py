@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from promo.audit import verify_chain
 from promo.backends import pg_connection
 from promo.campaign_store import get_campaign
@@ -93,9 +91,3 @@ def integrity_ok(target: Target) -> bool:
 KNOWN_FALSE_STOCK = ("claim with SKIP LOCKED: a racer that finds the last free codes all locked by other racers "
                      "is refused STOCK while codes remain (PostgreSQL)")
 
-
-def known_on_postgresql(request: Any, store: str, reason: str, *, strict: bool = True) -> None:
-    """Mark this run an xfail on PostgreSQL for a known product bug (see KNOWN_* above); strict
-    unless the race that shows the bug is not certain to happen in every run."""
-    if store == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=strict, reason=reason))

@@ -17,7 +17,7 @@ import pytest
 
 from promo.config import Settings
 from tests.support.database import product_key
-from tests.support.invariants import KNOWN_FALSE_STOCK, assert_invariants, known_on_postgresql
+from tests.support.invariants import KNOWN_FALSE_STOCK, assert_invariants
 from tests.support.served import Servers, instances, mint_sessions, start_servers, write_config
 from tests.support.web import add_open_campaign
 
@@ -78,18 +78,21 @@ def test_2000_accounts_racing_for_500_codes(server: Servers, conn: Any) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("codes", [50, 10], ids=["a-code-each", "the-last-10-codes"])
-def test_one_product_key_tried_by_50_accounts_at_once(server: Servers, conn: Any, store: str, codes: int,
-                                                      request: pytest.FixtureRequest) -> None:
+def test_one_product_key_tried_by_50_accounts_at_once(server: Servers, conn: Any, store: str, codes: int) -> None:
     """With a code for each racer the refusals are all R-X5; with only 10 codes left, a loser
     must still hear R-X5, never "no codes left" while codes remain."""
-    if codes < 50:  # not strict: the false STOCK needs the racers to hold every free code at once
-        known_on_postgresql(request, store, KNOWN_FALSE_STOCK, strict=False)
     add_open_campaign(conn, keys=1, codes=codes)
     sessions = mint_sessions(conn, [f"user{n}@example.com" for n in range(50)])
     statuses = asyncio.run(fire(server, [(*s, product_key(0), "DK") for s in sessions.values()]))
     assert statuses == {303: 1, 422: 49}
     assert_invariants(conn)  # the key redeemed once, whatever the losers were told
-    assert decisions(conn) == {"redeemed": 1, "R-X5": 49}
+    told = decisions(conn)
+    if store == "postgresql" and codes < 50 and told != {"redeemed": 1, "R-X5": 49}:
+        # The known bug, and only it: some losers told STOCK instead of R-X5. An xfail only once
+        # it shows (it needs the racers to hold every free code at once), after every other check.
+        assert told["redeemed"] == 1 and set(told) <= {"redeemed", "R-X5", "STOCK"}, told
+        pytest.xfail(KNOWN_FALSE_STOCK)
+    assert told == {"redeemed": 1, "R-X5": 49}
 
 
 async def same_request(servers: Servers, cookie: str, csrf: str, times: int, first: int = 0) -> list[tuple[int, str]]:
