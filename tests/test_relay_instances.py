@@ -14,22 +14,19 @@ import signal
 import subprocess
 import threading
 import time
-import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import tomli_w
 
 from promo.backends.notify import FOLD_SECONDS, Announcer
 from promo.backends.postgresql import PostgresDatabase
-from promo.campaigns import shipped_campaign_text
 from promo.config import MailSettings, Settings
 from promo.db import Database, transaction
 from promo.mail import MailRelay
@@ -37,7 +34,7 @@ from promo.outbox import claim_due, enqueue
 from promo.templating import Templates
 from promo.timeutil import db_time, from_db_time, utcnow
 from tests.support.cli import Cli
-from tests.support.database import SLUG, product_key, reward_code
+from tests.support.database import product_key
 from tests.support.mailserver import MailServer, ScriptedHandler
 from tests.support.served import PROMO
 
@@ -393,17 +390,7 @@ def test_a_command_that_queues_email_announces_it_after_its_commit(cli: Cli) -> 
     assert cli.url
     with psycopg.connect(cli.url, autocommit=True) as heard:
         heard.execute("LISTEN promo_outbox")
-        data = tomllib.loads(shipped_campaign_text(SLUG))
-        today = datetime.now(UTC).date()
-        data.update(slug="open-today", timezone="UTC", allow_unbound_keys=True)
-        data["eligibility_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
-        data["redemption_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
-        data["reward"]["code_expires_on"] = today + timedelta(days=365)
-        assert cli("campaigns", "import", cli.write("open.toml", tomli_w.dumps(data))).returncode == 0
-        day = (today - timedelta(days=2)).isoformat()
-        cli("import-activations", cli.write("act.csv", "product_key,sku,country,purchased_at,activated_at,account_email\n"
-                                            f"{product_key(1)},O365-HOME-ESD,DK,{day},{day},\n"))
-        cli("import-codes", "--campaign", "open-today", cli.write("codes.csv", f"code\n{reward_code(0)}\n"))
+        cli.open_offer_with_one_code()
         redeemed = cli("redeem", "--campaign", "open-today", "--account", "ann@example.com", "--accept-terms",
                        "--product-key", product_key(1))
         assert redeemed.returncode == 0, redeemed.stderr
