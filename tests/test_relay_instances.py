@@ -36,6 +36,7 @@ from promo.timeutil import db_time, from_db_time, utcnow
 from tests.support.cli import Cli
 from tests.support.database import product_key
 from tests.support.mailserver import MailServer, ScriptedHandler
+from tests.support.polling import await_until
 from tests.support.prepared import store_of
 from tests.support.served import PROMO
 
@@ -70,14 +71,6 @@ def smtp_with(handler: ScriptedHandler) -> Iterator[MailServer]:
 
 def mail_settings(settings: Settings, port: int, **changes: Any) -> MailSettings:
     return replace(settings.mail, **{"host": "127.0.0.1", "port": port, "timeout_seconds": 2, "connections": 2, **changes})
-
-
-async def until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    """Poll `condition` (letting the loop run meanwhile) until it holds; fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
-        await asyncio.sleep(0.02)
 
 
 def listeners(conn: Any) -> list[int]:
@@ -196,7 +189,7 @@ async def listening_relay(settings: Settings, conn: Any, smtp: MailServer) -> As
         relay = MailRelay(relay_db, mail_settings(settings, smtp.port), Templates(), "http://promo.test", poll_seconds=600)
         running = asyncio.create_task(relay.run())
         try:
-            await until(lambda: len(listeners(conn)) == 1, 20, "the relay LISTENs")
+            await await_until(lambda: len(listeners(conn)) == 1, 20, "the relay LISTENs")
             yield relay, web_db
         finally:
             relay.stop()
@@ -208,11 +201,11 @@ async def test_a_notify_from_another_instance_wakes_an_idle_relay_long_before_it
         settings: Settings, conn: Any, smtp: MailServer) -> None:
     async with listening_relay(settings, conn, smtp) as (relay, web_db):
         for n in range(2):  # the second one is queued while the relay is surely idle
-            await until(relay.idle.is_set, 20, "the relay waits for work")
+            await await_until(relay.idle.is_set, 20, "the relay waits for work")
             await web_db.write(queue_in, 1, first=n)
             # Its poll is 600 s away: only the NOTIFY of the other store can wake it now.
             recipient = f"user{n}@example.com"
-            await until(lambda: received_by(smtp, recipient) == 1, 30, f"email {n} sent")  # noqa: B023 (awaited here)
+            await await_until(lambda: received_by(smtp, recipient) == 1, 30, f"email {n} sent")  # noqa: B023 (awaited here)
 
 
 @pytest.mark.postgresql_only(PG_ONLY)
@@ -221,10 +214,10 @@ async def test_the_relay_listens_again_by_itself_when_its_connection_is_cut(
     async with listening_relay(settings, conn, smtp) as (relay, web_db):
         [cut] = listeners(conn)
         conn.execute("SELECT pg_terminate_backend(:pid)", {"pid": cut})
-        await until(lambda: listeners(conn) not in ([], [cut]), 20, "a new LISTEN connection")
-        await until(relay.idle.is_set, 20, "the relay waits for work")
+        await await_until(lambda: listeners(conn) not in ([], [cut]), 20, "a new LISTEN connection")
+        await await_until(relay.idle.is_set, 20, "the relay waits for work")
         await web_db.write(queue_in, 1)
-        await until(lambda: received_by(smtp, "user0@example.com") == 1, 30, "the email sent on the new connection's NOTIFY")
+        await await_until(lambda: received_by(smtp, "user0@example.com") == 1, 30, "the email sent on the new connection's NOTIFY")
 
 
 @pytest.mark.postgresql_only(PG_ONLY)
@@ -270,7 +263,7 @@ async def test_marks_while_a_notify_is_in_flight_fold_into_exactly_one_more() ->
 
     announcer = Announcer(send, fold_seconds=0)
     announcer.mark()
-    await until(lambda: sends == 1, 5, "the first NOTIFY goes at once")
+    await await_until(lambda: sends == 1, 5, "the first NOTIFY goes at once")
     for _ in range(50):
         announcer.mark()
     gate.set()
