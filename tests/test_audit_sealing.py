@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from promo.db import connect, transaction
 from promo.supervisor import Supervised
 from promo.timeutil import utcnow
 from tests.support.cli import Cli
+from tests.support.polling import await_until, wait_until
 from tests.support.prepared import connect_to, store_of
 
 AT = datetime(2013, 8, 1, tzinfo=UTC)
@@ -49,13 +48,6 @@ def add(conn: Any, n: int, tag: str = "test:event:made") -> int:
 
 def chain_subjects(conn: Any) -> list[str]:
     return [r[0] for r in conn.execute("SELECT subject FROM audit_events WHERE chain_seq IS NOT NULL ORDER BY chain_seq")]
-
-
-def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_appends_from_several_connections_at_once_all_join_one_chain(settings: Settings, conn: Any) -> None:
@@ -190,10 +182,7 @@ async def test_the_sealer_worker_seals_new_events_and_is_restarted_after_a_failu
             for n in range(3):
                 with transaction(conn):
                     add(conn, n)
-            deadline = time.monotonic() + 10
-            while unsealed(conn, utcnow()).count:
-                assert time.monotonic() < deadline, "the sealer did not seal"
-                await asyncio.sleep(0.02)
+            await await_until(lambda: unsealed(conn, utcnow()).count == 0, 10, "the restarted sealer seals")
             assert supervised.restarts == 1 and supervised.last_error == "RuntimeError" and supervised.state == "up"
         finally:
             await supervised.stop()
@@ -203,10 +192,7 @@ async def test_the_sealer_worker_seals_new_events_and_is_restarted_after_a_failu
         assert unsealed(conn, utcnow()).count == 1
         again = AuditSealer(db)  # a new sealer (a restarted process) picks them up
         task = asyncio.create_task(again.run())
-        deadline = time.monotonic() + 10
-        while unsealed(conn, utcnow()).count:
-            assert time.monotonic() < deadline, "the restarted sealer did not seal"
-            await asyncio.sleep(0.02)
+        await await_until(lambda: unsealed(conn, utcnow()).count == 0, 10, "a new sealer seals what waited")
         again.stop()
         await task
     assert verify_chain(conn).ok and chain_subjects(conn)[-1] == "thing:99"
@@ -217,7 +203,7 @@ def test_the_service_lists_its_sealer_in_readyz_and_seals_what_commits(settings:
         body = client.get("/readyz").json()
         with transaction(conn):
             add(conn, 1)
-        until(lambda: unsealed(conn, utcnow()).count == 0)
+        wait_until(lambda: unsealed(conn, utcnow()).count == 0, 10, "the service's sealer seals the event")
     if settings.database_url:
         assert body["audit_sealer"] == "up"
     else:

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import tomli_w
 
-from promo.audit import verify_chain
 from promo.campaign_store import get_campaign, save_campaign
 from promo.campaigns import parse_campaign_file, render_campaign_file, shipped_campaign_text
 from promo.catalog import load_catalog, shipped_catalog
 from promo.db import transaction
 from promo.errors import InputError
 from tests.support.database import SLUG
+from tests.support.invariants import assert_chain_verifies
 
 CATALOG = {s.sku: s for s in shipped_catalog()}
 
@@ -116,7 +116,7 @@ def test_re_import_records_field_level_changes_in_the_audit_chain(conn: sqlite3.
     event = conn.execute("SELECT tag, actor, data FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
     assert event["tag"] == "campaign:definition:changed" and event["actor"] == "marketer@example.com"
     assert json.loads(event["data"])["changes"]["reward.name"][1] == "Xbox Live Gold (12 months)"
-    assert verify_chain(conn).ok
+    assert_chain_verifies(conn)
     # Importing the same definition again changes nothing and records nothing.
     with transaction(conn):
         _, again = save_campaign(conn, campaign, actor="x", now=datetime(2013, 7, 3, tzinfo=UTC))

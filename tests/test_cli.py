@@ -133,17 +133,7 @@ def test_imports_and_support_redeem_end_to_end(cli: Cli) -> None:
 
 def test_a_command_queues_its_emails_with_the_configured_message_id_domain(cli: Cli) -> None:
     # The command sets mail.message_id_domain once; the redemption it runs is given no domain.
-    data = tomllib.loads(shipped_campaign_text(SLUG))
-    today = datetime.now(UTC).date()
-    data.update(slug="open-today", timezone="UTC", allow_unbound_keys=True)
-    data["eligibility_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
-    data["redemption_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
-    data["reward"]["code_expires_on"] = today + timedelta(days=365)
-    assert cli("campaigns", "import", cli.write("open.toml", tomli_w.dumps(data))).returncode == 0
-    day = (today - timedelta(days=2)).isoformat()
-    cli("import-activations", cli.write("act.csv", "product_key,sku,country,purchased_at,activated_at,account_email\n"
-                                        f"{product_key(1)},O365-HOME-ESD,DK,{day},{day},\n"))
-    cli("import-codes", "--campaign", "open-today", cli.write("codes.csv", f"code\n{reward_code(0)}\n"))
+    cli.open_offer_with_one_code()
     cli.env["PROMO_MAIL_MESSAGE_ID_DOMAIN"] = "mail.cli.test"
     redeemed = cli("redeem", "--campaign", "open-today", "--account", "ann@example.com", "--accept-terms",
                    "--product-key", product_key(1))

@@ -24,6 +24,7 @@ from promo.mailsink import start_sink
 from promo.outbox import OutboxMessage, enqueue
 from promo.templating import Templates
 from tests.support.database import DURING, reward_code
+from tests.support.invariants import assert_chain_verifies
 from tests.support.mailserver import MailServer, free_port
 from tests.support.prepared import store_of
 from tests.support.redemption import add_activations, add_codes, redeem
@@ -256,13 +257,12 @@ async def test_a_server_going_down_mid_batch_loses_nothing(db: Database, setting
 
 async def test_a_failed_email_is_visible_to_auditors(db: Database, settings: Settings, smtp: MailServer,
                                                      redeemed: sqlite3.Connection) -> None:
-    from promo.audit import verify_chain
     smtp.handler.replies.append("550 5.1.1 mailbox unavailable")
     await relay_for(db, settings, smtp.port, Clock(DURING)).deliver_once()
     event = redeemed.execute("SELECT tag, subject, data FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
     assert event["tag"] == "mail:message:failed" and event["subject"].startswith("redemption:")
     assert "550 5.1.1 mailbox unavailable" in event["data"] and reward_code(0) not in event["data"]
-    assert verify_chain(redeemed).ok
+    assert_chain_verifies(redeemed)
 
 
 async def test_parallel_lanes_send_every_message_once(db: Database, settings: Settings, smtp: MailServer,
@@ -422,7 +422,6 @@ REFUSED_BY_POSTGRESQL: dict[str, type[BaseException]] = {
 @pytest.mark.parametrize("poison", list(POISON), ids=list(POISON))
 async def test_a_poison_row_fails_alone_and_the_next_email_goes_out(db: Database, settings: Settings, smtp: MailServer,
                                                                      redeemed: sqlite3.Connection, poison: str) -> None:
-    from promo.audit import verify_chain
     columns, error = POISON[poison]
     if dialect_of(redeemed).name == "postgresql" and poison in REFUSED_BY_POSTGRESQL:
         as_str = {k: v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else v for k, v in columns.items()}
@@ -442,7 +441,7 @@ async def test_a_poison_row_fails_alone_and_the_next_email_goes_out(db: Database
     assert anns_email(redeemed) == "sent"
     event = redeemed.execute("SELECT subject, data FROM audit_events WHERE tag = 'mail:message:failed'").fetchone()
     assert event["subject"] in ("signin:poison", "redemption:x1", f"outbox:{row_id}") and "SECRET" not in event["data"]
-    assert verify_chain(redeemed).ok
+    assert_chain_verifies(redeemed)
     assert await relay.deliver_once() == 0  # nothing left leased for later: failed once and for all
 
 

@@ -18,7 +18,8 @@ from promo.app import create_app
 from promo.backends.postgresql import PostgresDatabase
 from promo.config import Settings, load_settings
 from promo.db import is_unavailable
-from tests.support.pg_cluster import Cluster, private_cluster, wait_until
+from tests.support.pg_cluster import Cluster, private_cluster
+from tests.support.polling import wait_until
 from tests.support.prepared import prepared_store
 
 GUARD_S = 30  # only so that a hang fails the test instead of stalling the run; no figure is asserted
@@ -121,7 +122,7 @@ def test_requests_during_the_outage_are_503_pages_and_problem_documents_then_ser
         api = client.get("/api/v1/campaigns", headers={"Authorization": "Bearer promo_nothing"})
         ready = client.get("/readyz")
         cluster.start()
-        wait_until(lambda: client.get("/readyz").status_code == 200)
+        wait_until(lambda: client.get("/readyz").status_code == 200, what="/readyz answers 200 again")
         again = client.get("/", headers={"Accept-Language": "da"})
     # A person gets a page in their language (built without the database: no session lookup).
     assert page.status_code == 503 and page.headers["retry-after"] == "5"

@@ -14,22 +14,19 @@ import signal
 import subprocess
 import threading
 import time
-import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import tomli_w
 
 from promo.backends.notify import FOLD_SECONDS, Announcer
 from promo.backends.postgresql import PostgresDatabase
-from promo.campaigns import shipped_campaign_text
 from promo.config import MailSettings, Settings
 from promo.db import Database, transaction
 from promo.mail import MailRelay
@@ -37,19 +34,14 @@ from promo.outbox import claim_due, enqueue
 from promo.templating import Templates
 from promo.timeutil import db_time, from_db_time, utcnow
 from tests.support.cli import Cli
-from tests.support.database import SLUG, product_key, reward_code
+from tests.support.database import product_key
 from tests.support.mailserver import MailServer, ScriptedHandler
+from tests.support.polling import await_until
+from tests.support.prepared import store_of
 from tests.support.served import PROMO
 
 LEASE = timedelta(minutes=5)
 PG_ONLY = "LISTEN/NOTIFY between instances; SQLite has one writing process, whose views wake its relay in-process"
-
-
-def small_store(settings: Settings) -> Database | PostgresDatabase:
-    """The service's store for these settings, as another instance would open it (a small pool)."""
-    if settings.database_url:
-        return PostgresDatabase(settings.database_url, pool_size=3)
-    return Database(settings.database_path)
 
 
 def queue_in(conn: Any, count: int, *, first: int = 0) -> list[str]:
@@ -81,14 +73,6 @@ def mail_settings(settings: Settings, port: int, **changes: Any) -> MailSettings
     return replace(settings.mail, **{"host": "127.0.0.1", "port": port, "timeout_seconds": 2, "connections": 2, **changes})
 
 
-async def until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    """Poll `condition` (letting the loop run meanwhile) until it holds; fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
-        await asyncio.sleep(0.02)
-
-
 def listeners(conn: Any) -> list[int]:
     """The backends LISTENing for the outbox on this database (pg_stat_activity)."""
     return [row[0] for row in conn.execute(
@@ -111,7 +95,7 @@ async def test_two_relays_on_one_database_lease_disjoint_batches(settings: Setti
             taken += [m.id for m in batch]
         return taken
 
-    async with small_store(settings) as a, small_store(settings) as b:
+    async with store_of(settings) as a, store_of(settings) as b:
         runs = await asyncio.gather(drain(a), drain(b), drain(a), drain(b))
     taken = [row_id for run in runs for row_id in run]
     assert len(taken) == len(set(taken)), "a row was leased to two relays at once"
@@ -134,7 +118,7 @@ async def deliver_rounds(settings: Settings, conn: Any, smtp: MailServer, handle
                          clock: SteppingClock, message_ids: list[str]) -> None:
     mail = mail_settings(settings, smtp.port, timeout_seconds=10, lease_seconds=60, connections=2)
     rounds = 0
-    async with small_store(settings) as db:
+    async with store_of(settings) as db:
         relay = MailRelay(db, mail, Templates(), "http://promo.test", clock=clock, batch_size=30)
         while conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'queued'").fetchone()[0]:
             rounds += 1
@@ -164,7 +148,7 @@ async def test_a_send_that_would_outlast_the_lease_is_cut_and_the_rest_handed_ba
     handler.stall_seconds = 4
     with smtp_with(handler) as smtp:
         mail = mail_settings(settings, smtp.port, timeout_seconds=5, lease_seconds=10, connections=1)
-        async with small_store(settings) as db:
+        async with store_of(settings) as db:
             relay = MailRelay(db, mail, Templates(), "http://promo.test", clock=clock)
             assert await relay.deliver_once() == 1
     rows = conn.execute("SELECT recipient, attempts, last_error FROM outbox ORDER BY id").fetchall()
@@ -197,42 +181,43 @@ class ClockedHandler(ScriptedHandler):
 
 # -- NOTIFY -------------------------------------------------------------------------------
 
-@pytest.mark.postgresql_only(PG_ONLY)
-async def test_a_notify_from_another_instance_wakes_an_idle_relay_long_before_its_poll(
-        settings: Settings, conn: Any, smtp: MailServer) -> None:
-    async with small_store(settings) as relay_db, small_store(settings) as web_db:
+@asynccontextmanager
+async def listening_relay(settings: Settings, conn: Any, smtp: MailServer) -> AsyncIterator[tuple[MailRelay, Any]]:
+    """A relay on a store of its own, polling only every 600 s, once it LISTENs; and another
+    instance's store to queue emails through. The relay is stopped on leaving."""
+    async with store_of(settings) as relay_db, store_of(settings) as web_db:
         relay = MailRelay(relay_db, mail_settings(settings, smtp.port), Templates(), "http://promo.test", poll_seconds=600)
         running = asyncio.create_task(relay.run())
         try:
-            await until(lambda: len(listeners(conn)) == 1, 20, "the relay LISTENs")
-            for n in range(2):  # the second one is queued while the relay is surely idle
-                await until(relay.idle.is_set, 20, "the relay waits for work")
-                await web_db.write(queue_in, 1, first=n)
-                # Its poll is 600 s away: only the NOTIFY of the other store can wake it now.
-                recipient = f"user{n}@example.com"
-                await until(lambda: received_by(smtp, recipient) == 1, 30, f"email {n} sent")  # noqa: B023 (awaited here)
+            await await_until(lambda: len(listeners(conn)) == 1, 20, "the relay LISTENs")
+            yield relay, web_db
         finally:
             relay.stop()
             await running
+
+
+@pytest.mark.postgresql_only(PG_ONLY)
+async def test_a_notify_from_another_instance_wakes_an_idle_relay_long_before_its_poll(
+        settings: Settings, conn: Any, smtp: MailServer) -> None:
+    async with listening_relay(settings, conn, smtp) as (relay, web_db):
+        for n in range(2):  # the second one is queued while the relay is surely idle
+            await await_until(relay.idle.is_set, 20, "the relay waits for work")
+            await web_db.write(queue_in, 1, first=n)
+            # Its poll is 600 s away: only the NOTIFY of the other store can wake it now.
+            recipient = f"user{n}@example.com"
+            await await_until(lambda: received_by(smtp, recipient) == 1, 30, f"email {n} sent")  # noqa: B023 (awaited here)
 
 
 @pytest.mark.postgresql_only(PG_ONLY)
 async def test_the_relay_listens_again_by_itself_when_its_connection_is_cut(
         settings: Settings, conn: Any, smtp: MailServer) -> None:
-    async with small_store(settings) as relay_db, small_store(settings) as web_db:
-        relay = MailRelay(relay_db, mail_settings(settings, smtp.port), Templates(), "http://promo.test", poll_seconds=600)
-        running = asyncio.create_task(relay.run())
-        try:
-            await until(lambda: len(listeners(conn)) == 1, 20, "the relay LISTENs")
-            [cut] = listeners(conn)
-            conn.execute("SELECT pg_terminate_backend(:pid)", {"pid": cut})
-            await until(lambda: listeners(conn) not in ([], [cut]), 20, "a new LISTEN connection")
-            await until(relay.idle.is_set, 20, "the relay waits for work")
-            await web_db.write(queue_in, 1)
-            await until(lambda: received_by(smtp, "user0@example.com") == 1, 30, "the email sent on the new connection's NOTIFY")
-        finally:
-            relay.stop()
-            await running
+    async with listening_relay(settings, conn, smtp) as (relay, web_db):
+        [cut] = listeners(conn)
+        conn.execute("SELECT pg_terminate_backend(:pid)", {"pid": cut})
+        await await_until(lambda: listeners(conn) not in ([], [cut]), 20, "a new LISTEN connection")
+        await await_until(relay.idle.is_set, 20, "the relay waits for work")
+        await web_db.write(queue_in, 1)
+        await await_until(lambda: received_by(smtp, "user0@example.com") == 1, 30, "the email sent on the new connection's NOTIFY")
 
 
 @pytest.mark.postgresql_only(PG_ONLY)
@@ -240,7 +225,7 @@ async def test_a_burst_of_commits_folds_into_few_notifies_and_a_rollback_sends_n
     assert settings.database_url
     with psycopg.connect(settings.database_url, autocommit=True) as heard:
         heard.execute("LISTEN promo_outbox")
-        async with small_store(settings) as db:
+        async with store_of(settings) as db:
             assert isinstance(db, PostgresDatabase)
 
             def queue_then_fail(c: Any) -> None:
@@ -278,7 +263,7 @@ async def test_marks_while_a_notify_is_in_flight_fold_into_exactly_one_more() ->
 
     announcer = Announcer(send, fold_seconds=0)
     announcer.mark()
-    await until(lambda: sends == 1, 5, "the first NOTIFY goes at once")
+    await await_until(lambda: sends == 1, 5, "the first NOTIFY goes at once")
     for _ in range(50):
         announcer.mark()
     gate.set()
@@ -393,17 +378,7 @@ def test_a_command_that_queues_email_announces_it_after_its_commit(cli: Cli) -> 
     assert cli.url
     with psycopg.connect(cli.url, autocommit=True) as heard:
         heard.execute("LISTEN promo_outbox")
-        data = tomllib.loads(shipped_campaign_text(SLUG))
-        today = datetime.now(UTC).date()
-        data.update(slug="open-today", timezone="UTC", allow_unbound_keys=True)
-        data["eligibility_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
-        data["redemption_window"] = {"first_day": today - timedelta(days=30), "last_day": today + timedelta(days=1)}
-        data["reward"]["code_expires_on"] = today + timedelta(days=365)
-        assert cli("campaigns", "import", cli.write("open.toml", tomli_w.dumps(data))).returncode == 0
-        day = (today - timedelta(days=2)).isoformat()
-        cli("import-activations", cli.write("act.csv", "product_key,sku,country,purchased_at,activated_at,account_email\n"
-                                            f"{product_key(1)},O365-HOME-ESD,DK,{day},{day},\n"))
-        cli("import-codes", "--campaign", "open-today", cli.write("codes.csv", f"code\n{reward_code(0)}\n"))
+        cli.open_offer_with_one_code()
         redeemed = cli("redeem", "--campaign", "open-today", "--account", "ann@example.com", "--accept-terms",
                        "--product-key", product_key(1))
         assert redeemed.returncode == 0, redeemed.stderr

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -107,24 +106,7 @@ def test_a_residence_the_terms_name_no_sponsor_for_is_refused_at_its_field(clien
 
 
 def test_the_reason_is_the_field_and_rule_for_the_command_line(cli: Cli) -> None:  # noqa: F811
-    import tomllib
-
-    import tomli_w
-
-    from promo.campaigns import shipped_campaign_text
-    from tests.support.database import SLUG
-
-    data = tomllib.loads(shipped_campaign_text(SLUG))
-    today = datetime.now(UTC).date()
-    data.update(slug="open-today", timezone="UTC")
-    data["eligibility_window"] = data["redemption_window"] = {"first_day": today - timedelta(days=30),
-                                                              "last_day": today + timedelta(days=1)}
-    data["reward"]["code_expires_on"] = today + timedelta(days=365)
-    assert cli("campaigns", "import", cli.write("open.toml", tomli_w.dumps(data))).returncode == 0
-    day = (today - timedelta(days=2)).isoformat()
-    cli("import-activations", cli.write("a.csv", "product_key,sku,country,purchased_at,activated_at,account_email\n"
-                                                  f"{product_key(1)},O365-HOME-ESD,DK,{day},{day},{ANN}\n"))
-    cli("import-codes", "--campaign", "open-today", cli.write("c.csv", f"code\n{reward_code(0)}\n"))
+    cli.open_offer_with_one_code(ANN, allow_unbound_keys=False)
     redeem = ["redeem", "--campaign", "open-today", "--account", ANN, "--accept-terms", "--product-key", product_key(1)]
     bad = cli(*redeem, "--residence-country", "US")
     assert bad.returncode == 2 and "residence_country" in bad.stderr and "R-X13" in bad.stderr

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
-from time import monotonic
 
 import pytest
 
@@ -31,6 +30,7 @@ from promo.redemption import RedeemRequest, redeem
 from promo.stock import pool_counts
 from tests.support import redemption as on_store
 from tests.support.database import DURING, SLUG, csv_bytes, product_key, reward_code
+from tests.support.polling import wait_until
 
 REQUESTS = 16
 
@@ -167,9 +167,8 @@ def test_activity_counts_of_open_transactions_are_different_rows(pg_url: str, pg
 
 
 def wait_until_blocked(pg: PgConnection, pid: int) -> None:
-    deadline = monotonic() + 30
-    while pg.raw.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0] != "Lock":
-        assert monotonic() < deadline, "the second transaction never waited for the cap row"
+    wait_until(lambda: pg.raw.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0]
+               == "Lock", 30, "the second transaction waits for the cap row")
 
 
 # ---- on each store, through the redemption ----

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from promo.backends import pg_connection, pg_schema
 from promo.db import connect
 from promo.migrate import available_migrations
+from tests.support.database import open_campaign_text, product_key, reward_code
 
 PROMO = str(Path(sys.executable).parent / "promo")
 
@@ -39,6 +41,19 @@ class Cli:
     def write(self, name: str, text: str) -> str:
         (self.dir / name).write_text(text, encoding="utf-8")
         return str(self.dir / name)
+
+    def open_offer_with_one_code(self, account_email: str = "", *, allow_unbound_keys: bool = True) -> None:
+        """Through the commands: the open-today offer (database.open_campaign_text), the activation
+        of product_key(1) (bound to `account_email`, or to no one) and one code, reward_code(0)."""
+        assert self("campaigns", "import", self.write("open.toml", open_campaign_text(
+            allow_unbound_keys=allow_unbound_keys))).returncode == 0
+        day = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
+        activations = self("import-activations", self.write(
+            "act.csv", "product_key,sku,country,purchased_at,activated_at,account_email\n"
+                       f"{product_key(1)},O365-HOME-ESD,DK,{day},{day},{account_email}\n"))
+        assert activations.returncode == 0, activations.stderr
+        codes = self("import-codes", "--campaign", "open-today", self.write("codes.csv", f"code\n{reward_code(0)}\n"))
+        assert codes.returncode == 0, codes.stderr
 
 
 @pytest.fixture

@@ -3,23 +3,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx2 as httpx
+from tests.support.served import launch, wait_ready
 
-from tests.support.mailserver import free_port
-from tests.support.served import mint_sessions
-
-PROMO = str(Path(sys.executable).parent / "promo")
 SECRET = "k" * 48  # every instance signs with the same key: a session made by one is good on all
 
 
@@ -50,24 +42,16 @@ class Instance:
 
 
 def start_instance(config: Path, log: Path, *args: str, **env: str) -> Instance:
-    """`promo serve [args]` on a free port, once /readyz answers 200 (fails with its log otherwise)."""
-    port = free_port()
-    environ = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_SERVER_PORT": str(port),
-               "PROMO_SECURITY_SECRET_KEY": SECRET, "PROMO_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}", **env}
-    with open(log, "ab") as out:
-        process = subprocess.Popen([PROMO, "serve", *args], env=environ, stdout=out, stderr=subprocess.STDOUT)
-    instance = Instance(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(instance.url + "/readyz", timeout=2).status_code == 200:
-                return instance
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            instance.stop()
-            raise AssertionError(f"promo serve did not become ready:\n{log.read_text(errors='replace')}")
-        time.sleep(0.1)
+    """`promo serve [args]` on a free port, signing with SECRET, once /readyz answers 200
+    (served.launch and wait_ready; stopped, and failing with its log, otherwise)."""
+    process, served = launch(config, log, *args, PROMO_SECURITY_SECRET_KEY=SECRET, **env)
+    instance = Instance(served.url, process, log)
+    try:
+        wait_ready(process, served, timeout=60)
+    except BaseException:
+        instance.stop()
+        raise
+    return instance
 
 
 @contextmanager
@@ -81,7 +65,3 @@ def instances(config: Path, folder: Path, count: int, *args: str, **env: str) ->
         for instance in started:
             instance.stop()
 
-
-def signed_in(conn: Any, accounts: list[str]) -> dict[str, tuple[str, str]]:
-    """{account: (session cookie, csrf token)}, good on every instance (served.mint_sessions)."""
-    return mint_sessions(conn, accounts)

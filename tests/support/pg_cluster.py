@@ -12,7 +12,6 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,12 +84,3 @@ def private_cluster(tmp_path: Path) -> Iterator[Cluster]:
         if user:
             shutil.rmtree(folder, ignore_errors=True)
 
-
-def wait_until(predicate: object, deadline_s: float = 30.0, every_s: float = 0.05) -> float:
-    """Poll predicate() until it is true; return how long that took (fails at the deadline)."""
-    assert callable(predicate)
-    started = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - started < deadline_s, f"not true within {deadline_s} s"
-        time.sleep(every_s)
-    return time.monotonic() - started

@@ -58,13 +58,13 @@ def start_server(config: Path, log: Path, **overrides: str) -> tuple[subprocess.
     return process, served
 
 
-def launch(config: Path, log: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], Served]:
-    """Start `promo serve` on a free port, without waiting for it."""
+def launch(config: Path, log: Path, *args: str, **overrides: str) -> tuple[subprocess.Popen[bytes], Served]:
+    """Start `promo serve [args]` on a free port, without waiting for it."""
     port = free_port()
     env = {**os.environ, "PROMO_CONFIG": str(config), "PROMO_SERVER_PORT": str(port),
            "PROMO_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}", **overrides}
     with open(log, "ab") as out:
-        process = subprocess.Popen([PROMO, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([PROMO, "serve", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
     return process, Served(f"http://127.0.0.1:{port}", log, env)
 
 

@@ -73,11 +73,10 @@ def test_500_accounts_racing_for_100_codes_from_four_processes(settings: Setting
 
 
 @pytest.mark.slow
-def test_one_product_key_tried_by_many_accounts_in_many_processes(settings: Settings, store: str,
-                                                                  request: pytest.FixtureRequest) -> None:
+def test_one_product_key_tried_by_many_accounts_in_many_processes(settings: Settings) -> None:
     path = prepared(settings, keys=1, codes=10, owner="")
     jobs = [[(f"user{p}-{i}@example.com", product_key(0)) for i in range(10)] for p in range(4)]
     outcomes = race_in_processes(path, jobs)
-    assert outcomes["redeemed"] == 1 and outcomes.total() == 40  # the invariants hold on both, bug or not
+    assert outcomes["redeemed"] == 1 and outcomes.total() == 40  # one redemption, whatever the losers were told
     assert_invariants(path)
     assert outcomes == {"redeemed": 1, "R-X5": 39}

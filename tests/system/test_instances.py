@@ -24,7 +24,8 @@ from promo.backends import pg_connection
 from promo.db import transaction
 from promo.staff import StaffMember
 from tests.support.database import prepare, product_key, reward_code
-from tests.support.instances import Instance, instance_config, instances, signed_in
+from tests.support.instances import Instance, instance_config, instances
+from tests.support.served import mint_sessions
 from tests.support.staff import staff
 from tests.support.web import add_open_campaign
 
@@ -57,7 +58,7 @@ def api_token(conn: Any) -> dict[str, str]:
 def test_a_change_through_one_instance_is_seen_by_the_other_at_once(pair: list[Instance], shop: Any) -> None:
     a, b = pair
     headers = api_token(shop)
-    sessions = signed_in(shop, ["ann@example.com", "bob@example.com", "cy@example.com"])
+    sessions = mint_sessions(shop, ["ann@example.com", "bob@example.com", "cy@example.com"])
 
     def redeem_on_b(account: str, key: int) -> tuple[int, str]:
         """B's answer, and the rules its decision failed (from the decision log), '' when redeemed."""

@@ -24,8 +24,9 @@ import pytest
 
 from promo.backends import pg_connection
 from tests.support.database import prepare, product_key
-from tests.support.instances import Instance, instance_config, signed_in, start_instance
+from tests.support.instances import Instance, instance_config, start_instance
 from tests.support.pg_cluster import Cluster, private_cluster
+from tests.support.served import mint_sessions
 from tests.support.web import add_open_campaign
 
 OFFER = "/offers/open-today/redeem"
@@ -104,7 +105,7 @@ def test_a_postgresql_restart_during_a_load_costs_503s_only_and_loses_nothing(cl
     conn = pg_connection.connect(url)
     prepare(conn)
     add_open_campaign(conn, keys=ACCOUNTS, codes=ACCOUNTS)
-    sessions = signed_in(conn, [f"user{n}@example.com" for n in range(ACCOUNTS)])
+    sessions = mint_sessions(conn, [f"user{n}@example.com" for n in range(ACCOUNTS)])
     conn.close()
     instance = start_instance(instance_config(tmp_path, url, pool_size=3), tmp_path / "serve.log", "--workers", "2",
                               PROMO_SECURITY_KEY_ATTEMPTS_PER_HOUR="1000000")

@@ -13,7 +13,8 @@ import httpx2 as httpx
 
 from promo.backends import pg_connection
 from tests.support.database import prepare
-from tests.support.instances import PROMO, SECRET, instance_config, start_instance
+from tests.support.instances import SECRET, instance_config, start_instance
+from tests.support.served import PROMO
 
 
 def serve(config: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
