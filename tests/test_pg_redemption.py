@@ -24,7 +24,7 @@ from promo.campaigns import parse_campaign_file, shipped_campaign_text
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus
 from promo.codes import claim_code, import_codes
 from promo.db import transaction
-from promo.redemption import RedeemRequest, redeem
+from promo.redemption import RedeemRequest, redeem, redeem_unit
 from tests.support.database import DURING, SLUG, csv_bytes, product_key, reward_code
 
 
@@ -204,3 +204,34 @@ def test_a_claim_that_finds_every_free_code_held_waits_for_one_instead_of_saying
     finally:
         holder.close()
         waiter.close()
+
+
+def test_redemptions_by_different_accounts_never_wait_for_each_others_rows(pg: PgConnection, pg_url: str) -> None:
+    """Issue 18 item 2, the whole redemption path at once: three redemptions by different
+    accounts from one address (its guess counters), each with an idempotency key, on a campaign
+    with a low-stock threshold (its alert check), stay open together: none may wait for a row
+    or lock another holds (the code claim, the counters, the alert, the decision log, the audit
+    append, the outbox). A wait would hit lock_timeout and fail the test. One redemption is
+    committed first: a campaign's first redemption makes its counter rows, and redemptions
+    beside that one wait for it once (promo/totals.py)."""
+    stored = get_campaign(pg, SLUG)
+    with transaction(pg):
+        save_campaign(pg, replace(stored.campaign, low_stock_threshold=1), actor="test", now=DURING)
+    with transaction(pg):
+        assert redeem_unit(pg, request(6, "first@example.com").normalized(), DURING, guess_limit=10).redeemed
+    open_ones = [pg_connection.connect(pg_url) for _ in range(3)]
+    try:
+        results = []
+        for n, conn in enumerate(open_ones, start=1):
+            conn.execute("SET lock_timeout = '2s'")
+            conn.execute("BEGIN")
+            results.append(redeem_unit(conn, request(n, f"user{n}@example.com", client_ip="192.0.2.9",
+                                                     idempotency_key=f"key-{n}").normalized(), DURING, guess_limit=10))
+        for conn in open_ones:
+            conn.execute("COMMIT")
+    finally:
+        for conn in open_ones:
+            conn.close()
+    assert [r.redeemed for r in results] == [True] * 3, [r.decision.failures for r in results]
+    assert len({r.code for r in results}) == 3
+    assert pg.execute("SELECT SUM(redeemed) FROM campaign_totals").fetchone()[0] == 4
