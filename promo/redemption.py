@@ -198,6 +198,8 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
     code = claim_code(conn, campaign_id=stored.id, not_expiring_before=campaign.code_expires_at, now=now)
     if code is None:
         totals.give_back(conn, stored.id, counted)
+        if campaign.low_stock_threshold is not None:  # redemptions that crossed it at once on PostgreSQL each
+            alert_if_low(conn, stored, now=now)        # saw only its own count: an empty pool still alerts
         decision = Decision((Failure(STOCK, "no_codes_left", "no codes left: every reward code of this offer has been given out"),))
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
 
