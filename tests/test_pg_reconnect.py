@@ -19,7 +19,7 @@ from promo.backends.postgresql import PostgresDatabase
 from promo.config import Settings, load_settings
 from promo.db import is_unavailable
 from tests.support.pg_cluster import Cluster, private_cluster
-from tests.support.polling import wait_until
+from tests.support.polling import await_until, wait_until
 from tests.support.prepared import prepared_store
 
 GUARD_S = 30  # only so that a hang fails the test instead of stalling the run; no figure is asserted
@@ -82,6 +82,8 @@ def test_the_pool_fails_fast_while_the_server_is_down_and_reconnects_by_itself(
                 assert time.monotonic() < deadline, "the pool did not reconnect"
                 await asyncio.sleep(0.05)
             await db.write(add_marker, "after")
+            # The first connection back serves at once; the pool refills the others in the background.
+            await await_until(lambda: db.pool_stats()["size"] == 3, GUARD_S, "the pool back to its 3 connections")
             return {"during": during, "down": stats_down, "up": db.pool_stats(), "markers": await db.read(markers)}
         finally:
             await db.close()

@@ -98,13 +98,6 @@ async def test_concurrent_redemptions_on_postgresql_give_each_code_once(pg_url: 
     assert sorted(f.reason for r in results if not r.redeemed for f in r.decision.failures) == ["no_codes_left"] * 2
     assert pg.execute("SELECT count(*), count(DISTINCT code_id) FROM redemptions").fetchone()[:] == (4, 4)
     assert pg.execute("SELECT SUM(redeemed) FROM campaign_totals").fetchone()[0] == 4
-    # Each open transaction saw only its own count, so none of them saw the threshold crossed;
-    # the next request, finding the pool empty, raises the alert (once).
-    assert pg.execute("SELECT COUNT(*) FROM stock_alerts").fetchone()[0] == 0
-    with transaction(pg):
-        late = redeem_unit(pg, request(5, "late@example.com").normalized(), DURING, guess_limit=10)
-    assert [f.reason for f in late.decision.failures] == ["no_codes_left"]
-    assert pg.execute("SELECT COUNT(*) FROM stock_alerts").fetchone()[0] == 1
     seal_pending(pg)  # sealed first, so the check covers these events
     assert verify_chain(pg).ok
 
