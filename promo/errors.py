@@ -3,6 +3,7 @@ the field or line at fault, the rule id where one applies, and a status."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -47,6 +48,18 @@ class InputError(PromoError):
     @classmethod
     def one(cls, field: str, message: str, rule: str | None = None) -> InputError:
         return cls(FieldError(field, message, rule=rule))
+
+
+# PostgreSQL's text cannot hold NUL, which SQLite stores: refused at the edge on both stores, so
+# a value is never kept by one store and refused by the other (nor by `promo db copy` later).
+NUL_MESSAGE = "holds a NUL character (\\0), which no field accepts"
+
+
+def refuse_nul(fields: Iterable[tuple[str, object]]) -> None:
+    """InputError naming every field whose name or text value holds a NUL."""
+    bad = dict.fromkeys(name for name, value in fields if "\x00" in name or isinstance(value, str) and "\x00" in value)
+    if bad:
+        raise InputError([FieldError(name.replace("\x00", "\\0"), NUL_MESSAGE) for name in bad])
 
 
 class NotFound(PromoError):

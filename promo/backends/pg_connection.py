@@ -27,7 +27,7 @@ from psycopg.adapt import Buffer, Loader
 from psycopg.pq import TransactionStatus
 
 from promo.backends.pg_sql import POSTGRESQL, inserted_table, translate
-from promo.errors import InputError
+from promo.errors import NUL_MESSAGE, InputError
 
 Params = Mapping[str, Any] | Sequence[Any]
 
@@ -53,7 +53,7 @@ def holds_nul(exc: psycopg.DataError) -> bool:
 def nul_refused() -> InputError:
     """PostgreSQL's text cannot hold NUL, which SQLite stores: a value with one (a path, a form
     field) is bad input, a clear 4xx, never a 500."""
-    return InputError.one("text", "holds a NUL character (\\0), which no field accepts")
+    return InputError.one("text", NUL_MESSAGE)
 
 
 class DbTimeLoader(Loader):

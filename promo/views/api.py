@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from functools import wraps
 from typing import Any
 
@@ -22,7 +22,7 @@ from promo.campaign_service import save_and_rearm, stock_of
 from promo.campaign_store import STATE_ACTIONS, change_state, get_campaign, list_campaigns
 from promo.campaigns import campaign_from_dict, parse_campaign_file
 from promo.catalog import load_catalog
-from promo.errors import InputError
+from promo.errors import InputError, refuse_nul
 from promo.evaluation import DryRun, evaluate_dry_run
 from promo.jobs import get_job
 from promo.nonprofit.validation_codes import partner_for_token, verify_code
@@ -73,9 +73,28 @@ async def _json_body(request: Request) -> dict[str, Any]:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InputError.one("body", "is not valid JSON") from None
+    except RecursionError:  # json.loads gives up on arrays or objects nested about a thousand deep
+        raise InputError.one("body", "is nested too deeply") from None
     if not isinstance(body, dict):
         raise InputError.one("body", "must be a JSON object")
+    refuse_nul(_strings(body))  # as a form's fields: named, on both stores (errors.NUL_MESSAGE)
     return body
+
+
+def _strings(document: dict[str, Any]) -> Iterator[tuple[str, object]]:
+    """(path, value) for every key and value of a JSON document (definition.countries.0, ...);
+    a loop, not recursion: json.loads accepts nesting deeper than the stack left here."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                yield f"{path}{key}", key  # the key itself may hold the NUL
+                stack.append((f"{path}{key}.", item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}{index}.", item) for index, item in enumerate(value))
+        else:
+            yield path.rstrip("."), value
 
 
 def _campaign_json(stored: Any, now: Any) -> dict[str, Any]:

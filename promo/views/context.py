@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from promo.auth import Session, load_session, needs_touch, touch_session
 from promo.countries import country_codes, country_zone
+from promo.errors import refuse_nul
 from promo.i18n import Localizer, languages, negotiate, region_of
 from promo.limits import ServiceLimits
 from promo.templating import Templates
@@ -110,11 +111,15 @@ async def read_form(request: Request, max_files: int = 0) -> FormData:
     400 beyond): a form that takes no file never holds a temporary file nobody closes."""
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
-        return await request.form(max_files=max_files)
+        form = await request.form(max_files=max_files)
+        refuse_nul(form.multi_items())  # a 400 naming the field, on both stores (errors.NUL_MESSAGE)
+        return form
     body = (await request.body()).decode("latin-1")
     if body.count("&") >= FORM_FIELDS_MAX:
         raise HTTPException(400, f"a form has at most {FORM_FIELDS_MAX} fields")
-    return _UrlencodedForm(cast(list[tuple[str, str | UploadFile]], urlencoded_fields(body)))
+    fields = urlencoded_fields(body)
+    refuse_nul(fields)
+    return _UrlencodedForm(cast(list[tuple[str, str | UploadFile]], fields))
 
 
 class _UrlencodedForm(FormData):

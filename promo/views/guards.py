@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from promo.auth import same_token
+from promo.errors import refuse_nul
 from promo.i18n import N_
 from promo.staff import StaffSession
 from promo.views.context import PageContext, page_context, read_form, redirect, render
@@ -96,6 +97,7 @@ async def checked_form(request: Request, session: StaffSession) -> FormData | Re
     form = await request.form(max_part_size=4 * 1024 * 1024)
     if not same_token(session.csrf_token, str(form.get("csrf") or "")):
         return expired_form(request, session)
+    refuse_nul(form.multi_items())  # a 400 naming the field, on both stores (errors.NUL_MESSAGE)
     return form
 
 
