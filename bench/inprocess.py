@@ -1,0 +1,158 @@
+"""Where a redemption's CPU goes, without HTTP (issue 18's cost model, bench/README.md).
+
+    .venv/bin/python bench/inprocess.py                      # about a minute
+    .venv/bin/python bench/inprocess.py --redemptions 500 --pools 10
+
+1. One at a time on one connection (`redeem_sync`), SQLite then PostgreSQL, the same data (the
+   shipped offer, a fresh account and key each): statements per redemption (the connection's
+   trace callback), CPU of this process and of the PostgreSQL backend (/proc) per redemption,
+   and WAL written per redemption (`pg_current_wal_lsn()` before and after).
+2. Through `PostgresDatabase` (the pool on worker threads the service uses), 64 redemptions in
+   flight, for each pool size: redemptions/s, this process's and the backends' CPU per redemption.
+Figures are per redemption; compare them within one run (this machine drifts by ±30 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.sampling import cpu_seconds  # noqa: E402
+from promo.activations import import_activations  # noqa: E402
+from promo.backends import pg_connection, pg_schema  # noqa: E402
+from promo.backends.postgresql import PostgresDatabase  # noqa: E402
+from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
+from promo.campaigns import parse_campaign_file, shipped_campaign_text  # noqa: E402
+from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
+from promo.codes import import_codes  # noqa: E402
+from promo.db import connect, transaction  # noqa: E402
+from promo.migrate import migrate  # noqa: E402
+from promo.redemption import RedeemRequest, redeem, redeem_sync  # noqa: E402
+from tests.support.database import product_key, reward_code  # noqa: E402
+from tests.support.pg import create_database, database_url, drop_database  # noqa: E402
+from tests.support.redemption import csv_bytes  # noqa: E402
+
+SLUG = "office365-xbox-gold-2013"
+NOW = datetime(2013, 9, 1, 12, tzinfo=UTC)
+IN_FLIGHT = 64
+
+
+def load(conn: Any, n: int) -> None:
+    """The shipped offer (unbound keys allowed), n activation records and n codes."""
+    with transaction(conn):
+        upsert_skus(conn, shipped_catalog())
+        campaign = parse_campaign_file(shipped_campaign_text(SLUG), load_catalog(conn))
+        save_campaign(conn, replace(campaign, allow_unbound_keys=True), actor="bench", now=datetime(2013, 7, 1, tzinfo=UTC))
+    stored = get_campaign(conn, SLUG)
+    import_activations(conn, source=csv_bytes(["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],
+                                              [[product_key(i), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""]
+                                               for i in range(n)]), catalog=load_catalog(conn), now=NOW)
+    import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, now=NOW, source_name="bench.csv",
+                 source=csv_bytes(["code"], [[reward_code(i)] for i in range(n)]))
+
+
+def request(i: int) -> RedeemRequest:
+    return RedeemRequest(campaign=SLUG, account_email=f"u{i}@example.com", product_key=product_key(i), terms_accepted=True)
+
+
+def backend_seconds(conn: Any) -> float:
+    if not hasattr(conn, "raw"):
+        return 0.0
+    return cpu_seconds(conn.raw.execute("SELECT pg_backend_pid()").fetchone()[0]) or 0.0
+
+
+def one_at_a_time(conn: Any, n: int) -> dict[str, float]:
+    statements: collections.Counter[str] = collections.Counter()
+    conn.set_trace_callback(lambda sql: statements.update([sql]))
+    server0, app0 = backend_seconds(conn), time.process_time()
+    redeemed = sum(redeem_sync(conn, request(i).normalized(), NOW, guess_limit=10**6).redeemed for i in range(n))
+    app, server = time.process_time() - app0, backend_seconds(conn) - server0
+    conn.set_trace_callback(None)
+    assert redeemed == n, f"{redeemed} of {n} redeemed"
+    return {"statements": sum(statements.values()) / n, "app_ms": app / n * 1000, "server_ms": server / n * 1000}
+
+
+def pg_database(n: int) -> tuple[str, str]:
+    name = create_database(kind="bench_inprocess")
+    url = database_url(name)
+    conn = pg_connection.connect(url)
+    pg_schema.migrate(conn)
+    conn.close()
+    conn = pg_connection.connect(url)  # after the migration: it reads the identity columns
+    load(conn, n)
+    conn.close()
+    return name, url
+
+
+async def through_pool(url: str, name: str, n: int, pool: int) -> dict[str, float]:
+    admin = pg_connection.connect(url)
+    try:
+        async with PostgresDatabase(url, pool_size=pool) as db:
+            pids = [r[0] for r in admin.raw.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))]
+            server0 = sum(cpu_seconds(p) or 0.0 for p in pids)
+            app0, started = time.process_time(), time.perf_counter()
+            gate = asyncio.Semaphore(IN_FLIGHT)
+
+            async def one(i: int) -> bool:
+                async with gate:
+                    return (await redeem(db, request(i), NOW, guess_limit=10**6)).redeemed
+
+            redeemed = sum(await asyncio.gather(*(one(i) for i in range(n))))
+            wall, app = time.perf_counter() - started, time.process_time() - app0
+            server = sum(cpu_seconds(p) or 0.0 for p in pids) - server0
+    finally:
+        admin.close()
+    assert redeemed == n, f"{redeemed} of {n} redeemed"
+    return {"per_s": n / wall, "app_ms": app / n * 1000, "server_ms": server / n * 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--redemptions", type=int, default=2000)
+    parser.add_argument("--pools", type=int, nargs="+", default=[1, 4, 10])
+    args = parser.parse_args()
+    n = args.redemptions
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = connect(Path(tmp) / "inprocess.sqlite3")
+        migrate(sqlite)
+        load(sqlite, n)
+        lite = one_at_a_time(sqlite, n)
+        sqlite.close()
+    name, url = pg_database(n)
+    try:
+        conn = pg_connection.connect(url)
+        lsn = conn.raw.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        pg = one_at_a_time(conn, n)
+        wal = int(conn.raw.execute("SELECT pg_current_wal_lsn() - %s::pg_lsn", (str(lsn),)).fetchone()[0])
+        conn.close()
+    finally:
+        drop_database(name)
+    print(f"one at a time, {n} redemptions        statements   app ms   server ms")
+    print(f"  SQLite                                {lite['statements']:6.1f}   {lite['app_ms']:6.2f}")
+    print(f"  PostgreSQL                            {pg['statements']:6.1f}   {pg['app_ms']:6.2f}   {pg['server_ms']:6.2f}"
+          f"   WAL {wal / n:,.0f} bytes per redemption")
+    print(f"through PostgresDatabase, {IN_FLIGHT} in flight      per s   app ms   server ms")
+    for pool in args.pools:
+        name, url = pg_database(n)
+        try:
+            got = asyncio.run(through_pool(url, name, n, pool))
+        finally:
+            drop_database(name)
+        print(f"  pool of {pool:2d}                            {got['per_s']:6.0f}   {got['app_ms']:6.2f}   {got['server_ms']:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
