@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from promo import totals
 from promo.audit import append_event
 from promo.campaigns import campaign_from_json, campaign_to_json
 from promo.campaigns.kind import CampaignKind
@@ -93,6 +94,7 @@ def save_campaign(
              "published": db_time(now) if publish else None},
         ).lastrowid
         assert campaign_id is not None
+        totals.make_rows(conn, campaign_id)  # now, not by its first redemptions (issue 18)
         record_terms_version(conn, campaign_id, campaign.terms, now=now)
         changes = {k: [None, v] for k, v in _flatten(json.loads(definition)).items()}
         append_event(conn, tag="campaign:definition:created", actor=actor, subject=f"campaign:{campaign.slug}",

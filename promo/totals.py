@@ -5,10 +5,11 @@ Two redemptions by different accounts must not wait for the same row (issue 18).
 uncapped campaign counts each redemption on the first of its SHARDS rows that no other
 transaction holds (`FOR UPDATE SKIP LOCKED`, as codes are claimed), so concurrent
 transactions on PostgreSQL do not wait for each other's counter unless more than SHARDS
-hold one at once. The rows are made by the first redemption that finds none free (SQLite's
-one writer needs only one). Readers sum the shards. (A shard chosen at random for every
-redemption was measured first: at 8 connections a quarter of the lock waits were still on
-this table, since each transaction holds its row until COMMIT.)
+hold one at once. The rows are made when the campaign is saved (SQLite's one writer needs
+only one), or by the first redemption that finds none, for a campaign saved before that.
+Readers sum the shards. (A shard chosen at random for every redemption was measured first:
+at 8 connections a quarter of the lock waits were still on this table, since each
+transaction holds its row until COMMIT.)
 
 A total cap is one number, so a capped campaign counts on one row (CAP_SHARD) and checks
 the cap in the statement that counts: the upsert's DO UPDATE ... WHERE is evaluated on the
@@ -41,8 +42,7 @@ _TAKE_CAPPED = (
 # The first row of the campaign that no other transaction holds (PostgreSQL); SQLite: the first.
 _TAKE_FREE = ("UPDATE campaign_totals SET redeemed = redeemed + 1 WHERE campaign_id = :c AND shard ="
               " (SELECT shard FROM campaign_totals WHERE campaign_id = :c ORDER BY shard LIMIT 1{skip_locked}) RETURNING shard")
-# The rows not made yet (SQLite: one), ours until COMMIT. Made once per campaign: concurrent
-# first redemptions wait for the first one's COMMIT, once.
+# The rows not made yet (SQLite: one), ours until COMMIT: made when the campaign is saved.
 _MAKE_ROWS = ("WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n + 1 < :n)"
               " INSERT INTO campaign_totals (campaign_id, shard, redeemed) SELECT :c, n, 0 FROM s"
               " WHERE n NOT IN (SELECT shard FROM campaign_totals WHERE campaign_id = :c)"
@@ -59,13 +59,21 @@ def take(conn: sqlite3.Connection, campaign_id: int, *, cap: int | None) -> int 
         free = conn.execute(_TAKE_FREE.format(skip_locked=skip_locked), {"c": campaign_id}).fetchone()
         if free is not None:
             return int(free[0])
-        made = conn.execute(_MAKE_ROWS, {"c": campaign_id, "n": SHARDS if skip_locked else 1}).fetchall()
+        made = make_rows(conn, campaign_id)  # a campaign saved before its rows were made at save time
         # Every row made and held at once: wait for one, chosen at random to spread the waiters.
-        shard = int(made[0][0]) if made else random.randrange(SHARDS)  # noqa: S311 - not a secret
+        shard = made[0] if made else random.randrange(SHARDS)  # noqa: S311 - not a secret
         conn.execute(_TAKE, {"c": campaign_id, "shard": shard})
         return shard
     row = conn.execute(_TAKE_CAPPED, {"c": campaign_id, "cap_shard": CAP_SHARD, "cap": cap}).fetchone()
     return None if row is None else CAP_SHARD
+
+
+def make_rows(conn: sqlite3.Connection, campaign_id: int) -> list[int]:
+    """The campaign's counter rows not made yet (SQLite: one), inside the caller's transaction;
+    the shards made. Called when a campaign is saved, so its first redemptions do not wait for
+    each other: rows another transaction is still inserting would make them wait for its COMMIT."""
+    rows = conn.execute(_MAKE_ROWS, {"c": campaign_id, "n": SHARDS if dialect_of(conn).skip_locked else 1}).fetchall()
+    return [int(r[0]) for r in rows]
 
 
 def give_back(conn: sqlite3.Connection, campaign_id: int, shard: int) -> None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from promo import totals
 from promo.activations import import_activations
 from promo.audit import seal_pending, verify_chain
 from promo.backends import pg_connection, pg_schema
@@ -242,3 +243,24 @@ def test_redemptions_by_different_accounts_never_wait_for_each_others_rows(pg: P
         late = redeem_unit(pg, request(5, "late@example.com").normalized(), DURING, guess_limit=10)
     assert [f.reason for f in late.decision.failures] == ["no_codes_left"]
     assert pg.execute("SELECT COUNT(*) FROM stock_alerts").fetchone()[0] == 1
+
+
+def test_a_new_campaign_s_first_redemptions_open_at_once_do_not_wait(pg: PgConnection, pg_url: str) -> None:
+    """The campaign's counter rows are made when it is saved (promo/totals.py make_rows), not by
+    its first redemption, which the others beside it had to wait for (lock waits on
+    campaign_totals in every `scripts/bench compare` run)."""
+    assert pg.execute("SELECT COUNT(*) FROM campaign_totals").fetchone()[0] == totals.SHARDS
+    open_ones = [pg_connection.connect(pg_url) for _ in range(2)]
+    try:
+        results = []
+        for n, conn in enumerate(open_ones, start=1):
+            conn.execute("SET lock_timeout = '2s'")
+            conn.execute("BEGIN")
+            results.append(redeem_unit(conn, request(n, f"user{n}@example.com").normalized(), DURING, guess_limit=10))
+        for conn in open_ones:
+            conn.execute("COMMIT")
+    finally:
+        for conn in open_ones:
+            conn.close()
+    assert [r.redeemed for r in results] == [True, True], [r.decision.failures for r in results]
+    assert pg.execute("SELECT SUM(redeemed), COUNT(*) FROM campaign_totals").fetchone()[:] == (2, totals.SHARDS)
