@@ -29,19 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.sampling import cpu_seconds  # noqa: E402
-from promo.activations import import_activations  # noqa: E402
 from promo.backends import pg_connection, pg_schema  # noqa: E402
 from promo.backends.postgresql import PostgresDatabase  # noqa: E402
 from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
 from promo.campaigns import parse_campaign_file, shipped_campaign_text  # noqa: E402
 from promo.catalog import load_catalog, shipped_catalog, upsert_skus  # noqa: E402
-from promo.codes import import_codes  # noqa: E402
 from promo.db import connect, transaction  # noqa: E402
 from promo.migrate import migrate  # noqa: E402
 from promo.redemption import RedeemRequest, redeem, redeem_sync  # noqa: E402
-from tests.support.database import product_key, reward_code  # noqa: E402
+from tests.support.database import product_key  # noqa: E402
 from tests.support.pg import create_database, database_url, drop_database  # noqa: E402
-from tests.support.redemption import csv_bytes  # noqa: E402
+from tests.support.redemption import add_activations, add_codes  # noqa: E402
 
 SLUG = "office365-xbox-gold-2013"
 NOW = datetime(2013, 9, 1, 12, tzinfo=UTC)
@@ -54,12 +52,8 @@ def load(conn: Any, n: int) -> None:
         upsert_skus(conn, shipped_catalog())
         campaign = parse_campaign_file(shipped_campaign_text(SLUG), load_catalog(conn))
         save_campaign(conn, replace(campaign, allow_unbound_keys=True), actor="bench", now=datetime(2013, 7, 1, tzinfo=UTC))
-    stored = get_campaign(conn, SLUG)
-    import_activations(conn, source=csv_bytes(["product_key", "sku", "country", "purchased_at", "activated_at", "account_email"],
-                                              [[product_key(i), "O365-HOME-ESD", "DK", "2013-08-01", "2013-08-02", ""]
-                                               for i in range(n)]), catalog=load_catalog(conn), now=NOW)
-    import_codes(conn, campaign_id=stored.id, campaign=stored.campaign, now=NOW, source_name="bench.csv",
-                 source=csv_bytes(["code"], [[reward_code(i)] for i in range(n)]))
+    add_activations(conn, [(i, "O365-HOME-ESD", "DK", None) for i in range(n)])
+    add_codes(conn, get_campaign(conn, SLUG), n)
 
 
 def request(i: int) -> RedeemRequest:

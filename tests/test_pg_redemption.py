@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -220,19 +221,8 @@ def test_redemptions_by_different_accounts_never_wait_for_each_others_rows(pg: P
         save_campaign(pg, replace(stored.campaign, low_stock_threshold=1), actor="test", now=DURING)
     with transaction(pg):
         assert redeem_unit(pg, request(6, "first@example.com").normalized(), DURING, guess_limit=10).redeemed
-    open_ones = [pg_connection.connect(pg_url) for _ in range(3)]
-    try:
-        results = []
-        for n, conn in enumerate(open_ones, start=1):
-            conn.execute("SET lock_timeout = '2s'")
-            conn.execute("BEGIN")
-            results.append(redeem_unit(conn, request(n, f"user{n}@example.com", client_ip="192.0.2.9",
-                                                     idempotency_key=f"key-{n}").normalized(), DURING, guess_limit=10))
-        for conn in open_ones:
-            conn.execute("COMMIT")
-    finally:
-        for conn in open_ones:
-            conn.close()
+    results = open_at_once(pg_url, [request(n, f"user{n}@example.com", client_ip="192.0.2.9", idempotency_key=f"key-{n}")
+                                    for n in range(1, 4)])
     assert [r.redeemed for r in results] == [True] * 3, [r.decision.failures for r in results]
     assert len({r.code for r in results}) == 3
     assert pg.execute("SELECT SUM(redeemed) FROM campaign_totals").fetchone()[0] == 4
@@ -250,17 +240,24 @@ def test_a_new_campaign_s_first_redemptions_open_at_once_do_not_wait(pg: PgConne
     its first redemption, which the others beside it had to wait for (lock waits on
     campaign_totals in every `scripts/bench compare` run)."""
     assert pg.execute("SELECT COUNT(*) FROM campaign_totals").fetchone()[0] == totals.SHARDS
-    open_ones = [pg_connection.connect(pg_url) for _ in range(2)]
+    results = open_at_once(pg_url, [request(n, f"user{n}@example.com") for n in (1, 2)])
+    assert [r.redeemed for r in results] == [True, True], [r.decision.failures for r in results]
+    assert pg.execute("SELECT SUM(redeemed), COUNT(*) FROM campaign_totals").fetchone()[:] == (2, totals.SHARDS)
+
+
+def open_at_once(pg_url: str, requests: list[RedeemRequest]) -> list[Any]:
+    """Each request redeemed on its own connection, all of them open before any commits; a
+    wait for another's row or lock hits lock_timeout (2 s) and fails the caller's test."""
+    open_ones = [pg_connection.connect(pg_url) for _ in requests]
     try:
         results = []
-        for n, conn in enumerate(open_ones, start=1):
+        for conn, each in zip(open_ones, requests, strict=True):
             conn.execute("SET lock_timeout = '2s'")
             conn.execute("BEGIN")
-            results.append(redeem_unit(conn, request(n, f"user{n}@example.com").normalized(), DURING, guess_limit=10))
+            results.append(redeem_unit(conn, each.normalized(), DURING, guess_limit=10))
         for conn in open_ones:
             conn.execute("COMMIT")
+        return results
     finally:
         for conn in open_ones:
             conn.close()
-    assert [r.redeemed for r in results] == [True, True], [r.decision.failures for r in results]
-    assert pg.execute("SELECT SUM(redeemed), COUNT(*) FROM campaign_totals").fetchone()[:] == (2, totals.SHARDS)
