@@ -137,7 +137,8 @@ def test_hostile_residence_values_get_an_answer_never_a_500(client: TestClient, 
     if not client.cookies.get("promo_session"):
         follow_link(client, sign_in(client, smtp))
     response = redeem(client, product_key(1), residence=value)
-    assert response.status_code in (303, 422), (value, response.status_code)
+    # A NUL is refused where every form is read, naming the field (tests/test_nul_refused.py).
+    assert response.status_code in ((400,) if "\x00" in value else (303, 422)), (value, response.status_code)
     assert "Traceback" not in response.text
     assert client.get("/rewards").status_code == 200  # the service is still whole
 
