@@ -138,6 +138,11 @@ def _expiry(value: str, tz: ZoneInfo) -> str:
 _FREE_CODE = ("SELECT id, code, expires_at FROM reward_codes"
               " WHERE campaign_id = :campaign AND issued_at IS NULL AND voided_at IS NULL AND expires_at >= :min_expiry"
               " ORDER BY expires_at, id LIMIT 1")
+# The claim and the mark in one statement (one round trip on PostgreSQL, issue 18): the
+# subquery takes the free code (skipping those other transactions hold), the UPDATE issues it.
+_TAKE_FREE_CODE = ("UPDATE reward_codes SET issued_at = :now WHERE issued_at IS NULL AND id ="
+                   " (SELECT id FROM reward_codes WHERE campaign_id = :campaign AND issued_at IS NULL AND voided_at IS NULL"
+                   " AND expires_at >= :min_expiry ORDER BY expires_at, id LIMIT 1{skip_locked}) RETURNING id, code, expires_at")
 _ANY_FREE_CODE = ("SELECT EXISTS (SELECT 1 FROM reward_codes WHERE campaign_id = :campaign AND issued_at IS NULL"
                   " AND voided_at IS NULL AND expires_at >= :min_expiry)")
 
@@ -147,7 +152,11 @@ def claim_code(conn: sqlite3.Connection, *, campaign_id: int, not_expiring_befor
     (the campaign's stated expiry, R-X9). Call inside the redemption's transaction."""
     dialect = dialect_of(conn)
     params = {"campaign": campaign_id, "min_expiry": db_time(max(not_expiring_before, now))}
-    row = conn.execute(_FREE_CODE + dialect.skip_locked, params).fetchone()  # PostgreSQL: no two claims wait for one code
+    # PostgreSQL: no two claims wait for one code. Taken and marked at once, the common case.
+    taken = conn.execute(_TAKE_FREE_CODE.format(skip_locked=dialect.skip_locked), params | {"now": db_time(now)}).fetchone()
+    if taken is not None:
+        return ClaimedCode(id=taken["id"], code=taken["code"], expires_at=from_db_time(taken["expires_at"]))
+    row = None
     while row is None and dialect.skip_locked:
         # Every free code may be held by transactions still deciding, which may yet roll back
         # (a key race's losers do): wait for the first rather than answer "no codes left"

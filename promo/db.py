@@ -168,6 +168,8 @@ def run_jobs(conn: sqlite3.Connection, jobs: list[WriteJob]) -> list[WriteOutcom
 
 
 class Database:
+    groups_writes = True  # write_grouped shares one COMMIT among the calls in flight
+
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"):
         self.path = Path(path)
         self._options = {"busy_timeout_ms": busy_timeout_ms, "synchronous": synchronous}

@@ -171,7 +171,7 @@ def test_a_stale_count_is_stopped_by_the_schema_and_logged_as_r_x6(ready: sqlite
     (campaign, account, slot) constraint refuses the insert; the claimed code is rolled back."""
     import promo.redemption
     assert redeem(ready, key=1).redeemed
-    monkeypatch.setattr(promo.redemption, "prior_redemptions", lambda *args: (0, False))
+    monkeypatch.setattr(promo.redemption, "prior_redemptions", lambda *args: (0, False, None))
     second = redeem(ready, key=2)
     assert not second.redeemed and second.decision.rules == ["R-X6"]
     assert one(ready, "SELECT COUNT(*) FROM redemptions")[0] == 1

@@ -14,7 +14,13 @@ from typing import Any
 from promo.backends.dialect import Dialect
 from promo.backends.sqlite import SQLITE
 
-__all__ = ["Dialect", "dialect_of"]
+__all__ = ["Dialect", "RerunTransaction", "dialect_of"]
+
+
+class RerunTransaction(Exception):
+    """Raised inside a transaction that lost a race to another writer's COMMIT (PostgreSQL):
+    roll it all back and run it again; the next run sees the winner's rows. The store's write
+    (postgresql.in_transaction) reruns it as it does a serialization failure."""
 
 
 def dialect_of(conn: Any) -> Dialect:

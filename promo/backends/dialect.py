@@ -28,6 +28,9 @@ class Dialect:
     row_lock: str = ""
     unavailable_sqlstates: frozenset[str] = frozenset()  # "try again", not a bug (PostgreSQL)
     retry_sqlstates: frozenset[str] = frozenset()  # serialization failure, deadlock: rerun the transaction
+    # Writers run at once (PostgreSQL): a transaction that lost a race may be rerun whole
+    # (RerunTransaction) instead of rolled back to a savepoint. SQLite's one writer never races.
+    reruns_transactions: bool = False
 
     def suffix(self, expr: str, length: str) -> str:
         """The last `length` characters of `expr` (indexed tails: redemptions_key_tail)."""

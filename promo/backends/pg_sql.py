@@ -26,6 +26,7 @@ POSTGRESQL = Dialect(
     unavailable_sqlstates=frozenset({"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03",
                                      "53000", "53100", "53200", "53300"}),
     retry_sqlstates=frozenset({"40001", "40P01"}),  # serialization_failure, deadlock_detected
+    reruns_transactions=True,
 )
 
 # SQLite's transaction openers; PostgreSQL has one BEGIN (a writer's row locks do the rest).

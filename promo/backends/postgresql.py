@@ -5,7 +5,8 @@ connection on a worker thread (psycopg releases the GIL while it waits on the se
 several transactions really run at once, which SQLite's one writer never does. Hence:
 - every write is its own transaction at READ COMMITTED; the UNIQUE constraints and the
   code claim's FOR UPDATE SKIP LOCKED keep the invariants (R-X5, R-X6) under concurrency;
-- a serialization failure or a deadlock reruns the whole function, a bounded number of
+- a serialization failure, a deadlock or a lost race (RerunTransaction: a redemption alone in
+  its transaction, promo/redemption.py) reruns the whole function, a bounded number of
   times with a short random backoff, so a person never sees it as a 500;
 - `write_grouped` needs no group commit (commits of different connections overlap), so it
   is `write`: the function still gets a transaction it must not BEGIN or COMMIT itself;
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from promo.backends import RerunTransaction
 from promo.backends.notify import Announcer, notify
 from promo.backends.pg_connection import CONNECT_OPTIONS, PgConnection, configure, read_identities
 from promo.backends.pg_sql import POSTGRESQL
@@ -65,12 +67,13 @@ class NotBegun(Exception):
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """A serialization failure or a deadlock: rerunning the whole transaction is correct."""
+    """A serialization failure, a deadlock, or a redemption that lost a race (RerunTransaction):
+    rerunning the whole transaction is correct."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:  # a cause chain may loop back
         seen.add(id(cause))
-        if isinstance(cause, psycopg.Error) and cause.sqlstate in POSTGRESQL.retry_sqlstates:
+        if isinstance(cause, RerunTransaction) or isinstance(cause, psycopg.Error) and cause.sqlstate in POSTGRESQL.retry_sqlstates:
             return True
         cause = cause.__cause__
     return False
@@ -114,6 +117,8 @@ def in_transaction(conn: PgConnection, fn: Callable[..., T], args: tuple[Any, ..
 
 class PostgresDatabase:
     """The same async interface as promo.db.Database, on PostgreSQL."""
+
+    groups_writes = False  # write_grouped is write: each call its own transaction
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE, timeout_s: float = POOL_TIMEOUT_S,
                  wait_s: float = CONNECTION_WAIT_S):
