@@ -56,13 +56,17 @@ REVIEWED_DYNAMIC_SQL = {
     ("activity.py", "_count"): "the module's constant _TAKE_FREE with the dialect's constant SKIP LOCKED, and the"
                                " constant upsert (_UPSERT); values are parameters",
     ("totals.py", "take"): "the module's constant statements (_TAKE_FREE with the dialect's constant SKIP LOCKED,"
-                           " _MAKE_ROWS, _TAKE, _TAKE_CAPPED); values are parameters",
+                           " _TAKE, _TAKE_CAPPED); values are parameters",
+    ("totals.py", "make_rows"): "the module's constant _MAKE_ROWS; values are parameters",
+    ("redemption.py", "mailbox_sibling"): "the module's constant _SIBLING; values are parameters",
+    ("redemption.py", "prior_redemptions"): "a constant SELECT with the module's constant _SIBLING as a subquery; values are parameters",
     ("stock.py", "pool_counts"): "the module's constant _COUNTS; values are parameters",
     ("stock.py", "_armed_and_available"): "the module's constant _COUNTS; values are parameters",
     ("pg_connection.py", "execute"): "the caller's SQL in psycopg's placeholders (pg_sql.translate), plus RETURNING of an"
                                      " identity column read from the schema",
     ("pg_connection.py", "executemany"): "the caller's SQL in psycopg's placeholders (pg_sql.translate)",
-    ("codes.py", "claim_code"): "the constant _FREE_CODE plus the dialect's constant FOR UPDATE [SKIP LOCKED] (empty on SQLite)",
+    ("codes.py", "claim_code"): "the constants _TAKE_FREE_CODE and _FREE_CODE with the dialect's constant FOR UPDATE [SKIP LOCKED]"
+                                " (empty on SQLite); values are parameters",
     ("audit.py", "seal"): "the dialect's constant sealer lock (PostgreSQL's advisory lock; SQLite has no sealer)",
     ("postgresql.py", "in_transaction"): "one of two constant BEGINs (READ COMMITTED for writes, a read-only snapshot for reads)",
     ("pg_schema.py", "migrate"): "statements of the numbered PostgreSQL migration files shipped in the package",

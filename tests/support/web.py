@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from html import unescape
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -20,6 +22,7 @@ from promo.campaigns import parse_campaign_file
 from promo.catalog import load_catalog
 from promo.config import Settings
 from promo.db import transaction
+from promo.errors import NUL_MESSAGE
 from tests.support.database import csv_bytes, open_campaign_text, product_key
 from tests.support.mailserver import MailServer
 from tests.support.redemption import add_codes
@@ -66,6 +69,14 @@ def shop(conn: sqlite3.Connection) -> sqlite3.Connection:
 def client(web_settings: Settings, shop: sqlite3.Connection) -> Iterator[TestClient]:
     with TestClient(create_app(web_settings), follow_redirects=False) as test_client:
         yield test_client
+
+
+def refused_for_nul(response: Any, fields: dict[str, str]) -> bool:
+    """Whether a form with a NUL in some field got what every form gives one: a 400 naming each
+    such field (promo.errors.refuse_nul). False when no field holds a NUL."""
+    holding = [name.replace("\x00", "\\0") for name, value in fields.items() if "\x00" in name + value]
+    text = unescape(response.text)
+    return bool(holding) and response.status_code == 400 and all(f"{name}: {NUL_MESSAGE}" in text for name in holding)
 
 
 def hidden(html: str, name: str) -> str:
