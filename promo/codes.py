@@ -135,16 +135,16 @@ def _expiry(value: str, tz: ZoneInfo) -> str:
 
 
 
-_FREE_CODE = ("SELECT id, code, expires_at FROM reward_codes"
-              " WHERE campaign_id = :campaign AND issued_at IS NULL AND voided_at IS NULL AND expires_at >= :min_expiry"
-              " ORDER BY expires_at, id LIMIT 1")
+# The codes issuable now, earliest-expiring first; written once for the three statements below.
+_FREE = ("FROM reward_codes WHERE campaign_id = :campaign AND issued_at IS NULL AND voided_at IS NULL"
+         " AND expires_at >= :min_expiry")
+_FIRST = " ORDER BY expires_at, id LIMIT 1"
+_FREE_CODE = "SELECT id, code, expires_at " + _FREE + _FIRST
 # The claim and the mark in one statement (one round trip on PostgreSQL, issue 18): the
 # subquery takes the free code (skipping those other transactions hold), the UPDATE issues it.
-_TAKE_FREE_CODE = ("UPDATE reward_codes SET issued_at = :now WHERE issued_at IS NULL AND id ="
-                   " (SELECT id FROM reward_codes WHERE campaign_id = :campaign AND issued_at IS NULL AND voided_at IS NULL"
-                   " AND expires_at >= :min_expiry ORDER BY expires_at, id LIMIT 1{skip_locked}) RETURNING id, code, expires_at")
-_ANY_FREE_CODE = ("SELECT EXISTS (SELECT 1 FROM reward_codes WHERE campaign_id = :campaign AND issued_at IS NULL"
-                  " AND voided_at IS NULL AND expires_at >= :min_expiry)")
+_TAKE_FREE_CODE = ("UPDATE reward_codes SET issued_at = :now WHERE issued_at IS NULL AND id = (SELECT id " + _FREE + _FIRST
+                   + "{skip_locked}) RETURNING id, code, expires_at")
+_ANY_FREE_CODE = "SELECT EXISTS (SELECT 1 " + _FREE + ")"
 
 
 def claim_code(conn: sqlite3.Connection, *, campaign_id: int, not_expiring_before: datetime, now: datetime) -> ClaimedCode | None:
