@@ -6,7 +6,6 @@ JSON API's documents at any depth; and no NUL in any text the store holds afterw
 
 from __future__ import annotations
 
-import html
 import re
 import sqlite3
 
@@ -20,7 +19,7 @@ from promo.errors import NUL_MESSAGE, InputError, refuse_nul
 from promo.views.context import urlencoded_fields
 from tests.support.console import csrf, new_token, signed_in
 from tests.support.mailserver import MailServer
-from tests.support.web import follow_link, hidden, sign_in
+from tests.support.web import follow_link, hidden, refused_for_nul, sign_in
 
 FIELDS = ("name", "email", "product_key", "country", "slug", "reason", "code", "role", "next")
 
@@ -60,7 +59,7 @@ def walk(client: TestClient, token: str) -> list[str]:
             if response.status_code == 303 and response.headers["location"].startswith(("/signin?", "/staff/signin?")):
                 continue
             if response.status_code == 400:
-                if f"{field}: {NUL_MESSAGE}" not in html.unescape(response.text):
+                if not refused_for_nul(response, {field: data[field]}):
                     wrong.append(f"{path} {field}: 400 without the field named: {response.text[:200]!r}")
             elif response.status_code < 400 or response.status_code >= 500:
                 wrong.append(f"{path} {field}: {response.status_code} {response.headers.get('location')}")
