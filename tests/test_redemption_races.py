@@ -99,6 +99,24 @@ async def test_through_the_service_store_a_key_sent_twice_at_once_is_replayed(se
     assert shop.execute("SELECT count(*) FROM redemptions").fetchone()[0] == 10
 
 
+async def test_through_the_service_store_race_losers_get_the_rules_refusal(settings: Settings, shop: sqlite3.Connection) -> None:
+    """The service's path for the R-X5 and R-X6 races: on PostgreSQL each redemption is alone in
+    its transaction, so a loser reruns the whole of it (RerunTransaction, in_transaction) and is
+    refused by the rule; on SQLite the group commit's savepoints decide them in turn."""
+    async with store_of(settings) as db:
+        for n in range(10):
+            key_race = await asyncio.gather(redeem(db, ask(n + 1, f"k{n}a@example.com"), DURING),
+                                            redeem(db, ask(n + 1, f"k{n}b@example.com"), DURING))
+            account_race = await asyncio.gather(redeem(db, ask(2 * n + 21, f"acct{n}@example.com"), DURING),
+                                                redeem(db, ask(2 * n + 22, f"acct{n}@example.com"), DURING))
+            for results, refusal in ((key_race, ("R-X5", "key_already_redeemed")),
+                                     (account_race, ("R-X6", "account_limit_reached"))):
+                assert sorted(r.outcome for r in results) == ["redeemed", "refused"], n
+                assert [reasons(r) for r in results if not r.redeemed] == [[refusal]], n
+    assert shop.execute("SELECT count(*), count(DISTINCT code_id) FROM redemptions").fetchone()[:] == (20, 20)
+    assert_chain_verifies(shop)
+
+
 def test_one_account_with_two_keys_at_once_is_refused_by_r_x6_as_on_sqlite(race: Race, shop: sqlite3.Connection) -> None:
     for n in range(ROUNDS // 2):
         account = f"both{n}@example.com"
