@@ -20,6 +20,8 @@ import collections
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.sampling import cpu_seconds  # noqa: E402
+from bench.sampling import CpuMeter, backend_pids, cpu_seconds  # noqa: E402
 from promo.backends import pg_connection, pg_schema  # noqa: E402
 from promo.backends.postgresql import PostgresDatabase  # noqa: E402
 from promo.campaign_store import get_campaign, save_campaign  # noqa: E402
@@ -38,7 +40,7 @@ from promo.db import connect, transaction  # noqa: E402
 from promo.migrate import migrate  # noqa: E402
 from promo.redemption import RedeemRequest, redeem, redeem_sync  # noqa: E402
 from tests.support.database import product_key  # noqa: E402
-from tests.support.pg import create_database, database_url, drop_database  # noqa: E402
+from tests.support.pg import ADMIN_URL, scratch_database  # noqa: E402
 from tests.support.redemption import add_activations, add_codes  # noqa: E402
 
 SLUG = "office365-xbox-gold-2013"
@@ -77,39 +79,34 @@ def one_at_a_time(conn: Any, n: int) -> dict[str, float]:
     return {"statements": sum(statements.values()) / n, "app_ms": app / n * 1000, "server_ms": server / n * 1000}
 
 
-def pg_database(n: int) -> tuple[str, str]:
-    name = create_database(kind="bench_inprocess")
-    url = database_url(name)
-    conn = pg_connection.connect(url)
-    pg_schema.migrate(conn)
-    conn.close()
-    conn = pg_connection.connect(url)  # after the migration: it reads the identity columns
-    load(conn, n)
-    conn.close()
-    return name, url
+@contextmanager
+def pg_database(n: int) -> Iterator[str]:
+    """A scratch PostgreSQL database (tests.support.pg) with the schema and load(n); its URL."""
+    with scratch_database() as url:
+        conn = pg_connection.connect(url)
+        pg_schema.migrate(conn)
+        conn.close()
+        conn = pg_connection.connect(url)  # after the migration: it reads the identity columns
+        load(conn, n)
+        conn.close()
+        yield url
 
 
-async def through_pool(url: str, name: str, n: int, pool: int) -> dict[str, float]:
-    admin = pg_connection.connect(url)
-    try:
-        async with PostgresDatabase(url, pool_size=pool) as db:
-            pids = [r[0] for r in admin.raw.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))]
-            server0 = sum(cpu_seconds(p) or 0.0 for p in pids)
-            app0, started = time.process_time(), time.perf_counter()
-            gate = asyncio.Semaphore(IN_FLIGHT)
+async def through_pool(url: str, n: int, pool: int) -> dict[str, float]:
+    async with PostgresDatabase(url, pool_size=pool) as db:
+        server = CpuMeter(backend_pids(ADMIN_URL, url.rpartition("/")[2])).start()
+        app0, started = time.process_time(), time.perf_counter()
+        gate = asyncio.Semaphore(IN_FLIGHT)
 
-            async def one(i: int) -> bool:
-                async with gate:
-                    return (await redeem(db, request(i), NOW, guess_limit=10**6)).redeemed
+        async def one(i: int) -> bool:
+            async with gate:
+                return (await redeem(db, request(i), NOW, guess_limit=10**6)).redeemed
 
-            redeemed = sum(await asyncio.gather(*(one(i) for i in range(n))))
-            wall, app = time.perf_counter() - started, time.process_time() - app0
-            server = sum(cpu_seconds(p) or 0.0 for p in pids) - server0
-    finally:
-        admin.close()
+        redeemed = sum(await asyncio.gather(*(one(i) for i in range(n))))
+        wall, app = time.perf_counter() - started, time.process_time() - app0
+        server_s = server.stop()
     assert redeemed == n, f"{redeemed} of {n} redeemed"
-    return {"per_s": n / wall, "app_ms": app / n * 1000, "server_ms": server / n * 1000}
+    return {"per_s": n / wall, "app_ms": app / n * 1000, "server_ms": server_s / n * 1000}
 
 
 def main() -> None:
@@ -125,26 +122,20 @@ def main() -> None:
         load(sqlite, n)
         lite = one_at_a_time(sqlite, n)
         sqlite.close()
-    name, url = pg_database(n)
-    try:
+    with pg_database(n) as url:
         conn = pg_connection.connect(url)
         lsn = conn.raw.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
         pg = one_at_a_time(conn, n)
         wal = int(conn.raw.execute("SELECT pg_current_wal_lsn() - %s::pg_lsn", (str(lsn),)).fetchone()[0])
         conn.close()
-    finally:
-        drop_database(name)
     print(f"one at a time, {n} redemptions        statements   app ms   server ms")
     print(f"  SQLite                                {lite['statements']:6.1f}   {lite['app_ms']:6.2f}")
     print(f"  PostgreSQL                            {pg['statements']:6.1f}   {pg['app_ms']:6.2f}   {pg['server_ms']:6.2f}"
           f"   WAL {wal / n:,.0f} bytes per redemption")
     print(f"through PostgresDatabase, {IN_FLIGHT} in flight      per s   app ms   server ms")
     for pool in args.pools:
-        name, url = pg_database(n)
-        try:
-            got = asyncio.run(through_pool(url, name, n, pool))
-        finally:
-            drop_database(name)
+        with pg_database(n) as url:
+            got = asyncio.run(through_pool(url, n, pool))
         print(f"  pool of {pool:2d}                            {got['per_s']:6.0f}   {got['app_ms']:6.2f}   {got['server_ms']:6.2f}")
 
 
