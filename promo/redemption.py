@@ -25,7 +25,7 @@ from promo import totals
 from promo.activations import get_activation
 from promo.activity import count_attempt
 from promo.audit import append_event
-from promo.backends import RerunTransaction, dialect_of
+from promo.backends import RerunTransaction, connection_number, dialect_of, pipelined, settle
 from promo.campaign_store import StoredCampaign, get_campaign, get_campaign_of
 from promo.campaigns.purchase_offer import Claim, PurchaseOffer
 from promo.campaigns.rules import CAMPAIGN, STOCK, Decision, Failure
@@ -72,6 +72,7 @@ def redeem_sync(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
     raise AssertionError("unreachable")
 
 
+@pipelined  # PostgreSQL's write queues the decision log, audit event and email with one round trip
 def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime, *, guess_limit: int | None = None,
                 reviewed: bool = False, alone: bool = False) -> RedemptionResult:
     """The redemption inside a transaction the caller holds (alone, or in a group commit).
@@ -81,7 +82,9 @@ def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
     trips fewer per redemption (issue 18)."""
     if alone and dialect_of(conn).reruns_transactions:
         try:
-            return _decide_and_record(conn, request, now, guess_limit, reviewed)
+            result = _decide_and_record(conn, request, now, guess_limit, reviewed)
+            settle(conn)  # a lost race in a statement still queued (pipelined) is caught here, not at COMMIT
+            return result
         except sqlite3.IntegrityError as exc:
             if lost_a_race(exc):
                 raise RerunTransaction("lost a race to another writer's COMMIT") from exc
@@ -90,7 +93,9 @@ def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
         conn.execute("SAVEPOINT redeem")
         try:
             result = _decide_and_record(conn, request, now, guess_limit, reviewed)
+            settle(conn)
         except sqlite3.IntegrityError as exc:
+            settle(conn)  # pipelined (PostgreSQL): the server takes statements again after a sync
             conn.execute("ROLLBACK TO redeem")
             conn.execute("RELEASE redeem")
             if redecisions_left and lost_a_race(exc):
@@ -102,6 +107,7 @@ def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
             stored = get_campaign(conn, request.campaign)
             return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
         except BaseException:
+            settle(conn)
             conn.execute("ROLLBACK TO redeem")
             conn.execute("RELEASE redeem")
             raise
@@ -330,7 +336,7 @@ def _refuse(conn: sqlite3.Connection, stored: StoredCampaign, request: RedeemReq
 
 def _log_attempt(conn: sqlite3.Connection, stored: StoredCampaign, request: RedeemRequest, result: RedemptionResult,
                  now: datetime, *, sku: str | None, country: str | None) -> None:
-    attempt_id = conn.execute(
+    conn.execute(  # its id is not read: pipelined, this INSERT costs no round trip of its own
         "INSERT INTO redemption_attempts (campaign_id, account_email, idempotency_key, product_key, sku, country,"
         " outcome, failed_rules, result, redemption_id, attempted_at, client_ip, guess_failure)"
         " VALUES (:c, :a, :ik, :k, :sku, :country, :outcome, :rules, :result, :rid, :now, :ip, :guess)",
@@ -340,9 +346,9 @@ def _log_attempt(conn: sqlite3.Connection, stored: StoredCampaign, request: Rede
          "result": json.dumps(result.as_dict()), "rid": result.redemption_id, "now": db_time(now),
          "ip": request.client_ip,
          "guess": int(any(f.rule in _GUESS_RULES and f.reason != KEY_NOT_BOUND for f in result.decision.failures))},
-    ).lastrowid
-    assert attempt_id is not None
-    count_attempt(conn, campaign_id=stored.id, outcome=result.outcome, at=now, tz=stored.campaign.tz, shard_of=attempt_id,
+    )
+    count_attempt(conn, campaign_id=stored.id, outcome=result.outcome, at=now, tz=stored.campaign.tz,
+                  shard_of=connection_number(conn),
                   reasons=(f"{f.rule} {f.reason}" for f in result.decision.failures))
 
 

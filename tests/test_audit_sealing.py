@@ -43,7 +43,9 @@ TWO_WRITERS = "two write transactions open at once: only PostgreSQL has them (SQ
 
 
 def add(conn: Any, n: int, tag: str = "test:event:made") -> int:
-    return append_event(conn, tag=tag, actor="system", subject=f"thing:{n}", data={"n": n}, at=AT)
+    """An event about thing n; its id (the newest of thing n's: append_event returns none)."""
+    append_event(conn, tag=tag, actor="system", subject=f"thing:{n}", data={"n": n}, at=AT)
+    return int(conn.execute("SELECT max(seq) FROM audit_events WHERE subject = ?", (f"thing:{n}",)).fetchone()[0])
 
 
 def chain_subjects(conn: Any) -> list[str]:

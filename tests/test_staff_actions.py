@@ -44,7 +44,8 @@ def auditor_client(client: TestClient, shop: sqlite3.Connection) -> TestClient:
 def event(conn: sqlite3.Connection, tag: str, *, actor: str = "staff:ann@example.com", subject: str = "campaign:x",
           at: datetime = MARCH_1_LATE, data: dict | None = None, ip: str | None = "2001:db8::1") -> int:  # type: ignore[type-arg]
     with transaction(conn):
-        return append_event(conn, tag=tag, actor=actor, subject=subject, data=data or {}, at=at, ip=ip)
+        append_event(conn, tag=tag, actor=actor, subject=subject, data=data or {}, at=at, ip=ip)
+        return int(conn.execute("SELECT max(seq) FROM audit_events").fetchone()[0])  # one writer: its own
 
 
 def rows_of(html: str) -> list[str]:

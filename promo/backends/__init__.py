@@ -9,12 +9,15 @@ those few fragments asks `dialect_of(conn)`. On PostgreSQL the connection is a
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from promo.backends.dialect import Dialect
 from promo.backends.sqlite import SQLITE
 
-__all__ = ["Dialect", "RerunTransaction", "dialect_of"]
+__all__ = ["Dialect", "RerunTransaction", "dialect_of", "connection_number", "pipelined", "settle"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class RerunTransaction(Exception):
@@ -26,3 +29,31 @@ class RerunTransaction(Exception):
 def dialect_of(conn: Any) -> Dialect:
     """The dialect of a connection: its own (a PgConnection says), else SQLite's."""
     return getattr(conn, "dialect", SQLITE)
+
+
+def pipelined(fn: F) -> F:
+    """Marks a write function whose statements PostgreSQL's write may queue and send together
+    (PgConnection.pipeline: those whose answers it does not read cost no round trip of their
+    own). Its promise: where it catches a statement's error, it reads that statement's result,
+    or calls settle(conn), inside the `try`; an error it does not catch may surface at a later
+    statement or at COMMIT. SQLite: nothing changes."""
+    setattr(fn, "pipelined", True)  # noqa: B010 (a function attribute mypy does not know)
+    return fn
+
+
+def is_pipelined(fn: Callable[..., Any]) -> bool:
+    return getattr(fn, "pipelined", False) is True
+
+
+def settle(conn: Any) -> None:
+    """Wait for every statement queued on conn (PostgreSQL's pipeline), raising the first one's
+    error here. Nothing to wait for, or SQLite: nothing, and no round trip."""
+    wait = getattr(conn, "settle", None)
+    if wait is not None:
+        wait()
+
+
+def connection_number(conn: Any) -> int:
+    """A number no two transactions in flight share: PostgreSQL's backend pid (known without
+    asking the server); SQLite has one writer, so 0."""
+    return int(getattr(conn, "backend_pid", 0))

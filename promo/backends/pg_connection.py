@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 from psycopg.adapt import Buffer, Loader
-from psycopg.pq import TransactionStatus
+from psycopg.pq import PipelineStatus, TransactionStatus
 
 from promo.backends.pg_sql import POSTGRESQL, inserted_table, translate
 from promo.errors import NUL_MESSAGE, InputError
@@ -126,31 +126,58 @@ def pg_row_factory(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], PgR
 
 
 class PgCursor:
-    """What sqlite3.Cursor offers the storage functions, over a psycopg cursor."""
+    """What sqlite3.Cursor offers the storage functions, over a psycopg cursor. In a pipeline
+    (PgConnection.pipeline) the statement may not have been answered yet: reading anything of
+    its result (rows, rowcount, lastrowid) first sends what is queued and waits for the answers,
+    so the caller sees what sqlite3 would have given it, and a queued statement's error is
+    raised there."""
 
-    def __init__(self, cursor: psycopg.Cursor[PgRow], lastrowid: int | None = None):
+    def __init__(self, cursor: psycopg.Cursor[PgRow], lastrowid: int | None = None, *,
+                 settle: Callable[[], None] | None = None, returns_id: bool = False):
         self._cursor = cursor
-        self.lastrowid = lastrowid
+        self._lastrowid = lastrowid
+        self._settle = settle  # set in a pipeline: waits for every queued answer
+        self._returns_id = returns_id  # the statement carries the RETURNING that lastrowid reads
+
+    def _answered(self) -> psycopg.Cursor[PgRow]:
+        if self._settle is not None:
+            if self._cursor.pgresult is None:
+                self._settle()
+            self._settle = None
+            if self._returns_id:
+                self._returns_id = False
+                returned = self._cursor.fetchall()
+                self._lastrowid = int(returned[-1][0]) if returned else None
+        return self._cursor
+
+    @property
+    def lastrowid(self) -> int | None:
+        self._answered()
+        return self._lastrowid
 
     @property
     def rowcount(self) -> int:
-        return self._cursor.rowcount
+        return self._answered().rowcount
 
     @property
     def description(self) -> Any:
-        return self._cursor.description
+        return self._answered().description
 
     def fetchone(self) -> PgRow | None:
-        return self._cursor.fetchone() if self._cursor.description is not None else None
+        cursor = self._answered()
+        return cursor.fetchone() if cursor.description is not None else None
 
     def fetchall(self) -> list[PgRow]:
-        return self._cursor.fetchall() if self._cursor.description is not None else []
+        cursor = self._answered()
+        return cursor.fetchall() if cursor.description is not None else []
 
     def fetchmany(self, size: int = 1) -> list[PgRow]:
-        return self._cursor.fetchmany(size) if self._cursor.description is not None else []
+        cursor = self._answered()
+        return cursor.fetchmany(size) if cursor.description is not None else []
 
     def __iter__(self) -> Iterator[PgRow]:
-        return iter(self.fetchall()) if self._cursor.description is None else iter(self._cursor)
+        cursor = self._answered()
+        return iter(self.fetchall()) if cursor.description is None else iter(cursor)
 
     def close(self) -> None:
         self._cursor.close()
@@ -180,6 +207,35 @@ class PgConnection:
         self._identities = identities  # table -> its identity column (id; audit_events.seq)
         self.mail_queued = False  # set by outbox.enqueue: the store announces it after commit (backends/notify.py)
         self._trace: Callable[[str], object] | None = None
+        self._pipeline: psycopg.Pipeline | None = None  # while in pipeline(): statements are queued
+
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Inside: statements are queued and sent together (psycopg's pipeline mode), so those
+        whose answers nobody reads before the next read, or before the block ends, cost no
+        round trip of their own. Whatever reads a result waits for every answer queued before
+        it, and a queued statement's error is raised there, or at the block's end (which waits
+        for all). So a caller that catches a statement's error must read its result (or call
+        settle()) inside its `try`. Nested: the outer block's."""
+        if self._pipeline is not None:
+            yield
+            return
+        with as_sqlite_errors(), self.raw.pipeline() as pipeline:
+            self._pipeline = pipeline
+            try:
+                yield
+            finally:
+                self._pipeline = None
+
+    def settle(self) -> None:
+        """Send what the pipeline holds and wait for every answer; a queued statement's error
+        is raised here. After an error, this is what lets the pipeline take statements again
+        (the server skips them until a sync). Outside a pipeline, or with nothing queued and no
+        error: nothing (no round trip)."""
+        pipeline = self._pipeline
+        if pipeline is not None and (pipeline.result_queue or pipeline.status == PipelineStatus.ABORTED):
+            with as_sqlite_errors():
+                pipeline.sync()
 
     def set_trace_callback(self, trace: Callable[[str], object] | None) -> None:
         """As sqlite3's: trace(sql) for each statement this adapter sends (tests count them)."""
@@ -194,6 +250,8 @@ class PgConnection:
         cursor = self.raw.cursor(row_factory=pg_row_factory)
         with as_sqlite_errors():
             cursor.execute(statement, params)  # () too: psycopg then reads %% as %
+        if self._pipeline is not None:  # queued: answered when something reads it, or at settle()
+            return PgCursor(cursor, settle=self.settle, returns_id=bool(identity))
         if identity:
             returned = cursor.fetchall()  # INSERT ... VALUES (...), (...): the last, as sqlite3 says
             return PgCursor(cursor, int(returned[-1][0]) if returned else None)
@@ -205,7 +263,7 @@ class PgConnection:
         cursor = self.raw.cursor(row_factory=pg_row_factory)
         with as_sqlite_errors():
             cursor.executemany(translate(sql), seq_of_params)
-        return PgCursor(cursor)
+        return PgCursor(cursor, settle=self.settle if self._pipeline is not None else None)
 
     def __enter__(self) -> PgConnection:
         return self
@@ -218,6 +276,10 @@ class PgConnection:
     def reread_identities(self) -> None:
         """After a migration: the tables it made have identity columns lastrowid must know."""
         self._identities = read_identities(self.raw)
+
+    @property
+    def backend_pid(self) -> int:
+        return self.raw.info.backend_pid
 
     @property
     def in_transaction(self) -> bool:

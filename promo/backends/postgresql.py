@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from promo.backends import RerunTransaction
+from promo.backends import RerunTransaction, is_pipelined
 from promo.backends.notify import Announcer, notify
 from promo.backends.pg_connection import CONNECT_OPTIONS, PgConnection, configure, read_identities
 from promo.backends.pg_sql import POSTGRESQL
@@ -92,7 +92,10 @@ def is_unavailable(exc: BaseException) -> bool:
 def in_transaction(conn: PgConnection, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], *,
                    begin: str = "BEGIN ISOLATION LEVEL READ COMMITTED") -> T:
     """fn(conn, ...) inside BEGIN ... COMMIT, rerun from the start on a serialization failure
-    or deadlock (at most MAX_ATTEMPTS times); any other exception rolls back and propagates."""
+    or deadlock (at most MAX_ATTEMPTS times); any other exception rolls back and propagates.
+    A `pipelined` fn runs in a pipeline from after BEGIN to COMMIT: the statements whose answers
+    it does not read go out with the next one it does read, or with the COMMIT."""
+    pipelined = is_pipelined(fn)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             conn.execute(begin)
@@ -101,8 +104,9 @@ def in_transaction(conn: PgConnection, fn: Callable[..., T], args: tuple[Any, ..
                 raise NotBegun() from exc
             raise
         try:
-            value = fn(conn, *args, **kwargs)
-            conn.execute("COMMIT")
+            with conn.pipeline() if pipelined else contextlib.nullcontext():
+                value = fn(conn, *args, **kwargs)
+                conn.execute("COMMIT")  # in a pipeline: sent with what fn left queued, answered at its end
             return value
         except BaseException as exc:
             with contextlib.suppress(psycopg.Error):  # a broken connection has nothing to undo

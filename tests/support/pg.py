@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 import pytest
+from psycopg import pq
 
 ADMIN_URL = os.environ.get("PROMO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PREFIX = "promo_test_"
@@ -63,3 +65,25 @@ def pg_url() -> Iterator[str]:
     """The URL of an empty database of its own, dropped after the test."""
     with scratch_database() as url:
         yield url
+
+
+class RoundTrips:
+    count = 0
+
+
+@contextmanager
+def counting_round_trips(raw: psycopg.Connection[object]) -> Iterator[RoundTrips]:
+    """Count the round trips on a connection while inside, from libpq's own trace of the wire
+    protocol: each switch from messages the client sent (F) to messages the server sent (B) is
+    one wait for the server."""
+    counted = RoundTrips()
+    with tempfile.TemporaryFile("w+") as trace:
+        raw.pgconn.trace(trace.fileno())
+        raw.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield counted
+        finally:
+            raw.pgconn.untrace()
+            trace.seek(0)
+            sides = [line.split("\t", 1)[0] for line in trace.read().splitlines() if line.strip()]
+            counted.count = sum(1 for sent, got in zip(sides, sides[1:], strict=False) if (sent, got) == ("F", "B"))
