@@ -144,11 +144,21 @@ def import_activations(
 
 
 def get_activation(conn: sqlite3.Connection, product_key: str) -> Activation | None:
-    row = conn.execute(  # activations.country is the purchase country (migration 0012)
+    return activation_of(ask_activation(conn, product_key))
+
+
+def ask_activation(conn: sqlite3.Connection, product_key: str) -> Any:
+    """Ask for the key's activation record now, read it later (activation_of): in a pipelined
+    write on PostgreSQL, it goes out with the statements asked beside it."""
+    return conn.execute(  # activations.country is the purchase country (migration 0012)
         "SELECT product_key, sku, country, COALESCE(activation_country, country) AS activation_country, purchased_at,"
         " activated_at, account_email FROM activations WHERE product_key = :key",
         {"key": product_key},
-    ).fetchone()
+    )
+
+
+def activation_of(asked: Any) -> Activation | None:
+    row = asked.fetchone()
     if row is None:
         return None
     return Activation(

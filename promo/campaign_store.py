@@ -117,8 +117,18 @@ def save_campaign(
 _COLUMNS = "id, definition_sha256, updated_at, published_at, paused_at"
 
 
+def ask_campaign(conn: sqlite3.Connection, slug: str) -> Any:
+    """Ask for the campaign `slug` now, read it later (campaign_of): in a pipelined write on
+    PostgreSQL, the statements asked before it is read go out with it."""
+    return conn.execute(f"SELECT {_COLUMNS} FROM campaigns WHERE slug = :slug", {"slug": slug})
+
+
 def get_campaign(conn: sqlite3.Connection, slug: str) -> StoredCampaign:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM campaigns WHERE slug = :slug", {"slug": slug}).fetchone()
+    return _found(conn, ask_campaign(conn, slug), slug)
+
+
+def _found(conn: sqlite3.Connection, asked: Any, slug: str) -> StoredCampaign:
+    row = asked.fetchone()
     if row is None:
         raise NotFound("campaign", slug)
     return _stored(conn, row)
@@ -128,7 +138,12 @@ def get_campaign_of(conn: sqlite3.Connection, slug: str, kind: type[K], *, what:
     """The campaign `slug` if it is of `kind`. NotFound("campaign") when there is no such
     campaign, NotFound(what) when it is of another kind: to a consumer a donation program
     is no offer, to the nonprofit pages a purchase offer is no donation program."""
-    stored = get_campaign(conn, slug)
+    return campaign_of(conn, ask_campaign(conn, slug), slug, kind, what=what)
+
+
+def campaign_of(conn: sqlite3.Connection, asked: Any, slug: str, kind: type[K], *, what: str = "campaign") -> StoredOf[K]:
+    """get_campaign_of's answer from what ask_campaign(conn, slug) asked."""
+    stored = _found(conn, asked, slug)
     campaign = stored.campaign
     if not isinstance(campaign, kind):
         raise NotFound(what, slug)

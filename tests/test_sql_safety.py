@@ -42,7 +42,7 @@ REVIEWED_DYNAMIC_SQL = {
     ("validation_codes.py", "codes_of_organisation"): "a constant SELECT plus a constant WHERE",
     ("validation_codes.py", "codes_held_by"): "a constant SELECT plus a constant WHERE",
     ("jobs.py", "recent_jobs"): "a constant SELECT plus a constant WHERE",
-    ("campaign_store.py", "get_campaign"): "a constant column list plus a constant WHERE",
+    ("campaign_store.py", "ask_campaign"): "a constant column list plus a constant WHERE",
     ("campaign_store.py", "list_campaigns"): "a constant column list",
     ("campaign_store.py", "change_state"): "the column is one of two names fixed in the function; values are parameters",
     ("codes.py", "batches"): "a constant SELECT plus paging.Keyset's clause on a fixed column; values are parameters",
@@ -59,7 +59,10 @@ REVIEWED_DYNAMIC_SQL = {
                            " _TAKE, _TAKE_CAPPED); values are parameters",
     ("totals.py", "make_rows"): "the module's constant _MAKE_ROWS; values are parameters",
     ("redemption.py", "mailbox_sibling"): "the module's constant _SIBLING; values are parameters",
-    ("redemption.py", "prior_redemptions"): "a constant SELECT with the module's constant _SIBLING as a subquery; values are parameters",
+    ("redemption.py", "ask_prior_redemptions"): "the module's constant _PRIOR (a constant SELECT with the constant _SIBLING_IN"
+                                                 " as a subquery, the campaign named by the constant _CAMPAIGN_ID); values are parameters",
+    ("redemption.py", "_ask_replay"): "the module's constant _REPLAY (a constant SELECT, the campaign named by the constant"
+                                      " _CAMPAIGN_ID); values are parameters",
     ("stock.py", "pool_counts"): "the module's constant _COUNTS; values are parameters",
     ("stock.py", "_armed_and_available"): "the module's constant _COUNTS; values are parameters",
     ("pg_connection.py", "execute"): "the caller's SQL in psycopg's placeholders (pg_sql.translate), plus RETURNING of an"
