@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
@@ -156,10 +156,31 @@ def get_sku(conn: sqlite3.Connection, sku: str, *, with_names: bool = False) -> 
         "SELECT s.sku, s.name, s.family, s.edition, s.channel, s.term, s.product_class, c.country"
         " FROM skus s LEFT JOIN sku_countries c ON c.sku = s.sku WHERE s.sku = :sku", {"sku": sku}
     ).fetchall()
+    found = _sku_of(rows, sku)
+    return replace(found, names=_names(conn, found.sku).get(found.sku, ())) if with_names else found
+
+
+def ask_sku_of_key(conn: sqlite3.Connection, product_key: str) -> Any:
+    """Ask for the SKU a product key's activation record names, before that record is read (a
+    pipelined write on PostgreSQL sends both together); read with sku_of_key."""
+    return conn.execute(
+        "SELECT s.sku, s.name, s.family, s.edition, s.channel, s.term, s.product_class, c.country FROM activations a"
+        " JOIN skus s ON s.sku = a.sku LEFT JOIN sku_countries c ON c.sku = s.sku WHERE a.product_key = :key",
+        {"key": product_key})
+
+
+def sku_of_key(conn: sqlite3.Connection, asked: Any, sku: str) -> Sku:
+    """The SKU `sku` of the activation record read beside ask_sku_of_key: what that asked, or,
+    should the record have been re-imported with another SKU between the two statements, read
+    again (as get_sku(conn, sku))."""
+    rows = asked.fetchall()
+    return _sku_of(rows, sku) if rows and rows[0][0] == sku else get_sku(conn, sku)
+
+
+def _sku_of(rows: list[Any], sku: str) -> Sku:
     if not rows:
         raise NotFound("SKU", sku)
     first = rows[0]
     countries = frozenset(r[7] for r in rows if r[7] is not None)
     return Sku(sku=first[0], name=first[1], family=first[2], edition=first[3], channel=first[4], term=first[5],
-               product_class=first[6], countries=countries or None,
-               names=_names(conn, first[0]).get(first[0], ()) if with_names else ())
+               product_class=first[6], countries=countries or None)

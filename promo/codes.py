@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import IO
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from promo.audit import append_event
@@ -33,6 +33,15 @@ class ClaimedCode:
     id: int
     code: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class WantedCode:
+    """What a claim asks for: a free code of the campaign still valid at `not_expiring_before`
+    (R-X9), issued at `now`."""
+    campaign_id: int
+    not_expiring_before: datetime
+    now: datetime
 
 
 _CodeRow = tuple[int, int, str, str, str | None, int]  # campaign, batch, code, expires_at, sku, source line
@@ -150,10 +159,23 @@ _ANY_FREE_CODE = "SELECT EXISTS (SELECT 1 " + _FREE + ")"
 def claim_code(conn: sqlite3.Connection, *, campaign_id: int, not_expiring_before: datetime, now: datetime) -> ClaimedCode | None:
     """Take the earliest-expiring code that is still valid at `not_expiring_before`
     (the campaign's stated expiry, R-X9). Call inside the redemption's transaction."""
-    dialect = dialect_of(conn)
-    params = {"campaign": campaign_id, "min_expiry": db_time(max(not_expiring_before, now))}
-    # PostgreSQL: no two claims wait for one code. Taken and marked at once, the common case.
-    taken = conn.execute(_TAKE_FREE_CODE.format(skip_locked=dialect.skip_locked), params | {"now": db_time(now)}).fetchone()
+    wanted = WantedCode(campaign_id, not_expiring_before, now)
+    return claimed(conn, ask_claim(conn, wanted), wanted)
+
+
+def ask_claim(conn: sqlite3.Connection, wanted: WantedCode) -> Any:
+    """claim_code's common case, asked now and read later (claimed): a free code taken and
+    marked issued in one statement. PostgreSQL: no two claims wait for one code (SKIP LOCKED)."""
+    params = {"campaign": wanted.campaign_id, "min_expiry": db_time(max(wanted.not_expiring_before, wanted.now)),
+              "now": db_time(wanted.now)}
+    return conn.execute(_TAKE_FREE_CODE.format(skip_locked=dialect_of(conn).skip_locked), params)
+
+
+def claimed(conn: sqlite3.Connection, asked: Any, wanted: WantedCode) -> ClaimedCode | None:
+    """claim_code's answer from what ask_claim(conn, wanted) asked."""
+    dialect, now = dialect_of(conn), wanted.now
+    params = {"campaign": wanted.campaign_id, "min_expiry": db_time(max(wanted.not_expiring_before, now))}
+    taken = asked.fetchone()
     if taken is not None:
         return ClaimedCode(id=taken["id"], code=taken["code"], expires_at=from_db_time(taken["expires_at"]))
     row = None

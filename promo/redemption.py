@@ -29,8 +29,8 @@ from promo.backends import RerunTransaction, connection_number, dialect_of, pipe
 from promo.campaign_store import StoredCampaign, ask_campaign, campaign_of, get_campaign
 from promo.campaigns.purchase_offer import Claim, PurchaseOffer
 from promo.campaigns.rules import CAMPAIGN, STOCK, Decision, Failure
-from promo.catalog import get_sku
-from promo.codes import claim_code
+from promo.catalog import ask_sku_of_key, sku_of_key
+from promo.codes import WantedCode, ask_claim, claimed
 from promo.db import Database, transaction
 from promo.email_contexts import register
 from promo.identifiers import mailbox_params, mask_code, mask_product_key
@@ -145,13 +145,14 @@ def defends_r_x6(exc: sqlite3.IntegrityError) -> bool:
 
 def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
                        guess_limit: int | None, reviewed: bool) -> RedemptionResult:
-    # What the checks read, but the SKU, is asked for at once and read in the order the rules
-    # need it: on PostgreSQL (pipelined) one round trip for all five instead of one each (issue 18).
+    # What the checks read is asked for at once and read in the order the rules need it: on
+    # PostgreSQL (pipelined) one round trip for all six instead of one each (issue 18).
     asked_campaign = ask_campaign(conn, request.campaign)
     asked_replay = _ask_replay(conn, request) if request.idempotency_key else None
     since = now - GUESS_WINDOW
     asked_guesses = None if guess_limit is None else ask_failed_key_attempts(conn, request, since=since, limit=guess_limit)
     asked_activation = ask_activation(conn, request.product_key)
+    asked_sku = ask_sku_of_key(conn, request.product_key)
     asked_prior = ask_prior_redemptions(conn, request)
     # A donation program is asked through /nonprofit/, not redeemed: to this, no offer.
     stored = campaign_of(conn, asked_campaign, request.campaign, PurchaseOffer, what="offer")
@@ -181,7 +182,7 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
         claim = Claim(
             account=request.account_email,
             product_key=request.product_key,
-            sku=get_sku(conn, activation.sku),
+            sku=sku_of_key(conn, asked_sku, activation.sku),
             purchase_country=activation.purchase_country,
             activation_country=activation.activation_country,
             purchased_at=activation.purchased_at,
@@ -221,12 +222,17 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
                                      "offer's reward: this request waits for a manual review, and the decision is emailed"),))
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
 
-    counted = totals.take(conn, stored.id, cap=campaign.total_cap)  # the cap checked and counted at once (issue 18)
+    wanted = WantedCode(stored.id, campaign.code_expires_at, now)
+    if campaign.total_cap is None:  # a count that cannot refuse: the code's claim is asked beside it (issue 18)
+        asked_count, asked_code = totals.ask_take(conn, stored.id), ask_claim(conn, wanted)
+        counted: int | None = totals.taken(conn, asked_count, stored.id)
+    else:  # the cap checked and counted at once (issue 18); the claim only once it passed
+        asked_code, counted = None, totals.take(conn, stored.id, cap=campaign.total_cap)
     if counted is None:
         decision = Decision((Failure(STOCK, "total_cap_reached", f"all {campaign.total_cap} rewards of this offer "
                                      "have been given out", {"cap": campaign.total_cap}),))
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
-    code = claim_code(conn, campaign_id=stored.id, not_expiring_before=campaign.code_expires_at, now=now)
+    code = claimed(conn, asked_code or ask_claim(conn, wanted), wanted)
     if code is None:
         totals.give_back(conn, stored.id, counted)
         if campaign.low_stock_threshold is not None:  # redemptions that crossed it at once on PostgreSQL each

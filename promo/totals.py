@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from typing import Any
 
 from promo.backends import dialect_of
 
@@ -55,17 +56,27 @@ def take(conn: sqlite3.Connection, campaign_id: int, *, cap: int | None) -> int 
     """Count one redemption (inside its transaction). Returns the shard it was counted on,
     or None when the cap is reached (nothing counted: the redemption is refused)."""
     if cap is None:
-        skip_locked = dialect_of(conn).skip_locked
-        free = conn.execute(_TAKE_FREE.format(skip_locked=skip_locked), {"c": campaign_id}).fetchone()
-        if free is not None:
-            return int(free[0])
-        made = make_rows(conn, campaign_id)  # a campaign saved before its rows were made at save time
-        # Every row made and held at once: wait for one, chosen at random to spread the waiters.
-        shard = made[0] if made else random.randrange(SHARDS)  # noqa: S311 - not a secret
-        conn.execute(_TAKE, {"c": campaign_id, "shard": shard})
-        return shard
+        return taken(conn, ask_take(conn, campaign_id), campaign_id)
     row = conn.execute(_TAKE_CAPPED, {"c": campaign_id, "cap_shard": CAP_SHARD, "cap": cap}).fetchone()
     return None if row is None else CAP_SHARD
+
+
+def ask_take(conn: sqlite3.Connection, campaign_id: int) -> Any:
+    """An uncapped campaign's count, asked now and read later (taken): a count that cannot
+    refuse, so what comes after it (the code's claim) can be asked beside it."""
+    return conn.execute(_TAKE_FREE.format(skip_locked=dialect_of(conn).skip_locked), {"c": campaign_id})
+
+
+def taken(conn: sqlite3.Connection, asked: Any, campaign_id: int) -> int:
+    """The shard ask_take counted on; if every row was held (or none made yet), counted now."""
+    free = asked.fetchone()
+    if free is not None:
+        return int(free[0])
+    made = make_rows(conn, campaign_id)  # a campaign saved before its rows were made at save time
+    # Every row made and held at once: wait for one, chosen at random to spread the waiters.
+    shard = made[0] if made else random.randrange(SHARDS)  # noqa: S311 - not a secret
+    conn.execute(_TAKE, {"c": campaign_id, "shard": shard})
+    return shard
 
 
 def make_rows(conn: sqlite3.Connection, campaign_id: int) -> list[int]:

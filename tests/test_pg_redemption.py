@@ -266,12 +266,12 @@ def open_at_once(pg_url: str, requests: list[RedeemRequest]) -> list[Any]:
             conn.close()
 
 
-def test_the_pipelined_redemption_waits_for_the_server_8_times_instead_of_15_and_records_the_same(pg: PgConnection) -> None:
-    """redeem_unit is @pipelined (issue 18). In PostgreSQL's write it waits for the server 8
+def test_the_pipelined_redemption_waits_for_the_server_6_times_instead_of_15_and_records_the_same(pg: PgConnection) -> None:
+    """redeem_unit is @pipelined (issue 18). In PostgreSQL's write it waits for the server 6
     times (libpq's trace): BEGIN; the campaign, the idempotency key's replay, the guess cap,
-    the activation record and the account's history, asked together; the SKU; the counter; the
-    code; the redemption; the email, audit event, decision log and activity count together; and
-    COMMIT. The same statements one by one: 15."""
+    the activation record, its SKU and the account's history, asked together; the count and
+    the code's claim together (an uncapped campaign); the redemption; the email, audit event,
+    decision log and activity count together; and COMMIT. The same statements one by one: 15."""
     def one_by_one(conn: PgConnection, *args: Any, **kwargs: Any) -> Any:  # the same, not marked
         return redeem_unit(conn, *args, **kwargs)
 
@@ -283,7 +283,7 @@ def test_the_pipelined_redemption_waits_for_the_server_8_times_instead_of_15_and
                                           {"guess_limit": 10, "alone": True}))
         trips.append(counted.count)
     assert all(result.redeemed for result in results)
-    assert trips[1:] == [15, 8, 8], trips  # [0] warms the connection's caches
+    assert trips[1:] == [15, 6, 6], trips  # [0] warms the connection's caches
     for result in results[2:]:  # everything a redemption records is there
         subject = f"redemption:{result.redemption_id}"
         assert pg.execute("SELECT COUNT(*) FROM outbox WHERE subject_ref = ?", (subject,)).fetchone()[0] == 1

@@ -55,8 +55,9 @@ REVIEWED_DYNAMIC_SQL = {
     ("staff_actions.py", "query_actions"): "the SQL of actions_sql: fixed clauses chosen by ActionFilter plus Keyset's clause",
     ("activity.py", "_count"): "the module's constant _TAKE_FREE with the dialect's constant SKIP LOCKED, and the"
                                " constant upsert (_UPSERT); values are parameters",
-    ("totals.py", "take"): "the module's constant statements (_TAKE_FREE with the dialect's constant SKIP LOCKED,"
-                           " _TAKE, _TAKE_CAPPED); values are parameters",
+    ("totals.py", "take"): "the module's constant _TAKE_CAPPED; values are parameters",
+    ("totals.py", "ask_take"): "the module's constant _TAKE_FREE with the dialect's constant SKIP LOCKED; values are parameters",
+    ("totals.py", "taken"): "the module's constant _TAKE; values are parameters",
     ("totals.py", "make_rows"): "the module's constant _MAKE_ROWS; values are parameters",
     ("redemption.py", "mailbox_sibling"): "the module's constant _SIBLING; values are parameters",
     ("redemption.py", "ask_prior_redemptions"): "the module's constant _PRIOR (a constant SELECT with the constant _SIBLING_IN"
@@ -68,8 +69,10 @@ REVIEWED_DYNAMIC_SQL = {
     ("pg_connection.py", "execute"): "the caller's SQL in psycopg's placeholders (pg_sql.translate), plus RETURNING of an"
                                      " identity column read from the schema",
     ("pg_connection.py", "executemany"): "the caller's SQL in psycopg's placeholders (pg_sql.translate)",
-    ("codes.py", "claim_code"): "the constants _TAKE_FREE_CODE and _FREE_CODE with the dialect's constant FOR UPDATE [SKIP LOCKED]"
-                                " (empty on SQLite); values are parameters",
+    ("codes.py", "ask_claim"): "the constant _TAKE_FREE_CODE with the dialect's constant SKIP LOCKED (empty on SQLite);"
+                               " values are parameters",
+    ("codes.py", "claimed"): "the constants _FREE_CODE and _ANY_FREE_CODE with the dialect's constant FOR UPDATE [SKIP LOCKED]"
+                             " (empty on SQLite); values are parameters",
     ("audit.py", "seal"): "the dialect's constant sealer lock (PostgreSQL's advisory lock; SQLite has no sealer)",
     ("postgresql.py", "in_transaction"): "one of two constant BEGINs (READ COMMITTED for writes, a read-only snapshot for reads)",
     ("pg_schema.py", "migrate"): "statements of the numbered PostgreSQL migration files shipped in the package",
