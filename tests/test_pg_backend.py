@@ -77,3 +77,34 @@ def test_the_cursor_behaves_as_sqlite3s(pg: PgConnection) -> None:
     pg.execute("BEGIN IMMEDIATE")
     assert pg.in_transaction
     pg.execute("ROLLBACK")
+
+
+def test_rows_are_read_by_name_for_each_statement_s_own_columns(pg: PgConnection) -> None:
+    """Column indexes are kept per list of names (pg_row_factory): two statements with the same
+    names in another order, or other names, each read their own."""
+    for _ in range(2):
+        first = pg.execute("SELECT 1 AS a, 2 AS b").fetchone()
+        second = pg.execute("SELECT 2 AS b, 1 AS a").fetchone()
+        third = pg.execute("SELECT 3 AS c").fetchone()
+        assert (first["a"], first["b"], second["a"], second["b"], third["c"]) == (1, 2, 1, 2, 3)
+    assert pg.execute("UPDATE t SET n = 0 WHERE false").fetchone() is None  # no rows to read: None, as sqlite3
+
+
+def test_in_a_pipeline_the_cursor_answers_as_outside_and_errors_surface_where_read(pg: PgConnection) -> None:
+    """Inside PgConnection.pipeline statements are queued; whatever reads a result (rows,
+    rowcount, lastrowid, iteration) gets what it would have got outside, and a queued
+    statement's error is raised at the next read or settle(), as sqlite3's IntegrityError."""
+    pg.execute("CREATE UNIQUE INDEX t_n ON t (n)")
+    pg.execute("BEGIN")
+    with pg.pipeline():
+        inserted = pg.execute("INSERT INTO t (n) VALUES (:n)", {"n": 1})
+        updated = pg.execute("UPDATE t SET n = n + 10 WHERE n >= ?", (1,))
+        rows = pg.execute("SELECT n FROM t ORDER BY n")
+        assert updated.rowcount == 1 and [r["n"] for r in rows] == [11]
+        assert inserted.lastrowid == pg.execute("SELECT id FROM t").fetchone()[0]
+        pg.execute("INSERT INTO t (n) VALUES (11)")  # queued: its error comes at the next read
+        with pytest.raises(sqlite3.IntegrityError):
+            pg.settle()
+        pg.settle()  # after the error: the server takes statements again (in the aborted transaction)
+    pg.execute("ROLLBACK")
+    assert pg.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 0

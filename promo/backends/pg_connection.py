@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 from psycopg.adapt import Buffer, Loader
-from psycopg.pq import PipelineStatus, TransactionStatus
+from psycopg.pq import ExecStatus, PipelineStatus, TransactionStatus
 
 from promo.backends.pg_sql import POSTGRESQL, inserted_table, translate
 from promo.errors import NUL_MESSAGE, InputError
@@ -120,9 +120,31 @@ class PgRow:
         return f"PgRow({dict(zip(self._index, self._values, strict=True))!r})"
 
 
+# Each result's columns by name, per distinct list of names: a statement's are the same every
+# time, and building them from cursor.description (a Column object per column, per result) was
+# a tenth of the app's CPU in a redemption (issue 18). Bounded by the statements in the code.
+_INDEXES: dict[tuple[bytes | None, ...], dict[str, int]] = {}
+_INDEXES_MAX = 4096
+
+
 def pg_row_factory(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], PgRow]:
-    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+    result = cursor.pgresult
+    names = tuple(result.fname(i) for i in range(result.nfields)) if result is not None else ()
+    index = _INDEXES.get(names)
+    if index is None:
+        index = {column.name: i for i, column in enumerate(cursor.description or ())}
+        if len(_INDEXES) < _INDEXES_MAX:
+            _INDEXES[names] = index
     return lambda values: PgRow(values, index)
+
+
+_ROWS = frozenset({ExecStatus.TUPLES_OK, ExecStatus.SINGLE_TUPLE, ExecStatus.TUPLES_CHUNK})
+
+
+def returns_rows(cursor: psycopg.Cursor[Any]) -> bool:
+    """cursor.description is not None, without building it (a Column object per column)."""
+    result = cursor.pgresult
+    return result is not None and (result.nfields > 0 or result.status in _ROWS)
 
 
 class PgCursor:
@@ -165,19 +187,19 @@ class PgCursor:
 
     def fetchone(self) -> PgRow | None:
         cursor = self._answered()
-        return cursor.fetchone() if cursor.description is not None else None
+        return cursor.fetchone() if returns_rows(cursor) else None
 
     def fetchall(self) -> list[PgRow]:
         cursor = self._answered()
-        return cursor.fetchall() if cursor.description is not None else []
+        return cursor.fetchall() if returns_rows(cursor) else []
 
     def fetchmany(self, size: int = 1) -> list[PgRow]:
         cursor = self._answered()
-        return cursor.fetchmany(size) if cursor.description is not None else []
+        return cursor.fetchmany(size) if returns_rows(cursor) else []
 
     def __iter__(self) -> Iterator[PgRow]:
         cursor = self._answered()
-        return iter(self.fetchall()) if cursor.description is None else iter(cursor)
+        return iter(cursor) if returns_rows(cursor) else iter(self.fetchall())
 
     def close(self) -> None:
         self._cursor.close()
