@@ -25,7 +25,7 @@ from promo import totals
 from promo.activations import activation_of, ask_activation
 from promo.activity import count_attempt
 from promo.audit import append_event
-from promo.backends import RerunTransaction, connection_number, dialect_of, pipelined, settle
+from promo.backends import RerunTransaction, connection_number, dialect_of, pipelined, recover, settle
 from promo.campaign_store import StoredCampaign, ask_campaign, campaign_of, get_campaign
 from promo.campaigns.purchase_offer import Claim, PurchaseOffer
 from promo.campaigns.rules import CAMPAIGN, STOCK, Decision, Failure
@@ -95,7 +95,7 @@ def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
             result = _decide_and_record(conn, request, now, guess_limit, reviewed)
             settle(conn)
         except sqlite3.IntegrityError as exc:
-            settle(conn)  # pipelined (PostgreSQL): the server takes statements again after a sync
+            recover(conn)  # pipelined (PostgreSQL): the server takes statements again after a sync
             conn.execute("ROLLBACK TO redeem")
             conn.execute("RELEASE redeem")
             if redecisions_left and lost_a_race(exc):
@@ -107,7 +107,7 @@ def redeem_unit(conn: sqlite3.Connection, request: RedeemRequest, now: datetime,
             stored = get_campaign(conn, request.campaign)
             return _refuse(conn, stored, request, Decision((failure,)), now, sku=None, country=None)
         except BaseException:
-            settle(conn)
+            recover(conn)
             conn.execute("ROLLBACK TO redeem")
             conn.execute("RELEASE redeem")
             raise
@@ -223,7 +223,11 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
 
     wanted = WantedCode(stored.id, campaign.code_expires_at, now)
-    if campaign.total_cap is None:  # a count that cannot refuse: the code's claim is asked beside it (issue 18)
+    # An uncapped count cannot refuse, so the code's claim is asked beside it (issue 18). Should
+    # every counter row be held at that moment, taken() waits for one while this claim holds a
+    # code: with codes so scarce that another transaction waits for that code while holding a
+    # counter row, PostgreSQL ends the cycle as a deadlock, and in_transaction reruns it.
+    if campaign.total_cap is None:
         asked_count, asked_code = totals.ask_take(conn, stored.id), ask_claim(conn, wanted)
         counted: int | None = totals.taken(conn, asked_count, stored.id)
     else:  # the cap checked and counted at once (issue 18); the claim only once it passed

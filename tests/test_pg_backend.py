@@ -93,7 +93,8 @@ def test_rows_are_read_by_name_for_each_statement_s_own_columns(pg: PgConnection
 def test_in_a_pipeline_the_cursor_answers_as_outside_and_errors_surface_where_read(pg: PgConnection) -> None:
     """Inside PgConnection.pipeline statements are queued; whatever reads a result (rows,
     rowcount, lastrowid, iteration) gets what it would have got outside, and a queued
-    statement's error is raised at the next read or settle(), as sqlite3's IntegrityError."""
+    statement's error is raised at a later statement or settle(), as sqlite3's IntegrityError;
+    recover() lets the connection go on, and leaving the pipeline by an error leaves it clean."""
     pg.execute("CREATE UNIQUE INDEX t_n ON t (n)")
     pg.execute("BEGIN")
     with pg.pipeline():
@@ -102,9 +103,21 @@ def test_in_a_pipeline_the_cursor_answers_as_outside_and_errors_surface_where_re
         rows = pg.execute("SELECT n FROM t ORDER BY n")
         assert updated.rowcount == 1 and [r["n"] for r in rows] == [11]
         assert inserted.lastrowid == pg.execute("SELECT id FROM t").fetchone()[0]
-        pg.execute("INSERT INTO t (n) VALUES (11)")  # queued: its error comes at the next read
-        with pytest.raises(sqlite3.IntegrityError):
+        pg.execute("SAVEPOINT s")
+        with pytest.raises(sqlite3.IntegrityError):  # at a later statement asked, or at settle()
+            pg.execute("INSERT INTO t (n) VALUES (11)")
+            pg.execute("SELECT 1")  # skipped by the server, if asked before the error came back
             pg.settle()
-        pg.settle()  # after the error: the server takes statements again (in the aborted transaction)
+        pg.recover()  # nothing more raised; the server takes statements again
+        pg.execute("ROLLBACK TO s")
+        assert pg.execute("SELECT n FROM t").fetchone()[0] == 11  # the transaction goes on past its savepoint
     pg.execute("ROLLBACK")
+    assert pg.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 0
+    pg.execute("BEGIN")
+    with pytest.raises(sqlite3.IntegrityError), pg.pipeline():  # left by an error, answers still queued
+        pg.execute("INSERT INTO t (n) VALUES (12)")
+        pg.execute("INSERT INTO t (n) VALUES (12)")
+        pg.execute("SELECT 1")
+        pg.settle()
+    pg.execute("ROLLBACK")  # the connection works on: nothing was left queued or aborted
     assert pg.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 0

@@ -172,6 +172,29 @@ async def test_a_transaction_postgresql_keeps_refusing_gives_up_as_unavailable(p
     assert is_unavailable(gave_up.value)  # a 503 with Retry-After once promo.db's hook asks (never a 500)
 
 
+def test_a_lost_race_is_rerun_at_once_and_a_serialization_failure_after_a_backoff(
+        pg: PgConnection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost race's winner has committed (RerunTransaction): the rerun need not wait. A
+    serialization failure or deadlock may meet its rival again: those back off first."""
+    from promo.backends import RerunTransaction, postgresql
+    slept: list[float] = []
+    monkeypatch.setattr(postgresql.time, "sleep", slept.append)
+    for failure, waits in [("lost race", 0), ("serialization failure", 1)]:
+        runs: list[int] = []
+
+        def fails_once(conn: PgConnection, failure: str = failure, runs: list[int] = runs) -> str:
+            runs.append(1)
+            if len(runs) == 1 and failure == "lost race":
+                raise RerunTransaction("lost")
+            if len(runs) == 1:
+                conn.execute("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$")
+            return "done"
+
+        slept.clear()
+        assert in_transaction(pg, fails_once, (), {}) == "done" and len(runs) == 2
+        assert len(slept) == waits, failure
+
+
 @pytest.mark.parametrize("holder_ends", ["rolls back", "commits"])
 def test_a_claim_that_finds_every_free_code_held_waits_for_one_instead_of_saying_none_are_left(
         pg: PgConnection, pg_url: str, holder_ends: str) -> None:
@@ -293,12 +316,16 @@ def test_the_pipelined_redemption_waits_for_the_server_6_times_instead_of_15_and
     assert pg.execute("SELECT SUM(n) FROM campaign_activity WHERE outcome = 'redeemed'").fetchone()[0] == 4
 
 
-def test_a_pipelined_redemption_that_loses_a_race_in_a_queued_statement_is_rerun_not_failed(pg: PgConnection, pg_url: str) -> None:
+@pytest.mark.parametrize("alone", [True, False], ids=["rerun", "savepoint"])
+def test_a_pipelined_redemption_that_loses_a_race_in_a_queued_statement_replays_the_winner(
+        pg: PgConnection, pg_url: str, alone: bool) -> None:
     """The decision log's INSERT is queued, not answered, when it meets another transaction's
-    idempotency key (the same request twice at once). Its unique violation must still reach
-    redeem_unit's `try`, which reruns the transaction, and the rerun replays the winner's
-    answer: not a 500 from COMMIT. The winner holds its decision log row uncommitted until the
-    loser waits on it; then commits."""
+    idempotency key (the same request twice at once). Its unique violation surfaces at a later
+    statement, with answers still queued behind it; it must still reach redeem_unit's `try`:
+    alone, the transaction reruns; in a savepoint (tests/support/race_worker.py's way), the
+    pipeline recovers and the redemption is decided again. Both replay the winner's answer:
+    not a 500, nor a 503 from a pipeline left aborted. The winner holds its decision log row
+    uncommitted until the loser waits on it; then commits."""
     winner = pg_connection.connect(pg_url)
     first = {"outcome": "refused", "failures": [{"rule": "R-X4", "reason": "product_excluded", "message": "m"}]}
     try:
@@ -310,7 +337,7 @@ def test_a_pipelined_redemption_that_loses_a_race_in_a_queued_statement_is_rerun
         loser: list[Any] = []
         thread = threading.Thread(target=lambda: loser.append(in_transaction(
             pg, redeem_unit, (request(1, "ann@example.com", idempotency_key="same").normalized(), DURING),
-            {"guess_limit": 10, "alone": True})))
+            {"guess_limit": 10, "alone": alone})))
         thread.start()
         waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ? AND wait_event_type = 'Lock'"
         for _ in range(500):  # the loser's queued INSERT waits for the winner's uncommitted key

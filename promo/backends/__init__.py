@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from promo.backends.dialect import Dialect
 from promo.backends.sqlite import SQLITE
 
-__all__ = ["Dialect", "RerunTransaction", "dialect_of", "connection_number", "pipelined", "settle"]
+__all__ = ["Dialect", "RerunTransaction", "dialect_of", "connection_number", "pipelined", "recover", "settle"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,8 +35,9 @@ def pipelined(fn: F) -> F:
     """Marks a write function whose statements PostgreSQL's write may queue and send together
     (PgConnection.pipeline: those whose answers it does not read cost no round trip of their
     own). Its promise: where it catches a statement's error, it reads that statement's result,
-    or calls settle(conn), inside the `try`; an error it does not catch may surface at a later
-    statement or at COMMIT. SQLite: nothing changes."""
+    or calls settle(conn), inside the `try`, and calls recover(conn) in the `except` before its
+    next statement; an error it does not catch may surface at a later statement or at COMMIT.
+    SQLite: nothing changes."""
     setattr(fn, "pipelined", True)  # noqa: B010 (a function attribute mypy does not know)
     return fn
 
@@ -53,7 +54,16 @@ def settle(conn: Any) -> None:
         wait()
 
 
+def recover(conn: Any) -> None:
+    """In an `except` of a pipelined function, before its next statement: the answers still
+    queued behind the error are collected, none raised, and the server takes statements again
+    (PostgreSQL skips them after an error until a sync). SQLite: nothing."""
+    again = getattr(conn, "recover", None)
+    if again is not None:
+        again()
+
+
 def connection_number(conn: Any) -> int:
-    """A number no two transactions in flight share: PostgreSQL's backend pid (known without
-    asking the server); SQLite has one writer, so 0."""
+    """A number that differs between the connections writing at once: PostgreSQL's backend pid
+    (known without asking the server); SQLite has one writer, so 0."""
     return int(getattr(conn, "backend_pid", 0))

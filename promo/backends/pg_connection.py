@@ -16,6 +16,7 @@ SAVEPOINTs of promo.db.transaction and run_jobs, as with sqlite3's isolation_lev
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -236,9 +237,10 @@ class PgConnection:
         """Inside: statements are queued and sent together (psycopg's pipeline mode), so those
         whose answers nobody reads before the next read, or before the block ends, cost no
         round trip of their own. Whatever reads a result waits for every answer queued before
-        it, and a queued statement's error is raised there, or at the block's end (which waits
-        for all). So a caller that catches a statement's error must read its result (or call
-        settle()) inside its `try`. Nested: the outer block's."""
+        it. A queued statement's error is raised at the next statement asked or result read
+        after its answer came back, or at the block's end (which waits for all). So a caller
+        that catches a statement's error must read its result (or call settle()) inside its
+        `try`, and call recover() before its next statement. Nested: the outer block's."""
         if self._pipeline is not None:
             yield
             return
@@ -246,8 +248,18 @@ class PgConnection:
             self._pipeline = pipeline
             try:
                 yield
+            except BaseException:
+                self.recover()  # so that leaving the pipeline finds nothing more to complain about
+                raise
             finally:
                 self._pipeline = None
+
+    def recover(self) -> None:
+        """After an error was raised in a pipeline: collect every answer still queued and let
+        the server take statements again, raising nothing (those answers are the first error's
+        aftermath: statements the server skipped). Outside a pipeline: nothing."""
+        with contextlib.suppress(psycopg.Error):
+            self.settle()
 
     def settle(self) -> None:
         """Send what the pipeline holds and wait for every answer; a queued statement's error

@@ -115,7 +115,8 @@ def in_transaction(conn: PgConnection, fn: Callable[..., T], args: tuple[Any, ..
                 raise
             if attempt == MAX_ATTEMPTS:
                 raise RetriesExhausted(f"PostgreSQL asked to rerun the transaction {MAX_ATTEMPTS} times") from exc
-            time.sleep(random.uniform(0, BACKOFF_S * 2 ** (attempt - 1)))
+            if not isinstance(exc, RerunTransaction):  # a lost race's winner has committed: nothing to wait for
+                time.sleep(random.uniform(0, BACKOFF_S * 2 ** (attempt - 1)))
     raise AssertionError("unreachable")
 
 
