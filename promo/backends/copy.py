@@ -19,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from promo import totals
 from promo.audit import Checkpoint, seal_pending, verify_chain
 from promo.backends.copy_sides import PostgresSide, Row, Side, SqliteSide
 from promo.backends.store import SCHEMES, StoreUrlError, redacted, sqlite_path
+from promo.db import transaction
 
 BATCH_ROWS = 10_000
 DB_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")  # promo.timeutil.db_time's one spelling
@@ -95,12 +97,25 @@ def _copy(source: Side, target: Side, batch_rows: int, progress: Callable[[str],
     finally:
         source.end_snapshot()
     target.finish()
+    made = make_counter_rows(target)
+    if made:
+        progress(f"made {made} campaign counter rows the target's store counts on (PostgreSQL: one per writer at once)")
     state = verify_chain(target.conn, source_head)
     if not state.ok or Checkpoint(state.head_seq, state.head_hash) != source_head:
         raise CopyRefused(f"the audit chain does not verify on the target (event {state.first_broken}: {state.problem}); "
                           f"the source's head is {source_head}")
     progress(f"done: {total} rows in {len(order)} tables; audit head {source_head} verified on the target")
     return CopyReport(len(order), total, source_head)
+
+
+def make_counter_rows(target: Side) -> int:
+    """Each campaign's counter rows as its store makes them at save (totals.make_rows): a
+    campaign copied from SQLite has one, and on PostgreSQL its first concurrent redemptions
+    would otherwise wait for each other to make the rest. What was counted is unchanged (the
+    new rows hold 0). How many rows were made."""
+    with transaction(target.conn):
+        ids = [int(r[0]) for r in target.conn.execute("SELECT id FROM campaigns ORDER BY id").fetchall()]
+        return sum(len(totals.make_rows(target.conn, campaign_id)) for campaign_id in ids)
 
 
 def copy_order(source: Side, target: Side) -> list[str]:
