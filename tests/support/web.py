@@ -71,12 +71,23 @@ def client(web_settings: Settings, shop: sqlite3.Connection) -> Iterator[TestCli
         yield test_client
 
 
+def holding_nul(fields: dict[str, str]) -> list[str]:
+    """The fields (as a refusal names them) whose name or value holds a NUL."""
+    return [name.replace("\x00", "\\0") for name, value in fields.items() if "\x00" in name + value]
+
+
 def refused_for_nul(response: Any, fields: dict[str, str]) -> bool:
     """Whether a form with a NUL in some field got what every form gives one: a 400 naming each
     such field (promo.errors.refuse_nul). False when no field holds a NUL."""
-    holding = [name.replace("\x00", "\\0") for name, value in fields.items() if "\x00" in name + value]
+    holding = holding_nul(fields)
     text = unescape(response.text)
     return bool(holding) and response.status_code == 400 and all(f"{name}: {NUL_MESSAGE}" in text for name in holding)
+
+
+def answered(response: Any, fields: dict[str, str], statuses: tuple[int, ...]) -> bool:
+    """A form's answer to hostile input: with a NUL in some field, exactly the 400 naming it
+    (refused_for_nul), whatever else the form would have said; without one, one of `statuses`."""
+    return refused_for_nul(response, fields) if holding_nul(fields) else response.status_code in statuses
 
 
 def hidden(html: str, name: str) -> str:
