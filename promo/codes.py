@@ -166,15 +166,18 @@ def claim_code(conn: sqlite3.Connection, *, campaign_id: int, not_expiring_befor
 def ask_claim(conn: sqlite3.Connection, wanted: WantedCode) -> Any:
     """claim_code's common case, asked now and read later (claimed): a free code taken and
     marked issued in one statement. PostgreSQL: no two claims wait for one code (SKIP LOCKED)."""
-    params = {"campaign": wanted.campaign_id, "min_expiry": db_time(max(wanted.not_expiring_before, wanted.now)),
-              "now": db_time(wanted.now)}
+    params = _free_params(wanted) | {"now": db_time(wanted.now)}
     return conn.execute(_TAKE_FREE_CODE.format(skip_locked=dialect_of(conn).skip_locked), params)
+
+
+def _free_params(wanted: WantedCode) -> dict[str, object]:
+    """The parameters of _FREE: the campaign, and the earliest expiry a code may have (R-X9)."""
+    return {"campaign": wanted.campaign_id, "min_expiry": db_time(max(wanted.not_expiring_before, wanted.now))}
 
 
 def claimed(conn: sqlite3.Connection, asked: Any, wanted: WantedCode) -> ClaimedCode | None:
     """claim_code's answer from what ask_claim(conn, wanted) asked."""
-    dialect, now = dialect_of(conn), wanted.now
-    params = {"campaign": wanted.campaign_id, "min_expiry": db_time(max(wanted.not_expiring_before, now))}
+    dialect, now, params = dialect_of(conn), wanted.now, _free_params(wanted)
     taken = asked.fetchone()
     if taken is not None:
         return ClaimedCode(id=taken["id"], code=taken["code"], expires_at=from_db_time(taken["expires_at"]))

@@ -149,8 +149,8 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
     # PostgreSQL (pipelined) one round trip for all six instead of one each (issue 18).
     asked_campaign = ask_campaign(conn, request.campaign)
     asked_replay = _ask_replay(conn, request) if request.idempotency_key else None
-    since = now - GUESS_WINDOW
-    asked_guesses = None if guess_limit is None else ask_failed_key_attempts(conn, request, since=since, limit=guess_limit)
+    asked_guesses = (None if guess_limit is None
+                     else ask_failed_key_attempts(conn, request, since=now - GUESS_WINDOW, limit=guess_limit))
     asked_activation = ask_activation(conn, request.product_key)
     asked_sku = ask_sku_of_key(conn, request.product_key)
     asked_prior = ask_prior_redemptions(conn, request)
@@ -236,7 +236,7 @@ def _decide_and_record(conn: sqlite3.Connection, request: RedeemRequest, now: da
         decision = Decision((Failure(STOCK, "total_cap_reached", f"all {campaign.total_cap} rewards of this offer "
                                      "have been given out", {"cap": campaign.total_cap}),))
         return _refuse(conn, stored, request, decision, now, sku=sku, country=country)
-    code = claimed(conn, asked_code or ask_claim(conn, wanted), wanted)
+    code = claimed(conn, ask_claim(conn, wanted) if asked_code is None else asked_code, wanted)
     if code is None:
         totals.give_back(conn, stored.id, counted)
         if campaign.low_stock_threshold is not None:  # redemptions that crossed it at once on PostgreSQL each
