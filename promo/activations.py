@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import IO, Any, TypeVar
 
 from promo.audit import append_event
+from promo.backends import ask
 from promo.backends.bulk import insert_each  # the store's own way: COPY and a staging table on PostgreSQL
 from promo.catalog import Sku, normalize_sku
 from promo.countries import normalize_country
@@ -150,11 +151,11 @@ def get_activation(conn: sqlite3.Connection, product_key: str) -> Activation | N
 def ask_activation(conn: sqlite3.Connection, product_key: str) -> Any:
     """Ask for the key's activation record now, read it later (activation_of): in a pipelined
     write on PostgreSQL, it goes out with the statements asked beside it."""
-    return conn.execute(  # activations.country is the purchase country (migration 0012)
+    return ask(conn, lambda: conn.execute(  # activations.country is the purchase country (migration 0012)
         "SELECT product_key, sku, country, COALESCE(activation_country, country) AS activation_country, purchased_at,"
         " activated_at, account_email FROM activations WHERE product_key = :key",
         {"key": product_key},
-    )
+    ))
 
 
 def activation_of(asked: Any) -> Activation | None:

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from promo import totals
 from promo.audit import append_event
+from promo.backends import ask
 from promo.campaigns import campaign_from_json, campaign_to_json
 from promo.campaigns.kind import CampaignKind
 from promo.catalog import load_catalog
@@ -120,7 +121,7 @@ _COLUMNS = "id, definition_sha256, updated_at, published_at, paused_at"
 def ask_campaign(conn: sqlite3.Connection, slug: str) -> Any:
     """Ask for the campaign `slug` now, read it later (campaign_of): in a pipelined write on
     PostgreSQL, the statements asked before it is read go out with it."""
-    return conn.execute(f"SELECT {_COLUMNS} FROM campaigns WHERE slug = :slug", {"slug": slug})
+    return ask(conn, lambda: conn.execute(f"SELECT {_COLUMNS} FROM campaigns WHERE slug = :slug", {"slug": slug}))
 
 
 def get_campaign(conn: sqlite3.Connection, slug: str) -> StoredCampaign:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
+from promo.backends import ask
 from promo.countries import normalize_country
 from promo.errors import FieldError, InputError, NotFound
 
@@ -163,10 +164,10 @@ def get_sku(conn: sqlite3.Connection, sku: str, *, with_names: bool = False) -> 
 def ask_sku_of_key(conn: sqlite3.Connection, product_key: str) -> Any:
     """Ask for the SKU a product key's activation record names, before that record is read (a
     pipelined write on PostgreSQL sends both together); read with sku_of_key."""
-    return conn.execute(
+    return ask(conn, lambda: conn.execute(
         "SELECT s.sku, s.name, s.family, s.edition, s.channel, s.term, s.product_class, c.country FROM activations a"
         " JOIN skus s ON s.sku = a.sku LEFT JOIN sku_countries c ON c.sku = s.sku WHERE a.product_key = :key",
-        {"key": product_key})
+        {"key": product_key}))
 
 
 def sku_of_key(conn: sqlite3.Connection, asked: Any, sku: str) -> Sku:

@@ -11,7 +11,7 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from promo.audit import append_event
-from promo.backends import dialect_of
+from promo.backends import ask, dialect_of
 from promo.backends.bulk import insert_each  # the store's own way: COPY and a staging table on PostgreSQL
 from promo.campaigns.kind import CampaignKind
 from promo.csvfile import ErrorList, open_text, records
@@ -167,7 +167,7 @@ def ask_claim(conn: sqlite3.Connection, wanted: WantedCode) -> Any:
     """claim_code's common case, asked now and read later (claimed): a free code taken and
     marked issued in one statement. PostgreSQL: no two claims wait for one code (SKIP LOCKED)."""
     params = _free_params(wanted) | {"now": db_time(wanted.now)}
-    return conn.execute(_TAKE_FREE_CODE.format(skip_locked=dialect_of(conn).skip_locked), params)
+    return ask(conn, lambda: conn.execute(_TAKE_FREE_CODE.format(skip_locked=dialect_of(conn).skip_locked), params))
 
 
 def _free_params(wanted: WantedCode) -> dict[str, object]:

@@ -25,7 +25,7 @@ from promo import totals
 from promo.activations import activation_of, ask_activation
 from promo.activity import count_attempt
 from promo.audit import append_event
-from promo.backends import RerunTransaction, connection_number, dialect_of, pipelined, recover, settle
+from promo.backends import RerunTransaction, ask, connection_number, dialect_of, pipelined, recover, settle
 from promo.campaign_store import StoredCampaign, ask_campaign, campaign_of, get_campaign
 from promo.campaigns.purchase_offer import Claim, PurchaseOffer
 from promo.campaigns.rules import CAMPAIGN, STOCK, Decision, Failure
@@ -285,13 +285,13 @@ def failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, sin
 
 
 def ask_failed_key_attempts(conn: sqlite3.Connection, request: RedeemRequest, *, since: datetime, limit: int) -> Any:
-    return conn.execute(
+    return ask(conn, lambda: conn.execute(
         "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM redemption_attempts WHERE guess_failure = 1 AND account_email = :a"
         " AND attempted_at >= :since LIMIT :limit) AS f),"
         " (SELECT COUNT(*) FROM (SELECT 1 FROM redemption_attempts WHERE guess_failure = 1 AND client_ip = :ip"
         " AND attempted_at >= :since LIMIT :limit) AS g)",
         {"a": request.account_email, "ip": request.client_ip, "since": db_time(since), "limit": limit},
-    )
+    ))
 
 
 def failed_key_attempts_of(asked: Any) -> int:
@@ -347,8 +347,8 @@ def ask_prior_redemptions(conn: sqlite3.Connection, request: RedeemRequest) -> A
     """Ask how many rewards this account has from the campaign (R-X6), whether this product key
     has already redeemed it (R-X5), and another account of the same mailbox that has (R-X6,
     R-X12): one statement on unique indexes; read by prior_redemptions."""
-    return conn.execute(_PRIOR, {"slug": request.campaign, "a": request.account_email, "k": request.product_key,
-                                 **mailbox_params(request.account_email)})
+    return ask(conn, lambda: conn.execute(_PRIOR, {"slug": request.campaign, "a": request.account_email,
+                                                   "k": request.product_key, **mailbox_params(request.account_email)}))
 
 
 def prior_redemptions(asked: Any) -> tuple[int, bool, str | None]:
@@ -393,7 +393,8 @@ _REPLAY = ("SELECT a.result, a.redemption_id, c.code, c.expires_at FROM redempti
 
 def _ask_replay(conn: sqlite3.Connection, request: RedeemRequest) -> Any:
     """Ask for the first result for this idempotency key, if there was one (same account only)."""
-    return conn.execute(_REPLAY, {"slug": request.campaign, "a": request.account_email, "k": request.idempotency_key})
+    return ask(conn, lambda: conn.execute(_REPLAY, {"slug": request.campaign, "a": request.account_email,
+                                                    "k": request.idempotency_key}))
 
 
 def _replay_of(asked: Any) -> RedemptionResult | None:

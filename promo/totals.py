@@ -28,7 +28,7 @@ import random
 import sqlite3
 from typing import Any
 
-from promo.backends import dialect_of
+from promo.backends import ask, dialect_of
 
 SHARDS = 64  # above the connections that write at once (PostgreSQL's max_connections is often 100)
 CAP_SHARD = 0
@@ -64,7 +64,7 @@ def take(conn: sqlite3.Connection, campaign_id: int, *, cap: int | None) -> int 
 def ask_take(conn: sqlite3.Connection, campaign_id: int) -> Any:
     """An uncapped campaign's count, asked now and read later (taken): a count that cannot
     refuse, so what comes after it (the code's claim) can be asked beside it."""
-    return conn.execute(_TAKE_FREE.format(skip_locked=dialect_of(conn).skip_locked), {"c": campaign_id})
+    return ask(conn, lambda: conn.execute(_TAKE_FREE.format(skip_locked=dialect_of(conn).skip_locked), {"c": campaign_id}))
 
 
 def taken(conn: sqlite3.Connection, asked: Any, campaign_id: int) -> int:

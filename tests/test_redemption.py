@@ -142,6 +142,21 @@ def test_the_same_idempotency_key_returns_the_first_result(ready: sqlite3.Connec
     assert redeem(ready, key=2, account="d@example.com", idempotency_key="k2").redeemed
 
 
+def test_a_decision_that_stops_early_reads_nothing_it_does_not_need(ready: sqlite3.Connection) -> None:
+    """Outside PostgreSQL's pipeline the reads a redemption asks for run only when read
+    (backends.ask): a replay reads the campaign and the idempotency key only, not the
+    activation record, its SKU or the account's history (the writer's time, on SQLite)."""
+    redeem(ready, key=1, idempotency_key="form-1")
+    statements: list[str] = []
+    ready.set_trace_callback(statements.append)
+    try:
+        assert redeem(ready, key=1, idempotency_key="form-1").replayed
+    finally:
+        ready.set_trace_callback(None)
+    reads = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 2 and "FROM campaigns" in reads[0] and "idempotency_key" in reads[1], reads
+
+
 def test_bad_input_names_every_field() -> None:
     request = RedeemRequest(campaign="office365-xbox-gold-2013", account_email="nope", product_key="123",
                             terms_accepted=True, declared_country="XX")

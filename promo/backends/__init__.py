@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from promo.backends.dialect import Dialect
 from promo.backends.sqlite import SQLITE
 
-__all__ = ["Dialect", "RerunTransaction", "dialect_of", "connection_number", "pipelined", "recover", "settle"]
+__all__ = ["Dialect", "RerunTransaction", "ask", "connection_number", "dialect_of", "pipelined", "recover", "settle"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,3 +67,33 @@ def connection_number(conn: Any) -> int:
     """A number that differs between the connections writing at once: PostgreSQL's backend pid
     (known without asking the server); SQLite has one writer, so 0."""
     return int(getattr(conn, "backend_pid", 0))
+
+
+class Asked:
+    """A statement asked for now and read later (fetchone, fetchall): see ask()."""
+
+    def __init__(self, run: Callable[[], Any]):
+        self._run: Callable[[], Any] | None = run
+        self._cursor: Any = None
+
+    def _ran(self) -> Any:
+        if self._run is not None:
+            self._cursor, self._run = self._run(), None
+        return self._cursor
+
+    def fetchone(self) -> Any:
+        return self._ran().fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._ran().fetchall())
+
+
+def ask(conn: Any, run: Callable[[], Any]) -> Asked:
+    """`run` (a conn.execute) asked for now, read later. In a pipeline (PostgreSQL's pipelined
+    write) it is sent at once, and goes out with what is asked after it; elsewhere (SQLite, or
+    PostgreSQL outside a pipeline) asking early buys nothing, so it runs when first read: a
+    decision that stops early (a replay, the guess cap) runs no statement it does not read."""
+    asked = Asked(run)
+    if getattr(conn, "pipelining", False):
+        asked._ran()
+    return asked

@@ -312,6 +312,11 @@ class PgConnection:
         self._identities = read_identities(self.raw)
 
     @property
+    def pipelining(self) -> bool:
+        """Inside pipeline(): what is asked is sent at once (backends.ask)."""
+        return self._pipeline is not None
+
+    @property
     def backend_pid(self) -> int:
         return self.raw.info.backend_pid
 
