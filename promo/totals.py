@@ -1,4 +1,4 @@
-"""How many rewards a campaign has given out (campaign_totals, migration 0025): counted in
+"""How many rewards a campaign has given out (campaign_totals, migrations 0025, 0026): counted in
 the redemption's transaction, read by the stock counts and the low-stock alert.
 
 Two redemptions by different accounts must not wait for the same row (issue 18). An
@@ -11,15 +11,19 @@ Readers sum the shards. (A shard chosen at random for every redemption was measu
 at 8 connections a quarter of the lock waits were still on this table, since each
 transaction holds its row until COMMIT.)
 
-A total cap is one number, so a capped campaign counts on one row (CAP_SHARD) and checks
-the cap in the statement that counts: the upsert's DO UPDATE ... WHERE is evaluated on the
-row it has locked, at its latest committed value, so under READ COMMITTED no two
-transactions both see cap-1 (a plain SELECT followed by a later increment let them). Capped
-campaigns therefore serialise their redemptions on that row; uncapped ones do not.
-The other shards still hold what was counted before a cap was set: they no longer change
-(every redemption of a capped campaign counts on CAP_SHARD), so reading them in the same
-statement's snapshot is exact. Only redemptions already in flight when the cap is set can
-pass it, as they could with any edit made during a redemption.
+A total cap is one number, but it is not kept on one row: that row would serialise every
+redemption of a capped campaign for as long as each transaction lasts (55–96/s on PostgreSQL,
+bench/hot_rows.py --cap). The cap is shared out among the rows instead, as escrow: each row
+has an allotment, the allotments add up to the cap (or to what was already given, if more),
+and a redemption counts on the first row no other transaction holds that is below its
+allotment (`FOR UPDATE SKIP LOCKED`). A row is held from its count to COMMIT, so its count
+never passes its allotment, and so the total never passes the cap. The allotments are made for
+one cap (cap_basis): the first capped redemption after the cap is set or changed, or after an
+uncapped count (which clears cap_basis), shares out what is left, holding every row of the
+campaign for that one transaction (others that would do it at once wait for it, then find it
+done). When the only rows with room left are held by others, a
+redemption waits for one of them rather than refuse: a transaction that rolls back gives its
+room back. It refuses only when no row has room (migration 0026).
 """
 
 from __future__ import annotations
@@ -31,25 +35,42 @@ from typing import Any
 from promo.backends import ask, dialect_of
 
 SHARDS = 64  # above the connections that write at once (PostgreSQL's max_connections is often 100)
-CAP_SHARD = 0
 
-_OTHERS = "(SELECT COALESCE(SUM(redeemed), 0) FROM campaign_totals WHERE campaign_id = :c AND shard <> :cap_shard)"
-# One statement: insert the cap row at 1 if the others leave room, else add 1 if they still do.
-_TAKE_CAPPED = (
-    "INSERT INTO campaign_totals (campaign_id, shard, redeemed) SELECT :c, :cap_shard, 1 WHERE " + _OTHERS + " < :cap"
-    " ON CONFLICT (campaign_id, shard) DO UPDATE SET redeemed = campaign_totals.redeemed + 1"
-    " WHERE campaign_totals.redeemed + " + _OTHERS + " < :cap RETURNING redeemed"
-)
 # The first row of the campaign that no other transaction holds (PostgreSQL); SQLite: the first.
-_TAKE_FREE = ("UPDATE campaign_totals SET redeemed = redeemed + 1 WHERE campaign_id = :c AND shard ="
+# An uncapped count clears cap_basis: it may pass the row's allotment, so a cap set again later
+# must share out the allotments anew.
+_TAKE_FREE = ("UPDATE campaign_totals SET redeemed = redeemed + 1, cap_basis = NULL WHERE campaign_id = :c AND shard ="
               " (SELECT shard FROM campaign_totals WHERE campaign_id = :c ORDER BY shard LIMIT 1{skip_locked}) RETURNING shard")
+# Capped: the first row with room left under this cap that no other transaction holds. The
+# outer WHERE repeats the room check on the row as locked.
+# Only while every row's allotment was made for this cap: an uncapped count on one row since
+# then (cap_basis cleared) may have passed its allotment, and the others' room would then add up
+# to more than the cap.
+_ROOM = "campaign_id = :c AND cap_basis = :cap AND redeemed < allotment"
+_TAKE_ROOM = ("UPDATE campaign_totals SET redeemed = redeemed + 1 WHERE " + _ROOM + " AND shard ="
+              " (SELECT shard FROM campaign_totals WHERE " + _ROOM + " ORDER BY shard LIMIT 1{skip_locked})"
+              " AND NOT EXISTS (SELECT 1 FROM campaign_totals WHERE campaign_id = :c AND (cap_basis IS NULL OR cap_basis <> :cap))"
+              " RETURNING shard")
+# When no free row has room: rows whose allotments were made for another cap (or none), the room
+# left under this cap in all, and how many rows there are.
+_ROOM_LEFT = ("SELECT COALESCE(SUM(CASE WHEN cap_basis = :cap THEN 0 ELSE 1 END), 0),"
+              " COALESCE(SUM(CASE WHEN cap_basis = :cap AND redeemed < allotment THEN allotment - redeemed ELSE 0 END), 0),"
+              " COUNT(*) FROM campaign_totals WHERE campaign_id = :c")
+# Every row with room under this cap is held by another transaction: wait for one (PostgreSQL).
+_WAIT_FOR_ROOM = "SELECT shard FROM campaign_totals WHERE " + _ROOM + " ORDER BY shard LIMIT 1{row_lock}"
+# The first row whose allotment was not made for this cap, held (PostgreSQL): transactions that
+# would share the cap out at once queue here, and find nothing once the first has done it.
+_FIRST_STALE = ("SELECT shard FROM campaign_totals WHERE campaign_id = :c AND (cap_basis IS NULL OR cap_basis <> :cap)"
+                " ORDER BY shard LIMIT 1{row_lock}")
+# Every row of the campaign, held until COMMIT (PostgreSQL), to share the cap out.
+_ALL_ROWS = "SELECT shard, redeemed, cap_basis FROM campaign_totals WHERE campaign_id = :c ORDER BY shard{row_lock}"
 # The rows not made yet (SQLite: one), ours until COMMIT: made when the campaign is saved.
 _MAKE_ROWS = ("WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n + 1 < :n)"
               " INSERT INTO campaign_totals (campaign_id, shard, redeemed) SELECT :c, n, 0 FROM s"
               " WHERE n NOT IN (SELECT shard FROM campaign_totals WHERE campaign_id = :c)"
               " ON CONFLICT (campaign_id, shard) DO NOTHING RETURNING shard")
 _TAKE = ("INSERT INTO campaign_totals (campaign_id, shard, redeemed) VALUES (:c, :shard, 1)"
-         " ON CONFLICT (campaign_id, shard) DO UPDATE SET redeemed = campaign_totals.redeemed + 1")
+         " ON CONFLICT (campaign_id, shard) DO UPDATE SET redeemed = campaign_totals.redeemed + 1, cap_basis = NULL")
 
 
 def take(conn: sqlite3.Connection, campaign_id: int, *, cap: int | None) -> int | None:
@@ -57,8 +78,38 @@ def take(conn: sqlite3.Connection, campaign_id: int, *, cap: int | None) -> int 
     or None when the cap is reached (nothing counted: the redemption is refused)."""
     if cap is None:
         return taken(conn, ask_take(conn, campaign_id), campaign_id)
-    row = conn.execute(_TAKE_CAPPED, {"c": campaign_id, "cap_shard": CAP_SHARD, "cap": cap}).fetchone()
-    return None if row is None else CAP_SHARD
+    take_room = _TAKE_ROOM.format(skip_locked=dialect_of(conn).skip_locked)
+    params = {"c": campaign_id, "cap": cap}
+    # Each pass counts, refuses, shares out the allotments anew (once), or waits for another
+    # transaction that holds a row with room to end: room only shrinks, so this ends.
+    while True:
+        row = conn.execute(take_room, params).fetchone()
+        if row is not None:
+            return int(row[0])
+        stale, room, rows = conn.execute(_ROOM_LEFT, params).fetchone()
+        if stale or not rows:
+            share_out(conn, campaign_id, cap)
+        elif room:  # every row with room is held by another transaction: wait for one to end
+            conn.execute(_WAIT_FOR_ROOM.format(row_lock=dialect_of(conn).row_lock), params).fetchall()
+        else:
+            return None
+
+
+def share_out(conn: sqlite3.Connection, campaign_id: int, cap: int) -> None:
+    """Make the allotments for `cap` (inside the caller's transaction, holding every row of the
+    campaign until it ends): each row keeps what it counted, and the room left under the cap is
+    spread evenly over the rows. If another transaction did this first, nothing changes, and
+    nothing more is held: only the one that shares out holds every row, once."""
+    make_rows(conn, campaign_id)
+    lock = dialect_of(conn).row_lock
+    if conn.execute(_FIRST_STALE.format(row_lock=lock), {"c": campaign_id, "cap": cap}).fetchone() is None:
+        return
+    rows = conn.execute(_ALL_ROWS.format(row_lock=lock), {"c": campaign_id}).fetchall()
+    left = max(cap - sum(int(redeemed) for _, redeemed, _ in rows), 0)
+    each, extra = divmod(left, len(rows))
+    conn.executemany("UPDATE campaign_totals SET allotment = :a, cap_basis = :cap WHERE campaign_id = :c AND shard = :s",
+                     [{"a": int(redeemed) + each + (i < extra), "cap": cap, "c": campaign_id, "s": shard}
+                      for i, (shard, redeemed, _) in enumerate(rows)])
 
 
 def ask_take(conn: sqlite3.Connection, campaign_id: int) -> Any:

@@ -162,9 +162,9 @@ def test_a_round_trip_through_the_other_store_keeps_every_row_and_the_audit_head
 
 
 def counted(rows: list[tuple[object, ...]]) -> dict[object, int]:
-    """campaign_totals rows (campaign_id, shard, redeemed): the total per campaign."""
+    """campaign_totals rows (campaign_id, shard, redeemed, …): the total per campaign."""
     totals: dict[object, int] = {}
-    for campaign, _, redeemed in rows:
+    for campaign, _, redeemed, *_ in rows:
         totals[campaign] = totals.get(campaign, 0) + int(str(redeemed))
     return totals
 

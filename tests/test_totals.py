@@ -79,7 +79,7 @@ async def redeem_all(url: str, numbers: range) -> list[str]:
 
 async def test_concurrent_redemptions_on_postgresql_give_exactly_the_cap(pg_url: str, pg: PgConnection) -> None:
     """Under READ COMMITTED a plain read of the counter let two transactions both see cap-1
-    and both redeem: the cap is checked and counted in one statement on one row."""
+    and both redeem: each counts on a row it holds, below that row's allotment."""
     with_cap(pg, 3)
     outcomes = await redeem_all(pg_url, range(1, REQUESTS + 1))
     assert sorted(outcomes) == ["redeemed"] * 3 + ["total_cap_reached"] * (REQUESTS - 3)
@@ -87,16 +87,17 @@ async def test_concurrent_redemptions_on_postgresql_give_exactly_the_cap(pg_url:
     assert pg.execute("SELECT count(*) FROM reward_codes WHERE issued_at IS NOT NULL").fetchone()[0] == 3
 
 
-def test_a_cap_is_checked_and_counted_in_one_statement_that_waits_for_the_row(pg_url: str, pg: PgConnection) -> None:
-    """The mechanism, step by step: with a cap of 1, a second transaction that counts while
-    the first is still open waits for the cap row, then sees the first's count and refuses."""
+def test_when_the_only_room_left_is_held_a_redemption_waits_for_it_then_refuses(pg_url: str, pg: PgConnection) -> None:
+    """The end of a capped pool, step by step: with a cap of 1, a second transaction that counts
+    while the first holds the one row with room waits for that row (refusing then would be
+    wrong: the first may roll back), then sees the first's count and refuses."""
     with_cap(pg, 1)
     campaign_id = get_campaign(pg, SLUG).id
     first, second = pg_connection.connect(pg_url), pg_connection.connect(pg_url)
     outcome: list[int | None] = []
     try:
         with transaction(first):
-            assert totals.take(first, campaign_id, cap=1) == totals.CAP_SHARD
+            assert totals.take(first, campaign_id, cap=1) is not None
             pid = second.raw.execute("SELECT pg_backend_pid()").fetchone()[0]
 
             def count_in_second() -> None:
@@ -114,21 +115,51 @@ def test_a_cap_is_checked_and_counted_in_one_statement_that_waits_for_the_row(pg
         second.close()
 
 
-def test_uncapped_counters_of_open_transactions_are_different_rows(pg_url: str, pg: PgConnection) -> None:
-    """No hot row: the first count makes the campaign's rows; then, while three transactions
-    each hold the counter row they took, a fourth counts on yet another row at once (a wait
-    would run into the lock timeout); after the COMMITs readers sum them all."""
+def test_room_held_by_a_transaction_that_rolls_back_goes_to_the_one_that_waited(pg_url: str, pg: PgConnection) -> None:
+    with_cap(pg, 1)
+    campaign_id = get_campaign(pg, SLUG).id
+    first, second = pg_connection.connect(pg_url), pg_connection.connect(pg_url)
+    outcome: list[int | None] = []
+    try:
+        first.execute("BEGIN")
+        assert totals.take(first, campaign_id, cap=1) is not None
+        pid = second.raw.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+        def count_in_second() -> None:
+            with transaction(second):
+                outcome.append(totals.take(second, campaign_id, cap=1))
+        waiter = threading.Thread(target=count_in_second)
+        waiter.start()
+        wait_until_blocked(pg, pid)
+        first.execute("ROLLBACK")
+        waiter.join(timeout=30)
+        assert outcome != [None] and len(outcome) == 1
+        assert totals.redeemed(pg, campaign_id) == 1
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.parametrize("cap", [None, 10])
+def test_counters_of_open_transactions_are_different_rows(pg_url: str, pg: PgConnection, cap: int | None) -> None:
+    """No hot row, capped or not: while three transactions each hold the counter row they took,
+    a fourth counts on yet another row at once (a wait would run into the lock timeout); after
+    the COMMITs readers sum them all. The first capped count shares the cap out."""
+    with_cap(pg, cap)
     campaign_id = get_campaign(pg, SLUG).id
     with transaction(pg):
-        assert totals.take(pg, campaign_id, cap=None) is not None
+        assert totals.take(pg, campaign_id, cap=cap) is not None
     assert pg.execute("SELECT count(*) FROM campaign_totals WHERE campaign_id = :c", {"c": campaign_id}).fetchone()[0] == totals.SHARDS
+    if cap is not None:
+        assert pg.execute("SELECT sum(allotment) FROM campaign_totals WHERE campaign_id = :c AND cap_basis = :cap",
+                          {"c": campaign_id, "cap": cap}).fetchone()[0] == cap
     conns = [pg_connection.connect(pg_url) for _ in range(4)]
     try:
         for conn in conns:
             conn.execute("BEGIN")
             conn.raw.execute("SET LOCAL lock_timeout = '5s'")  # a wait would fail the test, not hang it
-        shards = [totals.take(conn, campaign_id, cap=None) for conn in conns]
-        assert len(set(shards)) == 4, shards
+        shards = [totals.take(conn, campaign_id, cap=cap) for conn in conns]
+        assert len(set(shards)) == 4 and None not in shards, shards
         for conn in conns:
             conn.execute("COMMIT")
         assert totals.redeemed(pg, campaign_id) == 5
@@ -168,7 +199,7 @@ def test_activity_counts_of_open_transactions_are_different_rows(pg_url: str, pg
 
 def wait_until_blocked(pg: PgConnection, pid: int) -> None:
     wait_until(lambda: pg.raw.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0]
-               == "Lock", 30, "the second transaction waits for the cap row")
+               == "Lock", 30, "the second transaction waits for a counter row")
 
 
 # ---- on each store, through the redemption ----
@@ -205,6 +236,35 @@ def test_a_cap_set_later_counts_what_was_redeemed_before(many: sqlite3.Connectio
     assert totals.redeemed(many, stored.id) == 6 == pool_counts(many, stored, DURING)["issued"]
     with_cap(many, 4)  # lowered below what was given: nothing more
     assert reason(many, 9) == "total_cap_reached"
+
+
+def test_a_cap_lifted_and_set_again_counts_what_was_given_meanwhile(many: sqlite3.Connection) -> None:
+    """Counts made without a cap may pass a row's allotment: the same cap set again must share
+    out what is left anew, or the rows still below their old allotments would give more."""
+    with_cap(many, 6)
+    assert [reason(many, n) for n in range(1, 3)] == ["redeemed"] * 2
+    with_cap(many, None)
+    assert [reason(many, n) for n in range(3, 6)] == ["redeemed"] * 3
+    with_cap(many, 6)
+    assert [reason(many, n) for n in range(6, 9)] == ["redeemed", "total_cap_reached", "total_cap_reached"]
+    assert totals.redeemed(many, get_campaign(many, SLUG).id) == 6
+
+
+def test_sharing_out_keeps_each_rows_count_and_spreads_the_room_left(conn: sqlite3.Connection, stored: StoredCampaign) -> None:
+    with transaction(conn):
+        totals.make_rows(conn, stored.id)
+        conn.execute("UPDATE campaign_totals SET redeemed = 7 WHERE campaign_id = :c AND shard = 0", {"c": stored.id})
+        totals.share_out(conn, stored.id, 10)
+    rows = conn.execute("SELECT redeemed, allotment, cap_basis FROM campaign_totals WHERE campaign_id = :c ORDER BY shard",
+                        {"c": stored.id}).fetchall()
+    assert sum(int(r[1]) for r in rows) == 10 and {int(r[2]) for r in rows} == {10}
+    room = [int(r[1]) - int(r[0]) for r in rows]
+    assert int(rows[0][1]) >= 7 and sum(room) == 3 and max(room) - min(room) <= 1  # 3 left, spread evenly
+    with transaction(conn):
+        totals.share_out(conn, stored.id, 5)  # lowered below what was given: no room anywhere
+        assert totals.take(conn, stored.id, cap=5) is None
+    assert [int(r[0]) for r in conn.execute("SELECT redeemed FROM campaign_totals WHERE campaign_id = :c AND allotment > redeemed",
+                                            {"c": stored.id})] == []
 
 
 @pytest.mark.parametrize("cap", [None, 20])

@@ -62,8 +62,9 @@ def count(conn: Any, sql: str) -> int:
 
 def assert_invariants(target: Target, *, chain: bool = False) -> None:
     """Each issued code has one redemption and each redemption one code; no account has two;
-    every redemption has its outbox row and its audit event; with `chain`, the audit chain
-    verifies, sealed first (assert_chain_verifies)."""
+    every redemption has its outbox row and its audit event; each campaign's counter rows add up
+    to its redemptions, and none passed the allotment of a cap shared out (promo/totals.py);
+    with `chain`, the audit chain verifies, sealed first (assert_chain_verifies)."""
     with opened(target) as conn:
         redemptions = count(conn, "SELECT COUNT(*) FROM redemptions")
         assert count(conn, "SELECT COUNT(*) FROM reward_codes WHERE issued_at IS NOT NULL") == \
@@ -73,6 +74,10 @@ def assert_invariants(target: Target, *, chain: bool = False) -> None:
         assert count(conn, "SELECT COUNT(*) FROM redemptions r JOIN outbox o"
                            " ON o.subject_ref = 'redemption:' || r.id") == redemptions
         assert count(conn, "SELECT COUNT(*) FROM audit_events WHERE tag = 'redemption:code:issued'") == redemptions
+        assert count(conn, "SELECT COUNT(*) FROM (SELECT campaign_id, COUNT(*) AS n FROM redemptions GROUP BY campaign_id) r"
+                           " LEFT JOIN (SELECT campaign_id, SUM(redeemed) AS n FROM campaign_totals GROUP BY campaign_id) t"
+                           " ON t.campaign_id = r.campaign_id WHERE t.n IS NULL OR t.n <> r.n") == 0
+        assert count(conn, "SELECT COUNT(*) FROM campaign_totals WHERE cap_basis IS NOT NULL AND redeemed > allotment") == 0
         if chain:
             assert_chain_verifies(conn)
 

@@ -10,11 +10,14 @@ import asyncio
 import multiprocessing
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from promo.campaign_store import get_campaign, save_campaign
 from promo.config import Settings
+from promo.db import transaction
 from promo.redemption import RedeemRequest, redeem
 from tests.support import race_worker
 from tests.support.database import DURING, SLUG, product_key
@@ -45,6 +48,27 @@ async def test_500_accounts_racing_for_100_codes(settings: Settings) -> None:
     assert_invariants(path)
 
 
+def capped(store: Path | str, cap: int) -> None:
+    """The campaign with a total cap (issue 18: shared out among its counter rows)."""
+    with opened(store) as conn:
+        stored = get_campaign(conn, SLUG)
+        with transaction(conn):
+            save_campaign(conn, replace(stored.campaign, total_cap=cap), actor="test", now=DURING)
+
+
+async def test_500_accounts_racing_for_a_total_cap_of_100(settings: Settings) -> None:
+    path = prepared(settings, keys=500, codes=200)
+    capped(path, 100)
+    async with store_of(settings) as db:
+        results = await asyncio.gather(*(
+            redeem(db, RedeemRequest(SLUG, f"user{n}@example.com", product_key(n), terms_accepted=True), DURING)
+            for n in range(500)))
+    issued = [r.code for r in results if r.redeemed]
+    assert len(issued) == len(set(issued)) == 100
+    assert Counter(",".join(f.reason for f in r.decision.failures) for r in results if not r.redeemed) == {"total_cap_reached": 400}
+    assert_invariants(path)
+
+
 def race_in_processes(store: Path | str, jobs_per_process: list[list[tuple[str, str]]]) -> Counter[str]:
     ctx = multiprocessing.get_context("spawn")
     start_at = time.time() + 2.0  # after every process has started and imported
@@ -69,6 +93,15 @@ def test_500_accounts_racing_for_100_codes_from_four_processes(settings: Setting
     assert outcomes == {"redeemed": 100, "STOCK": 400}
     with opened(path) as conn:
         assert conn.execute("SELECT COUNT(DISTINCT code_id) FROM redemptions").fetchone()[0] == 100
+    assert_invariants(path)
+
+
+@pytest.mark.slow
+def test_500_accounts_racing_for_a_total_cap_of_100_from_four_processes(settings: Settings) -> None:
+    path = prepared(settings, keys=500, codes=200)
+    capped(path, 100)
+    jobs = [[(f"user{n}@example.com", product_key(n)) for n in range(p, 500, 4)] for p in range(4)]
+    assert race_in_processes(path, jobs) == {"redeemed": 100, "STOCK": 400}
     assert_invariants(path)
 
 
