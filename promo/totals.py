@@ -20,8 +20,8 @@ allotment (`FOR UPDATE SKIP LOCKED`). A row is held from its count to COMMIT, so
 never passes its allotment, and so the total never passes the cap. The allotments are made for
 one cap (cap_basis): the first capped redemption after the cap is set or changed, or after an
 uncapped count (which clears cap_basis), shares out what is left, holding every row of the
-campaign for that one transaction (others that would do it at once wait for it, then find it
-done). When the only rows with room left are held by others, a
+campaign for that one transaction (others that would do it at once wait for it at the
+campaign's first row, then find it done). When the only rows with room left are held by others, a
 redemption waits for one of them rather than refuse: a transaction that rolls back gives its
 room back. It refuses only when no row has room (migration 0026).
 """
@@ -58,10 +58,12 @@ _ROOM_LEFT = ("SELECT COALESCE(SUM(CASE WHEN cap_basis = :cap THEN 0 ELSE 1 END)
               " COUNT(*) FROM campaign_totals WHERE campaign_id = :c")
 # Every row with room under this cap is held by another transaction: wait for one (PostgreSQL).
 _WAIT_FOR_ROOM = "SELECT shard FROM campaign_totals WHERE " + _ROOM + " ORDER BY shard LIMIT 1{row_lock}"
-# The first row whose allotment was not made for this cap, held (PostgreSQL): transactions that
-# would share the cap out at once queue here, and find nothing once the first has done it.
-_FIRST_STALE = ("SELECT shard FROM campaign_totals WHERE campaign_id = :c AND (cap_basis IS NULL OR cap_basis <> :cap)"
-                " ORDER BY shard LIMIT 1{row_lock}")
+# The campaign's first row, held (PostgreSQL) by whoever shares the cap out: transactions that
+# would do it at once queue here, and find it done. The same row for every cap, so two sharing
+# out different caps (one read the campaign before a change) do not each hold a row the other needs.
+_GATE = "SELECT shard FROM campaign_totals WHERE campaign_id = :c ORDER BY shard LIMIT 1{row_lock}"
+# A row whose allotment was not made for this cap (read once the gate is held: the latest).
+_STALE = "SELECT 1 FROM campaign_totals WHERE campaign_id = :c AND (cap_basis IS NULL OR cap_basis <> :cap) LIMIT 1"
 # Every row of the campaign, held until COMMIT (PostgreSQL), to share the cap out.
 _ALL_ROWS = "SELECT shard, redeemed, cap_basis FROM campaign_totals WHERE campaign_id = :c ORDER BY shard{row_lock}"
 # The rows not made yet (SQLite: one), ours until COMMIT: made when the campaign is saved.
@@ -80,8 +82,9 @@ def take(conn: sqlite3.Connection, campaign_id: int, *, cap: int | None) -> int 
         return taken(conn, ask_take(conn, campaign_id), campaign_id)
     take_room = _TAKE_ROOM.format(skip_locked=dialect_of(conn).skip_locked)
     params = {"c": campaign_id, "cap": cap}
-    # Each pass counts, refuses, shares out the allotments anew (once), or waits for another
-    # transaction that holds a row with room to end: room only shrinks, so this ends.
+    # Each pass counts, refuses, shares the cap out (at most once for this cap), or waits for
+    # another transaction that holds a row with room to end: it ends once no transaction
+    # holds room (a rerun by in_transaction ends a deadlock with another that waits here too).
     while True:
         row = conn.execute(take_room, params).fetchone()
         if row is not None:
@@ -102,8 +105,9 @@ def share_out(conn: sqlite3.Connection, campaign_id: int, cap: int) -> None:
     nothing more is held: only the one that shares out holds every row, once."""
     make_rows(conn, campaign_id)
     lock = dialect_of(conn).row_lock
-    if conn.execute(_FIRST_STALE.format(row_lock=lock), {"c": campaign_id, "cap": cap}).fetchone() is None:
-        return
+    conn.execute(_GATE.format(row_lock=lock), {"c": campaign_id}).fetchall()
+    if conn.execute(_STALE, {"c": campaign_id, "cap": cap}).fetchone() is None:
+        return  # shared out while this transaction waited at the gate
     rows = conn.execute(_ALL_ROWS.format(row_lock=lock), {"c": campaign_id}).fetchall()
     left = max(cap - sum(int(redeemed) for _, redeemed, _ in rows), 0)
     each, extra = divmod(left, len(rows))

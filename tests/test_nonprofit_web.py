@@ -518,8 +518,11 @@ def test_staff_decisions_answer_any_input_clearly(client: TestClient, charity: s
     response = post_form(client, path, {"reason": reason})
     # 307: an empty id and decision leave ".../organisations//", which Starlette redirects to the list's path.
     # A path no route matches (an empty decision) is not found before any form is read: 404 even with a NUL.
-    assert answered(response, {"reason": reason}, (303, 307, 404, 409, 422)) or response.status_code == 404, \
-        (path, response.status_code)
+    if {target, decision} & {".", ".."}:  # dot segments the client resolves (RFC 3986): another route's path,
+        assert response.status_code in (307, 404, 405), (path, response.status_code)  # refused before any form is read
+    else:
+        assert answered(response, {"reason": reason}, (303, 307, 404, 409, 422)) or response.status_code == 404, \
+            (path, response.status_code)
     assert "Traceback" not in response.text
     assert_chain_verifies(charity)
 

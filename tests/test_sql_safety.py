@@ -56,7 +56,7 @@ REVIEWED_DYNAMIC_SQL = {
     ("activity.py", "_count"): "the module's constant _TAKE_FREE with the dialect's constant SKIP LOCKED, and the"
                                " constant upsert (_UPSERT); values are parameters",
     ("totals.py", "take"): "constants _TAKE_ROOM and _WAIT_FOR_ROOM with the dialect's constant row locks; values are parameters",
-    ("totals.py", "share_out"): "constants _FIRST_STALE and _ALL_ROWS with the dialect's constant row lock; values are parameters",
+    ("totals.py", "share_out"): "constants _GATE and _ALL_ROWS with the dialect's constant row lock, _STALE; values are parameters",
     ("totals.py", "ask_take"): "the module's constant _TAKE_FREE with the dialect's constant SKIP LOCKED; values are parameters",
     ("totals.py", "taken"): "the module's constant _TAKE; values are parameters",
     ("totals.py", "make_rows"): "the module's constant _MAKE_ROWS; values are parameters",

@@ -87,37 +87,26 @@ async def test_concurrent_redemptions_on_postgresql_give_exactly_the_cap(pg_url:
     assert pg.execute("SELECT count(*) FROM reward_codes WHERE issued_at IS NOT NULL").fetchone()[0] == 3
 
 
-def test_when_the_only_room_left_is_held_a_redemption_waits_for_it_then_refuses(pg_url: str, pg: PgConnection) -> None:
+def shared_out(pg: PgConnection, cap: int) -> int:
+    """The campaign with `cap`, its allotments made and committed; its id."""
+    with_cap(pg, cap)
+    campaign_id = get_campaign(pg, SLUG).id
+    with transaction(pg):
+        totals.share_out(pg, campaign_id, cap)
+    return campaign_id
+
+
+def blocked_in(pg: PgConnection, pid: int) -> str:
+    return str(pg.raw.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0])
+
+
+@pytest.mark.parametrize("first_ends", ["COMMIT", "ROLLBACK"])
+def test_when_the_only_room_left_is_held_a_redemption_waits_for_it(pg_url: str, pg: PgConnection, first_ends: str) -> None:
     """The end of a capped pool, step by step: with a cap of 1, a second transaction that counts
     while the first holds the one row with room waits for that row (refusing then would be
-    wrong: the first may roll back), then sees the first's count and refuses."""
-    with_cap(pg, 1)
-    campaign_id = get_campaign(pg, SLUG).id
-    first, second = pg_connection.connect(pg_url), pg_connection.connect(pg_url)
-    outcome: list[int | None] = []
-    try:
-        with transaction(first):
-            assert totals.take(first, campaign_id, cap=1) is not None
-            pid = second.raw.execute("SELECT pg_backend_pid()").fetchone()[0]
-
-            def count_in_second() -> None:
-                with transaction(second):
-                    outcome.append(totals.take(second, campaign_id, cap=1))
-            waiter = threading.Thread(target=count_in_second)
-            waiter.start()
-            wait_until_blocked(pg, pid)
-            assert outcome == []
-        waiter.join(timeout=30)
-        assert outcome == [None]  # refused, and nothing counted
-        assert totals.redeemed(pg, campaign_id) == 1
-    finally:
-        first.close()
-        second.close()
-
-
-def test_room_held_by_a_transaction_that_rolls_back_goes_to_the_one_that_waited(pg_url: str, pg: PgConnection) -> None:
-    with_cap(pg, 1)
-    campaign_id = get_campaign(pg, SLUG).id
+    wrong: the first may roll back). The first commits: the second refuses, having counted
+    nothing. The first rolls back: the second counts on that room."""
+    campaign_id = shared_out(pg, 1)
     first, second = pg_connection.connect(pg_url), pg_connection.connect(pg_url)
     outcome: list[int | None] = []
     try:
@@ -131,13 +120,82 @@ def test_room_held_by_a_transaction_that_rolls_back_goes_to_the_one_that_waited(
         waiter = threading.Thread(target=count_in_second)
         waiter.start()
         wait_until_blocked(pg, pid)
-        first.execute("ROLLBACK")
+        assert "SKIP LOCKED" not in blocked_in(pg, pid) and "redeemed < allotment" in blocked_in(pg, pid)  # waiting for room
+        assert outcome == []
+        first.execute(first_ends)
         waiter.join(timeout=30)
-        assert outcome != [None] and len(outcome) == 1
+        assert outcome == ([None] if first_ends == "COMMIT" else [0])
         assert totals.redeemed(pg, campaign_id) == 1
     finally:
         first.close()
         second.close()
+
+
+def test_a_cap_lowered_while_a_count_under_the_old_one_is_open_counts_it(pg_url: str, pg: PgConnection) -> None:
+    """Sharing a new cap out waits for the counts still open (they hold their rows), and keeps
+    them: 4 given and 1 open under a cap of 10, lowered to 5: nothing more."""
+    campaign_id = shared_out(pg, 10)
+    for _ in range(4):
+        with transaction(pg):
+            assert totals.take(pg, campaign_id, cap=10) is not None
+    holder, sharer = pg_connection.connect(pg_url), pg_connection.connect(pg_url)
+    outcome: list[int | None] = []
+    try:
+        holder.execute("BEGIN")
+        assert totals.take(holder, campaign_id, cap=10) is not None
+        pid = sharer.raw.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+        def lower() -> None:
+            with transaction(sharer):
+                outcome.append(totals.take(sharer, campaign_id, cap=5))
+        lowering = threading.Thread(target=lower)
+        lowering.start()
+        wait_until_blocked(pg, pid)
+        holder.execute("COMMIT")
+        lowering.join(timeout=30)
+        assert outcome == [None]
+        assert totals.redeemed(pg, campaign_id) == 5
+        assert pg.execute("SELECT count(*) FROM campaign_totals WHERE campaign_id = :c AND redeemed > allotment",
+                          {"c": campaign_id}).fetchone()[0] == 0
+    finally:
+        holder.close()
+        sharer.close()
+
+
+def test_two_transactions_sharing_out_different_caps_at_once_do_not_deadlock(pg_url: str, pg: PgConnection) -> None:
+    """A cap changed while a transaction that read the old one is in flight, one row made stale
+    by an uncapped count: both share out, one after the other (both take the first row before
+    any other). Taking the first *stale* row instead, each waited for the other's (a deadlock)."""
+    campaign_id = shared_out(pg, 5)
+    with transaction(pg):  # what an uncapped count on row 5 leaves behind
+        pg.execute("UPDATE campaign_totals SET redeemed = redeemed + 1, cap_basis = NULL WHERE campaign_id = :c AND shard = 5",
+                   {"c": campaign_id})
+    holder, one, other = (pg_connection.connect(pg_url) for _ in range(3))
+    errors: list[BaseException] = []
+    try:
+        holder.execute("BEGIN")  # holds row 3, so both sharers are under way before either finishes
+        holder.execute("SELECT 1 FROM campaign_totals WHERE campaign_id = :c AND shard = 3 FOR UPDATE", {"c": campaign_id}).fetchall()
+
+        def share(conn: PgConnection, cap: int) -> None:
+            try:
+                with transaction(conn):
+                    conn.raw.execute("SET LOCAL deadlock_timeout = '100ms'")
+                    assert totals.take(conn, campaign_id, cap=cap) is not None
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+        pids = [conn.raw.execute("SELECT pg_backend_pid()").fetchone()[0] for conn in (one, other)]
+        sharers = [threading.Thread(target=share, args=(conn, cap)) for conn, cap in ((one, 6), (other, 5))]
+        for sharer, pid in zip(sharers, pids, strict=True):
+            sharer.start()
+            wait_until_blocked(pg, pid)
+        holder.execute("COMMIT")
+        for sharer in sharers:
+            sharer.join(timeout=30)
+        assert errors == []
+        assert totals.redeemed(pg, campaign_id) == 3
+    finally:
+        for conn in (holder, one, other):
+            conn.close()
 
 
 @pytest.mark.parametrize("cap", [None, 10])
@@ -240,7 +298,8 @@ def test_a_cap_set_later_counts_what_was_redeemed_before(many: sqlite3.Connectio
 
 def test_a_cap_lifted_and_set_again_counts_what_was_given_meanwhile(many: sqlite3.Connection) -> None:
     """Counts made without a cap may pass a row's allotment: the same cap set again must share
-    out what is left anew, or the rows still below their old allotments would give more."""
+    out what is left anew, or the rows still below their old allotments would give more (on
+    PostgreSQL: SQLite's one row holds the whole cap, so there it checks the plain sequence)."""
     with_cap(many, 6)
     assert [reason(many, n) for n in range(1, 3)] == ["redeemed"] * 2
     with_cap(many, None)

@@ -74,9 +74,8 @@ def assert_invariants(target: Target, *, chain: bool = False) -> None:
         assert count(conn, "SELECT COUNT(*) FROM redemptions r JOIN outbox o"
                            " ON o.subject_ref = 'redemption:' || r.id") == redemptions
         assert count(conn, "SELECT COUNT(*) FROM audit_events WHERE tag = 'redemption:code:issued'") == redemptions
-        assert count(conn, "SELECT COUNT(*) FROM (SELECT campaign_id, COUNT(*) AS n FROM redemptions GROUP BY campaign_id) r"
-                           " LEFT JOIN (SELECT campaign_id, SUM(redeemed) AS n FROM campaign_totals GROUP BY campaign_id) t"
-                           " ON t.campaign_id = r.campaign_id WHERE t.n IS NULL OR t.n <> r.n") == 0
+        assert count(conn, "SELECT COUNT(*) FROM campaigns c WHERE (SELECT COUNT(*) FROM redemptions r WHERE r.campaign_id = c.id)"
+                           " <> (SELECT COALESCE(SUM(redeemed), 0) FROM campaign_totals t WHERE t.campaign_id = c.id)") == 0
         assert count(conn, "SELECT COUNT(*) FROM campaign_totals WHERE cap_basis IS NOT NULL AND redeemed > allotment") == 0
         if chain:
             assert_chain_verifies(conn)
