@@ -21,7 +21,7 @@ never passes its allotment, and so the total never passes the cap. The allotment
 one cap (cap_basis): the first capped redemption after the cap is set or changed, or after an
 uncapped count (which clears cap_basis), shares out what is left, holding every row of the
 campaign for that one transaction (others that would do it at once wait for it at the
-campaign's first row, then find it done). When the only rows with room left are held by others, a
+campaign's own row, then find it done, holding nothing). When the only rows with room left are held by others, a
 redemption waits for one of them rather than refuse: a transaction that rolls back gives its
 room back. It refuses only when no row has room (migration 0026).
 """
@@ -58,10 +58,11 @@ _ROOM_LEFT = ("SELECT COALESCE(SUM(CASE WHEN cap_basis = :cap THEN 0 ELSE 1 END)
               " COUNT(*) FROM campaign_totals WHERE campaign_id = :c")
 # Every row with room under this cap is held by another transaction: wait for one (PostgreSQL).
 _WAIT_FOR_ROOM = "SELECT shard FROM campaign_totals WHERE " + _ROOM + " ORDER BY shard LIMIT 1{row_lock}"
-# The campaign's first row, held (PostgreSQL) by whoever shares the cap out: transactions that
-# would do it at once queue here, and find it done. The same row for every cap, so two sharing
-# out different caps (one read the campaign before a change) do not each hold a row the other needs.
-_GATE = "SELECT shard FROM campaign_totals WHERE campaign_id = :c ORDER BY shard LIMIT 1{row_lock}"
+# The campaign's own row, held (PostgreSQL) by whoever shares the cap out: transactions that
+# would do it at once queue here, and find it done. Not a counter row, so a redemption counting
+# never holds it, and the same for every cap. NO KEY UPDATE: inserts that refer to the campaign
+# (their foreign key checks) do not wait for it.
+_GATE = "SELECT id FROM campaigns WHERE id = :c{step_lock}"
 # A row whose allotment was not made for this cap (read once the gate is held: the latest).
 _STALE = "SELECT 1 FROM campaign_totals WHERE campaign_id = :c AND (cap_basis IS NULL OR cap_basis <> :cap) LIMIT 1"
 # Every row of the campaign, held until COMMIT (PostgreSQL), to share the cap out.
@@ -93,7 +94,7 @@ def take(conn: sqlite3.Connection, campaign_id: int, *, cap: int | None) -> int 
         if stale or not rows:
             share_out(conn, campaign_id, cap)
         elif room:  # every row with room is held by another transaction: wait for one to end
-            conn.execute(_WAIT_FOR_ROOM.format(row_lock=dialect_of(conn).row_lock), params).fetchall()
+            _wait_for_room(conn, params)
         else:
             return None
 
@@ -101,19 +102,35 @@ def take(conn: sqlite3.Connection, campaign_id: int, *, cap: int | None) -> int 
 def share_out(conn: sqlite3.Connection, campaign_id: int, cap: int) -> None:
     """Make the allotments for `cap` (inside the caller's transaction, holding every row of the
     campaign until it ends): each row keeps what it counted, and the room left under the cap is
-    spread evenly over the rows. If another transaction did this first, nothing changes, and
-    nothing more is held: only the one that shares out holds every row, once."""
+    spread evenly over the rows. If another transaction did this first, nothing changes and
+    nothing stays held (the wait at the gate is undone to a savepoint): only the one that shares
+    out holds every row, once."""
     make_rows(conn, campaign_id)
     lock = dialect_of(conn).row_lock
-    conn.execute(_GATE.format(row_lock=lock), {"c": campaign_id}).fetchall()
+    conn.execute("SAVEPOINT totals_gate")
+    conn.execute(_GATE.format(step_lock=dialect_of(conn).step_lock), {"c": campaign_id}).fetchall()
     if conn.execute(_STALE, {"c": campaign_id, "cap": cap}).fetchone() is None:
-        return  # shared out while this transaction waited at the gate
+        conn.execute("ROLLBACK TO totals_gate")  # shared out while this one waited: hold nothing for it
+        conn.execute("RELEASE totals_gate")
+        return
+    conn.execute("RELEASE totals_gate")  # the gate is held to COMMIT, with every row
     rows = conn.execute(_ALL_ROWS.format(row_lock=lock), {"c": campaign_id}).fetchall()
     left = max(cap - sum(int(redeemed) for _, redeemed, _ in rows), 0)
     each, extra = divmod(left, len(rows))
     conn.executemany("UPDATE campaign_totals SET allotment = :a, cap_basis = :cap WHERE campaign_id = :c AND shard = :s",
                      [{"a": int(redeemed) + each + (i < extra), "cap": cap, "c": campaign_id, "s": shard}
                       for i, (shard, redeemed, _) in enumerate(rows)])
+
+
+def _wait_for_room(conn: sqlite3.Connection, params: dict[str, Any]) -> None:
+    """Wait for a row with room under this cap, then let it go: PostgreSQL keeps a row lock it waited for
+    even when the row then no longer matches, so a waiter would hold a row it never counts on
+    until COMMIT (more waits, and a deadlock with one sharing a cap out). A lock taken in a
+    savepoint goes with the savepoint."""
+    conn.execute("SAVEPOINT totals_wait")
+    conn.execute(_WAIT_FOR_ROOM.format(row_lock=dialect_of(conn).row_lock), params).fetchall()
+    conn.execute("ROLLBACK TO totals_wait")
+    conn.execute("RELEASE totals_wait")
 
 
 def ask_take(conn: sqlite3.Connection, campaign_id: int) -> Any:

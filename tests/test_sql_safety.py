@@ -55,8 +55,9 @@ REVIEWED_DYNAMIC_SQL = {
     ("staff_actions.py", "query_actions"): "the SQL of actions_sql: fixed clauses chosen by ActionFilter plus Keyset's clause",
     ("activity.py", "_count"): "the module's constant _TAKE_FREE with the dialect's constant SKIP LOCKED, and the"
                                " constant upsert (_UPSERT); values are parameters",
-    ("totals.py", "take"): "constants _TAKE_ROOM and _WAIT_FOR_ROOM with the dialect's constant row locks; values are parameters",
-    ("totals.py", "share_out"): "constants _GATE and _ALL_ROWS with the dialect's constant row lock, _STALE; values are parameters",
+    ("totals.py", "take"): "the module's constant _TAKE_ROOM with the dialect's constant SKIP LOCKED; values are parameters",
+    ("totals.py", "_wait_for_room"): "the module's constant _WAIT_FOR_ROOM with the dialect's constant row lock; values are parameters",
+    ("totals.py", "share_out"): "constants _GATE and _ALL_ROWS with the dialect's constant locks, _STALE; values are parameters",
     ("totals.py", "ask_take"): "the module's constant _TAKE_FREE with the dialect's constant SKIP LOCKED; values are parameters",
     ("totals.py", "taken"): "the module's constant _TAKE; values are parameters",
     ("totals.py", "make_rows"): "the module's constant _MAKE_ROWS; values are parameters",

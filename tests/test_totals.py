@@ -164,8 +164,8 @@ def test_a_cap_lowered_while_a_count_under_the_old_one_is_open_counts_it(pg_url:
 
 def test_two_transactions_sharing_out_different_caps_at_once_do_not_deadlock(pg_url: str, pg: PgConnection) -> None:
     """A cap changed while a transaction that read the old one is in flight, one row made stale
-    by an uncapped count: both share out, one after the other (both take the first row before
-    any other). Taking the first *stale* row instead, each waited for the other's (a deadlock)."""
+    by an uncapped count: both share out, one after the other (both queue at the campaign's row
+    first). Taking the first *stale* row instead, each waited for the other's (a deadlock)."""
     campaign_id = shared_out(pg, 5)
     with transaction(pg):  # what an uncapped count on row 5 leaves behind
         pg.execute("UPDATE campaign_totals SET redeemed = redeemed + 1, cap_basis = NULL WHERE campaign_id = :c AND shard = 5",
@@ -196,6 +196,91 @@ def test_two_transactions_sharing_out_different_caps_at_once_do_not_deadlock(pg_
     finally:
         for conn in (holder, one, other):
             conn.close()
+
+
+class Counting:
+    """A transaction on a connection and thread of its own that counts once and stays open."""
+
+    def __init__(self, url: str, campaign_id: int, cap: int | None):
+        self.conn = pg_connection.connect(url)
+        self.pid = self.conn.raw.execute("SELECT pg_backend_pid()").fetchone()[0]
+        self.outcome: list[object] = []
+        self.conn.execute("BEGIN")
+        self.conn.raw.execute("SET LOCAL deadlock_timeout = '100ms'")
+        self.thread = threading.Thread(target=self._count, args=(campaign_id, cap))
+
+    def _count(self, campaign_id: int, cap: int | None) -> None:
+        try:
+            self.outcome.append(totals.take(self.conn, campaign_id, cap=cap))
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            self.outcome.append(exc)
+
+    def start(self, pg: PgConnection | None = None) -> Counting:
+        self.thread.start()
+        if pg is not None:
+            wait_until_blocked(pg, self.pid)
+        return self
+
+    def counted(self) -> object:
+        self.thread.join(timeout=30)
+        assert len(self.outcome) == 1, "still waiting"
+        return self.outcome[0]
+
+    def end(self, how: str = "COMMIT") -> None:
+        self.thread.join(timeout=30)
+        if not self.conn.raw.closed:
+            self.conn.execute(how)
+            self.conn.close()
+
+
+def test_those_that_find_the_cap_shared_out_hold_nothing_for_it(pg_url: str, pg: PgConnection) -> None:
+    """Two transactions queue at the gate behind one sharing the cap out. Once it commits, the
+    first counts and stays open; the second must not wait for it (room is plentiful): the wait
+    at the gate is undone, so the first holds only the row it counted on."""
+    with_cap(pg, 100)
+    campaign_id = get_campaign(pg, SLUG).id
+    holder = pg_connection.connect(pg_url)
+    holder.execute("BEGIN")  # holds row 5, so the sharer is still sharing out when the others arrive
+    holder.execute("SELECT 1 FROM campaign_totals WHERE campaign_id = :c AND shard = 5 FOR UPDATE", {"c": campaign_id}).fetchall()
+    sharer = Counting(pg_url, campaign_id, 100).start(pg)
+    first, second = Counting(pg_url, campaign_id, 100).start(pg), Counting(pg_url, campaign_id, 100).start(pg)
+    try:
+        holder.execute("COMMIT")
+        sharer.end()
+        assert first.counted() is not None  # its transaction still open
+        assert second.counted() is not None  # without waiting for first's COMMIT
+    finally:
+        for counting in (first, second):
+            counting.end()
+        holder.close()
+    assert totals.redeemed(pg, campaign_id) == 3
+
+
+def test_a_wait_for_room_keeps_no_lock_that_a_sharer_needs(pg_url: str, pg: PgConnection) -> None:
+    """P waits for the room T holds; an uncapped count (the cap lifted meanwhile) makes a row
+    stale; S, with the cap set again, takes the gate to share out and waits for T's row. T rolls
+    back: had P kept the row it waited for, P (then needing the gate S holds) and S (needing that
+    row) would deadlock. S shares out and finds no room (4 given, 1 uncapped: the cap of 5),
+    then P the same."""
+    campaign_id = shared_out(pg, 5)  # rows 0..4 one each
+    for _ in range(4):
+        with transaction(pg):
+            totals.take(pg, campaign_id, cap=5)  # rows 0..3 full
+    holder = Counting(pg_url, campaign_id, 5).start()
+    assert holder.counted() == 4
+    waiter = Counting(pg_url, campaign_id, 5).start(pg)
+    with transaction(pg):  # an uncapped count: row 0, its allotment no longer trusted
+        assert totals.take(pg, campaign_id, cap=None) == 0
+    sharer = Counting(pg_url, campaign_id, 5).start(pg)
+    try:
+        holder.end("ROLLBACK")
+        assert sharer.counted() is None
+        sharer.end()
+        assert waiter.counted() is None
+    finally:
+        waiter.end()
+        sharer.end()
+    assert totals.redeemed(pg, campaign_id) == 5
 
 
 @pytest.mark.parametrize("cap", [None, 10])

@@ -26,6 +26,9 @@ class Dialect:
     # Appended to a SELECT of the row a check-then-write serialises on (an organisation's
     # allocation, R-N2): SQLite's write lock already serialises every writer.
     row_lock: str = ""
+    # Appended to a SELECT of a row that serialises a rare step (sharing a cap out, totals.py)
+    # without blocking the inserts that refer to that row (their foreign key checks).
+    step_lock: str = ""
     unavailable_sqlstates: frozenset[str] = frozenset()  # "try again", not a bug (PostgreSQL)
     retry_sqlstates: frozenset[str] = frozenset()  # serialization failure, deadlock: rerun the transaction
     # Writers run at once (PostgreSQL): a transaction that lost a race may be rerun whole

@@ -18,6 +18,7 @@ POSTGRESQL = Dialect(
     begin_write="BEGIN",  # READ COMMITTED; the claim takes its row FOR UPDATE SKIP LOCKED
     skip_locked=" FOR UPDATE SKIP LOCKED",
     row_lock=" FOR UPDATE",
+    step_lock=" FOR NO KEY UPDATE",
     time_type="timestamptz",
     case_insensitive_like="ILIKE",
     seal_lock="SELECT pg_advisory_xact_lock(7001)",  # 7001: the audit chain's lock key, Promo's own
