@@ -21,9 +21,9 @@ never passes its allotment, and so the total never passes the cap. The allotment
 one cap (cap_basis): the first capped redemption after the cap is set or changed, or after an
 uncapped count (which clears cap_basis), shares out what is left, holding every row of the
 campaign for that one transaction (others that would do it at once wait for it at the
-campaign's own row, then find it done, holding nothing). When the only rows with room left are held by others, a
-redemption waits for one of them rather than refuse: a transaction that rolls back gives its
-room back. It refuses only when no row has room (migration 0026).
+campaign's own row, then find it done, holding nothing). When the only rows with room left are
+held by others, a redemption waits for one of them rather than refuse: a transaction that
+rolls back gives its room back. It refuses only when no row has room (migration 0026).
 """
 
 from __future__ import annotations
@@ -41,20 +41,23 @@ SHARDS = 64  # above the connections that write at once (PostgreSQL's max_connec
 # must share out the allotments anew.
 _TAKE_FREE = ("UPDATE campaign_totals SET redeemed = redeemed + 1, cap_basis = NULL WHERE campaign_id = :c AND shard ="
               " (SELECT shard FROM campaign_totals WHERE campaign_id = :c ORDER BY shard LIMIT 1{skip_locked}) RETURNING shard")
-# Capped: the first row with room left under this cap that no other transaction holds. The
-# outer WHERE repeats the room check on the row as locked.
-# Only while every row's allotment was made for this cap: an uncapped count on one row since
-# then (cap_basis cleared) may have passed its allotment, and the others' room would then add up
-# to more than the cap.
-_ROOM = "campaign_id = :c AND cap_basis = :cap AND redeemed < allotment"
+# Capped: the first row with room left under this cap that no other transaction holds (the
+# outer WHERE repeats the room check on the row as locked), only while no row is stale: an
+# uncapped count on one row since the cap was shared out (cap_basis cleared) may have passed its
+# allotment, and the others' room would then add up to more than the cap.
+_HAS_ROOM = "cap_basis = :cap AND redeemed < allotment"
+_ROOM = "campaign_id = :c AND " + _HAS_ROOM
+# A row whose allotment was not made for this cap (or none was).
+_STALE_ROW = "(cap_basis IS NULL OR cap_basis <> :cap)"
+_STALE = "SELECT 1 FROM campaign_totals WHERE campaign_id = :c AND " + _STALE_ROW
+_ANY_STALE = _STALE + " LIMIT 1"
 _TAKE_ROOM = ("UPDATE campaign_totals SET redeemed = redeemed + 1 WHERE " + _ROOM + " AND shard ="
               " (SELECT shard FROM campaign_totals WHERE " + _ROOM + " ORDER BY shard LIMIT 1{skip_locked})"
-              " AND NOT EXISTS (SELECT 1 FROM campaign_totals WHERE campaign_id = :c AND (cap_basis IS NULL OR cap_basis <> :cap))"
-              " RETURNING shard")
-# When no free row has room: rows whose allotments were made for another cap (or none), the room
-# left under this cap in all, and how many rows there are.
-_ROOM_LEFT = ("SELECT COALESCE(SUM(CASE WHEN cap_basis = :cap THEN 0 ELSE 1 END), 0),"
-              " COALESCE(SUM(CASE WHEN cap_basis = :cap AND redeemed < allotment THEN allotment - redeemed ELSE 0 END), 0),"
+              " AND NOT EXISTS (" + _STALE + ") RETURNING shard")
+# When no free row has room: the rows that are stale, the room left under this cap in all, and
+# how many rows there are.
+_ROOM_LEFT = ("SELECT COALESCE(SUM(CASE WHEN " + _STALE_ROW + " THEN 1 ELSE 0 END), 0),"
+              " COALESCE(SUM(CASE WHEN " + _HAS_ROOM + " THEN allotment - redeemed ELSE 0 END), 0),"
               " COUNT(*) FROM campaign_totals WHERE campaign_id = :c")
 # Every row with room under this cap is held by another transaction: wait for one (PostgreSQL).
 _WAIT_FOR_ROOM = "SELECT shard FROM campaign_totals WHERE " + _ROOM + " ORDER BY shard LIMIT 1{row_lock}"
@@ -63,10 +66,8 @@ _WAIT_FOR_ROOM = "SELECT shard FROM campaign_totals WHERE " + _ROOM + " ORDER BY
 # never holds it, and the same for every cap. NO KEY UPDATE: inserts that refer to the campaign
 # (their foreign key checks) do not wait for it.
 _GATE = "SELECT id FROM campaigns WHERE id = :c{step_lock}"
-# A row whose allotment was not made for this cap (read once the gate is held: the latest).
-_STALE = "SELECT 1 FROM campaign_totals WHERE campaign_id = :c AND (cap_basis IS NULL OR cap_basis <> :cap) LIMIT 1"
 # Every row of the campaign, held until COMMIT (PostgreSQL), to share the cap out.
-_ALL_ROWS = "SELECT shard, redeemed, cap_basis FROM campaign_totals WHERE campaign_id = :c ORDER BY shard{row_lock}"
+_ALL_ROWS = "SELECT shard, redeemed FROM campaign_totals WHERE campaign_id = :c ORDER BY shard{row_lock}"
 # The rows not made yet (SQLite: one), ours until COMMIT: made when the campaign is saved.
 _MAKE_ROWS = ("WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n + 1 < :n)"
               " INSERT INTO campaign_totals (campaign_id, shard, redeemed) SELECT :c, n, 0 FROM s"
@@ -106,20 +107,20 @@ def share_out(conn: sqlite3.Connection, campaign_id: int, cap: int) -> None:
     nothing stays held (the wait at the gate is undone to a savepoint): only the one that shares
     out holds every row, once."""
     make_rows(conn, campaign_id)
-    lock = dialect_of(conn).row_lock
+    dialect = dialect_of(conn)
     conn.execute("SAVEPOINT totals_gate")
-    conn.execute(_GATE.format(step_lock=dialect_of(conn).step_lock), {"c": campaign_id}).fetchall()
-    if conn.execute(_STALE, {"c": campaign_id, "cap": cap}).fetchone() is None:
+    conn.execute(_GATE.format(step_lock=dialect.step_lock), {"c": campaign_id}).fetchall()
+    if conn.execute(_ANY_STALE, {"c": campaign_id, "cap": cap}).fetchone() is None:  # the latest: the gate is held
         conn.execute("ROLLBACK TO totals_gate")  # shared out while this one waited: hold nothing for it
         conn.execute("RELEASE totals_gate")
         return
     conn.execute("RELEASE totals_gate")  # the gate is held to COMMIT, with every row
-    rows = conn.execute(_ALL_ROWS.format(row_lock=lock), {"c": campaign_id}).fetchall()
-    left = max(cap - sum(int(redeemed) for _, redeemed, _ in rows), 0)
+    rows = conn.execute(_ALL_ROWS.format(row_lock=dialect.row_lock), {"c": campaign_id}).fetchall()
+    left = max(cap - sum(int(redeemed) for _, redeemed in rows), 0)
     each, extra = divmod(left, len(rows))
     conn.executemany("UPDATE campaign_totals SET allotment = :a, cap_basis = :cap WHERE campaign_id = :c AND shard = :s",
                      [{"a": int(redeemed) + each + (i < extra), "cap": cap, "c": campaign_id, "s": shard}
-                      for i, (shard, redeemed, _) in enumerate(rows)])
+                      for i, (shard, redeemed) in enumerate(rows)])
 
 
 def _wait_for_room(conn: sqlite3.Connection, params: dict[str, Any]) -> None:
