@@ -100,104 +100,6 @@ def blocked_in(pg: PgConnection, pid: int) -> str:
     return str(pg.raw.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0])
 
 
-@pytest.mark.parametrize("first_ends", ["COMMIT", "ROLLBACK"])
-def test_when_the_only_room_left_is_held_a_redemption_waits_for_it(pg_url: str, pg: PgConnection, first_ends: str) -> None:
-    """The end of a capped pool, step by step: with a cap of 1, a second transaction that counts
-    while the first holds the one row with room waits for that row (refusing then would be
-    wrong: the first may roll back). The first commits: the second refuses, having counted
-    nothing. The first rolls back: the second counts on that room."""
-    campaign_id = shared_out(pg, 1)
-    first, second = pg_connection.connect(pg_url), pg_connection.connect(pg_url)
-    outcome: list[int | None] = []
-    try:
-        first.execute("BEGIN")
-        assert totals.take(first, campaign_id, cap=1) is not None
-        pid = second.raw.execute("SELECT pg_backend_pid()").fetchone()[0]
-
-        def count_in_second() -> None:
-            with transaction(second):
-                outcome.append(totals.take(second, campaign_id, cap=1))
-        waiter = threading.Thread(target=count_in_second)
-        waiter.start()
-        wait_until_blocked(pg, pid)
-        assert "SKIP LOCKED" not in blocked_in(pg, pid) and "redeemed < allotment" in blocked_in(pg, pid)  # waiting for room
-        assert outcome == []
-        first.execute(first_ends)
-        waiter.join(timeout=30)
-        assert outcome == ([None] if first_ends == "COMMIT" else [0])
-        assert totals.redeemed(pg, campaign_id) == 1
-    finally:
-        first.close()
-        second.close()
-
-
-def test_a_cap_lowered_while_a_count_under_the_old_one_is_open_counts_it(pg_url: str, pg: PgConnection) -> None:
-    """Sharing a new cap out waits for the counts still open (they hold their rows), and keeps
-    them: 4 given and 1 open under a cap of 10, lowered to 5: nothing more."""
-    campaign_id = shared_out(pg, 10)
-    for _ in range(4):
-        with transaction(pg):
-            assert totals.take(pg, campaign_id, cap=10) is not None
-    holder, sharer = pg_connection.connect(pg_url), pg_connection.connect(pg_url)
-    outcome: list[int | None] = []
-    try:
-        holder.execute("BEGIN")
-        assert totals.take(holder, campaign_id, cap=10) is not None
-        pid = sharer.raw.execute("SELECT pg_backend_pid()").fetchone()[0]
-
-        def lower() -> None:
-            with transaction(sharer):
-                outcome.append(totals.take(sharer, campaign_id, cap=5))
-        lowering = threading.Thread(target=lower)
-        lowering.start()
-        wait_until_blocked(pg, pid)
-        holder.execute("COMMIT")
-        lowering.join(timeout=30)
-        assert outcome == [None]
-        assert totals.redeemed(pg, campaign_id) == 5
-        assert pg.execute("SELECT count(*) FROM campaign_totals WHERE campaign_id = :c AND redeemed > allotment",
-                          {"c": campaign_id}).fetchone()[0] == 0
-    finally:
-        holder.close()
-        sharer.close()
-
-
-def test_two_transactions_sharing_out_different_caps_at_once_do_not_deadlock(pg_url: str, pg: PgConnection) -> None:
-    """A cap changed while a transaction that read the old one is in flight, one row made stale
-    by an uncapped count: both share out, one after the other (both queue at the campaign's row
-    first). Taking the first *stale* row instead, each waited for the other's (a deadlock)."""
-    campaign_id = shared_out(pg, 5)
-    with transaction(pg):  # what an uncapped count on row 5 leaves behind
-        pg.execute("UPDATE campaign_totals SET redeemed = redeemed + 1, cap_basis = NULL WHERE campaign_id = :c AND shard = 5",
-                   {"c": campaign_id})
-    holder, one, other = (pg_connection.connect(pg_url) for _ in range(3))
-    errors: list[BaseException] = []
-    try:
-        holder.execute("BEGIN")  # holds row 3, so both sharers are under way before either finishes
-        holder.execute("SELECT 1 FROM campaign_totals WHERE campaign_id = :c AND shard = 3 FOR UPDATE", {"c": campaign_id}).fetchall()
-
-        def share(conn: PgConnection, cap: int) -> None:
-            try:
-                with transaction(conn):
-                    conn.raw.execute("SET LOCAL deadlock_timeout = '100ms'")
-                    assert totals.take(conn, campaign_id, cap=cap) is not None
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-        pids = [conn.raw.execute("SELECT pg_backend_pid()").fetchone()[0] for conn in (one, other)]
-        sharers = [threading.Thread(target=share, args=(conn, cap)) for conn, cap in ((one, 6), (other, 5))]
-        for sharer, pid in zip(sharers, pids, strict=True):
-            sharer.start()
-            wait_until_blocked(pg, pid)
-        holder.execute("COMMIT")
-        for sharer in sharers:
-            sharer.join(timeout=30)
-        assert errors == []
-        assert totals.redeemed(pg, campaign_id) == 3
-    finally:
-        for conn in (holder, one, other):
-            conn.close()
-
-
 class Counting:
     """A transaction on a connection and thread of its own that counts once and stays open."""
 
@@ -231,6 +133,73 @@ class Counting:
         if not self.conn.raw.closed:
             self.conn.execute(how)
             self.conn.close()
+
+
+@pytest.mark.parametrize("first_ends", ["COMMIT", "ROLLBACK"])
+def test_when_the_only_room_left_is_held_a_redemption_waits_for_it(pg_url: str, pg: PgConnection, first_ends: str) -> None:
+    """The end of a capped pool, step by step: with a cap of 1, a second transaction that counts
+    while the first holds the one row with room waits for that row (refusing then would be
+    wrong: the first may roll back). The first commits: the second refuses, having counted
+    nothing. The first rolls back: the second counts on that room."""
+    campaign_id = shared_out(pg, 1)
+    first = Counting(pg_url, campaign_id, 1).start()
+    assert first.counted() is not None
+    second = Counting(pg_url, campaign_id, 1).start(pg)
+    try:
+        assert "SKIP LOCKED" not in blocked_in(pg, second.pid) and "redeemed < allotment" in blocked_in(pg, second.pid)
+        assert second.outcome == []  # waiting for room
+        first.end(first_ends)
+        assert second.counted() == (None if first_ends == "COMMIT" else 0)
+    finally:
+        first.end()
+        second.end()
+    assert totals.redeemed(pg, campaign_id) == 1
+
+
+def test_a_cap_lowered_while_a_count_under_the_old_one_is_open_counts_it(pg_url: str, pg: PgConnection) -> None:
+    """Sharing a new cap out waits for the counts still open (they hold their rows), and keeps
+    them: 4 given and 1 open under a cap of 10, lowered to 5: nothing more."""
+    campaign_id = shared_out(pg, 10)
+    for _ in range(4):
+        with transaction(pg):
+            assert totals.take(pg, campaign_id, cap=10) is not None
+    holder = Counting(pg_url, campaign_id, 10).start()
+    assert holder.counted() is not None
+    sharer = Counting(pg_url, campaign_id, 5).start(pg)
+    try:
+        holder.end()
+        assert sharer.counted() is None
+    finally:
+        holder.end()
+        sharer.end()
+    assert totals.redeemed(pg, campaign_id) == 5
+    assert pg.execute("SELECT count(*) FROM campaign_totals WHERE campaign_id = :c AND redeemed > allotment",
+                      {"c": campaign_id}).fetchone()[0] == 0
+
+
+def test_two_transactions_sharing_out_different_caps_at_once_do_not_deadlock(pg_url: str, pg: PgConnection) -> None:
+    """A cap changed while a transaction that read the old one is in flight, one row made stale
+    by an uncapped count: both share out, one after the other (both queue at the campaign's row
+    first). Taking the first *stale* row instead, each waited for the other's (a deadlock)."""
+    campaign_id = shared_out(pg, 5)
+    with transaction(pg):  # what an uncapped count on row 5 leaves behind
+        pg.execute("UPDATE campaign_totals SET redeemed = redeemed + 1, cap_basis = NULL WHERE campaign_id = :c AND shard = 5",
+                   {"c": campaign_id})
+    holder = pg_connection.connect(pg_url)
+    holder.execute("BEGIN")  # holds row 3, so both sharers are under way before either finishes
+    holder.execute("SELECT 1 FROM campaign_totals WHERE campaign_id = :c AND shard = 3 FOR UPDATE", {"c": campaign_id}).fetchall()
+    sharers = [Counting(pg_url, campaign_id, 6).start(pg), Counting(pg_url, campaign_id, 5).start(pg)]
+    try:
+        holder.execute("COMMIT")
+        for sharer in sharers:  # one after the other: the second waits for the first's COMMIT at the gate
+            outcome = sharer.counted()
+            assert outcome is not None and not isinstance(outcome, BaseException), outcome
+            sharer.end()
+    finally:
+        for sharer in sharers:
+            sharer.end()
+        holder.close()
+    assert totals.redeemed(pg, campaign_id) == 3
 
 
 def test_those_that_find_the_cap_shared_out_hold_nothing_for_it(pg_url: str, pg: PgConnection) -> None:
@@ -281,6 +250,28 @@ def test_a_wait_for_room_keeps_no_lock_that_a_sharer_needs(pg_url: str, pg: PgCo
         waiter.end()
         sharer.end()
     assert totals.redeemed(pg, campaign_id) == 5
+
+
+def test_an_uncapped_count_that_waits_for_a_held_row_clears_its_allotment_too(pg_url: str, pg: PgConnection,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The uncapped count's fallback (every counter row held: it waits for one) may also pass a
+    row's allotment, so it too leaves the row stale for a cap set again. Two rows, both held."""
+    campaign_id = shared_out(pg, 10)
+    with transaction(pg):
+        pg.execute("DELETE FROM campaign_totals WHERE campaign_id = :c AND shard >= 2", {"c": campaign_id})
+    monkeypatch.setattr(totals, "SHARDS", 2)
+    holders = [Counting(pg_url, campaign_id, 10).start() for _ in range(2)]
+    assert sorted(holder.counted() for holder in holders) == [0, 1]  # type: ignore[type-var]
+    uncapped = Counting(pg_url, campaign_id, None).start(pg)  # no free row: waits in the fallback
+    try:
+        for holder in holders:
+            holder.end()
+        shard = uncapped.counted()
+    finally:
+        uncapped.end()
+    assert pg.execute("SELECT cap_basis FROM campaign_totals WHERE campaign_id = :c AND shard = :s",
+                      {"c": campaign_id, "s": shard}).fetchone()[0] is None
+    assert totals.redeemed(pg, campaign_id) == 3
 
 
 @pytest.mark.parametrize("cap", [None, 10])
